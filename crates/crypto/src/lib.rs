@@ -1,0 +1,50 @@
+//! Client-side cryptography of enc.
+//!
+//! Everything secret is created and used here, on the client: the server only ever sees the
+//! outputs (an auth key it hashes again, wrapped bundles, ciphertext, signatures). This crate
+//! does no I/O beyond `Read`/`Write` streams handed to it.
+//!
+//! - [`kdf`]: passphrase → Argon2id → HKDF → auth key and key-encryption key.
+//! - [`UserKeys`]: the account's X25519 (age) and Ed25519 secrets, wrapped under the KEK.
+//! - [`VaultKeys`]: a vault's age identities (one per generation) and its name key, wrapped
+//!   to each member's age recipient.
+//! - [`commit_message`]: the exact bytes a device signs when it commits an object version.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+mod bundle;
+mod error;
+pub mod kdf;
+mod seal;
+mod sign;
+mod vault;
+
+pub use bundle::{UserKeys, verifying_key};
+pub use error::CryptoError;
+pub use kdf::{AccountKeys, KdfParams};
+pub use sign::{CommitFields, commit_message, verify_commit};
+pub use vault::{MAX_NAME_LEN, VaultKeys, validate_name};
+
+/// Re-exported so callers name one version of the age crate.
+pub use age;
+
+use base64::Engine as _;
+
+/// Standard base64 (with padding), the encoding of every binary field on the wire.
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Decodes standard base64.
+pub fn unb64(text: &str) -> Result<Vec<u8>, CryptoError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| CryptoError::Malformed("invalid base64"))
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

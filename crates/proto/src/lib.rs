@@ -1,0 +1,445 @@
+//! Wire types of the enc `/v1` API, shared by `enc-server` and `enc-client`.
+//!
+//! Every request type rejects unknown fields. Binary values are standard base64; hashes are
+//! lower-case hex; times are Unix seconds. With the `openapi` feature each type also
+//! describes itself for the OpenAPI document the server serves at `/v1/openapi.json`.
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// The single error shape of every `/v1` response that is not a success.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Machine-readable code plus a human-readable message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorDetail {
+    /// Stable code, e.g. `not_found`, `session_expired`, `too_many_attempts`.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+/// Argon2id parameters the client derives account keys with.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Kdf {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Iterations.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+}
+
+/// `POST /v1/auth/prelogin`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PreloginRequest {
+    /// User name.
+    pub user: String,
+}
+
+/// Salt and KDF parameters; deterministic fakes for unknown users.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PreloginResponse {
+    /// Salt, base64.
+    pub salt: String,
+    /// Argon2id parameters.
+    pub kdf: Kdf,
+}
+
+/// `POST /v1/auth/register`: redeem an invitation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// User name the invitation was made for.
+    pub user: String,
+    /// The one-time invitation token.
+    pub invitation: String,
+    /// Argon2id parameters used for the auth key.
+    pub kdf: Kdf,
+    /// Auth key derived from the passphrase, base64.
+    pub auth_key: String,
+    /// The account's age recipient (`age1…`).
+    pub x25519_recipient: String,
+    /// The account's Ed25519 public key, base64.
+    pub ed25519_public: String,
+    /// The account's secret keys wrapped under the key-encryption key, base64.
+    pub wrapped_keys: String,
+    /// Keys of the `default` vault wrapped to the account's recipient, base64.
+    pub default_vault_keys: String,
+}
+
+/// `POST /v1/auth/login` with the passphrase-derived auth key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// User name.
+    pub user: String,
+    /// Auth key, base64.
+    pub auth_key: String,
+}
+
+/// `POST /v1/auth/ssh/challenge`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SshChallengeRequest {
+    /// User name.
+    pub user: String,
+}
+
+/// A challenge to sign with an SSH key (namespace `enc-login`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SshChallengeResponse {
+    /// Challenge id.
+    pub id: String,
+    /// Bytes to sign, base64.
+    pub challenge: String,
+}
+
+/// `POST /v1/auth/ssh/login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SshLoginRequest {
+    /// User name.
+    pub user: String,
+    /// Challenge id.
+    pub id: String,
+    /// SSH signature (`-----BEGIN SSH SIGNATURE-----` armor) over the challenge.
+    pub signature: String,
+}
+
+/// A new session and what the client needs to use the account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LoginResponse {
+    /// Bearer token; shown once.
+    pub token: String,
+    /// Session id (for `enc session ls/revoke`).
+    pub session_id: String,
+    /// User name.
+    pub user: String,
+    /// Role.
+    pub role: String,
+    /// Idle timeout of the session in seconds.
+    pub idle_timeout_secs: u64,
+    /// Account keys wrapped under the passphrase KEK, base64.
+    pub wrapped_keys: String,
+    /// Account keys wrapped under the SSH-derived key, when this was an SSH login and the key
+    /// carries one.
+    pub ssh_wrapped_keys: Option<String>,
+    /// The account's age recipient.
+    pub x25519_recipient: String,
+    /// The account's Ed25519 public key, base64.
+    pub ed25519_public: String,
+}
+
+/// `GET /v1/me`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MeResponse {
+    /// User name.
+    pub user: String,
+    /// Role.
+    pub role: String,
+    /// Current session id.
+    pub session_id: String,
+    /// Idle timeout in seconds.
+    pub idle_timeout_secs: u64,
+}
+
+/// One session of the caller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionInfo {
+    /// Session id.
+    pub id: String,
+    /// Creation time.
+    pub created: i64,
+    /// Last authenticated request.
+    pub last_seen: i64,
+    /// Whether this is the session making the request.
+    pub current: bool,
+    /// How it was opened: `passphrase`, `ssh` or `register`.
+    pub method: String,
+}
+
+/// `POST /v1/ssh-keys`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AddSshKeyRequest {
+    /// OpenSSH public key line (`ssh-ed25519 AAAA… comment`).
+    pub public_key: String,
+    /// Account keys wrapped under a key derived from this SSH key, base64 (optional).
+    pub wrapped_keys: Option<String>,
+}
+
+/// A registered SSH key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SshKeyInfo {
+    /// `SHA256:…` fingerprint.
+    pub fingerprint: String,
+    /// Comment of the key.
+    pub comment: String,
+    /// Added at.
+    pub created: i64,
+}
+
+/// `POST /v1/users` (admin).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// New user name.
+    pub name: String,
+    /// Role name from the policy.
+    pub role: String,
+}
+
+/// The invitation for a new user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct InvitationResponse {
+    /// User name.
+    pub name: String,
+    /// One-time token for `enc register`.
+    pub invitation: String,
+    /// Expiry time.
+    pub expires_at: i64,
+}
+
+/// `PUT /v1/users/{name}/role`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetRoleRequest {
+    /// Role name from the policy.
+    pub role: String,
+}
+
+/// A user, as an admin sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UserInfo {
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// `active` or `invited`.
+    pub state: String,
+    /// Bytes stored in vaults the user owns.
+    pub usage_bytes: u64,
+    /// Created at.
+    pub created: i64,
+}
+
+/// Public keys of a user, for sharing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PublicKeys {
+    /// Name.
+    pub user: String,
+    /// age recipient.
+    pub x25519_recipient: String,
+    /// Ed25519 public key, base64.
+    pub ed25519_public: String,
+}
+
+/// `POST /v1/vaults`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateVaultRequest {
+    /// Vault name (letters, digits, `-`, `_`, `.`; 1–64).
+    pub name: String,
+    /// The vault keys wrapped to the creator's recipient, base64.
+    pub wrapped_keys: String,
+}
+
+/// A vault the caller can use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct VaultInfo {
+    /// Vault id.
+    pub id: String,
+    /// Owner's user name.
+    pub owner: String,
+    /// Vault name.
+    pub name: String,
+    /// Key generation new objects must be encrypted to.
+    pub generation: u32,
+    /// The vault keys wrapped to the caller, base64.
+    pub wrapped_keys: String,
+    /// Number of objects.
+    pub objects: u64,
+    /// Bytes stored (all versions).
+    pub bytes: u64,
+}
+
+/// `POST /v1/vaults/{id}/members` (share).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberRequest {
+    /// User to share with.
+    pub user: String,
+    /// The vault keys wrapped to that user's recipient, base64.
+    pub wrapped_keys: String,
+}
+
+/// A member of a vault.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MemberInfo {
+    /// User name.
+    pub user: String,
+    /// Their age recipient.
+    pub x25519_recipient: String,
+    /// Whether they own the vault.
+    pub owner: bool,
+}
+
+/// `POST /v1/vaults/{id}/unshare`: remove a member and move to a new key generation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UnshareRequest {
+    /// Member to remove.
+    pub user: String,
+    /// The new generation (current + 1).
+    pub generation: u32,
+    /// New wrapped keys for every remaining member.
+    pub rewrapped: Vec<MemberKeys>,
+}
+
+/// Wrapped vault keys for one member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MemberKeys {
+    /// User name.
+    pub user: String,
+    /// Wrapped keys, base64.
+    pub wrapped_keys: String,
+}
+
+/// Answer to a streamed upload (`PUT /v1/vaults/{id}/uploads`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UploadReceipt {
+    /// Upload id; becomes the version id on commit.
+    pub upload_id: String,
+    /// Bytes received.
+    pub size: u64,
+    /// SHA-256 of the bytes received, hex.
+    pub sha256: String,
+}
+
+/// `POST /v1/vaults/{id}/objects`: make an upload visible as a version of a name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    /// Upload id from the receipt.
+    pub upload_id: String,
+    /// Encrypted name.
+    pub enc_name: String,
+    /// Size the client sent.
+    pub size: u64,
+    /// SHA-256 the client computed, hex.
+    pub sha256: String,
+    /// Version this commit creates (latest + 1; 1 for a new name).
+    pub version: u64,
+    /// Key generation the content is encrypted to.
+    pub generation: u32,
+    /// Ed25519 signature over the commit message, base64.
+    pub signature: String,
+}
+
+/// One stored version of a name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct VersionInfo {
+    /// Version id (download with `GET /v1/vaults/{id}/blobs/{version_id}`).
+    pub id: String,
+    /// Version number.
+    pub version: u64,
+    /// Ciphertext size.
+    pub size: u64,
+    /// Ciphertext SHA-256, hex.
+    pub sha256: String,
+    /// Key generation.
+    pub generation: u32,
+    /// Signature by the author.
+    pub signature: String,
+    /// Author's user name.
+    pub author: String,
+    /// Author's Ed25519 public key, base64.
+    pub author_key: String,
+    /// Commit time.
+    pub created: i64,
+}
+
+/// A name in a vault with its versions (newest first).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ObjectInfo {
+    /// Encrypted name.
+    pub enc_name: String,
+    /// Versions, newest first (only the latest in listings).
+    pub versions: Vec<VersionInfo>,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditEntry {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// Time.
+    pub ts: i64,
+    /// Acting user (or `-`).
+    pub actor: String,
+    /// What happened, e.g. `login.failure`.
+    pub action: String,
+    /// What it happened to.
+    pub target: String,
+    /// `ok` or `denied`/`failed`.
+    pub outcome: String,
+    /// Keyed hash of the client address.
+    pub client: String,
+    /// Hash of the previous entry.
+    pub prev_hash: String,
+    /// Hash of this entry.
+    pub hash: String,
+}
+
+/// `GET /v1/audit` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditResponse {
+    /// Entries in chain order.
+    pub entries: Vec<AuditEntry>,
+    /// Whether the server checked the whole chain and found it intact (admins only; `null`
+    /// for others).
+    pub chain_verified: Option<bool>,
+}

@@ -1,0 +1,82 @@
+//! `GET /v1/audit`: a user's own entries, or (with `read_all_audit`) the whole chain.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use enc_crypto::audit::{AuditFields, GENESIS, audit_hash};
+use enc_proto::{AuditEntry, AuditResponse};
+use enc_store::AuditRow;
+use serde::Deserialize;
+
+use crate::auth::Session;
+use crate::error::ApiResult;
+use crate::policy::Permission;
+use crate::state::AppState;
+
+/// Query of `GET /v1/audit`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Every user's entries (needs `read_all_audit`); otherwise only the caller's.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// Whether each entry's hash is right and chains to the one before, from the genesis.
+pub fn chain_intact(rows: &[AuditRow]) -> bool {
+    let mut prev = GENESIS.to_string();
+    for (i, r) in rows.iter().enumerate() {
+        let fields = AuditFields {
+            seq: r.seq,
+            ts: r.ts,
+            actor: &r.actor,
+            action: &r.action,
+            target: &r.target,
+            outcome: &r.outcome,
+            client: &r.client,
+        };
+        if r.seq != i as i64 + 1 || r.prev_hash != prev || audit_hash(&prev, &fields) != r.hash {
+            return false;
+        }
+        prev = r.hash.clone();
+    }
+    true
+}
+
+/// `GET /v1/audit`.
+#[utoipa::path(get, path = "/v1/audit", params(AuditQuery),
+    responses((status = 200, body = AuditResponse)), tag = "audit")]
+pub async fn list(
+    State(state): State<AppState>,
+    s: Session,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<AuditResponse>> {
+    let admin = state.policy.allows(&s.user.role, Permission::ReadAllAudit);
+    let (rows, verified) = if q.all && admin {
+        let rows = state.meta.audit_list(None).await?;
+        let ok = chain_intact(&rows);
+        (rows, Some(ok))
+    } else if q.all {
+        return Err(crate::error::ApiError::Forbidden(
+            "reading every user's audit entries needs read_all_audit".into(),
+        ));
+    } else {
+        (state.meta.audit_list(Some(&s.user.id)).await?, None)
+    };
+    Ok(Json(AuditResponse {
+        entries: rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                seq: r.seq,
+                ts: r.ts,
+                actor: r.actor,
+                action: r.action,
+                target: r.target,
+                outcome: r.outcome,
+                client: r.client,
+                prev_hash: r.prev_hash,
+                hash: r.hash,
+            })
+            .collect(),
+        chain_verified: verified,
+    }))
+}

@@ -1,0 +1,652 @@
+//! Accounts and sessions: invitation, registration, passphrase and SSH-key login, throttling,
+//! logout, session listing and revocation.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use enc_proto::*;
+use enc_store::{NewInvitation, Registration, SessionLookup, SessionRow, SshKeyRow, UserRow};
+use rand::RngCore;
+
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::serve::ClientAddr;
+use crate::state::AppState;
+use crate::{now, random_token, token_hash};
+
+/// Failures allowed before backoff starts.
+pub const FREE_FAILURES: i64 = 5;
+
+/// Backoff after the n-th consecutive failure: none for the first four, then 2, 4, 8 … s,
+/// capped at 15 minutes.
+pub fn backoff(failures: i64) -> i64 {
+    if failures < FREE_FAILURES {
+        0
+    } else {
+        let exp = (failures - FREE_FAILURES + 1).min(10) as u32;
+        (1i64 << exp).min(900)
+    }
+}
+
+/// An authenticated request.
+pub struct Session {
+    /// The user.
+    pub user: UserRow,
+    /// Session id.
+    pub session_id: String,
+    /// Keyed hash of the client address.
+    pub client: String,
+}
+
+/// Keyed hash of the client address, for audit and throttling.
+pub struct Client(pub String);
+
+fn client_of(state: &AppState, parts: &Parts) -> String {
+    let ip = parts
+        .extensions
+        .get::<ClientAddr>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    state.keyed_hash("client", ip.as_bytes())
+}
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        Ok(Self(client_of(state, parts)))
+    }
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthenticated)?;
+        let idle = state.config.session_idle_timeout.as_secs() as i64;
+        match state
+            .meta
+            .touch_session(&token_hash(token), now(), idle)
+            .await?
+        {
+            SessionLookup::Valid(session, user) => Ok(Self {
+                user,
+                session_id: session.id,
+                client: client_of(state, parts),
+            }),
+            SessionLookup::Expired => Err(ApiError::SessionExpired),
+            SessionLookup::Unknown => Err(ApiError::Unauthenticated),
+        }
+    }
+}
+
+/// Checks a user name: 1–64 of `a-z 0-9 . _ -`, starting with a letter or digit.
+pub fn validate_user_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "invalid user name {name:?}: use 1-64 lower-case letters, digits, '.', '_' or '-'"
+        )))
+    }
+}
+
+/// Creates (or renews) an invitation; returns the token and its expiry. Used by the admin
+/// API and by `enc-server user create`.
+pub async fn invite(
+    meta: &enc_store::Meta,
+    name: &str,
+    role: &str,
+    ttl_secs: i64,
+) -> ApiResult<(String, i64)> {
+    validate_user_name(name)?;
+    let token = random_token("enci_");
+    let mut salt = vec![0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    let expires = now() + ttl_secs;
+    meta.invite_user(NewInvitation {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: name.to_string(),
+        role: role.to_string(),
+        salt,
+        invite_hash: token_hash(&token),
+        expires,
+        now: now(),
+    })
+    .await
+    .map_err(|e| match e {
+        enc_store::StoreError::Conflict(_) => {
+            ApiError::Conflict(format!("user {name} already exists"))
+        }
+        other => other.into(),
+    })?;
+    Ok((token, expires))
+}
+
+fn kdf_of(user: &UserRow) -> Kdf {
+    if user.kdf_m == 0 {
+        // Invited: the client chooses at registration; tell it the default.
+        let d = enc_crypto::KdfParams::default();
+        Kdf {
+            m_kib: d.m_kib,
+            t: d.t,
+            p: d.p,
+        }
+    } else {
+        Kdf {
+            m_kib: user.kdf_m as u32,
+            t: user.kdf_t as u32,
+            p: user.kdf_p as u32,
+        }
+    }
+}
+
+/// `POST /v1/auth/prelogin`: salt and KDF parameters; deterministic fakes for unknown users.
+#[utoipa::path(post, path = "/v1/auth/prelogin", request_body = PreloginRequest,
+    responses((status = 200, body = PreloginResponse)), tag = "auth")]
+pub async fn prelogin(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<PreloginRequest>,
+) -> ApiResult<Json<PreloginResponse>> {
+    let (salt, kdf) = match state.meta.user_by_name(&req.user).await? {
+        Some(u) => (u.salt.clone(), kdf_of(&u)),
+        None => {
+            let fake = state.keyed_hash("fake-salt", req.user.as_bytes());
+            let d = enc_crypto::KdfParams::default();
+            (
+                hex::decode(fake).expect("hex"),
+                Kdf {
+                    m_kib: d.m_kib,
+                    t: d.t,
+                    p: d.p,
+                },
+            )
+        }
+    };
+    Ok(Json(PreloginResponse {
+        salt: enc_crypto::b64(&salt),
+        kdf,
+    }))
+}
+
+async fn hash_auth_key(key: Vec<u8>) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        argon2::Argon2::default()
+            .hash_password(&key, &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+async fn verify_auth_key(key: Vec<u8>, stored: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&stored)
+            .map(|h| argon2::Argon2::default().verify_password(&key, &h).is_ok())
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn decode_key(b64: &str) -> ApiResult<Vec<u8>> {
+    let key = enc_crypto::unb64(b64)
+        .map_err(|_| ApiError::BadRequest("auth_key is not base64".into()))?;
+    if key.len() != 32 {
+        return Err(ApiError::BadRequest("auth_key must be 32 bytes".into()));
+    }
+    Ok(key)
+}
+
+async fn new_session(
+    state: &AppState,
+    user: &UserRow,
+    method: &str,
+    ssh_wrapped: Option<String>,
+) -> ApiResult<LoginResponse> {
+    let token = random_token("encs_");
+    let id = uuid::Uuid::new_v4().to_string();
+    state
+        .meta
+        .create_session(SessionRow {
+            id: id.clone(),
+            token_hash: token_hash(&token),
+            user_id: user.id.clone(),
+            method: method.to_string(),
+            created: now(),
+            last_seen: now(),
+        })
+        .await?;
+    Ok(LoginResponse {
+        token,
+        session_id: id,
+        user: user.name.clone(),
+        role: user.role.clone(),
+        idle_timeout_secs: state.config.session_idle_timeout.as_secs(),
+        wrapped_keys: user.wrapped_keys.clone().unwrap_or_default(),
+        ssh_wrapped_keys: ssh_wrapped,
+        x25519_recipient: user.x25519_recipient.clone().unwrap_or_default(),
+        ed25519_public: user.ed25519_public.clone().unwrap_or_default(),
+    })
+}
+
+/// `POST /v1/auth/register`: redeem an invitation and upload the account's public keys and
+/// wrapped secrets; creates the `default` vault and a first session.
+#[utoipa::path(post, path = "/v1/auth/register", request_body = RegisterRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody)), tag = "auth")]
+pub async fn register(
+    State(state): State<AppState>,
+    Client(client): Client,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    validate_user_name(&req.user)?;
+    let key = decode_key(&req.auth_key)?;
+    enc_crypto::KdfParams {
+        m_kib: req.kdf.m_kib,
+        t: req.kdf.t,
+        p: req.kdf.p,
+    }
+    .check()
+    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if req
+        .x25519_recipient
+        .parse::<enc_crypto::age::x25519::Recipient>()
+        .is_err()
+    {
+        return Err(ApiError::BadRequest(
+            "x25519_recipient is not an age recipient".into(),
+        ));
+    }
+    enc_crypto::verifying_key(&req.ed25519_public)
+        .map_err(|_| ApiError::BadRequest("ed25519_public is not an Ed25519 public key".into()))?;
+    for (field, v) in [
+        ("wrapped_keys", &req.wrapped_keys),
+        ("default_vault_keys", &req.default_vault_keys),
+    ] {
+        if enc_crypto::unb64(v).is_err() || v.len() > 64 * 1024 {
+            return Err(ApiError::BadRequest(format!(
+                "{field} must be base64, at most 64 KiB"
+            )));
+        }
+    }
+    let auth_hash = hash_auth_key(key).await?;
+    let user = state
+        .meta
+        .register_user(Registration {
+            name: req.user.clone(),
+            invite_hash: token_hash(&req.invitation),
+            now: now(),
+            kdf: (req.kdf.m_kib.into(), req.kdf.t.into(), req.kdf.p.into()),
+            auth_hash,
+            x25519_recipient: req.x25519_recipient,
+            ed25519_public: req.ed25519_public,
+            wrapped_keys: req.wrapped_keys,
+            default_vault_id: uuid::Uuid::new_v4().to_string(),
+            default_vault_keys: req.default_vault_keys,
+        })
+        .await;
+    let user = match user {
+        Ok(u) => u,
+        Err(enc_store::StoreError::NotFound) => {
+            state
+                .audit(
+                    &req.user,
+                    None,
+                    "user.register",
+                    &req.user,
+                    "denied",
+                    &client,
+                )
+                .await;
+            return Err(ApiError::Forbidden(
+                "invitation is invalid, used or expired; ask an admin for a new one".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    state
+        .audit(
+            &user.name,
+            Some(&user.id),
+            "user.register",
+            &user.name,
+            "ok",
+            &client,
+        )
+        .await;
+    Ok(Json(new_session(&state, &user, "register", None).await?))
+}
+
+/// Refuses with 429 while either the account or the client address is backing off.
+async fn check_throttle(state: &AppState, keys: &[String]) -> ApiResult<()> {
+    let now = now();
+    for key in keys {
+        if let Some(t) = state.meta.throttle_get(key).await?
+            && t.failures >= FREE_FAILURES
+            && t.next_allowed > now
+        {
+            return Err(ApiError::TooManyAttempts((t.next_allowed - now) as u64));
+        }
+    }
+    Ok(())
+}
+
+async fn record_failure(state: &AppState, keys: &[String]) -> ApiResult<()> {
+    for key in keys {
+        state.meta.throttle_fail(key, now(), backoff).await?;
+    }
+    Ok(())
+}
+
+fn throttle_keys(user: &str, client: &str) -> Vec<String> {
+    vec![format!("user:{user}"), format!("client:{client}")]
+}
+
+/// `POST /v1/auth/login` with the passphrase-derived auth key.
+#[utoipa::path(post, path = "/v1/auth/login", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody)), tag = "auth")]
+pub async fn login(
+    State(state): State<AppState>,
+    Client(client): Client,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    let key = decode_key(&req.auth_key)?;
+    let keys = throttle_keys(&req.user, &client);
+    if let Err(e) = check_throttle(&state, &keys).await {
+        state
+            .audit(
+                &req.user,
+                None,
+                "login.throttled",
+                &req.user,
+                "denied",
+                &client,
+            )
+            .await;
+        return Err(e);
+    }
+    let user = state.meta.user_by_name(&req.user).await?;
+    let stored = user
+        .as_ref()
+        .and_then(|u| u.auth_hash.clone())
+        .unwrap_or_else(|| state.dummy_hash.clone());
+    let ok = verify_auth_key(key, stored).await;
+    match user {
+        Some(user) if ok && user.state == "active" => {
+            for k in &keys {
+                state.meta.throttle_clear(k).await?;
+            }
+            state
+                .audit(
+                    &user.name,
+                    Some(&user.id),
+                    "login",
+                    &user.name,
+                    "ok",
+                    &client,
+                )
+                .await;
+            Ok(Json(new_session(&state, &user, "passphrase", None).await?))
+        }
+        user => {
+            record_failure(&state, &keys).await?;
+            let id = user.as_ref().map(|u| u.id.as_str());
+            state
+                .audit(&req.user, id, "login.failure", &req.user, "failed", &client)
+                .await;
+            Err(ApiError::BadCredentials)
+        }
+    }
+}
+
+/// `POST /v1/auth/ssh/challenge`: a random challenge for an SSH-key login.
+#[utoipa::path(post, path = "/v1/auth/ssh/challenge", request_body = SshChallengeRequest,
+    responses((status = 200, body = SshChallengeResponse)), tag = "auth")]
+pub async fn ssh_challenge(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<SshChallengeRequest>,
+) -> ApiResult<Json<SshChallengeResponse>> {
+    validate_user_name(&req.user)?;
+    let mut challenge = vec![0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut challenge);
+    let id = uuid::Uuid::new_v4().to_string();
+    state
+        .meta
+        .put_challenge(&id, &req.user, &challenge, now() + 120)
+        .await?;
+    Ok(Json(SshChallengeResponse {
+        id,
+        challenge: enc_crypto::b64(&challenge),
+    }))
+}
+
+/// The SSH signature namespace of login challenges.
+pub const SSH_NAMESPACE: &str = "enc-login";
+
+/// `POST /v1/auth/ssh/login`: the challenge signed by a registered Ed25519 SSH key.
+#[utoipa::path(post, path = "/v1/auth/ssh/login", request_body = SshLoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody)), tag = "auth")]
+pub async fn ssh_login(
+    State(state): State<AppState>,
+    Client(client): Client,
+    ApiJson(req): ApiJson<SshLoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    let keys = throttle_keys(&req.user, &client);
+    check_throttle(&state, &keys).await?;
+    let challenge = state.meta.take_challenge(&req.id, &req.user, now()).await?;
+    let user = state.meta.user_by_name(&req.user).await?;
+    let sig = ssh_key::SshSig::from_pem(req.signature.as_bytes()).ok();
+    let mut matched = None;
+    if let (Some(challenge), Some(user), Some(sig)) = (&challenge, &user, &sig) {
+        for k in state.meta.ssh_keys(&user.id).await? {
+            if let Ok(pk) = ssh_key::PublicKey::from_openssh(&k.public_key)
+                && pk.verify(SSH_NAMESPACE, challenge, sig).is_ok()
+            {
+                matched = Some(k);
+                break;
+            }
+        }
+    }
+    match (user, matched) {
+        (Some(user), Some(key)) if user.state == "active" => {
+            for k in &keys {
+                state.meta.throttle_clear(k).await?;
+            }
+            state
+                .audit(
+                    &user.name,
+                    Some(&user.id),
+                    "login.ssh",
+                    &key.fingerprint,
+                    "ok",
+                    &client,
+                )
+                .await;
+            Ok(Json(
+                new_session(&state, &user, "ssh", key.wrapped_keys).await?,
+            ))
+        }
+        (user, _) => {
+            record_failure(&state, &keys).await?;
+            let id = user.as_ref().map(|u| u.id.as_str());
+            state
+                .audit(
+                    &req.user,
+                    id,
+                    "login.ssh.failure",
+                    &req.user,
+                    "failed",
+                    &client,
+                )
+                .await;
+            Err(ApiError::BadCredentials)
+        }
+    }
+}
+
+/// `POST /v1/auth/logout`: ends the calling session on the server.
+#[utoipa::path(post, path = "/v1/auth/logout", responses((status = 204)), tag = "auth")]
+pub async fn logout(State(state): State<AppState>, s: Session) -> ApiResult<StatusCode> {
+    state.meta.delete_session(&s.user.id, &s.session_id).await?;
+    state
+        .audit(
+            &s.user.name,
+            Some(&s.user.id),
+            "logout",
+            &s.session_id,
+            "ok",
+            &s.client,
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/me`.
+#[utoipa::path(get, path = "/v1/me", responses((status = 200, body = MeResponse)), tag = "auth")]
+pub async fn me(State(state): State<AppState>, s: Session) -> Json<MeResponse> {
+    Json(MeResponse {
+        user: s.user.name,
+        role: s.user.role,
+        session_id: s.session_id,
+        idle_timeout_secs: state.config.session_idle_timeout.as_secs(),
+    })
+}
+
+/// `GET /v1/sessions`: the caller's sessions.
+#[utoipa::path(get, path = "/v1/sessions", responses((status = 200, body = Vec<SessionInfo>)), tag = "auth")]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    s: Session,
+) -> ApiResult<Json<Vec<SessionInfo>>> {
+    let rows = state.meta.list_sessions(&s.user.id).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| SessionInfo {
+                current: r.id == s.session_id,
+                id: r.id,
+                created: r.created,
+                last_seen: r.last_seen,
+                method: r.method,
+            })
+            .collect(),
+    ))
+}
+
+/// `DELETE /v1/sessions/{id}`: revokes one of the caller's sessions.
+#[utoipa::path(delete, path = "/v1/sessions/{id}", responses((status = 204), (status = 404, body = ErrorBody)), tag = "auth")]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if !state.meta.delete_session(&s.user.id, &id).await? {
+        return Err(ApiError::NotFound("session"));
+    }
+    state
+        .audit(
+            &s.user.name,
+            Some(&s.user.id),
+            "session.revoke",
+            &id,
+            "ok",
+            &s.client,
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/ssh-keys`: registers an Ed25519 SSH public key for login.
+#[utoipa::path(post, path = "/v1/ssh-keys", request_body = AddSshKeyRequest,
+    responses((status = 200, body = SshKeyInfo), (status = 400, body = ErrorBody)), tag = "auth")]
+pub async fn add_ssh_key(
+    State(state): State<AppState>,
+    s: Session,
+    ApiJson(req): ApiJson<AddSshKeyRequest>,
+) -> ApiResult<Json<SshKeyInfo>> {
+    let pk = ssh_key::PublicKey::from_openssh(req.public_key.trim())
+        .map_err(|_| ApiError::BadRequest("not an OpenSSH public key line".into()))?;
+    if pk.algorithm() != ssh_key::Algorithm::Ed25519 {
+        return Err(ApiError::BadRequest(
+            "only ssh-ed25519 keys are supported".into(),
+        ));
+    }
+    if let Some(w) = &req.wrapped_keys
+        && (enc_crypto::unb64(w).is_err() || w.len() > 64 * 1024)
+    {
+        return Err(ApiError::BadRequest(
+            "wrapped_keys must be base64, at most 64 KiB".into(),
+        ));
+    }
+    let fingerprint = pk.fingerprint(ssh_key::HashAlg::Sha256).to_string();
+    let row = SshKeyRow {
+        user_id: s.user.id.clone(),
+        fingerprint: fingerprint.clone(),
+        public_key: pk
+            .to_openssh()
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        comment: pk.comment().to_string(),
+        wrapped_keys: req.wrapped_keys,
+        created: now(),
+    };
+    state.meta.add_ssh_key(row.clone()).await?;
+    state
+        .audit(
+            &s.user.name,
+            Some(&s.user.id),
+            "ssh_key.add",
+            &fingerprint,
+            "ok",
+            &s.client,
+        )
+        .await;
+    Ok(Json(SshKeyInfo {
+        fingerprint,
+        comment: row.comment,
+        created: row.created,
+    }))
+}
+
+/// `GET /v1/ssh-keys`.
+#[utoipa::path(get, path = "/v1/ssh-keys", responses((status = 200, body = Vec<SshKeyInfo>)), tag = "auth")]
+pub async fn list_ssh_keys(
+    State(state): State<AppState>,
+    s: Session,
+) -> ApiResult<Json<Vec<SshKeyInfo>>> {
+    Ok(Json(
+        state
+            .meta
+            .ssh_keys(&s.user.id)
+            .await?
+            .into_iter()
+            .map(|k| SshKeyInfo {
+                fingerprint: k.fingerprint,
+                comment: k.comment,
+                created: k.created,
+            })
+            .collect(),
+    ))
+}
+
+/// Computes the dummy hash used to equalise timing for unknown users.
+pub fn dummy_hash() -> String {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    argon2::Argon2::default()
+        .hash_password(b"enc-dummy-auth-key-of-32-bytes!!", &salt)
+        .expect("hashing a constant works")
+        .to_string()
+}

@@ -1,0 +1,289 @@
+//! The `enc-server` command line: serve (the default), `user create`, `cert fingerprint`,
+//! `cert export`, `--generate-config`, `--generate-policy`, `--validate`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, DEFAULT_CONFIG, parse_duration, parse_size};
+use crate::policy::{DEFAULT_POLICY, Policy};
+use crate::serve::ServeLimits;
+
+/// Zero-knowledge encrypted storage server.
+///
+/// With no arguments it serves HTTPS on 127.0.0.1:8443 with data in ./enc-data (SQLite and
+/// local files), making a self-signed certificate at first start. Settings come from
+/// --config FILE, then ENC_* environment variables, then flags (each overriding the last).
+#[derive(Debug, Parser)]
+#[command(
+    name = "enc-server",
+    version,
+    after_help = "First admin: `enc-server user create alice --role admin` prints an invitation token; then `enc register --server https://HOST:8443 --user alice --token TOKEN`."
+)]
+pub struct Cli {
+    /// TOML configuration file (see --generate-config).
+    #[arg(long, env = "ENC_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./enc-data].
+    #[arg(long, env = "ENC_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8443]; port 0 picks a free one.
+    #[arg(long, env = "ENC_LISTEN")]
+    pub listen: Option<String>,
+    /// PEM certificate chain to serve instead of the self-signed one.
+    #[arg(long, env = "ENC_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ENC_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Extra DNS name or IP for the self-signed certificate (repeatable).
+    #[arg(long = "tls-name", global = true)]
+    pub tls_names: Vec<String>,
+    /// Serve plain HTTP; only behind a TLS-terminating proxy.
+    #[arg(long, env = "ENC_INSECURE_HTTP")]
+    pub insecure_http: bool,
+    /// Idle time after which sessions end, e.g. 600s, 10m [default: 600s].
+    #[arg(long, env = "ENC_SESSION_IDLE_TIMEOUT", value_parser = parse_duration)]
+    pub session_idle_timeout: Option<Duration>,
+    /// Largest object accepted, e.g. 10GiB [default: 64GiB].
+    #[arg(long, env = "ENC_MAX_OBJECT_SIZE", value_parser = parse_size)]
+    pub max_object_size: Option<u64>,
+    /// Role policy file (see --generate-policy).
+    #[arg(long, env = "ENC_POLICY_FILE", global = true)]
+    pub policy_file: Option<PathBuf>,
+    /// Log filter, e.g. info, debug [default: info].
+    #[arg(long, env = "ENC_LOG")]
+    pub log: Option<String>,
+    /// Print a documented default configuration and exit.
+    #[arg(long)]
+    pub generate_config: bool,
+    /// Print the built-in role policy and exit.
+    #[arg(long)]
+    pub generate_policy: bool,
+    /// Check the configuration (file, environment, flags, policy, TLS files) and exit.
+    #[arg(long)]
+    pub validate: bool,
+    /// Subcommand (none: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage users on this machine (works while the server runs).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// The server's TLS certificate.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+/// `enc-server user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Invite a user: prints a one-time invitation token alone on stdout.
+    Create {
+        /// User name (lower-case letters, digits, '.', '_', '-').
+        name: String,
+        /// Role from the policy (built-in: admin, user).
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// Validity of the token, e.g. 24h, 7d [default: invitation_ttl, 24h].
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<Duration>,
+    },
+}
+
+/// `enc-server cert …`.
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Print the certificate's SHA256 fingerprint (what `enc --fingerprint` pins).
+    Fingerprint,
+    /// Print the certificate as PEM (for restic --cacert, curl --cacert, …).
+    Export,
+}
+
+impl Cli {
+    /// Layers file < environment/flags into one configuration.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(p) => Config::from_file(p)?,
+            None => Config::default(),
+        };
+        if let Some(v) = &self.data_dir {
+            c.data_dir = v.clone();
+        }
+        if let Some(v) = &self.listen {
+            c.listen = v.clone();
+        }
+        if let Some(v) = &self.tls_cert {
+            c.tls.cert = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_key {
+            c.tls.key = Some(v.clone());
+        }
+        c.tls.names.extend(self.tls_names.iter().cloned());
+        if self.insecure_http {
+            c.tls.insecure_http = true;
+        }
+        if let Some(v) = self.session_idle_timeout {
+            c.session_idle_timeout = v;
+        }
+        if let Some(v) = self.max_object_size {
+            c.limits.max_object_size = v;
+        }
+        if let Some(v) = &self.policy_file {
+            c.policy_file = Some(v.clone());
+        }
+        if let Some(v) = &self.log {
+            c.log = v.clone();
+        }
+        c.check()?;
+        Ok(c)
+    }
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.generate_config {
+        print!("{DEFAULT_CONFIG}");
+        return Ok(());
+    }
+    if cli.generate_policy {
+        print!("{DEFAULT_POLICY}");
+        return Ok(());
+    }
+    let config = cli.config()?;
+    let policy = match &config.policy_file {
+        Some(p) => Policy::from_file(p)?,
+        None => Policy::default(),
+    };
+    match cli.command {
+        Some(Command::User(UserCommand::Create {
+            name,
+            role,
+            expires,
+        })) => user_create(&config, &policy, &name, &role, expires).await,
+        Some(Command::Cert(cmd)) => cert(&config, cmd),
+        None if cli.validate => {
+            if let (Some(c), Some(k)) = (&config.tls.cert, &config.tls.key) {
+                crate::tls::server_config(c, k)?;
+            }
+            eprintln!("configuration is valid");
+            Ok(())
+        }
+        None => serve(config).await,
+    }
+}
+
+async fn user_create(
+    config: &Config,
+    policy: &Policy,
+    name: &str,
+    role: &str,
+    expires: Option<Duration>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        policy.has_role(role),
+        "unknown role {role:?}; roles are: {}",
+        policy.role_names().join(", ")
+    );
+    let meta = crate::open_meta(&config.data_dir).await?;
+    let ttl = expires.unwrap_or(config.invitation_ttl).as_secs() as i64;
+    let (token, expires_at) = crate::auth::invite(&meta, name, role, ttl)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let entry = enc_store::NewAudit {
+        ts: crate::now(),
+        actor: "server-console".into(),
+        actor_id: None,
+        action: "user.create".into(),
+        target: format!("{name} role={role}"),
+        outcome: "ok".into(),
+        client: "local".into(),
+    };
+    meta.audit_append(entry).await?;
+    eprintln!(
+        "invitation for {name} (role {role}), valid for {} h; they run:\n  enc register --server https://HOST:PORT --user {name} --token <token>",
+        (expires_at - crate::now()) / 3600
+    );
+    println!("{token}");
+    Ok(())
+}
+
+fn cert(config: &Config, cmd: CertCommand) -> anyhow::Result<()> {
+    if config.tls.cert.is_none() {
+        crate::tls::ensure_self_signed(&config.data_dir, &config.tls.names)?;
+    }
+    let (cert_path, _) = crate::tls::cert_files(&config.data_dir, &config.tls);
+    match cmd {
+        CertCommand::Fingerprint => {
+            let chain = crate::tls::load_chain(&cert_path)?;
+            println!("{}", crate::tls::fingerprint(&chain[0]));
+        }
+        CertCommand::Export => {
+            let pem = std::fs::read_to_string(&cert_path)
+                .with_context(|| format!("reading {}", cert_path.display()))?;
+            print!("{pem}");
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal(cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        () = cancel.cancelled() => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .map_err(|e| anyhow::anyhow!("log = {:?}: {e}", config.log))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let tls = if config.tls.insecure_http {
+        tracing::warn!("serving plain HTTP (--insecure-http): put a TLS proxy in front");
+        None
+    } else {
+        if config.tls.cert.is_none() {
+            crate::tls::ensure_self_signed(&config.data_dir, &config.tls.names)?;
+        }
+        let (cert, key) = crate::tls::cert_files(&config.data_dir, &config.tls);
+        let fp = crate::tls::fingerprint(&crate::tls::load_chain(&cert)?[0]);
+        eprintln!("TLS certificate fingerprint: {fp}");
+        Some(crate::tls::server_config(&cert, &key)?)
+    };
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let limits = ServeLimits {
+        max_connections: config.limits.max_connections,
+        header_read_timeout: config.limits.header_read_timeout,
+        max_header_size: config.limits.max_header_size as usize,
+        shutdown_grace: config.limits.shutdown_grace,
+    };
+    let state = crate::open_state(config).await?;
+    let cancel = CancellationToken::new();
+    let gc = tokio::spawn(crate::gc::run(state.clone(), cancel.clone()));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!(
+        "enc-server listening on {scheme}://{}",
+        listener.local_addr()?
+    );
+    let app = crate::app(state);
+    crate::serve::run(listener, tls, app, limits, shutdown_signal(cancel.clone())).await;
+    cancel.cancel();
+    let _ = gc.await;
+    Ok(())
+}

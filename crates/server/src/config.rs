@@ -1,0 +1,275 @@
+//! Server configuration: one documented serde struct, layered file → `ENC_*` environment →
+//! flags (the last two merged by clap), passed explicitly; never a global.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Everything `enc-server` can be told. Unknown keys are an error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the database, blobs, certificate and server secret live.
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    pub listen: String,
+    /// TLS settings.
+    pub tls: TlsConfig,
+    /// Idle time after which a session ends.
+    #[serde(deserialize_with = "duration")]
+    pub session_idle_timeout: Duration,
+    /// Lifetime of an invitation token.
+    #[serde(deserialize_with = "duration")]
+    pub invitation_ttl: Duration,
+    /// Versions kept per object name.
+    pub versions_kept: u32,
+    /// Role policy file (TOML); the built-in policy when unset.
+    pub policy_file: Option<PathBuf>,
+    /// Request limits.
+    pub limits: Limits,
+    /// Log filter (`tracing` syntax), e.g. `info` or `enc_server=debug`.
+    pub log: String,
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key`, replaces the self-signed certificate.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+    /// Extra names the self-signed certificate covers.
+    pub names: Vec<String>,
+    /// Serve plain HTTP (only behind a TLS-terminating proxy).
+    pub insecure_http: bool,
+}
+
+/// Bounds on what a client may send.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest object (ciphertext) accepted.
+    #[serde(deserialize_with = "size")]
+    pub max_object_size: u64,
+    /// Largest JSON request body.
+    #[serde(deserialize_with = "size")]
+    pub max_json_body: u64,
+    /// Time allowed for a TLS handshake plus the request head.
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Longest wait for the next piece of a request body.
+    #[serde(deserialize_with = "duration")]
+    pub body_read_timeout: Duration,
+    /// Connections served at once; more are closed at once.
+    pub max_connections: usize,
+    /// Largest request head (request line plus headers).
+    #[serde(deserialize_with = "size")]
+    pub max_header_size: u64,
+    /// Time in-flight requests get to finish at shutdown.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./enc-data"),
+            listen: "127.0.0.1:8443".into(),
+            tls: TlsConfig::default(),
+            session_idle_timeout: Duration::from_secs(600),
+            invitation_ttl: Duration::from_secs(24 * 3600),
+            versions_kept: 10,
+            policy_file: None,
+            limits: Limits::default(),
+            log: "info".into(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_object_size: 64 << 30,
+            max_json_body: 1 << 20,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_header_size: 16 << 10,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys and bad values are errors naming the key.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.session_idle_timeout >= Duration::from_secs(1),
+            "session_idle_timeout must be at least 1s"
+        );
+        anyhow::ensure!(self.versions_kept >= 1, "versions_kept must be at least 1");
+        anyhow::ensure!(
+            self.limits.max_connections >= 1,
+            "limits.max_connections must be at least 1"
+        );
+        anyhow::ensure!(
+            self.limits.max_header_size >= 8192,
+            "limits.max_header_size must be at least 8KiB"
+        );
+        anyhow::ensure!(
+            self.tls.cert.is_some() == self.tls.key.is_some(),
+            "tls.cert and tls.key go together"
+        );
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| anyhow::anyhow!("listen = {:?}: {e}", self.listen))?;
+        Ok(())
+    }
+}
+
+/// The documented default configuration printed by `--generate-config`.
+pub const DEFAULT_CONFIG: &str = r#"# enc-server configuration. Every key is optional; shown are the defaults.
+# Precedence: this file < ENC_* environment variables < command-line flags.
+
+# Database, blobs, TLS certificate and server secret live here (ENC_DATA_DIR, --data-dir).
+data_dir = "./enc-data"
+
+# Address to listen on (ENC_LISTEN, --listen). Port 0 picks a free port.
+listen = "127.0.0.1:8443"
+
+# Sessions end after this much inactivity; every request refreshes them
+# (ENC_SESSION_IDLE_TIMEOUT, --session-idle-timeout).
+session_idle_timeout = "600s"
+
+# How long an invitation token from `user create` stays valid.
+invitation_ttl = "24h"
+
+# Versions kept for each object name; older ones are deleted.
+versions_kept = 10
+
+# Role policy (TOML). Unset: built-in roles `admin` and `user`. See `--generate-policy`.
+# policy_file = "/etc/enc/policy.toml"
+
+# Log filter, e.g. "info", "debug", "enc_server=debug" (ENC_LOG, --log).
+log = "info"
+
+[tls]
+# Real certificate and key (PEM). Unset: a self-signed P-256 certificate is made at first
+# start in <data_dir>/tls and reused; its names cover localhost, 127.0.0.1 and ::1.
+# cert = "/etc/enc/cert.pem"
+# key = "/etc/enc/key.pem"
+# Extra names for the self-signed certificate (--tls-name).
+names = []
+# Plain HTTP, only behind a TLS-terminating proxy (--insecure-http).
+insecure_http = false
+
+[limits]
+# Largest object accepted (ciphertext bytes; KiB, MiB, GiB, TiB suffixes).
+max_object_size = "64GiB"
+# Largest JSON request body.
+max_json_body = "1MiB"
+# Time for the TLS handshake and the request head; slower clients are dropped.
+header_read_timeout = "10s"
+# Longest pause allowed between two pieces of a request body.
+body_read_timeout = "30s"
+# Connections served at once; more are closed immediately.
+max_connections = 1024
+# Largest request head (request line and headers).
+max_header_size = "16KiB"
+# At shutdown, in-flight requests get this long to finish.
+shutdown_grace = "30s"
+"#;
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Int(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Int(n) => Ok(n),
+        Size::Text(t) => parse_size(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Parses `600s`, `10m`, `24h`, `1h 30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("invalid duration {text:?} ({e}); write e.g. \"600s\", \"10m\", \"24h\"")
+    })
+}
+
+/// Parses `1048576`, `512KiB`, `10MiB`, `10GiB`, `1TiB` (also `KB`/`MB`/`GB` as powers of 1000).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}; write e.g. \"10GiB\""))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "tib" | "t" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => {
+            return Err(format!(
+                "invalid size unit in {text:?}; use KiB, MiB, GiB or TiB"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_config_is_the_default() {
+        let parsed: Config = toml::from_str(DEFAULT_CONFIG).unwrap();
+        let d = Config::default();
+        assert_eq!(parsed.listen, d.listen);
+        assert_eq!(parsed.session_idle_timeout, d.session_idle_timeout);
+        assert_eq!(parsed.limits.max_object_size, d.limits.max_object_size);
+        assert_eq!(parsed.limits.max_header_size, d.limits.max_header_size);
+        assert_eq!(parsed.invitation_ttl, d.invitation_ttl);
+        parsed.check().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+        assert!(toml::from_str::<Config>("[limits]\nmax_object = 1").is_err());
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("10GiB").unwrap(), 10 << 30);
+        assert_eq!(parse_size("5").unwrap(), 5);
+        assert!(parse_size("10 parsecs").is_err());
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! The one place where errors become HTTP responses. Every `/v1` error has the shape
+//! `{"error":{"code":…,"message":…}}`; internal details are logged, never sent.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use enc_proto::{ErrorBody, ErrorDetail};
+use enc_store::StoreError;
+
+/// An error a handler returns.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed or invalid input (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No or unknown credentials (401).
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Wrong user name or passphrase (401); same answer for unknown users.
+    #[error("wrong user name or passphrase")]
+    BadCredentials,
+    /// The session idled out (401).
+    #[error("session expired — run `enc login`")]
+    SessionExpired,
+    /// Authenticated but not allowed (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Absent, or not visible to the caller: the two are indistinguishable (404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// State conflict (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Body larger than allowed (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// Throttled (429).
+    #[error("too many failed attempts; retry in {0} s")]
+    TooManyAttempts(u64),
+    /// Anything else (500); the detail is logged only.
+    #[error("internal error")]
+    Internal(String),
+    /// A dependency is down (503).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Self::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+            Self::SessionExpired => (StatusCode::UNAUTHORIZED, "session_expired"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Self::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
+}
+
+/// The JSON error response for a status, code and message (also used outside handlers).
+pub fn error_response(status: StatusCode, code: &str, message: String) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code.to_string(),
+            message,
+        },
+    };
+    (status, Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let (status, code) = self.status_and_code();
+        let mut resp = error_response(status, code, self.to_string());
+        if let Self::TooManyAttempts(secs) = self {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&secs.to_string()).expect("digits"),
+            );
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound("resource"),
+            StoreError::Conflict(m) => Self::Conflict(m.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::TooLarge("JSON body too large".into())
+            }
+            JsonRejection::MissingJsonContentType(_) => {
+                Self::BadRequest("expected Content-Type: application/json".into())
+            }
+            other => Self::BadRequest(format!("invalid JSON body: {}", other.body_text())),
+        }
+    }
+}
+
+/// Shorthand for handler results.
+pub type ApiResult<T> = Result<T, ApiError>;

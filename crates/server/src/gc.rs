@@ -1,0 +1,62 @@
+//! Background deletion of unreferenced blobs and stale uploads.
+//!
+//! Rows that stop referencing a blob queue it in `blob_gc` in the same transaction; this task
+//! deletes queued blobs afterwards. It runs at start-up (repairing whatever a crash left),
+//! every minute, and when a handler kicks it.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::state::AppState;
+
+/// Uploads not committed within this many seconds are discarded.
+const UPLOAD_TTL: i64 = 24 * 3600;
+
+/// Asks the collector to run soon.
+pub fn kick(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move { sweep(&state).await });
+}
+
+/// One pass: expire stale uploads, delete queued blobs.
+pub async fn sweep(state: &AppState) {
+    if let Err(e) = state.meta.expire_uploads(crate::now() - UPLOAD_TTL).await {
+        tracing::warn!(error = %e, "expiring uploads failed");
+    }
+    loop {
+        let keys = match state.meta.gc_pending(256).await {
+            Ok(k) if k.is_empty() => return,
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the blob queue failed");
+                return;
+            }
+        };
+        let mut done = Vec::with_capacity(keys.len());
+        for k in keys {
+            match state.blobs.delete(&k).await {
+                Ok(()) => done.push(k),
+                Err(e) => tracing::warn!(error = %e, key = %k, "deleting blob failed"),
+            }
+        }
+        if done.is_empty() {
+            return;
+        }
+        if let Err(e) = state.meta.gc_done(&done).await {
+            tracing::warn!(error = %e, "updating the blob queue failed");
+            return;
+        }
+    }
+}
+
+/// Runs [`sweep`] now and then every minute until cancelled.
+pub async fn run(state: AppState, cancel: CancellationToken) {
+    loop {
+        sweep(&state).await;
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! `enc-server`: zero-knowledge encrypted storage over HTTPS.
+//!
+//! [`app`] builds the router (tests can call it without a socket); [`serve::run`] serves it on
+//! a listener until a shutdown future resolves; [`open_state`] opens storage for a config.
+//! Only this crate knows axum and JSON; storage sits behind `enc_store`'s traits.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod gc;
+pub mod json;
+pub mod objects;
+pub mod openapi;
+pub mod policy;
+pub mod serve;
+pub mod state;
+pub mod tls;
+pub mod users;
+pub mod vaults;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post, put};
+use base64::Engine as _;
+use rand::RngCore;
+use sha2::Digest as _;
+
+use crate::config::Config;
+use crate::error::{ApiError, error_response};
+use crate::policy::Policy;
+use crate::state::{AppState, Inner};
+
+/// Current Unix time in seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A random bearer token with a recognisable prefix.
+pub fn random_token(prefix: &str) -> String {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    )
+}
+
+/// How tokens are stored: SHA-256 (they carry 256 bits of entropy, so a slow hash adds
+/// nothing), hex.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Opens the metadata store under the data directory.
+pub async fn open_meta(data_dir: &Path) -> anyhow::Result<enc_store::Meta> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let meta = enc_store::sqlite::SqliteMeta::open(&data_dir.join("meta.sqlite"))
+        .await
+        .with_context(|| format!("opening the database in {}", data_dir.display()))?;
+    Ok(Arc::new(meta))
+}
+
+/// Reads (or creates, 0600) the server secret that keys fake salts and address hashes.
+fn server_secret(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = data_dir.join("server.secret");
+    if let Ok(bytes) = std::fs::read(&path) {
+        return bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} is damaged (expected 32 bytes)", path.display()));
+    }
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&secret)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(secret)
+}
+
+/// Opens everything the handlers need.
+pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
+    let meta = open_meta(&config.data_dir).await?;
+    let blobs: enc_store::Blobs = Arc::new(
+        enc_store::blob::ObjectBlobs::local(&config.data_dir.join("objects"))
+            .context("opening the blob directory")?,
+    );
+    let policy = match &config.policy_file {
+        Some(p) => Policy::from_file(p)?,
+        None => Policy::default(),
+    };
+    let secret = server_secret(&config.data_dir)?;
+    let dummy_hash = tokio::task::spawn_blocking(auth::dummy_hash).await?;
+    Ok(AppState(Arc::new(Inner {
+        meta,
+        blobs,
+        config,
+        policy,
+        secret,
+        dummy_hash,
+        started: Instant::now(),
+    })))
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> axum::response::Response {
+    if let Err(e) = state.meta.ping().await {
+        return ApiError::Unavailable(format!("database not ready: {e}")).into_response();
+    }
+    if let Err(e) = state.blobs.ping().await {
+        return ApiError::Unavailable(format!("blob store not ready: {e}")).into_response();
+    }
+    (StatusCode::OK, "ready\n").into_response()
+}
+
+async fn not_found() -> axum::response::Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint".into(),
+    )
+}
+
+async fn method_not_allowed() -> axum::response::Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint".into(),
+    )
+}
+
+/// The whole HTTP API.
+pub fn app(state: AppState) -> Router {
+    let json_limit = state.config.limits.max_json_body as usize;
+    let body_timeout = state.config.limits.body_read_timeout;
+    let v1 = Router::new()
+        .route("/auth/prelogin", post(auth::prelogin))
+        .route("/auth/register", post(auth::register))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/ssh/challenge", post(auth::ssh_challenge))
+        .route("/auth/ssh/login", post(auth::ssh_login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/me", get(auth::me))
+        .route("/sessions", get(auth::list_sessions))
+        .route("/sessions/{id}", delete(auth::revoke_session))
+        .route(
+            "/ssh-keys",
+            get(auth::list_ssh_keys).post(auth::add_ssh_key),
+        )
+        .route("/users", get(users::list_users).post(users::create_user))
+        .route("/users/{name}", delete(users::delete_user))
+        .route("/users/{name}/role", put(users::set_role))
+        .route("/users/{name}/public-keys", get(users::public_keys))
+        .route("/vaults", get(vaults::list).post(vaults::create))
+        .route("/vaults/{id}", delete(vaults::remove))
+        .route(
+            "/vaults/{id}/members",
+            get(vaults::members).post(vaults::share),
+        )
+        .route("/vaults/{id}/unshare", post(vaults::unshare))
+        .route("/vaults/{id}/uploads", put(objects::upload))
+        .route(
+            "/vaults/{id}/objects",
+            get(objects::list).post(objects::commit),
+        )
+        .route(
+            "/vaults/{id}/objects/{enc_name}",
+            get(objects::versions).delete(objects::remove),
+        )
+        .route("/vaults/{id}/blobs/{version_id}", get(objects::download))
+        .route("/audit", get(audit::list))
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_timeout,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,302 @@
+//! Objects: streamed upload, signed commit, listing, versions, download, removal.
+//!
+//! Two phases: `PUT …/uploads` streams ciphertext into the blob store (hashing on the fly,
+//! stopping at the size limit) and returns a receipt; `POST …/objects` commits the upload as
+//! the next version of an encrypted name, with the author's signature over exactly what the
+//! server will serve. Only committed versions are visible.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use enc_proto::*;
+use enc_store::{NewVersion, UploadRow, VersionRow};
+use futures::StreamExt as _;
+use sha2::Digest as _;
+
+use crate::auth::Session;
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::policy::Permission;
+use crate::state::AppState;
+use crate::users::require_permission;
+use crate::vaults::access;
+
+/// Longest encrypted name accepted (a 4,096-byte name encrypts to about 5,500 characters).
+const MAX_ENC_NAME: usize = 8192;
+
+fn version_info(v: VersionRow) -> VersionInfo {
+    VersionInfo {
+        id: v.id,
+        version: v.version as u64,
+        size: v.size as u64,
+        sha256: v.sha256,
+        generation: v.generation as u32,
+        signature: v.signature,
+        author: v.author,
+        author_key: v.author_key,
+        created: v.created,
+    }
+}
+
+fn check_enc_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_ENC_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(
+            "enc_name must be an encrypted name (base64url, at most 8192 characters)".into(),
+        ))
+    }
+}
+
+/// `PUT /v1/vaults/{id}/uploads`: streams ciphertext; answers with its size and SHA-256.
+#[utoipa::path(put, path = "/v1/vaults/{id}/uploads", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = UploadReceipt), (status = 413, body = ErrorBody)), tag = "objects")]
+pub async fn upload(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<UploadReceipt>> {
+    require_permission(&state, &s, Permission::WriteVaults)?;
+    let v = access(&state, &s, &id).await?;
+    let max = state.config.limits.max_object_size;
+    let too_large = || {
+        ApiError::TooLarge(format!(
+            "object larger than the server's limit of {max} bytes"
+        ))
+    };
+    if let Some(len) = headers.get(header::CONTENT_LENGTH) {
+        let len: u64 = len
+            .to_str()
+            .ok()
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| ApiError::BadRequest("invalid Content-Length".into()))?;
+        if len > max {
+            return Err(too_large());
+        }
+    }
+    let upload_id = uuid::Uuid::new_v4().to_string();
+    let blob_key = format!("blobs/{}/{}", v.id, upload_id);
+    state
+        .meta
+        .create_upload(UploadRow {
+            id: upload_id.clone(),
+            vault_id: v.id.clone(),
+            user_id: s.user.id.clone(),
+            blob_key: blob_key.clone(),
+            size: -1,
+            sha256: String::new(),
+            created: crate::now(),
+        })
+        .await?;
+    let mut writer = state.blobs.writer(&blob_key).await?;
+    let mut hasher = sha2::Sha256::new();
+    let mut size: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = writer.abort().await;
+                return Err(ApiError::BadRequest(format!("upload interrupted: {e}")));
+            }
+        };
+        size += chunk.len() as u64;
+        if size > max {
+            let _ = writer.abort().await;
+            return Err(too_large());
+        }
+        hasher.update(&chunk);
+        if let Err(e) = writer.write(chunk).await {
+            return Err(e.into());
+        }
+    }
+    writer.finish().await?;
+    let sha256 = hex::encode(hasher.finalize());
+    state
+        .meta
+        .complete_upload(&upload_id, size as i64, &sha256)
+        .await?;
+    Ok(Json(UploadReceipt {
+        upload_id,
+        size,
+        sha256,
+    }))
+}
+
+/// `POST /v1/vaults/{id}/objects`: commits an upload as the next version of a name.
+#[utoipa::path(post, path = "/v1/vaults/{id}/objects", request_body = CommitRequest,
+    responses((status = 200, body = VersionInfo), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)), tag = "objects")]
+pub async fn commit(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CommitRequest>,
+) -> ApiResult<Json<VersionInfo>> {
+    require_permission(&state, &s, Permission::WriteVaults)?;
+    let v = access(&state, &s, &id).await?;
+    check_enc_name(&req.enc_name)?;
+    if req.generation as i64 != v.generation {
+        return Err(ApiError::Conflict(format!(
+            "the vault's keys were rotated (generation {}); fetch them again and re-encrypt",
+            v.generation
+        )));
+    }
+    let key = s.user.ed25519_public.clone().unwrap_or_default();
+    let fields = enc_crypto::CommitFields {
+        vault_id: &v.id,
+        object_id: &req.upload_id,
+        enc_name: &req.enc_name,
+        size: req.size,
+        sha256: &req.sha256,
+        version: req.version,
+    };
+    enc_crypto::verify_commit(&key, &fields, &req.signature).map_err(|_| {
+        ApiError::BadRequest("commit signature does not verify with your key".into())
+    })?;
+    let row = state
+        .meta
+        .commit_version(
+            NewVersion {
+                upload_id: req.upload_id.clone(),
+                vault_id: v.id.clone(),
+                user_id: s.user.id.clone(),
+                enc_name: req.enc_name,
+                size: req.size as i64,
+                sha256: req.sha256,
+                version: req.version as i64,
+                generation: req.generation.into(),
+                signature: req.signature,
+                now: crate::now(),
+            },
+            state.config.versions_kept,
+        )
+        .await
+        .map_err(|e| match e {
+            enc_store::StoreError::NotFound => ApiError::NotFound("upload"),
+            other => other.into(),
+        })?;
+    state
+        .audit(
+            &s.user.name,
+            Some(&s.user.id),
+            "object.write",
+            &format!("{}/{}", v.id, row.id),
+            "ok",
+            &s.client,
+        )
+        .await;
+    crate::gc::kick(&state);
+    Ok(Json(version_info(row)))
+}
+
+/// `GET /v1/vaults/{id}/objects`: every name with its latest version.
+#[utoipa::path(get, path = "/v1/vaults/{id}/objects", responses((status = 200, body = Vec<ObjectInfo>)), tag = "objects")]
+pub async fn list(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ObjectInfo>>> {
+    let v = access(&state, &s, &id).await?;
+    Ok(Json(
+        state
+            .meta
+            .list_objects(&v.id)
+            .await?
+            .into_iter()
+            .map(|(enc_name, latest)| ObjectInfo {
+                enc_name,
+                versions: vec![version_info(latest)],
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /v1/vaults/{id}/objects/{enc_name}`: every stored version of a name, newest first.
+#[utoipa::path(get, path = "/v1/vaults/{id}/objects/{enc_name}",
+    responses((status = 200, body = ObjectInfo), (status = 404, body = ErrorBody)), tag = "objects")]
+pub async fn versions(
+    State(state): State<AppState>,
+    s: Session,
+    Path((id, enc_name)): Path<(String, String)>,
+) -> ApiResult<Json<ObjectInfo>> {
+    let v = access(&state, &s, &id).await?;
+    check_enc_name(&enc_name)?;
+    let versions = state.meta.object_versions(&v.id, &enc_name).await?;
+    if versions.is_empty() {
+        return Err(ApiError::NotFound("object"));
+    }
+    Ok(Json(ObjectInfo {
+        enc_name,
+        versions: versions.into_iter().map(version_info).collect(),
+    }))
+}
+
+/// `DELETE /v1/vaults/{id}/objects/{enc_name}`: removes a name and all its versions.
+#[utoipa::path(delete, path = "/v1/vaults/{id}/objects/{enc_name}",
+    responses((status = 204), (status = 404, body = ErrorBody)), tag = "objects")]
+pub async fn remove(
+    State(state): State<AppState>,
+    s: Session,
+    Path((id, enc_name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    require_permission(&state, &s, Permission::WriteVaults)?;
+    let v = access(&state, &s, &id).await?;
+    check_enc_name(&enc_name)?;
+    if !state.meta.delete_object(&v.id, &enc_name).await? {
+        return Err(ApiError::NotFound("object"));
+    }
+    state
+        .audit(
+            &s.user.name,
+            Some(&s.user.id),
+            "object.remove",
+            &format!("{}/{}", v.id, enc_name),
+            "ok",
+            &s.client,
+        )
+        .await;
+    crate::gc::kick(&state);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/vaults/{id}/blobs/{version_id}`: streams a version's ciphertext as stored.
+#[utoipa::path(get, path = "/v1/vaults/{id}/blobs/{version_id}",
+    responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = ErrorBody)), tag = "objects")]
+pub async fn download(
+    State(state): State<AppState>,
+    s: Session,
+    Path((id, version_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let v = access(&state, &s, &id).await?;
+    let row = state
+        .meta
+        .version(&v.id, &version_id)
+        .await?
+        .ok_or(ApiError::NotFound("object"))?;
+    let stream = state.blobs.read(&row.blob_key).await.map_err(|e| match e {
+        enc_store::StoreError::NotFound => {
+            ApiError::Internal(format!("blob {} missing", row.blob_key))
+        }
+        other => other.into(),
+    })?;
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(row.size as u64));
+    if let Ok(v) = HeaderValue::from_str(&row.sha256) {
+        h.insert("x-enc-sha256", v);
+    }
+    Ok(resp)
+}

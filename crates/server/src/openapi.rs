@@ -1,0 +1,27 @@
+//! The OpenAPI document of `/v1`, generated from the handlers' annotations and the wire types.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use crate::{audit, auth, objects, users, vaults};
+
+/// The `/v1` API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "enc", description = "Zero-knowledge encrypted storage. The server stores only ciphertext, encrypted names, wrapped keys and hashes. Authenticate with `Authorization: Bearer <session token>`. Every error is `{\"error\":{\"code\":…,\"message\":…}}`."),
+    paths(
+        auth::prelogin, auth::register, auth::login, auth::ssh_challenge, auth::ssh_login,
+        auth::logout, auth::me, auth::list_sessions, auth::revoke_session, auth::add_ssh_key,
+        auth::list_ssh_keys, users::create_user, users::list_users, users::delete_user,
+        users::set_role, users::public_keys, vaults::list, vaults::create, vaults::remove,
+        vaults::members, vaults::share, vaults::unshare, objects::upload, objects::commit,
+        objects::list, objects::versions, objects::remove, objects::download, audit::list,
+    ),
+    tags((name = "auth"), (name = "users"), (name = "vaults"), (name = "objects"), (name = "audit"))
+)]
+pub struct ApiDoc;
+
+/// `GET /v1/openapi.json`.
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,90 @@
+//! Roles and their permissions, from a TOML policy file or the built-in default.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// What a role may do beyond using its own vaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Create, list, remove users and change roles.
+    ManageUsers,
+    /// Read everyone's audit entries.
+    ReadAllAudit,
+    /// Create vaults and write objects.
+    WriteVaults,
+    /// Share vaults with other users.
+    ShareVaults,
+}
+
+/// Role name → permissions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    roles: BTreeMap<String, Role>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Role {
+    permissions: Vec<Permission>,
+}
+
+/// The built-in policy, also printed by `enc-server --generate-policy`.
+pub const DEFAULT_POLICY: &str = r#"# enc role policy. Every user may read vaults they own or that are shared with them;
+# everything else needs a permission:
+#   manage_users    create, list and remove users, change roles
+#   read_all_audit  read every audit entry (others see their own)
+#   write_vaults    create vaults, push and remove objects
+#   share_vaults    share and unshare vaults
+
+[roles.admin]
+permissions = ["manage_users", "read_all_audit", "write_vaults", "share_vaults"]
+
+[roles.user]
+permissions = ["write_vaults", "share_vaults"]
+"#;
+
+impl Default for Policy {
+    fn default() -> Self {
+        toml::from_str(DEFAULT_POLICY).expect("built-in policy parses")
+    }
+}
+
+impl Policy {
+    /// Loads a policy file.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read policy {}: {e}", path.display()))?;
+        let policy: Self =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("policy {}: {e}", path.display()))?;
+        anyhow::ensure!(
+            policy
+                .roles
+                .values()
+                .any(|r| r.permissions.contains(&Permission::ManageUsers)),
+            "policy {}: no role has manage_users, so nobody could administer the server",
+            path.display()
+        );
+        Ok(policy)
+    }
+
+    /// Whether `role` exists.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.contains_key(role)
+    }
+
+    /// Role names.
+    pub fn role_names(&self) -> Vec<&str> {
+        self.roles.keys().map(String::as_str).collect()
+    }
+
+    /// Whether `role` grants `perm`; unknown roles grant nothing.
+    pub fn allows(&self, role: &str, perm: Permission) -> bool {
+        self.roles
+            .get(role)
+            .is_some_and(|r| r.permissions.contains(&perm))
+    }
+}

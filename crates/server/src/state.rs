@@ -1,0 +1,75 @@
+//! Shared server state, passed explicitly to every handler.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use enc_store::{Blobs, Meta, NewAudit};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::Config;
+use crate::policy::Policy;
+
+/// Everything a handler may use.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+/// The contents of [`AppState`].
+pub struct Inner {
+    /// Metadata.
+    pub meta: Meta,
+    /// Ciphertext.
+    pub blobs: Blobs,
+    /// Configuration.
+    pub config: Config,
+    /// Roles.
+    pub policy: Policy,
+    /// Server-only secret: keys fake salts and the hashes of client addresses.
+    pub secret: [u8; 32],
+    /// A dummy Argon2 hash, verified against for unknown users so timing does not tell.
+    pub dummy_hash: String,
+    /// Start time.
+    pub started: Instant,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Inner {
+    /// Keyed hash (HMAC-SHA256 under the server secret) of a labelled value, hex.
+    pub fn keyed_hash(&self, label: &str, value: &[u8]) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("any length");
+        mac.update(label.as_bytes());
+        mac.update(b"\0");
+        mac.update(value);
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// Appends an audit entry; a failure is logged, never hidden from the operator.
+    pub async fn audit(
+        &self,
+        actor: &str,
+        actor_id: Option<&str>,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        client: &str,
+    ) {
+        let entry = NewAudit {
+            ts: crate::now(),
+            actor: actor.to_string(),
+            actor_id: actor_id.map(str::to_string),
+            action: action.to_string(),
+            target: target.to_string(),
+            outcome: outcome.to_string(),
+            client: client.to_string(),
+        };
+        if let Err(e) = self.meta.audit_append(entry).await {
+            tracing::error!(error = %e, action, "audit append failed");
+        }
+    }
+}

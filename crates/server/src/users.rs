@@ -1,0 +1,170 @@
+//! Administration of users (needs `manage_users`) and public keys (any user, for sharing).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use enc_proto::*;
+
+use crate::auth::{Session, invite};
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::policy::Permission;
+use crate::state::AppState;
+
+pub(crate) fn require_permission(state: &AppState, s: &Session, perm: Permission) -> ApiResult<()> {
+    if state.policy.allows(&s.user.role, perm) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "role {} may not do this ({perm:?} needed)",
+            s.user.role
+        )))
+    }
+}
+
+fn check_role(state: &AppState, role: &str) -> ApiResult<()> {
+    if state.policy.has_role(role) {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "unknown role {role:?}; roles are: {}",
+            state.policy.role_names().join(", ")
+        )))
+    }
+}
+
+/// `POST /v1/users`: invite a user; the token is shown once.
+#[utoipa::path(post, path = "/v1/users", request_body = CreateUserRequest,
+    responses((status = 200, body = InvitationResponse), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody)), tag = "users")]
+pub async fn create_user(
+    State(state): State<AppState>,
+    s: Session,
+    ApiJson(req): ApiJson<CreateUserRequest>,
+) -> ApiResult<Json<InvitationResponse>> {
+    require_permission(&state, &s, Permission::ManageUsers)?;
+    check_role(&state, &req.role)?;
+    let ttl = state.config.invitation_ttl.as_secs() as i64;
+    let (invitation, expires_at) = invite(&state.meta, &req.name, &req.role, ttl).await?;
+    state
+        .audit(
+            &s.user.name,
+            Some(&s.user.id),
+            "user.create",
+            &format!("{} role={}", req.name, req.role),
+            "ok",
+            &s.client,
+        )
+        .await;
+    Ok(Json(InvitationResponse {
+        name: req.name,
+        invitation,
+        expires_at,
+    }))
+}
+
+/// `GET /v1/users`.
+#[utoipa::path(get, path = "/v1/users", responses((status = 200, body = Vec<UserInfo>)), tag = "users")]
+pub async fn list_users(
+    State(state): State<AppState>,
+    s: Session,
+) -> ApiResult<Json<Vec<UserInfo>>> {
+    require_permission(&state, &s, Permission::ManageUsers)?;
+    Ok(Json(
+        state
+            .meta
+            .list_users()
+            .await?
+            .into_iter()
+            .map(|(u, usage)| UserInfo {
+                name: u.name,
+                role: u.role,
+                state: u.state,
+                usage_bytes: usage,
+                created: u.created,
+            })
+            .collect(),
+    ))
+}
+
+/// `DELETE /v1/users/{name}`: removes a user and everything they own.
+#[utoipa::path(delete, path = "/v1/users/{name}", responses((status = 204), (status = 404, body = ErrorBody)), tag = "users")]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    s: Session,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_permission(&state, &s, Permission::ManageUsers)?;
+    if name == s.user.name {
+        return Err(ApiError::Conflict("you cannot remove yourself".into()));
+    }
+    state.meta.delete_user(&name).await.map_err(|e| match e {
+        enc_store::StoreError::NotFound => ApiError::NotFound("user"),
+        other => other.into(),
+    })?;
+    state
+        .audit(
+            &s.user.name,
+            Some(&s.user.id),
+            "user.remove",
+            &name,
+            "ok",
+            &s.client,
+        )
+        .await;
+    crate::gc::kick(&state);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /v1/users/{name}/role`.
+#[utoipa::path(put, path = "/v1/users/{name}/role", request_body = SetRoleRequest,
+    responses((status = 204), (status = 404, body = ErrorBody)), tag = "users")]
+pub async fn set_role(
+    State(state): State<AppState>,
+    s: Session,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<SetRoleRequest>,
+) -> ApiResult<StatusCode> {
+    require_permission(&state, &s, Permission::ManageUsers)?;
+    check_role(&state, &req.role)?;
+    state
+        .meta
+        .set_role(&name, &req.role)
+        .await
+        .map_err(|e| match e {
+            enc_store::StoreError::NotFound => ApiError::NotFound("user"),
+            other => other.into(),
+        })?;
+    state
+        .audit(
+            &s.user.name,
+            Some(&s.user.id),
+            "user.set_role",
+            &format!("{name} role={}", req.role),
+            "ok",
+            &s.client,
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/users/{name}/public-keys`: what is needed to share a vault with a user.
+#[utoipa::path(get, path = "/v1/users/{name}/public-keys",
+    responses((status = 200, body = PublicKeys), (status = 404, body = ErrorBody)), tag = "users")]
+pub async fn public_keys(
+    State(state): State<AppState>,
+    _s: Session,
+    Path(name): Path<String>,
+) -> ApiResult<Json<PublicKeys>> {
+    let user = state
+        .meta
+        .user_by_name(&name)
+        .await?
+        .filter(|u| u.state == "active")
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(Json(PublicKeys {
+        user: user.name,
+        x25519_recipient: user.x25519_recipient.unwrap_or_default(),
+        ed25519_public: user.ed25519_public.unwrap_or_default(),
+    }))
+}

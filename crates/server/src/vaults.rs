@@ -1,0 +1,258 @@
+//! Vaults: create, list, remove, share and unshare. The server stores only wrapped keys.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use enc_proto::*;
+use enc_store::{NewVault, VaultAccess};
+
+use crate::auth::Session;
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::policy::Permission;
+use crate::state::AppState;
+use crate::users::require_permission;
+
+pub(crate) fn info(v: VaultAccess) -> VaultInfo {
+    VaultInfo {
+        id: v.id,
+        owner: v.owner_name,
+        name: v.name,
+        generation: v.generation as u32,
+        wrapped_keys: v.wrapped_keys,
+        objects: v.objects as u64,
+        bytes: v.bytes as u64,
+    }
+}
+
+/// The vault if the caller may see it; otherwise "not found", whether or not it exists.
+pub(crate) async fn access(
+    state: &AppState,
+    s: &Session,
+    vault_id: &str,
+) -> ApiResult<VaultAccess> {
+    state
+        .meta
+        .vault_access(&s.user.id, vault_id)
+        .await?
+        .ok_or(ApiError::NotFound("vault"))
+}
+
+fn owned(s: &Session, v: &VaultAccess) -> ApiResult<()> {
+    if v.owner_id == s.user.id {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "only the vault's owner may do this".into(),
+        ))
+    }
+}
+
+fn validate_vault_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "invalid vault name {name:?}: use 1-64 letters, digits, '.', '_' or '-', not starting with '.'"
+        )))
+    }
+}
+
+fn check_wrapped(v: &str) -> ApiResult<()> {
+    if v.len() > 64 * 1024 || enc_crypto::unb64(v).is_err() {
+        return Err(ApiError::BadRequest(
+            "wrapped_keys must be base64, at most 64 KiB".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /v1/vaults`: vaults the caller owns or that are shared with them.
+#[utoipa::path(get, path = "/v1/vaults", responses((status = 200, body = Vec<VaultInfo>)), tag = "vaults")]
+pub async fn list(State(state): State<AppState>, s: Session) -> ApiResult<Json<Vec<VaultInfo>>> {
+    Ok(Json(
+        state
+            .meta
+            .vaults_for(&s.user.id)
+            .await?
+            .into_iter()
+            .map(info)
+            .collect(),
+    ))
+}
+
+/// `POST /v1/vaults`.
+#[utoipa::path(post, path = "/v1/vaults", request_body = CreateVaultRequest,
+    responses((status = 200, body = VaultInfo), (status = 409, body = ErrorBody)), tag = "vaults")]
+pub async fn create(
+    State(state): State<AppState>,
+    s: Session,
+    ApiJson(req): ApiJson<CreateVaultRequest>,
+) -> ApiResult<Json<VaultInfo>> {
+    require_permission(&state, &s, Permission::WriteVaults)?;
+    validate_vault_name(&req.name)?;
+    check_wrapped(&req.wrapped_keys)?;
+    let v = state
+        .meta
+        .create_vault(NewVault {
+            id: uuid::Uuid::new_v4().to_string(),
+            owner_id: s.user.id.clone(),
+            name: req.name.clone(),
+            wrapped_keys: req.wrapped_keys,
+            now: crate::now(),
+        })
+        .await
+        .map_err(|e| match e {
+            enc_store::StoreError::Conflict(_) => {
+                ApiError::Conflict(format!("you already have a vault named {}", req.name))
+            }
+            other => other.into(),
+        })?;
+    state
+        .audit(
+            &s.user.name,
+            Some(&s.user.id),
+            "vault.create",
+            &v.id,
+            "ok",
+            &s.client,
+        )
+        .await;
+    Ok(Json(info(v)))
+}
+
+/// `DELETE /v1/vaults/{id}`: removes a vault with all its objects (owner only).
+#[utoipa::path(delete, path = "/v1/vaults/{id}", responses((status = 204), (status = 404, body = ErrorBody)), tag = "vaults")]
+pub async fn remove(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let v = access(&state, &s, &id).await?;
+    owned(&s, &v)?;
+    state.meta.delete_vault(&v.id).await?;
+    state
+        .audit(
+            &s.user.name,
+            Some(&s.user.id),
+            "vault.remove",
+            &v.id,
+            "ok",
+            &s.client,
+        )
+        .await;
+    crate::gc::kick(&state);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/vaults/{id}/members`.
+#[utoipa::path(get, path = "/v1/vaults/{id}/members", responses((status = 200, body = Vec<MemberInfo>)), tag = "vaults")]
+pub async fn members(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<MemberInfo>>> {
+    let v = access(&state, &s, &id).await?;
+    Ok(Json(
+        state
+            .meta
+            .members(&v.id)
+            .await?
+            .into_iter()
+            .map(|m| MemberInfo {
+                user: m.name,
+                x25519_recipient: m.x25519_recipient,
+                owner: m.owner,
+            })
+            .collect(),
+    ))
+}
+
+/// `POST /v1/vaults/{id}/members`: shares the vault (owner only).
+#[utoipa::path(post, path = "/v1/vaults/{id}/members", request_body = AddMemberRequest,
+    responses((status = 204), (status = 404, body = ErrorBody)), tag = "vaults")]
+pub async fn share(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AddMemberRequest>,
+) -> ApiResult<StatusCode> {
+    require_permission(&state, &s, Permission::ShareVaults)?;
+    let v = access(&state, &s, &id).await?;
+    owned(&s, &v)?;
+    check_wrapped(&req.wrapped_keys)?;
+    let member = state
+        .meta
+        .user_by_name(&req.user)
+        .await?
+        .filter(|u| u.state == "active")
+        .ok_or(ApiError::NotFound("user"))?;
+    if member.id == s.user.id {
+        return Err(ApiError::Conflict("you own this vault already".into()));
+    }
+    state
+        .meta
+        .add_member(&v.id, &member.id, &req.wrapped_keys)
+        .await?;
+    state
+        .audit(
+            &s.user.name,
+            Some(&s.user.id),
+            "vault.share",
+            &format!("{} with {}", v.id, member.name),
+            "ok",
+            &s.client,
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/vaults/{id}/unshare`: removes a member and moves the vault to a new key
+/// generation, with re-wrapped keys for everyone who stays (owner only).
+#[utoipa::path(post, path = "/v1/vaults/{id}/unshare", request_body = UnshareRequest,
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), tag = "vaults")]
+pub async fn unshare(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UnshareRequest>,
+) -> ApiResult<StatusCode> {
+    require_permission(&state, &s, Permission::ShareVaults)?;
+    let v = access(&state, &s, &id).await?;
+    owned(&s, &v)?;
+    let members = state.meta.members(&v.id).await?;
+    let removed = members
+        .iter()
+        .find(|m| m.name == req.user && !m.owner)
+        .ok_or(ApiError::NotFound("member"))?;
+    let mut rewrapped = Vec::new();
+    for mk in &req.rewrapped {
+        check_wrapped(&mk.wrapped_keys)?;
+        let m = members
+            .iter()
+            .find(|m| m.name == mk.user)
+            .ok_or_else(|| ApiError::BadRequest(format!("{} is not a member", mk.user)))?;
+        rewrapped.push((m.user_id.clone(), mk.wrapped_keys.clone()));
+    }
+    state
+        .meta
+        .rotate_vault(&v.id, &removed.user_id, req.generation, rewrapped)
+        .await?;
+    state
+        .audit(
+            &s.user.name,
+            Some(&s.user.id),
+            "vault.unshare",
+            &format!("{} from {}", v.id, req.user),
+            "ok",
+            &s.client,
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}

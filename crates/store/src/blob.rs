@@ -1,0 +1,139 @@
+//! Blob storage: ciphertext by key, streamed both ways, behind [`BlobStore`].
+//!
+//! [`ObjectBlobs`] implements it over any `object_store` backend. On the local filesystem a
+//! blob is written to a staging file and renamed into place, with `fsync` of the file and its
+//! directory, only when [`BlobWriter::finish`] is called; a writer that is dropped or aborted
+//! leaves nothing at the key.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt as _, WriteMultipart};
+
+use crate::{Result, StoreError};
+
+/// Handle to the blob store.
+pub type Blobs = Arc<dyn BlobStore>;
+
+/// A stream of blob bytes.
+pub type BlobStream = BoxStream<'static, Result<Bytes>>;
+
+/// Blob operations.
+#[async_trait::async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Starts writing a blob; nothing is visible at `key` until `finish` succeeds.
+    async fn writer(&self, key: &str) -> Result<Box<dyn BlobWriter>>;
+    /// Streams a blob.
+    async fn read(&self, key: &str) -> Result<BlobStream>;
+    /// Deletes a blob; deleting a missing blob succeeds.
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// Checks that the store answers (a write, a read and a delete of a probe blob).
+    async fn ping(&self) -> Result<()>;
+}
+
+/// An unfinished blob.
+#[async_trait::async_trait]
+pub trait BlobWriter: Send {
+    /// Appends bytes; waits while too much is in flight, so memory stays bounded.
+    async fn write(&mut self, data: Bytes) -> Result<()>;
+    /// Makes the blob durable and visible.
+    async fn finish(self: Box<Self>) -> Result<()>;
+    /// Discards everything written.
+    async fn abort(self: Box<Self>) -> Result<()>;
+}
+
+/// [`BlobStore`] over an `object_store` backend.
+pub struct ObjectBlobs {
+    store: Arc<dyn ObjectStore>,
+    part_size: usize,
+}
+
+impl ObjectBlobs {
+    /// Blobs in a local directory, durable (`fsync`ed) on finish.
+    pub fn local(dir: &std::path::Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Blob(object_store::Error::Generic {
+                store: "local",
+                source: Box::new(e),
+            })
+        })?;
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?
+            .with_fsync(true)
+            .with_automatic_cleanup(true);
+        Ok(Self {
+            store: Arc::new(fs),
+            part_size: 8 * 1024 * 1024,
+        })
+    }
+}
+
+fn path(key: &str) -> StorePath {
+    StorePath::from(key)
+}
+
+struct MultipartWriter {
+    inner: WriteMultipart,
+}
+
+#[async_trait::async_trait]
+impl BlobWriter for MultipartWriter {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        self.inner.wait_for_capacity(2).await?;
+        self.inner.put(data);
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<()> {
+        self.inner.finish().await?;
+        Ok(())
+    }
+
+    async fn abort(self: Box<Self>) -> Result<()> {
+        self.inner.abort().await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for ObjectBlobs {
+    async fn writer(&self, key: &str) -> Result<Box<dyn BlobWriter>> {
+        let upload = self.store.put_multipart(&path(key)).await?;
+        Ok(Box::new(MultipartWriter {
+            inner: WriteMultipart::new_with_chunk_size(upload, self.part_size),
+        }))
+    }
+
+    async fn read(&self, key: &str) -> Result<BlobStream> {
+        let got = self.store.get(&path(key)).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => StoreError::NotFound,
+            other => StoreError::Blob(other),
+        })?;
+        Ok(got
+            .into_stream()
+            .map(|r| r.map_err(StoreError::Blob))
+            .boxed())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        match self.store.delete(&path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let key = path(&format!("health/probe-{}", uuid::Uuid::new_v4()));
+        self.store
+            .put(&key, Bytes::from_static(b"ok").into())
+            .await?;
+        let back = self.store.get(&key).await?.bytes().await?;
+        self.store.delete(&key).await?;
+        if back.as_ref() != b"ok" {
+            return Err(StoreError::Conflict("blob store returned different bytes"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! Storage of `enc-server`: metadata and blobs, each behind an async trait.
+//!
+//! The server holds a [`Meta`] and a [`Blobs`] handle and never learns which backend sits
+//! behind them. The embedded default is SQLite ([`sqlite::SqliteMeta`]) and the local
+//! filesystem ([`blob::ObjectBlobs`] over `object_store`); PostgreSQL and S3 slot in as other
+//! implementations of the same traits. This crate knows nothing of HTTP.
+//!
+//! Invariants every backend keeps:
+//! - an object version is visible only after its blob is durably stored and its row committed;
+//! - a blob is deleted only after the transaction that unreferenced it committed (it is queued
+//!   in `blob_gc` inside that transaction, so a crash in between is repaired at start-up);
+//! - audit entries form one hash chain, appended strictly in order.
+#![forbid(unsafe_code)]
+
+pub mod blob;
+mod model;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+pub use blob::{BlobWriter, Blobs};
+pub use model::*;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row (or blob) does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or state rule refused the change; the text says which.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The blob store failed.
+    #[error("blob store: {0}")]
+    Blob(#[from] object_store::Error),
+}
+
+/// Shorthand.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Handle to the metadata store.
+pub type Meta = Arc<dyn MetaStore>;
+
+/// Metadata operations. Every method is one transaction.
+#[async_trait::async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    // ---- users and invitations
+    /// Creates an invited user, or renews the invitation of one not yet registered.
+    /// `Conflict` if the name belongs to an active user.
+    async fn invite_user(&self, invite: NewInvitation) -> Result<()>;
+    /// Looks a user up by name.
+    async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>>;
+    /// Looks a user up by id.
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>>;
+    /// Turns an invited user active if `invite_hash` matches and has not expired, and creates
+    /// the `default` vault. `NotFound` for any mismatch (no oracle).
+    async fn register_user(&self, reg: Registration) -> Result<UserRow>;
+    /// All users with their usage.
+    async fn list_users(&self) -> Result<Vec<(UserRow, u64)>>;
+    /// Deletes a user with everything they own; queues their blobs for deletion.
+    async fn delete_user(&self, name: &str) -> Result<()>;
+    /// Changes a user's role.
+    async fn set_role(&self, name: &str, role: &str) -> Result<()>;
+
+    // ---- sessions
+    /// Stores a new session.
+    async fn create_session(&self, session: SessionRow) -> Result<()>;
+    /// Finds a session by token hash; deletes and reports it expired if idle for longer than
+    /// `idle_secs`, else refreshes `last_seen`.
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+        idle_secs: i64,
+    ) -> Result<SessionLookup>;
+    /// Sessions of a user.
+    async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionRow>>;
+    /// Deletes one session of a user; false if there was none.
+    async fn delete_session(&self, user_id: &str, session_id: &str) -> Result<bool>;
+
+    // ---- SSH keys and challenges
+    /// Adds (or replaces) an SSH key of a user.
+    async fn add_ssh_key(&self, key: SshKeyRow) -> Result<()>;
+    /// SSH keys of a user.
+    async fn ssh_keys(&self, user_id: &str) -> Result<Vec<SshKeyRow>>;
+    /// Stores a login challenge.
+    async fn put_challenge(
+        &self,
+        id: &str,
+        user: &str,
+        challenge: &[u8],
+        expires: i64,
+    ) -> Result<()>;
+    /// Takes (deletes and returns) an unexpired challenge issued for `user`.
+    async fn take_challenge(&self, id: &str, user: &str, now: i64) -> Result<Option<Vec<u8>>>;
+
+    // ---- throttling
+    /// Current state of a throttle key.
+    async fn throttle_get(&self, key: &str) -> Result<Option<Throttle>>;
+    /// Records a failure and returns the new state; `backoff(failures)` gives the delay.
+    async fn throttle_fail(&self, key: &str, now: i64, backoff: fn(i64) -> i64)
+    -> Result<Throttle>;
+    /// Forgets a key after a success.
+    async fn throttle_clear(&self, key: &str) -> Result<()>;
+
+    // ---- vaults
+    /// Creates a vault owned by `owner_id`; `Conflict` if the owner has one of that name.
+    async fn create_vault(&self, vault: NewVault) -> Result<VaultAccess>;
+    /// Vaults `user_id` owns or is a member of.
+    async fn vaults_for(&self, user_id: &str) -> Result<Vec<VaultAccess>>;
+    /// One vault, only if `user_id` owns it or is a member.
+    async fn vault_access(&self, user_id: &str, vault_id: &str) -> Result<Option<VaultAccess>>;
+    /// Deletes a vault and queues its blobs.
+    async fn delete_vault(&self, vault_id: &str) -> Result<()>;
+    /// Members of a vault (owner included).
+    async fn members(&self, vault_id: &str) -> Result<Vec<Member>>;
+    /// Adds or updates a member's wrapped keys.
+    async fn add_member(&self, vault_id: &str, user_id: &str, wrapped_keys: &str) -> Result<()>;
+    /// Removes a member and installs a new generation with re-wrapped keys for every
+    /// remaining member, atomically. `Conflict` if the generation is not current + 1 or the
+    /// re-wrapped set is not exactly the remaining members.
+    async fn rotate_vault(
+        &self,
+        vault_id: &str,
+        remove_user_id: &str,
+        generation: u32,
+        rewrapped: Vec<(String, String)>,
+    ) -> Result<()>;
+
+    // ---- objects
+    /// Records an upload before its bytes arrive (size -1), so a crash mid-stream leaves a
+    /// row that expiry cleans up rather than an orphan blob.
+    async fn create_upload(&self, upload: UploadRow) -> Result<()>;
+    /// Records the size and hash of an upload whose blob is now durably stored.
+    async fn complete_upload(&self, id: &str, size: i64, sha256: &str) -> Result<()>;
+    /// Commits an upload as the next version of a name; prunes versions beyond `keep`.
+    /// `NotFound` if the upload is not this user's in this vault; `Conflict` if the version is
+    /// not latest + 1 or the fields differ from the upload.
+    async fn commit_version(&self, commit: NewVersion, keep: u32) -> Result<VersionRow>;
+    /// Latest version of every name in a vault.
+    async fn list_objects(&self, vault_id: &str) -> Result<Vec<(String, VersionRow)>>;
+    /// All versions of a name, newest first; empty if none.
+    async fn object_versions(&self, vault_id: &str, enc_name: &str) -> Result<Vec<VersionRow>>;
+    /// One version by id, within a vault.
+    async fn version(&self, vault_id: &str, version_id: &str) -> Result<Option<VersionRow>>;
+    /// Removes a name with all versions and queues its blobs; false if it did not exist.
+    async fn delete_object(&self, vault_id: &str, enc_name: &str) -> Result<bool>;
+    /// Queues uploads older than `before` for deletion.
+    async fn expire_uploads(&self, before: i64) -> Result<u64>;
+    /// Blob keys waiting for deletion.
+    async fn gc_pending(&self, limit: i64) -> Result<Vec<String>>;
+    /// Marks queued blobs as deleted.
+    async fn gc_done(&self, keys: &[String]) -> Result<()>;
+
+    // ---- audit
+    /// Appends an entry to the hash chain and returns it.
+    async fn audit_append(&self, entry: NewAudit) -> Result<AuditRow>;
+    /// Entries in chain order; only those of `actor_id` if given.
+    async fn audit_list(&self, actor_id: Option<&str>) -> Result<Vec<AuditRow>>;
+}

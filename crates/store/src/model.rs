@@ -1,0 +1,189 @@
+//! Rows and inputs of the metadata store.
+
+/// A user.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    /// `invited` or `active`.
+    pub state: String,
+    pub salt: Vec<u8>,
+    pub kdf_m: i64,
+    pub kdf_t: i64,
+    pub kdf_p: i64,
+    pub invite_hash: Option<String>,
+    pub invite_expires: Option<i64>,
+    pub auth_hash: Option<String>,
+    pub x25519_recipient: Option<String>,
+    pub ed25519_public: Option<String>,
+    pub wrapped_keys: Option<String>,
+    pub created: i64,
+}
+
+/// A new invitation.
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub salt: Vec<u8>,
+    pub invite_hash: String,
+    pub expires: i64,
+    pub now: i64,
+}
+
+/// Everything `register` sets.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub name: String,
+    pub invite_hash: String,
+    pub now: i64,
+    pub kdf: (i64, i64, i64),
+    pub auth_hash: String,
+    pub x25519_recipient: String,
+    pub ed25519_public: String,
+    pub wrapped_keys: String,
+    pub default_vault_id: String,
+    pub default_vault_keys: String,
+}
+
+/// A session (token stored only as a hash).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: String,
+    pub token_hash: String,
+    pub user_id: String,
+    pub method: String,
+    pub created: i64,
+    pub last_seen: i64,
+}
+
+/// Outcome of [`crate::MetaStore::touch_session`].
+#[derive(Debug, Clone)]
+pub enum SessionLookup {
+    /// Valid and refreshed.
+    Valid(SessionRow, UserRow),
+    /// Existed but idled out (now deleted).
+    Expired,
+    /// No such session.
+    Unknown,
+}
+
+/// An SSH public key of a user.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SshKeyRow {
+    pub user_id: String,
+    pub fingerprint: String,
+    pub public_key: String,
+    pub comment: String,
+    pub wrapped_keys: Option<String>,
+    pub created: i64,
+}
+
+/// Login throttle state of one key (an account or a client address).
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct Throttle {
+    pub failures: i64,
+    pub next_allowed: i64,
+}
+
+/// A new vault.
+#[derive(Debug, Clone)]
+pub struct NewVault {
+    pub id: String,
+    pub owner_id: String,
+    pub name: String,
+    pub wrapped_keys: String,
+    pub now: i64,
+}
+
+/// A vault as one member sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VaultAccess {
+    pub id: String,
+    pub owner_id: String,
+    pub owner_name: String,
+    pub name: String,
+    pub generation: i64,
+    pub wrapped_keys: String,
+    pub objects: i64,
+    pub bytes: i64,
+}
+
+/// A member of a vault.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Member {
+    pub user_id: String,
+    pub name: String,
+    pub x25519_recipient: String,
+    pub owner: bool,
+}
+
+/// A streamed upload awaiting commit.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UploadRow {
+    pub id: String,
+    pub vault_id: String,
+    pub user_id: String,
+    pub blob_key: String,
+    pub size: i64,
+    pub sha256: String,
+    pub created: i64,
+}
+
+/// A commit of an upload.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub upload_id: String,
+    pub vault_id: String,
+    pub user_id: String,
+    pub enc_name: String,
+    pub size: i64,
+    pub sha256: String,
+    pub version: i64,
+    pub generation: i64,
+    pub signature: String,
+    pub now: i64,
+}
+
+/// A committed version of a name.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VersionRow {
+    pub id: String,
+    pub version: i64,
+    pub blob_key: String,
+    pub size: i64,
+    pub sha256: String,
+    pub generation: i64,
+    pub signature: String,
+    pub author: String,
+    pub author_key: String,
+    pub created: i64,
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone)]
+pub struct NewAudit {
+    pub ts: i64,
+    pub actor: String,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub client: String,
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub ts: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub client: String,
+    pub prev_hash: String,
+    pub hash: String,
+}

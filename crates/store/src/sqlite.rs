@@ -1,0 +1,893 @@
+//! The embedded metadata backend: SQLite in WAL mode with `synchronous = FULL`, so a commit
+//! that returned survives a crash. Writes run in `BEGIN IMMEDIATE` transactions (no lock
+//! upgrades, so no deadlock between this server and `enc-server user create` next to it).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use enc_crypto::audit::{AuditFields, GENESIS, audit_hash};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::*;
+
+/// SQLite implementation of [`MetaStore`].
+pub struct SqliteMeta {
+    pool: SqlitePool,
+}
+
+const USER_COLS: &str = "id, name, role, state, salt, kdf_m, kdf_t, kdf_p, invite_hash, \
+    invite_expires, auth_hash, x25519_recipient, ed25519_public, wrapped_keys, created";
+
+const VAULT_ACCESS: &str = "SELECT v.id, v.owner_id, o.name AS owner_name, v.name, v.generation, \
+    m.wrapped_keys, \
+    (SELECT COUNT(*) FROM objects ob WHERE ob.vault_id = v.id) AS objects, \
+    (SELECT COALESCE(SUM(ve.size), 0) FROM versions ve JOIN objects ob ON ve.object_id = ob.id \
+        WHERE ob.vault_id = v.id) AS bytes \
+    FROM vaults v JOIN vault_members m ON m.vault_id = v.id JOIN users o ON o.id = v.owner_id";
+
+const VERSION_COLS: &str = "ve.id, ve.version, ve.blob_key, ve.size, ve.sha256, ve.generation, \
+    ve.signature, COALESCE(u.name, '(deleted)') AS author, \
+    COALESCE(u.ed25519_public, '') AS author_key, ve.created";
+
+impl SqliteMeta {
+    /// Opens (creating if needed) the database file and runs the migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+async fn queue_blobs_of(
+    tx: &mut sqlx::SqliteConnection,
+    filter: &'static str,
+    arg: &str,
+    now: i64,
+) -> Result<()> {
+    // `filter` selects version rows `ve` joined to objects `ob`; it is always a constant.
+    let sql = format!(
+        "INSERT OR IGNORE INTO blob_gc (blob_key, queued) \
+         SELECT ve.blob_key, ? FROM versions ve JOIN objects ob ON ve.object_id = ob.id \
+         JOIN vaults v ON v.id = ob.vault_id WHERE {filter}"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .bind(arg)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[async_trait::async_trait]
+impl MetaStore for SqliteMeta {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn invite_user(&self, inv: NewInvitation) -> Result<()> {
+        let mut tx = self.write().await?;
+        let existing: Option<(String,)> = sqlx::query_as("SELECT state FROM users WHERE name = ?")
+            .bind(&inv.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match existing {
+            Some((state,)) if state == "active" => return Err(StoreError::Conflict("user exists")),
+            Some(_) => {
+                sqlx::query(
+                    "UPDATE users SET role = ?, invite_hash = ?, invite_expires = ? WHERE name = ?",
+                )
+                .bind(&inv.role)
+                .bind(&inv.invite_hash)
+                .bind(inv.expires)
+                .bind(&inv.name)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO users (id, name, role, state, salt, kdf_m, kdf_t, kdf_p, \
+                     invite_hash, invite_expires, created) \
+                     VALUES (?, ?, ?, 'invited', ?, 0, 0, 0, ?, ?, ?)",
+                )
+                .bind(&inv.id)
+                .bind(&inv.name)
+                .bind(&inv.role)
+                .bind(&inv.salt)
+                .bind(&inv.invite_hash)
+                .bind(inv.expires)
+                .bind(inv.now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE name = ?");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn register_user(&self, reg: Registration) -> Result<UserRow> {
+        let mut tx = self.write().await?;
+        let sql = format!(
+            "SELECT {USER_COLS} FROM users WHERE name = ? AND state = 'invited' \
+             AND invite_hash = ? AND invite_expires > ?"
+        );
+        let user: UserRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&reg.name)
+            .bind(&reg.invite_hash)
+            .bind(reg.now)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        sqlx::query(
+            "UPDATE users SET state = 'active', invite_hash = NULL, invite_expires = NULL, \
+             kdf_m = ?, kdf_t = ?, kdf_p = ?, auth_hash = ?, x25519_recipient = ?, \
+             ed25519_public = ?, wrapped_keys = ? WHERE id = ?",
+        )
+        .bind(reg.kdf.0)
+        .bind(reg.kdf.1)
+        .bind(reg.kdf.2)
+        .bind(&reg.auth_hash)
+        .bind(&reg.x25519_recipient)
+        .bind(&reg.ed25519_public)
+        .bind(&reg.wrapped_keys)
+        .bind(&user.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO vaults (id, owner_id, name, generation, created) VALUES (?, ?, 'default', 1, ?)",
+        )
+        .bind(&reg.default_vault_id)
+        .bind(&user.id)
+        .bind(reg.now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO vault_members (vault_id, user_id, wrapped_keys) VALUES (?, ?, ?)")
+            .bind(&reg.default_vault_id)
+            .bind(&user.id)
+            .bind(&reg.default_vault_keys)
+            .execute(&mut *tx)
+            .await?;
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?");
+        let user = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&user.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn list_users(&self) -> Result<Vec<(UserRow, u64)>> {
+        let sql = format!("SELECT {USER_COLS} FROM users ORDER BY name");
+        let users: Vec<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        let usage: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT v.owner_id, COALESCE(SUM(ve.size), 0) FROM versions ve \
+             JOIN objects ob ON ve.object_id = ob.id JOIN vaults v ON v.id = ob.vault_id \
+             GROUP BY v.owner_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(users
+            .into_iter()
+            .map(|u| {
+                let used = usage
+                    .iter()
+                    .find(|(id, _)| *id == u.id)
+                    .map_or(0, |(_, b)| *b as u64);
+                (u, used)
+            })
+            .collect())
+    }
+
+    async fn delete_user(&self, name: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        let id: (String,) = sqlx::query_as("SELECT id FROM users WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        queue_blobs_of(&mut tx, "v.owner_id = ?", &id.0, unix_now()).await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO blob_gc (blob_key, queued) \
+             SELECT u.blob_key, ? FROM uploads u JOIN vaults v ON v.id = u.vault_id WHERE v.owner_id = ?",
+        )
+        .bind(unix_now())
+        .bind(&id.0)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM users WHERE id = ?")
+            .bind(&id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_role(&self, name: &str, role: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET role = ? WHERE name = ?")
+            .bind(role)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn create_session(&self, s: SessionRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, token_hash, user_id, method, created, last_seen) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id)
+        .bind(&s.token_hash)
+        .bind(&s.user_id)
+        .bind(&s.method)
+        .bind(s.created)
+        .bind(s.last_seen)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+        idle_secs: i64,
+    ) -> Result<SessionLookup> {
+        let session: Option<SessionRow> = sqlx::query_as(
+            "SELECT id, token_hash, user_id, method, created, last_seen FROM sessions WHERE token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(mut session) = session else {
+            return Ok(SessionLookup::Unknown);
+        };
+        if session.last_seen + idle_secs < now {
+            sqlx::query("DELETE FROM sessions WHERE id = ?")
+                .bind(&session.id)
+                .execute(&self.pool)
+                .await?;
+            return Ok(SessionLookup::Expired);
+        }
+        // Refresh only when the stored time is stale, so reads do not all become writes.
+        if session.last_seen < now {
+            sqlx::query("UPDATE sessions SET last_seen = ? WHERE id = ? AND last_seen < ?")
+                .bind(now)
+                .bind(&session.id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+            session.last_seen = now;
+        }
+        let Some(user) = self.user_by_id(&session.user_id).await? else {
+            return Ok(SessionLookup::Unknown);
+        };
+        Ok(SessionLookup::Valid(session, user))
+    }
+
+    async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, token_hash, user_id, method, created, last_seen FROM sessions \
+             WHERE user_id = ? ORDER BY created",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn delete_session(&self, user_id: &str, session_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE id = ? AND user_id = ?")
+            .bind(session_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn add_ssh_key(&self, k: SshKeyRow) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO ssh_keys (user_id, fingerprint, public_key, comment, wrapped_keys, created) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&k.user_id)
+        .bind(&k.fingerprint)
+        .bind(&k.public_key)
+        .bind(&k.comment)
+        .bind(&k.wrapped_keys)
+        .bind(k.created)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn ssh_keys(&self, user_id: &str) -> Result<Vec<SshKeyRow>> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, fingerprint, public_key, comment, wrapped_keys, created \
+             FROM ssh_keys WHERE user_id = ? ORDER BY created",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn put_challenge(
+        &self,
+        id: &str,
+        user: &str,
+        challenge: &[u8],
+        expires: i64,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM ssh_challenges WHERE expires < ?")
+            .bind(unix_now())
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO ssh_challenges (id, user_name, challenge, expires) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(user)
+        .bind(challenge)
+        .bind(expires)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_challenge(&self, id: &str, user: &str, now: i64) -> Result<Option<Vec<u8>>> {
+        let row: Option<(Vec<u8>,)> = sqlx::query_as(
+            "DELETE FROM ssh_challenges WHERE id = ? AND user_name = ? AND expires >= ? RETURNING challenge",
+        )
+        .bind(id)
+        .bind(user)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    async fn throttle_get(&self, key: &str) -> Result<Option<Throttle>> {
+        Ok(
+            sqlx::query_as("SELECT failures, next_allowed FROM throttle WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn throttle_fail(
+        &self,
+        key: &str,
+        now: i64,
+        backoff: fn(i64) -> i64,
+    ) -> Result<Throttle> {
+        let mut tx = self.write().await?;
+        let failures: i64 = sqlx::query_scalar("SELECT failures FROM throttle WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(0)
+            + 1;
+        let next_allowed = now + backoff(failures);
+        sqlx::query(
+            "INSERT INTO throttle (key, failures, next_allowed, updated) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
+             next_allowed = excluded.next_allowed, updated = excluded.updated",
+        )
+        .bind(key)
+        .bind(failures)
+        .bind(next_allowed)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Throttle {
+            failures,
+            next_allowed,
+        })
+    }
+
+    async fn throttle_clear(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM throttle WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_vault(&self, v: NewVault) -> Result<VaultAccess> {
+        let mut tx = self.write().await?;
+        let exists: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM vaults WHERE owner_id = ? AND name = ?")
+                .bind(&v.owner_id)
+                .bind(&v.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict("a vault of that name exists"));
+        }
+        sqlx::query(
+            "INSERT INTO vaults (id, owner_id, name, generation, created) VALUES (?, ?, ?, 1, ?)",
+        )
+        .bind(&v.id)
+        .bind(&v.owner_id)
+        .bind(&v.name)
+        .bind(v.now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO vault_members (vault_id, user_id, wrapped_keys) VALUES (?, ?, ?)")
+            .bind(&v.id)
+            .bind(&v.owner_id)
+            .bind(&v.wrapped_keys)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.vault_access(&v.owner_id, &v.id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn vaults_for(&self, user_id: &str) -> Result<Vec<VaultAccess>> {
+        let sql = format!(
+            "{VAULT_ACCESS} WHERE m.user_id = ? ORDER BY o.name <> (SELECT name FROM users WHERE id = ?), o.name, v.name"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn vault_access(&self, user_id: &str, vault_id: &str) -> Result<Option<VaultAccess>> {
+        let sql = format!("{VAULT_ACCESS} WHERE m.user_id = ? AND v.id = ?");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .bind(vault_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn delete_vault(&self, vault_id: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        queue_blobs_of(&mut tx, "v.id = ?", vault_id, unix_now()).await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM uploads WHERE vault_id = ?",
+        )
+        .bind(unix_now())
+        .bind(vault_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM vaults WHERE id = ?")
+            .bind(vault_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn members(&self, vault_id: &str) -> Result<Vec<Member>> {
+        Ok(sqlx::query_as(
+            "SELECT u.id AS user_id, u.name, COALESCE(u.x25519_recipient, '') AS x25519_recipient, \
+             (u.id = v.owner_id) AS owner FROM vault_members m JOIN users u ON u.id = m.user_id \
+             JOIN vaults v ON v.id = m.vault_id WHERE m.vault_id = ? ORDER BY owner DESC, u.name",
+        )
+        .bind(vault_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn add_member(&self, vault_id: &str, user_id: &str, wrapped_keys: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO vault_members (vault_id, user_id, wrapped_keys) VALUES (?, ?, ?) \
+             ON CONFLICT (vault_id, user_id) DO UPDATE SET wrapped_keys = excluded.wrapped_keys",
+        )
+        .bind(vault_id)
+        .bind(user_id)
+        .bind(wrapped_keys)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn rotate_vault(
+        &self,
+        vault_id: &str,
+        remove_user_id: &str,
+        generation: u32,
+        rewrapped: Vec<(String, String)>,
+    ) -> Result<()> {
+        let mut tx = self.write().await?;
+        let current: i64 = sqlx::query_scalar("SELECT generation FROM vaults WHERE id = ?")
+            .bind(vault_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if i64::from(generation) != current + 1 {
+            return Err(StoreError::Conflict(
+                "generation must be the current one plus one",
+            ));
+        }
+        let removed = sqlx::query("DELETE FROM vault_members WHERE vault_id = ? AND user_id = ?")
+            .bind(vault_id)
+            .bind(remove_user_id)
+            .execute(&mut *tx)
+            .await?;
+        if removed.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let mut remaining: Vec<String> =
+            sqlx::query_scalar("SELECT user_id FROM vault_members WHERE vault_id = ?")
+                .bind(vault_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut given: Vec<String> = rewrapped.iter().map(|(u, _)| u.clone()).collect();
+        remaining.sort();
+        given.sort();
+        if remaining != given {
+            return Err(StoreError::Conflict(
+                "new keys must cover exactly the remaining members",
+            ));
+        }
+        for (user_id, wrapped) in &rewrapped {
+            sqlx::query(
+                "UPDATE vault_members SET wrapped_keys = ? WHERE vault_id = ? AND user_id = ?",
+            )
+            .bind(wrapped)
+            .bind(vault_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE vaults SET generation = ? WHERE id = ?")
+            .bind(i64::from(generation))
+            .bind(vault_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_upload(&self, u: UploadRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO uploads (id, vault_id, user_id, blob_key, size, sha256, created) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&u.id)
+        .bind(&u.vault_id)
+        .bind(&u.user_id)
+        .bind(&u.blob_key)
+        .bind(u.size)
+        .bind(&u.sha256)
+        .bind(u.created)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn complete_upload(&self, id: &str, size: i64, sha256: &str) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE uploads SET size = ?, sha256 = ? WHERE id = ? AND size = -1")
+                .bind(size)
+                .bind(sha256)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn commit_version(&self, c: NewVersion, keep: u32) -> Result<VersionRow> {
+        let mut tx = self.write().await?;
+        let upload: UploadRow = sqlx::query_as(
+            "SELECT id, vault_id, user_id, blob_key, size, sha256, created FROM uploads \
+             WHERE id = ? AND vault_id = ? AND user_id = ?",
+        )
+        .bind(&c.upload_id)
+        .bind(&c.vault_id)
+        .bind(&c.user_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        if upload.size < 0 || upload.size != c.size || upload.sha256 != c.sha256 {
+            return Err(StoreError::Conflict(
+                "size or hash differ from what was uploaded",
+            ));
+        }
+        let object_id: Option<String> =
+            sqlx::query_scalar("SELECT id FROM objects WHERE vault_id = ? AND enc_name = ?")
+                .bind(&c.vault_id)
+                .bind(&c.enc_name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let object_id = match object_id {
+            Some(id) => id,
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                sqlx::query(
+                    "INSERT INTO objects (id, vault_id, enc_name, created) VALUES (?, ?, ?, ?)",
+                )
+                .bind(&id)
+                .bind(&c.vault_id)
+                .bind(&c.enc_name)
+                .bind(c.now)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
+        let latest: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) FROM versions WHERE object_id = ?",
+        )
+        .bind(&object_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if c.version != latest + 1 {
+            return Err(StoreError::Conflict("version is not the latest plus one"));
+        }
+        sqlx::query(
+            "INSERT INTO versions (id, object_id, version, blob_key, size, sha256, generation, \
+             signature, author_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&upload.id)
+        .bind(&object_id)
+        .bind(c.version)
+        .bind(&upload.blob_key)
+        .bind(c.size)
+        .bind(&c.sha256)
+        .bind(c.generation)
+        .bind(&c.signature)
+        .bind(&c.user_id)
+        .bind(c.now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM uploads WHERE id = ?")
+            .bind(&upload.id)
+            .execute(&mut *tx)
+            .await?;
+        let cutoff = c.version - i64::from(keep.max(1));
+        sqlx::query(
+            "INSERT OR IGNORE INTO blob_gc (blob_key, queued) \
+             SELECT blob_key, ? FROM versions WHERE object_id = ? AND version <= ?",
+        )
+        .bind(c.now)
+        .bind(&object_id)
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM versions WHERE object_id = ? AND version <= ?")
+            .bind(&object_id)
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?;
+        let sql = format!(
+            "SELECT {VERSION_COLS} FROM versions ve LEFT JOIN users u ON u.id = ve.author_id WHERE ve.id = ?"
+        );
+        let row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&upload.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn list_objects(&self, vault_id: &str) -> Result<Vec<(String, VersionRow)>> {
+        let sql = format!(
+            "SELECT ob.enc_name, {VERSION_COLS} FROM objects ob \
+             JOIN versions ve ON ve.object_id = ob.id \
+             LEFT JOIN users u ON u.id = ve.author_id \
+             WHERE ob.vault_id = ? AND ve.version = \
+               (SELECT MAX(version) FROM versions WHERE object_id = ob.id) \
+             ORDER BY ob.enc_name"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(vault_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get("enc_name")?;
+                let v = <VersionRow as sqlx::FromRow<_>>::from_row(r)?;
+                Ok((name, v))
+            })
+            .collect()
+    }
+
+    async fn object_versions(&self, vault_id: &str, enc_name: &str) -> Result<Vec<VersionRow>> {
+        let sql = format!(
+            "SELECT {VERSION_COLS} FROM objects ob JOIN versions ve ON ve.object_id = ob.id \
+             LEFT JOIN users u ON u.id = ve.author_id \
+             WHERE ob.vault_id = ? AND ob.enc_name = ? ORDER BY ve.version DESC"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(vault_id)
+            .bind(enc_name)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn version(&self, vault_id: &str, version_id: &str) -> Result<Option<VersionRow>> {
+        let sql = format!(
+            "SELECT {VERSION_COLS} FROM objects ob JOIN versions ve ON ve.object_id = ob.id \
+             LEFT JOIN users u ON u.id = ve.author_id WHERE ob.vault_id = ? AND ve.id = ?"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(vault_id)
+            .bind(version_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn delete_object(&self, vault_id: &str, enc_name: &str) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let object_id: Option<String> =
+            sqlx::query_scalar("SELECT id FROM objects WHERE vault_id = ? AND enc_name = ?")
+                .bind(vault_id)
+                .bind(enc_name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(object_id) = object_id else {
+            return Ok(false);
+        };
+        queue_blobs_of(&mut tx, "ob.id = ?", &object_id, unix_now()).await?;
+        sqlx::query("DELETE FROM objects WHERE id = ?")
+            .bind(&object_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn expire_uploads(&self, before: i64) -> Result<u64> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM uploads WHERE created < ?",
+        )
+        .bind(unix_now())
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query("DELETE FROM uploads WHERE created < ?")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn gc_pending(&self, limit: i64) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT blob_key FROM blob_gc ORDER BY queued LIMIT ?")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn gc_done(&self, keys: &[String]) -> Result<()> {
+        let mut tx = self.write().await?;
+        for k in keys {
+            sqlx::query("DELETE FROM blob_gc WHERE blob_key = ?")
+                .bind(k)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_append(&self, e: NewAudit) -> Result<AuditRow> {
+        let mut tx = self.write().await?;
+        let last: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (seq, prev_hash) = match last {
+            Some((s, h)) => (s + 1, h),
+            None => (1, GENESIS.to_string()),
+        };
+        let hash = audit_hash(
+            &prev_hash,
+            &AuditFields {
+                seq,
+                ts: e.ts,
+                actor: &e.actor,
+                action: &e.action,
+                target: &e.target,
+                outcome: &e.outcome,
+                client: &e.client,
+            },
+        );
+        sqlx::query(
+            "INSERT INTO audit (seq, ts, actor, actor_id, action, target, outcome, client, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(e.ts)
+        .bind(&e.actor)
+        .bind(&e.actor_id)
+        .bind(&e.action)
+        .bind(&e.target)
+        .bind(&e.outcome)
+        .bind(&e.client)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(AuditRow {
+            seq,
+            ts: e.ts,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            outcome: e.outcome,
+            client: e.client,
+            prev_hash,
+            hash,
+        })
+    }
+
+    async fn audit_list(&self, actor_id: Option<&str>) -> Result<Vec<AuditRow>> {
+        let cols = "seq, ts, actor, action, target, outcome, client, prev_hash, hash";
+        Ok(match actor_id {
+            Some(id) => {
+                let sql = format!("SELECT {cols} FROM audit WHERE actor_id = ? ORDER BY seq");
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let sql = format!("SELECT {cols} FROM audit ORDER BY seq");
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        })
+    }
+}
