@@ -1,1 +1,254 @@
-fn main() {}
+//! `enc`: the command-line client. A thin shell over `enc_client`: parse, call, print.
+#![forbid(unsafe_code)]
+
+mod admin;
+mod auth;
+mod objects;
+mod ui;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Zero-knowledge encrypted storage: everything is encrypted here, before it leaves.
+#[derive(Debug, Parser)]
+#[command(
+    name = "enc",
+    version,
+    after_help = "Start: `enc register --server https://HOST:8443 --user NAME --token TOKEN` with the token an admin gave you, then `enc push FILE`, `enc ls`, `enc pull NAME`.\nConfiguration lives in $ENC_CONFIG_DIR (default ~/.config/enc)."
+)]
+pub struct Cli {
+    /// Server URL, e.g. https://host:8443 [env: ENC_SERVER; default: the saved one].
+    #[arg(long, env = "ENC_SERVER", global = true)]
+    server: Option<String>,
+    /// User name [env: ENC_USER; default: the saved one].
+    #[arg(long, env = "ENC_USER", global = true)]
+    user: Option<String>,
+    /// Expected server certificate fingerprint (SHA256:…), pinned at register/login.
+    #[arg(long, env = "ENC_FINGERPRINT", global = true)]
+    fingerprint: Option<String>,
+    /// Read the passphrase from this file (first line) instead of ENC_PASSPHRASE or a prompt.
+    #[arg(long, global = true)]
+    passphrase_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create your account with an invitation token from an admin.
+    Register {
+        /// The invitation token.
+        #[arg(long)]
+        token: String,
+    },
+    /// Log in (passphrase, or an Ed25519 SSH key registered with `enc key add-ssh`).
+    Login {
+        /// Log in with this SSH private key instead of the passphrase.
+        #[arg(long)]
+        ssh_key: Option<PathBuf>,
+    },
+    /// End the session on the server and forget it on this device.
+    Logout,
+    /// Show who you are logged in as, where, and whether the session is alive.
+    Status,
+    /// Encrypt and upload files or directories (recursively).
+    Push {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Vault: NAME, or OWNER/NAME for one shared with you [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+        /// Store a single file under this name.
+        #[arg(long = "as")]
+        as_name: Option<String>,
+    },
+    /// Download, verify and decrypt objects (a name, or a directory prefix).
+    Pull {
+        /// Object names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Output file (one object) or directory [default: the object's name, here].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Vault [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+        /// Fetch this version instead of the latest.
+        #[arg(long)]
+        version: Option<u64>,
+        /// Write the ciphertext exactly as stored (an age file).
+        #[arg(long)]
+        raw: bool,
+    },
+    /// List objects.
+    Ls {
+        /// Vault [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+        /// Show version, size, time and author.
+        #[arg(short, long)]
+        long: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// List the stored versions of this name instead.
+        #[arg(long, value_name = "NAME")]
+        versions: Option<String>,
+    },
+    /// Remove objects with all their versions.
+    Rm {
+        /// Object names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Vault [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+    },
+    /// Manage vaults.
+    #[command(subcommand)]
+    Vault(VaultCmd),
+    /// Keys: export a vault's age identity, register SSH keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Manage users (admins).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// List or revoke your sessions.
+    #[command(subcommand)]
+    Session(SessionCmd),
+    /// Show audit entries (yours; all with --all as admin) and check the hash chain.
+    Audit {
+        /// Every user's entries (admin).
+        #[arg(long)]
+        all: bool,
+        /// Check the hash chain; exit non-zero if it is broken.
+        #[arg(long)]
+        verify: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VaultCmd {
+    /// Create a vault.
+    Create { name: String },
+    /// List your vaults and those shared with you (as OWNER/NAME).
+    Ls {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Share a vault with a user.
+    Share { name: String, user: String },
+    /// Stop sharing: the user loses access and new writes use new keys.
+    Unshare { name: String, user: String },
+    /// List a vault's members.
+    Members { name: String },
+    /// Remove a vault and everything in it.
+    Rm {
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCmd {
+    /// Print the vault's age identity (all generations), for `age -d -i`.
+    Export {
+        #[arg(long)]
+        vault: Option<String>,
+    },
+    /// Register an Ed25519 SSH public key for `enc login --ssh-key`.
+    AddSsh { public_key: PathBuf },
+    /// List registered SSH keys.
+    LsSsh,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCmd {
+    /// Invite a user; prints the one-time invitation token alone on stdout.
+    Create {
+        name: String,
+        #[arg(long, default_value = "user")]
+        role: String,
+    },
+    /// List users with role, state and usage.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user and everything they own.
+    Rm {
+        name: String,
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Change a user's role.
+    SetRole { name: String, role: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionCmd {
+    /// List your sessions.
+    Ls,
+    /// Revoke a session by id.
+    Revoke { id: String },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("enc: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let profile = enc_client::Profile::locate()?;
+    match cli.command {
+        Command::Register { ref token } => auth::register(&cli, &profile, token),
+        Command::Login { ref ssh_key } => auth::login(&cli, &profile, ssh_key.as_deref()),
+        Command::Logout => auth::logout(&profile),
+        Command::Status => auth::status(&profile),
+        Command::Push {
+            paths,
+            vault,
+            as_name,
+        } => objects::push(&profile, &paths, vault.as_deref(), as_name.as_deref()),
+        Command::Pull {
+            names,
+            output,
+            vault,
+            version,
+            raw,
+        } => objects::pull(
+            &profile,
+            &names,
+            output.as_deref(),
+            vault.as_deref(),
+            version,
+            raw,
+        ),
+        Command::Ls {
+            vault,
+            long,
+            json,
+            versions,
+        } => objects::ls(&profile, vault.as_deref(), long, json, versions.as_deref()),
+        Command::Rm { names, vault } => objects::rm(&profile, &names, vault.as_deref()),
+        Command::Vault(cmd) => admin::vault(&profile, cmd),
+        Command::Key(cmd) => admin::key(&profile, cmd),
+        Command::User(cmd) => admin::user(&profile, cmd),
+        Command::Session(cmd) => admin::session(&profile, cmd),
+        Command::Audit { all, verify, json } => admin::audit(&profile, all, verify, json),
+    }
+}

@@ -1,1 +1,23 @@
+//! Client library of enc: configuration, a pinned-TLS HTTP client for the `/v1` API, and the
+//! operations the `enc` CLI offers (register, login, push, pull, share, …). Everything is
+//! encrypted and decrypted here; the server only ever receives ciphertext.
+#![forbid(unsafe_code)]
 
+mod admin;
+mod api;
+mod error;
+mod ops;
+mod profile;
+mod tls;
+mod transfer;
+
+pub use admin::{ChainCheck, check_chain};
+pub use api::Api;
+pub use error::ClientError;
+pub use ops::{Account, LoginMethod, VaultCtx, login, register};
+pub use profile::{Profile, SavedConfig, SavedSession};
+pub use tls::probe_fingerprint;
+pub use transfer::{Progress, PullOptions};
+
+/// Shorthand.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;

@@ -1,0 +1,197 @@
+//! `enc vault …`, `key …`, `user …`, `session …`, `audit`.
+
+use anyhow::bail;
+use enc_client::{Account, ChainCheck, Profile, check_chain};
+
+use crate::{KeyCmd, SessionCmd, UserCmd, VaultCmd, ui};
+
+pub fn vault(profile: &Profile, cmd: VaultCmd) -> anyhow::Result<()> {
+    let acct = Account::open(profile.clone())?;
+    match cmd {
+        VaultCmd::Create { name } => {
+            let v = acct.create_vault(&name)?;
+            eprintln!("created vault {}", v.name);
+        }
+        VaultCmd::Ls { json } => {
+            let me = acct.user().to_string();
+            let vaults = acct.vaults()?;
+            if json {
+                let rows: Vec<_> = vaults
+                    .iter()
+                    .map(|v| {
+                        let name = if v.owner == me { v.name.clone() } else { format!("{}/{}", v.owner, v.name) };
+                        serde_json::json!({"name": name, "owner": v.owner, "objects": v.objects, "bytes": v.bytes, "id": v.id})
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for v in vaults {
+                    let name = if v.owner == me {
+                        v.name.clone()
+                    } else {
+                        format!("{}/{}", v.owner, v.name)
+                    };
+                    println!("{name}\t{} objects\t{}", v.objects, ui::size(v.bytes));
+                }
+            }
+        }
+        VaultCmd::Share { name, user } => {
+            acct.share(&name, &user)?;
+            eprintln!("shared {name} with {user}");
+        }
+        VaultCmd::Unshare { name, user } => {
+            acct.unshare(&name, &user)?;
+            eprintln!("{user} no longer has access to {name}; new writes use new keys");
+        }
+        VaultCmd::Members { name } => {
+            for m in acct.members(&name)? {
+                println!("{}{}", m.user, if m.owner { "\t(owner)" } else { "" });
+            }
+        }
+        VaultCmd::Rm { name, yes } => {
+            if !yes && !ui::confirm(&format!("Remove vault {name} and everything in it?"))? {
+                bail!("not removed (pass --yes to confirm without a terminal)");
+            }
+            acct.remove_vault(&name)?;
+            eprintln!("removed vault {name}");
+        }
+    }
+    Ok(())
+}
+
+pub fn key(profile: &Profile, cmd: KeyCmd) -> anyhow::Result<()> {
+    let acct = Account::open(profile.clone())?;
+    match cmd {
+        KeyCmd::Export { vault } => {
+            let v = acct.vault(vault.as_deref())?;
+            eprintln!(
+                "# secret: anyone with this can read vault {}",
+                v.display_name(acct.user())
+            );
+            print!("{}", *v.keys.export_identity_file());
+        }
+        KeyCmd::AddSsh { public_key } => {
+            let (info, with_keys) = acct.add_ssh_key(&public_key)?;
+            eprintln!(
+                "added {} {}{}",
+                info.fingerprint,
+                info.comment,
+                if with_keys {
+                    "; logins with it need no passphrase"
+                } else {
+                    "; its private key was not next to it, so the first login on a device also asks for the passphrase"
+                }
+            );
+        }
+        KeyCmd::LsSsh => {
+            for k in acct.ssh_keys()? {
+                println!("{}\t{}\t{}", k.fingerprint, k.comment, ui::time(k.created));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn user(profile: &Profile, cmd: UserCmd) -> anyhow::Result<()> {
+    let acct = Account::open(profile.clone())?;
+    match cmd {
+        UserCmd::Create { name, role } => {
+            let inv = acct.create_user(&name, &role)?;
+            eprintln!(
+                "invitation for {name} (role {role}), valid until {}",
+                ui::time(inv.expires_at)
+            );
+            println!("{}", inv.invitation);
+        }
+        UserCmd::Ls { json } => {
+            let users = acct.users()?;
+            if json {
+                let rows: Vec<_> = users
+                    .iter()
+                    .map(|u| serde_json::json!({"name": u.name, "role": u.role, "state": u.state, "usage_bytes": u.usage_bytes, "created": u.created}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for u in users {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        u.name,
+                        u.role,
+                        u.state,
+                        ui::size(u.usage_bytes)
+                    );
+                }
+            }
+        }
+        UserCmd::Rm { name, yes } => {
+            if !yes && !ui::confirm(&format!("Remove user {name} and everything they own?"))? {
+                bail!("not removed (pass --yes to confirm without a terminal)");
+            }
+            acct.remove_user(&name)?;
+            eprintln!("removed user {name}");
+        }
+        UserCmd::SetRole { name, role } => {
+            acct.set_role(&name, &role)?;
+            eprintln!("{name} now has role {role}");
+        }
+    }
+    Ok(())
+}
+
+pub fn session(profile: &Profile, cmd: SessionCmd) -> anyhow::Result<()> {
+    let acct = Account::open(profile.clone())?;
+    match cmd {
+        SessionCmd::Ls => {
+            for s in acct.sessions()? {
+                println!(
+                    "{}\t{}\tcreated {}\tlast seen {}{}",
+                    s.id,
+                    s.method,
+                    ui::time(s.created),
+                    ui::time(s.last_seen),
+                    if s.current { "\t(this session)" } else { "" }
+                );
+            }
+        }
+        SessionCmd::Revoke { id } => {
+            acct.revoke_session(&id)?;
+            eprintln!("revoked session {id}");
+        }
+    }
+    Ok(())
+}
+
+pub fn audit(profile: &Profile, all: bool, verify: bool, json: bool) -> anyhow::Result<()> {
+    let acct = Account::open(profile.clone())?;
+    let resp = acct.audit(all)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&resp.entries)?);
+    } else {
+        for e in &resp.entries {
+            println!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                e.seq,
+                ui::time(e.ts),
+                e.actor,
+                e.action,
+                e.outcome,
+                e.target
+            );
+        }
+    }
+    if verify {
+        match (check_chain(&resp.entries, all), resp.chain_verified) {
+            (ChainCheck::BrokenAt(seq), _) => bail!("audit chain broken at entry {seq}"),
+            (_, Some(false)) => bail!("the server reports the audit chain is broken"),
+            (ChainCheck::Intact, _) => eprintln!(
+                "audit chain intact: {} entries verified from the first",
+                resp.entries.len()
+            ),
+            (ChainCheck::EntriesIntact, _) => eprintln!(
+                "{} entries verified (their hashes match; `--all` as admin checks the whole chain)",
+                resp.entries.len()
+            ),
+        }
+    }
+    Ok(())
+}

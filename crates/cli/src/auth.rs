@@ -1,0 +1,146 @@
+//! `enc register`, `login`, `logout`, `status`.
+
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use enc_client::{Account, Api, LoginMethod, Profile, SavedSession};
+
+use crate::{Cli, ui};
+
+fn server_and_user(cli: &Cli, profile: &Profile) -> anyhow::Result<(String, String)> {
+    let saved = profile.config()?;
+    let server = cli
+        .server
+        .clone()
+        .or(saved.server)
+        .context("no server: pass --server https://HOST:8443 (or set ENC_SERVER)")?;
+    let user = cli
+        .user
+        .clone()
+        .or(saved.user)
+        .context("no user: pass --user NAME (or set ENC_USER)")?;
+    Ok((server.trim_end_matches('/').to_string(), user))
+}
+
+fn check_fingerprint_format(fp: &str) -> anyhow::Result<String> {
+    let hex = fp
+        .strip_prefix("SHA256:")
+        .or_else(|| fp.strip_prefix("sha256:"))
+        .unwrap_or("");
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "--fingerprint must look like SHA256:<64 hex digits> (see `enc-server cert fingerprint`)"
+        );
+    }
+    Ok(format!("SHA256:{}", hex.to_ascii_lowercase()))
+}
+
+/// The fingerprint to pin: `--fingerprint`, the saved one, or the presented one confirmed on
+/// the terminal (trust on first use).
+fn fingerprint(cli: &Cli, profile: &Profile, server: &str) -> anyhow::Result<Option<String>> {
+    if server.starts_with("http://") {
+        return Ok(None);
+    }
+    if let Some(fp) = &cli.fingerprint {
+        return Ok(Some(check_fingerprint_format(fp)?));
+    }
+    if let Some(fp) = profile.config()?.fingerprints.get(server) {
+        return Ok(Some(fp.clone()));
+    }
+    let seen = enc_client::probe_fingerprint(server)?;
+    eprintln!(
+        "The server {server} presents the certificate\n  {seen}\nCompare it with `enc-server cert fingerprint` on the server."
+    );
+    if ui::confirm("Trust this certificate?")? {
+        Ok(Some(seen))
+    } else {
+        bail!(
+            "certificate not trusted; after checking it, pass --fingerprint {seen} (no terminal to confirm on, or you declined)"
+        )
+    }
+}
+
+fn save(
+    profile: &Profile,
+    server: &str,
+    user: &str,
+    fp: Option<String>,
+    session: &SavedSession,
+) -> anyhow::Result<()> {
+    let mut config = profile.config()?;
+    config.server = Some(server.to_string());
+    config.user = Some(user.to_string());
+    if let Some(fp) = fp {
+        config.fingerprints.insert(server.to_string(), fp);
+    }
+    profile.save_config(&config)?;
+    profile.save_session(session)?;
+    Ok(())
+}
+
+pub fn register(cli: &Cli, profile: &Profile, token: &str) -> anyhow::Result<()> {
+    let (server, user) = server_and_user(cli, profile)?;
+    let fp = fingerprint(cli, profile, &server)?;
+    let pass = ui::passphrase(cli.passphrase_file.as_deref(), true)?;
+    if pass.chars().count() < 8 {
+        bail!("choose a passphrase of at least 8 characters");
+    }
+    let api = Api::new(&server, fp.as_deref())?;
+    let session = enc_client::register(&api, &user, token, &pass)?;
+    save(profile, &server, &user, fp, &session)?;
+    eprintln!(
+        "registered {user} on {server} (role {}); you are logged in",
+        session.role
+    );
+    Ok(())
+}
+
+pub fn login(cli: &Cli, profile: &Profile, ssh_key: Option<&Path>) -> anyhow::Result<()> {
+    let (server, user) = server_and_user(cli, profile)?;
+    let fp = fingerprint(cli, profile, &server)?;
+    let api = Api::new(&server, fp.as_deref())?;
+    let pass_file = cli.passphrase_file.clone();
+    let ask = move || -> enc_client::Result<zeroize::Zeroizing<String>> {
+        ui::passphrase(pass_file.as_deref(), false)
+            .map_err(|e| enc_client::ClientError::Usage(e.to_string()))
+    };
+    let method = match ssh_key {
+        Some(path) => LoginMethod::Ssh {
+            key_path: path,
+            passphrase: &ask,
+        },
+        None => LoginMethod::Passphrase(ui::passphrase(cli.passphrase_file.as_deref(), false)?),
+    };
+    let session = enc_client::login(&api, &user, method)?;
+    save(profile, &server, &user, fp, &session)?;
+    eprintln!("logged in as {user} on {server}");
+    Ok(())
+}
+
+pub fn logout(profile: &Profile) -> anyhow::Result<()> {
+    match Account::open(profile.clone()) {
+        Ok(acct) => {
+            let user = acct.user().to_string();
+            acct.logout()?;
+            eprintln!("logged out {user}; the session is ended on the server");
+        }
+        Err(enc_client::ClientError::NotLoggedIn) => eprintln!("not logged in"),
+        Err(e) => {
+            profile.clear_session()?;
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+pub fn status(profile: &Profile) -> anyhow::Result<()> {
+    let acct = Account::open(profile.clone())?;
+    let me = acct.me()?;
+    println!("server:  {}", acct.api.base());
+    println!("user:    {} (role {})", me.user, me.role);
+    println!(
+        "session: {} (ends after {} s idle)",
+        me.session_id, me.idle_timeout_secs
+    );
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! Terminal details: passphrases, confirmations, progress bars, sizes and times.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use zeroize::Zeroizing;
+
+/// The passphrase from `--passphrase-file`, `ENC_PASSPHRASE` or a prompt (twice if `confirm`).
+pub fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
+    if let Some(f) = file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading passphrase file {}", f.display()))?,
+        );
+        let line = text.lines().next().unwrap_or("");
+        if line.is_empty() {
+            bail!("passphrase file {} is empty", f.display());
+        }
+        return Ok(Zeroizing::new(line.to_string()));
+    }
+    if let Ok(p) = std::env::var("ENC_PASSPHRASE") {
+        return Ok(Zeroizing::new(p));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no passphrase: set ENC_PASSPHRASE, pass --passphrase-file, or run in a terminal");
+    }
+    let first = Zeroizing::new(rpassword::prompt_password("Passphrase: ")?);
+    if confirm {
+        let again = Zeroizing::new(rpassword::prompt_password("Passphrase again: ")?);
+        if *first != *again {
+            bail!("the passphrases differ");
+        }
+    }
+    Ok(first)
+}
+
+/// Asks a yes/no question on the terminal; `false` without one.
+pub fn confirm(question: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// Transfers smaller than this get no progress bar.
+const BAR_THRESHOLD: u64 = 4 << 20;
+
+/// A progress bar on stderr, shown only when stdout is a terminal and the transfer is large.
+pub struct Bar(ProgressBar);
+
+impl Bar {
+    pub fn new(total: u64, label: &str) -> Self {
+        let bar = if total >= BAR_THRESHOLD && std::io::stdout().is_terminal() {
+            let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                )
+                .expect("valid template"),
+            );
+            b.set_message(label.to_string());
+            b
+        } else {
+            ProgressBar::hidden()
+        };
+        Self(bar)
+    }
+
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl enc_client::Progress for Bar {
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+}
+
+/// `1.5 MiB`.
+pub fn size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// RFC 3339 time of a Unix timestamp.
+pub fn time(ts: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_secs(ts.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}

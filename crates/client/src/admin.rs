@@ -1,0 +1,102 @@
+//! Users (admin), sessions and audit.
+
+use enc_crypto::audit::{AuditFields, GENESIS, audit_hash};
+use enc_proto::*;
+
+use crate::Result;
+use crate::ops::Account;
+
+/// Result of checking audit entries on the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainCheck {
+    /// Every entry from the first one chains correctly.
+    Intact,
+    /// Each entry's hash matches its contents (a subset of the chain was checked; the server
+    /// checked the whole chain only if it says so).
+    EntriesIntact,
+    /// The entry at this sequence number is broken.
+    BrokenAt(i64),
+}
+
+/// Recomputes entry hashes; with `full`, also that they chain from the genesis without gaps.
+pub fn check_chain(entries: &[AuditEntry], full: bool) -> ChainCheck {
+    let mut prev = GENESIS.to_string();
+    for (i, e) in entries.iter().enumerate() {
+        let fields = AuditFields {
+            seq: e.seq,
+            ts: e.ts,
+            actor: &e.actor,
+            action: &e.action,
+            target: &e.target,
+            outcome: &e.outcome,
+            client: &e.client,
+        };
+        let chained = !full || (e.seq == i as i64 + 1 && e.prev_hash == prev);
+        if !chained || audit_hash(&e.prev_hash, &fields) != e.hash {
+            return ChainCheck::BrokenAt(e.seq);
+        }
+        prev = e.hash.clone();
+    }
+    if full {
+        ChainCheck::Intact
+    } else {
+        ChainCheck::EntriesIntact
+    }
+}
+
+impl Account {
+    /// Invites a user (admin).
+    pub fn create_user(&self, name: &str, role: &str) -> Result<InvitationResponse> {
+        self.api.post(
+            "/v1/users",
+            &CreateUserRequest {
+                name: name.to_string(),
+                role: role.to_string(),
+            },
+        )
+    }
+
+    /// Lists users (admin).
+    pub fn users(&self) -> Result<Vec<UserInfo>> {
+        self.api.get("/v1/users")
+    }
+
+    /// Removes a user (admin).
+    pub fn remove_user(&self, name: &str) -> Result<()> {
+        self.api.delete(&format!("/v1/users/{name}"))
+    }
+
+    /// Changes a user's role (admin).
+    pub fn set_role(&self, name: &str, role: &str) -> Result<()> {
+        self.api.put_empty(
+            &format!("/v1/users/{name}/role"),
+            &SetRoleRequest {
+                role: role.to_string(),
+            },
+        )
+    }
+
+    /// The user's sessions.
+    pub fn sessions(&self) -> Result<Vec<SessionInfo>> {
+        self.api.get("/v1/sessions")
+    }
+
+    /// Revokes one of the user's sessions.
+    pub fn revoke_session(&self, id: &str) -> Result<()> {
+        self.api.delete(&format!("/v1/sessions/{id}"))
+    }
+
+    /// Audit entries: own, or all (admin).
+    pub fn audit(&self, all: bool) -> Result<AuditResponse> {
+        self.api.get(if all {
+            "/v1/audit?all=true"
+        } else {
+            "/v1/audit"
+        })
+    }
+
+    /// Registered SSH keys.
+    pub fn ssh_keys(&self) -> Result<Vec<SshKeyInfo>> {
+        self.api.get("/v1/ssh-keys")
+    }
+}

@@ -1,0 +1,212 @@
+//! The HTTP client of the `/v1` API: pinned TLS, bearer token, one error mapping.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use enc_proto::ErrorBody;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{ClientError, Result};
+
+/// A connection to one server.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    http: Client,
+    token: Option<String>,
+    pinned: Option<String>,
+    seen: Arc<Mutex<Option<String>>>,
+}
+
+/// The whole cause chain of an error, for messages.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+impl Api {
+    /// A client for `server` (`https://host:port`), trusting only the certificate with
+    /// `fingerprint`. Plain `http://` servers need no fingerprint.
+    pub fn new(server: &str, fingerprint: Option<&str>) -> Result<Self> {
+        let base = server.trim_end_matches('/').to_string();
+        let mut builder = Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(None::<Duration>)
+            .user_agent(concat!("enc/", env!("CARGO_PKG_VERSION")));
+        let seen = Arc::new(Mutex::new(None));
+        let mut pinned = None;
+        if base.starts_with("https://") {
+            let fp = fingerprint.ok_or_else(|| {
+                ClientError::Usage(format!(
+                    "no certificate fingerprint pinned for {base}: run `enc login` (or pass --fingerprint SHA256:…)"
+                ))
+            })?;
+            let (config, cell) = crate::tls::pinned_config(Some(fp.to_string()));
+            builder = builder.tls_backend_preconfigured(config);
+            pinned = Some(fp.to_string());
+            *cell.lock().expect("not poisoned") = None;
+            return Ok(Self {
+                base,
+                http: builder
+                    .build()
+                    .map_err(|e| ClientError::Usage(e.to_string()))?,
+                token: None,
+                pinned,
+                seen: cell,
+            });
+        } else if !base.starts_with("http://") {
+            return Err(ClientError::Usage(format!(
+                "server must be an https:// (or http://) URL, not {server:?}"
+            )));
+        }
+        Ok(Self {
+            base,
+            http: builder
+                .build()
+                .map_err(|e| ClientError::Usage(e.to_string()))?,
+            token: None,
+            pinned,
+            seen,
+        })
+    }
+
+    /// The same connection, authenticated with a session token.
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_string());
+        self
+    }
+
+    /// The server URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        let rb = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    /// Sends a request and turns every failure into a [`ClientError`].
+    pub(crate) fn send(&self, rb: RequestBuilder) -> Result<Response> {
+        let resp = rb.send().map_err(|e| self.transport(&e))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(self.api_error(resp))
+    }
+
+    pub(crate) fn transport(&self, e: &reqwest::Error) -> ClientError {
+        if let (Some(pinned), Some(seen)) = (
+            &self.pinned,
+            self.seen.lock().expect("not poisoned").clone(),
+        ) && !pinned.eq_ignore_ascii_case(&seen)
+        {
+            return ClientError::FingerprintMismatch {
+                seen,
+                pinned: pinned.clone(),
+            };
+        }
+        ClientError::Transport {
+            server: self.base.clone(),
+            detail: error_chain(e),
+        }
+    }
+
+    fn api_error(&self, resp: Response) -> ClientError {
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body: Option<ErrorBody> = resp.json().ok();
+        let (code, mut message) = match body {
+            Some(b) => (b.error.code, b.error.message),
+            None => ("http".to_string(), format!("server answered HTTP {status}")),
+        };
+        match code.as_str() {
+            "session_expired" => return ClientError::SessionExpired,
+            "unauthenticated" if self.token.is_some() => {
+                message = "session ended (logged out or revoked) — run `enc login`".into();
+            }
+            "too_many_attempts" => {
+                if let Some(r) = retry_after {
+                    message = format!("too many failed attempts; retry in {r} s");
+                }
+            }
+            _ => {}
+        }
+        ClientError::Api {
+            status,
+            code,
+            message,
+        }
+    }
+
+    /// `GET` JSON.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.json(self.send(self.request(reqwest::Method::GET, path))?)
+    }
+
+    /// `POST` JSON, JSON answer.
+    pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.json(self.send(self.request(reqwest::Method::POST, path).json(body))?)
+    }
+
+    /// `POST` JSON, no answer body.
+    pub fn post_empty<B: Serialize>(&self, path: &str, body: &B) -> Result<()> {
+        self.send(self.request(reqwest::Method::POST, path).json(body))?;
+        Ok(())
+    }
+
+    /// `PUT` JSON, no answer body.
+    pub fn put_empty<B: Serialize>(&self, path: &str, body: &B) -> Result<()> {
+        self.send(self.request(reqwest::Method::PUT, path).json(body))?;
+        Ok(())
+    }
+
+    /// `DELETE`.
+    pub fn delete(&self, path: &str) -> Result<()> {
+        self.send(self.request(reqwest::Method::DELETE, path))?;
+        Ok(())
+    }
+
+    /// `PUT` a streamed body, JSON answer.
+    pub fn put_stream<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: reqwest::blocking::Body,
+    ) -> Result<T> {
+        let rb = self
+            .request(reqwest::Method::PUT, path)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        self.json(self.send(rb)?)
+    }
+
+    /// `GET` a streamed body.
+    pub fn get_stream(&self, path: &str) -> Result<Response> {
+        self.send(self.request(reqwest::Method::GET, path))
+    }
+
+    fn json<T: DeserializeOwned>(&self, resp: Response) -> Result<T> {
+        resp.json().map_err(|e| ClientError::Transport {
+            server: self.base.clone(),
+            detail: format!("unexpected answer: {}", error_chain(&e)),
+        })
+    }
+}

@@ -1,0 +1,386 @@
+//! Account-level operations: register, login (passphrase or SSH key), logout, vaults,
+//! sharing, users, sessions, audit.
+
+use std::path::Path;
+
+use enc_crypto::{KdfParams, UserKeys, VaultKeys};
+use enc_proto::*;
+use zeroize::Zeroizing;
+
+use crate::api::Api;
+use crate::profile::{Profile, SavedSession};
+use crate::{ClientError, Result};
+
+/// How to log in.
+pub enum LoginMethod<'a> {
+    /// With the account passphrase.
+    Passphrase(Zeroizing<String>),
+    /// With an Ed25519 SSH private key (OpenSSH format, unencrypted); `passphrase` is asked
+    /// for only when the key carries no wrapped copy of the account keys.
+    Ssh {
+        /// Private key file.
+        key_path: &'a Path,
+        /// Supplies the account passphrase if needed.
+        passphrase: &'a dyn Fn() -> Result<Zeroizing<String>>,
+    },
+}
+
+fn kdf_params(k: &Kdf) -> KdfParams {
+    KdfParams {
+        m_kib: k.m_kib,
+        t: k.t,
+        p: k.p,
+    }
+}
+
+fn derive(api: &Api, user: &str, passphrase: &str) -> Result<enc_crypto::AccountKeys> {
+    let pre: PreloginResponse = api.post(
+        "/v1/auth/prelogin",
+        &PreloginRequest {
+            user: user.to_string(),
+        },
+    )?;
+    let salt = enc_crypto::unb64(&pre.salt)?;
+    Ok(enc_crypto::kdf::derive(
+        passphrase.as_bytes(),
+        &salt,
+        kdf_params(&pre.kdf),
+    )?)
+}
+
+fn session_of(api: &Api, resp: LoginResponse, keys: &UserKeys) -> Result<SavedSession> {
+    if resp.x25519_recipient != keys.recipient() || resp.ed25519_public != keys.verifying_key_b64()
+    {
+        return Err(ClientError::Integrity(
+            "the server's copy of your public keys does not match your key bundle".into(),
+        ));
+    }
+    Ok(SavedSession {
+        server: api.base().to_string(),
+        user: resp.user,
+        role: resp.role,
+        token: resp.token,
+        session_id: resp.session_id,
+        keys: keys.to_secret_json().to_string(),
+    })
+}
+
+/// Redeems an invitation: makes the account's keys, uploads them wrapped, returns a session.
+pub fn register(api: &Api, user: &str, invitation: &str, passphrase: &str) -> Result<SavedSession> {
+    let pre: PreloginResponse = api.post(
+        "/v1/auth/prelogin",
+        &PreloginRequest {
+            user: user.to_string(),
+        },
+    )?;
+    let salt = enc_crypto::unb64(&pre.salt)?;
+    let kdf = KdfParams::default();
+    let derived = enc_crypto::kdf::derive(passphrase.as_bytes(), &salt, kdf)?;
+    let keys = UserKeys::generate();
+    let vault = VaultKeys::generate();
+    let req = RegisterRequest {
+        user: user.to_string(),
+        invitation: invitation.trim().to_string(),
+        kdf: Kdf {
+            m_kib: kdf.m_kib,
+            t: kdf.t,
+            p: kdf.p,
+        },
+        auth_key: enc_crypto::b64(derived.auth_key.as_ref()),
+        x25519_recipient: keys.recipient(),
+        ed25519_public: keys.verifying_key_b64(),
+        wrapped_keys: keys.wrap(&derived.kek),
+        default_vault_keys: vault.wrap_to(&keys.recipient())?,
+    };
+    let resp: LoginResponse = api.post("/v1/auth/register", &req)?;
+    session_of(api, resp, &keys)
+}
+
+fn read_ssh_key(path: &Path) -> Result<ssh_key::PrivateKey> {
+    let key = ssh_key::PrivateKey::read_openssh_file(path).map_err(|e| {
+        ClientError::Usage(format!(
+            "cannot read SSH private key {}: {e}",
+            path.display()
+        ))
+    })?;
+    if key.is_encrypted() {
+        return Err(ClientError::Usage(format!(
+            "{} is passphrase-protected; enc reads only unencrypted Ed25519 keys for now",
+            path.display()
+        )));
+    }
+    if key.algorithm() != ssh_key::Algorithm::Ed25519 {
+        return Err(ClientError::Usage(format!(
+            "{} is not an Ed25519 key; enc supports ssh-ed25519 keys",
+            path.display()
+        )));
+    }
+    Ok(key)
+}
+
+fn ssh_seed(key: &ssh_key::PrivateKey) -> Result<Zeroizing<[u8; 32]>> {
+    let pair = key
+        .key_data()
+        .ed25519()
+        .ok_or_else(|| ClientError::Usage("not an Ed25519 key".into()))?;
+    Ok(Zeroizing::new(pair.private.to_bytes()))
+}
+
+/// Logs in and returns the session to store.
+pub fn login(api: &Api, user: &str, method: LoginMethod<'_>) -> Result<SavedSession> {
+    match method {
+        LoginMethod::Passphrase(passphrase) => {
+            let derived = derive(api, user, &passphrase)?;
+            let resp: LoginResponse = api.post(
+                "/v1/auth/login",
+                &LoginRequest {
+                    user: user.to_string(),
+                    auth_key: enc_crypto::b64(derived.auth_key.as_ref()),
+                },
+            )?;
+            let keys = UserKeys::unwrap(&derived.kek, &resp.wrapped_keys).map_err(|_| {
+                ClientError::Integrity("cannot unwrap your key bundle with this passphrase".into())
+            })?;
+            session_of(api, resp, &keys)
+        }
+        LoginMethod::Ssh {
+            key_path,
+            passphrase,
+        } => {
+            let key = read_ssh_key(key_path)?;
+            let ch: SshChallengeResponse = api.post(
+                "/v1/auth/ssh/challenge",
+                &SshChallengeRequest {
+                    user: user.to_string(),
+                },
+            )?;
+            let challenge = enc_crypto::unb64(&ch.challenge)?;
+            let sig = key
+                .sign("enc-login", ssh_key::HashAlg::Sha512, &challenge)
+                .map_err(|e| ClientError::Usage(format!("signing with the SSH key failed: {e}")))?;
+            let pem = sig
+                .to_pem(ssh_key::LineEnding::LF)
+                .map_err(|e| ClientError::Usage(e.to_string()))?;
+            let resp: LoginResponse = api.post(
+                "/v1/auth/ssh/login",
+                &SshLoginRequest {
+                    user: user.to_string(),
+                    id: ch.id,
+                    signature: pem,
+                },
+            )?;
+            let keys = match &resp.ssh_wrapped_keys {
+                Some(w) => {
+                    let kek = enc_crypto::kdf::ssh_kek(&*ssh_seed(&key)?, user);
+                    UserKeys::unwrap(&kek, w)?
+                }
+                None => {
+                    let derived = derive(api, user, &passphrase()?)?;
+                    UserKeys::unwrap(&derived.kek, &resp.wrapped_keys).map_err(|_| {
+                        ClientError::Integrity(
+                            "cannot unwrap your key bundle with this passphrase".into(),
+                        )
+                    })?
+                }
+            };
+            session_of(api, resp, &keys)
+        }
+    }
+}
+
+/// A vault with its unwrapped keys.
+pub struct VaultCtx {
+    /// What the server says about it.
+    pub info: VaultInfo,
+    /// Its keys.
+    pub keys: VaultKeys,
+}
+
+impl VaultCtx {
+    /// `NAME` for own vaults, `OWNER/NAME` for shared ones.
+    pub fn display_name(&self, me: &str) -> String {
+        if self.info.owner == me {
+            self.info.name.clone()
+        } else {
+            format!("{}/{}", self.info.owner, self.info.name)
+        }
+    }
+}
+
+/// A logged-in account on this device.
+pub struct Account {
+    /// The API, authenticated.
+    pub api: Api,
+    /// The stored session.
+    pub session: SavedSession,
+    /// The account keys.
+    pub keys: UserKeys,
+    profile: Profile,
+}
+
+impl Account {
+    /// Opens the stored session of a profile.
+    pub fn open(profile: Profile) -> Result<Self> {
+        let session = profile.session()?.ok_or(ClientError::NotLoggedIn)?;
+        let config = profile.config()?;
+        let fp = config.fingerprints.get(&session.server).cloned();
+        let api = Api::new(&session.server, fp.as_deref())?.with_token(&session.token);
+        let keys = UserKeys::from_secret_json(&session.keys)?;
+        Ok(Self {
+            api,
+            session,
+            keys,
+            profile,
+        })
+    }
+
+    /// The user name.
+    pub fn user(&self) -> &str {
+        &self.session.user
+    }
+
+    /// Whoami, checked with the server (also refreshes the session).
+    pub fn me(&self) -> Result<MeResponse> {
+        self.api.get("/v1/me")
+    }
+
+    /// Ends the session on the server and forgets it here.
+    pub fn logout(self) -> Result<()> {
+        let result = self
+            .api
+            .post_empty("/v1/auth/logout", &serde_json::json!({}));
+        self.profile.clear_session()?;
+        match result {
+            Ok(()) | Err(ClientError::SessionExpired) => Ok(()),
+            Err(e) if e.is_status(401) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Vaults the user can use.
+    pub fn vaults(&self) -> Result<Vec<VaultInfo>> {
+        self.api.get("/v1/vaults")
+    }
+
+    /// Resolves `NAME` (own), `OWNER/NAME` (shared) or `None` (`default`) and unwraps its keys.
+    pub fn vault(&self, spec: Option<&str>) -> Result<VaultCtx> {
+        let spec = spec.unwrap_or("default");
+        let (owner, name) = match spec.split_once('/') {
+            Some((o, n)) => (o, n),
+            None => (self.user(), spec),
+        };
+        let info = self
+            .vaults()?
+            .into_iter()
+            .find(|v| v.owner == owner && v.name == name)
+            .ok_or_else(|| {
+                ClientError::Usage(format!(
+                    "no vault {spec:?}; `enc vault ls` lists the vaults you can use"
+                ))
+            })?;
+        let keys = VaultKeys::unwrap(&self.keys.x25519, &info.wrapped_keys)?;
+        Ok(VaultCtx { info, keys })
+    }
+
+    /// Creates a vault.
+    pub fn create_vault(&self, name: &str) -> Result<VaultInfo> {
+        let keys = VaultKeys::generate();
+        self.api.post(
+            "/v1/vaults",
+            &CreateVaultRequest {
+                name: name.to_string(),
+                wrapped_keys: keys.wrap_to(&self.keys.recipient())?,
+            },
+        )
+    }
+
+    /// Removes a vault with everything in it.
+    pub fn remove_vault(&self, spec: &str) -> Result<()> {
+        let v = self.vault(Some(spec))?;
+        self.api.delete(&format!("/v1/vaults/{}", v.info.id))
+    }
+
+    /// Members of a vault.
+    pub fn members(&self, spec: &str) -> Result<Vec<MemberInfo>> {
+        let v = self.vault(Some(spec))?;
+        self.api.get(&format!("/v1/vaults/{}/members", v.info.id))
+    }
+
+    /// Shares a vault: wraps its keys to the other user's recipient.
+    pub fn share(&self, spec: &str, user: &str) -> Result<()> {
+        let v = self.vault(Some(spec))?;
+        let pk: PublicKeys = self.api.get(&format!("/v1/users/{user}/public-keys"))?;
+        self.api.post_empty(
+            &format!("/v1/vaults/{}/members", v.info.id),
+            &AddMemberRequest {
+                user: user.to_string(),
+                wrapped_keys: v.keys.wrap_to(&pk.x25519_recipient)?,
+            },
+        )
+    }
+
+    /// Unshares a vault: removes the member and moves to a new key generation, so what is
+    /// written afterwards is out of their reach.
+    pub fn unshare(&self, spec: &str, user: &str) -> Result<()> {
+        let mut v = self.vault(Some(spec))?;
+        let members: Vec<MemberInfo> =
+            self.api.get(&format!("/v1/vaults/{}/members", v.info.id))?;
+        if !members.iter().any(|m| m.user == user && !m.owner) {
+            return Err(ClientError::Usage(format!(
+                "{user} is not a member of {spec}"
+            )));
+        }
+        let generation = v.keys.rotate();
+        let mut rewrapped = Vec::new();
+        for m in members.iter().filter(|m| m.user != user) {
+            // Our own recipient comes from our key bundle, not from the server.
+            let recipient = if m.user == self.user() {
+                self.keys.recipient()
+            } else {
+                m.x25519_recipient.clone()
+            };
+            rewrapped.push(MemberKeys {
+                user: m.user.clone(),
+                wrapped_keys: v.keys.wrap_to(&recipient)?,
+            });
+        }
+        self.api.post_empty(
+            &format!("/v1/vaults/{}/unshare", v.info.id),
+            &UnshareRequest {
+                user: user.to_string(),
+                generation,
+                rewrapped,
+            },
+        )
+    }
+
+    /// Registers an SSH public key; if its private key sits next to it (same path without
+    /// `.pub`, unencrypted), the account keys are also wrapped to it so SSH logins need no
+    /// passphrase.
+    pub fn add_ssh_key(&self, pub_path: &Path) -> Result<(SshKeyInfo, bool)> {
+        let line = std::fs::read_to_string(pub_path)
+            .map_err(ClientError::io(format!("reading {}", pub_path.display())))?;
+        let private = pub_path
+            .to_str()
+            .and_then(|p| p.strip_suffix(".pub"))
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.exists())
+            .and_then(|p| read_ssh_key(&p).ok());
+        let wrapped = match &private {
+            Some(k) => {
+                let kek = enc_crypto::kdf::ssh_kek(&*ssh_seed(k)?, self.user());
+                Some(self.keys.wrap(&kek))
+            }
+            None => None,
+        };
+        let with_keys = wrapped.is_some();
+        let info = self.api.post(
+            "/v1/ssh-keys",
+            &AddSshKeyRequest {
+                public_key: line.trim().to_string(),
+                wrapped_keys: wrapped,
+            },
+        )?;
+        Ok((info, with_keys))
+    }
+}

@@ -1,0 +1,170 @@
+//! The client's configuration directory: `$ENC_CONFIG_DIR`, else `$XDG_CONFIG_HOME/enc`,
+//! else `~/.config/enc`. `config.json` keeps the server, user and pinned fingerprints;
+//! `session.json` (0600) keeps the session token and the unwrapped account keys until
+//! `enc logout`.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::{ClientError, Result};
+
+/// Saved settings.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct SavedConfig {
+    /// Server URL.
+    pub server: Option<String>,
+    /// User name.
+    pub user: Option<String>,
+    /// Server URL → pinned `SHA256:` fingerprint.
+    #[serde(default)]
+    pub fingerprints: BTreeMap<String, String>,
+}
+
+/// A logged-in session on this device.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SavedSession {
+    /// Server URL.
+    pub server: String,
+    /// User name.
+    pub user: String,
+    /// Role.
+    pub role: String,
+    /// Bearer token.
+    pub token: String,
+    /// Session id.
+    pub session_id: String,
+    /// The account's secret keys (see `enc_crypto::UserKeys::to_secret_json`).
+    pub keys: String,
+}
+
+impl std::fmt::Debug for SavedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SavedSession")
+            .field("server", &self.server)
+            .field("user", &self.user)
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The configuration directory.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    dir: PathBuf,
+}
+
+impl Profile {
+    /// Finds the directory from the environment.
+    pub fn locate() -> Result<Self> {
+        let dir = if let Some(d) = std::env::var_os("ENC_CONFIG_DIR") {
+            PathBuf::from(d)
+        } else if let Some(d) = std::env::var_os("XDG_CONFIG_HOME") {
+            PathBuf::from(d).join("enc")
+        } else if let Some(h) = std::env::var_os("HOME") {
+            PathBuf::from(h).join(".config").join("enc")
+        } else {
+            return Err(ClientError::Usage(
+                "cannot find a configuration directory: set ENC_CONFIG_DIR or HOME".into(),
+            ));
+        };
+        Ok(Self { dir })
+    }
+
+    /// A profile in an explicit directory.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn ensure_dir(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(ClientError::io(format!("creating {}", self.dir.display())))?;
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(ClientError::io(format!("securing {}", self.dir.display())))?;
+        Ok(())
+    }
+
+    fn write_private(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.ensure_dir()?;
+        let path = self.dir.join(name);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let _ = std::fs::remove_file(&tmp);
+        let ctx = format!("writing {}", path.display());
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(ClientError::io(ctx.clone()))?;
+        f.write_all(bytes).map_err(ClientError::io(ctx.clone()))?;
+        f.sync_all().map_err(ClientError::io(ctx.clone()))?;
+        std::fs::rename(&tmp, &path).map_err(ClientError::io(ctx))?;
+        Ok(())
+    }
+
+    fn read(&self, name: &str) -> Result<Option<Zeroizing<String>>> {
+        let path = self.dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(s) => Ok(Some(Zeroizing::new(s))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ClientError::Io {
+                context: format!("reading {}", path.display()),
+                source: e,
+            }),
+        }
+    }
+
+    /// Saved settings (defaults when none).
+    pub fn config(&self) -> Result<SavedConfig> {
+        match self.read("config.json")? {
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                ClientError::Usage(format!(
+                    "{} is damaged ({e}); fix or delete it",
+                    self.dir.join("config.json").display()
+                ))
+            }),
+            None => Ok(SavedConfig::default()),
+        }
+    }
+
+    /// Saves settings.
+    pub fn save_config(&self, c: &SavedConfig) -> Result<()> {
+        let text = serde_json::to_string_pretty(c).expect("serialisable");
+        self.write_private("config.json", text.as_bytes())
+    }
+
+    /// The stored session, if any.
+    pub fn session(&self) -> Result<Option<SavedSession>> {
+        match self.read("session.json")? {
+            Some(text) => Ok(serde_json::from_str(&text).ok()),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a session (0600).
+    pub fn save_session(&self, s: &SavedSession) -> Result<()> {
+        let text = Zeroizing::new(serde_json::to_string(s).expect("serialisable"));
+        self.write_private("session.json", text.as_bytes())
+    }
+
+    /// Forgets the session and the keys stored with it.
+    pub fn clear_session(&self) -> Result<()> {
+        match std::fs::remove_file(self.dir.join("session.json")) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ClientError::Io {
+                context: "removing the session".into(),
+                source: e,
+            }),
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Push and pull: streaming age encryption/decryption with hashing on the fly, signed
+//! commits, verified downloads written to a temporary file renamed into place only when
+//! everything checked out.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use enc_crypto::{CommitFields, commit_message, verify_commit};
+use enc_proto::*;
+use sha2::{Digest, Sha256};
+
+use crate::ops::{Account, VaultCtx};
+use crate::{ClientError, Result};
+
+const BUF: usize = 1 << 20;
+
+/// Receives byte counts as a transfer proceeds.
+pub trait Progress: Send + Sync {
+    /// `n` more plaintext bytes processed.
+    fn advance(&self, n: u64);
+}
+
+impl Progress for () {
+    fn advance(&self, _n: u64) {}
+}
+
+/// What `pull` should fetch and where.
+pub struct PullOptions<'a> {
+    /// A version number; latest when `None`.
+    pub version: Option<u64>,
+    /// The ciphertext exactly as stored instead of the plaintext.
+    pub raw: bool,
+    /// Destination file.
+    pub dest: &'a Path,
+}
+
+/// Counts and hashes what passes through.
+struct Hashing<T> {
+    inner: T,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<T> Hashing<T> {
+    fn new(inner: T) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            size: 0,
+        }
+    }
+    fn finish(self) -> (T, u64, String) {
+        (self.inner, self.size, hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reports plaintext progress.
+struct Counting<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn vault_path(v: &VaultCtx) -> String {
+    format!("/v1/vaults/{}", v.info.id)
+}
+
+impl Account {
+    /// Versions of a name, newest first (empty when the name does not exist).
+    pub fn versions(&self, v: &VaultCtx, name: &str) -> Result<Vec<VersionInfo>> {
+        let enc = v.keys.encrypt_name(name)?;
+        match self
+            .api
+            .get::<ObjectInfo>(&format!("{}/objects/{enc}", vault_path(v)))
+        {
+            Ok(o) => Ok(o.versions),
+            Err(e) if e.is_status(404) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every name in a vault with its latest version, sorted by name.
+    pub fn list(&self, v: &VaultCtx) -> Result<Vec<(String, VersionInfo)>> {
+        let objects: Vec<ObjectInfo> = self.api.get(&format!("{}/objects", vault_path(v)))?;
+        let mut out = Vec::with_capacity(objects.len());
+        for o in objects {
+            let name = v.keys.decrypt_name(&o.enc_name).map_err(|_| {
+                ClientError::Integrity("an object name does not decrypt with the vault key".into())
+            })?;
+            if let Some(latest) = o.versions.into_iter().next() {
+                out.push((name, latest));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Encrypts a file to the vault and stores it as the next version of `name`.
+    pub fn push(
+        &self,
+        v: &VaultCtx,
+        path: &Path,
+        name: &str,
+        progress: &dyn Progress,
+    ) -> Result<VersionInfo> {
+        let enc_name = v.keys.encrypt_name(name)?;
+        let file =
+            File::open(path).map_err(ClientError::io(format!("opening {}", path.display())))?;
+        let recipient = v.keys.recipient();
+        let (reader, writer) = io::pipe().map_err(ClientError::io("creating a pipe"))?;
+        let receipt: Result<UploadReceipt> = std::thread::scope(|scope| {
+            let encrypt = scope.spawn(move || -> io::Result<(u64, String)> {
+                let out = Hashing::new(BufWriter::with_capacity(BUF, writer));
+                let encryptor = age::Encryptor::with_recipients(std::iter::once(
+                    &recipient as &dyn age::Recipient,
+                ))
+                .map_err(io::Error::other)?;
+                let mut stream = encryptor.wrap_output(out)?;
+                let mut input = Counting {
+                    inner: BufReader::with_capacity(BUF, file),
+                    progress,
+                };
+                io::copy(&mut input, &mut stream)?;
+                let mut out = stream.finish()?;
+                out.flush()?;
+                let (_, size, sha) = out.finish();
+                Ok((size, sha))
+            });
+            let body = reqwest::blocking::Body::new(reader);
+            let sent = self
+                .api
+                .put_stream::<UploadReceipt>(&format!("{}/uploads", vault_path(v)), body);
+            let local = encrypt
+                .join()
+                .map_err(|_| ClientError::Usage("encryption thread panicked".into()))?;
+            let receipt = sent?;
+            let (size, sha) =
+                local.map_err(ClientError::io(format!("encrypting {}", path.display())))?;
+            if receipt.size != size || receipt.sha256 != sha {
+                return Err(ClientError::Integrity(
+                    "the server received different bytes than were sent".into(),
+                ));
+            }
+            Ok(receipt)
+        });
+        let receipt = receipt?;
+        // Commit as latest + 1; retry if someone else committed the same name meanwhile.
+        let mut attempt = 0;
+        loop {
+            let latest = self.versions(v, name)?.first().map_or(0, |x| x.version);
+            let version = latest + 1;
+            let fields = CommitFields {
+                vault_id: &v.info.id,
+                object_id: &receipt.upload_id,
+                enc_name: &enc_name,
+                size: receipt.size,
+                sha256: &receipt.sha256,
+                version,
+            };
+            let req = CommitRequest {
+                upload_id: receipt.upload_id.clone(),
+                enc_name: enc_name.clone(),
+                size: receipt.size,
+                sha256: receipt.sha256.clone(),
+                version,
+                generation: v.keys.current_generation(),
+                signature: self.keys.sign_b64(&commit_message(&fields)),
+            };
+            match self
+                .api
+                .post::<_, VersionInfo>(&format!("{}/objects", vault_path(v)), &req)
+            {
+                Err(e) if e.is_status(409) && attempt < 3 && e.to_string().contains("version") => {
+                    attempt += 1
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Fetches, verifies and (unless raw) decrypts a version of `name` into `opts.dest`.
+    /// Nothing appears at `dest` unless every check passed.
+    pub fn pull(
+        &self,
+        v: &VaultCtx,
+        name: &str,
+        opts: &PullOptions<'_>,
+        progress: &dyn Progress,
+    ) -> Result<VersionInfo> {
+        let versions = self.versions(v, name)?;
+        let ver = match opts.version {
+            None => versions.first(),
+            Some(n) => versions.iter().find(|x| x.version == n),
+        }
+        .cloned()
+        .ok_or_else(|| match opts.version {
+            None => ClientError::Usage(format!("no object named {name:?} in this vault")),
+            Some(n) => ClientError::Usage(format!(
+                "{name:?} has no version {n}; `enc ls --versions {name}` lists them"
+            )),
+        })?;
+        self.verify_version(v, name, &ver)?;
+        let resp = self
+            .api
+            .get_stream(&format!("{}/blobs/{}", vault_path(v), ver.id))?;
+        let dest = opts.dest;
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(ClientError::io(format!("creating {}", dir.display())))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".enc-pull-")
+            .suffix(".part")
+            .tempfile_in(&dir)
+            .map_err(ClientError::io(format!(
+                "creating a temporary file in {}",
+                dir.display()
+            )))?;
+        let mut source = Hashing::new(resp);
+        let copied: Result<()> = (|| {
+            let mut out = Counting {
+                inner: BufWriter::with_capacity(BUF, tmp.as_file_mut()),
+                progress,
+            };
+            if opts.raw {
+                io::copy(&mut BufReader::with_capacity(BUF, &mut source), &mut out)
+                    .map_err(|e| integrity_or_io(e, "downloading"))?;
+            } else {
+                let decryptor =
+                    age::Decryptor::new_buffered(BufReader::with_capacity(BUF, &mut source))
+                        .map_err(|e| {
+                            ClientError::Integrity(format!("not a valid age file: {e}"))
+                        })?;
+                let ids: Vec<&dyn age::Identity> = v
+                    .keys
+                    .identities()
+                    .into_iter()
+                    .map(|i| i as &dyn age::Identity)
+                    .collect();
+                let mut reader = decryptor.decrypt(ids.into_iter()).map_err(|e| match e {
+                    age::DecryptError::NoMatchingKeys => ClientError::Usage(
+                        "this version is encrypted to vault keys you do not hold (written after you lost access?)".into(),
+                    ),
+                    other => ClientError::Integrity(format!("cannot decrypt: {other}")),
+                })?;
+                io::copy(&mut reader, &mut out).map_err(|e| integrity_or_io(e, "decrypting"))?;
+                // Drain anything after the last chunk so the hash covers the whole blob.
+                io::copy(&mut source, &mut io::sink())
+                    .map_err(|e| integrity_or_io(e, "downloading"))?;
+            }
+            out.flush().map_err(ClientError::io("writing the output"))?;
+            Ok(())
+        })();
+        copied?;
+        let (_, size, sha) = source.finish();
+        if size != ver.size || sha != ver.sha256 {
+            return Err(ClientError::Integrity(format!(
+                "stored object changed or truncated ({size} bytes, sha256 {sha}; signed: {} bytes, sha256 {})",
+                ver.size, ver.sha256
+            )));
+        }
+        tmp.as_file()
+            .sync_all()
+            .map_err(ClientError::io("syncing the output"))?;
+        tmp.persist(dest).map_err(|e| ClientError::Io {
+            context: format!("writing {}", dest.display()),
+            source: e.error,
+        })?;
+        Ok(ver)
+    }
+
+    /// Checks the author's signature over a version's metadata.
+    fn verify_version(&self, v: &VaultCtx, name: &str, ver: &VersionInfo) -> Result<()> {
+        let enc_name = v.keys.encrypt_name(name)?;
+        // For our own writes we trust our own key, not the server's copy of it.
+        let key = if ver.author == self.user() {
+            self.keys.verifying_key_b64()
+        } else {
+            ver.author_key.clone()
+        };
+        let fields = CommitFields {
+            vault_id: &v.info.id,
+            object_id: &ver.id,
+            enc_name: &enc_name,
+            size: ver.size,
+            sha256: &ver.sha256,
+            version: ver.version,
+        };
+        verify_commit(&key, &fields, &ver.signature).map_err(|_| {
+            ClientError::Integrity(format!(
+                "the signature of {name:?} version {} does not verify",
+                ver.version
+            ))
+        })
+    }
+
+    /// Removes a name and all its versions.
+    pub fn remove(&self, v: &VaultCtx, name: &str) -> Result<()> {
+        let enc = v.keys.encrypt_name(name)?;
+        match self.api.delete(&format!("{}/objects/{enc}", vault_path(v))) {
+            Err(e) if e.is_status(404) => Err(ClientError::Usage(format!(
+                "no object named {name:?} in this vault"
+            ))),
+            other => other,
+        }
+    }
+}
+
+fn integrity_or_io(e: io::Error, what: &str) -> ClientError {
+    // age reports authentication failures and truncation as InvalidData / UnexpectedEof;
+    // reqwest reports a body shorter than its length as an error of the read.
+    match e.kind() {
+        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+            ClientError::Integrity(format!("{what}: {e} (stored data changed or truncated)"))
+        }
+        _ => ClientError::Integrity(format!("{what}: {e}")),
+    }
+}
