@@ -196,6 +196,7 @@ impl Account {
                 size: receipt.size,
                 sha256: &receipt.sha256,
                 version,
+                generation: v.keys.current_generation(),
             };
             let req = CommitRequest {
                 upload_id: receipt.upload_id.clone(),
@@ -280,6 +281,10 @@ impl Account {
                     .map(|i| i as &dyn age::Identity)
                     .collect();
                 let mut reader = decryptor.decrypt(ids.into_iter()).map_err(|e| match e {
+                    // The signed generation is one we hold, so its key must open the header.
+                    age::DecryptError::NoMatchingKeys if v.keys.has_generation(ver.generation) => {
+                        ClientError::Integrity("the stored header does not open with the vault key (stored data changed)".into())
+                    }
                     age::DecryptError::NoMatchingKeys => ClientError::Usage(
                         "this version is encrypted to vault keys you do not hold (written after you lost access?)".into(),
                     ),
@@ -327,6 +332,7 @@ impl Account {
             size: ver.size,
             sha256: &ver.sha256,
             version: ver.version,
+            generation: ver.generation,
         };
         verify_commit(&key, &fields, &ver.signature).map_err(|_| {
             ClientError::Integrity(format!(

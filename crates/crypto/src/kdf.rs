@@ -83,6 +83,16 @@ pub fn derive(
     Ok(AccountKeys { auth_key, kek })
 }
 
+/// A key-encryption key derived from an Ed25519 SSH private key (its 32-byte seed), so an
+/// SSH login can unwrap the account keys without the passphrase. Bound to the user name.
+pub fn ssh_kek(seed: &[u8; 32], user: &str) -> Zeroizing<[u8; 32]> {
+    let hk = Hkdf::<Sha256>::new(Some(b"enc ssh key-encryption key v1"), seed);
+    let mut kek = Zeroizing::new([0u8; 32]);
+    hk.expand(user.as_bytes(), kek.as_mut())
+        .expect("valid length");
+    kek
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,14 +122,4 @@ mod tests {
         assert!(derive(b"pass", &[7u8; 16], p).is_err());
         assert!(derive(b"pass", &[7u8; 8], KdfParams::default()).is_err());
     }
-}
-
-/// A key-encryption key derived from an Ed25519 SSH private key (its 32-byte seed), so an
-/// SSH login can unwrap the account keys without the passphrase. Bound to the user name.
-pub fn ssh_kek(seed: &[u8; 32], user: &str) -> Zeroizing<[u8; 32]> {
-    let hk = Hkdf::<Sha256>::new(Some(b"enc ssh key-encryption key v1"), seed);
-    let mut kek = Zeroizing::new([0u8; 32]);
-    hk.expand(user.as_bytes(), kek.as_mut())
-        .expect("valid length");
-    kek
 }

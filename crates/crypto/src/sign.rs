@@ -19,6 +19,8 @@ pub struct CommitFields<'a> {
     pub sha256: &'a str,
     /// Version number of the name (1, 2, …).
     pub version: u64,
+    /// Vault key generation the content is encrypted to.
+    pub generation: u32,
 }
 
 /// The canonical, length-prefixed byte string that is signed.
@@ -30,6 +32,7 @@ pub fn commit_message(f: &CommitFields<'_>) -> Vec<u8> {
     }
     out.extend_from_slice(&f.size.to_be_bytes());
     out.extend_from_slice(&f.version.to_be_bytes());
+    out.extend_from_slice(&f.generation.to_be_bytes());
     out
 }
 
@@ -61,6 +64,7 @@ mod tests {
             size: 5,
             sha256: "ab",
             version: 1,
+            generation: 1,
         };
         let sig = keys.sign_b64(&commit_message(&f));
         verify_commit(&keys.verifying_key_b64(), &f, &sig).unwrap();

@@ -61,6 +61,11 @@ impl VaultKeys {
         self.generations.keys().next_back().copied().unwrap_or(0)
     }
 
+    /// Whether this member holds the keys of `generation`.
+    pub fn has_generation(&self, generation: u32) -> bool {
+        self.generations.contains_key(&generation)
+    }
+
     /// The age recipient of the current generation.
     pub fn recipient(&self) -> age::x25519::Recipient {
         self.current_identity().to_public()

@@ -74,11 +74,14 @@ impl FromRequestParts<AppState> for Session {
             .touch_session(&token_hash(token), now(), idle)
             .await?
         {
-            SessionLookup::Valid(session, user) => Ok(Self {
-                user,
-                session_id: session.id,
-                client: client_of(state, parts),
-            }),
+            SessionLookup::Valid(found) => {
+                let (session, user) = *found;
+                Ok(Self {
+                    user,
+                    session_id: session.id,
+                    client: client_of(state, parts),
+                })
+            }
             SessionLookup::Expired => Err(ApiError::SessionExpired),
             SessionLookup::Unknown => Err(ApiError::Unauthenticated),
         }
@@ -344,6 +347,24 @@ async fn check_throttle(state: &AppState, keys: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
+/// [`check_throttle`], auditing a refusal against the account.
+async fn gate(
+    state: &AppState,
+    keys: &[String],
+    name: &str,
+    user: Option<&UserRow>,
+    client: &str,
+) -> ApiResult<()> {
+    let result = check_throttle(state, keys).await;
+    if result.is_err() {
+        let id = user.map(|u| u.id.as_str());
+        state
+            .audit(name, id, "login.throttled", name, "denied", client)
+            .await;
+    }
+    result
+}
+
 async fn record_failure(state: &AppState, keys: &[String]) -> ApiResult<()> {
     for key in keys {
         state.meta.throttle_fail(key, now(), backoff).await?;
@@ -366,20 +387,8 @@ pub async fn login(
 ) -> ApiResult<Json<LoginResponse>> {
     let key = decode_key(&req.auth_key)?;
     let keys = throttle_keys(&req.user, &client);
-    if let Err(e) = check_throttle(&state, &keys).await {
-        state
-            .audit(
-                &req.user,
-                None,
-                "login.throttled",
-                &req.user,
-                "denied",
-                &client,
-            )
-            .await;
-        return Err(e);
-    }
     let user = state.meta.user_by_name(&req.user).await?;
+    gate(&state, &keys, &req.user, user.as_ref(), &client).await?;
     let stored = user
         .as_ref()
         .and_then(|u| u.auth_hash.clone())
@@ -447,9 +456,9 @@ pub async fn ssh_login(
     ApiJson(req): ApiJson<SshLoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let keys = throttle_keys(&req.user, &client);
-    check_throttle(&state, &keys).await?;
-    let challenge = state.meta.take_challenge(&req.id, &req.user, now()).await?;
     let user = state.meta.user_by_name(&req.user).await?;
+    gate(&state, &keys, &req.user, user.as_ref(), &client).await?;
+    let challenge = state.meta.take_challenge(&req.id, &req.user, now()).await?;
     let sig = ssh_key::SshSig::from_pem(req.signature.as_bytes()).ok();
     let mut matched = None;
     if let (Some(challenge), Some(user), Some(sig)) = (&challenge, &user, &sig) {

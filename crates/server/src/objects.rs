@@ -112,6 +112,7 @@ pub async fn upload(
         size += chunk.len() as u64;
         if size > max {
             let _ = writer.abort().await;
+            drain(&mut stream).await;
             return Err(too_large());
         }
         hasher.update(&chunk);
@@ -130,6 +131,29 @@ pub async fn upload(
         size,
         sha256,
     }))
+}
+
+/// Reads and discards a bounded remainder of a refused body, so the client, still sending,
+/// gets to read the error instead of a reset connection.
+async fn drain(stream: &mut axum::body::BodyDataStream) {
+    const MAX_DRAIN: u64 = 64 << 20;
+    let mut drained = 0u64;
+    let deadline = tokio::time::sleep(std::time::Duration::from_secs(10));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = stream.next() => match next {
+                Some(Ok(c)) => {
+                    drained += c.len() as u64;
+                    if drained > MAX_DRAIN {
+                        return;
+                    }
+                }
+                _ => return,
+            },
+            () = &mut deadline => return,
+        }
+    }
 }
 
 /// `POST /v1/vaults/{id}/objects`: commits an upload as the next version of a name.
@@ -158,6 +182,7 @@ pub async fn commit(
         size: req.size,
         sha256: &req.sha256,
         version: req.version,
+        generation: req.generation,
     };
     enc_crypto::verify_commit(&key, &fields, &req.signature).map_err(|_| {
         ApiError::BadRequest("commit signature does not verify with your key".into())

@@ -63,7 +63,7 @@ pub struct SessionRow {
 #[derive(Debug, Clone)]
 pub enum SessionLookup {
     /// Valid and refreshed.
-    Valid(SessionRow, UserRow),
+    Valid(Box<(SessionRow, UserRow)>),
     /// Existed but idled out (now deleted).
     Expired,
     /// No such session.

@@ -306,7 +306,7 @@ impl MetaStore for SqliteMeta {
         let Some(user) = self.user_by_id(&session.user_id).await? else {
             return Ok(SessionLookup::Unknown);
         };
-        Ok(SessionLookup::Valid(session, user))
+        Ok(SessionLookup::Valid(Box::new((session, user))))
     }
 
     async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionRow>> {

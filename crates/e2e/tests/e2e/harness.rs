@@ -1,0 +1,375 @@
+//! Test harness: builds and starts the real `enc-server` binary on an ephemeral port and
+//! drives it with the real `enc` binary, each user in their own configuration directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Directory holding the `enc` and `enc-server` binaries, built once per test run.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/e2e-<hash> → target/<profile>
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .to_path_buf();
+        let profile = dir
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or("debug")
+            .to_string();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--bins", "-p", "enc-server", "-p", "enc-cli"]);
+        if profile == "release" {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build for the binaries");
+        assert!(status.success(), "building enc and enc-server failed");
+        dir
+    })
+}
+
+/// Path of a binary of this workspace.
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// A running server.
+pub struct Server {
+    child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub url: String,
+    pub port: u16,
+    pub fingerprint: String,
+    pub log: PathBuf,
+    args: Vec<String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// A server with a fresh data directory and the given extra TOML configuration.
+    pub fn start_with(config: &str, args: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("data");
+        let cfg = tmp.path().join("enc-server.toml");
+        std::fs::write(&cfg, config).expect("write config");
+        let mut all = vec!["--config".to_string(), cfg.display().to_string()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let mut s = Self {
+            child: None,
+            data_dir,
+            url: String::new(),
+            port: 0,
+            fingerprint: String::new(),
+            log: tmp.path().join("server.log"),
+            args: all,
+            _tmp: Some(tmp),
+        };
+        s.spawn("127.0.0.1:0");
+        s
+    }
+
+    /// A server with the default configuration.
+    pub fn start() -> Self {
+        Self::start_with("", &[])
+    }
+
+    fn spawn(&mut self, listen: &str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let mut child = Command::new(bin("enc-server"))
+            .args(&self.args)
+            .args([
+                "--data-dir",
+                &self.data_dir.display().to_string(),
+                "--listen",
+                listen,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting enc-server");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut reader = BufReader::new(stderr);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut line = String::new();
+        let mut fingerprint = None;
+        let url = loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.kill();
+                panic!(
+                    "enc-server exited before listening; log: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            use std::io::Write as _;
+            let _ = (&log).write_all(line.as_bytes());
+            if let Some(fp) = line.trim().strip_prefix("TLS certificate fingerprint: ") {
+                fingerprint = Some(fp.to_string());
+            }
+            if let Some(u) = line.trim().strip_prefix("enc-server listening on ") {
+                break u.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "enc-server did not start in time"
+            );
+        };
+        // Keep draining stderr into the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut log = log;
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                let _ = log.write_all(line.as_bytes());
+                line.clear();
+            }
+        });
+        self.port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        self.url = url;
+        self.fingerprint = fingerprint.unwrap_or_default();
+        self.child = Some(child);
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill9();
+        let listen = format!("127.0.0.1:{}", self.port);
+        // The port may take a moment to be free again.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpListener::bind(&listen).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.spawn(&listen);
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        c.wait().expect("wait")
+    }
+
+    /// `enc-server user create NAME --role ROLE`: the invitation token.
+    pub fn invite(&self, name: &str, role: &str) -> String {
+        let out = self.admin_cmd(&["user", "create", name, "--role", role]);
+        assert!(
+            out.status.success(),
+            "user create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
+    }
+
+    /// Runs `enc-server ARGS --data-dir D`.
+    pub fn admin_cmd(&self, args: &[&str]) -> Output {
+        Command::new(bin("enc-server"))
+            .args(args)
+            .args(["--data-dir", &self.data_dir.display().to_string()])
+            .output()
+            .expect("running enc-server")
+    }
+
+    /// Registers a user (invited with `role`) and returns it logged in.
+    pub fn user(&self, name: &str, role: &str) -> User {
+        let token = self.invite(name, role);
+        let u = User::new(self, name);
+        u.ok(&["register", "--token", &token]);
+        u
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One person with their own `enc` configuration directory.
+pub struct User {
+    pub name: String,
+    pub passphrase: String,
+    pub dir: tempfile::TempDir,
+    pub server: String,
+    pub fingerprint: String,
+}
+
+impl User {
+    pub fn new(server: &Server, name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            passphrase: format!("{name} passphrase, long enough 42"),
+            dir: tempfile::tempdir().expect("tempdir"),
+            server: server.url.clone(),
+            fingerprint: server.fingerprint.clone(),
+        }
+    }
+
+    /// The `enc` command with this user's environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("enc"));
+        c.args(args)
+            .env("ENC_CONFIG_DIR", self.dir.path().join("config"))
+            .env("ENC_SERVER", &self.server)
+            .env("ENC_USER", &self.name)
+            .env("ENC_FINGERPRINT", &self.fingerprint)
+            .env("ENC_PASSPHRASE", &self.passphrase)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("running enc")
+    }
+
+    /// Runs `enc ARGS`, expecting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "enc {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `enc ARGS`, expecting failure; returns stderr.
+    pub fn fail(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "enc {args:?} succeeded but should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// A path inside this user's working directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The stored session token.
+    pub fn token(&self) -> String {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("config/session.json")).expect("session");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        v["token"].as_str().expect("token").to_string()
+    }
+
+    /// Id of one of this user's vaults as listed by `enc vault ls --json`.
+    pub fn vault_id(&self, name: &str) -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.ok(&["vault", "ls", "--json"])).expect("json");
+        v.as_array()
+            .expect("array")
+            .iter()
+            .find(|x| x["name"] == name)
+            .and_then(|x| x["id"].as_str())
+            .unwrap_or_else(|| panic!("no vault {name}"))
+            .to_string()
+    }
+}
+
+/// Writes `len` random bytes to `path`.
+pub fn random_file(path: &Path, len: u64) {
+    use rand::RngCore as _;
+    use std::io::Write as _;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    let mut rng = rand::thread_rng();
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        rng.fill_bytes(&mut buf[..n]);
+        f.write_all(&buf[..n]).expect("write");
+        left -= n as u64;
+    }
+    f.flush().expect("flush");
+}
+
+/// Whether two files have identical contents (streamed).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    let (mut fa, mut fb) = match (std::fs::File::open(a), std::fs::File::open(b)) {
+        (Ok(x), Ok(y)) => (std::io::BufReader::new(x), std::io::BufReader::new(y)),
+        _ => return false,
+    };
+    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let na = read_full(&mut fa, &mut ba);
+        let nb = read_full(&mut fb, &mut bb);
+        if na != nb || ba[..na] != bb[..nb] {
+            return false;
+        }
+        if na == 0 {
+            return true;
+        }
+    }
+    fn read_full(r: &mut impl std::io::Read, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < buf.len() {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        n
+    }
+}
+
+/// A blocking HTTP client for raw API tests (accepts the self-signed certificate).
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+/// Fails if a tool is missing in CI; skips (returns false) elsewhere with a message.
+pub fn have_tool(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{tool} is required in CI but is not installed (.ci/run installs it)");
+        }
+        eprintln!(
+            "SKIPPED: {tool} is not installed (apt-get install {tool}); CI=true makes this a failure"
+        );
+    }
+    found
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of enc: the real `enc-server` and `enc` binaries (and third-party tools
+//! such as `age`), one server per test on an ephemeral port.
+
+mod harness;
+
+mod basics;
+mod integrity;
+mod security;

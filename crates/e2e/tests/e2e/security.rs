@@ -1,0 +1,734 @@
+//! Zero knowledge, isolation, sessions, throttling, bad input, SSH login, audit.
+
+use std::io::{Read as _, Write as _};
+use std::time::Duration;
+
+use crate::harness::*;
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn all_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            all_files(&e.path(), out);
+        } else {
+            out.push(e.path());
+        }
+    }
+}
+
+/// Acceptance 2: markers in contents and names, the passphrase and exported identities
+/// appear nowhere in the server's data directory (database, WAL and blobs included).
+#[test]
+fn server_data_holds_no_plaintext_names_contents_or_keys() {
+    let server = Server::start();
+    let alice = server.user("alice", "admin");
+    let marker = format!("ZKMARKER{}", rand::random::<u64>());
+    std::fs::write(
+        alice.path("notes.txt"),
+        format!("secret {marker} content").repeat(100),
+    )
+    .unwrap();
+    alice.ok(&[
+        "push",
+        "notes.txt",
+        "--as",
+        &format!("dir/{marker}-name.txt"),
+    ]);
+    alice.ok(&["vault", "create", "other"]);
+    alice.ok(&[
+        "push",
+        "notes.txt",
+        "--vault",
+        "other",
+        "--as",
+        &format!("{marker}.md"),
+    ]);
+    let identity = alice.ok(&["key", "export"]);
+    let other_identity = alice.ok(&["key", "export", "--vault", "other"]);
+    let secrets: Vec<String> = identity
+        .lines()
+        .chain(other_identity.lines())
+        .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(secrets.len(), 2);
+    let session: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(alice.dir.path().join("config/session.json")).unwrap(),
+    )
+    .unwrap();
+    let account_keys: serde_json::Value =
+        serde_json::from_str(session["keys"].as_str().unwrap()).unwrap();
+    let account_secret = account_keys["x25519"].as_str().unwrap().to_string();
+
+    let mut files = Vec::new();
+    all_files(&server.data_dir, &mut files);
+    assert!(files.len() >= 3);
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        let lower = bytes.to_ascii_lowercase();
+        for needle in [
+            marker.as_str(),
+            alice.passphrase.as_str(),
+            account_secret.as_str(),
+        ]
+        .into_iter()
+        .chain(secrets.iter().map(String::as_str))
+        {
+            assert!(
+                !contains(&bytes, needle.as_bytes()),
+                "{} contains {needle:?}",
+                f.display()
+            );
+            assert!(
+                !contains(&lower, needle.to_ascii_lowercase().as_bytes()),
+                "{} contains {needle:?}",
+                f.display()
+            );
+        }
+    }
+}
+
+struct Req {
+    method: &'static str,
+    path: String,
+    body: Option<serde_json::Value>,
+}
+
+fn send(server: &Server, token: &str, r: &Req) -> (u16, String) {
+    let c = http();
+    let url = format!("{}{}", server.url, r.path);
+    let rb = match r.method {
+        "GET" => c.get(&url),
+        "DELETE" => c.delete(&url),
+        "POST" => c.post(&url),
+        "PUT" => c.put(&url),
+        m => panic!("{m}"),
+    }
+    .bearer_auth(token);
+    let rb = match &r.body {
+        Some(b) => rb.json(b),
+        None if r.method == "PUT" => rb.body(vec![1u8; 100]),
+        None => rb,
+    };
+    let resp = rb.send().unwrap();
+    (resp.status().as_u16(), resp.text().unwrap())
+}
+
+/// Acceptance 4: with alice's real ids, bob gets exactly the answer he gets for ids that do
+/// not exist, on every endpoint; alice's data is unchanged afterwards.
+#[test]
+fn isolation_matrix() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let bob = server.user("bob", "user");
+    std::fs::write(alice.path("a.txt"), "alice's").unwrap();
+    alice.ok(&["push", "a.txt"]);
+    alice.ok(&["vault", "create", "private"]);
+    alice.ok(&["push", "a.txt", "--vault", "private"]);
+    std::fs::write(bob.path("b.txt"), "bob's").unwrap();
+    bob.ok(&["push", "b.txt"]);
+
+    let at = alice.token();
+    let bt = bob.token();
+    let av = alice.vault_id("default");
+    let bv = bob.vault_id("default");
+    let objects: serde_json::Value = serde_json::from_str(
+        &send(
+            &server,
+            &at,
+            &Req {
+                method: "GET",
+                path: format!("/v1/vaults/{av}/objects"),
+                body: None,
+            },
+        )
+        .1,
+    )
+    .unwrap();
+    let enc_name = objects[0]["enc_name"].as_str().unwrap().to_string();
+    let version_id = objects[0]["versions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // An upload of alice's that is not committed yet.
+    let receipt: serde_json::Value = serde_json::from_str(
+        &send(
+            &server,
+            &at,
+            &Req {
+                method: "PUT",
+                path: format!("/v1/vaults/{av}/uploads"),
+                body: None,
+            },
+        )
+        .1,
+    )
+    .unwrap();
+    let upload_id = receipt["upload_id"].as_str().unwrap().to_string();
+    let sessions: serde_json::Value = serde_json::from_str(
+        &send(
+            &server,
+            &at,
+            &Req {
+                method: "GET",
+                path: "/v1/sessions".into(),
+                body: None,
+            },
+        )
+        .1,
+    )
+    .unwrap();
+    let alice_session = sessions[0]["id"].as_str().unwrap().to_string();
+
+    let fake_vault = "00000000-0000-4000-8000-000000000000";
+    let fake_name = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let fake_id = "11111111-1111-4111-8111-111111111111";
+    let commit = |vault: &str, upload: &str, name: &str| {
+        serde_json::json!({"upload_id": upload, "enc_name": name, "size": 100, "sha256": "00", "version": 1, "generation": 1, "signature": "AAAA"})
+            .as_object()
+            .map(|_| (vault.to_string(), serde_json::json!({"upload_id": upload, "enc_name": name, "size": 100, "sha256": "00", "version": 1, "generation": 1, "signature": "AAAA"})))
+            .unwrap()
+    };
+    // (real, fake) pairs of the same request.
+    let cases: Vec<(Req, Req)> = vec![
+        (
+            Req {
+                method: "GET",
+                path: format!("/v1/vaults/{av}/objects"),
+                body: None,
+            },
+            Req {
+                method: "GET",
+                path: format!("/v1/vaults/{fake_vault}/objects"),
+                body: None,
+            },
+        ),
+        (
+            Req {
+                method: "GET",
+                path: format!("/v1/vaults/{av}/objects/{enc_name}"),
+                body: None,
+            },
+            Req {
+                method: "GET",
+                path: format!("/v1/vaults/{fake_vault}/objects/{fake_name}"),
+                body: None,
+            },
+        ),
+        (
+            Req {
+                method: "DELETE",
+                path: format!("/v1/vaults/{av}/objects/{enc_name}"),
+                body: None,
+            },
+            Req {
+                method: "DELETE",
+                path: format!("/v1/vaults/{fake_vault}/objects/{fake_name}"),
+                body: None,
+            },
+        ),
+        (
+            Req {
+                method: "GET",
+                path: format!("/v1/vaults/{av}/blobs/{version_id}"),
+                body: None,
+            },
+            Req {
+                method: "GET",
+                path: format!("/v1/vaults/{fake_vault}/blobs/{fake_id}"),
+                body: None,
+            },
+        ),
+        (
+            Req {
+                method: "GET",
+                path: format!("/v1/vaults/{bv}/blobs/{version_id}"),
+                body: None,
+            },
+            Req {
+                method: "GET",
+                path: format!("/v1/vaults/{bv}/blobs/{fake_id}"),
+                body: None,
+            },
+        ),
+        (
+            Req {
+                method: "PUT",
+                path: format!("/v1/vaults/{av}/uploads"),
+                body: None,
+            },
+            Req {
+                method: "PUT",
+                path: format!("/v1/vaults/{fake_vault}/uploads"),
+                body: None,
+            },
+        ),
+        (
+            Req {
+                method: "POST",
+                path: format!("/v1/vaults/{av}/objects"),
+                body: Some(commit(&av, &upload_id, fake_name).1),
+            },
+            Req {
+                method: "POST",
+                path: format!("/v1/vaults/{fake_vault}/objects"),
+                body: Some(commit(fake_vault, fake_id, fake_name).1),
+            },
+        ),
+        (
+            Req {
+                method: "DELETE",
+                path: format!("/v1/vaults/{av}"),
+                body: None,
+            },
+            Req {
+                method: "DELETE",
+                path: format!("/v1/vaults/{fake_vault}"),
+                body: None,
+            },
+        ),
+        (
+            Req {
+                method: "GET",
+                path: format!("/v1/vaults/{av}/members"),
+                body: None,
+            },
+            Req {
+                method: "GET",
+                path: format!("/v1/vaults/{fake_vault}/members"),
+                body: None,
+            },
+        ),
+        (
+            Req {
+                method: "POST",
+                path: format!("/v1/vaults/{av}/members"),
+                body: Some(serde_json::json!({"user": "bob", "wrapped_keys": "AAAA"})),
+            },
+            Req {
+                method: "POST",
+                path: format!("/v1/vaults/{fake_vault}/members"),
+                body: Some(serde_json::json!({"user": "bob", "wrapped_keys": "AAAA"})),
+            },
+        ),
+        (
+            Req {
+                method: "POST",
+                path: format!("/v1/vaults/{av}/unshare"),
+                body: Some(serde_json::json!({"user": "bob", "generation": 2, "rewrapped": []})),
+            },
+            Req {
+                method: "POST",
+                path: format!("/v1/vaults/{fake_vault}/unshare"),
+                body: Some(serde_json::json!({"user": "bob", "generation": 2, "rewrapped": []})),
+            },
+        ),
+        (
+            Req {
+                method: "DELETE",
+                path: format!("/v1/sessions/{alice_session}"),
+                body: None,
+            },
+            Req {
+                method: "DELETE",
+                path: format!("/v1/sessions/{fake_id}"),
+                body: None,
+            },
+        ),
+    ];
+    for (real, fake) in &cases {
+        let (rs, rb) = send(&server, &bt, real);
+        let (fs, fb) = send(&server, &bt, fake);
+        assert_eq!(
+            rs, 404,
+            "{} {} must be 404 for bob, got {rs}: {rb}",
+            real.method, real.path
+        );
+        assert_eq!(
+            (rs, &rb),
+            (fs, &fb),
+            "{} {}: answer differs from a nonexistent id",
+            real.method,
+            real.path
+        );
+    }
+    // Bob's commit of alice's pending upload into bob's own vault is refused like a missing one.
+    let (s, b) = send(
+        &server,
+        &bt,
+        &Req {
+            method: "POST",
+            path: format!("/v1/vaults/{bv}/objects"),
+            body: Some(commit(&bv, &upload_id, fake_name).1),
+        },
+    );
+    assert!(s == 400 || s == 404, "{s} {b}");
+    // Bob's listing shows only his own.
+    assert_eq!(bob.ok(&["ls"]), "b.txt\n");
+    assert!(!bob.ok(&["vault", "ls"]).contains("private"));
+    // Alice's data and session are untouched.
+    assert_eq!(alice.ok(&["ls"]), "a.txt\n");
+    assert_eq!(alice.ok(&["ls", "--vault", "private"]), "a.txt\n");
+    alice.ok(&["pull", "a.txt", "-o", "back.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(alice.path("back.txt")).unwrap(),
+        "alice's"
+    );
+}
+
+/// Acceptance 7: idle timeout, refresh by activity, logout invalidates server-side.
+#[test]
+fn sessions_expire_refresh_and_end_on_logout() {
+    let server = Server::start_with("session_idle_timeout = \"2s\"\n", &[]);
+    let alice = server.user("alice", "user");
+    // Activity inside the window keeps the session alive past the timeout.
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(1000));
+        alice.ok(&["ls"]);
+    }
+    std::thread::sleep(Duration::from_millis(3500));
+    let err = alice.fail(&["ls"]);
+    assert!(err.contains("session expired — run `enc login`"), "{err}");
+    alice.ok(&["login"]);
+    let old = alice.token();
+    alice.ok(&["session", "ls"]);
+    alice.ok(&["logout"]);
+    let resp = http()
+        .get(format!("{}/v1/vaults", server.url))
+        .bearer_auth(&old)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 401, "the old token is rejected after logout");
+    let err = alice.fail(&["ls"]);
+    assert!(err.contains("not logged in"), "{err}");
+}
+
+#[test]
+fn sessions_can_be_listed_and_revoked() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let laptop = User::new(&server, "alice");
+    laptop.ok(&["login"]);
+    let list = alice.ok(&["session", "ls"]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+    let other = list
+        .lines()
+        .find(|l| !l.contains("(this session)"))
+        .unwrap();
+    let id = other.split('\t').next().unwrap();
+    alice.ok(&["session", "revoke", id]);
+    let err = laptop.fail(&["ls"]);
+    assert!(err.contains("run `enc login`"), "{err}");
+    alice.ok(&["status"]);
+}
+
+/// Acceptance 8: 20 wrong passphrases are throttled after at most 5; the right one works after
+/// the backoff; the audit log shows the failures.
+#[test]
+fn brute_force_is_throttled_and_audited() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let mut first_429 = None;
+    let mut retry_after = 0u64;
+    for attempt in 1..=20 {
+        let out = alice
+            .cmd(&["login"])
+            .env("ENC_PASSPHRASE", format!("wrong guess {attempt}"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        if err.contains("too many failed attempts") {
+            first_429.get_or_insert(attempt);
+            retry_after = err
+                .split("retry in ")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap();
+        } else {
+            assert!(err.contains("wrong user name or passphrase"), "{err}");
+        }
+    }
+    let first = first_429.expect("throttled");
+    assert!(
+        first <= 6,
+        "429 after at most 5 failures, first at attempt {first}"
+    );
+    // The right passphrase is refused while backing off, accepted after.
+    let err = alice.fail(&["login"]);
+    assert!(err.contains("too many failed attempts"), "{err}");
+    std::thread::sleep(Duration::from_secs(retry_after + 1));
+    alice.ok(&["login"]);
+    let audit = alice.ok(&["audit"]);
+    let failures = audit
+        .lines()
+        .filter(|l| l.contains("\tlogin.failure\t"))
+        .count();
+    assert!(failures >= 5, "{audit}");
+    assert!(audit.contains("login.throttled"), "{audit}");
+    alice.ok(&["audit", "--verify"]);
+}
+
+#[test]
+fn unknown_users_look_like_real_ones() {
+    let server = Server::start();
+    let _alice = server.user("alice", "user");
+    let c = http();
+    let pre = |u: &str| -> serde_json::Value {
+        c.post(format!("{}/v1/auth/prelogin", server.url))
+            .json(&serde_json::json!({"user": u}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let ghost1 = pre("ghost");
+    let ghost2 = pre("ghost");
+    assert_eq!(ghost1, ghost2, "deterministic fake salt");
+    assert_eq!(ghost1["kdf"], pre("alice")["kdf"]);
+    assert_ne!(ghost1["salt"], pre("alice")["salt"]);
+    let ghost = User::new(&server, "ghost");
+    let err = ghost.fail(&["login"]);
+    assert!(err.contains("wrong user name or passphrase"), "{err}");
+}
+
+fn raw_http(port: u16, request: &[u8], half_close: bool) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request).unwrap();
+    if half_close {
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Acceptance 9: bad names, oversize uploads, malformed JSON, unknown fields, short bodies:
+/// each a 4xx (or a one-line CLI error) with a readable message, and nothing stored changes.
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let server = Server::start_with(
+        "[limits]\nmax_object_size = \"1MiB\"\nbody_read_timeout = \"3s\"\n",
+        &["--insecure-http"],
+    );
+    let alice = User {
+        server: server.url.clone(),
+        ..User::new(&server, "alice")
+    };
+    let token = server.invite("alice", "user");
+    alice.ok(&["register", "--token", &token]);
+    std::fs::write(alice.path("ok.txt"), "fine").unwrap();
+    alice.ok(&["push", "ok.txt"]);
+    let before_ls = alice.ok(&["ls", "--json"]);
+    let before_blobs = crate::basics::count_files(&server.data_dir.join("objects/blobs"));
+
+    // Names, refused by the client before anything is sent.
+    let long = "x".repeat(4097);
+    for bad in [
+        "../escape.txt",
+        "/etc/passwd",
+        "a/../../b",
+        "nul\0byte",
+        long.as_str(),
+    ] {
+        let out = alice.cmd(&["push", "ok.txt", "--as", bad]).output();
+        match out {
+            Ok(o) => {
+                assert!(!o.status.success(), "{bad:?} accepted");
+                let err = String::from_utf8_lossy(&o.stderr);
+                assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
+                assert!(err.contains("name"), "{err}");
+            }
+            // The OS refuses NUL in arguments; nothing can be sent either way.
+            Err(e) => assert!(bad.contains('\0'), "{e}"),
+        }
+    }
+    // Oversize through the CLI, and through the API with and without Content-Length.
+    random_file(&alice.path("big.bin"), 2 << 20);
+    let err = alice.fail(&["push", "big.bin"]);
+    assert!(err.contains("limit"), "{err}");
+    let c = http();
+    let at = alice.token();
+    let vid = alice.vault_id("default");
+    let resp = c
+        .put(format!("{}/v1/vaults/{vid}/uploads", server.url))
+        .bearer_auth(&at)
+        .body(vec![0u8; 2 << 20])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let chunks = futures_like_stream(3 << 20);
+    let resp = c
+        .put(format!("{}/v1/vaults/{vid}/uploads", server.url))
+        .bearer_auth(&at)
+        .body(reqwest::blocking::Body::new(chunks))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: serde_json::Value = resp.json().unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("limit"));
+    // Far past the limit the server stops listening; the upload fails either way.
+    let flood = futures_like_stream(200 << 20);
+    match c
+        .put(format!("{}/v1/vaults/{vid}/uploads", server.url))
+        .bearer_auth(&at)
+        .body(reqwest::blocking::Body::new(flood))
+        .send()
+    {
+        Ok(resp) => assert_eq!(resp.status(), 413),
+        Err(e) => assert!(e.is_body() || e.is_request(), "{e}"),
+    }
+
+    // Encrypted names on the wire must be base64url: path tricks and NUL are refused.
+    let upload: serde_json::Value = c
+        .put(format!("{}/v1/vaults/{vid}/uploads", server.url))
+        .bearer_auth(&at)
+        .body("x")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    for bad_name in ["../x", "/abs", "a\u{0}b", &"A".repeat(9000)] {
+        let resp = c
+            .post(format!("{}/v1/vaults/{vid}/objects", server.url))
+            .bearer_auth(&at)
+            .json(&serde_json::json!({"upload_id": upload["upload_id"], "enc_name": bad_name, "size": 1, "sha256": upload["sha256"], "version": 1, "generation": 1, "signature": "AAAA"}))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{bad_name:?}");
+        let body: serde_json::Value = resp.json().unwrap();
+        assert_eq!(body["error"]["code"], "bad_request");
+    }
+    // Malformed JSON and unknown fields.
+    for (body, needle) in [
+        ("{\"user\": ", "invalid JSON"),
+        (
+            "{\"user\":\"alice\",\"auth_key\":\"AAAA\",\"admin\":true}",
+            "unknown field",
+        ),
+    ] {
+        let resp = c
+            .post(format!("{}/v1/auth/login", server.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let v: serde_json::Value = resp.json().unwrap();
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(needle),
+            "{v}"
+        );
+    }
+    // Bodies shorter than their Content-Length: refused, JSON and upload alike.
+    let short_json = format!(
+        "POST /v1/vaults HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {at}\r\ncontent-type: application/json\r\ncontent-length: 200\r\n\r\n{{\"name\":\"v2\"}}"
+    );
+    let answer = raw_http(server.port, short_json.as_bytes(), true);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "{answer}"
+    );
+    let short_upload = format!(
+        "PUT /v1/vaults/{vid}/uploads HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {at}\r\ncontent-length: 5000\r\n\r\n{}",
+        "y".repeat(100)
+    );
+    let answer = raw_http(server.port, short_upload.as_bytes(), false);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "{answer}"
+    );
+
+    // Nothing stored changed: same listing, same blobs, no new vault.
+    assert_eq!(alice.ok(&["ls", "--json"]), before_ls);
+    assert!(!alice.ok(&["vault", "ls"]).contains("v2"));
+    std::thread::sleep(Duration::from_millis(300));
+    let after_blobs = crate::basics::count_files(&server.data_dir.join("objects/blobs"));
+    // The one uncommitted upload above ("x") is the only addition, and it is not visible.
+    assert!(
+        after_blobs <= before_blobs + 1,
+        "{before_blobs} -> {after_blobs}"
+    );
+}
+
+/// A reader that yields `len` bytes in 64 KiB pieces (no Content-Length: chunked upload).
+fn futures_like_stream(len: usize) -> impl std::io::Read + Send + 'static {
+    std::io::repeat(7).take(len as u64)
+}
+
+#[test]
+fn ssh_key_login() {
+    if !have_tool("ssh-keygen") {
+        return;
+    }
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let key = alice.path("id_ed25519");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice@laptop", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    alice.ok(&["key", "add-ssh", "id_ed25519.pub"]);
+    assert!(alice.ok(&["key", "ls-ssh"]).contains("alice@laptop"));
+    std::fs::write(alice.path("f.txt"), "via ssh").unwrap();
+    alice.ok(&["push", "f.txt"]);
+    // A second device with only the SSH key: no passphrase needed.
+    let device = User::new(&server, "alice");
+    let out = device
+        .cmd(&["login", "--ssh-key"])
+        .arg(&key)
+        .env_remove("ENC_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    device.ok(&["pull", "f.txt", "-o", "f.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(device.path("f.txt")).unwrap(),
+        "via ssh"
+    );
+    // Another key is refused.
+    let other = alice.path("other");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    let err = device.fail(&["login", "--ssh-key", other.to_str().unwrap()]);
+    assert!(err.contains("wrong user name or passphrase"), "{err}");
+}
+
+#[test]
+fn admin_audit_chain_verifies() {
+    let server = Server::start();
+    let admin = server.user("root", "admin");
+    let alice = server.user("alice", "user");
+    std::fs::write(alice.path("x"), "x").unwrap();
+    alice.ok(&["push", "x"]);
+    alice.ok(&["rm", "x"]);
+    let all = admin.ok(&["audit", "--all", "--verify"]);
+    for action in [
+        "user.create",
+        "user.register",
+        "object.write",
+        "object.remove",
+    ] {
+        assert!(all.contains(action), "{action} missing: {all}");
+    }
+    let own = alice.ok(&["audit"]);
+    assert!(
+        !own.contains("root"),
+        "users see only their own entries: {own}"
+    );
+    alice.fail(&["audit", "--all"]);
+}
