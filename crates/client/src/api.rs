@@ -44,7 +44,7 @@ impl Api {
             .connect_timeout(Duration::from_secs(15))
             .timeout(None::<Duration>)
             .user_agent(concat!("enc/", env!("CARGO_PKG_VERSION")));
-        let seen = Arc::new(Mutex::new(None));
+        let mut seen = Arc::new(Mutex::new(None));
         let mut pinned = None;
         if base.starts_with("https://") {
             let fp = fingerprint.ok_or_else(|| {
@@ -55,16 +55,7 @@ impl Api {
             let (config, cell) = crate::tls::pinned_config(Some(fp.to_string()));
             builder = builder.tls_backend_preconfigured(config);
             pinned = Some(fp.to_string());
-            *cell.lock().expect("not poisoned") = None;
-            return Ok(Self {
-                base,
-                http: builder
-                    .build()
-                    .map_err(|e| ClientError::Usage(e.to_string()))?,
-                token: None,
-                pinned,
-                seen: cell,
-            });
+            seen = cell;
         } else if !base.starts_with("http://") {
             return Err(ClientError::Usage(format!(
                 "server must be an https:// (or http://) URL, not {server:?}"

@@ -1,4 +1,5 @@
-//! Background deletion of unreferenced blobs and stale uploads.
+//! Background deletion of unreferenced blobs, stale uploads, idle sessions and old throttle
+//! entries.
 //!
 //! Rows that stop referencing a blob queue it in `blob_gc` in the same transaction; this task
 //! deletes queued blobs afterwards. It runs at start-up (repairing whatever a crash left),
@@ -21,6 +22,10 @@ pub fn kick(state: &AppState) {
 
 /// One pass: expire stale uploads, delete queued blobs.
 pub async fn sweep(state: &AppState) {
+    let idle = state.config.session_idle_timeout.as_secs() as i64;
+    if let Err(e) = state.meta.prune(crate::now(), idle).await {
+        tracing::warn!(error = %e, "pruning sessions and throttle entries failed");
+    }
     if let Err(e) = state.meta.expire_uploads(crate::now() - UPLOAD_TTL).await {
         tracing::warn!(error = %e, "expiring uploads failed");
     }

@@ -102,10 +102,21 @@ fn server_secret(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
 /// Opens everything the handlers need.
 pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     let meta = open_meta(&config.data_dir).await?;
+    let blob_dir = config.data_dir.join("objects");
     let blobs: enc_store::Blobs = Arc::new(
-        enc_store::blob::ObjectBlobs::local(&config.data_dir.join("objects"))
-            .context("opening the blob directory")?,
+        enc_store::blob::ObjectBlobs::local(&blob_dir).context("opening the blob directory")?,
     );
+    // Nothing is in flight yet: staging files are leftovers of a crash.
+    let swept =
+        tokio::task::spawn_blocking(move || enc_store::blob::sweep_local_staging(&blob_dir))
+            .await?
+            .context("removing interrupted uploads")?;
+    if swept > 0 {
+        tracing::info!(
+            files = swept,
+            "removed staging files of uploads interrupted by a crash"
+        );
+    }
     let policy = match &config.policy_file {
         Some(p) => Policy::from_file(p)?,
         None => Policy::default(),

@@ -70,6 +70,26 @@ impl ObjectBlobs {
     }
 }
 
+/// Removes staging files (`<key>#<n>`) that a crash left behind in a local blob directory.
+/// They were never visible; call this only while no upload is in flight (at start-up).
+pub fn sweep_local_staging(dir: &std::path::Path) -> std::io::Result<u64> {
+    let mut removed = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    for e in entries {
+        let e = e?;
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            removed += sweep_local_staging(&e.path())?;
+        } else if e.file_name().to_string_lossy().contains('#') {
+            std::fs::remove_file(e.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 fn path(key: &str) -> StorePath {
     StorePath::from(key)
 }

@@ -154,6 +154,9 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn version(&self, vault_id: &str, version_id: &str) -> Result<Option<VersionRow>>;
     /// Removes a name with all versions and queues its blobs; false if it did not exist.
     async fn delete_object(&self, vault_id: &str, enc_name: &str) -> Result<bool>;
+    /// Deletes sessions idle for longer than `idle_secs`, throttle entries untouched for a day
+    /// and expired login challenges.
+    async fn prune(&self, now: i64, idle_secs: i64) -> Result<()>;
     /// Queues uploads older than `before` for deletion.
     async fn expire_uploads(&self, before: i64) -> Result<u64>;
     /// Blob keys waiting for deletion.

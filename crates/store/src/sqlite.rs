@@ -782,6 +782,24 @@ impl MetaStore for SqliteMeta {
         Ok(true)
     }
 
+    async fn prune(&self, now: i64, idle_secs: i64) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE last_seen + ? < ?")
+            .bind(idle_secs)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM throttle WHERE updated < ? AND next_allowed < ?")
+            .bind(now - 86_400)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM ssh_challenges WHERE expires < ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn expire_uploads(&self, before: i64) -> Result<u64> {
         let mut tx = self.write().await?;
         sqlx::query(

@@ -109,6 +109,11 @@ fn crash_during_large_push() {
 
     server.restart();
     assert_eq!(
+        blob_files(&server).len(),
+        1,
+        "the interrupted upload's staging file is swept at start-up"
+    );
+    assert_eq!(
         alice.ok(&["ls"]),
         "early.bin\n",
         "the interrupted object is not listed"

@@ -5,4 +5,5 @@ mod harness;
 
 mod basics;
 mod integrity;
+mod limits;
 mod security;
