@@ -15,9 +15,18 @@ use crate::{ClientError, Result};
 pub struct Api {
     base: String,
     http: Client,
+    /// Async client for large transfers (big chunks instead of blocking reqwest's 8 KiB).
+    bulk: reqwest::Client,
     token: Option<String>,
     pinned: Option<String>,
     seen: Arc<Mutex<Option<String>>>,
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// The whole cause chain of an error, for messages.
@@ -44,6 +53,9 @@ impl Api {
             .connect_timeout(Duration::from_secs(15))
             .timeout(None::<Duration>)
             .user_agent(concat!("enc/", env!("CARGO_PKG_VERSION")));
+        let mut bulk = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .user_agent(concat!("enc/", env!("CARGO_PKG_VERSION")));
         let mut seen = Arc::new(Mutex::new(None));
         let mut pinned = None;
         if base.starts_with("https://") {
@@ -53,6 +65,7 @@ impl Api {
                 ))
             })?;
             let (config, cell) = crate::tls::pinned_config(Some(fp.to_string()));
+            bulk = bulk.tls_backend_preconfigured(config.clone());
             builder = builder.tls_backend_preconfigured(config);
             pinned = Some(fp.to_string());
             seen = cell;
@@ -64,6 +77,9 @@ impl Api {
         Ok(Self {
             base,
             http: builder
+                .build()
+                .map_err(|e| ClientError::Usage(e.to_string()))?,
+            bulk: bulk
                 .build()
                 .map_err(|e| ClientError::Usage(e.to_string()))?,
             token: None,
@@ -119,12 +135,13 @@ impl Api {
 
     fn api_error(&self, resp: Response) -> ClientError {
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body: Option<ErrorBody> = resp.json().ok();
+        let retry_after = retry_after(resp.headers());
+        let body = resp.bytes().unwrap_or_default();
+        self.error_from(status, retry_after, &body)
+    }
+
+    fn error_from(&self, status: u16, retry_after: Option<String>, body: &[u8]) -> ClientError {
+        let body: Option<ErrorBody> = serde_json::from_slice(body).ok();
         let (code, mut message) = match body {
             Some(b) => (b.error.code, b.error.message),
             None => ("http".to_string(), format!("server answered HTTP {status}")),
@@ -146,6 +163,78 @@ impl Api {
             code,
             message,
         }
+    }
+
+    fn runtime(&self) -> Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ClientError::io("starting the transfer runtime"))
+    }
+
+    fn bulk_request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let rb = self.bulk.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    /// `PUT`s the chunks arriving on `chunks` as a streamed body; JSON answer.
+    pub(crate) fn put_chunks<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    ) -> Result<T> {
+        let stream = futures::stream::unfold(chunks, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+        });
+        let rb = self
+            .bulk_request(reqwest::Method::PUT, path)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(reqwest::Body::wrap_stream(stream));
+        self.runtime()?.block_on(async {
+            let resp = rb.send().await.map_err(|e| self.transport(&e))?;
+            let status = resp.status().as_u16();
+            let retry = retry_after(resp.headers());
+            let body = resp.bytes().await.map_err(|e| self.transport(&e))?;
+            if !(200..300).contains(&status) {
+                return Err(self.error_from(status, retry, &body));
+            }
+            serde_json::from_slice(&body).map_err(|e| ClientError::Transport {
+                server: self.base.clone(),
+                detail: format!("unexpected answer: {e}"),
+            })
+        })
+    }
+
+    /// `GET`s a streamed body, handing each chunk to `sink` (which may block: that is the
+    /// backpressure). A failure mid-body is sent to the sink as an error too.
+    pub(crate) fn get_chunks(
+        &self,
+        path: &str,
+        sink: std::sync::mpsc::SyncSender<std::io::Result<bytes::Bytes>>,
+    ) -> Result<()> {
+        use futures::StreamExt as _;
+        let rb = self.bulk_request(reqwest::Method::GET, path);
+        self.runtime()?.block_on(async {
+            let resp = rb.send().await.map_err(|e| self.transport(&e))?;
+            let status = resp.status().as_u16();
+            if !(200..300).contains(&status) {
+                let retry = retry_after(resp.headers());
+                let body = resp.bytes().await.unwrap_or_default();
+                return Err(self.error_from(status, retry, &body));
+            }
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let item = chunk.map_err(|e| std::io::Error::other(error_chain(&e)));
+                let failed = item.is_err();
+                if sink.send(item).is_err() || failed {
+                    break;
+                }
+            }
+            Ok(())
+        })
     }
 
     /// `GET` JSON.
@@ -174,24 +263,6 @@ impl Api {
     pub fn delete(&self, path: &str) -> Result<()> {
         self.send(self.request(reqwest::Method::DELETE, path))?;
         Ok(())
-    }
-
-    /// `PUT` a streamed body, JSON answer.
-    pub fn put_stream<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: reqwest::blocking::Body,
-    ) -> Result<T> {
-        let rb = self
-            .request(reqwest::Method::PUT, path)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(body);
-        self.json(self.send(rb)?)
-    }
-
-    /// `GET` a streamed body.
-    pub fn get_stream(&self, path: &str) -> Result<Response> {
-        self.send(self.request(reqwest::Method::GET, path))
     }
 
     fn json<T: DeserializeOwned>(&self, resp: Response) -> Result<T> {

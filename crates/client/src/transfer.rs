@@ -50,20 +50,10 @@ impl<T> Hashing<T> {
             size: 0,
         }
     }
-    fn finish(self) -> (T, u64, String) {
-        (self.inner, self.size, hex::encode(self.hasher.finalize()))
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+    /// Size and SHA-256 of what passed, handing the inner value to `done`.
+    fn finish_with(self, done: impl FnOnce(T)) -> (u64, String) {
+        done(self.inner);
+        (self.size, hex::encode(self.hasher.finalize()))
     }
 }
 
@@ -98,6 +88,80 @@ impl<W: Write> Write for Counting<'_, W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Size of the ciphertext chunks handed to the uploader.
+const CHUNK: usize = 1 << 20;
+
+/// Collects ciphertext into 1 MiB chunks, hashing it, and hands them to the uploader.
+struct ChunkSink {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl ChunkSink {
+    fn new(tx: tokio::sync::mpsc::Sender<bytes::Bytes>) -> Self {
+        Self {
+            buf: Vec::with_capacity(CHUNK + (64 << 10)),
+            tx,
+            hasher: Sha256::new(),
+            size: 0,
+        }
+    }
+
+    fn ship(&mut self) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + (64 << 10)));
+        self.hasher.update(&chunk);
+        self.size += chunk.len() as u64;
+        self.tx
+            .blocking_send(bytes::Bytes::from(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload ended early"))
+    }
+
+    /// Sends what is left; returns the total size and SHA-256.
+    fn finish(mut self) -> io::Result<(u64, String)> {
+        if !self.buf.is_empty() {
+            self.ship()?;
+        }
+        Ok((self.size, hex::encode(self.hasher.finalize())))
+    }
+}
+
+impl Write for ChunkSink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.ship()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads the chunks the download thread hands over.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<io::Result<bytes::Bytes>>,
+    current: bytes::Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.recv() {
+                Ok(Ok(b)) => self.current = b,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
     }
 }
 
@@ -147,29 +211,24 @@ impl Account {
         let file =
             File::open(path).map_err(ClientError::io(format!("opening {}", path.display())))?;
         let recipient = v.keys.recipient();
-        let (reader, writer) = io::pipe().map_err(ClientError::io("creating a pipe"))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
         let receipt: Result<UploadReceipt> = std::thread::scope(|scope| {
             let encrypt = scope.spawn(move || -> io::Result<(u64, String)> {
-                let out = Hashing::new(BufWriter::with_capacity(BUF, writer));
                 let encryptor = age::Encryptor::with_recipients(std::iter::once(
                     &recipient as &dyn age::Recipient,
                 ))
                 .map_err(io::Error::other)?;
-                let mut stream = encryptor.wrap_output(out)?;
+                let mut stream = encryptor.wrap_output(ChunkSink::new(tx))?;
                 let mut input = Counting {
-                    inner: BufReader::with_capacity(BUF, file),
+                    inner: file,
                     progress,
                 };
-                io::copy(&mut input, &mut stream)?;
-                let mut out = stream.finish()?;
-                out.flush()?;
-                let (_, size, sha) = out.finish();
-                Ok((size, sha))
+                io::copy(&mut BufReader::with_capacity(BUF, &mut input), &mut stream)?;
+                stream.finish()?.finish()
             });
-            let body = reqwest::blocking::Body::new(reader);
             let sent = self
                 .api
-                .put_stream::<UploadReceipt>(&format!("{}/uploads", vault_path(v)), body);
+                .put_chunks::<UploadReceipt>(&format!("{}/uploads", vault_path(v)), rx);
             let local = encrypt
                 .join()
                 .map_err(|_| ClientError::Usage("encryption thread panicked".into()))?;
@@ -241,9 +300,6 @@ impl Account {
             )),
         })?;
         self.verify_version(v, name, &ver)?;
-        let resp = self
-            .api
-            .get_stream(&format!("{}/blobs/{}", vault_path(v), ver.id))?;
         let dest = opts.dest;
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -259,47 +315,25 @@ impl Account {
                 "creating a temporary file in {}",
                 dir.display()
             )))?;
-        let mut source = Hashing::new(resp);
-        let copied: Result<()> = (|| {
-            let mut out = Counting {
-                inner: BufWriter::with_capacity(BUF, tmp.as_file_mut()),
-                progress,
-            };
-            if opts.raw {
-                io::copy(&mut BufReader::with_capacity(BUF, &mut source), &mut out)
-                    .map_err(|e| integrity_or_io(e, "downloading"))?;
-            } else {
-                let decryptor =
-                    age::Decryptor::new_buffered(BufReader::with_capacity(BUF, &mut source))
-                        .map_err(|e| {
-                            ClientError::Integrity(format!("not a valid age file: {e}"))
-                        })?;
-                let ids: Vec<&dyn age::Identity> = v
-                    .keys
-                    .identities()
-                    .into_iter()
-                    .map(|i| i as &dyn age::Identity)
-                    .collect();
-                let mut reader = decryptor.decrypt(ids.into_iter()).map_err(|e| match e {
-                    // The signed generation is one we hold, so its key must open the header.
-                    age::DecryptError::NoMatchingKeys if v.keys.has_generation(ver.generation) => {
-                        ClientError::Integrity("the stored header does not open with the vault key (stored data changed)".into())
-                    }
-                    age::DecryptError::NoMatchingKeys => ClientError::Usage(
-                        "this version is encrypted to vault keys you do not hold (written after you lost access?)".into(),
-                    ),
-                    other => ClientError::Integrity(format!("cannot decrypt: {other}")),
-                })?;
-                io::copy(&mut reader, &mut out).map_err(|e| integrity_or_io(e, "decrypting"))?;
-                // Drain anything after the last chunk so the hash covers the whole blob.
-                io::copy(&mut source, &mut io::sink())
-                    .map_err(|e| integrity_or_io(e, "downloading"))?;
-            }
-            out.flush().map_err(ClientError::io("writing the output"))?;
-            Ok(())
-        })();
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let blob_path = format!("{}/blobs/{}", vault_path(v), ver.id);
+        let (copied, fetched, (size, sha)) = std::thread::scope(|scope| {
+            let fetch = scope.spawn(|| self.api.get_chunks(&blob_path, tx));
+            let mut source = Hashing::new(ChannelReader {
+                rx,
+                current: bytes::Bytes::new(),
+            });
+            let copied = decrypt_into(&mut source, tmp.as_file_mut(), v, &ver, opts.raw, progress);
+            // Stop the fetch (if still running) before waiting for it.
+            let hashed = source.finish_with(|reader| drop(reader.rx));
+            let fetched = fetch
+                .join()
+                .unwrap_or_else(|_| Err(ClientError::Usage("download thread panicked".into())));
+            (copied, fetched, hashed)
+        });
+        // An HTTP or transport error explains a failed copy better than the copy's own error.
+        fetched?;
         copied?;
-        let (_, size, sha) = source.finish();
         if size != ver.size || sha != ver.sha256 {
             return Err(ClientError::Integrity(format!(
                 "stored object changed or truncated ({size} bytes, sha256 {sha}; signed: {} bytes, sha256 {})",
@@ -363,4 +397,49 @@ fn integrity_or_io(e: io::Error, what: &str) -> ClientError {
         }
         _ => ClientError::Integrity(format!("{what}: {e}")),
     }
+}
+
+/// Copies a downloaded blob into `out`: as stored (`raw`) or decrypted with the vault keys.
+/// Reads `source` to its end either way, so its hash covers the whole blob.
+fn decrypt_into(
+    source: &mut Hashing<ChannelReader>,
+    out: &mut File,
+    v: &VaultCtx,
+    ver: &VersionInfo,
+    raw: bool,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut out = Counting {
+        inner: BufWriter::with_capacity(BUF, out),
+        progress,
+    };
+    if raw {
+        io::copy(&mut BufReader::with_capacity(BUF, &mut *source), &mut out)
+            .map_err(|e| integrity_or_io(e, "downloading"))?;
+    } else {
+        let decryptor =
+            age::Decryptor::new_buffered(BufReader::with_capacity(BUF, &mut *source))
+                .map_err(|e| ClientError::Integrity(format!("not a valid age file: {e}")))?;
+        let ids: Vec<&dyn age::Identity> = v
+            .keys
+            .identities()
+            .into_iter()
+            .map(|i| i as &dyn age::Identity)
+            .collect();
+        let mut reader = decryptor.decrypt(ids.into_iter()).map_err(|e| match e {
+            // The signed generation is one we hold, so its key must open the header.
+            age::DecryptError::NoMatchingKeys if v.keys.has_generation(ver.generation) => {
+                ClientError::Integrity("the stored header does not open with the vault key (stored data changed)".into())
+            }
+            age::DecryptError::NoMatchingKeys => ClientError::Usage(
+                "this version is encrypted to vault keys you do not hold (written after you lost access?)".into(),
+            ),
+            other => ClientError::Integrity(format!("cannot decrypt: {other}")),
+        })?;
+        io::copy(&mut reader, &mut out).map_err(|e| integrity_or_io(e, "decrypting"))?;
+        // Drain anything after the last chunk so the hash covers the whole blob.
+        io::copy(source, &mut io::sink()).map_err(|e| integrity_or_io(e, "downloading"))?;
+    }
+    out.flush().map_err(ClientError::io("writing the output"))?;
+    Ok(())
 }

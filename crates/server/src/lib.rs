@@ -148,6 +148,29 @@ async fn readyz(State(state): State<AppState>) -> axum::response::Response {
     (StatusCode::OK, "ready\n").into_response()
 }
 
+/// Refuses request heads (request line and headers) larger than `limits.max_header_size`.
+async fn limit_head(
+    State(max): State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let head = req.method().as_str().len()
+        + req.uri().to_string().len()
+        + req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if head > max {
+        return error_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "header_too_large",
+            format!("request head of {head} bytes exceeds the limit of {max}"),
+        );
+    }
+    next.run(req).await
+}
+
 async fn not_found() -> axum::response::Response {
     error_response(
         StatusCode::NOT_FOUND,
@@ -168,6 +191,7 @@ async fn method_not_allowed() -> axum::response::Response {
 pub fn app(state: AppState) -> Router {
     let json_limit = state.config.limits.max_json_body as usize;
     let body_timeout = state.config.limits.body_read_timeout;
+    let max_head = state.config.limits.max_header_size as usize;
     let v1 = Router::new()
         .route("/auth/prelogin", post(auth::prelogin))
         .route("/auth/register", post(auth::register))
@@ -216,5 +240,6 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             body_timeout,
         ))
+        .layer(axum::middleware::from_fn_with_state(max_head, limit_head))
         .with_state(state)
 }

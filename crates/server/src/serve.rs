@@ -18,6 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 
+/// hyper's per-connection read buffer.
+const READ_BUFFER: usize = 512 << 10;
+
 /// The client's address, put into every request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
@@ -51,7 +54,10 @@ pub async fn run(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_size.max(8192));
+        // The read buffer bounds what a request head can occupy; `max_header_size` itself is
+        // enforced per request in `app`. Larger than the head limit so bodies stream in big
+        // reads.
+        .max_buf_size(READ_BUFFER.max(limits.max_header_size));
     builder
         .http2()
         .timer(TokioTimer::new())
