@@ -92,21 +92,19 @@ pub fn push(
         bail!("--as names a single file; {} were given", files.len());
     }
     for (path, name) in &files {
-        enc_crypto_check(name)?;
+        enc_client::validate_name(name).map_err(|e| {
+            let shown: String = name.chars().take(60).collect();
+            anyhow::anyhow!(
+                "{e}: {shown:?}{}",
+                if shown.len() < name.len() { "…" } else { "" }
+            )
+        })?;
         let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let bar = ui::Bar::new(len, name);
         let ver = acct.push(&v, path, name, &bar);
         bar.finish();
         let ver = ver.with_context(|| format!("pushing {}", path.display()))?;
         println!("{name}\tversion {}\t{}", ver.version, ui::size(len));
-    }
-    Ok(())
-}
-
-fn enc_crypto_check(name: &str) -> anyhow::Result<()> {
-    // The client library validates too; checking first gives the error before any upload.
-    if name.is_empty() || name.len() > 4096 || name.starts_with('/') || name.contains('\0') {
-        bail!("invalid object name {name:?}");
     }
     Ok(())
 }
@@ -193,7 +191,7 @@ pub fn ls(
         if json {
             let rows: Vec<_> = vs
                 .iter()
-                .map(|x| serde_json::json!({"name": name, "version": x.version, "size": x.size, "sha256": x.sha256, "created": x.created, "author": x.author}))
+                .map(|x| serde_json::json!({"name": name, "version": x.version, "size": x.size, "hash": x.hash, "created": x.created, "author": x.author}))
                 .collect();
             println!("{}", serde_json::to_string_pretty(&rows)?);
         } else {
@@ -213,7 +211,7 @@ pub fn ls(
     if json {
         let rows: Vec<_> = list
             .iter()
-            .map(|(n, x)| serde_json::json!({"name": n, "version": x.version, "size": x.size, "sha256": x.sha256, "created": x.created, "author": x.author}))
+            .map(|(n, x)| serde_json::json!({"name": n, "version": x.version, "size": x.size, "hash": x.hash, "created": x.created, "author": x.author}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else if long {

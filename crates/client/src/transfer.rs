@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use enc_crypto::{CommitFields, commit_message, verify_commit};
 use enc_proto::*;
-use sha2::{Digest, Sha256};
 
 use crate::ops::{Account, VaultCtx};
 use crate::{ClientError, Result};
@@ -38,7 +37,7 @@ pub struct PullOptions<'a> {
 /// Counts and hashes what passes through.
 struct Hashing<T> {
     inner: T,
-    hasher: Sha256,
+    hasher: blake3::Hasher,
     size: u64,
 }
 
@@ -46,14 +45,14 @@ impl<T> Hashing<T> {
     fn new(inner: T) -> Self {
         Self {
             inner,
-            hasher: Sha256::new(),
+            hasher: blake3::Hasher::new(),
             size: 0,
         }
     }
-    /// Size and SHA-256 of what passed, handing the inner value to `done`.
+    /// Size and BLAKE3 hash of what passed, handing the inner value to `done`.
     fn finish_with(self, done: impl FnOnce(T)) -> (u64, String) {
         done(self.inner);
-        (self.size, hex::encode(self.hasher.finalize()))
+        (self.size, self.hasher.finalize().to_hex().to_string())
     }
 }
 
@@ -98,7 +97,7 @@ const CHUNK: usize = 1 << 20;
 struct ChunkSink {
     buf: Vec<u8>,
     tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
-    hasher: Sha256,
+    hasher: blake3::Hasher,
     size: u64,
 }
 
@@ -107,7 +106,7 @@ impl ChunkSink {
         Self {
             buf: Vec::with_capacity(CHUNK + (64 << 10)),
             tx,
-            hasher: Sha256::new(),
+            hasher: blake3::Hasher::new(),
             size: 0,
         }
     }
@@ -121,12 +120,12 @@ impl ChunkSink {
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload ended early"))
     }
 
-    /// Sends what is left; returns the total size and SHA-256.
+    /// Sends what is left; returns the total size and BLAKE3 hash.
     fn finish(mut self) -> io::Result<(u64, String)> {
         if !self.buf.is_empty() {
             self.ship()?;
         }
-        Ok((self.size, hex::encode(self.hasher.finalize())))
+        Ok((self.size, self.hasher.finalize().to_hex().to_string()))
     }
 }
 
@@ -189,7 +188,10 @@ impl Account {
         let mut out = Vec::with_capacity(objects.len());
         for o in objects {
             let name = v.keys.decrypt_name(&o.enc_name).map_err(|_| {
-                ClientError::Integrity("an object name does not decrypt with the vault key".into())
+                ClientError::Integrity(
+                    "an object name in this vault does not decrypt, or is not a safe relative path"
+                        .into(),
+                )
             })?;
             if let Some(latest) = o.versions.into_iter().next() {
                 out.push((name, latest));
@@ -235,7 +237,7 @@ impl Account {
             let receipt = sent?;
             let (size, sha) =
                 local.map_err(ClientError::io(format!("encrypting {}", path.display())))?;
-            if receipt.size != size || receipt.sha256 != sha {
+            if receipt.size != size || receipt.hash != sha {
                 return Err(ClientError::Integrity(
                     "the server received different bytes than were sent".into(),
                 ));
@@ -253,7 +255,7 @@ impl Account {
                 object_id: &receipt.upload_id,
                 enc_name: &enc_name,
                 size: receipt.size,
-                sha256: &receipt.sha256,
+                hash: &receipt.hash,
                 version,
                 generation: v.keys.current_generation(),
             };
@@ -261,7 +263,7 @@ impl Account {
                 upload_id: receipt.upload_id.clone(),
                 enc_name: enc_name.clone(),
                 size: receipt.size,
-                sha256: receipt.sha256.clone(),
+                hash: receipt.hash.clone(),
                 version,
                 generation: v.keys.current_generation(),
                 signature: self.keys.sign_b64(&commit_message(&fields)),
@@ -334,10 +336,10 @@ impl Account {
         // An HTTP or transport error explains a failed copy better than the copy's own error.
         fetched?;
         copied?;
-        if size != ver.size || sha != ver.sha256 {
+        if size != ver.size || sha != ver.hash {
             return Err(ClientError::Integrity(format!(
-                "stored object changed or truncated ({size} bytes, sha256 {sha}; signed: {} bytes, sha256 {})",
-                ver.size, ver.sha256
+                "stored object changed or truncated ({size} bytes, hash {sha}; signed: {} bytes, hash {})",
+                ver.size, ver.hash
             )));
         }
         tmp.as_file()
@@ -364,7 +366,7 @@ impl Account {
             object_id: &ver.id,
             enc_name: &enc_name,
             size: ver.size,
-            sha256: &ver.sha256,
+            hash: &ver.hash,
             version: ver.version,
             generation: ver.generation,
         };

@@ -41,10 +41,3 @@ pub fn unb64(text: &str) -> Result<Vec<u8>, CryptoError> {
         .decode(text)
         .map_err(|_| CryptoError::Malformed("invalid base64"))
 }
-
-/// Lower-case hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}

@@ -15,8 +15,8 @@ pub struct CommitFields<'a> {
     pub enc_name: &'a str,
     /// Ciphertext size in bytes.
     pub size: u64,
-    /// Lower-case hex SHA-256 of the ciphertext.
-    pub sha256: &'a str,
+    /// Lower-case hex BLAKE3 hash of the ciphertext.
+    pub hash: &'a str,
     /// Version number of the name (1, 2, …).
     pub version: u64,
     /// Vault key generation the content is encrypted to.
@@ -26,7 +26,7 @@ pub struct CommitFields<'a> {
 /// The canonical, length-prefixed byte string that is signed.
 pub fn commit_message(f: &CommitFields<'_>) -> Vec<u8> {
     let mut out = b"enc commit v1\0".to_vec();
-    for field in [f.vault_id, f.object_id, f.enc_name, f.sha256] {
+    for field in [f.vault_id, f.object_id, f.enc_name, f.hash] {
         out.extend_from_slice(&(field.len() as u64).to_be_bytes());
         out.extend_from_slice(field.as_bytes());
     }
@@ -62,7 +62,7 @@ mod tests {
             object_id: "o",
             enc_name: "n",
             size: 5,
-            sha256: "ab",
+            hash: "ab",
             version: 1,
             generation: 1,
         };

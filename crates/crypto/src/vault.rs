@@ -171,7 +171,12 @@ impl VaultKeys {
             .map_err(|_| CryptoError::Malformed("encrypted name"))?;
         let (enc, _) = self.name_subkeys();
         let plain = seal::open(&enc, NAME_AAD, &sealed)?;
-        String::from_utf8(plain).map_err(|_| CryptoError::Malformed("name is not UTF-8"))
+        let name =
+            String::from_utf8(plain).map_err(|_| CryptoError::Malformed("name is not UTF-8"))?;
+        // Another member of a shared vault could have encrypted any bytes: names become paths
+        // on pull, so they must pass the same checks as on push.
+        validate_name(&name)?;
+        Ok(name)
     }
 }
 

@@ -350,8 +350,8 @@ pub struct UploadReceipt {
     pub upload_id: String,
     /// Bytes received.
     pub size: u64,
-    /// SHA-256 of the bytes received, hex.
-    pub sha256: String,
+    /// BLAKE3 hash of the bytes received, hex.
+    pub hash: String,
 }
 
 /// `POST /v1/vaults/{id}/objects`: make an upload visible as a version of a name.
@@ -365,8 +365,8 @@ pub struct CommitRequest {
     pub enc_name: String,
     /// Size the client sent.
     pub size: u64,
-    /// SHA-256 the client computed, hex.
-    pub sha256: String,
+    /// BLAKE3 hash the client computed, hex.
+    pub hash: String,
     /// Version this commit creates (latest + 1; 1 for a new name).
     pub version: u64,
     /// Key generation the content is encrypted to.
@@ -385,8 +385,8 @@ pub struct VersionInfo {
     pub version: u64,
     /// Ciphertext size.
     pub size: u64,
-    /// Ciphertext SHA-256, hex.
-    pub sha256: String,
+    /// BLAKE3 hash of the ciphertext, hex.
+    pub hash: String,
     /// Key generation.
     pub generation: u32,
     /// Signature by the author.

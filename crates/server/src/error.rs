@@ -82,6 +82,11 @@ impl IntoResponse for ApiError {
         }
         let (status, code) = self.status_and_code();
         let mut resp = error_response(status, code, self.to_string());
+        if let Self::TooLarge(_) = self {
+            // The rest of the body may still be on its way: do not reuse this connection.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Self::TooManyAttempts(secs) = self {
             resp.headers_mut().insert(
                 header::RETRY_AFTER,

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use enc_proto::*;
 use enc_store::{NewVersion, UploadRow, VersionRow};
 use futures::StreamExt as _;
-use sha2::Digest as _;
 
 use crate::auth::Session;
 use crate::error::{ApiError, ApiResult};
@@ -31,7 +30,7 @@ fn version_info(v: VersionRow) -> VersionInfo {
         id: v.id,
         version: v.version as u64,
         size: v.size as u64,
-        sha256: v.sha256,
+        hash: v.hash,
         generation: v.generation as u32,
         signature: v.signature,
         author: v.author,
@@ -55,7 +54,7 @@ fn check_enc_name(name: &str) -> ApiResult<()> {
     }
 }
 
-/// `PUT /v1/vaults/{id}/uploads`: streams ciphertext; answers with its size and SHA-256.
+/// `PUT /v1/vaults/{id}/uploads`: streams ciphertext; answers with its size and BLAKE3 hash.
 #[utoipa::path(put, path = "/v1/vaults/{id}/uploads", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, body = UploadReceipt), (status = 413, body = ErrorBody)), tag = "objects")]
 pub async fn upload(
@@ -80,6 +79,9 @@ pub async fn upload(
             .and_then(|l| l.parse().ok())
             .ok_or_else(|| ApiError::BadRequest("invalid Content-Length".into()))?;
         if len > max {
+            if len - max <= MAX_DRAIN {
+                drain(&mut body.into_data_stream()).await;
+            }
             return Err(too_large());
         }
     }
@@ -93,12 +95,12 @@ pub async fn upload(
             user_id: s.user.id.clone(),
             blob_key: blob_key.clone(),
             size: -1,
-            sha256: String::new(),
+            hash: String::new(),
             created: crate::now(),
         })
         .await?;
     let mut writer = state.blobs.writer(&blob_key).await?;
-    let mut hasher = sha2::Sha256::new();
+    let mut hasher = blake3::Hasher::new();
     let mut size: u64 = 0;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
@@ -121,22 +123,24 @@ pub async fn upload(
         }
     }
     writer.finish().await?;
-    let sha256 = hex::encode(hasher.finalize());
+    let hash = hasher.finalize().to_hex().to_string();
     state
         .meta
-        .complete_upload(&upload_id, size as i64, &sha256)
+        .complete_upload(&upload_id, size as i64, &hash)
         .await?;
     Ok(Json(UploadReceipt {
         upload_id,
         size,
-        sha256,
+        hash,
     }))
 }
+
+/// Most of a refused body read and discarded before answering.
+const MAX_DRAIN: u64 = 64 << 20;
 
 /// Reads and discards a bounded remainder of a refused body, so the client, still sending,
 /// gets to read the error instead of a reset connection.
 async fn drain(stream: &mut axum::body::BodyDataStream) {
-    const MAX_DRAIN: u64 = 64 << 20;
     let mut drained = 0u64;
     let deadline = tokio::time::sleep(std::time::Duration::from_secs(10));
     tokio::pin!(deadline);
@@ -180,7 +184,7 @@ pub async fn commit(
         object_id: &req.upload_id,
         enc_name: &req.enc_name,
         size: req.size,
-        sha256: &req.sha256,
+        hash: &req.hash,
         version: req.version,
         generation: req.generation,
     };
@@ -196,7 +200,7 @@ pub async fn commit(
                 user_id: s.user.id.clone(),
                 enc_name: req.enc_name,
                 size: req.size as i64,
-                sha256: req.sha256,
+                hash: req.hash,
                 version: req.version as i64,
                 generation: req.generation.into(),
                 signature: req.signature,
@@ -320,8 +324,8 @@ pub async fn download(
         HeaderValue::from_static("application/octet-stream"),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(row.size as u64));
-    if let Ok(v) = HeaderValue::from_str(&row.sha256) {
-        h.insert("x-enc-sha256", v);
+    if let Ok(v) = HeaderValue::from_str(&row.hash) {
+        h.insert("x-enc-hash", v);
     }
     Ok(resp)
 }

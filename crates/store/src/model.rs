@@ -128,7 +128,7 @@ pub struct UploadRow {
     pub user_id: String,
     pub blob_key: String,
     pub size: i64,
-    pub sha256: String,
+    pub hash: String,
     pub created: i64,
 }
 
@@ -140,7 +140,7 @@ pub struct NewVersion {
     pub user_id: String,
     pub enc_name: String,
     pub size: i64,
-    pub sha256: String,
+    pub hash: String,
     pub version: i64,
     pub generation: i64,
     pub signature: String,
@@ -154,7 +154,7 @@ pub struct VersionRow {
     pub version: i64,
     pub blob_key: String,
     pub size: i64,
-    pub sha256: String,
+    pub hash: String,
     pub generation: i64,
     pub signature: String,
     pub author: String,

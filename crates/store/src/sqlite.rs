@@ -27,7 +27,7 @@ const VAULT_ACCESS: &str = "SELECT v.id, v.owner_id, o.name AS owner_name, v.nam
         WHERE ob.vault_id = v.id) AS bytes \
     FROM vaults v JOIN vault_members m ON m.vault_id = v.id JOIN users o ON o.id = v.owner_id";
 
-const VERSION_COLS: &str = "ve.id, ve.version, ve.blob_key, ve.size, ve.sha256, ve.generation, \
+const VERSION_COLS: &str = "ve.id, ve.version, ve.blob_key, ve.size, ve.hash, ve.generation, \
     ve.signature, COALESCE(u.name, '(deleted)') AS author, \
     COALESCE(u.ed25519_public, '') AS author_key, ve.created";
 
@@ -592,7 +592,7 @@ impl MetaStore for SqliteMeta {
 
     async fn create_upload(&self, u: UploadRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO uploads (id, vault_id, user_id, blob_key, size, sha256, created) \
+            "INSERT INTO uploads (id, vault_id, user_id, blob_key, size, hash, created) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&u.id)
@@ -600,21 +600,20 @@ impl MetaStore for SqliteMeta {
         .bind(&u.user_id)
         .bind(&u.blob_key)
         .bind(u.size)
-        .bind(&u.sha256)
+        .bind(&u.hash)
         .bind(u.created)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn complete_upload(&self, id: &str, size: i64, sha256: &str) -> Result<()> {
-        let done =
-            sqlx::query("UPDATE uploads SET size = ?, sha256 = ? WHERE id = ? AND size = -1")
-                .bind(size)
-                .bind(sha256)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+    async fn complete_upload(&self, id: &str, size: i64, hash: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE uploads SET size = ?, hash = ? WHERE id = ? AND size = -1")
+            .bind(size)
+            .bind(hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -624,7 +623,7 @@ impl MetaStore for SqliteMeta {
     async fn commit_version(&self, c: NewVersion, keep: u32) -> Result<VersionRow> {
         let mut tx = self.write().await?;
         let upload: UploadRow = sqlx::query_as(
-            "SELECT id, vault_id, user_id, blob_key, size, sha256, created FROM uploads \
+            "SELECT id, vault_id, user_id, blob_key, size, hash, created FROM uploads \
              WHERE id = ? AND vault_id = ? AND user_id = ?",
         )
         .bind(&c.upload_id)
@@ -633,7 +632,7 @@ impl MetaStore for SqliteMeta {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound)?;
-        if upload.size < 0 || upload.size != c.size || upload.sha256 != c.sha256 {
+        if upload.size < 0 || upload.size != c.size || upload.hash != c.hash {
             return Err(StoreError::Conflict(
                 "size or hash differ from what was uploaded",
             ));
@@ -670,7 +669,7 @@ impl MetaStore for SqliteMeta {
             return Err(StoreError::Conflict("version is not the latest plus one"));
         }
         sqlx::query(
-            "INSERT INTO versions (id, object_id, version, blob_key, size, sha256, generation, \
+            "INSERT INTO versions (id, object_id, version, blob_key, size, hash, generation, \
              signature, author_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&upload.id)
@@ -678,7 +677,7 @@ impl MetaStore for SqliteMeta {
         .bind(c.version)
         .bind(&upload.blob_key)
         .bind(c.size)
-        .bind(&c.sha256)
+        .bind(&c.hash)
         .bind(c.generation)
         .bind(&c.signature)
         .bind(&c.user_id)

@@ -351,3 +351,87 @@ fn health_openapi_and_certificate_export() {
         assert_eq!(strict.get(&url).send().unwrap().status(), 200, "{url}");
     }
 }
+
+#[test]
+fn policy_file_defines_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[roles.admin]\npermissions = [\"manage_users\", \"read_all_audit\", \"write_vaults\", \"share_vaults\"]\n\
+         [roles.reader]\npermissions = []\n",
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &format!("policy_file = {:?}\n", policy.display().to_string()),
+        &[],
+    );
+    let admin = server.user("root", "admin");
+    let reader = server.user("rita", "reader");
+    std::fs::write(reader.path("f"), "x").unwrap();
+    let err = reader.fail(&["push", "f"]);
+    assert!(err.contains("may not"), "{err}");
+    reader.ok(&["ls"]);
+    // Roles outside the policy are refused, on the server machine and through the API.
+    let out = server.admin_cmd(&[
+        "user",
+        "create",
+        "x",
+        "--role",
+        "user",
+        "--policy-file",
+        policy.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
+    let err = admin.fail(&["user", "create", "y", "--role", "user"]);
+    assert!(err.contains("unknown role"), "{err}");
+}
+
+#[test]
+fn operator_certificate_and_pinning() {
+    // Use a certificate made elsewhere as the operator's "real" certificate.
+    let other = Server::start();
+    let cert = other.data_dir.join("tls/cert.pem");
+    let key = other.data_dir.join("tls/key.pem");
+    let server = Server::start_with(
+        "",
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        server.fingerprint, other.fingerprint,
+        "serves the given certificate"
+    );
+    // No fingerprint and no terminal to confirm on: refuse, and say how to proceed.
+    let token = server.invite("alice", "user");
+    let alice = User {
+        fingerprint: String::new(),
+        ..User::new(&server, "alice")
+    };
+    let err = alice
+        .cmd(&["register", "--token", &token])
+        .env_remove("ENC_FINGERPRINT")
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    let msg = String::from_utf8_lossy(&err.stderr);
+    assert!(msg.contains("--fingerprint SHA256:"), "{msg}");
+    // A wrong pinned fingerprint is refused with a clear message.
+    let wrong = User {
+        fingerprint: format!("SHA256:{}", "0".repeat(64)),
+        ..User::new(&server, "alice")
+    };
+    let msg = wrong.fail(&["register", "--token", &token]);
+    assert!(
+        msg.contains("does not match the pinned fingerprint"),
+        "{msg}"
+    );
+    // The right one works.
+    let alice = User::new(&server, "alice");
+    alice.ok(&["register", "--token", &token]);
+}

@@ -48,6 +48,7 @@ pub struct Server {
     pub port: u16,
     pub fingerprint: String,
     pub log: PathBuf,
+    config: PathBuf,
     args: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -68,6 +69,7 @@ impl Server {
             port: 0,
             fingerprint: String::new(),
             log: tmp.path().join("server.log"),
+            config: cfg.clone(),
             args: all,
             _tmp: Some(tmp),
         };
@@ -188,10 +190,12 @@ impl Server {
             .to_string()
     }
 
-    /// Runs `enc-server ARGS --data-dir D`.
+    /// Runs `enc-server ARGS --data-dir D` with the server's configuration file.
     pub fn admin_cmd(&self, args: &[&str]) -> Output {
         Command::new(bin("enc-server"))
             .args(args)
+            .arg("--config")
+            .arg(&self.config)
             .args(["--data-dir", &self.data_dir.display().to_string()])
             .output()
             .expect("running enc-server")

@@ -187,9 +187,9 @@ fn isolation_matrix() {
     let fake_name = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     let fake_id = "11111111-1111-4111-8111-111111111111";
     let commit = |vault: &str, upload: &str, name: &str| {
-        serde_json::json!({"upload_id": upload, "enc_name": name, "size": 100, "sha256": "00", "version": 1, "generation": 1, "signature": "AAAA"})
+        serde_json::json!({"upload_id": upload, "enc_name": name, "size": 100, "hash": "00", "version": 1, "generation": 1, "signature": "AAAA"})
             .as_object()
-            .map(|_| (vault.to_string(), serde_json::json!({"upload_id": upload, "enc_name": name, "size": 100, "sha256": "00", "version": 1, "generation": 1, "signature": "AAAA"})))
+            .map(|_| (vault.to_string(), serde_json::json!({"upload_id": upload, "enc_name": name, "size": 100, "hash": "00", "version": 1, "generation": 1, "signature": "AAAA"})))
             .unwrap()
     };
     // (real, fake) pairs of the same request.
@@ -597,7 +597,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         let resp = c
             .post(format!("{}/v1/vaults/{vid}/objects", server.url))
             .bearer_auth(&at)
-            .json(&serde_json::json!({"upload_id": upload["upload_id"], "enc_name": bad_name, "size": 1, "sha256": upload["sha256"], "version": 1, "generation": 1, "signature": "AAAA"}))
+            .json(&serde_json::json!({"upload_id": upload["upload_id"], "enc_name": bad_name, "size": 1, "hash": upload["hash"], "version": 1, "generation": 1, "signature": "AAAA"}))
             .send()
             .unwrap();
         assert_eq!(resp.status(), 400, "{bad_name:?}");

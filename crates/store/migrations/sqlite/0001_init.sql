@@ -84,7 +84,7 @@ CREATE TABLE versions (
     version    INTEGER NOT NULL,
     blob_key   TEXT NOT NULL,
     size       INTEGER NOT NULL,
-    sha256     TEXT NOT NULL,
+    hash     TEXT NOT NULL,
     generation INTEGER NOT NULL,
     signature  TEXT NOT NULL,
     author_id  TEXT NOT NULL,
@@ -99,7 +99,7 @@ CREATE TABLE uploads (
     user_id  TEXT NOT NULL,
     blob_key TEXT NOT NULL,
     size     INTEGER NOT NULL,
-    sha256   TEXT NOT NULL,
+    hash   TEXT NOT NULL,
     created  INTEGER NOT NULL
 );
 
