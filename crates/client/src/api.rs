@@ -94,6 +94,11 @@ impl Api {
         self
     }
 
+    /// The pinned certificate fingerprint (empty for plain HTTP).
+    pub fn pinned_fingerprint(&self) -> &str {
+        self.pinned.as_deref().unwrap_or("")
+    }
+
     /// The server URL.
     pub fn base(&self) -> &str {
         &self.base

@@ -156,7 +156,16 @@ pub fn login(api: &Api, user: &str, method: LoginMethod<'_>) -> Result<SavedSess
             )?;
             let challenge = enc_crypto::unb64(&ch.challenge)?;
             let sig = key
-                .sign("enc-login", ssh_key::HashAlg::Sha512, &challenge)
+                .sign(
+                    "enc-login",
+                    ssh_key::HashAlg::Sha512,
+                    &enc_crypto::ssh_login_message(
+                        api.pinned_fingerprint(),
+                        user,
+                        &ch.id,
+                        &challenge,
+                    ),
+                )
                 .map_err(|e| ClientError::Usage(format!("signing with the SSH key failed: {e}")))?;
             let pem = sig
                 .to_pem(ssh_key::LineEnding::LF)

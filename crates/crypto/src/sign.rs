@@ -36,6 +36,28 @@ pub fn commit_message(f: &CommitFields<'_>) -> Vec<u8> {
     out
 }
 
+/// What an SSH key signs to log in: bound to the server's certificate fingerprint (as the
+/// client pinned it), the user and the challenge, so a signature made for one server cannot
+/// be relayed to another.
+pub fn ssh_login_message(
+    server_fingerprint: &str,
+    user: &str,
+    id: &str,
+    challenge: &[u8],
+) -> Vec<u8> {
+    let mut out = b"enc ssh login v1\0".to_vec();
+    for field in [
+        server_fingerprint.as_bytes(),
+        user.as_bytes(),
+        id.as_bytes(),
+        challenge,
+    ] {
+        out.extend_from_slice(&(field.len() as u64).to_be_bytes());
+        out.extend_from_slice(field);
+    }
+    out
+}
+
 /// Verifies a base64 signature over [`commit_message`] with a base64 Ed25519 public key.
 pub fn verify_commit(
     public_key_b64: &str,

@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use enc_proto::*;
 use enc_store::{NewInvitation, Registration, SessionLookup, SessionRow, SshKeyRow, UserRow};
 use rand::RngCore;
+use subtle::ConstantTimeEq as _;
 
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
@@ -183,7 +184,12 @@ pub async fn prelogin(
     }))
 }
 
-async fn hash_auth_key(key: Vec<u8>) -> ApiResult<String> {
+async fn hash_auth_key(state: &AppState, key: Vec<u8>) -> ApiResult<String> {
+    let _slot = state
+        .argon_slots
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
         argon2::Argon2::default()
@@ -195,7 +201,10 @@ async fn hash_auth_key(key: Vec<u8>) -> ApiResult<String> {
     .map_err(|e| ApiError::Internal(e.to_string()))?
 }
 
-async fn verify_auth_key(key: Vec<u8>, stored: String) -> bool {
+async fn verify_auth_key(state: &AppState, key: Vec<u8>, stored: String) -> bool {
+    let Ok(_slot) = state.argon_slots.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&stored)
             .map(|h| argon2::Argon2::default().verify_password(&key, &h).is_ok())
@@ -285,7 +294,35 @@ pub async fn register(
             )));
         }
     }
-    let auth_hash = hash_auth_key(key).await?;
+    // Cheap checks before the expensive hash: the address's throttle, then the invitation
+    // (checked again atomically when the account is written).
+    let ckey = [client_key(&client)];
+    gate(&state, &ckey, &req.user, None, &client).await?;
+    let expected = token_hash(&req.invitation);
+    let invited = state.meta.user_by_name(&req.user).await?.is_some_and(|u| {
+        u.state == "invited"
+            && u.invite_expires.unwrap_or(0) > now()
+            && u.invite_hash
+                .as_deref()
+                .is_some_and(|h| bool::from(h.as_bytes().ct_eq(expected.as_bytes())))
+    });
+    if !invited {
+        record_failure(&state, &ckey).await?;
+        state
+            .audit(
+                &req.user,
+                None,
+                "user.register",
+                &req.user,
+                "denied",
+                &client,
+            )
+            .await;
+        return Err(ApiError::Forbidden(
+            "invitation is invalid, used or expired; ask an admin for a new one".into(),
+        ));
+    }
+    let auth_hash = hash_auth_key(&state, key).await?;
     let user = state
         .meta
         .register_user(Registration {
@@ -372,8 +409,21 @@ async fn record_failure(state: &AppState, keys: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
+fn client_key(client: &str) -> String {
+    format!("client:{client}")
+}
+
+/// The account's key first, then the client address's.
 fn throttle_keys(user: &str, client: &str) -> Vec<String> {
-    vec![format!("user:{user}"), format!("client:{client}")]
+    vec![format!("user:{user}"), client_key(client)]
+}
+
+/// After a success: the account starts afresh; the address only gets back the attempt counted
+/// up front, so successes on one account cannot wash away failures against others.
+async fn succeeded(state: &AppState, keys: &[String]) -> ApiResult<()> {
+    state.meta.throttle_clear(&keys[0]).await?;
+    state.meta.throttle_undo(&keys[1]).await?;
+    Ok(())
 }
 
 /// `POST /v1/auth/login` with the passphrase-derived auth key.
@@ -386,19 +436,24 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let key = decode_key(&req.auth_key)?;
+    if validate_user_name(&req.user).is_err() {
+        // No such account can exist; count it against the address only, answer as usual.
+        record_failure(&state, &[client_key(&client)]).await?;
+        return Err(ApiError::BadCredentials);
+    }
     let keys = throttle_keys(&req.user, &client);
     let user = state.meta.user_by_name(&req.user).await?;
     gate(&state, &keys, &req.user, user.as_ref(), &client).await?;
+    // Count the attempt before the slow check, so concurrent guesses cannot slip past the gate.
+    record_failure(&state, &keys).await?;
     let stored = user
         .as_ref()
         .and_then(|u| u.auth_hash.clone())
         .unwrap_or_else(|| state.dummy_hash.clone());
-    let ok = verify_auth_key(key, stored).await;
+    let ok = verify_auth_key(&state, key, stored).await;
     match user {
         Some(user) if ok && user.state == "active" => {
-            for k in &keys {
-                state.meta.throttle_clear(k).await?;
-            }
+            succeeded(&state, &keys).await?;
             state
                 .audit(
                     &user.name,
@@ -412,7 +467,6 @@ pub async fn login(
             Ok(Json(new_session(&state, &user, "passphrase", None).await?))
         }
         user => {
-            record_failure(&state, &keys).await?;
             let id = user.as_ref().map(|u| u.id.as_str());
             state
                 .audit(&req.user, id, "login.failure", &req.user, "failed", &client)
@@ -455,10 +509,19 @@ pub async fn ssh_login(
     Client(client): Client,
     ApiJson(req): ApiJson<SshLoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
+    if validate_user_name(&req.user).is_err() {
+        record_failure(&state, &[client_key(&client)]).await?;
+        return Err(ApiError::BadCredentials);
+    }
     let keys = throttle_keys(&req.user, &client);
     let user = state.meta.user_by_name(&req.user).await?;
     gate(&state, &keys, &req.user, user.as_ref(), &client).await?;
-    let challenge = state.meta.take_challenge(&req.id, &req.user, now()).await?;
+    record_failure(&state, &keys).await?;
+    let challenge = state
+        .meta
+        .take_challenge(&req.id, &req.user, now())
+        .await?
+        .map(|c| enc_crypto::ssh_login_message(&state.tls_fingerprint, &req.user, &req.id, &c));
     let sig = ssh_key::SshSig::from_pem(req.signature.as_bytes()).ok();
     let mut matched = None;
     if let (Some(challenge), Some(user), Some(sig)) = (&challenge, &user, &sig) {
@@ -473,9 +536,7 @@ pub async fn ssh_login(
     }
     match (user, matched) {
         (Some(user), Some(key)) if user.state == "active" => {
-            for k in &keys {
-                state.meta.throttle_clear(k).await?;
-            }
+            succeeded(&state, &keys).await?;
             state
                 .audit(
                     &user.name,
@@ -491,7 +552,6 @@ pub async fn ssh_login(
             ))
         }
         (user, _) => {
-            record_failure(&state, &keys).await?;
             let id = user.as_ref().map(|u| u.id.as_str());
             state
                 .audit(

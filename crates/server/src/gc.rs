@@ -39,10 +39,20 @@ pub async fn sweep(state: &AppState) {
             }
         };
         let mut done = Vec::with_capacity(keys.len());
+        let mut failed = Vec::new();
         for k in keys {
             match state.blobs.delete(&k).await {
                 Ok(()) => done.push(k),
-                Err(e) => tracing::warn!(error = %e, key = %k, "deleting blob failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, key = %k, "deleting blob failed; will retry");
+                    failed.push(k);
+                }
+            }
+        }
+        if !failed.is_empty() {
+            // To the back of the queue, so one bad key does not stall the rest.
+            if let Err(e) = state.meta.gc_retry_later(&failed, crate::now()).await {
+                tracing::warn!(error = %e, "updating the blob queue failed");
             }
         }
         if done.is_empty() {

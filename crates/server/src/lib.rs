@@ -123,6 +123,12 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     };
     let secret = server_secret(&config.data_dir)?;
     let dummy_hash = tokio::task::spawn_blocking(auth::dummy_hash).await?;
+    let tls_fingerprint = if config.tls.insecure_http {
+        String::new()
+    } else {
+        let (cert, _) = tls::cert_files(&config.data_dir, &config.tls);
+        tls::fingerprint(&tls::load_chain(&cert)?[0])
+    };
     Ok(AppState(Arc::new(Inner {
         meta,
         blobs,
@@ -131,6 +137,8 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         secret,
         dummy_hash,
         started: Instant::now(),
+        argon_slots: tokio::sync::Semaphore::new(4),
+        tls_fingerprint,
     })))
 }
 

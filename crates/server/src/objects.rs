@@ -124,10 +124,19 @@ pub async fn upload(
     }
     writer.finish().await?;
     let hash = hasher.finalize().to_hex().to_string();
-    state
+    if let Err(e) = state
         .meta
         .complete_upload(&upload_id, size as i64, &hash)
-        .await?;
+        .await
+    {
+        // The vault went away or the upload expired meanwhile: do not leave the blob behind.
+        let _ = state.meta.queue_blob(&blob_key, crate::now()).await;
+        crate::gc::kick(&state);
+        return Err(match e {
+            enc_store::StoreError::NotFound => ApiError::NotFound("vault"),
+            other => other.into(),
+        });
+    }
     Ok(Json(UploadReceipt {
         upload_id,
         size,

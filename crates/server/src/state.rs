@@ -30,6 +30,11 @@ pub struct Inner {
     pub dummy_hash: String,
     /// Start time.
     pub started: Instant,
+    /// `SHA256:…` of the certificate this server presents (empty without TLS); SSH logins
+    /// are bound to it.
+    pub tls_fingerprint: String,
+    /// Bounds concurrent Argon2 computations (each takes about 19 MiB and 30 ms).
+    pub argon_slots: tokio::sync::Semaphore,
 }
 
 impl std::ops::Deref for AppState {

@@ -109,6 +109,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Records a failure and returns the new state; `backoff(failures)` gives the delay.
     async fn throttle_fail(&self, key: &str, now: i64, backoff: fn(i64) -> i64)
     -> Result<Throttle>;
+    /// Takes back one counted failure (an attempt counted up front that succeeded).
+    async fn throttle_undo(&self, key: &str) -> Result<()>;
     /// Forgets a key after a success.
     async fn throttle_clear(&self, key: &str) -> Result<()>;
 
@@ -161,6 +163,10 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn expire_uploads(&self, before: i64) -> Result<u64>;
     /// Blob keys waiting for deletion.
     async fn gc_pending(&self, limit: i64) -> Result<Vec<String>>;
+    /// Moves blobs whose deletion failed to the back of the queue.
+    async fn gc_retry_later(&self, keys: &[String], now: i64) -> Result<()>;
+    /// Queues one blob for deletion (an upload that could not be recorded).
+    async fn queue_blob(&self, key: &str, now: i64) -> Result<()>;
     /// Marks queued blobs as deleted.
     async fn gc_done(&self, keys: &[String]) -> Result<()>;
 

@@ -28,8 +28,7 @@ const VAULT_ACCESS: &str = "SELECT v.id, v.owner_id, o.name AS owner_name, v.nam
     FROM vaults v JOIN vault_members m ON m.vault_id = v.id JOIN users o ON o.id = v.owner_id";
 
 const VERSION_COLS: &str = "ve.id, ve.version, ve.blob_key, ve.size, ve.hash, ve.generation, \
-    ve.signature, COALESCE(u.name, '(deleted)') AS author, \
-    COALESCE(u.ed25519_public, '') AS author_key, ve.created";
+    ve.signature, ve.author, ve.author_key, ve.created";
 
 impl SqliteMeta {
     /// Opens (creating if needed) the database file and runs the migrations.
@@ -430,6 +429,14 @@ impl MetaStore for SqliteMeta {
         })
     }
 
+    async fn throttle_undo(&self, key: &str) -> Result<()> {
+        sqlx::query("UPDATE throttle SET failures = MAX(failures - 1, 0) WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn throttle_clear(&self, key: &str) -> Result<()> {
         sqlx::query("DELETE FROM throttle WHERE key = ?")
             .bind(key)
@@ -637,6 +644,23 @@ impl MetaStore for SqliteMeta {
                 "size or hash differ from what was uploaded",
             ));
         }
+        // Membership and key generation again, inside the transaction: an unshare may have
+        // committed since the handler checked them.
+        let author: Option<(String, String)> = sqlx::query_as(
+            "SELECT u.name, COALESCE(u.ed25519_public, '') FROM vault_members m \
+             JOIN users u ON u.id = m.user_id JOIN vaults v ON v.id = m.vault_id \
+             WHERE m.vault_id = ? AND m.user_id = ? AND v.generation = ?",
+        )
+        .bind(&c.vault_id)
+        .bind(&c.user_id)
+        .bind(c.generation)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((author, author_key)) = author else {
+            return Err(StoreError::Conflict(
+                "the vault's keys or members changed; fetch them again and retry",
+            ));
+        };
         let object_id: Option<String> =
             sqlx::query_scalar("SELECT id FROM objects WHERE vault_id = ? AND enc_name = ?")
                 .bind(&c.vault_id)
@@ -670,7 +694,8 @@ impl MetaStore for SqliteMeta {
         }
         sqlx::query(
             "INSERT INTO versions (id, object_id, version, blob_key, size, hash, generation, \
-             signature, author_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             signature, author_id, author, author_key, created) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&upload.id)
         .bind(&object_id)
@@ -681,6 +706,8 @@ impl MetaStore for SqliteMeta {
         .bind(c.generation)
         .bind(&c.signature)
         .bind(&c.user_id)
+        .bind(&author)
+        .bind(&author_key)
         .bind(c.now)
         .execute(&mut *tx)
         .await?;
@@ -703,9 +730,7 @@ impl MetaStore for SqliteMeta {
             .bind(cutoff)
             .execute(&mut *tx)
             .await?;
-        let sql = format!(
-            "SELECT {VERSION_COLS} FROM versions ve LEFT JOIN users u ON u.id = ve.author_id WHERE ve.id = ?"
-        );
+        let sql = format!("SELECT {VERSION_COLS} FROM versions ve WHERE ve.id = ?");
         let row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(&upload.id)
             .fetch_one(&mut *tx)
@@ -718,7 +743,7 @@ impl MetaStore for SqliteMeta {
         let sql = format!(
             "SELECT ob.enc_name, {VERSION_COLS} FROM objects ob \
              JOIN versions ve ON ve.object_id = ob.id \
-             LEFT JOIN users u ON u.id = ve.author_id \
+             \
              WHERE ob.vault_id = ? AND ve.version = \
                (SELECT MAX(version) FROM versions WHERE object_id = ob.id) \
              ORDER BY ob.enc_name"
@@ -739,7 +764,7 @@ impl MetaStore for SqliteMeta {
     async fn object_versions(&self, vault_id: &str, enc_name: &str) -> Result<Vec<VersionRow>> {
         let sql = format!(
             "SELECT {VERSION_COLS} FROM objects ob JOIN versions ve ON ve.object_id = ob.id \
-             LEFT JOIN users u ON u.id = ve.author_id \
+             \
              WHERE ob.vault_id = ? AND ob.enc_name = ? ORDER BY ve.version DESC"
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -752,7 +777,7 @@ impl MetaStore for SqliteMeta {
     async fn version(&self, vault_id: &str, version_id: &str) -> Result<Option<VersionRow>> {
         let sql = format!(
             "SELECT {VERSION_COLS} FROM objects ob JOIN versions ve ON ve.object_id = ob.id \
-             LEFT JOIN users u ON u.id = ve.author_id WHERE ob.vault_id = ? AND ve.id = ?"
+             WHERE ob.vault_id = ? AND ve.id = ?"
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(vault_id)
@@ -823,6 +848,28 @@ impl MetaStore for SqliteMeta {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    async fn gc_retry_later(&self, keys: &[String], now: i64) -> Result<()> {
+        let mut tx = self.write().await?;
+        for k in keys {
+            sqlx::query("UPDATE blob_gc SET queued = ? WHERE blob_key = ?")
+                .bind(now)
+                .bind(k)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn queue_blob(&self, key: &str, now: i64) -> Result<()> {
+        sqlx::query("INSERT OR IGNORE INTO blob_gc (blob_key, queued) VALUES (?, ?)")
+            .bind(key)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn gc_done(&self, keys: &[String]) -> Result<()> {

@@ -435,3 +435,23 @@ fn operator_certificate_and_pinning() {
     let alice = User::new(&server, "alice");
     alice.ok(&["register", "--token", &token]);
 }
+
+/// Versions stay verifiable and readable after their author's account is removed.
+#[test]
+fn versions_survive_the_removal_of_their_author() {
+    let server = Server::start();
+    let admin = server.user("root", "admin");
+    let bob = server.user("bob", "user");
+    admin.ok(&["vault", "create", "team"]);
+    admin.ok(&["vault", "share", "team", "bob"]);
+    std::fs::write(bob.path("by-bob.txt"), "written by bob").unwrap();
+    bob.ok(&["push", "by-bob.txt", "--vault", "root/team"]);
+    admin.ok(&["user", "rm", "bob", "--yes"]);
+    admin.ok(&["pull", "by-bob.txt", "--vault", "team", "-o", "got.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(admin.path("got.txt")).unwrap(),
+        "written by bob"
+    );
+    let long = admin.ok(&["ls", "--long", "--vault", "team"]);
+    assert!(long.contains("bob"), "{long}");
+}

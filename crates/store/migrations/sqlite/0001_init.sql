@@ -88,6 +88,9 @@ CREATE TABLE versions (
     generation INTEGER NOT NULL,
     signature  TEXT NOT NULL,
     author_id  TEXT NOT NULL,
+    -- Snapshots, so versions stay verifiable after the author's account is removed.
+    author     TEXT NOT NULL,
+    author_key TEXT NOT NULL,
     created    INTEGER NOT NULL,
     UNIQUE (object_id, version)
 );
