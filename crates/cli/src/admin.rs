@@ -37,7 +37,15 @@ pub fn vault(profile: &Profile, cmd: VaultCmd) -> anyhow::Result<()> {
         }
         VaultCmd::Share { name, user } => {
             acct.share(&name, &user)?;
-            eprintln!("shared {name} with {user}");
+            let members = acct.members(&name)?;
+            let key = members
+                .iter()
+                .find(|m| m.user == user)
+                .map(|m| enc_client::key_fingerprint(&m.ed25519_public))
+                .unwrap_or_default();
+            eprintln!(
+                "shared {name} with {user} (their key {key}; `enc status` shows it on their side — compare once)"
+            );
         }
         VaultCmd::Unshare { name, user } => {
             acct.unshare(&name, &user)?;

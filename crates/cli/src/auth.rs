@@ -142,5 +142,9 @@ pub fn status(profile: &Profile) -> anyhow::Result<()> {
         "session: {} (ends after {} s idle)",
         me.session_id, me.idle_timeout_secs
     );
+    println!(
+        "key:     {} (others see this when they share with you)",
+        enc_client::key_fingerprint(&acct.keys.verifying_key_b64())
+    );
     Ok(())
 }

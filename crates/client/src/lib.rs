@@ -15,8 +15,8 @@ pub use admin::{ChainCheck, check_chain};
 pub use api::Api;
 pub use enc_crypto::validate_name;
 pub use error::ClientError;
-pub use ops::{Account, LoginMethod, VaultCtx, login, register};
-pub use profile::{Profile, SavedConfig, SavedSession};
+pub use ops::{Account, LoginMethod, VaultCtx, key_fingerprint, login, register};
+pub use profile::{Profile, SavedConfig, SavedSession, ServerPins};
 pub use tls::probe_fingerprint;
 pub use transfer::{Progress, PullOptions};
 

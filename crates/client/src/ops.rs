@@ -78,6 +78,8 @@ pub fn register(api: &Api, user: &str, invitation: &str, passphrase: &str) -> Re
     let derived = enc_crypto::kdf::derive(passphrase.as_bytes(), &salt, kdf)?;
     let keys = UserKeys::generate();
     let vault = VaultKeys::generate();
+    let vault_id = uuid::Uuid::new_v4().to_string();
+    let default_vault_keys = vault.wrap_to(&keys.recipient())?;
     let req = RegisterRequest {
         user: user.to_string(),
         invitation: invitation.trim().to_string(),
@@ -90,7 +92,15 @@ pub fn register(api: &Api, user: &str, invitation: &str, passphrase: &str) -> Re
         x25519_recipient: keys.recipient(),
         ed25519_public: keys.verifying_key_b64(),
         wrapped_keys: keys.wrap(&derived.kek),
-        default_vault_keys: vault.wrap_to(&keys.recipient())?,
+        recipient_signature: keys.sign_b64(&enc_crypto::recipient_message(user, &keys.recipient())),
+        default_vault_signature: keys.sign_b64(&enc_crypto::vault_keys_message(
+            &vault_id,
+            user,
+            1,
+            &default_vault_keys,
+        )),
+        default_vault_id: vault_id,
+        default_vault_keys,
     };
     let resp: LoginResponse = api.post("/v1/auth/register", &req)?;
     session_of(api, resp, &keys)
@@ -287,18 +297,126 @@ impl Account {
                     "no vault {spec:?}; `enc vault ls` lists the vaults you can use"
                 ))
             })?;
+        self.check_vault_keys(&info)?;
         let keys = VaultKeys::unwrap(&self.keys.x25519, &info.wrapped_keys)?;
+        if keys.current_generation() != info.generation {
+            return Err(ClientError::Integrity(format!(
+                "the keys of vault {spec} do not match their signed generation"
+            )));
+        }
         Ok(VaultCtx { info, keys })
+    }
+
+    /// The wrapped keys must carry the owner's signature (checked against our own key, or the
+    /// owner's pinned key), and their generation must not go back.
+    fn check_vault_keys(&self, info: &VaultInfo) -> Result<()> {
+        let owner_key = self.trusted_key(&info.keys_signer, &info.keys_signer_key)?;
+        if info.keys_signer != info.owner {
+            return Err(ClientError::Integrity(
+                "vault keys not signed by the vault's owner".into(),
+            ));
+        }
+        let msg = enc_crypto::vault_keys_message(
+            &info.id,
+            self.user(),
+            info.generation,
+            &info.wrapped_keys,
+        );
+        enc_crypto::verify_b64(&owner_key, &msg, &info.keys_signature).map_err(|_| {
+            ClientError::Integrity(format!(
+                "the keys of vault {}/{} are not signed by its owner: the server may be substituting keys",
+                info.owner, info.name
+            ))
+        })?;
+        self.pin_generation(&info.id, info.generation)
+    }
+
+    /// `user`'s Ed25519 key: our own from the key bundle; for others the key pinned on first
+    /// sight, and an error if the server now presents a different one.
+    pub fn trusted_key(&self, user: &str, presented: &str) -> Result<String> {
+        if user == self.user() {
+            return Ok(self.keys.verifying_key_b64());
+        }
+        enc_crypto::verifying_key(presented).map_err(|_| {
+            ClientError::Integrity(format!("the server's key for {user} is malformed"))
+        })?;
+        let mut config = self.profile.config()?;
+        let pins = config.pins.entry(self.session.server.clone()).or_default();
+        match pins.keys.get(user) {
+            Some(pinned) if pinned == presented => Ok(pinned.clone()),
+            Some(pinned) => Err(ClientError::Integrity(format!(
+                "the server presents a different key for {user} than the one pinned on this device ({}); if {user} really re-registered, remove the pin from {}",
+                key_fingerprint(pinned),
+                self.profile.dir().join("config.json").display()
+            ))),
+            None => {
+                pins.keys.insert(user.to_string(), presented.to_string());
+                self.profile.save_config(&config)?;
+                Ok(presented.to_string())
+            }
+        }
+    }
+
+    fn pin_generation(&self, vault_id: &str, generation: u32) -> Result<()> {
+        let mut config = self.profile.config()?;
+        let pins = config.pins.entry(self.session.server.clone()).or_default();
+        let seen = pins.generations.get(vault_id).copied().unwrap_or(0);
+        if generation < seen {
+            return Err(ClientError::Integrity(format!(
+                "the server offers key generation {generation} of a vault already at generation {seen}: refusing old keys"
+            )));
+        }
+        if generation > seen {
+            pins.generations.insert(vault_id.to_string(), generation);
+            self.profile.save_config(&config)?;
+        }
+        Ok(())
+    }
+
+    /// A user's age recipient, checked against their signature with their pinned key.
+    fn trusted_recipient(
+        &self,
+        user: &str,
+        ed25519: &str,
+        recipient: &str,
+        signature: &str,
+    ) -> Result<String> {
+        if user == self.user() {
+            return Ok(self.keys.recipient());
+        }
+        let key = self.trusted_key(user, ed25519)?;
+        enc_crypto::verify_b64(
+            &key,
+            &enc_crypto::recipient_message(user, recipient),
+            signature,
+        )
+        .map_err(|_| {
+            ClientError::Integrity(format!(
+                "{user}'s encryption key is not signed by {user}: refusing to share"
+            ))
+        })?;
+        Ok(recipient.to_string())
+    }
+
+    fn sign_keys(&self, vault_id: &str, member: &str, generation: u32, wrapped: &str) -> String {
+        self.keys.sign_b64(&enc_crypto::vault_keys_message(
+            vault_id, member, generation, wrapped,
+        ))
     }
 
     /// Creates a vault.
     pub fn create_vault(&self, name: &str) -> Result<VaultInfo> {
         let keys = VaultKeys::generate();
+        let id = uuid::Uuid::new_v4().to_string();
+        let wrapped_keys = keys.wrap_to(&self.keys.recipient())?;
+        let signature = self.sign_keys(&id, self.user(), 1, &wrapped_keys);
         self.api.post(
             "/v1/vaults",
             &CreateVaultRequest {
+                id,
                 name: name.to_string(),
-                wrapped_keys: keys.wrap_to(&self.keys.recipient())?,
+                wrapped_keys,
+                signature,
             },
         )
     }
@@ -319,11 +437,20 @@ impl Account {
     pub fn share(&self, spec: &str, user: &str) -> Result<()> {
         let v = self.vault(Some(spec))?;
         let pk: PublicKeys = self.api.get(&format!("/v1/users/{user}/public-keys"))?;
+        let recipient = self.trusted_recipient(
+            user,
+            &pk.ed25519_public,
+            &pk.x25519_recipient,
+            &pk.recipient_signature,
+        )?;
+        let wrapped_keys = v.keys.wrap_to(&recipient)?;
+        let signature = self.sign_keys(&v.info.id, user, v.info.generation, &wrapped_keys);
         self.api.post_empty(
             &format!("/v1/vaults/{}/members", v.info.id),
             &AddMemberRequest {
                 user: user.to_string(),
-                wrapped_keys: v.keys.wrap_to(&pk.x25519_recipient)?,
+                wrapped_keys,
+                signature,
             },
         )
     }
@@ -342,15 +469,17 @@ impl Account {
         let generation = v.keys.rotate();
         let mut rewrapped = Vec::new();
         for m in members.iter().filter(|m| m.user != user) {
-            // Our own recipient comes from our key bundle, not from the server.
-            let recipient = if m.user == self.user() {
-                self.keys.recipient()
-            } else {
-                m.x25519_recipient.clone()
-            };
+            let recipient = self.trusted_recipient(
+                &m.user,
+                &m.ed25519_public,
+                &m.x25519_recipient,
+                &m.recipient_signature,
+            )?;
+            let wrapped_keys = v.keys.wrap_to(&recipient)?;
             rewrapped.push(MemberKeys {
                 user: m.user.clone(),
-                wrapped_keys: v.keys.wrap_to(&recipient)?,
+                signature: self.sign_keys(&v.info.id, &m.user, generation, &wrapped_keys),
+                wrapped_keys,
             });
         }
         self.api.post_empty(
@@ -392,4 +521,11 @@ impl Account {
         )?;
         Ok((info, with_keys))
     }
+}
+
+/// Short form of an Ed25519 key for messages: `SHA256:` of its base64 text, 16 hex digits.
+pub fn key_fingerprint(key_b64: &str) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(key_b64.as_bytes());
+    format!("SHA256:{}", hex::encode(&d[..8]))
 }

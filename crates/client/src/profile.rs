@@ -23,6 +23,21 @@ pub struct SavedConfig {
     /// Server URL → pinned `SHA256:` fingerprint.
     #[serde(default)]
     pub fingerprints: BTreeMap<String, String>,
+    /// Server URL → what this device has seen there and will not let the server change.
+    #[serde(default)]
+    pub pins: BTreeMap<String, ServerPins>,
+}
+
+/// Trust on first use for keys the server relays: other users' Ed25519 keys, and the highest
+/// key generation seen per vault (so old keys cannot be replayed after an unshare).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct ServerPins {
+    /// User name → Ed25519 public key (base64).
+    #[serde(default)]
+    pub keys: BTreeMap<String, String>,
+    /// Vault id → highest key generation seen.
+    #[serde(default)]
+    pub generations: BTreeMap<String, u32>,
 }
 
 /// A logged-in session on this device.

@@ -355,12 +355,8 @@ impl Account {
     /// Checks the author's signature over a version's metadata.
     fn verify_version(&self, v: &VaultCtx, name: &str, ver: &VersionInfo) -> Result<()> {
         let enc_name = v.keys.encrypt_name(name)?;
-        // For our own writes we trust our own key, not the server's copy of it.
-        let key = if ver.author == self.user() {
-            self.keys.verifying_key_b64()
-        } else {
-            ver.author_key.clone()
-        };
+        // Our own key from the key bundle; others' as pinned on this device.
+        let key = self.trusted_key(&ver.author, &ver.author_key)?;
         let fields = CommitFields {
             vault_id: &v.info.id,
             object_id: &ver.id,

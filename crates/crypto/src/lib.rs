@@ -22,7 +22,10 @@ mod vault;
 pub use bundle::{UserKeys, verifying_key};
 pub use error::CryptoError;
 pub use kdf::{AccountKeys, KdfParams};
-pub use sign::{CommitFields, commit_message, ssh_login_message, verify_commit};
+pub use sign::{
+    CommitFields, commit_message, recipient_message, ssh_login_message, vault_keys_message,
+    verify_b64, verify_commit,
+};
 pub use vault::{MAX_NAME_LEN, VaultKeys, validate_name};
 
 /// Re-exported so callers name one version of the age crate.

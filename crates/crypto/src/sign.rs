@@ -58,17 +58,54 @@ pub fn ssh_login_message(
     out
 }
 
+/// What the wrapper of a vault's keys signs for one member: the vault, the member, the
+/// generation the keys reach and the wrapped bytes, so the server can neither substitute keys
+/// of its own nor move a wrap to another vault or member.
+pub fn vault_keys_message(
+    vault_id: &str,
+    member: &str,
+    generation: u32,
+    wrapped_b64: &str,
+) -> Vec<u8> {
+    let mut out = b"enc vault keys v1\0".to_vec();
+    for field in [vault_id, member, wrapped_b64] {
+        out.extend_from_slice(&(field.len() as u64).to_be_bytes());
+        out.extend_from_slice(field.as_bytes());
+    }
+    out.extend_from_slice(&generation.to_be_bytes());
+    out
+}
+
+/// What a user signs about their own age recipient, so others can check it with the user's
+/// (pinned) Ed25519 key before wrapping vault keys to it.
+pub fn recipient_message(user: &str, recipient: &str) -> Vec<u8> {
+    let mut out = b"enc recipient v1\0".to_vec();
+    for field in [user, recipient] {
+        out.extend_from_slice(&(field.len() as u64).to_be_bytes());
+        out.extend_from_slice(field.as_bytes());
+    }
+    out
+}
+
+/// Verifies a base64 Ed25519 signature over `msg` with a base64 public key.
+pub fn verify_b64(
+    public_key_b64: &str,
+    msg: &[u8],
+    signature_b64: &str,
+) -> Result<(), CryptoError> {
+    let key = verifying_key(public_key_b64)?;
+    let raw = unb64(signature_b64)?;
+    let sig = Signature::from_slice(&raw).map_err(|_| CryptoError::Malformed("signature"))?;
+    key.verify(msg, &sig).map_err(|_| CryptoError::BadSignature)
+}
+
 /// Verifies a base64 signature over [`commit_message`] with a base64 Ed25519 public key.
 pub fn verify_commit(
     public_key_b64: &str,
     fields: &CommitFields<'_>,
     signature_b64: &str,
 ) -> Result<(), CryptoError> {
-    let key = verifying_key(public_key_b64)?;
-    let raw = unb64(signature_b64)?;
-    let sig = Signature::from_slice(&raw).map_err(|_| CryptoError::Malformed("signature"))?;
-    key.verify(&commit_message(fields), &sig)
-        .map_err(|_| CryptoError::BadSignature)
+    verify_b64(public_key_b64, &commit_message(fields), signature_b64)
 }
 
 #[cfg(test)]

@@ -79,8 +79,14 @@ pub struct RegisterRequest {
     pub ed25519_public: String,
     /// The account's secret keys wrapped under the key-encryption key, base64.
     pub wrapped_keys: String,
+    /// Signature by the account's Ed25519 key over its user name and age recipient.
+    pub recipient_signature: String,
+    /// Id (UUID) chosen by the client for the `default` vault.
+    pub default_vault_id: String,
     /// Keys of the `default` vault wrapped to the account's recipient, base64.
     pub default_vault_keys: String,
+    /// Signature over the default vault's wrapped keys (see `enc_crypto::vault_keys_message`).
+    pub default_vault_signature: String,
 }
 
 /// `POST /v1/auth/login` with the passphrase-derived auth key.
@@ -262,6 +268,8 @@ pub struct PublicKeys {
     pub x25519_recipient: String,
     /// Ed25519 public key, base64.
     pub ed25519_public: String,
+    /// The user's signature over their name and recipient.
+    pub recipient_signature: String,
 }
 
 /// `POST /v1/vaults`.
@@ -269,10 +277,14 @@ pub struct PublicKeys {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateVaultRequest {
+    /// Vault id (a UUID the client chose, so it can sign over it).
+    pub id: String,
     /// Vault name (letters, digits, `-`, `_`, `.`; 1–64).
     pub name: String,
     /// The vault keys wrapped to the creator's recipient, base64.
     pub wrapped_keys: String,
+    /// The creator's signature over the wrapped keys.
+    pub signature: String,
 }
 
 /// A vault the caller can use.
@@ -289,6 +301,12 @@ pub struct VaultInfo {
     pub generation: u32,
     /// The vault keys wrapped to the caller, base64.
     pub wrapped_keys: String,
+    /// Signature over `wrapped_keys` by whoever wrapped them.
+    pub keys_signature: String,
+    /// Who wrapped them (the caller, or the owner for a shared vault).
+    pub keys_signer: String,
+    /// The signer's Ed25519 public key as the server has it (check it against a pinned copy).
+    pub keys_signer_key: String,
     /// Number of objects.
     pub objects: u64,
     /// Bytes stored (all versions).
@@ -304,6 +322,8 @@ pub struct AddMemberRequest {
     pub user: String,
     /// The vault keys wrapped to that user's recipient, base64.
     pub wrapped_keys: String,
+    /// The owner's signature over the wrapped keys.
+    pub signature: String,
 }
 
 /// A member of a vault.
@@ -314,6 +334,10 @@ pub struct MemberInfo {
     pub user: String,
     /// Their age recipient.
     pub x25519_recipient: String,
+    /// Their Ed25519 public key, base64.
+    pub ed25519_public: String,
+    /// Their signature over their name and recipient.
+    pub recipient_signature: String,
     /// Whether they own the vault.
     pub owner: bool,
 }
@@ -340,6 +364,8 @@ pub struct MemberKeys {
     pub user: String,
     /// Wrapped keys, base64.
     pub wrapped_keys: String,
+    /// The owner's signature over the wrapped keys.
+    pub signature: String,
 }
 
 /// Answer to a streamed upload (`PUT /v1/vaults/{id}/uploads`).

@@ -284,6 +284,24 @@ pub async fn register(
     }
     enc_crypto::verifying_key(&req.ed25519_public)
         .map_err(|_| ApiError::BadRequest("ed25519_public is not an Ed25519 public key".into()))?;
+    crate::vaults::check_vault_id(&req.default_vault_id)?;
+    enc_crypto::verify_b64(
+        &req.ed25519_public,
+        &enc_crypto::recipient_message(&req.user, &req.x25519_recipient),
+        &req.recipient_signature,
+    )
+    .map_err(|_| ApiError::BadRequest("recipient_signature does not verify".into()))?;
+    enc_crypto::verify_b64(
+        &req.ed25519_public,
+        &enc_crypto::vault_keys_message(
+            &req.default_vault_id,
+            &req.user,
+            1,
+            &req.default_vault_keys,
+        ),
+        &req.default_vault_signature,
+    )
+    .map_err(|_| ApiError::BadRequest("default_vault_signature does not verify".into()))?;
     for (field, v) in [
         ("wrapped_keys", &req.wrapped_keys),
         ("default_vault_keys", &req.default_vault_keys),
@@ -334,8 +352,10 @@ pub async fn register(
             x25519_recipient: req.x25519_recipient,
             ed25519_public: req.ed25519_public,
             wrapped_keys: req.wrapped_keys,
-            default_vault_id: uuid::Uuid::new_v4().to_string(),
+            recipient_sig: req.recipient_signature,
+            default_vault_id: req.default_vault_id,
             default_vault_keys: req.default_vault_keys,
+            default_vault_sig: req.default_vault_signature,
         })
         .await;
     let user = match user {

@@ -166,5 +166,6 @@ pub async fn public_keys(
         user: user.name,
         x25519_recipient: user.x25519_recipient.unwrap_or_default(),
         ed25519_public: user.ed25519_public.unwrap_or_default(),
+        recipient_signature: user.recipient_sig.unwrap_or_default(),
     }))
 }

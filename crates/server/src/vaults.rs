@@ -16,10 +16,13 @@ use crate::users::require_permission;
 pub(crate) fn info(v: VaultAccess) -> VaultInfo {
     VaultInfo {
         id: v.id,
-        owner: v.owner_name,
+        owner: v.owner_name.clone(),
         name: v.name,
         generation: v.generation as u32,
         wrapped_keys: v.wrapped_keys,
+        keys_signature: v.keys_signature,
+        keys_signer: v.owner_name.clone(),
+        keys_signer_key: v.owner_key,
         objects: v.objects as u64,
         bytes: v.bytes as u64,
     }
@@ -64,6 +67,36 @@ fn validate_vault_name(name: &str) -> ApiResult<()> {
     }
 }
 
+/// Vault ids are UUIDs chosen by the client (so it can sign over them).
+pub(crate) fn check_vault_id(id: &str) -> ApiResult<()> {
+    uuid::Uuid::parse_str(id)
+        .map(|_| ())
+        .map_err(|_| ApiError::BadRequest("vault id must be a UUID".into()))
+}
+
+/// The owner's signature over wrapped keys must verify with the owner's key; clients check it
+/// too, so a server cannot hand out keys of its own.
+fn check_keys_signature(
+    owner: &enc_store::UserRow,
+    vault_id: &str,
+    member: &str,
+    generation: u32,
+    wrapped: &str,
+    signature: &str,
+) -> ApiResult<()> {
+    let key = owner.ed25519_public.as_deref().unwrap_or_default();
+    enc_crypto::verify_b64(
+        key,
+        &enc_crypto::vault_keys_message(vault_id, member, generation, wrapped),
+        signature,
+    )
+    .map_err(|_| {
+        ApiError::BadRequest(format!(
+            "the signature over {member}'s vault keys does not verify"
+        ))
+    })
+}
+
 fn check_wrapped(v: &str) -> ApiResult<()> {
     if v.len() > 64 * 1024 || enc_crypto::unb64(v).is_err() {
         return Err(ApiError::BadRequest(
@@ -97,14 +130,24 @@ pub async fn create(
 ) -> ApiResult<Json<VaultInfo>> {
     require_permission(&state, &s, Permission::WriteVaults)?;
     validate_vault_name(&req.name)?;
+    check_vault_id(&req.id)?;
     check_wrapped(&req.wrapped_keys)?;
+    check_keys_signature(
+        &s.user,
+        &req.id,
+        &s.user.name,
+        1,
+        &req.wrapped_keys,
+        &req.signature,
+    )?;
     let v = state
         .meta
         .create_vault(NewVault {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: req.id.clone(),
             owner_id: s.user.id.clone(),
             name: req.name.clone(),
             wrapped_keys: req.wrapped_keys,
+            signature: req.signature,
             now: crate::now(),
         })
         .await
@@ -168,6 +211,8 @@ pub async fn members(
             .map(|m| MemberInfo {
                 user: m.name,
                 x25519_recipient: m.x25519_recipient,
+                ed25519_public: m.ed25519_public,
+                recipient_signature: m.recipient_sig,
                 owner: m.owner,
             })
             .collect(),
@@ -196,9 +241,18 @@ pub async fn share(
     if member.id == s.user.id {
         return Err(ApiError::Conflict("you own this vault already".into()));
     }
+    let generation = v.generation as u32;
+    check_keys_signature(
+        &s.user,
+        &v.id,
+        &member.name,
+        generation,
+        &req.wrapped_keys,
+        &req.signature,
+    )?;
     state
         .meta
-        .add_member(&v.id, &member.id, &req.wrapped_keys)
+        .add_member(&v.id, &member.id, &req.wrapped_keys, &req.signature)
         .await?;
     state
         .audit(
@@ -238,7 +292,19 @@ pub async fn unshare(
             .iter()
             .find(|m| m.name == mk.user)
             .ok_or_else(|| ApiError::BadRequest(format!("{} is not a member", mk.user)))?;
-        rewrapped.push((m.user_id.clone(), mk.wrapped_keys.clone()));
+        check_keys_signature(
+            &s.user,
+            &v.id,
+            &m.name,
+            req.generation,
+            &mk.wrapped_keys,
+            &mk.signature,
+        )?;
+        rewrapped.push((
+            m.user_id.clone(),
+            mk.wrapped_keys.clone(),
+            mk.signature.clone(),
+        ));
     }
     state
         .meta

@@ -125,8 +125,14 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn delete_vault(&self, vault_id: &str) -> Result<()>;
     /// Members of a vault (owner included).
     async fn members(&self, vault_id: &str) -> Result<Vec<Member>>;
-    /// Adds or updates a member's wrapped keys.
-    async fn add_member(&self, vault_id: &str, user_id: &str, wrapped_keys: &str) -> Result<()>;
+    /// Adds or updates a member's wrapped keys (with the owner's signature over them).
+    async fn add_member(
+        &self,
+        vault_id: &str,
+        user_id: &str,
+        wrapped_keys: &str,
+        signature: &str,
+    ) -> Result<()>;
     /// Removes a member and installs a new generation with re-wrapped keys for every
     /// remaining member, atomically. `Conflict` if the generation is not current + 1 or the
     /// re-wrapped set is not exactly the remaining members.
@@ -135,7 +141,7 @@ pub trait MetaStore: Send + Sync + 'static {
         vault_id: &str,
         remove_user_id: &str,
         generation: u32,
-        rewrapped: Vec<(String, String)>,
+        rewrapped: Vec<(String, String, String)>,
     ) -> Result<()>;
 
     // ---- objects

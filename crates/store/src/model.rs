@@ -18,6 +18,7 @@ pub struct UserRow {
     pub x25519_recipient: Option<String>,
     pub ed25519_public: Option<String>,
     pub wrapped_keys: Option<String>,
+    pub recipient_sig: Option<String>,
     pub created: i64,
 }
 
@@ -44,8 +45,10 @@ pub struct Registration {
     pub x25519_recipient: String,
     pub ed25519_public: String,
     pub wrapped_keys: String,
+    pub recipient_sig: String,
     pub default_vault_id: String,
     pub default_vault_keys: String,
+    pub default_vault_sig: String,
 }
 
 /// A session (token stored only as a hash).
@@ -95,6 +98,7 @@ pub struct NewVault {
     pub owner_id: String,
     pub name: String,
     pub wrapped_keys: String,
+    pub signature: String,
     pub now: i64,
 }
 
@@ -107,6 +111,8 @@ pub struct VaultAccess {
     pub name: String,
     pub generation: i64,
     pub wrapped_keys: String,
+    pub keys_signature: String,
+    pub owner_key: String,
     pub objects: i64,
     pub bytes: i64,
 }
@@ -117,6 +123,8 @@ pub struct Member {
     pub user_id: String,
     pub name: String,
     pub x25519_recipient: String,
+    pub ed25519_public: String,
+    pub recipient_sig: String,
     pub owner: bool,
 }
 

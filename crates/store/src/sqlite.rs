@@ -18,10 +18,10 @@ pub struct SqliteMeta {
 }
 
 const USER_COLS: &str = "id, name, role, state, salt, kdf_m, kdf_t, kdf_p, invite_hash, \
-    invite_expires, auth_hash, x25519_recipient, ed25519_public, wrapped_keys, created";
+    invite_expires, auth_hash, x25519_recipient, ed25519_public, wrapped_keys, recipient_sig, created";
 
 const VAULT_ACCESS: &str = "SELECT v.id, v.owner_id, o.name AS owner_name, v.name, v.generation, \
-    m.wrapped_keys, \
+    m.wrapped_keys, m.signature AS keys_signature, COALESCE(o.ed25519_public, '') AS owner_key, \
     (SELECT COUNT(*) FROM objects ob WHERE ob.vault_id = v.id) AS objects, \
     (SELECT COALESCE(SUM(ve.size), 0) FROM versions ve JOIN objects ob ON ve.object_id = ob.id \
         WHERE ob.vault_id = v.id) AS bytes \
@@ -159,7 +159,7 @@ impl MetaStore for SqliteMeta {
         sqlx::query(
             "UPDATE users SET state = 'active', invite_hash = NULL, invite_expires = NULL, \
              kdf_m = ?, kdf_t = ?, kdf_p = ?, auth_hash = ?, x25519_recipient = ?, \
-             ed25519_public = ?, wrapped_keys = ? WHERE id = ?",
+             ed25519_public = ?, wrapped_keys = ?, recipient_sig = ? WHERE id = ?",
         )
         .bind(reg.kdf.0)
         .bind(reg.kdf.1)
@@ -168,6 +168,7 @@ impl MetaStore for SqliteMeta {
         .bind(&reg.x25519_recipient)
         .bind(&reg.ed25519_public)
         .bind(&reg.wrapped_keys)
+        .bind(&reg.recipient_sig)
         .bind(&user.id)
         .execute(&mut *tx)
         .await?;
@@ -179,11 +180,14 @@ impl MetaStore for SqliteMeta {
         .bind(reg.now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO vault_members (vault_id, user_id, wrapped_keys) VALUES (?, ?, ?)")
-            .bind(&reg.default_vault_id)
-            .bind(&user.id)
-            .bind(&reg.default_vault_keys)
-            .execute(&mut *tx)
+        sqlx::query(
+            "INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&reg.default_vault_id)
+        .bind(&user.id)
+        .bind(&reg.default_vault_keys)
+        .bind(&reg.default_vault_sig)
+        .execute(&mut *tx)
             .await?;
         let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?");
         let user = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -456,6 +460,13 @@ impl MetaStore for SqliteMeta {
         if exists.is_some() {
             return Err(StoreError::Conflict("a vault of that name exists"));
         }
+        let id_taken: Option<(String,)> = sqlx::query_as("SELECT id FROM vaults WHERE id = ?")
+            .bind(&v.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if id_taken.is_some() {
+            return Err(StoreError::Conflict("vault id in use; choose another"));
+        }
         sqlx::query(
             "INSERT INTO vaults (id, owner_id, name, generation, created) VALUES (?, ?, ?, 1, ?)",
         )
@@ -465,11 +476,14 @@ impl MetaStore for SqliteMeta {
         .bind(v.now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO vault_members (vault_id, user_id, wrapped_keys) VALUES (?, ?, ?)")
-            .bind(&v.id)
-            .bind(&v.owner_id)
-            .bind(&v.wrapped_keys)
-            .execute(&mut *tx)
+        sqlx::query(
+            "INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&v.id)
+        .bind(&v.owner_id)
+        .bind(&v.wrapped_keys)
+        .bind(&v.signature)
+        .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         self.vault_access(&v.owner_id, &v.id)
@@ -518,7 +532,8 @@ impl MetaStore for SqliteMeta {
     async fn members(&self, vault_id: &str) -> Result<Vec<Member>> {
         Ok(sqlx::query_as(
             "SELECT u.id AS user_id, u.name, COALESCE(u.x25519_recipient, '') AS x25519_recipient, \
-             (u.id = v.owner_id) AS owner FROM vault_members m JOIN users u ON u.id = m.user_id \
+             COALESCE(u.ed25519_public, '') AS ed25519_public, \
+             COALESCE(u.recipient_sig, '') AS recipient_sig, (u.id = v.owner_id) AS owner FROM vault_members m JOIN users u ON u.id = m.user_id \
              JOIN vaults v ON v.id = m.vault_id WHERE m.vault_id = ? ORDER BY owner DESC, u.name",
         )
         .bind(vault_id)
@@ -526,14 +541,22 @@ impl MetaStore for SqliteMeta {
         .await?)
     }
 
-    async fn add_member(&self, vault_id: &str, user_id: &str, wrapped_keys: &str) -> Result<()> {
+    async fn add_member(
+        &self,
+        vault_id: &str,
+        user_id: &str,
+        wrapped_keys: &str,
+        signature: &str,
+    ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO vault_members (vault_id, user_id, wrapped_keys) VALUES (?, ?, ?) \
-             ON CONFLICT (vault_id, user_id) DO UPDATE SET wrapped_keys = excluded.wrapped_keys",
+            "INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (vault_id, user_id) DO UPDATE SET wrapped_keys = excluded.wrapped_keys, \
+             signature = excluded.signature",
         )
         .bind(vault_id)
         .bind(user_id)
         .bind(wrapped_keys)
+        .bind(signature)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -544,7 +567,7 @@ impl MetaStore for SqliteMeta {
         vault_id: &str,
         remove_user_id: &str,
         generation: u32,
-        rewrapped: Vec<(String, String)>,
+        rewrapped: Vec<(String, String, String)>,
     ) -> Result<()> {
         let mut tx = self.write().await?;
         let current: i64 = sqlx::query_scalar("SELECT generation FROM vaults WHERE id = ?")
@@ -570,7 +593,7 @@ impl MetaStore for SqliteMeta {
                 .bind(vault_id)
                 .fetch_all(&mut *tx)
                 .await?;
-        let mut given: Vec<String> = rewrapped.iter().map(|(u, _)| u.clone()).collect();
+        let mut given: Vec<String> = rewrapped.iter().map(|(u, _, _)| u.clone()).collect();
         remaining.sort();
         given.sort();
         if remaining != given {
@@ -578,11 +601,12 @@ impl MetaStore for SqliteMeta {
                 "new keys must cover exactly the remaining members",
             ));
         }
-        for (user_id, wrapped) in &rewrapped {
+        for (user_id, wrapped, signature) in &rewrapped {
             sqlx::query(
-                "UPDATE vault_members SET wrapped_keys = ? WHERE vault_id = ? AND user_id = ?",
+                "UPDATE vault_members SET wrapped_keys = ?, signature = ? WHERE vault_id = ? AND user_id = ?",
             )
             .bind(wrapped)
+            .bind(signature)
             .bind(vault_id)
             .bind(user_id)
             .execute(&mut *tx)

@@ -306,12 +306,12 @@ fn isolation_matrix() {
             Req {
                 method: "POST",
                 path: format!("/v1/vaults/{av}/members"),
-                body: Some(serde_json::json!({"user": "bob", "wrapped_keys": "AAAA"})),
+                body: Some(serde_json::json!({"user": "bob", "wrapped_keys": "AAAA", "signature": "AAAA"})),
             },
             Req {
                 method: "POST",
                 path: format!("/v1/vaults/{fake_vault}/members"),
-                body: Some(serde_json::json!({"user": "bob", "wrapped_keys": "AAAA"})),
+                body: Some(serde_json::json!({"user": "bob", "wrapped_keys": "AAAA", "signature": "AAAA"})),
             },
         ),
         (
@@ -731,4 +731,97 @@ fn admin_audit_chain_verifies() {
         "users see only their own entries: {own}"
     );
     alice.fail(&["audit", "--all"]);
+}
+
+/// Runs SQL against the server's database, as a malicious operator would.
+fn tamper(server: &Server, sql: &str) -> String {
+    let script = "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nr=c.execute(sys.argv[2]).fetchall()\nc.commit()\nprint('\\n'.join('|'.join(map(str,x)) for x in r))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(server.data_dir.join("meta.sqlite"))
+        .arg(sql)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A server that substitutes keys, replays old ones or swaps a user's key is caught by the
+/// client: vault keys carry the owner's signature, generations only go up, and other users'
+/// keys are pinned on first sight.
+#[test]
+fn a_malicious_server_cannot_substitute_or_replay_keys() {
+    if !have_tool("python3") {
+        return;
+    }
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let bob = server.user("bob", "user");
+    alice.ok(&["vault", "create", "team"]);
+    alice.ok(&["vault", "share", "team", "bob"]);
+    std::fs::write(bob.path("b.txt"), "from bob").unwrap();
+    bob.ok(&["push", "b.txt", "--vault", "alice/team"]);
+    alice.ok(&["pull", "b.txt", "--vault", "team", "-o", "b.txt"]); // pins bob's key
+    let team = alice.vault_id("team");
+    let alice_id = tamper(&server, "SELECT id FROM users WHERE name = 'alice'");
+    let old = tamper(
+        &server,
+        &format!(
+            "SELECT wrapped_keys, signature FROM vault_members WHERE vault_id = '{team}' AND user_id = '{alice_id}'"
+        ),
+    );
+    let (old_wrap, old_sig) = old.split_once('|').unwrap();
+
+    // Substitution: keys the owner did not sign.
+    let default_vault = alice.vault_id("default");
+    tamper(
+        &server,
+        &format!(
+            "UPDATE vault_members SET signature = (SELECT signature FROM vault_members WHERE vault_id = '{default_vault}') WHERE vault_id = '{team}' AND user_id = '{alice_id}'"
+        ),
+    );
+    let err = alice.fail(&["ls", "--vault", "team"]);
+    assert!(err.contains("not signed by its owner"), "{err}");
+    tamper(
+        &server,
+        &format!(
+            "UPDATE vault_members SET signature = '{old_sig}' WHERE vault_id = '{team}' AND user_id = '{alice_id}'"
+        ),
+    );
+    alice.ok(&["ls", "--vault", "team"]);
+
+    // Replay: after an unshare, the server offers the old generation's keys again.
+    alice.ok(&["vault", "unshare", "team", "bob"]);
+    alice.ok(&["ls", "--vault", "team"]);
+    tamper(
+        &server,
+        &format!(
+            "UPDATE vault_members SET wrapped_keys = '{old_wrap}', signature = '{old_sig}' WHERE vault_id = '{team}' AND user_id = '{alice_id}'"
+        ),
+    );
+    tamper(
+        &server,
+        &format!("UPDATE vaults SET generation = 1 WHERE id = '{team}'"),
+    );
+    let err = alice.fail(&["push", "b.txt", "--vault", "team", "--as", "new.txt"]);
+    assert!(err.contains("refusing old keys"), "{err}");
+
+    // Key swap: the server presents another key for bob than the one pinned.
+    let carol = server.user("carol", "user");
+    let carol_key = tamper(
+        &server,
+        "SELECT ed25519_public FROM users WHERE name = 'carol'",
+    );
+    tamper(
+        &server,
+        &format!("UPDATE users SET ed25519_public = '{carol_key}' WHERE name = 'bob'"),
+    );
+    alice.ok(&["vault", "create", "other"]);
+    let err = alice.fail(&["vault", "share", "other", "bob"]);
+    assert!(err.contains("different key for bob"), "{err}");
+    drop(carol);
 }

@@ -16,6 +16,7 @@ CREATE TABLE users (
     x25519_recipient TEXT,
     ed25519_public   TEXT,
     wrapped_keys     TEXT,
+    recipient_sig    TEXT,
     created          INTEGER NOT NULL
 );
 
@@ -66,6 +67,8 @@ CREATE TABLE vault_members (
     vault_id     TEXT NOT NULL REFERENCES vaults (id) ON DELETE CASCADE,
     user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     wrapped_keys TEXT NOT NULL,
+    -- The owner's Ed25519 signature over (vault, member, generation, wrapped_keys).
+    signature    TEXT NOT NULL,
     PRIMARY KEY (vault_id, user_id)
 );
 CREATE INDEX vault_members_user ON vault_members (user_id);
