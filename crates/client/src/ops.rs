@@ -33,19 +33,20 @@ fn kdf_params(k: &Kdf) -> KdfParams {
     }
 }
 
-fn derive(api: &Api, user: &str, passphrase: &str) -> Result<enc_crypto::AccountKeys> {
+/// The user's salt and KDF parameters (fakes for unknown users).
+fn prelogin(api: &Api, user: &str) -> Result<(Vec<u8>, KdfParams)> {
     let pre: PreloginResponse = api.post(
         "/v1/auth/prelogin",
         &PreloginRequest {
             user: user.to_string(),
         },
     )?;
-    let salt = enc_crypto::unb64(&pre.salt)?;
-    Ok(enc_crypto::kdf::derive(
-        passphrase.as_bytes(),
-        &salt,
-        kdf_params(&pre.kdf),
-    )?)
+    Ok((enc_crypto::unb64(&pre.salt)?, kdf_params(&pre.kdf)))
+}
+
+fn derive(api: &Api, user: &str, passphrase: &str) -> Result<enc_crypto::AccountKeys> {
+    let (salt, kdf) = prelogin(api, user)?;
+    Ok(enc_crypto::kdf::derive(passphrase.as_bytes(), &salt, kdf)?)
 }
 
 fn session_of(api: &Api, resp: LoginResponse, keys: &UserKeys) -> Result<SavedSession> {
@@ -67,13 +68,8 @@ fn session_of(api: &Api, resp: LoginResponse, keys: &UserKeys) -> Result<SavedSe
 
 /// Redeems an invitation: makes the account's keys, uploads them wrapped, returns a session.
 pub fn register(api: &Api, user: &str, invitation: &str, passphrase: &str) -> Result<SavedSession> {
-    let pre: PreloginResponse = api.post(
-        "/v1/auth/prelogin",
-        &PreloginRequest {
-            user: user.to_string(),
-        },
-    )?;
-    let salt = enc_crypto::unb64(&pre.salt)?;
+    // A new account chooses its own parameters; only the salt comes from the server.
+    let (salt, _) = prelogin(api, user)?;
     let kdf = KdfParams::default();
     let derived = enc_crypto::kdf::derive(passphrase.as_bytes(), &salt, kdf)?;
     let keys = UserKeys::generate();

@@ -76,8 +76,6 @@ pub async fn open_meta(data_dir: &Path) -> anyhow::Result<enc_store::Meta> {
 
 /// Reads (or creates, 0600) the server secret that keys fake salts and address hashes.
 fn server_secret(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     let path = data_dir.join("server.secret");
     if let Ok(bytes) = std::fs::read(&path) {
         return bytes
@@ -86,16 +84,7 @@ fn server_secret(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
     }
     let mut secret = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut secret);
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&secret)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
+    tls::write_private(&path, &secret)?;
     Ok(secret)
 }
 
