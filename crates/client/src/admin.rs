@@ -1,6 +1,6 @@
 //! Users (admin), sessions and audit.
 
-use enc_crypto::audit::{AuditFields, GENESIS, audit_hash};
+use enc_crypto::audit::{AuditFields, ChainEntry, verify_chain};
 use enc_proto::*;
 
 use crate::Result;
@@ -20,27 +20,26 @@ pub enum ChainCheck {
 
 /// Recomputes entry hashes; with `full`, also that they chain from the genesis without gaps.
 pub fn check_chain(entries: &[AuditEntry], full: bool) -> ChainCheck {
-    let mut prev = GENESIS.to_string();
-    for (i, e) in entries.iter().enumerate() {
-        let fields = AuditFields {
-            seq: e.seq,
-            ts: e.ts,
-            actor: &e.actor,
-            action: &e.action,
-            target: &e.target,
-            outcome: &e.outcome,
-            client: &e.client,
-        };
-        let chained = !full || (e.seq == i as i64 + 1 && e.prev_hash == prev);
-        if !chained || audit_hash(&e.prev_hash, &fields) != e.hash {
-            return ChainCheck::BrokenAt(e.seq);
-        }
-        prev = e.hash.clone();
-    }
-    if full {
-        ChainCheck::Intact
-    } else {
-        ChainCheck::EntriesIntact
+    let checked = verify_chain(
+        entries.iter().map(|e| ChainEntry {
+            fields: AuditFields {
+                seq: e.seq,
+                ts: e.ts,
+                actor: &e.actor,
+                action: &e.action,
+                target: &e.target,
+                outcome: &e.outcome,
+                client: &e.client,
+            },
+            prev_hash: &e.prev_hash,
+            hash: &e.hash,
+        }),
+        full,
+    );
+    match checked {
+        Err(seq) => ChainCheck::BrokenAt(seq),
+        Ok(()) if full => ChainCheck::Intact,
+        Ok(()) => ChainCheck::EntriesIntact,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use enc_crypto::audit::{AuditFields, GENESIS, audit_hash};
+use enc_crypto::audit::{AuditFields, ChainEntry, verify_chain};
 use enc_proto::{AuditEntry, AuditResponse};
 use enc_store::AuditRow;
 use serde::Deserialize;
@@ -23,23 +23,23 @@ pub struct AuditQuery {
 
 /// Whether each entry's hash is right and chains to the one before, from the genesis.
 pub fn chain_intact(rows: &[AuditRow]) -> bool {
-    let mut prev = GENESIS.to_string();
-    for (i, r) in rows.iter().enumerate() {
-        let fields = AuditFields {
-            seq: r.seq,
-            ts: r.ts,
-            actor: &r.actor,
-            action: &r.action,
-            target: &r.target,
-            outcome: &r.outcome,
-            client: &r.client,
-        };
-        if r.seq != i as i64 + 1 || r.prev_hash != prev || audit_hash(&prev, &fields) != r.hash {
-            return false;
-        }
-        prev = r.hash.clone();
-    }
-    true
+    verify_chain(
+        rows.iter().map(|r| ChainEntry {
+            fields: AuditFields {
+                seq: r.seq,
+                ts: r.ts,
+                actor: &r.actor,
+                action: &r.action,
+                target: &r.target,
+                outcome: &r.outcome,
+                client: &r.client,
+            },
+            prev_hash: &r.prev_hash,
+            hash: &r.hash,
+        }),
+        true,
+    )
+    .is_ok()
 }
 
 /// `GET /v1/audit`.

@@ -404,6 +404,28 @@ async fn check_throttle(state: &AppState, keys: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
+/// Gate and count a login attempt in one step; a refusal is audited against the account.
+async fn attempt(
+    state: &AppState,
+    keys: &[String],
+    name: &str,
+    user: Option<&UserRow>,
+    client: &str,
+) -> ApiResult<()> {
+    if let Some(wait) = state
+        .meta
+        .throttle_attempt(keys, now(), FREE_FAILURES, backoff)
+        .await?
+    {
+        let id = user.map(|u| u.id.as_str());
+        state
+            .audit(name, id, "login.throttled", name, "denied", client)
+            .await;
+        return Err(ApiError::TooManyAttempts(wait as u64));
+    }
+    Ok(())
+}
+
 /// [`check_throttle`], auditing a refusal against the account.
 async fn gate(
     state: &AppState,
@@ -463,9 +485,9 @@ pub async fn login(
     }
     let keys = throttle_keys(&req.user, &client);
     let user = state.meta.user_by_name(&req.user).await?;
-    gate(&state, &keys, &req.user, user.as_ref(), &client).await?;
-    // Count the attempt before the slow check, so concurrent guesses cannot slip past the gate.
-    record_failure(&state, &keys).await?;
+    // Counted before the slow check, atomically with the gate, so concurrent guesses cannot
+    // slip past it.
+    attempt(&state, &keys, &req.user, user.as_ref(), &client).await?;
     let stored = user
         .as_ref()
         .and_then(|u| u.auth_hash.clone())
@@ -501,9 +523,11 @@ pub async fn login(
     responses((status = 200, body = SshChallengeResponse)), tag = "auth")]
 pub async fn ssh_challenge(
     State(state): State<AppState>,
+    Client(client): Client,
     ApiJson(req): ApiJson<SshChallengeRequest>,
 ) -> ApiResult<Json<SshChallengeResponse>> {
     validate_user_name(&req.user)?;
+    check_throttle(&state, &[client_key(&client)]).await?;
     let mut challenge = vec![0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut challenge);
     let id = uuid::Uuid::new_v4().to_string();
@@ -535,8 +559,7 @@ pub async fn ssh_login(
     }
     let keys = throttle_keys(&req.user, &client);
     let user = state.meta.user_by_name(&req.user).await?;
-    gate(&state, &keys, &req.user, user.as_ref(), &client).await?;
-    record_failure(&state, &keys).await?;
+    attempt(&state, &keys, &req.user, user.as_ref(), &client).await?;
     let challenge = state
         .meta
         .take_challenge(&req.id, &req.user, now())

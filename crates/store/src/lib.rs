@@ -106,6 +106,16 @@ pub trait MetaStore: Send + Sync + 'static {
     // ---- throttling
     /// Current state of a throttle key.
     async fn throttle_get(&self, key: &str) -> Result<Option<Throttle>>;
+    /// One login attempt against several keys, atomically: if any key is backing off (at least
+    /// `free` failures and its wait not over) returns the seconds left and counts nothing;
+    /// otherwise counts the attempt as a failure on every key (taken back on success).
+    async fn throttle_attempt(
+        &self,
+        keys: &[String],
+        now: i64,
+        free: i64,
+        backoff: fn(i64) -> i64,
+    ) -> Result<Option<i64>>;
     /// Records a failure and returns the new state; `backoff(failures)` gives the delay.
     async fn throttle_fail(&self, key: &str, now: i64, backoff: fn(i64) -> i64)
     -> Result<Throttle>;

@@ -441,6 +441,52 @@ impl MetaStore for SqliteMeta {
         Ok(())
     }
 
+    async fn throttle_attempt(
+        &self,
+        keys: &[String],
+        now: i64,
+        free: i64,
+        backoff: fn(i64) -> i64,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.write().await?;
+        let mut current = Vec::with_capacity(keys.len());
+        let mut wait = 0;
+        for key in keys {
+            let t: Option<Throttle> =
+                sqlx::query_as("SELECT failures, next_allowed FROM throttle WHERE key = ?")
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let t = t.unwrap_or(Throttle {
+                failures: 0,
+                next_allowed: 0,
+            });
+            if t.failures >= free && t.next_allowed > now {
+                wait = wait.max(t.next_allowed - now);
+            }
+            current.push(t.failures);
+        }
+        if wait > 0 {
+            return Ok(Some(wait));
+        }
+        for (key, failures) in keys.iter().zip(current) {
+            let failures = failures + 1;
+            sqlx::query(
+                "INSERT INTO throttle (key, failures, next_allowed, updated) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
+                 next_allowed = excluded.next_allowed, updated = excluded.updated",
+            )
+            .bind(key)
+            .bind(failures)
+            .bind(now + backoff(failures))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(None)
+    }
+
     async fn throttle_clear(&self, key: &str) -> Result<()> {
         sqlx::query("DELETE FROM throttle WHERE key = ?")
             .bind(key)
