@@ -216,11 +216,8 @@ impl Account {
         let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
         let receipt: Result<UploadReceipt> = std::thread::scope(|scope| {
             let encrypt = scope.spawn(move || -> io::Result<(u64, String)> {
-                let encryptor = age::Encryptor::with_recipients(std::iter::once(
-                    &recipient as &dyn age::Recipient,
-                ))
-                .map_err(io::Error::other)?;
-                let mut stream = encryptor.wrap_output(ChunkSink::new(tx))?;
+                // Same format as age's own writer, with the payload sealed by aws-lc.
+                let mut stream = enc_crypto::AgeWriter::new(&recipient, ChunkSink::new(tx))?;
                 let mut input = Counting {
                     inner: file,
                     progress,

@@ -17,6 +17,7 @@ mod error;
 pub mod kdf;
 mod seal;
 mod sign;
+mod stream;
 mod vault;
 
 pub use bundle::{UserKeys, verifying_key};
@@ -26,6 +27,7 @@ pub use sign::{
     CommitFields, commit_message, recipient_message, ssh_login_message, vault_keys_message,
     verify_b64, verify_commit,
 };
+pub use stream::AgeWriter;
 pub use vault::{MAX_NAME_LEN, VaultKeys, validate_name};
 
 /// Re-exported so callers name one version of the age crate.
