@@ -326,19 +326,7 @@ pub async fn register(
     });
     if !invited {
         record_failure(&state, &ckey).await?;
-        state
-            .audit(
-                &req.user,
-                None,
-                "user.register",
-                &req.user,
-                "denied",
-                &client,
-            )
-            .await;
-        return Err(ApiError::Forbidden(
-            "invitation is invalid, used or expired; ask an admin for a new one".into(),
-        ));
+        return Err(deny_registration(&state, &req.user, &client).await);
     }
     let auth_hash = hash_auth_key(&state, key).await?;
     let user = state
@@ -361,19 +349,7 @@ pub async fn register(
     let user = match user {
         Ok(u) => u,
         Err(enc_store::StoreError::NotFound) => {
-            state
-                .audit(
-                    &req.user,
-                    None,
-                    "user.register",
-                    &req.user,
-                    "denied",
-                    &client,
-                )
-                .await;
-            return Err(ApiError::Forbidden(
-                "invitation is invalid, used or expired; ask an admin for a new one".into(),
-            ));
+            return Err(deny_registration(&state, &req.user, &client).await);
         }
         Err(e) => return Err(e.into()),
     };
@@ -388,6 +364,14 @@ pub async fn register(
         )
         .await;
     Ok(Json(new_session(&state, &user, "register", None).await?))
+}
+
+/// Audits a refused registration and says what to do.
+async fn deny_registration(state: &AppState, user: &str, client: &str) -> ApiError {
+    state
+        .audit(user, None, "user.register", user, "denied", client)
+        .await;
+    ApiError::Forbidden("invitation is invalid, used or expired; ask an admin for a new one".into())
 }
 
 /// Refuses with 429 while either the account or the client address is backing off.

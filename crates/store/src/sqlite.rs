@@ -73,6 +73,29 @@ async fn queue_blobs_of(
     Ok(())
 }
 
+/// A new vault at generation 1 with its owner as the first member.
+async fn insert_vault(tx: &mut sqlx::SqliteConnection, v: &NewVault) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO vaults (id, owner_id, name, generation, created) VALUES (?, ?, ?, 1, ?)",
+    )
+    .bind(&v.id)
+    .bind(&v.owner_id)
+    .bind(&v.name)
+    .bind(v.now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature) VALUES (?, ?, ?, ?)",
+    )
+    .bind(&v.id)
+    .bind(&v.owner_id)
+    .bind(&v.wrapped_keys)
+    .bind(&v.signature)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -172,23 +195,18 @@ impl MetaStore for SqliteMeta {
         .bind(&user.id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO vaults (id, owner_id, name, generation, created) VALUES (?, ?, 'default', 1, ?)",
+        insert_vault(
+            &mut tx,
+            &NewVault {
+                id: reg.default_vault_id.clone(),
+                owner_id: user.id.clone(),
+                name: "default".into(),
+                wrapped_keys: reg.default_vault_keys.clone(),
+                signature: reg.default_vault_sig.clone(),
+                now: reg.now,
+            },
         )
-        .bind(&reg.default_vault_id)
-        .bind(&user.id)
-        .bind(reg.now)
-        .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&reg.default_vault_id)
-        .bind(&user.id)
-        .bind(&reg.default_vault_keys)
-        .bind(&reg.default_vault_sig)
-        .execute(&mut *tx)
-            .await?;
         let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?");
         let user = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(&user.id)
@@ -513,24 +531,7 @@ impl MetaStore for SqliteMeta {
         if id_taken.is_some() {
             return Err(StoreError::Conflict("vault id in use; choose another"));
         }
-        sqlx::query(
-            "INSERT INTO vaults (id, owner_id, name, generation, created) VALUES (?, ?, ?, 1, ?)",
-        )
-        .bind(&v.id)
-        .bind(&v.owner_id)
-        .bind(&v.name)
-        .bind(v.now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&v.id)
-        .bind(&v.owner_id)
-        .bind(&v.wrapped_keys)
-        .bind(&v.signature)
-        .execute(&mut *tx)
-            .await?;
+        insert_vault(&mut tx, &v).await?;
         tx.commit().await?;
         self.vault_access(&v.owner_id, &v.id)
             .await?
