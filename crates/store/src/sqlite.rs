@@ -73,6 +73,28 @@ async fn queue_blobs_of(
     Ok(())
 }
 
+/// Writes a throttle row.
+async fn set_throttle(
+    tx: &mut sqlx::SqliteConnection,
+    key: &str,
+    failures: i64,
+    next_allowed: i64,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO throttle (key, failures, next_allowed, updated) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
+         next_allowed = excluded.next_allowed, updated = excluded.updated",
+    )
+    .bind(key)
+    .bind(failures)
+    .bind(next_allowed)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// A new vault at generation 1 with its owner as the first member.
 async fn insert_vault(tx: &mut sqlx::SqliteConnection, v: &NewVault) -> Result<()> {
     sqlx::query(
@@ -433,17 +455,7 @@ impl MetaStore for SqliteMeta {
             .unwrap_or(0)
             + 1;
         let next_allowed = now + backoff(failures);
-        sqlx::query(
-            "INSERT INTO throttle (key, failures, next_allowed, updated) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
-             next_allowed = excluded.next_allowed, updated = excluded.updated",
-        )
-        .bind(key)
-        .bind(failures)
-        .bind(next_allowed)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        set_throttle(&mut tx, key, failures, next_allowed, now).await?;
         tx.commit().await?;
         Ok(Throttle {
             failures,
@@ -489,17 +501,7 @@ impl MetaStore for SqliteMeta {
         }
         for (key, failures) in keys.iter().zip(current) {
             let failures = failures + 1;
-            sqlx::query(
-                "INSERT INTO throttle (key, failures, next_allowed, updated) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
-                 next_allowed = excluded.next_allowed, updated = excluded.updated",
-            )
-            .bind(key)
-            .bind(failures)
-            .bind(now + backoff(failures))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            set_throttle(&mut tx, key, failures, now + backoff(failures), now).await?;
         }
         tx.commit().await?;
         Ok(None)
