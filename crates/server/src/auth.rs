@@ -388,7 +388,22 @@ async fn check_throttle(state: &AppState, keys: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
-/// Gate and count a login attempt in one step; a refusal is audited against the account.
+/// Audits a refused attempt against the account and builds the 429.
+async fn throttled(
+    state: &AppState,
+    name: &str,
+    user: Option<&UserRow>,
+    client: &str,
+    wait: i64,
+) -> ApiError {
+    let id = user.map(|u| u.id.as_str());
+    state
+        .audit(name, id, "login.throttled", name, "denied", client)
+        .await;
+    ApiError::TooManyAttempts(wait as u64)
+}
+
+/// Gate and count a login attempt in one step.
 async fn attempt(
     state: &AppState,
     keys: &[String],
@@ -396,21 +411,17 @@ async fn attempt(
     user: Option<&UserRow>,
     client: &str,
 ) -> ApiResult<()> {
-    if let Some(wait) = state
+    match state
         .meta
         .throttle_attempt(keys, now(), FREE_FAILURES, backoff)
         .await?
     {
-        let id = user.map(|u| u.id.as_str());
-        state
-            .audit(name, id, "login.throttled", name, "denied", client)
-            .await;
-        return Err(ApiError::TooManyAttempts(wait as u64));
+        Some(wait) => Err(throttled(state, name, user, client, wait).await),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-/// [`check_throttle`], auditing a refusal against the account.
+/// Gate without counting (the attempt is counted only if it fails).
 async fn gate(
     state: &AppState,
     keys: &[String],
@@ -418,14 +429,12 @@ async fn gate(
     user: Option<&UserRow>,
     client: &str,
 ) -> ApiResult<()> {
-    let result = check_throttle(state, keys).await;
-    if result.is_err() {
-        let id = user.map(|u| u.id.as_str());
-        state
-            .audit(name, id, "login.throttled", name, "denied", client)
-            .await;
+    match check_throttle(state, keys).await {
+        Err(ApiError::TooManyAttempts(wait)) => {
+            Err(throttled(state, name, user, client, wait as i64).await)
+        }
+        other => other,
     }
-    result
 }
 
 async fn record_failure(state: &AppState, keys: &[String]) -> ApiResult<()> {

@@ -316,13 +316,7 @@ fn server_configuration_commands() {
 fn health_openapi_and_certificate_export() {
     let server = Server::start();
     let c = http();
-    assert_eq!(
-        c.get(format!("{}/healthz", server.url))
-            .send()
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(health(&c, &server), 200);
     assert_eq!(
         c.get(format!("{}/readyz", server.url))
             .send()

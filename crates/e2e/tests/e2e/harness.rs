@@ -360,6 +360,14 @@ pub fn http() -> reqwest::blocking::Client {
         .expect("client")
 }
 
+/// Status of `GET /healthz` (is the server still serving?).
+pub fn health(c: &reqwest::blocking::Client, server: &Server) -> u16 {
+    c.get(format!("{}/healthz", server.url))
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
 /// Fails if a tool is missing in CI; skips (returns false) elsewhere with a message.
 pub fn have_tool(tool: &str) -> bool {
     let found = Command::new("sh")
