@@ -3,7 +3,7 @@
 use anyhow::bail;
 use enc_client::{Account, ChainCheck, Profile, check_chain};
 
-use crate::{KeyCmd, SessionCmd, UserCmd, VaultCmd, ui};
+use crate::{KeyCmd, ResticCmd, SessionCmd, TokenCmd, UserCmd, VaultCmd, ui};
 
 pub fn vault(profile: &Profile, cmd: VaultCmd) -> anyhow::Result<()> {
     let acct = Account::open(profile.clone())?;
@@ -116,17 +116,19 @@ pub fn user(profile: &Profile, cmd: UserCmd) -> anyhow::Result<()> {
             if json {
                 let rows: Vec<_> = users
                     .iter()
-                    .map(|u| serde_json::json!({"name": u.name, "role": u.role, "state": u.state, "usage_bytes": u.usage_bytes, "created": u.created}))
+                    .map(|u| serde_json::json!({"name": u.name, "role": u.role, "state": u.state, "usage_bytes": u.usage_bytes, "quota_bytes": u.quota_bytes, "created": u.created}))
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
+                println!("NAME\tROLE\tSTATE\tUSED\tQUOTA");
                 for u in users {
                     println!(
-                        "{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}",
                         u.name,
                         u.role,
                         u.state,
-                        ui::size(u.usage_bytes)
+                        ui::size(u.usage_bytes),
+                        u.quota_bytes.map_or_else(|| "unlimited".into(), ui::size)
                     );
                 }
             }
@@ -141,6 +143,18 @@ pub fn user(profile: &Profile, cmd: UserCmd) -> anyhow::Result<()> {
         UserCmd::SetRole { name, role } => {
             acct.set_role(&name, &role)?;
             eprintln!("{name} now has role {role}");
+        }
+        UserCmd::SetQuota { name, quota } => {
+            let bytes = if quota == "none" {
+                None
+            } else {
+                Some(ui::parse_size(&quota)?)
+            };
+            acct.set_quota(&name, bytes)?;
+            match bytes {
+                Some(b) => eprintln!("{name} may now store {}", ui::size(b)),
+                None => eprintln!("{name} now has their role's default quota"),
+            }
         }
     }
     Ok(())
@@ -199,6 +213,101 @@ pub fn audit(profile: &Profile, all: bool, verify: bool, json: bool) -> anyhow::
                 "{} entries verified (their hashes match; `--all` as admin checks the whole chain)",
                 resp.entries.len()
             ),
+        }
+    }
+    Ok(())
+}
+
+pub fn token(profile: &Profile, cmd: TokenCmd) -> anyhow::Result<()> {
+    let acct = Account::open(profile.clone())?;
+    match cmd {
+        TokenCmd::Create {
+            restic,
+            mode,
+            expires,
+            label,
+        } => {
+            let expires_in = match expires {
+                Some(e) => Some(
+                    humantime::parse_duration(&e)
+                        .map_err(|err| anyhow::anyhow!("--expires {e:?}: {err} (try 90d or 12h)"))?
+                        .as_secs(),
+                ),
+                None => None,
+            };
+            let made = acct.create_token(&enc_proto::CreateTokenRequest {
+                kind: "restic".into(),
+                scope: restic.clone(),
+                mode,
+                expires_in,
+                label,
+            })?;
+            let base = acct.api.base().trim_end_matches('/');
+            let (scheme, host) = base.split_once("://").unwrap_or(("https", base));
+            eprintln!(
+                "token {} ({}) for restic repository {restic}{}; it is shown only this once.\nrestic -r rest:{scheme}://{}:TOKEN@{host}/restic/{}/{restic}/ --cacert server.pem …  (server.pem from `enc-server cert export`)",
+                made.info.id,
+                made.info.mode,
+                made.info
+                    .expires
+                    .map_or_else(String::new, |e| format!(", expires {}", ui::time(e))),
+                acct.user(),
+                acct.user(),
+            );
+            println!("{}", made.token);
+        }
+        TokenCmd::Ls { json } => {
+            let tokens = acct.tokens()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                println!("ID\tKIND\tSCOPE\tMODE\tCREATED\tEXPIRES\tLAST USED\tLABEL");
+                for t in tokens {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        t.id,
+                        t.kind,
+                        t.scope,
+                        t.mode,
+                        ui::time(t.created),
+                        t.expires.map_or_else(|| "never".into(), ui::time),
+                        t.last_used.map_or_else(|| "never".into(), ui::time),
+                        t.label
+                    );
+                }
+            }
+        }
+        TokenCmd::Revoke { id } => {
+            acct.revoke_token(&id)?;
+            eprintln!("revoked token {id}");
+        }
+    }
+    Ok(())
+}
+
+pub fn restic(profile: &Profile, cmd: ResticCmd) -> anyhow::Result<()> {
+    let acct = Account::open(profile.clone())?;
+    match cmd {
+        ResticCmd::Ls { json } => {
+            let repos = acct.restic_repos()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&repos)?);
+            } else {
+                for r in repos {
+                    println!("{}\t{} files\t{}", r.name, r.objects, ui::size(r.bytes));
+                }
+            }
+        }
+        ResticCmd::Rm { name, yes } => {
+            if !yes
+                && !ui::confirm(&format!(
+                    "Delete restic repository {name} and every snapshot in it?"
+                ))?
+            {
+                bail!("not removed (pass --yes to confirm without a terminal)");
+            }
+            acct.remove_restic_repo(&name)?;
+            eprintln!("deleted restic repository {name}");
         }
     }
     Ok(())

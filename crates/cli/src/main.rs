@@ -118,6 +118,12 @@ enum Command {
     /// List or revoke your sessions.
     #[command(subcommand)]
     Session(SessionCmd),
+    /// Access tokens for restic (HTTP Basic): create, list, revoke.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Your restic repositories on the server: list, remove.
+    #[command(subcommand)]
+    Restic(ResticCmd),
     /// Show audit entries (yours; all with --all as admin) and check the hash chain.
     Audit {
         /// Every user's entries (admin).
@@ -191,6 +197,53 @@ enum UserCmd {
     },
     /// Change a user's role.
     SetRole { name: String, role: String },
+    /// Set a user's storage quota (e.g. 10GiB), or `none` for the role's default.
+    SetQuota { name: String, quota: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCmd {
+    /// Create a token; prints it alone on stdout (it is shown only once).
+    ///
+    /// Use it with restic as the password of your enc user name:
+    /// `restic -r rest:https://USER:TOKEN@HOST:8443/restic/USER/REPO/ --cacert server.pem init`
+    /// (`enc-server cert export` prints the certificate).
+    Create {
+        /// The restic repository the token reaches (created by `restic init`).
+        #[arg(long, value_name = "REPO")]
+        restic: String,
+        /// full, append-only (no deletes but locks, config never rewritten) or read-only.
+        #[arg(long, default_value = "full")]
+        mode: String,
+        /// Lifetime, e.g. 90d, 12h [default: never expires].
+        #[arg(long)]
+        expires: Option<String>,
+        /// A label to recognise the token by.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List your tokens (never their secrets).
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id; it stops working at once.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum ResticCmd {
+    /// List your restic repositories with their size.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a restic repository and everything in it.
+    Rm {
+        name: String,
+        #[arg(long, short)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,6 +302,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(cmd) => admin::key(&profile, cmd),
         Command::User(cmd) => admin::user(&profile, cmd),
         Command::Session(cmd) => admin::session(&profile, cmd),
+        Command::Token(cmd) => admin::token(&profile, cmd),
+        Command::Restic(cmd) => admin::restic(&profile, cmd),
         Command::Audit { all, verify, json } => admin::audit(&profile, all, verify, json),
     }
 }

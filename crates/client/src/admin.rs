@@ -75,6 +75,39 @@ impl Account {
         )
     }
 
+    /// Sets (`Some`) or clears (`None`: role default) a user's quota (admin).
+    pub fn set_quota(&self, name: &str, quota_bytes: Option<u64>) -> Result<()> {
+        self.api.put_empty(
+            &format!("/v1/users/{name}/quota"),
+            &SetQuotaRequest { quota_bytes },
+        )
+    }
+
+    /// Creates an access token; the response holds the secret, shown once.
+    pub fn create_token(&self, req: &CreateTokenRequest) -> Result<CreateTokenResponse> {
+        self.api.post("/v1/tokens", req)
+    }
+
+    /// The user's access tokens.
+    pub fn tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.api.get("/v1/tokens")
+    }
+
+    /// Revokes an access token.
+    pub fn revoke_token(&self, id: &str) -> Result<()> {
+        self.api.delete(&format!("/v1/tokens/{id}"))
+    }
+
+    /// The user's restic repositories.
+    pub fn restic_repos(&self) -> Result<Vec<ResticRepoInfo>> {
+        self.api.get("/v1/restic/repos")
+    }
+
+    /// Deletes a restic repository with everything in it.
+    pub fn remove_restic_repo(&self, name: &str) -> Result<()> {
+        self.api.delete(&format!("/v1/restic/repos/{name}"))
+    }
+
     /// The user's sessions.
     pub fn sessions(&self) -> Result<Vec<SessionInfo>> {
         self.api.get("/v1/sessions")

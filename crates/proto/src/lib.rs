@@ -252,10 +252,21 @@ pub struct UserInfo {
     pub role: String,
     /// `active` or `invited`.
     pub state: String,
-    /// Bytes stored in vaults the user owns.
+    /// Bytes the user owns: vault versions of vaults they own plus restic files.
     pub usage_bytes: u64,
+    /// The quota that applies (their own or their role's); `None` is unlimited.
+    pub quota_bytes: Option<u64>,
     /// Created at.
     pub created: i64,
+}
+
+/// `PUT /v1/users/{name}/quota` (admin).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetQuotaRequest {
+    /// Quota in bytes; `null` returns the user to their role's default.
+    pub quota_bytes: Option<u64>,
 }
 
 /// Public keys of a user, for sharing.
@@ -468,4 +479,68 @@ pub struct AuditResponse {
     /// Whether the server checked the whole chain and found it intact (admins only; `null`
     /// for others).
     pub chain_verified: Option<bool>,
+}
+
+/// `POST /v1/tokens`: an access token for a protocol that cannot hold a session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    /// `restic` (HTTP Basic on `/restic/<user>/<repo>/`).
+    pub kind: String,
+    /// For `restic`: the repository name the token reaches.
+    pub scope: String,
+    /// `full`, `append-only` or `read-only`.
+    pub mode: String,
+    /// Lifetime in seconds; `None` never expires.
+    pub expires_in: Option<u64>,
+    /// Free text to recognise the token by (at most 128 characters).
+    #[serde(default)]
+    pub label: String,
+}
+
+/// An access token as listed (never the secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TokenInfo {
+    /// Identifier (for `enc token revoke`).
+    pub id: String,
+    /// `restic`.
+    pub kind: String,
+    /// Repository name.
+    pub scope: String,
+    /// `full`, `append-only` or `read-only`.
+    pub mode: String,
+    /// Label.
+    pub label: String,
+    /// Created at.
+    pub created: i64,
+    /// Expires at (`None`: never).
+    pub expires: Option<i64>,
+    /// Last used at (to the minute).
+    pub last_used: Option<i64>,
+}
+
+/// A new token: the secret is shown once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateTokenResponse {
+    /// The token (`enc_<id>_<secret>`); only its hash is stored.
+    pub token: String,
+    /// What was stored.
+    pub info: TokenInfo,
+}
+
+/// A restic repository of the caller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ResticRepoInfo {
+    /// Name (the last element of `/restic/<user>/<name>/`).
+    pub name: String,
+    /// Files stored.
+    pub objects: u64,
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Created at.
+    pub created: i64,
 }

@@ -57,6 +57,9 @@ pub struct Cli {
     /// Log filter, e.g. info, debug [default: info].
     #[arg(long, env = "ENC_LOG")]
     pub log: Option<String>,
+    /// Serve Prometheus /metrics on this separate plain-HTTP address (off by default).
+    #[arg(long, env = "ENC_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Print a documented default configuration and exit.
     #[arg(long)]
     pub generate_config: bool,
@@ -141,6 +144,9 @@ impl Cli {
         }
         if let Some(v) = &self.log {
             c.log = v.clone();
+        }
+        if let Some(v) = &self.metrics_listen {
+            c.metrics.listen = Some(v.clone());
         }
         c.check()?;
         Ok(c)
@@ -273,8 +279,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_header_size: config.limits.max_header_size as usize,
         shutdown_grace: config.limits.shutdown_grace,
     };
+    let metrics_listener = match &config.metrics.listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?,
+        ),
+        None => None,
+    };
     let state = crate::open_state(config).await?;
     let cancel = CancellationToken::new();
+    if let Some(l) = metrics_listener {
+        eprintln!("metrics on http://{}/metrics", l.local_addr()?);
+        let router = crate::metrics::router(state.clone());
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(l, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+    }
     let gc = tokio::spawn(crate::gc::run(state.clone(), cancel.clone()));
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!(

@@ -30,6 +30,16 @@ pub struct Config {
     pub limits: Limits,
     /// Log filter (`tracing` syntax), e.g. `info` or `enc_server=debug`.
     pub log: String,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+}
+
+/// Prometheus metrics settings.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Separate plain-HTTP listener serving `/metrics`; off when unset.
+    pub listen: Option<String>,
 }
 
 /// TLS settings.
@@ -84,6 +94,7 @@ impl Default for Config {
             policy_file: None,
             limits: Limits::default(),
             log: "info".into(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -132,6 +143,10 @@ impl Config {
         self.listen
             .parse::<std::net::SocketAddr>()
             .map_err(|e| anyhow::anyhow!("listen = {:?}: {e}", self.listen))?;
+        if let Some(m) = &self.metrics.listen {
+            m.parse::<std::net::SocketAddr>()
+                .map_err(|e| anyhow::anyhow!("metrics.listen = {m:?}: {e}"))?;
+        }
         Ok(())
     }
 }
@@ -187,6 +202,11 @@ max_connections = 1024
 max_header_size = "16KiB"
 # At shutdown, in-flight requests get this long to finish.
 shutdown_grace = "30s"
+
+[metrics]
+# Prometheus `/metrics` on a separate plain-HTTP listener, off unless set (ENC_METRICS_LISTEN,
+# --metrics-listen). It needs no credentials: keep it on loopback or a private network.
+# listen = "127.0.0.1:9464"
 "#;
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// Body larger than allowed (413).
     #[error("{0}")]
     TooLarge(String),
+    /// The owner's storage quota has no room (507).
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Throttled (429).
     #[error("too many failed attempts; retry in {0} s")]
     TooManyAttempts(u64),
@@ -58,6 +61,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            Self::QuotaExceeded(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
@@ -82,7 +86,7 @@ impl IntoResponse for ApiError {
         }
         let (status, code) = self.status_and_code();
         let mut resp = error_response(status, code, self.to_string());
-        if let Self::TooLarge(_) = self {
+        if let Self::TooLarge(_) | Self::QuotaExceeded(_) = self {
             // The rest of the body may still be on its way: do not reuse this connection.
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -102,6 +106,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => Self::NotFound("resource"),
             StoreError::Conflict(m) => Self::Conflict(m.to_string()),
+            StoreError::QuotaExceeded => {
+                Self::QuotaExceeded("storage quota exceeded; free space or ask an admin".into())
+            }
             other => Self::Internal(other.to_string()),
         }
     }

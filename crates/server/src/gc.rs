@@ -14,10 +14,17 @@ use crate::state::AppState;
 /// Uploads not committed within this many seconds are discarded.
 const UPLOAD_TTL: i64 = 24 * 3600;
 
-/// Asks the collector to run soon.
+/// Asks the collector to run soon (unless a pass is already running).
 pub fn kick(state: &AppState) {
+    use std::sync::atomic::Ordering;
+    if state.gc_running.swap(true, Ordering::AcqRel) {
+        return;
+    }
     let state = state.clone();
-    tokio::spawn(async move { sweep(&state).await });
+    tokio::spawn(async move {
+        sweep(&state).await;
+        state.gc_running.store(false, Ordering::Release);
+    });
 }
 
 /// One pass: expire stale uploads, delete queued blobs.
@@ -30,7 +37,7 @@ pub async fn sweep(state: &AppState) {
         tracing::warn!(error = %e, "expiring uploads failed");
     }
     loop {
-        let keys = match state.meta.gc_pending(256).await {
+        let keys = match state.meta.gc_pending(crate::now(), 256).await {
             Ok(k) if k.is_empty() => return,
             Ok(k) => k,
             Err(e) => {

@@ -12,12 +12,15 @@ pub mod config;
 pub mod error;
 pub mod gc;
 pub mod json;
+pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod policy;
+pub mod restic;
 pub mod serve;
 pub mod state;
 pub mod tls;
+pub mod tokens;
 pub mod users;
 pub mod vaults;
 
@@ -127,6 +130,8 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         dummy_hash,
         started: Instant::now(),
         argon_slots: tokio::sync::Semaphore::new(4),
+        metrics: metrics::Metrics::default(),
+        gc_running: std::sync::atomic::AtomicBool::new(false),
         tls_fingerprint,
     })))
 }
@@ -206,6 +211,11 @@ pub fn app(state: AppState) -> Router {
         .route("/users", get(users::list_users).post(users::create_user))
         .route("/users/{name}", delete(users::delete_user))
         .route("/users/{name}/role", put(users::set_role))
+        .route("/users/{name}/quota", put(users::set_quota))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", delete(tokens::revoke))
+        .route("/restic/repos", get(users::restic_repos))
+        .route("/restic/repos/{name}", delete(users::delete_restic_repo))
         .route("/users/{name}/public-keys", get(users::public_keys))
         .route("/vaults", get(vaults::list).post(vaults::create))
         .route("/vaults/{id}", delete(vaults::remove))
@@ -232,11 +242,17 @@ pub fn app(state: AppState) -> Router {
         .nest("/v1", v1)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/restic", axum::routing::any(restic::handle))
+        .route("/restic/{*rest}", axum::routing::any(restic::handle))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(json_limit))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             body_timeout,
         ))
         .layer(axum::middleware::from_fn_with_state(max_head, limit_head))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe,
+        ))
         .with_state(state)
 }

@@ -200,6 +200,12 @@ pub async fn commit(
     enc_crypto::verify_commit(&key, &fields, &req.signature).map_err(|_| {
         ApiError::BadRequest("commit signature does not verify with your key".into())
     })?;
+    // Usage is charged to the vault's owner, against the owner's quota.
+    let owner = state.meta.user_by_id(&v.owner_id).await?;
+    let quota = owner
+        .as_ref()
+        .and_then(|o| state.policy.quota_of(o))
+        .map(|q| q.min(i64::MAX as u64) as i64);
     let row = state
         .meta
         .commit_version(
@@ -214,6 +220,7 @@ pub async fn commit(
                 generation: req.generation.into(),
                 signature: req.signature,
                 now: crate::now(),
+                quota,
             },
             state.config.versions_kept,
         )

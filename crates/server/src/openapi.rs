@@ -3,7 +3,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::{audit, auth, objects, users, vaults};
+use crate::{audit, auth, objects, tokens, users, vaults};
 
 /// The `/v1` API.
 #[derive(OpenApi)]
@@ -16,8 +16,10 @@ use crate::{audit, auth, objects, users, vaults};
         users::set_role, users::public_keys, vaults::list, vaults::create, vaults::remove,
         vaults::members, vaults::share, vaults::unshare, objects::upload, objects::commit,
         objects::list, objects::versions, objects::remove, objects::download, audit::list,
+        users::set_quota, users::restic_repos, users::delete_restic_repo, tokens::create,
+        tokens::list, tokens::revoke,
     ),
-    tags((name = "auth"), (name = "users"), (name = "vaults"), (name = "objects"), (name = "audit"))
+    tags((name = "auth"), (name = "users"), (name = "vaults"), (name = "objects"), (name = "audit"), (name = "tokens"), (name = "restic"))
 )]
 pub struct ApiDoc;
 

@@ -30,6 +30,16 @@ pub struct Policy {
 #[serde(deny_unknown_fields)]
 struct Role {
     permissions: Vec<Permission>,
+    /// Default storage quota of the role's users (`enc user set-quota` overrides it).
+    #[serde(default, deserialize_with = "quota")]
+    quota: Option<u64>,
+}
+
+fn quota<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::config::parse_size(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// The built-in policy, also printed by `enc-server --generate-policy`.
@@ -39,12 +49,15 @@ pub const DEFAULT_POLICY: &str = r#"# enc role policy. Every user may read vault
 #   read_all_audit  read every audit entry (others see their own)
 #   write_vaults    create vaults, push and remove objects
 #   share_vaults    share and unshare vaults
+# `quota` (optional) is the default storage limit of the role's users, e.g. "10GiB";
+# `enc user set-quota NAME SIZE` overrides it per user. Unset: unlimited.
 
 [roles.admin]
 permissions = ["manage_users", "read_all_audit", "write_vaults", "share_vaults"]
 
 [roles.user]
 permissions = ["write_vaults", "share_vaults"]
+# quota = "100GiB"
 "#;
 
 impl Default for Policy {
@@ -79,6 +92,13 @@ impl Policy {
     /// Role names.
     pub fn role_names(&self) -> Vec<&str> {
         self.roles.keys().map(String::as_str).collect()
+    }
+
+    /// The quota a user has: their own, else their role's default; `None` is unlimited.
+    pub fn quota_of(&self, user: &enc_store::UserRow) -> Option<u64> {
+        user.quota_bytes
+            .map(|q| q.max(0) as u64)
+            .or_else(|| self.roles.get(&user.role).and_then(|r| r.quota))
     }
 
     /// Whether `role` grants `perm`; unknown roles grant nothing.

@@ -35,6 +35,10 @@ pub struct Inner {
     pub tls_fingerprint: String,
     /// Bounds concurrent Argon2 computations (each takes about 19 MiB and 30 ms).
     pub argon_slots: tokio::sync::Semaphore,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
+    /// Set while a collector pass runs, so kicks do not pile up.
+    pub gc_running: std::sync::atomic::AtomicBool,
 }
 
 impl std::ops::Deref for AppState {

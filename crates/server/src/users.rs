@@ -76,11 +76,12 @@ pub async fn list_users(
             .list_users()
             .await?
             .into_iter()
-            .map(|(u, usage)| UserInfo {
+            .map(|u| UserInfo {
+                quota_bytes: state.policy.quota_of(&u),
+                usage_bytes: u.usage_bytes.max(0) as u64,
                 name: u.name,
                 role: u.role,
                 state: u.state,
-                usage_bytes: usage,
                 created: u.created,
             })
             .collect(),
@@ -168,4 +169,93 @@ pub async fn public_keys(
         ed25519_public: user.ed25519_public.unwrap_or_default(),
         recipient_signature: user.recipient_sig.unwrap_or_default(),
     }))
+}
+
+/// `PUT /v1/users/{name}/quota`: sets or clears a user's own quota.
+#[utoipa::path(put, path = "/v1/users/{name}/quota", request_body = SetQuotaRequest,
+    responses((status = 204), (status = 404, body = ErrorBody)), tag = "users")]
+pub async fn set_quota(
+    State(state): State<AppState>,
+    s: Session,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<SetQuotaRequest>,
+) -> ApiResult<StatusCode> {
+    require_permission(&state, &s, Permission::ManageUsers)?;
+    let quota = match req.quota_bytes {
+        Some(q) if q > i64::MAX as u64 => {
+            return Err(ApiError::BadRequest("quota too large".into()));
+        }
+        other => other.map(|q| q as i64),
+    };
+    state
+        .meta
+        .set_quota(&name, quota)
+        .await
+        .map_err(|e| match e {
+            enc_store::StoreError::NotFound => ApiError::NotFound("user"),
+            other => other.into(),
+        })?;
+    let shown = quota.map_or_else(|| "role default".to_string(), |q| q.to_string());
+    state
+        .audit(
+            &s.user.name,
+            Some(&s.user.id),
+            "user.set_quota",
+            &format!("{name} quota={shown}"),
+            "ok",
+            &s.client,
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/restic/repos`: the caller's restic repositories.
+#[utoipa::path(get, path = "/v1/restic/repos", responses((status = 200, body = Vec<ResticRepoInfo>)), tag = "restic")]
+pub async fn restic_repos(
+    State(state): State<AppState>,
+    s: Session,
+) -> ApiResult<Json<Vec<ResticRepoInfo>>> {
+    Ok(Json(
+        state
+            .meta
+            .restic_repos(&s.user.id)
+            .await?
+            .into_iter()
+            .map(|r| ResticRepoInfo {
+                name: r.name,
+                objects: r.objects.max(0) as u64,
+                bytes: r.bytes.max(0) as u64,
+                created: r.created,
+            })
+            .collect(),
+    ))
+}
+
+/// `DELETE /v1/restic/repos/{name}`: deletes one of the caller's restic repositories with
+/// everything in it.
+#[utoipa::path(delete, path = "/v1/restic/repos/{name}", responses((status = 204), (status = 404, body = ErrorBody)), tag = "restic")]
+pub async fn delete_restic_repo(
+    State(state): State<AppState>,
+    s: Session,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_permission(&state, &s, Permission::WriteVaults)?;
+    let repo = state
+        .meta
+        .restic_repo(&s.user.id, &name)
+        .await?
+        .ok_or(ApiError::NotFound("repository"))?;
+    state.meta.delete_restic_repo(&repo.id).await?;
+    state
+        .audit(
+            &s.user.name,
+            Some(&s.user.id),
+            "restic.repo.delete",
+            &name,
+            "ok",
+            &s.client,
+        )
+        .await;
+    crate::gc::kick(&state);
+    Ok(StatusCode::NO_CONTENT)
 }

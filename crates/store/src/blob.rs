@@ -30,7 +30,16 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Starts writing a blob; nothing is visible at `key` until `finish` succeeds.
     async fn writer(&self, key: &str) -> Result<Box<dyn BlobWriter>>;
     /// Streams a blob.
-    async fn read(&self, key: &str) -> Result<BlobStream>;
+    async fn read(&self, key: &str) -> Result<BlobStream> {
+        self.read_range(key, None).await
+    }
+    /// Streams bytes `start..end` of a blob (all of it for `None`); the caller has checked
+    /// the range against the blob's size.
+    async fn read_range(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<BlobStream>;
     /// Deletes a blob; deleting a missing blob succeeds.
     async fn delete(&self, key: &str) -> Result<()>;
     /// Checks that the store answers (a write, a read and a delete of a probe blob).
@@ -129,17 +138,40 @@ impl BlobStore for ObjectBlobs {
         }))
     }
 
-    async fn read(&self, key: &str) -> Result<BlobStream> {
-        let got = self.store.get(&path(key)).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => StoreError::NotFound,
-            other => StoreError::Blob(other),
-        })?;
+    async fn read_range(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<BlobStream> {
+        let opts = object_store::GetOptions {
+            range: range.map(object_store::GetRange::Bounded),
+            ..Default::default()
+        };
+        let got = self
+            .store
+            .get_opts(&path(key), opts)
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => StoreError::NotFound,
+                other => StoreError::Blob(other),
+            })?;
+        let span = got.range.clone();
         match got.payload {
             // object_store reads local files 8 KiB at a time; read 1 MiB at a time instead.
-            object_store::GetResultPayload::File(file, _) => {
+            object_store::GetResultPayload::File(mut file, _) => {
+                use std::io::Seek as _;
+                let io_err = |e: std::io::Error| {
+                    StoreError::Blob(object_store::Error::Generic {
+                        store: "local",
+                        source: Box::new(e),
+                    })
+                };
+                file.seek(std::io::SeekFrom::Start(span.start))
+                    .map_err(io_err)?;
                 let file = tokio::fs::File::from_std(file);
+                let limited = tokio::io::AsyncReadExt::take(file, span.end - span.start);
                 Ok(
-                    tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK)
+                    tokio_util::io::ReaderStream::with_capacity(limited, READ_CHUNK)
                         .map(|r| {
                             r.map_err(|e| {
                                 StoreError::Blob(object_store::Error::Generic {

@@ -33,6 +33,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The owner's quota does not leave room for the change.
+    #[error("quota exceeded")]
+    QuotaExceeded,
     /// Migrations failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -64,8 +67,10 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Turns an invited user active if `invite_hash` matches and has not expired, and creates
     /// the `default` vault. `NotFound` for any mismatch (no oracle).
     async fn register_user(&self, reg: Registration) -> Result<UserRow>;
-    /// All users with their usage.
-    async fn list_users(&self) -> Result<Vec<(UserRow, u64)>>;
+    /// All users (each row carries its usage and quota).
+    async fn list_users(&self) -> Result<Vec<UserRow>>;
+    /// Sets (or with `None` clears) a user's own quota in bytes.
+    async fn set_quota(&self, name: &str, quota: Option<i64>) -> Result<()>;
     /// Deletes a user with everything they own; queues their blobs for deletion.
     async fn delete_user(&self, name: &str) -> Result<()>;
     /// Changes a user's role.
@@ -160,9 +165,10 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn create_upload(&self, upload: UploadRow) -> Result<()>;
     /// Records the size and hash of an upload whose blob is now durably stored.
     async fn complete_upload(&self, id: &str, size: i64, sha256: &str) -> Result<()>;
-    /// Commits an upload as the next version of a name; prunes versions beyond `keep`.
-    /// `NotFound` if the upload is not this user's in this vault; `Conflict` if the version is
-    /// not latest + 1 or the fields differ from the upload.
+    /// Commits an upload as the next version of a name; prunes versions beyond `keep`;
+    /// charges the vault owner. `NotFound` if the upload is not this user's in this vault;
+    /// `Conflict` if the version is not latest + 1 or the fields differ from the upload;
+    /// `QuotaExceeded` if the owner's quota has no room.
     async fn commit_version(&self, commit: NewVersion, keep: u32) -> Result<VersionRow>;
     /// Latest version of every name in a vault.
     async fn list_objects(&self, vault_id: &str) -> Result<Vec<(String, VersionRow)>>;
@@ -177,14 +183,65 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn prune(&self, now: i64, idle_secs: i64) -> Result<()>;
     /// Queues uploads older than `before` for deletion.
     async fn expire_uploads(&self, before: i64) -> Result<u64>;
-    /// Blob keys waiting for deletion.
-    async fn gc_pending(&self, limit: i64) -> Result<Vec<String>>;
+    /// Blob keys due for deletion at `now`.
+    async fn gc_pending(&self, now: i64, limit: i64) -> Result<Vec<String>>;
     /// Moves blobs whose deletion failed to the back of the queue.
     async fn gc_retry_later(&self, keys: &[String], now: i64) -> Result<()>;
-    /// Queues one blob for deletion (an upload that could not be recorded).
-    async fn queue_blob(&self, key: &str, now: i64) -> Result<()>;
+    /// Queues one blob for deletion at `at` (an upload that could not be recorded). A key
+    /// already queued keeps the earlier time. Queueing at a future time reserves the key for
+    /// an upload in flight: the transaction that records it claims it back, and after a
+    /// crash the collector deletes it once the time has passed.
+    async fn queue_blob(&self, key: &str, at: i64) -> Result<()>;
     /// Marks queued blobs as deleted.
     async fn gc_done(&self, keys: &[String]) -> Result<()>;
+
+    // ---- access tokens
+    /// Stores a new access token.
+    async fn create_token(&self, token: AccessTokenRow) -> Result<()>;
+    /// One token by id.
+    async fn token(&self, id: &str) -> Result<Option<AccessTokenRow>>;
+    /// A user's tokens, newest first.
+    async fn tokens_for(&self, user_id: &str) -> Result<Vec<AccessTokenRow>>;
+    /// Deletes a token of a user; false if there was none.
+    async fn delete_token(&self, user_id: &str, id: &str) -> Result<bool>;
+    /// Records a use of a token.
+    async fn touch_token(&self, id: &str, now: i64) -> Result<()>;
+
+    // ---- restic repositories
+    /// A user's repository by name.
+    async fn restic_repo(&self, user_id: &str, name: &str) -> Result<Option<ResticRepoRow>>;
+    /// Creates a repository; false if it already existed.
+    async fn create_restic_repo(
+        &self,
+        id: &str,
+        user_id: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<bool>;
+    /// A user's repositories with their totals.
+    async fn restic_repos(&self, user_id: &str) -> Result<Vec<ResticRepoRow>>;
+    /// Deletes a repository with its files, queues their blobs and credits the owner.
+    async fn delete_restic_repo(&self, repo_id: &str) -> Result<()>;
+    /// One file of a repository.
+    async fn restic_object(
+        &self,
+        repo_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<ResticObjectRow>>;
+    /// All files of one kind (blob keys left empty).
+    async fn restic_list(&self, repo_id: &str, kind: &str) -> Result<Vec<ResticObjectRow>>;
+    /// Records a file whose blob is durable, claims the blob's reservation and charges the
+    /// owner, atomically. `QuotaExceeded` (and nothing recorded) if the quota has no room.
+    async fn restic_put(&self, obj: NewResticObject) -> Result<PutOutcome>;
+    /// Deletes a file, queues its blob and credits the owner; the size, or `None` if absent.
+    async fn restic_delete(
+        &self,
+        repo_id: &str,
+        user_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<i64>>;
 
     // ---- audit
     /// Appends an entry to the hash chain and returns it.

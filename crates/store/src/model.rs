@@ -20,6 +20,10 @@ pub struct UserRow {
     pub wrapped_keys: Option<String>,
     pub recipient_sig: Option<String>,
     pub created: i64,
+    /// Bytes of committed content the user owns.
+    pub usage_bytes: i64,
+    /// The user's own quota; `None` falls back to the role's default.
+    pub quota_bytes: Option<i64>,
 }
 
 /// A new invitation.
@@ -153,6 +157,8 @@ pub struct NewVersion {
     pub generation: i64,
     pub signature: String,
     pub now: i64,
+    /// The vault owner's quota in bytes (`None`: unlimited); usage is charged to the owner.
+    pub quota: Option<i64>,
 }
 
 /// A committed version of a name.
@@ -194,4 +200,67 @@ pub struct AuditRow {
     pub client: String,
     pub prev_hash: String,
     pub hash: String,
+}
+
+/// An access token for a protocol that cannot hold a session (stored as a hash).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccessTokenRow {
+    /// Public identifier, also embedded in the token.
+    pub id: String,
+    pub user_id: String,
+    pub token_hash: String,
+    /// `restic` or `mercury`.
+    pub kind: String,
+    /// What the token reaches: the restic repository name (empty for Mercury).
+    pub scope: String,
+    /// `full`, `append-only` or `read-only`.
+    pub mode: String,
+    pub label: String,
+    pub created: i64,
+    pub expires: Option<i64>,
+    pub last_used: Option<i64>,
+}
+
+/// A restic repository with its totals.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ResticRepoRow {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub created: i64,
+    pub objects: i64,
+    pub bytes: i64,
+}
+
+/// A stored restic file.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ResticObjectRow {
+    pub name: String,
+    pub size: i64,
+    pub blob_key: String,
+}
+
+/// A restic file to record once its blob is durable.
+#[derive(Debug, Clone)]
+pub struct NewResticObject {
+    pub repo_id: String,
+    /// Owner of the repository; charged for the bytes.
+    pub user_id: String,
+    pub kind: String,
+    pub name: String,
+    pub size: i64,
+    pub blob_key: String,
+    /// The owner's quota in bytes (`None`: unlimited).
+    pub quota: Option<i64>,
+    pub now: i64,
+}
+
+/// What recording a restic file did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Recorded; the blob is now referenced.
+    Stored,
+    /// A file of that name already existed (same content: the name is its hash); the new
+    /// blob was queued for deletion.
+    Existed,
 }

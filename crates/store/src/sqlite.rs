@@ -18,7 +18,15 @@ pub struct SqliteMeta {
 }
 
 const USER_COLS: &str = "id, name, role, state, salt, kdf_m, kdf_t, kdf_p, invite_hash, \
-    invite_expires, auth_hash, x25519_recipient, ed25519_public, wrapped_keys, recipient_sig, created";
+    invite_expires, auth_hash, x25519_recipient, ed25519_public, wrapped_keys, recipient_sig, created, \
+    usage_bytes, quota_bytes";
+
+const TOKEN_COLS: &str =
+    "id, user_id, token_hash, kind, scope, mode, label, created, expires, last_used";
+
+const REPO_COLS: &str = "r.id, r.user_id, r.name, r.created, \
+    (SELECT COUNT(*) FROM restic_objects o WHERE o.repo_id = r.id) AS objects, \
+    (SELECT COALESCE(SUM(o.size), 0) FROM restic_objects o WHERE o.repo_id = r.id) AS bytes";
 
 const VAULT_ACCESS: &str = "SELECT v.id, v.owner_id, o.name AS owner_name, v.name, v.generation, \
     m.wrapped_keys, m.signature AS keys_signature, COALESCE(o.ed25519_public, '') AS owner_key, \
@@ -92,6 +100,62 @@ async fn set_throttle(
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    Ok(())
+}
+
+/// Changes a user's usage by `delta` bytes. Growth is refused with `QuotaExceeded` (and
+/// nothing changed) when it would take the usage above `quota`.
+async fn charge(
+    tx: &mut sqlx::SqliteConnection,
+    user_id: &str,
+    delta: i64,
+    quota: Option<i64>,
+) -> Result<()> {
+    match quota {
+        Some(q) if delta > 0 => {
+            let done = sqlx::query(
+                "UPDATE users SET usage_bytes = usage_bytes + ? WHERE id = ? AND usage_bytes + ? <= ?",
+            )
+            .bind(delta)
+            .bind(user_id)
+            .bind(delta)
+            .bind(q)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::QuotaExceeded);
+            }
+        }
+        _ => {
+            sqlx::query("UPDATE users SET usage_bytes = MAX(0, usage_bytes + ?) WHERE id = ?")
+                .bind(delta)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Credits vault owners for the versions a filter (over `ve`, `ob`, `v`) is about to delete.
+async fn credit_versions_of(
+    tx: &mut sqlx::SqliteConnection,
+    filter: &'static str,
+    arg: &str,
+) -> Result<()> {
+    // `filter` is always a constant.
+    let sql = format!(
+        "SELECT v.owner_id, COALESCE(SUM(ve.size), 0) FROM versions ve \
+         JOIN objects ob ON ve.object_id = ob.id JOIN vaults v ON v.id = ob.vault_id \
+         WHERE {filter} GROUP BY v.owner_id"
+    );
+    let rows: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(arg)
+        .fetch_all(&mut *tx)
+        .await?;
+    for (owner, bytes) in rows {
+        charge(tx, &owner, -bytes, None).await?;
+    }
     Ok(())
 }
 
@@ -238,28 +302,23 @@ impl MetaStore for SqliteMeta {
         Ok(user)
     }
 
-    async fn list_users(&self) -> Result<Vec<(UserRow, u64)>> {
+    async fn list_users(&self) -> Result<Vec<UserRow>> {
         let sql = format!("SELECT {USER_COLS} FROM users ORDER BY name");
-        let users: Vec<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn set_quota(&self, name: &str, quota: Option<i64>) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET quota_bytes = ? WHERE name = ?")
+            .bind(quota)
+            .bind(name)
+            .execute(&self.pool)
             .await?;
-        let usage: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT v.owner_id, COALESCE(SUM(ve.size), 0) FROM versions ve \
-             JOIN objects ob ON ve.object_id = ob.id JOIN vaults v ON v.id = ob.vault_id \
-             GROUP BY v.owner_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(users
-            .into_iter()
-            .map(|u| {
-                let used = usage
-                    .iter()
-                    .find(|(id, _)| *id == u.id)
-                    .map_or(0, |(_, b)| *b as u64);
-                (u, used)
-            })
-            .collect())
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 
     async fn delete_user(&self, name: &str) -> Result<()> {
@@ -273,6 +332,15 @@ impl MetaStore for SqliteMeta {
         sqlx::query(
             "INSERT OR IGNORE INTO blob_gc (blob_key, queued) \
              SELECT u.blob_key, ? FROM uploads u JOIN vaults v ON v.id = u.vault_id WHERE v.owner_id = ?",
+        )
+        .bind(unix_now())
+        .bind(&id.0)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO blob_gc (blob_key, queued) \
+             SELECT o.blob_key, ? FROM restic_objects o JOIN restic_repos r ON r.id = o.repo_id \
+             WHERE r.user_id = ?",
         )
         .bind(unix_now())
         .bind(&id.0)
@@ -562,6 +630,7 @@ impl MetaStore for SqliteMeta {
 
     async fn delete_vault(&self, vault_id: &str) -> Result<()> {
         let mut tx = self.write().await?;
+        credit_versions_of(&mut tx, "v.id = ?", vault_id).await?;
         queue_blobs_of(&mut tx, "v.id = ?", vault_id, unix_now()).await?;
         sqlx::query(
             "INSERT OR IGNORE INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM uploads WHERE vault_id = ?",
@@ -789,6 +858,16 @@ impl MetaStore for SqliteMeta {
             .execute(&mut *tx)
             .await?;
         let cutoff = c.version - i64::from(keep.max(1));
+        let (owner, pruned): (String, i64) = sqlx::query_as(
+            "SELECT v.owner_id, (SELECT COALESCE(SUM(size), 0) FROM versions \
+             WHERE object_id = ? AND version <= ?) FROM vaults v WHERE v.id = ?",
+        )
+        .bind(&object_id)
+        .bind(cutoff)
+        .bind(&c.vault_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        charge(&mut tx, &owner, c.size - pruned, c.quota).await?;
         sqlx::query(
             "INSERT OR IGNORE INTO blob_gc (blob_key, queued) \
              SELECT blob_key, ? FROM versions WHERE object_id = ? AND version <= ?",
@@ -870,6 +949,7 @@ impl MetaStore for SqliteMeta {
         let Some(object_id) = object_id else {
             return Ok(false);
         };
+        credit_versions_of(&mut tx, "ob.id = ?", &object_id).await?;
         queue_blobs_of(&mut tx, "ob.id = ?", &object_id, unix_now()).await?;
         sqlx::query("DELETE FROM objects WHERE id = ?")
             .bind(&object_id)
@@ -914,13 +994,14 @@ impl MetaStore for SqliteMeta {
         Ok(done.rows_affected())
     }
 
-    async fn gc_pending(&self, limit: i64) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT blob_key FROM blob_gc ORDER BY queued LIMIT ?")
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?,
+    async fn gc_pending(&self, now: i64, limit: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT blob_key FROM blob_gc WHERE queued <= ? ORDER BY queued LIMIT ?",
         )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn gc_retry_later(&self, keys: &[String], now: i64) -> Result<()> {
@@ -936,12 +1017,15 @@ impl MetaStore for SqliteMeta {
         Ok(())
     }
 
-    async fn queue_blob(&self, key: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT OR IGNORE INTO blob_gc (blob_key, queued) VALUES (?, ?)")
-            .bind(key)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+    async fn queue_blob(&self, key: &str, at: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
+             ON CONFLICT (blob_key) DO UPDATE SET queued = MIN(queued, excluded.queued)",
+        )
+        .bind(key)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -955,6 +1039,229 @@ impl MetaStore for SqliteMeta {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn create_token(&self, t: AccessTokenRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO access_tokens (id, user_id, token_hash, kind, scope, mode, label, \
+             created, expires, last_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        )
+        .bind(&t.id)
+        .bind(&t.user_id)
+        .bind(&t.token_hash)
+        .bind(&t.kind)
+        .bind(&t.scope)
+        .bind(&t.mode)
+        .bind(&t.label)
+        .bind(t.created)
+        .bind(t.expires)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<AccessTokenRow>> {
+        let sql = format!("SELECT {TOKEN_COLS} FROM access_tokens WHERE id = ?");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn tokens_for(&self, user_id: &str) -> Result<Vec<AccessTokenRow>> {
+        let sql = format!(
+            "SELECT {TOKEN_COLS} FROM access_tokens WHERE user_id = ? ORDER BY created DESC, id"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn delete_token(&self, user_id: &str, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM access_tokens WHERE user_id = ? AND id = ?")
+            .bind(user_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn touch_token(&self, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE access_tokens SET last_used = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn restic_repo(&self, user_id: &str, name: &str) -> Result<Option<ResticRepoRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, user_id, name, created, 0 AS objects, 0 AS bytes FROM restic_repos \
+             WHERE user_id = ? AND name = ?",
+        )
+        .bind(user_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn create_restic_repo(
+        &self,
+        id: &str,
+        user_id: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO restic_repos (id, user_id, name, created) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (user_id, name) DO NOTHING",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(name)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn restic_repos(&self, user_id: &str) -> Result<Vec<ResticRepoRow>> {
+        let sql =
+            format!("SELECT {REPO_COLS} FROM restic_repos r WHERE r.user_id = ? ORDER BY r.name");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn delete_restic_repo(&self, repo_id: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        let owner: Option<(String, i64)> = sqlx::query_as(
+            "SELECT r.user_id, (SELECT COALESCE(SUM(size), 0) FROM restic_objects WHERE repo_id = r.id) \
+             FROM restic_repos r WHERE r.id = ?",
+        )
+        .bind(repo_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((owner, bytes)) = owner else {
+            return Err(StoreError::NotFound);
+        };
+        sqlx::query(
+            "INSERT OR IGNORE INTO blob_gc (blob_key, queued) \
+             SELECT blob_key, ? FROM restic_objects WHERE repo_id = ?",
+        )
+        .bind(unix_now())
+        .bind(repo_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM restic_repos WHERE id = ?")
+            .bind(repo_id)
+            .execute(&mut *tx)
+            .await?;
+        charge(&mut tx, &owner, -bytes, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn restic_object(
+        &self,
+        repo_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<ResticObjectRow>> {
+        Ok(sqlx::query_as(
+            "SELECT name, size, blob_key FROM restic_objects \
+             WHERE repo_id = ? AND kind = ? AND name = ?",
+        )
+        .bind(repo_id)
+        .bind(kind)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn restic_list(&self, repo_id: &str, kind: &str) -> Result<Vec<ResticObjectRow>> {
+        Ok(sqlx::query_as(
+            "SELECT name, size, '' AS blob_key FROM restic_objects WHERE repo_id = ? AND kind = ?",
+        )
+        .bind(repo_id)
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn restic_put(&self, o: NewResticObject) -> Result<PutOutcome> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "INSERT INTO restic_objects (repo_id, kind, name, size, blob_key, created) \
+             SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM restic_repos WHERE id = ?) \
+             ON CONFLICT (repo_id, kind, name) DO NOTHING",
+        )
+        .bind(&o.repo_id)
+        .bind(&o.kind)
+        .bind(&o.name)
+        .bind(o.size)
+        .bind(&o.blob_key)
+        .bind(o.now)
+        .bind(&o.repo_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM restic_repos WHERE id = ?")
+                .bind(&o.repo_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            // Same name, same content: keep the stored copy, drop the new blob soon.
+            sqlx::query("UPDATE blob_gc SET queued = ? WHERE blob_key = ?")
+                .bind(o.now)
+                .bind(&o.blob_key)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(PutOutcome::Existed);
+        }
+        charge(&mut tx, &o.user_id, o.size, o.quota).await?;
+        sqlx::query("DELETE FROM blob_gc WHERE blob_key = ?")
+            .bind(&o.blob_key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(PutOutcome::Stored)
+    }
+
+    async fn restic_delete(
+        &self,
+        repo_id: &str,
+        user_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.write().await?;
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "DELETE FROM restic_objects WHERE repo_id = ? AND kind = ? AND name = ? \
+             RETURNING size, blob_key",
+        )
+        .bind(repo_id)
+        .bind(kind)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((size, blob_key)) = row else {
+            return Ok(None);
+        };
+        sqlx::query("INSERT OR IGNORE INTO blob_gc (blob_key, queued) VALUES (?, ?)")
+            .bind(&blob_key)
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?;
+        charge(&mut tx, user_id, -size, None).await?;
+        tx.commit().await?;
+        Ok(Some(size))
     }
 
     async fn audit_append(&self, e: NewAudit) -> Result<AuditRow> {

@@ -1,0 +1,792 @@
+//! The restic REST backend (API v1 and v2) under `/restic/<user>/<repo>/`.
+//!
+//! Follows restic's `doc/REST_backend.rst`, with rest-server's behaviour where the document
+//! leaves room: `POST /?create=true` creates the repository, `config` is written once, object
+//! names are 64 lower-case hex digits equal to the SHA-256 of the body, deletes are
+//! idempotent, a wrong method gets 405 with `Allow`. Beyond rest-server: repositories live in
+//! the metadata database (listings never walk the disk), a re-upload of an object that exists
+//! succeeds when its hash matches (a retried request after a lost answer is harmless), quotas
+//! are enforced while the body streams (507), and every token carries its own mode.
+//!
+//! Authentication is HTTP Basic with the enc user name and an access token scoped to one
+//! repository; any mismatch between the token and the path is the same 401 as a wrong token,
+//! so nobody learns whether another user's repository exists.
+
+use std::ops::Range;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use enc_store::{AccessTokenRow, NewResticObject, PutOutcome, ResticRepoRow, StoreError, UserRow};
+use futures::StreamExt as _;
+use sha2::Digest as _;
+
+use crate::state::AppState;
+use crate::tokens::{Refusal, validate_repo_name, verify};
+
+/// Object types below a repository.
+pub const TYPES: [&str; 5] = ["data", "index", "keys", "locks", "snapshots"];
+
+const V1: &str = "application/vnd.x.restic.rest.v1";
+const V2: &str = "application/vnd.x.restic.rest.v2";
+
+/// Most of a refused body read and discarded before answering.
+const MAX_DRAIN: u64 = 64 << 20;
+
+/// An upload's blob stays reserved this long; after a crash the collector deletes it then.
+const RESERVATION_SECS: i64 = 24 * 3600;
+
+/// A restic error: plain text, as rest-server answers.
+#[derive(Debug)]
+pub struct Failure {
+    status: StatusCode,
+    message: String,
+    allow: Option<&'static str>,
+    retry_after: Option<u64>,
+    close: bool,
+}
+
+impl Failure {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            allow: None,
+            retry_after: None,
+            close: false,
+        }
+    }
+    fn method(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method not allowed here; allowed: {allow}"),
+            )
+        }
+    }
+    fn closing(mut self) -> Self {
+        self.close = true;
+        self
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() && self.status != StatusCode::INSUFFICIENT_STORAGE {
+            tracing::error!(detail = %self.message, "restic backend error");
+        }
+        let body = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            "internal error\n".to_string()
+        } else {
+            format!("{}\n", self.message)
+        };
+        let mut resp = (self.status, body).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if let Some(a) = self.allow {
+            h.insert(header::ALLOW, HeaderValue::from_static(a));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"enc restic\", charset=\"UTF-8\""),
+            );
+        }
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.close {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::QuotaExceeded => quota_failure(),
+            other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        }
+    }
+}
+
+fn quota_failure() -> Failure {
+    Failure::new(
+        StatusCode::INSUFFICIENT_STORAGE,
+        "storage quota exceeded; delete snapshots and prune, or ask an admin for more",
+    )
+    .closing()
+}
+
+type Outcome = Result<Response, Failure>;
+
+/// What a path below the repository names.
+#[derive(Debug, PartialEq, Eq)]
+enum Target<'a> {
+    /// `/` (create).
+    Root,
+    /// `/config`.
+    Config,
+    /// `/{type}/` (list).
+    List(&'a str),
+    /// `/{type}/{name}`.
+    Object(&'a str, &'a str),
+}
+
+/// Splits `/restic/<user>/<repo>/<rest>`; `None` when the path has no user and repo.
+fn split(path: &str) -> Option<(&str, &str, &str)> {
+    let rest = path.strip_prefix("/restic/")?;
+    let (user, rest) = rest.split_once('/').unwrap_or((rest, ""));
+    let (repo, rest) = rest.split_once('/').unwrap_or((rest, ""));
+    Some((user, repo, rest))
+}
+
+/// Parses the part after the repository (without its leading `/`).
+fn target(rest: &str) -> Result<Target<'_>, Failure> {
+    let not_found = || Failure::new(StatusCode::NOT_FOUND, "no such path in a restic repository");
+    match rest {
+        "" => return Ok(Target::Root),
+        "config" => return Ok(Target::Config),
+        _ => {}
+    }
+    let (kind, name) = rest.split_once('/').ok_or_else(not_found)?;
+    if !TYPES.contains(&kind) {
+        return Err(not_found());
+    }
+    if name.is_empty() {
+        return Ok(Target::List(kind));
+    }
+    if name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(Target::Object(kind, name))
+    } else if name.contains('/') {
+        Err(not_found())
+    } else {
+        Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid object name: expected 64 lower-case hex digits (the SHA-256 of the content)",
+        ))
+    }
+}
+
+/// `user:token` from a Basic `Authorization` header.
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, token) = text.split_once(':')?;
+    Some((user.to_string(), token.to_string()))
+}
+
+fn unauthorized() -> Failure {
+    Failure::new(
+        StatusCode::UNAUTHORIZED,
+        "authentication required: user name and an access token for this repository (`enc token create --restic REPO`)",
+    )
+}
+
+/// An authenticated request on one repository.
+struct Ctx {
+    state: AppState,
+    user: UserRow,
+    token: AccessTokenRow,
+    repo_name: String,
+    client: String,
+}
+
+impl Ctx {
+    async fn refuse_write(&self, what: &str, why: &str) -> Failure {
+        self.state
+            .audit(
+                &self.user.name,
+                Some(&self.user.id),
+                "restic.refused",
+                &format!("{}/{what} token={}", self.repo_name, self.token.id),
+                why,
+                &self.client,
+            )
+            .await;
+        Failure::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "refused: {why} (token {} is {})",
+                self.token.id, self.token.mode
+            ),
+        )
+    }
+
+    async fn repo(&self) -> Result<ResticRepoRow, Failure> {
+        self.state
+            .meta
+            .restic_repo(&self.user.id, &self.repo_name)
+            .await?
+            .ok_or_else(|| {
+                Failure::new(
+                    StatusCode::NOT_FOUND,
+                    "repository does not exist; create it with `restic init`",
+                )
+            })
+    }
+
+    fn metric(&self, kind: &str, op: &str, bytes: u64) {
+        self.state
+            .metrics
+            .blob(&self.user.name, &self.repo_name, kind, op, bytes);
+    }
+}
+
+/// Every request under `/restic/`.
+pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
+    match serve(state, req).await {
+        Ok(r) => r,
+        Err(f) => f.into_response(),
+    }
+}
+
+async fn serve(state: AppState, req: Request) -> Outcome {
+    let client = state.keyed_hash(
+        "client",
+        req.extensions()
+            .get::<crate::serve::ClientAddr>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    let path = req.uri().path().to_string();
+    let Some((user_seg, repo_seg, rest)) = split(&path) else {
+        return Err(unauthorized());
+    };
+    // Authenticate before looking at anything else, so paths of others all look alike.
+    let Some((user_name, token)) = basic(req.headers()) else {
+        return Err(unauthorized());
+    };
+    let (user, token) = match verify(&state, &user_name, &token, "restic", &client).await {
+        Ok(found) => found,
+        Err(Refusal::Denied) => return Err(unauthorized()),
+        Err(Refusal::Throttled(secs)) => {
+            let mut f = Failure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many failed attempts; retry in {secs} s"),
+            );
+            f.retry_after = Some(secs);
+            return Err(f);
+        }
+    };
+    if user_seg != user.name || repo_seg != token.scope {
+        return Err(unauthorized());
+    }
+    if validate_repo_name(repo_seg).is_err() {
+        return Err(unauthorized());
+    }
+    let ctx = Ctx {
+        state,
+        user,
+        token,
+        repo_name: repo_seg.to_string(),
+        client,
+    };
+    let target = target(rest)?;
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    match (target, method) {
+        (Target::Root, Method::POST) => create_repo(&ctx, &parts).await,
+        (Target::Root, _) => Err(Failure::method("POST")),
+        (Target::Config, m) => object(&ctx, m, "config", "config", &parts, body).await,
+        (Target::List(kind), Method::GET) => list(&ctx, kind, &parts.headers).await,
+        (Target::List(_), _) => Err(Failure::method("GET")),
+        (Target::Object(kind, name), m) => object(&ctx, m, kind, name, &parts, body).await,
+    }
+}
+
+async fn create_repo(ctx: &Ctx, parts: &Parts) -> Outcome {
+    let create = parts
+        .uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "create=true"));
+    if !create {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "POST on a repository needs ?create=true",
+        ));
+    }
+    if ctx.token.mode == "read-only" {
+        return Err(ctx.refuse_write("", "read-only token").await);
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let created = ctx
+        .state
+        .meta
+        .create_restic_repo(&id, &ctx.user.id, &ctx.repo_name, crate::now())
+        .await?;
+    if created {
+        ctx.state
+            .audit(
+                &ctx.user.name,
+                Some(&ctx.user.id),
+                "restic.repo.create",
+                &format!("{} token={}", ctx.repo_name, ctx.token.id),
+                "ok",
+                &ctx.client,
+            )
+            .await;
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn list(ctx: &Ctx, kind: &str, headers: &HeaderMap) -> Outcome {
+    let repo = ctx.repo().await?;
+    let rows = ctx.state.meta.restic_list(&repo.id, kind).await?;
+    let v2 = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|a| a.trim() == V2));
+    let (body, ctype) = if v2 {
+        let items: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| serde_json::json!({"name": r.name, "size": r.size}))
+            .collect();
+        (serde_json::to_vec(&items), V2)
+    } else {
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        (serde_json::to_vec(&names), V1)
+    };
+    let body = body.map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, ctype)], body).into_response())
+}
+
+async fn object(
+    ctx: &Ctx,
+    method: Method,
+    kind: &str,
+    name: &str,
+    parts: &Parts,
+    body: Body,
+) -> Outcome {
+    let allow = "HEAD, GET, POST, DELETE";
+    match method {
+        Method::HEAD | Method::GET => {
+            read(ctx, method == Method::HEAD, kind, name, &parts.headers).await
+        }
+        Method::POST => write(ctx, kind, name, &parts.headers, body).await,
+        Method::DELETE => remove(ctx, kind, name).await,
+        _ => Err(Failure::method(allow)),
+    }
+}
+
+/// Parses a single `bytes=` range against `size`: `Ok(None)` serves everything (no or an
+/// unparsable header, several ranges), `Err` is unsatisfiable.
+fn range(headers: &HeaderMap, size: u64) -> Result<Option<Range<u64>>, ()> {
+    let Some(spec) = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = if a.is_empty() {
+        // Suffix: the last `b` bytes.
+        let Ok(n) = b.parse::<u64>() else {
+            return Ok(None);
+        };
+        if n == 0 {
+            return Err(());
+        }
+        size.saturating_sub(n)..size
+    } else {
+        let Ok(start) = a.parse::<u64>() else {
+            return Ok(None);
+        };
+        let end = if b.is_empty() {
+            size
+        } else {
+            match b.parse::<u64>() {
+                Ok(e) if e >= start => (e + 1).min(size),
+                _ => return Ok(None),
+            }
+        };
+        start..end
+    };
+    if parsed.start >= size {
+        return Err(());
+    }
+    Ok(Some(parsed))
+}
+
+async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap) -> Outcome {
+    let repo = ctx.repo().await?;
+    let row = ctx
+        .state
+        .meta
+        .restic_object(&repo.id, kind, name)
+        .await?
+        .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("{kind}/{name} not found")))?;
+    let size = row.size as u64;
+    if head {
+        let mut resp = StatusCode::OK.into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        return Ok(resp);
+    }
+    let span = match range(headers, size) {
+        Ok(r) => r,
+        Err(()) => {
+            let mut f = Failure::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                format!("range outside the object's {size} bytes"),
+            );
+            f.allow = None;
+            let mut resp = f.into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
+            );
+            return Ok(resp);
+        }
+    };
+    let stream = ctx
+        .state
+        .blobs
+        .read_range(&row.blob_key, span.clone())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => Failure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("blob {} missing", row.blob_key),
+            ),
+            other => other.into(),
+        })?;
+    let served = span.as_ref().map_or(size, |r| r.end - r.start);
+    ctx.metric(kind, "read", served);
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(served));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(r) = span {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        resp.headers_mut().insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {}-{}/{size}", r.start, r.end - 1))
+                .expect("ascii"),
+        );
+    }
+    Ok(resp)
+}
+
+/// Reads and discards a bounded remainder of a refused body, so the client, still sending,
+/// gets to read the answer instead of a reset connection.
+async fn drain(stream: &mut axum::body::BodyDataStream) {
+    let mut drained = 0u64;
+    let deadline = tokio::time::sleep(std::time::Duration::from_secs(10));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = stream.next() => match next {
+                Some(Ok(c)) => {
+                    drained += c.len() as u64;
+                    if drained > MAX_DRAIN {
+                        return;
+                    }
+                }
+                _ => return,
+            },
+            () = &mut deadline => return,
+        }
+    }
+}
+
+async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Body) -> Outcome {
+    if ctx.token.mode == "read-only" {
+        return Err(ctx
+            .refuse_write(&format!("{kind}/{name}"), "read-only token")
+            .await);
+    }
+    let repo = ctx.repo().await?;
+    let state = &ctx.state;
+    let max = state.config.limits.max_object_size;
+    let declared = match headers.get(header::CONTENT_LENGTH) {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|l| l.parse::<u64>().ok())
+                .ok_or_else(|| Failure::new(StatusCode::BAD_REQUEST, "invalid Content-Length"))?,
+        ),
+        None => None,
+    };
+    let quota = state.policy.quota_of(&ctx.user);
+    let used = ctx.user.usage_bytes.max(0) as u64;
+    let mut stream = body.into_data_stream();
+    if let Some(len) = declared
+        && len > max
+    {
+        if len - max <= MAX_DRAIN {
+            drain(&mut stream).await;
+        }
+        return Err(Failure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("object larger than the server's limit of {max} bytes"),
+        )
+        .closing());
+    }
+    let existing = state.meta.restic_object(&repo.id, kind, name).await?;
+    if let Some(len) = declared
+        && existing.is_none()
+        && quota.is_some_and(|q| used + len > q)
+    {
+        if len <= MAX_DRAIN {
+            drain(&mut stream).await;
+        }
+        return Err(ctx.quota_refusal(kind, name).await);
+    }
+    if kind == "config" && existing.is_some() {
+        drain(&mut stream).await;
+        return Err(ctx
+            .refuse_write("config", "config exists and is never rewritten")
+            .await);
+    }
+    // A file that exists already: the name is the content's hash, so a body with that hash
+    // is the same content (a retry whose answer was lost). Check it, store nothing.
+    let mut writer = None;
+    let mut blob_key = String::new();
+    if existing.is_none() {
+        blob_key = format!("restic/{}/{kind}/{name}.{}", repo.id, uuid::Uuid::new_v4());
+        state
+            .meta
+            .queue_blob(&blob_key, crate::now() + RESERVATION_SECS)
+            .await?;
+        writer = Some(state.blobs.writer(&blob_key).await?);
+    }
+    let abort = |w: Option<Box<dyn enc_store::BlobWriter>>, key: String| {
+        let state = state.clone();
+        async move {
+            if let Some(w) = w {
+                let _ = w.abort().await;
+            }
+            if !key.is_empty() {
+                let _ = state.meta.queue_blob(&key, crate::now()).await;
+            }
+        }
+    };
+    let mut hasher = sha2::Sha256::new();
+    let mut size: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                abort(writer, blob_key).await;
+                return Err(Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("upload interrupted: {e}"),
+                ));
+            }
+        };
+        size += chunk.len() as u64;
+        if size > max {
+            abort(writer, blob_key).await;
+            drain(&mut stream).await;
+            return Err(Failure::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("object larger than the server's limit of {max} bytes"),
+            )
+            .closing());
+        }
+        if existing.is_none() && quota.is_some_and(|q| used + size > q) {
+            abort(writer, blob_key).await;
+            drain(&mut stream).await;
+            return Err(ctx.quota_refusal(kind, name).await);
+        }
+        hasher.update(&chunk);
+        if let Some(w) = writer.as_mut()
+            && let Err(e) = w.write(chunk).await
+        {
+            abort(writer, blob_key).await;
+            return Err(e.into());
+        }
+    }
+    if declared.is_some_and(|d| d != size) {
+        abort(writer, blob_key).await;
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            format!("body has {size} bytes, Content-Length said otherwise"),
+        ));
+    }
+    if kind != "config" && hex::encode(hasher.finalize()) != name {
+        abort(writer, blob_key).await;
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "the body's SHA-256 does not match the object name",
+        ));
+    }
+    let Some(w) = writer else {
+        return Ok(StatusCode::OK.into_response());
+    };
+    if let Err(e) = w.finish().await {
+        let _ = state.meta.queue_blob(&blob_key, crate::now()).await;
+        return Err(e.into());
+    }
+    let put = state
+        .meta
+        .restic_put(NewResticObject {
+            repo_id: repo.id.clone(),
+            user_id: ctx.user.id.clone(),
+            kind: kind.to_string(),
+            name: name.to_string(),
+            size: size as i64,
+            blob_key: blob_key.clone(),
+            quota: quota.map(|q| q.min(i64::MAX as u64) as i64),
+            now: crate::now(),
+        })
+        .await;
+    match put {
+        Ok(PutOutcome::Stored) => {
+            ctx.metric(kind, "write", size);
+            Ok(StatusCode::OK.into_response())
+        }
+        Ok(PutOutcome::Existed) => {
+            crate::gc::kick(state);
+            Ok(StatusCode::OK.into_response())
+        }
+        Err(e) => {
+            let _ = state.meta.queue_blob(&blob_key, crate::now()).await;
+            crate::gc::kick(state);
+            match e {
+                StoreError::QuotaExceeded => Err(ctx.quota_refusal(kind, name).await),
+                StoreError::NotFound => Err(Failure::new(
+                    StatusCode::NOT_FOUND,
+                    "repository was deleted during the upload",
+                )),
+                other => Err(other.into()),
+            }
+        }
+    }
+}
+
+impl Ctx {
+    async fn quota_refusal(&self, kind: &str, name: &str) -> Failure {
+        self.state
+            .audit(
+                &self.user.name,
+                Some(&self.user.id),
+                "restic.refused",
+                &format!("{}/{kind}/{name} token={}", self.repo_name, self.token.id),
+                "quota exceeded",
+                &self.client,
+            )
+            .await;
+        quota_failure()
+    }
+}
+
+async fn remove(ctx: &Ctx, kind: &str, name: &str) -> Outcome {
+    let target = if kind == "config" {
+        "config".to_string()
+    } else {
+        format!("{kind}/{name}")
+    };
+    match ctx.token.mode.as_str() {
+        "read-only" => return Err(ctx.refuse_write(&target, "read-only token").await),
+        "append-only" if kind != "locks" => {
+            return Err(ctx
+                .refuse_write(&target, "append-only token deletes only locks")
+                .await);
+        }
+        _ => {}
+    }
+    let repo = ctx.repo().await?;
+    if let Some(size) = ctx
+        .state
+        .meta
+        .restic_delete(&repo.id, &ctx.user.id, kind, name)
+        .await?
+    {
+        ctx.metric(kind, "delete", size as u64);
+        crate::gc::kick(&ctx.state);
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(split("/restic/a/r/"), Some(("a", "r", "")));
+        assert_eq!(split("/restic/a/r"), Some(("a", "r", "")));
+        assert_eq!(split("/restic/a/r/data/x"), Some(("a", "r", "data/x")));
+        let h = "0".repeat(64);
+        assert_eq!(target("").unwrap(), Target::Root);
+        assert_eq!(target("config").unwrap(), Target::Config);
+        assert_eq!(target("keys/").unwrap(), Target::List("keys"));
+        assert_eq!(
+            target(&format!("data/{h}")).unwrap(),
+            Target::Object("data", &h)
+        );
+        for bad in ["data", "conf", "../x", "data/../config", "data%2F", "x/"] {
+            assert_eq!(
+                target(bad).unwrap_err().status,
+                StatusCode::NOT_FOUND,
+                "{bad}"
+            );
+        }
+        for bad in [
+            "data/abc",
+            &format!("data/{}", "A".repeat(64)),
+            &format!("data/{h}0"),
+        ] {
+            assert_eq!(
+                target(bad).unwrap_err().status,
+                StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            target(&format!("data/{h}/x")).unwrap_err().status,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn ranges() {
+        let mut h = HeaderMap::new();
+        assert_eq!(range(&h, 10), Ok(None));
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=0-"));
+        assert_eq!(range(&h, 10), Ok(Some(0..10)));
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=2-4"));
+        assert_eq!(range(&h, 10), Ok(Some(2..5)));
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=5-100"));
+        assert_eq!(range(&h, 10), Ok(Some(5..10)));
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=-3"));
+        assert_eq!(range(&h, 10), Ok(Some(7..10)));
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=10-"));
+        assert_eq!(range(&h, 10), Err(()));
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=4-2"));
+        assert_eq!(range(&h, 10), Ok(None));
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=0-1,3-4"));
+        assert_eq!(range(&h, 10), Ok(None));
+    }
+}
