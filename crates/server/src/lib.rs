@@ -243,6 +243,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/restic", axum::routing::any(restic::handle))
+        .route("/restic/", axum::routing::any(restic::handle))
         .route("/restic/{*rest}", axum::routing::any(restic::handle))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(json_limit))

@@ -6,4 +6,6 @@ mod harness;
 mod basics;
 mod integrity;
 mod limits;
+mod restic;
+mod restic_protocol;
 mod security;
