@@ -145,11 +145,11 @@ pub async fn upload(
 }
 
 /// Most of a refused body read and discarded before answering.
-const MAX_DRAIN: u64 = 64 << 20;
+pub(crate) const MAX_DRAIN: u64 = 64 << 20;
 
 /// Reads and discards a bounded remainder of a refused body, so the client, still sending,
 /// gets to read the error instead of a reset connection.
-async fn drain(stream: &mut axum::body::BodyDataStream) {
+pub(crate) async fn drain(stream: &mut axum::body::BodyDataStream) {
     let mut drained = 0u64;
     let deadline = tokio::time::sleep(std::time::Duration::from_secs(10));
     tokio::pin!(deadline);

@@ -33,8 +33,7 @@ pub const TYPES: [&str; 5] = ["data", "index", "keys", "locks", "snapshots"];
 const V1: &str = "application/vnd.x.restic.rest.v1";
 const V2: &str = "application/vnd.x.restic.rest.v2";
 
-/// Most of a refused body read and discarded before answering.
-const MAX_DRAIN: u64 = 64 << 20;
+use crate::objects::{MAX_DRAIN, drain};
 
 /// An upload's blob stays reserved this long; after a crash the collector deletes it then.
 const RESERVATION_SECS: i64 = 24 * 3600;
@@ -205,6 +204,8 @@ struct Ctx {
     token: AccessTokenRow,
     repo_name: String,
     client: String,
+    /// The repository, when known to exist (from the credential cache).
+    known_repo: Option<ResticRepoRow>,
 }
 
 impl Ctx {
@@ -229,6 +230,9 @@ impl Ctx {
     }
 
     async fn repo(&self) -> Result<ResticRepoRow, Failure> {
+        if let Some(r) = &self.known_repo {
+            return Ok(r.clone());
+        }
         self.state
             .meta
             .restic_repo(&self.user.id, &self.repo_name)
@@ -273,17 +277,47 @@ async fn serve(state: AppState, req: Request) -> Outcome {
     let Some((user_name, token)) = basic(req.headers()) else {
         return Err(unauthorized());
     };
-    let (user, token) = match verify(&state, &user_name, &token, "restic", &client).await {
-        Ok(found) => found,
-        Err(Refusal::Denied) => return Err(unauthorized()),
-        Err(Refusal::Throttled(secs)) => {
-            let mut f = Failure::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("too many failed attempts; retry in {secs} s"),
-            );
-            f.retry_after = Some(secs);
-            return Err(f);
-        }
+    let cache_key = crate::token_hash(&format!("{user_name}:{token}"));
+    let cached = {
+        let cache = state.auth_cache.lock().expect("auth cache");
+        cache
+            .get(&cache_key)
+            .filter(|c| c.at.elapsed().as_secs() < crate::state::AUTH_CACHE_SECS)
+            .cloned()
+    };
+    let (user, token, known_repo) = match cached {
+        Some(c) => (c.user, c.token, Some(c.repo)),
+        None => match verify(&state, &user_name, &token, "restic", &client).await {
+            Ok((user, token)) => {
+                let repo = state.meta.restic_repo(&user.id, &token.scope).await;
+                let repo = repo.ok().flatten();
+                if let Some(r) = &repo {
+                    let mut cache = state.auth_cache.lock().expect("auth cache");
+                    if cache.len() > 10_000 {
+                        cache.clear();
+                    }
+                    cache.insert(
+                        cache_key,
+                        crate::state::CachedAuth {
+                            at: std::time::Instant::now(),
+                            user: user.clone(),
+                            token: token.clone(),
+                            repo: r.clone(),
+                        },
+                    );
+                }
+                (user, token, repo)
+            }
+            Err(Refusal::Denied) => return Err(unauthorized()),
+            Err(Refusal::Throttled(secs)) => {
+                let mut f = Failure::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("too many failed attempts; retry in {secs} s"),
+                );
+                f.retry_after = Some(secs);
+                return Err(f);
+            }
+        },
     };
     if user_seg != user.name || repo_seg != token.scope {
         return Err(unauthorized());
@@ -297,6 +331,7 @@ async fn serve(state: AppState, req: Request) -> Outcome {
         token,
         repo_name: repo_seg.to_string(),
         client,
+        known_repo: known_repo.filter(|r| r.name == repo_seg),
     };
     let target = target(rest)?;
     let (parts, body) = req.into_parts();
@@ -467,7 +502,7 @@ async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap
     let stream = ctx
         .state
         .blobs
-        .read_range(&row.blob_key, span.clone())
+        .read_range(&row.blob_key, Some(span.clone().unwrap_or(0..size)))
         .await
         .map_err(|e| match e {
             StoreError::NotFound => Failure::new(
@@ -495,28 +530,6 @@ async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap
         );
     }
     Ok(resp)
-}
-
-/// Reads and discards a bounded remainder of a refused body, so the client, still sending,
-/// gets to read the answer instead of a reset connection.
-async fn drain(stream: &mut axum::body::BodyDataStream) {
-    let mut drained = 0u64;
-    let deadline = tokio::time::sleep(std::time::Duration::from_secs(10));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            next = stream.next() => match next {
-                Some(Ok(c)) => {
-                    drained += c.len() as u64;
-                    if drained > MAX_DRAIN {
-                        return;
-                    }
-                }
-                _ => return,
-            },
-            () = &mut deadline => return,
-        }
-    }
 }
 
 async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Body) -> Outcome {
@@ -575,9 +588,10 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
     if existing.is_none() {
         blob_key = format!("restic/{}/{kind}/{name}.{}", repo.id, uuid::Uuid::new_v4());
         state
-            .meta
-            .queue_blob(&blob_key, crate::now() + RESERVATION_SECS)
-            .await?;
+            .reservations
+            .submit((blob_key.clone(), crate::now() + RESERVATION_SECS))
+            .await
+            .unwrap_or_else(|| Err(StoreError::Batch("server shutting down".into())))?;
         writer = Some(state.blobs.writer(&blob_key).await?);
     }
     let abort = |w: Option<Box<dyn enc_store::BlobWriter>>, key: String| {
@@ -649,8 +663,8 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
         return Err(e.into());
     }
     let put = state
-        .meta
-        .restic_put(NewResticObject {
+        .restic_puts
+        .submit(NewResticObject {
             repo_id: repo.id.clone(),
             user_id: ctx.user.id.clone(),
             kind: kind.to_string(),
@@ -660,7 +674,8 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
             quota: quota.map(|q| q.min(i64::MAX as u64) as i64),
             now: crate::now(),
         })
-        .await;
+        .await
+        .unwrap_or_else(|| Err(StoreError::Batch("server shutting down".into())));
     match put {
         Ok(PutOutcome::Stored) => {
             ctx.metric(kind, "write", size);

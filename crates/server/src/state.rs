@@ -39,7 +39,31 @@ pub struct Inner {
     pub metrics: crate::metrics::Metrics,
     /// Set while a collector pass runs, so kicks do not pile up.
     pub gc_running: std::sync::atomic::AtomicBool,
+    /// Group commit of restic file records.
+    pub restic_puts:
+        crate::batch::Batcher<enc_store::NewResticObject, enc_store::Result<enc_store::PutOutcome>>,
+    /// Group commit of blob reservations (key, delete-after time).
+    pub reservations: crate::batch::Batcher<(String, i64), enc_store::Result<()>>,
+    /// Recently verified restic credentials (see [`crate::restic`]).
+    pub auth_cache: std::sync::Mutex<std::collections::HashMap<String, CachedAuth>>,
 }
+
+/// A verified `user:token` with its repository, reused for [`AUTH_CACHE_SECS`].
+#[derive(Clone)]
+pub struct CachedAuth {
+    /// When it was verified against the database.
+    pub at: Instant,
+    /// The user.
+    pub user: enc_store::UserRow,
+    /// The token.
+    pub token: enc_store::AccessTokenRow,
+    /// The repository the token reaches.
+    pub repo: enc_store::ResticRepoRow,
+}
+
+/// How long a verified restic credential is reused without asking the database again. A
+/// revocation on this server takes effect at once; on another replica within this time.
+pub const AUTH_CACHE_SECS: u64 = 2;
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
@@ -49,6 +73,15 @@ impl std::ops::Deref for AppState {
 }
 
 impl Inner {
+    /// Forgets cached credentials: of one token, or all of them.
+    pub fn forget_auth(&self, token_id: Option<&str>) {
+        let mut cache = self.auth_cache.lock().expect("auth cache");
+        match token_id {
+            Some(id) => cache.retain(|_, c| c.token.id != id),
+            None => cache.clear(),
+        }
+    }
+
     /// Keyed hash (HMAC-SHA256 under the server secret) of a labelled value, hex.
     pub fn keyed_hash(&self, label: &str, value: &[u8]) -> String {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("any length");

@@ -36,6 +36,9 @@ pub enum StoreError {
     /// The owner's quota does not leave room for the change.
     #[error("quota exceeded")]
     QuotaExceeded,
+    /// A batch this operation was part of failed; the text says why.
+    #[error("{0}")]
+    Batch(String),
     /// Migrations failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -231,9 +234,14 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> Result<Option<ResticObjectRow>>;
     /// All files of one kind (blob keys left empty).
     async fn restic_list(&self, repo_id: &str, kind: &str) -> Result<Vec<ResticObjectRow>>;
-    /// Records a file whose blob is durable, claims the blob's reservation and charges the
-    /// owner, atomically. `QuotaExceeded` (and nothing recorded) if the quota has no room.
-    async fn restic_put(&self, obj: NewResticObject) -> Result<PutOutcome>;
+    /// Records files whose blobs are durable, each atomically: claims the blob's reservation
+    /// and charges the owner. An item gets `QuotaExceeded` (and nothing of it is recorded) if
+    /// the quota has no room, `NotFound` if its repository is gone. One transaction (one
+    /// commit to disk) for the whole batch; `Err` only if that transaction failed.
+    async fn restic_put_batch(&self, objs: Vec<NewResticObject>)
+    -> Result<Vec<Result<PutOutcome>>>;
+    /// Queues several blobs at once (see [`MetaStore::queue_blob`]), in one transaction.
+    async fn queue_blobs(&self, keys: &[String], at: i64) -> Result<()>;
     /// Deletes a file, queues its blob and credits the owner; the size, or `None` if absent.
     async fn restic_delete(
         &self,

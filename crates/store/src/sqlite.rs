@@ -182,6 +182,46 @@ async fn insert_vault(tx: &mut sqlx::SqliteConnection, v: &NewVault) -> Result<(
     Ok(())
 }
 
+/// Records one restic file inside a transaction (see `restic_put_batch`).
+async fn put_one(tx: &mut sqlx::SqliteConnection, o: &NewResticObject) -> Result<PutOutcome> {
+    let done = sqlx::query(
+        "INSERT INTO restic_objects (repo_id, kind, name, size, blob_key, created) \
+         SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM restic_repos WHERE id = ?) \
+         ON CONFLICT (repo_id, kind, name) DO NOTHING",
+    )
+    .bind(&o.repo_id)
+    .bind(&o.kind)
+    .bind(&o.name)
+    .bind(o.size)
+    .bind(&o.blob_key)
+    .bind(o.now)
+    .bind(&o.repo_id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM restic_repos WHERE id = ?")
+            .bind(&o.repo_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        // Same name, same content: keep the stored copy, drop the new blob soon.
+        sqlx::query("UPDATE blob_gc SET queued = ? WHERE blob_key = ?")
+            .bind(o.now)
+            .bind(&o.blob_key)
+            .execute(&mut *tx)
+            .await?;
+        return Ok(PutOutcome::Existed);
+    }
+    charge(tx, &o.user_id, o.size, o.quota).await?;
+    sqlx::query("DELETE FROM blob_gc WHERE blob_key = ?")
+        .bind(&o.blob_key)
+        .execute(&mut *tx)
+        .await?;
+    Ok(PutOutcome::Stored)
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1192,46 +1232,45 @@ impl MetaStore for SqliteMeta {
         .await?)
     }
 
-    async fn restic_put(&self, o: NewResticObject) -> Result<PutOutcome> {
+    async fn restic_put_batch(
+        &self,
+        objs: Vec<NewResticObject>,
+    ) -> Result<Vec<Result<PutOutcome>>> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "INSERT INTO restic_objects (repo_id, kind, name, size, blob_key, created) \
-             SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM restic_repos WHERE id = ?) \
-             ON CONFLICT (repo_id, kind, name) DO NOTHING",
-        )
-        .bind(&o.repo_id)
-        .bind(&o.kind)
-        .bind(&o.name)
-        .bind(o.size)
-        .bind(&o.blob_key)
-        .bind(o.now)
-        .bind(&o.repo_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM restic_repos WHERE id = ?")
-                .bind(&o.repo_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if exists.is_none() {
-                return Err(StoreError::NotFound);
+        let mut out = Vec::with_capacity(objs.len());
+        for o in &objs {
+            sqlx::query("SAVEPOINT put").execute(&mut *tx).await?;
+            match put_one(&mut tx, o).await {
+                Ok(done) => {
+                    sqlx::query("RELEASE put").execute(&mut *tx).await?;
+                    out.push(Ok(done));
+                }
+                Err(e @ (StoreError::QuotaExceeded | StoreError::NotFound)) => {
+                    sqlx::query("ROLLBACK TO put").execute(&mut *tx).await?;
+                    sqlx::query("RELEASE put").execute(&mut *tx).await?;
+                    out.push(Err(e));
+                }
+                Err(other) => return Err(other),
             }
-            // Same name, same content: keep the stored copy, drop the new blob soon.
-            sqlx::query("UPDATE blob_gc SET queued = ? WHERE blob_key = ?")
-                .bind(o.now)
-                .bind(&o.blob_key)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            return Ok(PutOutcome::Existed);
         }
-        charge(&mut tx, &o.user_id, o.size, o.quota).await?;
-        sqlx::query("DELETE FROM blob_gc WHERE blob_key = ?")
-            .bind(&o.blob_key)
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn queue_blobs(&self, keys: &[String], at: i64) -> Result<()> {
+        let mut tx = self.write().await?;
+        for k in keys {
+            sqlx::query(
+                "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
+                 ON CONFLICT (blob_key) DO UPDATE SET queued = MIN(queued, excluded.queued)",
+            )
+            .bind(k)
+            .bind(at)
             .execute(&mut *tx)
             .await?;
+        }
         tx.commit().await?;
-        Ok(PutOutcome::Stored)
+        Ok(())
     }
 
     async fn restic_delete(

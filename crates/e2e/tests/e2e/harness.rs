@@ -385,3 +385,16 @@ pub fn have_tool(tool: &str) -> bool {
     }
     found
 }
+
+/// Lower-case hex SHA-256 (restic's object names).
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// `enc token create --restic REPO --mode MODE` as `user`: the token.
+pub fn restic_token(user: &User, repo: &str, mode: &str) -> String {
+    user.ok(&["token", "create", "--restic", repo, "--mode", mode])
+        .trim()
+        .to_string()
+}

@@ -95,13 +95,6 @@ impl Repo {
     }
 }
 
-/// `enc token create --restic REPO --mode MODE`: the token.
-fn token(user: &User, repo: &str, mode: &str) -> String {
-    user.ok(&["token", "create", "--restic", repo, "--mode", mode])
-        .trim()
-        .to_string()
-}
-
 /// One large random file plus `small` small random files in nested directories.
 fn corpus(dir: &Path, big: u64, small: usize) {
     use rand::{Rng as _, RngCore as _};
@@ -181,7 +174,7 @@ fn restic_backup_check_restore_forget_prune() {
     let src = tmp.path().join("src");
     // 420 MiB in one file plus 10,000 small files (about 80 MiB): over 500 MiB in all.
     corpus(&src, 420 << 20, 10_000);
-    let tok = token(&alice, "photos", "full");
+    let tok = restic_token(&alice, "photos", "full");
     let repo = Repo::new(&server, &alice, "photos", &tok, tmp.path());
     repo.ok(&["init"]);
     repo.ok(&["backup", "--quiet", &src.display().to_string()]);
@@ -245,11 +238,11 @@ fn restic_append_only_token_cannot_delete() {
         &server,
         &alice,
         "r",
-        &token(&alice, "r", "full"),
+        &restic_token(&alice, "r", "full"),
         tmp.path(),
     );
     full.ok(&["init"]);
-    let append = full.with_token(&token(&alice, "r", "append-only"));
+    let append = full.with_token(&restic_token(&alice, "r", "append-only"));
     append.ok(&["backup", "--quiet", &src.display().to_string()]);
     random_file(&src.join("more.bin"), 1 << 20);
     append.ok(&["backup", "--quiet", &src.display().to_string()]);
@@ -283,12 +276,12 @@ fn restic_read_only_token_restores_but_cannot_write() {
         &server,
         &alice,
         "r",
-        &token(&alice, "r", "full"),
+        &restic_token(&alice, "r", "full"),
         tmp.path(),
     );
     full.ok(&["init"]);
     full.ok(&["backup", "--quiet", &src.display().to_string()]);
-    let ro = full.with_token(&token(&alice, "r", "read-only"));
+    let ro = full.with_token(&restic_token(&alice, "r", "read-only"));
     random_file(&src.join("new.bin"), 1 << 20);
     let err = ro.fail(&["backup", &src.display().to_string()]);
     assert!(err.contains("403"), "{err}");
@@ -322,7 +315,7 @@ fn restic_quota_refuses_with_507_and_stores_nothing_partial() {
         &server,
         &alice,
         "r",
-        &token(&alice, "r", "full"),
+        &restic_token(&alice, "r", "full"),
         tmp.path(),
     );
     repo.ok(&["init"]);
@@ -387,13 +380,13 @@ fn restic_tokens_of_one_user_reach_nothing_of_another() {
     let tmp = tempfile::tempdir().expect("tmp");
     let src = tmp.path().join("src");
     corpus(&src, 1 << 20, 20);
-    let bob_tok = token(&bob, "r", "full");
+    let bob_tok = restic_token(&bob, "r", "full");
     let bob_repo = Repo::new(&server, &bob, "r", &bob_tok, tmp.path());
     bob_repo.ok(&["init"]);
     bob_repo.ok(&["backup", "--quiet", &src.display().to_string()]);
     // Alice has a repository of the same name and one of another name.
-    let alice_r = token(&alice, "r", "full");
-    let alice_other = token(&alice, "other", "full");
+    let alice_r = restic_token(&alice, "r", "full");
+    let alice_other = restic_token(&alice, "other", "full");
     Repo::new(&server, &alice, "r", &alice_r, tmp.path()).ok(&["init"]);
 
     let c = http();
@@ -482,7 +475,7 @@ fn restic_survives_kill9_during_backup() {
         &server,
         &alice,
         "r",
-        &token(&alice, "r", "full"),
+        &restic_token(&alice, "r", "full"),
         tmp.path(),
     );
     repo.ok(&["init"]);
@@ -522,18 +515,4 @@ fn restic_survives_kill9_during_backup() {
     }
     repo.ok(&["backup", "--quiet", &src.display().to_string()]);
     repo.ok(&["check", "--read-data"]);
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    let out = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write as _;
-            c.stdin.take().expect("stdin").write_all(data)?;
-            c.wait_with_output()
-        })
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)[..64].to_string()
 }

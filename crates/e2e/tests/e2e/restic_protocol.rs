@@ -114,31 +114,11 @@ fn parse(buf: &[u8]) -> Option<Resp> {
     })
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    use std::process::{Command, Stdio};
-    let out = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().expect("stdin").write_all(data)?;
-            c.wait_with_output()
-        })
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)[..64].to_string()
-}
-
-fn token(user: &User, repo: &str, mode: &str) -> String {
-    user.ok(&["token", "create", "--restic", repo, "--mode", mode])
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn restic_protocol_conformance() {
     let server = Server::start_with("", &["--insecure-http"]);
     let alice = server.user("alice", "user");
-    let full = Wire::new(&server, "alice", &token(&alice, "repo", "full"));
+    let full = Wire::new(&server, "alice", &restic_token(&alice, "repo", "full"));
     let base = "/restic/alice/repo";
     let mut rows = 0;
     let mut expect = |r: &Resp, status: u16, what: &str| {
@@ -155,7 +135,7 @@ fn restic_protocol_conformance() {
     for (accept, name) in [(V1, "repo"), (V2, "repo-v2")] {
         let h: &[(&str, &str)] = &[("Accept", accept)];
         let base = format!("/restic/alice/{name}");
-        let full = Wire::new(&server, "alice", &token(&alice, name, "full"));
+        let full = Wire::new(&server, "alice", &restic_token(&alice, name, "full"));
         // Before the repository exists.
         expect(
             &full.req("HEAD", &format!("{base}/config"), h, b""),
@@ -427,8 +407,12 @@ fn restic_protocol_conformance() {
 
     // Modes: append-only deletes only locks and never rewrites config; read-only never
     // writes.
-    let append = Wire::new(&server, "alice", &token(&alice, "repo", "append-only"));
-    let ro = Wire::new(&server, "alice", &token(&alice, "repo", "read-only"));
+    let append = Wire::new(
+        &server,
+        "alice",
+        &restic_token(&alice, "repo", "append-only"),
+    );
+    let ro = Wire::new(&server, "alice", &restic_token(&alice, "repo", "read-only"));
     let data = b"kept data".to_vec();
     let data_path = format!("{base}/data/{}", sha256_hex(&data));
     let lock = b"a lock".to_vec();
@@ -521,7 +505,7 @@ fn restic_protocol_conformance() {
         401,
         "wrong token",
     );
-    let other_repo = Wire::new(&server, "alice", &token(&alice, "elsewhere", "full"));
+    let other_repo = Wire::new(&server, "alice", &restic_token(&alice, "elsewhere", "full"));
     expect(
         &other_repo.req("GET", &format!("{base}/keys/"), &h, b""),
         401,

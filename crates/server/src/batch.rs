@@ -1,0 +1,53 @@
+//! Group commit: requests that arrive while a database write is in flight are gathered and
+//! written together in the next transaction, so concurrent uploads share one commit to disk
+//! (one `fsync`) instead of queueing for one each.
+
+use std::future::Future;
+
+use tokio::sync::{mpsc, oneshot};
+
+/// Most items written in one transaction.
+const MAX_BATCH: usize = 128;
+
+type Job<T, R> = (T, oneshot::Sender<R>);
+
+/// Submits items to a writer task that handles them in batches.
+pub struct Batcher<T, R> {
+    tx: mpsc::Sender<Job<T, R>>,
+}
+
+impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
+    /// Spawns the writer task; `write` gets a batch and returns one result per item, in order.
+    pub fn new<F, Fut>(write: F) -> Self
+    where
+        F: Fn(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<R>> + Send,
+    {
+        let (tx, mut rx) = mpsc::channel::<Job<T, R>>(1024);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut jobs = vec![first];
+                while jobs.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(j) => jobs.push(j),
+                        Err(_) => break,
+                    }
+                }
+                let (items, replies): (Vec<T>, Vec<oneshot::Sender<R>>) = jobs.into_iter().unzip();
+                let results = write(items).await;
+                for (reply, r) in replies.into_iter().zip(results) {
+                    let _ = reply.send(r);
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Hands one item to the writer and waits for its result; `None` if the writer is gone
+    /// (the server is shutting down).
+    pub async fn submit(&self, item: T) -> Option<R> {
+        let (reply, wait) = oneshot::channel();
+        self.tx.send((item, reply)).await.ok()?;
+        wait.await.ok()
+    }
+}

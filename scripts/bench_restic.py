@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""restic benchmark: enc's restic REST backend against `rclone serve restic` (Debian's rclone,
+on a local directory), in one run, alternating A (rclone) and B (enc), over plain HTTP and over
+TLS (both servers present the same self-signed certificate).
+
+Per server and transport: backup wall time, restore wall time, server CPU seconds (user + sys
+of the server process, from /proc) per phase and per GiB, and server peak RSS. Then ops/s for
+COUNT POSTs of 4 KiB objects at concurrency 16 against both (crates/e2e/examples/restic_post_load.rs).
+
+Usage: scripts/bench_restic.py [--big-mib 420] [--small 10000] [--runs 2] [--posts 20000]
+                               [--transports http,tls] [--workdir DIR]
+Builds the release binaries first. Needs restic and rclone on the PATH.
+"""
+import argparse, json, os, re, shutil, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release")
+PASSWORD = "benchmark repository password"
+
+
+def sh(*args, **kw):
+    kw.setdefault("check", True)
+    return subprocess.run(args, **kw)
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tck
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) / 1024
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, deadline=30):
+    import socket
+    t = time.time() + deadline
+    while time.time() < t:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"server on port {port} did not start")
+
+
+def make_corpus(root, big_mib, small):
+    os.makedirs(root)
+    with open(os.path.join(root, "big.bin"), "wb") as f:
+        for _ in range(big_mib):
+            f.write(os.urandom(1 << 20))
+    import random
+    rnd = random.Random(7)
+    for i in range(small):
+        d = os.path.join(root, f"d{i % 50:02}", f"e{(i // 50) % 20:02}")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, f"f{i}.dat"), "wb") as f:
+            f.write(os.urandom(rnd.randint(1, 16383)))
+    total = 0
+    for dp, _, fs in os.walk(root):
+        total += sum(os.path.getsize(os.path.join(dp, x)) for x in fs)
+    return total
+
+
+class Rclone:
+    name = "rclone"
+
+    def __init__(self, work, tls, cert):
+        self.dir = os.path.join(work, "rclone-data")
+        os.makedirs(self.dir)
+        self.port = free_port()
+        args = ["rclone", "serve", "restic", "--addr", f"127.0.0.1:{self.port}", self.dir]
+        if tls:
+            args += ["--cert", cert[0], "--key", cert[1]]
+        self.proc = subprocess.Popen(args, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        wait_port(self.port)
+        scheme = "https" if tls else "http"
+        self.repo_url = f"{scheme}://127.0.0.1:{self.port}/bench/"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class Enc:
+    name = "enc"
+
+    def __init__(self, work, tls, cert):
+        self.data = os.path.join(work, "enc-data")
+        self.port = free_port()
+        args = [os.path.join(BIN, "enc-server"), "--data-dir", self.data, "--listen",
+                f"127.0.0.1:{self.port}", "--log", "warn"]
+        if tls:
+            args += ["--tls-cert", cert[0], "--tls-key", cert[1]]
+        else:
+            args += ["--insecure-http"]
+        self.proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+        scheme = "https" if tls else "http"
+        url = f"{scheme}://127.0.0.1:{self.port}"
+        tok = sh(os.path.join(BIN, "enc-server"), "--data-dir", self.data, "user", "create", "bench",
+                 capture_output=True, text=True).stdout.strip()
+        env = dict(os.environ, ENC_CONFIG_DIR=os.path.join(work, "enc-cfg"), ENC_SERVER=url,
+                   ENC_USER="bench", ENC_PASSPHRASE="benchmark passphrase")
+        if tls:
+            fp = sh(os.path.join(BIN, "enc-server"), "--data-dir", self.data, "--tls-cert", cert[0],
+                    "--tls-key", cert[1], "cert", "fingerprint", capture_output=True, text=True).stdout.strip()
+            env["ENC_FINGERPRINT"] = fp
+        enc = os.path.join(BIN, "enc")
+        sh(enc, "register", "--token", tok, env=env, stderr=subprocess.DEVNULL)
+        token = sh(enc, "token", "create", "--restic", "bench", env=env, capture_output=True,
+                   text=True).stdout.strip()
+        self.repo_url = f"{scheme}://bench:{token}@127.0.0.1:{self.port}/restic/bench/bench/"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def restic(repo_url, cacert, *args, cache):
+    cmd = ["restic", "--no-cache", "-r", f"rest:{repo_url}", "--quiet"]
+    if cacert:
+        cmd += ["--cacert", cacert]
+    env = dict(os.environ, RESTIC_PASSWORD=PASSWORD)
+    t = time.perf_counter()
+    sh(*cmd, *args, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def one_round(kind, work, tls, cert, src, total):
+    w = tempfile.mkdtemp(dir=work)
+    srv = kind(w, tls, cert)
+    cacert = cert[0] if tls else None
+    try:
+        restic(srv.repo_url, cacert, "init", cache=w)
+        c0 = cpu_seconds(srv.proc.pid)
+        backup = restic(srv.repo_url, cacert, "backup", src, cache=w)
+        c1 = cpu_seconds(srv.proc.pid)
+        out = os.path.join(w, "restore")
+        restore = restic(srv.repo_url, cacert, "restore", "latest", "--target", out, cache=w)
+        c2 = cpu_seconds(srv.proc.pid)
+        rss = peak_rss_mib(srv.proc.pid)
+        sh("diff", "-rq", src, os.path.join(out, src.lstrip("/")), stdout=subprocess.DEVNULL)
+        gib = total / (1 << 30)
+        return dict(backup_s=backup, restore_s=restore, cpu_backup_s=c1 - c0, cpu_restore_s=c2 - c1,
+                    cpu_per_gib=(c2 - c0) / gib / 2, rss_mib=rss)
+    finally:
+        srv.stop()
+        shutil.rmtree(w, ignore_errors=True)
+
+
+def post_load(kind, work, tls, cert, count):
+    w = tempfile.mkdtemp(dir=work)
+    srv = kind(w, tls, cert)
+    try:
+        restic(srv.repo_url, cert[0] if tls else None, "init", cache=w)
+        load = os.path.join(ROOT, "target", "release", "examples", "restic_post_load")
+        c0 = cpu_seconds(srv.proc.pid)
+        out = sh(load, srv.repo_url, str(count), "4096", "16", capture_output=True, text=True).stdout
+        r = json.loads(out)
+        r["cpu_s"] = cpu_seconds(srv.proc.pid) - c0
+        r["rss_mib"] = peak_rss_mib(srv.proc.pid)
+        if r["failed"]:
+            sys.exit(f"{kind.name}: {r['failed']} POSTs failed")
+        return r
+    finally:
+        srv.stop()
+        shutil.rmtree(w, ignore_errors=True)
+
+
+def mean(xs):
+    return sum(xs) / len(xs)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--big-mib", type=int, default=420)
+    ap.add_argument("--small", type=int, default=10000)
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--posts", type=int, default=20000)
+    ap.add_argument("--transports", default="http,tls")
+    ap.add_argument("--workdir", default=None)
+    a = ap.parse_args()
+    for tool in ("restic", "rclone"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is not installed (apt-get install {tool})")
+    sh("cargo", "build", "--release", "--bins", "-p", "enc-server", "-p", "enc-cli", cwd=ROOT)
+    sh("cargo", "build", "--release", "-p", "enc-e2e", "--example", "restic_post_load", cwd=ROOT)
+    work = tempfile.mkdtemp(prefix="enc-bench-restic-", dir=a.workdir)
+    try:
+        # One certificate for both servers: enc makes it, rclone is given the same files.
+        certdir = os.path.join(work, "cert")
+        sh(os.path.join(BIN, "enc-server"), "--data-dir", certdir, "cert", "fingerprint",
+           stdout=subprocess.DEVNULL)
+        cert = (os.path.join(certdir, "tls", "cert.pem"), os.path.join(certdir, "tls", "key.pem"))
+        src = os.path.join(work, "corpus")
+        total = make_corpus(src, a.big_mib, a.small)
+        print(f"corpus: {total / (1 << 20):.0f} MiB ({a.small} small files + {a.big_mib} MiB file); "
+              f"{a.runs} runs per server and transport, alternating", flush=True)
+        results = {}
+        for tr in a.transports.split(","):
+            tls = tr == "tls"
+            for run in range(a.runs):
+                for kind in (Rclone, Enc):
+                    r = one_round(kind, work, tls, cert, src, total)
+                    results.setdefault((tr, kind.name), []).append(r)
+                    print(f"  {tr:4} run {run + 1} {kind.name:6} backup {r['backup_s']:6.2f} s  restore "
+                          f"{r['restore_s']:6.2f} s  server cpu {r['cpu_backup_s']:5.2f}+{r['cpu_restore_s']:5.2f} s"
+                          f"  rss {r['rss_mib']:5.0f} MiB", flush=True)
+        print("\nmeans (enc / rclone ratio in brackets; goal: wall <= 0.9, cpu/GiB <= 0.5)")
+        for tr in a.transports.split(","):
+            rc, en = results[(tr, "rclone")], results[(tr, "enc")]
+            for key, label in (("backup_s", "backup wall s"), ("restore_s", "restore wall s"),
+                               ("cpu_per_gib", "server cpu s/GiB"), ("rss_mib", "server peak RSS MiB")):
+                x, y = mean([r[key] for r in rc]), mean([r[key] for r in en])
+                print(f"  {tr:4} {label:22} rclone {x:8.2f}   enc {y:8.2f}   [{y / x:.2f}]")
+        if a.posts:
+            print(f"\n{a.posts} POSTs of 4 KiB at concurrency 16")
+            for tr in a.transports.split(","):
+                tls = tr == "tls"
+                rc = post_load(Rclone, work, tls, cert, a.posts)
+                en = post_load(Enc, work, tls, cert, a.posts)
+                print(f"  {tr:4} rclone {rc['ops_per_sec']:8.0f} ops/s (cpu {rc['cpu_s']:.1f} s)   enc "
+                      f"{en['ops_per_sec']:8.0f} ops/s (cpu {en['cpu_s']:.1f} s)   "
+                      f"[{en['ops_per_sec'] / rc['ops_per_sec']:.2f}]", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
