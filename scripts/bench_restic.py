@@ -7,7 +7,7 @@ Per server and transport: backup wall time, restore wall time, server CPU second
 of the server process, from /proc) per phase and per GiB, and server peak RSS. Then ops/s for
 COUNT POSTs of 4 KiB objects at concurrency 16 against both (crates/e2e/examples/restic_post_load.rs).
 
-Usage: scripts/bench_restic.py [--big-mib 420] [--small 10000] [--runs 2] [--posts 20000]
+Usage: scripts/bench_restic.py [--big-mib 440] [--small 10000] [--runs 2] [--posts 20000]
                                [--transports http,tls] [--workdir DIR]
 Builds the release binaries first. Needs restic and rclone on the PATH.
 """
@@ -186,7 +186,7 @@ def mean(xs):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--big-mib", type=int, default=420)
+    ap.add_argument("--big-mib", type=int, default=440)
     ap.add_argument("--small", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--posts", type=int, default=20000)

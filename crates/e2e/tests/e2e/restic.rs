@@ -172,8 +172,8 @@ fn restic_backup_check_restore_forget_prune() {
     let alice = server.user("alice", "admin");
     let tmp = tempfile::tempdir().expect("tmp");
     let src = tmp.path().join("src");
-    // 420 MiB in one file plus 10,000 small files (about 80 MiB): over 500 MiB in all.
-    corpus(&src, 420 << 20, 10_000);
+    // 440 MiB in one file plus 10,000 small files (about 78 MiB): over 500 MiB in all.
+    corpus(&src, 440 << 20, 10_000);
     let tok = restic_token(&alice, "photos", "full");
     let repo = Repo::new(&server, &alice, "photos", &tok, tmp.path());
     repo.ok(&["init"]);
