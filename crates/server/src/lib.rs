@@ -134,45 +134,7 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         metrics: metrics::Metrics::default(),
         gc_running: std::sync::atomic::AtomicBool::new(false),
         auth_cache: Default::default(),
-        restic_puts: {
-            let meta = meta.clone();
-            batch::Batcher::new(move |items: Vec<enc_store::NewResticObject>| {
-                let meta = meta.clone();
-                async move {
-                    let n = items.len();
-                    match meta.restic_put_batch(items).await {
-                        Ok(results) => results,
-                        Err(e) => {
-                            let msg = e.to_string();
-                            (0..n)
-                                .map(|_| Err(enc_store::StoreError::Batch(msg.clone())))
-                                .collect()
-                        }
-                    }
-                }
-            })
-        },
-        reservations: {
-            let meta = meta.clone();
-            batch::Batcher::new(move |items: Vec<(String, i64)>| {
-                let meta = meta.clone();
-                async move {
-                    let n = items.len();
-                    // Every key of a batch gets the latest time asked for.
-                    let at = items.iter().map(|(_, at)| *at).max().unwrap_or(0);
-                    let keys: Vec<String> = items.into_iter().map(|(k, _)| k).collect();
-                    match meta.queue_blobs(&keys, at).await {
-                        Ok(()) => (0..n).map(|_| Ok(())).collect(),
-                        Err(e) => {
-                            let msg = e.to_string();
-                            (0..n)
-                                .map(|_| Err(enc_store::StoreError::Batch(msg.clone())))
-                                .collect()
-                        }
-                    }
-                }
-            })
-        },
+        restic_writes: batch::restic_writer(meta.clone()),
         tls_fingerprint,
     })))
 }

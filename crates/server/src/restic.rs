@@ -24,6 +24,7 @@ use enc_store::{AccessTokenRow, NewResticObject, PutOutcome, ResticRepoRow, Stor
 use futures::StreamExt as _;
 use sha2::Digest as _;
 
+use crate::batch::ResticWrite;
 use crate::state::AppState;
 use crate::tokens::{Refusal, validate_repo_name, verify};
 
@@ -588,8 +589,11 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
     if existing.is_none() {
         blob_key = format!("restic/{}/{kind}/{name}.{}", repo.id, uuid::Uuid::new_v4());
         state
-            .reservations
-            .submit((blob_key.clone(), crate::now() + RESERVATION_SECS))
+            .restic_writes
+            .submit(ResticWrite::Reserve(
+                blob_key.clone(),
+                crate::now() + RESERVATION_SECS,
+            ))
             .await
             .unwrap_or_else(|| Err(StoreError::Batch("server shutting down".into())))?;
         writer = Some(state.blobs.writer(&blob_key).await?);
@@ -663,8 +667,8 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
         return Err(e.into());
     }
     let put = state
-        .restic_puts
-        .submit(NewResticObject {
+        .restic_writes
+        .submit(ResticWrite::Put(NewResticObject {
             repo_id: repo.id.clone(),
             user_id: ctx.user.id.clone(),
             kind: kind.to_string(),
@@ -673,15 +677,15 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
             blob_key: blob_key.clone(),
             quota: quota.map(|q| q.min(i64::MAX as u64) as i64),
             now: crate::now(),
-        })
+        }))
         .await
         .unwrap_or_else(|| Err(StoreError::Batch("server shutting down".into())));
     match put {
-        Ok(PutOutcome::Stored) => {
+        Ok(Some(PutOutcome::Stored)) => {
             ctx.metric(kind, "write", size);
             Ok(StatusCode::OK.into_response())
         }
-        Ok(PutOutcome::Existed) => {
+        Ok(_) => {
             crate::gc::kick(state);
             Ok(StatusCode::OK.into_response())
         }

@@ -39,11 +39,8 @@ pub struct Inner {
     pub metrics: crate::metrics::Metrics,
     /// Set while a collector pass runs, so kicks do not pile up.
     pub gc_running: std::sync::atomic::AtomicBool,
-    /// Group commit of restic file records.
-    pub restic_puts:
-        crate::batch::Batcher<enc_store::NewResticObject, enc_store::Result<enc_store::PutOutcome>>,
-    /// Group commit of blob reservations (key, delete-after time).
-    pub reservations: crate::batch::Batcher<(String, i64), enc_store::Result<()>>,
+    /// Group commit of restic blob reservations and file records.
+    pub restic_writes: crate::batch::Batcher<crate::batch::ResticWrite, crate::batch::WriteResult>,
     /// Recently verified restic credentials (see [`crate::restic`]).
     pub auth_cache: std::sync::Mutex<std::collections::HashMap<String, CachedAuth>>,
 }

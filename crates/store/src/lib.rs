@@ -234,14 +234,16 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> Result<Option<ResticObjectRow>>;
     /// All files of one kind (blob keys left empty).
     async fn restic_list(&self, repo_id: &str, kind: &str) -> Result<Vec<ResticObjectRow>>;
-    /// Records files whose blobs are durable, each atomically: claims the blob's reservation
-    /// and charges the owner. An item gets `QuotaExceeded` (and nothing of it is recorded) if
-    /// the quota has no room, `NotFound` if its repository is gone. One transaction (one
-    /// commit to disk) for the whole batch; `Err` only if that transaction failed.
-    async fn restic_put_batch(&self, objs: Vec<NewResticObject>)
-    -> Result<Vec<Result<PutOutcome>>>;
-    /// Queues several blobs at once (see [`MetaStore::queue_blob`]), in one transaction.
-    async fn queue_blobs(&self, keys: &[String], at: i64) -> Result<()>;
+    /// One transaction (one commit to disk) for many concurrent uploads: reserves blob keys
+    /// (queues them for deletion at the given time, see [`MetaStore::queue_blob`]) and records
+    /// files whose blobs are durable. Each record is atomic on its own: it claims its blob's
+    /// reservation and charges the owner, or gets `QuotaExceeded` / `NotFound` (repository
+    /// gone) and leaves nothing. `Err` only if the transaction itself failed.
+    async fn restic_write_batch(
+        &self,
+        reserve: Vec<(String, i64)>,
+        puts: Vec<NewResticObject>,
+    ) -> Result<Vec<Result<PutOutcome>>>;
     /// Deletes a file, queues its blob and credits the owner; the size, or `None` if absent.
     async fn restic_delete(
         &self,

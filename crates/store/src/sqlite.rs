@@ -15,6 +15,34 @@ use crate::*;
 /// SQLite implementation of [`MetaStore`].
 pub struct SqliteMeta {
     pool: SqlitePool,
+    /// Serialises this process's write transactions here, so they queue on a cheap async
+    /// lock instead of SQLite's busy handler (which sleeps for milliseconds between retries).
+    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction holding the process's write lock until it ends.
+struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _lock: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 const USER_COLS: &str = "id, name, role, state, salt, kdf_m, kdf_t, kdf_p, invite_hash, \
@@ -53,11 +81,18 @@ impl SqliteMeta {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            write_lock: Default::default(),
+        })
     }
 
-    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    async fn write(&self) -> Result<WriteTx> {
+        let lock = self.write_lock.clone().lock_owned().await;
+        Ok(WriteTx {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _lock: lock,
+        })
     }
 }
 
@@ -1232,13 +1267,24 @@ impl MetaStore for SqliteMeta {
         .await?)
     }
 
-    async fn restic_put_batch(
+    async fn restic_write_batch(
         &self,
-        objs: Vec<NewResticObject>,
+        reserve: Vec<(String, i64)>,
+        puts: Vec<NewResticObject>,
     ) -> Result<Vec<Result<PutOutcome>>> {
         let mut tx = self.write().await?;
-        let mut out = Vec::with_capacity(objs.len());
-        for o in &objs {
+        for (key, at) in &reserve {
+            sqlx::query(
+                "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
+                 ON CONFLICT (blob_key) DO UPDATE SET queued = MIN(queued, excluded.queued)",
+            )
+            .bind(key)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut out = Vec::with_capacity(puts.len());
+        for o in &puts {
             sqlx::query("SAVEPOINT put").execute(&mut *tx).await?;
             match put_one(&mut tx, o).await {
                 Ok(done) => {
@@ -1255,22 +1301,6 @@ impl MetaStore for SqliteMeta {
         }
         tx.commit().await?;
         Ok(out)
-    }
-
-    async fn queue_blobs(&self, keys: &[String], at: i64) -> Result<()> {
-        let mut tx = self.write().await?;
-        for k in keys {
-            sqlx::query(
-                "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
-                 ON CONFLICT (blob_key) DO UPDATE SET queued = MIN(queued, excluded.queued)",
-            )
-            .bind(k)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn restic_delete(
