@@ -270,9 +270,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         eprintln!("TLS certificate fingerprint: {fp}");
         Some(crate::tls::server_config(&cert, &key)?)
     };
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let limits = ServeLimits {
         max_connections: config.limits.max_connections,
         header_read_timeout: config.limits.header_read_timeout,
@@ -287,7 +284,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    // Storage first (migrations included), so that once the port answers, commands such as
+    // `enc-server user create` next to the server find the database ready.
+    let listen = config.listen.clone();
     let state = crate::open_state(config).await?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let cancel = CancellationToken::new();
     if let Some(l) = metrics_listener {
         eprintln!("metrics on http://{}/metrics", l.local_addr()?);

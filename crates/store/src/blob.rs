@@ -112,25 +112,59 @@ fn path(key: &str) -> StorePath {
     StorePath::from(key)
 }
 
-struct MultipartWriter {
-    inner: WriteMultipart,
+/// Blobs up to this size are buffered and stored with one `put` (one blocking call on a local
+/// store); larger ones switch to a multipart upload when they cross it.
+const SMALL_PUT: usize = 1 << 20;
+
+/// Buffers a small blob; becomes a multipart upload once it grows past [`SMALL_PUT`].
+struct LazyWriter {
+    store: Arc<dyn ObjectStore>,
+    path: StorePath,
+    part_size: usize,
+    buffered: Vec<Bytes>,
+    len: usize,
+    multipart: Option<WriteMultipart>,
 }
 
 #[async_trait::async_trait]
-impl BlobWriter for MultipartWriter {
+impl BlobWriter for LazyWriter {
     async fn write(&mut self, data: Bytes) -> Result<()> {
-        self.inner.wait_for_capacity(2).await?;
-        self.inner.put(data);
+        if self.multipart.is_none() {
+            if self.len + data.len() <= SMALL_PUT {
+                self.len += data.len();
+                self.buffered.push(data);
+                return Ok(());
+            }
+            let upload = self.store.put_multipart(&self.path).await?;
+            let mut w = WriteMultipart::new_with_chunk_size(upload, self.part_size);
+            for b in self.buffered.drain(..) {
+                w.put(b);
+            }
+            self.multipart = Some(w);
+        }
+        let w = self.multipart.as_mut().expect("set above");
+        w.wait_for_capacity(2).await?;
+        w.put(data);
         Ok(())
     }
 
     async fn finish(self: Box<Self>) -> Result<()> {
-        self.inner.finish().await?;
+        match self.multipart {
+            Some(w) => {
+                w.finish().await?;
+            }
+            None => {
+                let payload: object_store::PutPayload = self.buffered.into_iter().collect();
+                self.store.put(&self.path, payload).await?;
+            }
+        }
         Ok(())
     }
 
     async fn abort(self: Box<Self>) -> Result<()> {
-        self.inner.abort().await?;
+        if let Some(w) = self.multipart {
+            w.abort().await?;
+        }
         Ok(())
     }
 }
@@ -138,9 +172,13 @@ impl BlobWriter for MultipartWriter {
 #[async_trait::async_trait]
 impl BlobStore for ObjectBlobs {
     async fn writer(&self, key: &str) -> Result<Box<dyn BlobWriter>> {
-        let upload = self.store.put_multipart(&path(key)).await?;
-        Ok(Box::new(MultipartWriter {
-            inner: WriteMultipart::new_with_chunk_size(upload, self.part_size),
+        Ok(Box::new(LazyWriter {
+            store: self.store.clone(),
+            path: path(key),
+            part_size: self.part_size,
+            buffered: Vec::new(),
+            len: 0,
+            multipart: None,
         }))
     }
 
