@@ -163,6 +163,49 @@ fn usage(admin: &User, name: &str) -> (u64, Option<u64>) {
     )
 }
 
+/// A server with user alice (role `user`), a corpus in `tmp/src` and an initialised
+/// repository `r` reached by a full token.
+struct Fixture {
+    server: Server,
+    alice: User,
+    tmp: tempfile::TempDir,
+    src: PathBuf,
+    full: Repo,
+}
+
+fn fixture(big: u64, small: usize) -> Fixture {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("src");
+    corpus(&src, big, small);
+    let full = Repo::new(
+        &server,
+        &alice,
+        "r",
+        &restic_token(&alice, "r", "full"),
+        tmp.path(),
+    );
+    full.ok(&["init"]);
+    Fixture {
+        server,
+        alice,
+        tmp,
+        src,
+        full,
+    }
+}
+
+/// Restores the latest snapshot (with `extra` global options) and compares it with `src`.
+fn restore_matches(repo: &Repo, extra: &[&str], tmp: &Path, src: &Path) {
+    let out = tmp.join("restore");
+    let target = out.display().to_string();
+    let mut args = extra.to_vec();
+    args.extend(["restore", "latest", "--target", &target]);
+    repo.ok(&args);
+    diff(src, &out.join(src.strip_prefix("/").expect("absolute")));
+}
+
 #[test]
 fn restic_backup_check_restore_forget_prune() {
     if !have_tool("restic") {
@@ -229,19 +272,14 @@ fn restic_append_only_token_cannot_delete() {
     if !have_tool("restic") {
         return;
     }
-    let server = Server::start();
-    let alice = server.user("alice", "user");
-    let tmp = tempfile::tempdir().expect("tmp");
-    let src = tmp.path().join("src");
-    corpus(&src, 4 << 20, 200);
-    let full = Repo::new(
-        &server,
-        &alice,
-        "r",
-        &restic_token(&alice, "r", "full"),
-        tmp.path(),
-    );
-    full.ok(&["init"]);
+    // Every field bound: an unbound one would be dropped (server stopped, files deleted) here.
+    let Fixture {
+        server: _server,
+        alice,
+        tmp,
+        src,
+        full,
+    } = fixture(4 << 20, 200);
     let append = full.with_token(&restic_token(&alice, "r", "append-only"));
     append.ok(&["backup", "--quiet", &src.display().to_string()]);
     random_file(&src.join("more.bin"), 1 << 20);
@@ -254,9 +292,7 @@ fn restic_append_only_token_cannot_delete() {
     assert_eq!(snaps.as_array().expect("array").len(), 2);
     append.ok(&["unlock"]);
     append.ok(&["check", "--read-data"]);
-    let out = tmp.path().join("restore");
-    append.ok(&["restore", "latest", "--target", &out.display().to_string()]);
-    diff(&src, &out.join(src.strip_prefix("/").expect("absolute")));
+    restore_matches(&append, &[], tmp.path(), &src);
     // The refusals are audited.
     let audit = alice.ok(&["audit"]);
     assert!(audit.contains("restic.refused"), "{audit}");
@@ -267,35 +303,22 @@ fn restic_read_only_token_restores_but_cannot_write() {
     if !have_tool("restic") {
         return;
     }
-    let server = Server::start();
-    let alice = server.user("alice", "user");
-    let tmp = tempfile::tempdir().expect("tmp");
-    let src = tmp.path().join("src");
-    corpus(&src, 2 << 20, 100);
-    let full = Repo::new(
-        &server,
-        &alice,
-        "r",
-        &restic_token(&alice, "r", "full"),
-        tmp.path(),
-    );
-    full.ok(&["init"]);
+    // Every field bound: an unbound one would be dropped (server stopped, files deleted) here.
+    let Fixture {
+        server: _server,
+        alice,
+        tmp,
+        src,
+        full,
+    } = fixture(2 << 20, 100);
     full.ok(&["backup", "--quiet", &src.display().to_string()]);
     let ro = full.with_token(&restic_token(&alice, "r", "read-only"));
     random_file(&src.join("new.bin"), 1 << 20);
     let err = ro.fail(&["backup", &src.display().to_string()]);
     assert!(err.contains("403"), "{err}");
     // Restoring needs no lock (a read-only token cannot write one).
-    let out = tmp.path().join("restore");
-    ro.ok(&[
-        "--no-lock",
-        "restore",
-        "latest",
-        "--target",
-        &out.display().to_string(),
-    ]);
     std::fs::remove_file(src.join("new.bin")).expect("rm");
-    diff(&src, &out.join(src.strip_prefix("/").expect("absolute")));
+    restore_matches(&ro, &["--no-lock"], tmp.path(), &src);
     ro.ok(&["--no-lock", "check"]);
 }
 
@@ -468,19 +491,13 @@ fn restic_survives_kill9_during_backup() {
         return;
     }
     use rand::Rng as _;
-    let mut server = Server::start();
-    let alice = server.user("alice", "user");
-    let tmp = tempfile::tempdir().expect("tmp");
-    let repo = Repo::new(
-        &server,
-        &alice,
-        "r",
-        &restic_token(&alice, "r", "full"),
-        tmp.path(),
-    );
-    repo.ok(&["init"]);
-    let src = tmp.path().join("src");
-    corpus(&src, 0, 300);
+    let Fixture {
+        mut server,
+        alice: _alice,
+        tmp: _tmp,
+        src,
+        full: repo,
+    } = fixture(0, 300);
     let mut rng = rand::thread_rng();
     for round in 0..10 {
         // New data every round, so each backup has uploads in flight.
