@@ -45,8 +45,12 @@ pub struct Session {
 pub struct Client(pub String);
 
 fn client_of(state: &AppState, parts: &Parts) -> String {
-    let ip = parts
-        .extensions
+    client_hash(state, &parts.extensions)
+}
+
+/// Keyed hash of the client address a request's extensions carry.
+pub(crate) fn client_hash(state: &AppState, extensions: &axum::http::Extensions) -> String {
+    let ip = extensions
         .get::<ClientAddr>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_default();
@@ -375,7 +379,7 @@ async fn deny_registration(state: &AppState, user: &str, client: &str) -> ApiErr
 }
 
 /// Refuses with 429 while either the account or the client address is backing off.
-async fn check_throttle(state: &AppState, keys: &[String]) -> ApiResult<()> {
+pub(crate) async fn check_throttle(state: &AppState, keys: &[String]) -> ApiResult<()> {
     let now = now();
     for key in keys {
         if let Some(t) = state.meta.throttle_get(key).await?

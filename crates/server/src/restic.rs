@@ -262,14 +262,7 @@ pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
 }
 
 async fn serve(state: AppState, req: Request) -> Outcome {
-    let client = state.keyed_hash(
-        "client",
-        req.extensions()
-            .get::<crate::serve::ClientAddr>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_default()
-            .as_bytes(),
-    );
+    let client = crate::auth::client_hash(&state, req.extensions());
     let path = req.uri().path().to_string();
     let Some((user_seg, repo_seg, rest)) = split(&path) else {
         return Err(unauthorized());
@@ -487,12 +480,11 @@ async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap
     let span = match range(headers, size) {
         Ok(r) => r,
         Err(()) => {
-            let mut f = Failure::new(
+            let mut resp = Failure::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 format!("range outside the object's {size} bytes"),
-            );
-            f.allow = None;
-            let mut resp = f.into_response();
+            )
+            .into_response();
             resp.headers_mut().insert(
                 header::CONTENT_RANGE,
                 HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),

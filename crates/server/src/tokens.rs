@@ -14,7 +14,7 @@ use enc_proto::*;
 use enc_store::{AccessTokenRow, UserRow};
 use subtle::ConstantTimeEq as _;
 
-use crate::auth::{FREE_FAILURES, Session, backoff};
+use crate::auth::{Session, backoff, check_throttle};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::policy::Permission;
@@ -42,21 +42,9 @@ fn info(t: &AccessTokenRow) -> TokenInfo {
     }
 }
 
-/// Checks a restic repository name: 1–64 of `A-Z a-z 0-9 . _ -`, not starting with `.`.
+/// Checks a restic repository name (the same rule as vault names).
 pub fn validate_repo_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid repository name {name:?}: use 1-64 letters, digits, '.', '_' or '-', not starting with '.'"
-        ))
-    }
+    crate::vaults::check_name("repository", name)
 }
 
 /// `POST /v1/tokens`: creates a token; the secret is in the response only.
@@ -256,15 +244,10 @@ async fn refuse(state: &AppState, user_name: &str, client: &str) -> Refusal {
         format!("token-user:{user_name}"),
         format!("token-ip:{client}"),
     ];
-    let t = now();
-    for k in &keys {
-        if let Ok(Some(th)) = state.meta.throttle_get(k).await
-            && th.failures >= FREE_FAILURES
-            && th.next_allowed > t
-        {
-            return Refusal::Throttled((th.next_allowed - t) as u64);
-        }
+    if let Err(ApiError::TooManyAttempts(secs)) = check_throttle(state, &keys).await {
+        return Refusal::Throttled(secs);
     }
+    let t = now();
     for k in &keys {
         if let Err(e) = state.meta.throttle_fail(k, t, backoff).await {
             tracing::warn!(error = %e, "counting a failed token attempt failed");

@@ -51,7 +51,9 @@ fn owned(s: &Session, v: &VaultAccess) -> ApiResult<()> {
     }
 }
 
-fn validate_vault_name(name: &str) -> ApiResult<()> {
+/// Checks a vault or restic repository name (`what`): 1–64 of `A-Z a-z 0-9 . _ -`, not
+/// starting with `.`.
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
@@ -61,10 +63,14 @@ fn validate_vault_name(name: &str) -> ApiResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::BadRequest(format!(
-            "invalid vault name {name:?}: use 1-64 letters, digits, '.', '_' or '-', not starting with '.'"
-        )))
+        Err(format!(
+            "invalid {what} name {name:?}: use 1-64 letters, digits, '.', '_' or '-', not starting with '.'"
+        ))
     }
+}
+
+fn validate_vault_name(name: &str) -> ApiResult<()> {
+    check_name("vault", name).map_err(ApiError::BadRequest)
 }
 
 /// Vault ids are UUIDs chosen by the client (so it can sign over them).

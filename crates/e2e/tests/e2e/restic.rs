@@ -147,6 +147,20 @@ fn disk_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Waits (up to 90 s, for the collector) until the restic blobs on disk add up to `usage`.
+fn assert_stored_bytes(server: &Server, usage: u64) {
+    let blob_dir = server.data_dir.join("objects/restic");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while disk_bytes(&blob_dir) != usage && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        disk_bytes(&blob_dir),
+        usage,
+        "usage must equal stored bytes"
+    );
+}
+
 fn usage(admin: &User, name: &str) -> (u64, Option<u64>) {
     let v: serde_json::Value =
         serde_json::from_str(&admin.ok(&["user", "ls", "--json"])).expect("json");
@@ -246,16 +260,7 @@ fn restic_backup_check_restore_forget_prune() {
     let (after, _) = usage(&alice, "alice");
     assert!(after <= before, "prune must not grow usage");
     // Usage in the database matches what is on disk once deleted blobs are collected.
-    let blob_dir = server.data_dir.join("objects/restic");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while disk_bytes(&blob_dir) != after && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    assert_eq!(
-        disk_bytes(&blob_dir),
-        after,
-        "usage must equal stored bytes"
-    );
+    assert_stored_bytes(&server, after);
 
     // The repository is listed, and the audit trail has its creation and the token.
     let repos = alice.ok(&["restic", "ls"]);
@@ -354,12 +359,7 @@ fn restic_quota_refuses_with_507_and_stores_nothing_partial() {
     assert_eq!(quota, Some(12 << 20));
     assert!(used <= 12 << 20, "usage {used} over quota");
     // Nothing partial: the stored bytes are exactly what the database accounts for.
-    let blob_dir = server.data_dir.join("objects/restic");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while disk_bytes(&blob_dir) != used && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    assert_eq!(disk_bytes(&blob_dir), used);
+    assert_stored_bytes(&server, used);
     let listed = admin.ok(&["user", "ls"]);
     assert!(
         listed
