@@ -533,3 +533,60 @@ fn restic_survives_kill9_during_backup() {
     repo.ok(&["backup", "--quiet", &src.display().to_string()]);
     repo.ok(&["check", "--read-data"]);
 }
+
+#[test]
+fn restic_metrics_and_repository_removal() {
+    let server = Server::start_with("", &["--metrics-listen", "127.0.0.1:0"]);
+    let alice = server.user("alice", "admin");
+    let tok = restic_token(&alice, "r", "full");
+    let c = http();
+    let base = format!("{}/restic/alice/r", server.url);
+    let created = c
+        .post(format!("{base}/?create=true"))
+        .basic_auth("alice", Some(&tok))
+        .send()
+        .expect("create");
+    assert_eq!(created.status().as_u16(), 200);
+    let body = vec![42u8; 3000];
+    let put = c
+        .post(format!("{base}/data/{}", sha256_hex(&body)))
+        .basic_auth("alice", Some(&tok))
+        .body(body)
+        .send()
+        .expect("post");
+    assert_eq!(put.status().as_u16(), 200);
+
+    // The metrics listener (its address is in the server's log).
+    let log = std::fs::read_to_string(&server.log).expect("log");
+    let url = log
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("metrics on "))
+        .expect("metrics address logged")
+        .to_string();
+    let text = c.get(&url).send().expect("metrics").text().expect("text");
+    assert!(
+        text.contains(
+            r#"enc_blob_operations_total{user="alice",repo="r",type="data",op="write"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"enc_blob_bytes_total{user="alice",repo="r",type="data",op="write"} 3000"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("enc_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+
+    // Removing the repository deletes its blobs and credits the usage.
+    assert!(alice.ok(&["restic", "ls"]).contains("r\t1 files"));
+    assert_eq!(usage(&alice, "alice").0, 3000);
+    alice.ok(&["restic", "rm", "r", "--yes"]);
+    assert!(!alice.ok(&["restic", "ls"]).contains("r\t"));
+    assert_eq!(usage(&alice, "alice").0, 0);
+    assert_stored_bytes(&server, 0);
+    assert!(alice.ok(&["audit"]).contains("restic.repo.delete"));
+    let err = alice.fail(&["restic", "rm", "r", "--yes"]);
+    assert!(err.contains("not found"), "{err}");
+}
