@@ -6,32 +6,17 @@ measured in the same run: `age -r` encryption of the same file to /dev/null (Deb
 Usage: scripts/bench_core.py [--size-mib 1024] [--runs 3] [--workdir DIR]
 Builds the release binaries first. Needs `age` on the PATH.
 """
-import argparse, json, os, re, shutil, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, subprocess, sys, tempfile, time
+from benchlib import sh, peak_rss_mib, reset_peak
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release")
-
-
-def sh(*args, **kw):
-    return subprocess.run(args, check=True, **kw)
 
 
 def timed(fn):
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
-
-
-def peak_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        m = re.search(r"VmHWM:\s+(\d+) kB", f.read())
-    return int(m.group(1)) / 1024
-
-
-def reset_peak(pid):
-    # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
-    with open(f"/proc/{pid}/clear_refs", "w") as f:
-        f.write("5")
 
 
 def main():

@@ -11,49 +11,12 @@ Usage: scripts/bench_restic.py [--big-mib 440] [--small 10000] [--runs 2] [--pos
                                [--transports http,tls] [--workdir DIR]
 Builds the release binaries first. Needs restic and rclone on the PATH.
 """
-import argparse, json, os, re, shutil, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, subprocess, sys, tempfile, time
+from benchlib import sh, cpu_seconds, peak_rss_mib, free_port, wait_port, mean
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release")
 PASSWORD = "benchmark repository password"
-
-
-def sh(*args, **kw):
-    kw.setdefault("check", True)
-    return subprocess.run(args, **kw)
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    tck = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tck
-
-
-def peak_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) / 1024
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, deadline=30):
-    import socket
-    t = time.time() + deadline
-    while time.time() < t:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"server on port {port} did not start")
 
 
 def make_corpus(root, big_mib, small):
@@ -181,10 +144,6 @@ def post_load(kind, work, tls, cert, count):
     finally:
         srv.stop()
         shutil.rmtree(w, ignore_errors=True)
-
-
-def mean(xs):
-    return sum(xs) / len(xs)
 
 
 def main():

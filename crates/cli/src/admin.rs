@@ -223,6 +223,7 @@ pub fn token(profile: &Profile, cmd: TokenCmd) -> anyhow::Result<()> {
     match cmd {
         TokenCmd::Create {
             restic,
+            mercury,
             mode,
             expires,
             label,
@@ -235,25 +236,38 @@ pub fn token(profile: &Profile, cmd: TokenCmd) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
+            let (kind, scope) = match (&restic, mercury) {
+                (Some(repo), false) => ("restic", repo.clone()),
+                _ => ("mercury", String::new()),
+            };
             let made = acct.create_token(&enc_proto::CreateTokenRequest {
-                kind: "restic".into(),
-                scope: restic.clone(),
+                kind: kind.into(),
+                scope,
                 mode,
                 expires_in,
                 label,
             })?;
             let base = acct.api.base().trim_end_matches('/');
             let (scheme, host) = base.split_once("://").unwrap_or(("https", base));
-            eprintln!(
-                "token {} ({}) for restic repository {restic}{}; it is shown only this once.\nrestic -r rest:{scheme}://{}:TOKEN@{host}/restic/{}/{restic}/ --cacert server.pem …  (server.pem from `enc-server cert export`)",
-                made.info.id,
-                made.info.mode,
-                made.info
-                    .expires
-                    .map_or_else(String::new, |e| format!(", expires {}", ui::time(e))),
-                acct.user(),
-                acct.user(),
-            );
+            let expiry = made
+                .info
+                .expires
+                .map_or_else(String::new, |e| format!(", expires {}", ui::time(e)));
+            match restic {
+                Some(repo) => eprintln!(
+                    "token {} ({}) for restic repository {repo}{expiry}; it is shown only this once.\nrestic -r rest:{scheme}://{}:TOKEN@{host}/restic/{}/{repo}/ --cacert server.pem …  (server.pem from `enc-server cert export`)",
+                    made.info.id,
+                    made.info.mode,
+                    acct.user(),
+                    acct.user(),
+                ),
+                None => eprintln!(
+                    "token {} ({}) for your Mercury archives{expiry}; it is shown only this once.\nUse it as the key on {}://{host}/ws (e.g. `AUTH TOKEN`, or Hecate's --auth-key).",
+                    made.info.id,
+                    made.info.mode,
+                    if scheme == "http" { "ws" } else { "wss" },
+                ),
+            }
             println!("{}", made.token);
         }
         TokenCmd::Ls { json } => {

@@ -205,13 +205,18 @@ enum UserCmd {
 enum TokenCmd {
     /// Create a token; prints it alone on stdout (it is shown only once).
     ///
-    /// Use it with restic as the password of your enc user name:
+    /// restic: use it as the password of your enc user name,
     /// `restic -r rest:https://USER:TOKEN@HOST:8443/restic/USER/REPO/ --cacert server.pem init`
     /// (`enc-server cert export` prints the certificate).
+    /// Mercury (Hecate): use it as the key, e.g. `AUTH TOKEN` on wss://HOST:8443/ws.
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["restic", "mercury"])))]
     Create {
         /// The restic repository the token reaches (created by `restic init`).
         #[arg(long, value_name = "REPO")]
-        restic: String,
+        restic: Option<String>,
+        /// A token for Mercury (Hecate's WebSocket archive protocol): reaches your archives.
+        #[arg(long)]
+        mercury: bool,
         /// full, append-only (no deletes but locks, config never rewritten) or read-only.
         #[arg(long, default_value = "full")]
         mode: String,

@@ -191,7 +191,7 @@ pub fn ls(
         if json {
             let rows: Vec<_> = vs
                 .iter()
-                .map(|x| serde_json::json!({"name": name, "version": x.version, "size": x.size, "hash": x.hash, "created": x.created, "author": x.author}))
+                .map(|x| serde_json::json!({"name": name, "id": x.id, "version": x.version, "size": x.size, "hash": x.hash, "created": x.created, "author": x.author}))
                 .collect();
             println!("{}", serde_json::to_string_pretty(&rows)?);
         } else {
@@ -211,7 +211,7 @@ pub fn ls(
     if json {
         let rows: Vec<_> = list
             .iter()
-            .map(|(n, x)| serde_json::json!({"name": n, "version": x.version, "size": x.size, "hash": x.hash, "created": x.created, "author": x.author}))
+            .map(|(n, x)| serde_json::json!({"name": n, "id": x.id, "version": x.version, "size": x.size, "hash": x.hash, "created": x.created, "author": x.author}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else if long {

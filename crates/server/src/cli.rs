@@ -60,6 +60,10 @@ pub struct Cli {
     /// Serve Prometheus /metrics on this separate plain-HTTP address (off by default).
     #[arg(long, env = "ENC_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Dedicated Mercury (Hecate) WebSocket listener, e.g. 127.0.0.1:10112 (off by default;
+    /// /ws on the main listener is always on).
+    #[arg(long, env = "ENC_MERCURY_LISTEN")]
+    pub mercury_listen: Option<String>,
     /// Print a documented default configuration and exit.
     #[arg(long)]
     pub generate_config: bool,
@@ -83,6 +87,12 @@ pub enum Command {
     /// The server's TLS certificate.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Print an Argon2id hash of a password for a Mercury client list (auth.json `key_hash`).
+    ///
+    /// The password is read from the first line of stdin (or prompted for on a terminal),
+    /// never from the command line. The client then authenticates with the key
+    /// `<client_id>:<password>`.
+    HashPassword,
 }
 
 /// `enc-server user …`.
@@ -145,6 +155,14 @@ impl Cli {
         if let Some(v) = &self.log {
             c.log = v.clone();
         }
+        if let Some(v) = &self.mercury_listen {
+            c.mercury.listen = Some(v.clone());
+        }
+        // Hecate's names for its preshared key; environment only, so it stays out of files
+        // and process listings.
+        c.mercury.preshared_key = ["MERCURY_AUTH_KEY", "HECATE_AUTH_KEY"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
         if let Some(v) = &self.metrics_listen {
             c.metrics.listen = Some(v.clone());
         }
@@ -175,6 +193,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             expires,
         })) => user_create(&config, &policy, &name, &role, expires).await,
         Some(Command::Cert(cmd)) => cert(&config, cmd),
+        Some(Command::HashPassword) => hash_password(),
         None if cli.validate => {
             if let (Some(c), Some(k)) = (&config.tls.cert, &config.tls.key) {
                 crate::tls::server_config(c, k)?;
@@ -218,6 +237,22 @@ async fn user_create(
         (expires_at - crate::now()) / 3600
     );
     println!("{token}");
+    Ok(())
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    if std::io::stdin().is_terminal() {
+        eprint!("password (echoed): ");
+    }
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(
+        !password.is_empty(),
+        "empty password: give it on stdin, e.g. `echo 'secret' | enc-server hash-password`"
+    );
+    println!("{}", crate::mercury::hash_password(password)?);
     Ok(())
 }
 
@@ -284,6 +319,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let mercury_listener = match &config.mercury.listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for mercury"))?,
+        ),
+        None => None,
+    };
     // Storage first (migrations included), so that once the port answers, commands such as
     // `enc-server user create` next to the server find the database ready.
     let listen = config.listen.clone();
@@ -303,6 +346,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             if let Err(e) = served {
                 tracing::error!(error = %e, "metrics listener failed");
             }
+        });
+    }
+    if let Some(l) = mercury_listener {
+        eprintln!(
+            "mercury on {}://{}",
+            if tls.is_some() { "wss" } else { "ws" },
+            l.local_addr()?
+        );
+        let router = crate::mercury::router(state.clone());
+        let stop = cancel.clone();
+        let tls = tls.clone();
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            crate::serve::run(
+                l,
+                tls,
+                router,
+                limits,
+                async move { stop.cancelled().await },
+            )
+            .await;
         });
     }
     let gc = tokio::spawn(crate::gc::run(state.clone(), cancel.clone()));

@@ -32,6 +32,66 @@ pub struct Config {
     pub log: String,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// Mercury (Hecate's WebSocket archive protocol).
+    pub mercury: MercuryConfig,
+}
+
+/// How the size a Mercury client declares is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DeclaredSize {
+    /// What arrives must be exactly the declared size.
+    #[default]
+    Exact,
+    /// The declared size is an estimate (Hecate's own client declares the size of its input
+    /// before compression); only the limits apply to it and to what arrives.
+    Estimate,
+}
+
+/// Mercury settings; `/ws` on the main listener is always on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MercuryConfig {
+    /// A dedicated listener (same TLS) accepting the WebSocket upgrade on any path, as
+    /// Hecate's client expects; off when unset.
+    pub listen: Option<String>,
+    /// Hecate-style client list (JSON): `client_id`, Argon2id `key_hash`, `permissions`.
+    pub auth_config: Option<PathBuf>,
+    /// Largest archive accepted (declared and actual).
+    #[serde(deserialize_with = "size")]
+    pub max_file_size: u64,
+    /// Most bytes the preshared key's archives (and a listed client without its own limit)
+    /// may hold; unlimited when unset. enc users are bound by their quota instead.
+    #[serde(deserialize_with = "opt_size")]
+    pub max_total_storage: Option<u64>,
+    /// Mercury connections served at once, over `/ws` and the dedicated listener.
+    pub max_connections: usize,
+    /// A connection idle for this long is told so and closed.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// Uploads one client may start per hour.
+    pub uploads_per_hour: u32,
+    /// `exact` or `estimate`.
+    pub declared_size: DeclaredSize,
+    /// The preshared key, from `MERCURY_AUTH_KEY` or `HECATE_AUTH_KEY` only (never a file).
+    #[serde(skip)]
+    pub preshared_key: Option<String>,
+}
+
+impl Default for MercuryConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            auth_config: None,
+            max_file_size: 10 << 30,
+            max_total_storage: None,
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(300),
+            uploads_per_hour: 100,
+            declared_size: DeclaredSize::Exact,
+            preshared_key: None,
+        }
+    }
 }
 
 /// Prometheus metrics settings.
@@ -95,6 +155,7 @@ impl Default for Config {
             limits: Limits::default(),
             log: "info".into(),
             metrics: MetricsConfig::default(),
+            mercury: MercuryConfig::default(),
         }
     }
 }
@@ -143,6 +204,22 @@ impl Config {
         self.listen
             .parse::<std::net::SocketAddr>()
             .map_err(|e| anyhow::anyhow!("listen = {:?}: {e}", self.listen))?;
+        if let Some(m) = &self.mercury.listen {
+            m.parse::<std::net::SocketAddr>()
+                .map_err(|e| anyhow::anyhow!("mercury.listen = {m:?}: {e}"))?;
+        }
+        anyhow::ensure!(
+            self.mercury.max_connections >= 1,
+            "mercury.max_connections must be at least 1"
+        );
+        anyhow::ensure!(
+            self.mercury.idle_timeout >= Duration::from_secs(1),
+            "mercury.idle_timeout must be at least 1s"
+        );
+        anyhow::ensure!(
+            self.mercury.uploads_per_hour >= 1,
+            "mercury.uploads_per_hour must be at least 1"
+        );
         if let Some(m) = &self.metrics.listen {
             m.parse::<std::net::SocketAddr>()
                 .map_err(|e| anyhow::anyhow!("metrics.listen = {m:?}: {e}"))?;
@@ -207,11 +284,42 @@ shutdown_grace = "30s"
 # Prometheus `/metrics` on a separate plain-HTTP listener, off unless set (ENC_METRICS_LISTEN,
 # --metrics-listen). It needs no credentials: keep it on loopback or a private network.
 # listen = "127.0.0.1:9464"
+
+[mercury]
+# Hecate's archive protocol (both its text and JSON dialects) is always served on /ws of the
+# main listener. A dedicated listener (same TLS) accepts the upgrade on any path, as Hecate's
+# own client expects (ENC_MERCURY_LISTEN, --mercury-listen); off unless set.
+# listen = "127.0.0.1:10112"
+# Hecate-style client list: [{"client_id", "key_hash" (from `enc-server hash-password`),
+# "permissions": {"can_upload", "can_download", "can_list", "max_file_size",
+# "max_total_storage"}}]. Clients authenticate with the key `<client_id>:<password>`.
+# auth_config = "/etc/enc/mercury-auth.json"
+# A preshared key is read only from MERCURY_AUTH_KEY or HECATE_AUTH_KEY. enc users
+# authenticate with a token from `enc token create --mercury`.
+# Largest archive (declared and actual).
+max_file_size = "10GiB"
+# Total for the preshared key's archives and for listed clients without their own limit;
+# unlimited unless set. enc users are bound by their quota.
+# max_total_storage = "100GiB"
+# Mercury connections at once; one more is told "too many connections" and closed.
+max_connections = 64
+# A connection silent for this long is told so and closed.
+idle_timeout = "300s"
+# Uploads one client may start per hour.
+uploads_per_hour = 100
+# "exact": what arrives must match the size an UploadRequest declares. "estimate": the
+# declared size is only checked against the limits (Hecate's own client declares the size of
+# its input before compression, so it needs this).
+declared_size = "exact"
 "#;
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    size(d).map(Some)
 }
 
 fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
@@ -276,6 +384,15 @@ mod tests {
         assert_eq!(parsed.limits.max_header_size, d.limits.max_header_size);
         assert_eq!(parsed.invitation_ttl, d.invitation_ttl);
         parsed.check().unwrap();
+    }
+
+    #[test]
+    fn deploy_sample_is_valid() {
+        let sample: Config =
+            toml::from_str(include_str!("../../../deploy/enc-server.toml")).unwrap();
+        sample.check().unwrap();
+        assert_eq!(sample.mercury.listen.as_deref(), Some("0.0.0.0:10112"));
+        assert_eq!(sample.mercury.declared_size, DeclaredSize::Estimate);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod gc;
 pub mod json;
+pub mod mercury;
 pub mod metrics;
 pub mod objects;
 pub mod openapi;
@@ -114,6 +115,7 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         Some(p) => Policy::from_file(p)?,
         None => Policy::default(),
     };
+    let mercury = mercury::Mercury::load(&config.mercury)?;
     let secret = server_secret(&config.data_dir)?;
     let dummy_hash = tokio::task::spawn_blocking(auth::dummy_hash).await?;
     let tls_fingerprint = if config.tls.insecure_http {
@@ -136,6 +138,7 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         auth_cache: Default::default(),
         restic_writes: batch::restic_writer(meta.clone()),
         tls_fingerprint,
+        mercury,
     })))
 }
 
@@ -143,7 +146,38 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<AppState>) -> axum::response::Response {
+/// `/livez` (Hecate's liveness probe).
+pub async fn livez() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "alive": true }))
+}
+
+/// `/health` (Hecate's health report): status, version, uptime and the state of storage; 503
+/// when storage does not answer.
+pub async fn health(State(state): State<AppState>) -> axum::response::Response {
+    let meta = state.meta.ping().await;
+    let blobs = state.blobs.ping().await;
+    let healthy = meta.is_ok() && blobs.is_ok();
+    let word = |r: &Result<(), enc_store::StoreError>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    let body = serde_json::json!({
+        "status": if healthy { "healthy" } else { "unhealthy" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "storage": { "metadata": word(&meta), "blobs": word(&blobs) },
+        "mercury": { "active_connections": state.mercury.active_connections() },
+    });
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// `/readyz`: the database and the blob store answer.
+pub async fn readyz(State(state): State<AppState>) -> axum::response::Response {
     if let Err(e) = state.meta.ping().await {
         return ApiError::Unavailable(format!("database not ready: {e}")).into_response();
     }
@@ -245,6 +279,9 @@ pub fn app(state: AppState) -> Router {
         .nest("/v1", v1)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/health", get(health))
+        .route("/livez", get(livez))
+        .route("/ws", get(mercury::ws))
         .route("/restic", axum::routing::any(restic::handle))
         .route("/restic/", axum::routing::any(restic::handle))
         .route("/restic/{*rest}", axum::routing::any(restic::handle))

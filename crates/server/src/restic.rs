@@ -281,7 +281,7 @@ async fn serve(state: AppState, req: Request) -> Outcome {
     };
     let (user, token, known_repo) = match cached {
         Some(c) => (c.user, c.token, Some(c.repo)),
-        None => match verify(&state, &user_name, &token, "restic", &client).await {
+        None => match verify(&state, Some(user_name.as_str()), &token, "restic", &client).await {
             Ok((user, token)) => {
                 let repo = state.meta.restic_repo(&user.id, &token.scope).await;
                 let repo = repo.ok().flatten();

@@ -41,6 +41,8 @@ pub struct Inner {
     pub gc_running: std::sync::atomic::AtomicBool,
     /// Group commit of restic blob reservations and file records.
     pub restic_writes: crate::batch::Batcher<crate::batch::ResticWrite, crate::batch::WriteResult>,
+    /// Mercury's client list, preshared key and counters.
+    pub mercury: crate::mercury::Mercury,
     /// Recently verified restic credentials (see [`crate::restic`]).
     pub auth_cache: std::sync::Mutex<std::collections::HashMap<String, CachedAuth>>,
 }

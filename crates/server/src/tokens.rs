@@ -22,6 +22,9 @@ use crate::state::AppState;
 use crate::users::require_permission;
 use crate::{now, token_hash};
 
+/// The scope of every Mercury token: the user's archives.
+pub const MERCURY_SCOPE: &str = "archives";
+
 /// Token modes.
 pub const MODES: [&str; 3] = ["full", "append-only", "read-only"];
 
@@ -55,13 +58,25 @@ pub async fn create(
     s: Session,
     ApiJson(req): ApiJson<CreateTokenRequest>,
 ) -> ApiResult<Json<CreateTokenResponse>> {
-    if req.kind != "restic" {
-        return Err(ApiError::BadRequest(format!(
-            "unknown token kind {:?}; kinds are: restic",
-            req.kind
-        )));
+    let mut req = req;
+    match req.kind.as_str() {
+        "restic" => validate_repo_name(&req.scope).map_err(ApiError::BadRequest)?,
+        // A Mercury token reaches the user's archives; there is nothing else to scope.
+        "mercury" if req.scope.is_empty() || req.scope == MERCURY_SCOPE => {
+            req.scope = MERCURY_SCOPE.into();
+        }
+        "mercury" => {
+            return Err(ApiError::BadRequest(format!(
+                "a mercury token reaches your archives; leave the scope empty (got {:?})",
+                req.scope
+            )));
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown token kind {other:?}; kinds are: restic, mercury"
+            )));
+        }
     }
-    validate_repo_name(&req.scope).map_err(ApiError::BadRequest)?;
     if !MODES.contains(&req.mode.as_str()) {
         return Err(ApiError::BadRequest(format!(
             "unknown mode {:?}; modes are: {}",
@@ -172,10 +187,11 @@ fn token_id(token: &str) -> Option<&str> {
         .then_some(id)
 }
 
-/// Verifies `user:token` for a token of `kind`; counts failures and audits uses.
+/// Verifies a token of `kind` (presented with `user_name`, if the protocol carries one; the
+/// token alone names its user otherwise); counts failures and audits uses.
 pub async fn verify(
     state: &AppState,
-    user_name: &str,
+    user_name: Option<&str>,
     token: &str,
     kind: &str,
     client: &str,
@@ -213,7 +229,7 @@ pub async fn verify(
 
 async fn check(
     state: &AppState,
-    user_name: &str,
+    user_name: Option<&str>,
     token: &str,
     kind: &str,
 ) -> enc_store::Result<Option<(UserRow, AccessTokenRow)>> {
@@ -233,17 +249,17 @@ async fn check(
     let Some(user) = state.meta.user_by_id(&row.user_id).await? else {
         return Ok(None);
     };
-    if user.name != user_name || user.state != "active" {
+    if user_name.is_some_and(|n| n != user.name) || user.state != "active" {
         return Ok(None);
     }
     Ok(Some((user, row)))
 }
 
-async fn refuse(state: &AppState, user_name: &str, client: &str) -> Refusal {
-    let keys = [
-        format!("token-user:{user_name}"),
-        format!("token-ip:{client}"),
-    ];
+async fn refuse(state: &AppState, user_name: Option<&str>, client: &str) -> Refusal {
+    let mut keys = vec![format!("token-ip:{client}")];
+    if let Some(name) = user_name {
+        keys.push(format!("token-user:{name}"));
+    }
     if let Err(ApiError::TooManyAttempts(secs)) = check_throttle(state, &keys).await {
         return Refusal::Throttled(secs);
     }
@@ -253,13 +269,16 @@ async fn refuse(state: &AppState, user_name: &str, client: &str) -> Refusal {
             tracing::warn!(error = %e, "counting a failed token attempt failed");
         }
     }
-    let user = state.meta.user_by_name(user_name).await.ok().flatten();
+    let user = match user_name {
+        Some(name) => state.meta.user_by_name(name).await.ok().flatten(),
+        None => None,
+    };
     state
         .audit(
-            user_name,
+            user_name.unwrap_or("-"),
             user.as_ref().map(|u| u.id.as_str()),
             "token.auth",
-            user_name,
+            user_name.unwrap_or("token"),
             "denied",
             client,
         )

@@ -82,7 +82,9 @@ impl ObjectBlobs {
             .with_automatic_cleanup(true);
         Ok(Self {
             store: Arc::new(fs),
-            part_size: 8 * 1024 * 1024,
+            // A local part is one positioned write; small parts keep an upload's memory (at
+            // most three parts: two being written, one filling) near 6 MiB. S3 needs >= 5 MiB.
+            part_size: 2 * 1024 * 1024,
             local_root: Some(dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())),
         })
     }

@@ -184,7 +184,7 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Deletes sessions idle for longer than `idle_secs`, throttle entries untouched for a day
     /// and expired login challenges.
     async fn prune(&self, now: i64, idle_secs: i64) -> Result<()>;
-    /// Queues uploads older than `before` for deletion.
+    /// Queues uploads (and Mercury reservations) older than `before` for deletion.
     async fn expire_uploads(&self, before: i64) -> Result<u64>;
     /// Blob keys due for deletion at `now`.
     async fn gc_pending(&self, now: i64, limit: i64) -> Result<Vec<String>>;
@@ -252,6 +252,24 @@ pub trait MetaStore: Send + Sync + 'static {
         kind: &str,
         name: &str,
     ) -> Result<Option<i64>>;
+
+    // ---- Mercury archives
+    /// Reserves the first free name of `r.candidates` in a space (atomically: two
+    /// reservations never get one name) and reserves the blob key until `r.until`. `None` if
+    /// every candidate is taken.
+    async fn mercury_reserve(&self, r: MercuryReservation) -> Result<Option<String>>;
+    /// Makes a reserved upload visible, claims its blob and charges its owner. `NotFound` if
+    /// the reservation is gone; `QuotaExceeded` if the user's quota or the space's limit has
+    /// no room (then nothing changes).
+    async fn mercury_commit(&self, c: MercuryCommit) -> Result<()>;
+    /// Drops a reservation that will not be committed and queues its blob for deletion.
+    async fn mercury_abort(&self, space: &str, name: &str) -> Result<()>;
+    /// The visible archives of a space, by name.
+    async fn mercury_files(&self, space: &str) -> Result<Vec<MercuryFileRow>>;
+    /// One visible archive.
+    async fn mercury_file(&self, space: &str, name: &str) -> Result<Option<MercuryFileRow>>;
+    /// Bytes of the visible archives of a space.
+    async fn mercury_usage(&self, space: &str) -> Result<i64>;
 
     // ---- audit
     /// Appends an entry to the hash chain and returns it.

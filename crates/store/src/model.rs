@@ -264,3 +264,42 @@ pub enum PutOutcome {
     /// blob was queued for deletion.
     Existed,
 }
+
+/// A stored Mercury archive.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MercuryFileRow {
+    pub name: String,
+    pub size: i64,
+    pub blob_key: String,
+    pub created: i64,
+}
+
+/// A name reservation for a Mercury upload.
+#[derive(Debug, Clone)]
+pub struct MercuryReservation {
+    /// Whose archives: `user:<id>`, `client:<client_id>` or `psk`.
+    pub space: String,
+    /// Names to try, in order; the first free one is taken.
+    pub candidates: Vec<String>,
+    /// Where the bytes will go.
+    pub blob_key: String,
+    /// The enc user to charge, if any.
+    pub user_id: Option<String>,
+    pub now: i64,
+    /// The blob is reserved until then; after a crash the collector deletes it.
+    pub until: i64,
+}
+
+/// Makes a reserved Mercury upload visible.
+#[derive(Debug, Clone)]
+pub struct MercuryCommit {
+    pub space: String,
+    pub name: String,
+    pub blob_key: String,
+    pub size: i64,
+    /// The enc user charged for the bytes, with their quota (`None`: unlimited).
+    pub user: Option<(String, Option<i64>)>,
+    /// Most bytes the space may hold after the commit (`None`: unlimited).
+    pub space_limit: Option<i64>,
+    pub now: i64,
+}

@@ -421,6 +421,14 @@ impl MetaStore for SqliteMeta {
         .bind(&id.0)
         .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO blob_gc (blob_key, queued) \
+             SELECT blob_key, ? FROM mercury_files WHERE user_id = ?",
+        )
+        .bind(unix_now())
+        .bind(&id.0)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM users WHERE id = ?")
             .bind(&id.0)
             .execute(&mut *tx)
@@ -1065,6 +1073,11 @@ impl MetaStore for SqliteMeta {
             .bind(before)
             .execute(&mut *tx)
             .await?;
+        // A Mercury reservation's blob is already queued (for the end of its reservation).
+        sqlx::query("DELETE FROM mercury_files WHERE state = 'pending' AND created < ?")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }
@@ -1331,6 +1344,132 @@ impl MetaStore for SqliteMeta {
         charge(&mut tx, user_id, -size, None).await?;
         tx.commit().await?;
         Ok(Some(size))
+    }
+
+    async fn mercury_reserve(&self, r: MercuryReservation) -> Result<Option<String>> {
+        let mut tx = self.write().await?;
+        let mut chosen = None;
+        for name in &r.candidates {
+            let done = sqlx::query(
+                "INSERT INTO mercury_files (space, name, state, size, blob_key, user_id, created) \
+                 VALUES (?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT (space, name) DO NOTHING",
+            )
+            .bind(&r.space)
+            .bind(name)
+            .bind(&r.blob_key)
+            .bind(&r.user_id)
+            .bind(r.now)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                chosen = Some(name.clone());
+                break;
+            }
+        }
+        if chosen.is_some() {
+            sqlx::query(
+                "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
+                 ON CONFLICT (blob_key) DO UPDATE SET queued = MIN(queued, excluded.queued)",
+            )
+            .bind(&r.blob_key)
+            .bind(r.until)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(chosen)
+    }
+
+    async fn mercury_commit(&self, c: MercuryCommit) -> Result<()> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE mercury_files SET state = 'stored', size = ?, created = ? \
+             WHERE space = ? AND name = ? AND blob_key = ? AND state = 'pending'",
+        )
+        .bind(c.size)
+        .bind(c.now)
+        .bind(&c.space)
+        .bind(&c.name)
+        .bind(&c.blob_key)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if let Some((user_id, quota)) = &c.user {
+            charge(&mut tx, user_id, c.size, *quota).await?;
+        }
+        if let Some(limit) = c.space_limit {
+            let used: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(SUM(size), 0) FROM mercury_files WHERE space = ? AND state = 'stored'",
+            )
+            .bind(&c.space)
+            .fetch_one(&mut *tx)
+            .await?;
+            if used > limit {
+                return Err(StoreError::QuotaExceeded);
+            }
+        }
+        sqlx::query("DELETE FROM blob_gc WHERE blob_key = ?")
+            .bind(&c.blob_key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mercury_abort(&self, space: &str, name: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        let key: Option<String> = sqlx::query_scalar(
+            "DELETE FROM mercury_files WHERE space = ? AND name = ? AND state = 'pending' \
+             RETURNING blob_key",
+        )
+        .bind(space)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(key) = key {
+            sqlx::query(
+                "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
+                 ON CONFLICT (blob_key) DO UPDATE SET queued = MIN(queued, excluded.queued)",
+            )
+            .bind(&key)
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mercury_files(&self, space: &str) -> Result<Vec<MercuryFileRow>> {
+        Ok(sqlx::query_as(
+            "SELECT name, size, blob_key, created FROM mercury_files \
+             WHERE space = ? AND state = 'stored' ORDER BY name",
+        )
+        .bind(space)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn mercury_file(&self, space: &str, name: &str) -> Result<Option<MercuryFileRow>> {
+        Ok(sqlx::query_as(
+            "SELECT name, size, blob_key, created FROM mercury_files \
+             WHERE space = ? AND name = ? AND state = 'stored'",
+        )
+        .bind(space)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn mercury_usage(&self, space: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(SUM(size), 0) FROM mercury_files WHERE space = ? AND state = 'stored'",
+        )
+        .bind(space)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     async fn audit_append(&self, e: NewAudit) -> Result<AuditRow> {

@@ -48,14 +48,22 @@ pub struct Server {
     pub port: u16,
     pub fingerprint: String,
     pub log: PathBuf,
+    /// `wss://…` of the dedicated Mercury listener, when configured.
+    pub mercury_url: Option<String>,
     config: PathBuf,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl Server {
     /// A server with a fresh data directory and the given extra TOML configuration.
     pub fn start_with(config: &str, args: &[&str]) -> Self {
+        Self::start_with_env(config, args, &[])
+    }
+
+    /// Like [`Server::start_with`], with extra environment variables for the server.
+    pub fn start_with_env(config: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let cfg = tmp.path().join("enc-server.toml");
@@ -69,8 +77,13 @@ impl Server {
             port: 0,
             fingerprint: String::new(),
             log: tmp.path().join("server.log"),
+            mercury_url: None,
             config: cfg.clone(),
             args: all,
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _tmp: Some(tmp),
         };
         s.spawn("127.0.0.1:0");
@@ -96,6 +109,7 @@ impl Server {
                 "--listen",
                 listen,
             ])
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -118,6 +132,9 @@ impl Server {
             let _ = (&log).write_all(line.as_bytes());
             if let Some(fp) = line.trim().strip_prefix("TLS certificate fingerprint: ") {
                 fingerprint = Some(fp.to_string());
+            }
+            if let Some(u) = line.trim().strip_prefix("mercury on ") {
+                self.mercury_url = Some(u.to_string());
             }
             if let Some(u) = line.trim().strip_prefix("enc-server listening on ") {
                 break u.to_string();
@@ -145,6 +162,11 @@ impl Server {
         self.url = url;
         self.fingerprint = fingerprint.unwrap_or_default();
         self.child = Some(child);
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// `kill -9`.
@@ -386,6 +408,26 @@ pub fn have_tool(tool: &str) -> bool {
     found
 }
 
+/// Whether Python's `websockets` (the third-party Mercury client of the tests) can be
+/// imported; like [`have_tool`], a failure in CI.
+pub fn have_python_websockets() -> bool {
+    if !have_tool("python3") {
+        return false;
+    }
+    let ok = Command::new("python3")
+        .args(["-c", "import websockets"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("python3 websockets is required in CI but missing (.ci/run installs it)");
+        }
+        eprintln!("SKIPPED: python3 -m pip install websockets; CI=true makes this a failure");
+    }
+    ok
+}
+
 /// Lower-case hex SHA-256 (restic's object names).
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest as _;
@@ -397,4 +439,22 @@ pub fn restic_token(user: &User, repo: &str, mode: &str) -> String {
     user.ok(&["token", "create", "--restic", repo, "--mode", mode])
         .trim()
         .to_string()
+}
+
+/// Sum of the sizes of the files under a directory.
+pub fn disk_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| {
+            let e = e.expect("entry");
+            let ft = e.file_type().expect("type");
+            if ft.is_dir() {
+                disk_bytes(&e.path())
+            } else {
+                e.metadata().expect("meta").len()
+            }
+        })
+        .sum()
 }

@@ -6,6 +6,7 @@ mod harness;
 mod basics;
 mod integrity;
 mod limits;
+mod mercury;
 mod restic;
 mod restic_protocol;
 mod security;

@@ -129,24 +129,6 @@ fn diff(a: &Path, b: &Path) {
     );
 }
 
-/// Sum of the sizes of the files under a directory.
-fn disk_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .map(|e| {
-            let e = e.expect("entry");
-            let ft = e.file_type().expect("type");
-            if ft.is_dir() {
-                disk_bytes(&e.path())
-            } else {
-                e.metadata().expect("meta").len()
-            }
-        })
-        .sum()
-}
-
 /// Waits (up to 90 s, for the collector) until the restic blobs on disk add up to `usage`.
 fn assert_stored_bytes(server: &Server, usage: u64) {
     let blob_dir = server.data_dir.join("objects/restic");

@@ -1,0 +1,49 @@
+"""Helpers the benchmark scripts share: running commands, a process's CPU time and peak RSS
+from /proc, loopback ports."""
+import os, re, socket, subprocess, sys, time
+
+
+def sh(*args, **kw):
+    kw.setdefault("check", True)
+    return subprocess.run(args, **kw)
+
+
+def cpu_seconds(pid):
+    """User + sys CPU seconds of a live process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) / 1024
+
+
+def reset_peak(pid):
+    # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, deadline=30):
+    t = time.time() + deadline
+    while time.time() < t:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"server on port {port} did not start")
+
+
+def mean(xs):
+    return sum(xs) / len(xs)
