@@ -2,8 +2,9 @@
 //!
 //! The server holds a [`Meta`] and a [`Blobs`] handle and never learns which backend sits
 //! behind them. The embedded default is SQLite ([`sqlite::SqliteMeta`]) and the local
-//! filesystem ([`blob::ObjectBlobs`] over `object_store`); PostgreSQL and S3 slot in as other
-//! implementations of the same traits. This crate knows nothing of HTTP.
+//! filesystem ([`blob::ObjectBlobs`] over `object_store`); for scale-out, PostgreSQL
+//! ([`postgres::PgMeta`], with row-level security bound to the [`tenant`] of the work) and
+//! an S3-compatible store implement the same traits. This crate knows nothing of HTTP.
 //!
 //! Invariants every backend keeps:
 //! - an object version is visible only after its blob is durably stored and its row committed;
@@ -14,7 +15,9 @@
 
 pub mod blob;
 mod model;
+pub mod postgres;
 pub mod sqlite;
+pub mod tenant;
 
 use std::sync::Arc;
 

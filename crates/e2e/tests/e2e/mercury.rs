@@ -633,3 +633,52 @@ fn mercury_memory_stays_flat_through_a_2gib_archive() {
         peak >> 20
     );
 }
+
+#[test]
+fn mercury_idle_connections_and_hourly_upload_limit_get_the_protocols_error() {
+    let Some(f) = Fixture::new("idle_timeout = \"2s\"\nuploads_per_hour = 2\n") else {
+        return;
+    };
+    // A connection silent for longer than the idle timeout is told why, then closed.
+    let r = f.script(&[&format!("text:AUTH {PSK}"), "recv", "sleep:3", "recvall:5"]);
+    assert_eq!(
+        r,
+        [
+            "OK",
+            "ERROR idle for 2 s; closing the connection",
+            "<closed 1008>"
+        ]
+    );
+    let jauth = format!("json:{}", serde_json::json!({"type": "Auth", "key": PSK}));
+    let r = f.script(&[&jauth, "recv", "sleep:3", "recvall:5"]);
+    assert!(
+        r[1].contains(r#""type":"Error""#) && r[1].contains("idle"),
+        "{r:?}"
+    );
+    assert_eq!(r[2], "<closed 1008>");
+
+    // Two uploads an hour per key: the third is refused in either dialect, nothing stored,
+    // and another key is still served.
+    let src = f.path("small.hecate");
+    random_file(&src, 1 << 20);
+    let src = src.to_str().expect("utf8");
+    for (i, dialect) in ["text", "json"].into_iter().enumerate() {
+        f.ok(
+            &f.ws_url(),
+            &upload(dialect, PSK, &format!("r{i}.hecate"), src),
+        );
+    }
+    for dialect in ["text", "json"] {
+        let out = f.run(&f.ws_url(), &upload(dialect, PSK, "r3.hecate", src));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("rate limit"),
+            "{dialect}: {err}"
+        );
+    }
+    assert_eq!(f.names(PSK, "text"), ["r0.hecate", "r1.hecate"]);
+    let carol = format!("carol:{CAROL_PASSWORD}");
+    f.ok(&f.ws_url(), &upload("text", &carol, "c.hecate", src));
+    assert_eq!(f.names(&carol, "json"), ["c.hecate"]);
+    assert_eq!(f.stored_bytes(3 << 20), 3 << 20);
+}

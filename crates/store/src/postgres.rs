@@ -1,0 +1,1714 @@
+//! The scale-out metadata backend: PostgreSQL, shared by any number of stateless replicas.
+//!
+//! Every method is one transaction that first sets its tenant with `set_config(…, true)` (a
+//! `SET LOCAL`, so nothing leaks to the next user of a pooled connection): `app.user_id` is
+//! the user of [`crate::tenant`]'s scope for the methods that act on one tenant's data, and
+//! `app.system` is on for the server's own cross-tenant work (authentication lookups, account
+//! administration, the blob collector, the audit chain). The policies of
+//! `migrations/postgres` then hide every other tenant's rows, behind the checks the handlers
+//! already make. Concurrency between replicas is the database's: row locks, `ON CONFLICT`,
+//! and transaction-scoped advisory locks where a read decides a write.
+
+use enc_crypto::audit::{AuditFields, GENESIS, audit_hash};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+
+use crate::*;
+
+/// PostgreSQL implementation of [`MetaStore`].
+pub struct PgMeta {
+    pool: PgPool,
+}
+
+/// Whose rows a transaction may see.
+#[derive(Clone, Copy)]
+enum Scope {
+    /// The server's own cross-tenant work.
+    System,
+    /// The user of the caller's [`crate::tenant`] scope; nothing at all outside one.
+    Tenant,
+    /// The caller's tenant if there is one, else the server's (Mercury's preshared key and
+    /// client list own archives no enc user does).
+    Caller,
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// Rewrites `?` placeholders as PostgreSQL's `$1, $2, …`, so both backends read alike. The
+/// statements here hold no other `?`.
+fn q(sql: &str) -> sqlx::AssertSqlSafe<String> {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    sqlx::AssertSqlSafe(out)
+}
+
+const USER_COLS: &str = "id, name, role, state, salt, kdf_m, kdf_t, kdf_p, invite_hash, \
+    invite_expires, auth_hash, x25519_recipient, ed25519_public, wrapped_keys, recipient_sig, created, \
+    usage_bytes, quota_bytes";
+
+const TOKEN_COLS: &str =
+    "id, user_id, token_hash, kind, scope, mode, label, created, expires, last_used";
+
+const REPO_COLS: &str = "r.id, r.user_id, r.name, r.created, \
+    (SELECT COUNT(*) FROM restic_objects o WHERE o.repo_id = r.id) AS objects, \
+    (SELECT COALESCE(SUM(o.size), 0)::BIGINT FROM restic_objects o WHERE o.repo_id = r.id) AS bytes";
+
+const VAULT_ACCESS: &str = "SELECT v.id, v.owner_id, o.name AS owner_name, v.name, v.generation, \
+    m.wrapped_keys, m.signature AS keys_signature, COALESCE(o.ed25519_public, '') AS owner_key, \
+    (SELECT COUNT(*) FROM objects ob WHERE ob.vault_id = v.id) AS objects, \
+    (SELECT COALESCE(SUM(ve.size), 0)::BIGINT::BIGINT FROM versions ve JOIN objects ob ON ve.object_id = ob.id \
+        WHERE ob.vault_id = v.id) AS bytes \
+    FROM vaults v JOIN vault_members m ON m.vault_id = v.id JOIN users o ON o.id = v.owner_id";
+
+const VERSION_COLS: &str = "ve.id, ve.version, ve.blob_key, ve.size, ve.hash, ve.generation, \
+    ve.signature, ve.author, ve.author_key, ve.created";
+
+/// What `migrate` needs to know about the role it runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleCheck {
+    /// A superuser or a role with BYPASSRLS: policies do not bind it.
+    pub bypasses_rls: bool,
+    /// Owns at least one table of the schema: FORCE makes policies bind it, but it could
+    /// turn them off.
+    pub owns_tables: bool,
+}
+
+impl PgMeta {
+    /// Connects to an already migrated database as the server's role.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let opts: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// Runs the migrations as the schema's owner (`url`), creating the `enc_app` role and its
+    /// grants; returns how many were applied.
+    pub async fn migrate(url: &str) -> Result<usize> {
+        let opts: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await?;
+        let migrator = sqlx::migrate!("./migrations/postgres");
+        let before = applied(&pool).await.unwrap_or(0);
+        migrator.run(&pool).await?;
+        let after = applied(&pool).await?;
+        pool.close().await;
+        Ok(after.saturating_sub(before))
+    }
+
+    /// The number of migrations this build knows that the database has not applied (its
+    /// newest migration is read as the server's role).
+    pub async fn pending_migrations(&self) -> Result<usize> {
+        let known = sqlx::migrate!("./migrations/postgres").iter().count();
+        let done = applied(&self.pool).await.unwrap_or(0);
+        Ok(known.saturating_sub(done))
+    }
+
+    /// Whether the role the server connected as is bound by the policies.
+    pub async fn role_check(&self) -> Result<RoleCheck> {
+        let row = sqlx::query(
+            "SELECT (r.rolsuper OR r.rolbypassrls) AS bypasses, \
+             EXISTS (SELECT 1 FROM pg_tables t WHERE t.schemaname = current_schema() \
+                     AND t.tableowner = current_user) AS owns \
+             FROM pg_roles r WHERE r.rolname = current_user",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RoleCheck {
+            bypasses_rls: row.try_get("bypasses")?,
+            owns_tables: row.try_get("owns")?,
+        })
+    }
+
+    async fn tx(&self, scope: Scope) -> Result<Tx> {
+        let mut tx = self.pool.begin().await?;
+        let tenant = crate::tenant::current();
+        let (user, system) = match (scope, tenant) {
+            (Scope::System, _) | (Scope::Caller, None) => (String::new(), "on"),
+            (Scope::Tenant | Scope::Caller, Some(t)) => (t, "off"),
+            (Scope::Tenant, None) => (String::new(), "off"),
+        };
+        sqlx::query(
+            "SELECT set_config('app.user_id', $1, true), set_config('app.system', $2, true)",
+        )
+        .bind(user)
+        .bind(system)
+        .execute(&mut *tx)
+        .await?;
+        Ok(tx)
+    }
+}
+
+/// Migrations recorded as applied (`_sqlx_migrations`).
+async fn applied(pool: &PgPool) -> Result<usize> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await?;
+    Ok(n as usize)
+}
+
+/// Serialises transactions that read before they write the same thing, across replicas.
+async fn advisory_lock(tx: &mut sqlx::PgConnection, what: &str) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(what)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+async fn queue_blobs_of(
+    tx: &mut sqlx::PgConnection,
+    filter: &'static str,
+    arg: &str,
+    now: i64,
+) -> Result<()> {
+    // `filter` selects version rows `ve` joined to objects `ob`; it is always a constant.
+    let sql = format!(
+        "INSERT INTO blob_gc (blob_key, queued) \
+         SELECT ve.blob_key, ? FROM versions ve JOIN objects ob ON ve.object_id = ob.id \
+         JOIN vaults v ON v.id = ob.vault_id WHERE {filter} ON CONFLICT DO NOTHING"
+    );
+    sqlx::query(q(&sql))
+        .bind(now)
+        .bind(arg)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Writes a throttle row.
+async fn set_throttle(
+    tx: &mut sqlx::PgConnection,
+    key: &str,
+    failures: i64,
+    next_allowed: i64,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(q(
+        "INSERT INTO throttle (key, failures, next_allowed, updated) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
+         next_allowed = excluded.next_allowed, updated = excluded.updated",
+    ))
+    .bind(key)
+    .bind(failures)
+    .bind(next_allowed)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Changes a user's usage by `delta` bytes. Growth is refused with `QuotaExceeded` (and
+/// nothing changed) when it would take the usage above `quota`.
+async fn charge(
+    tx: &mut sqlx::PgConnection,
+    user_id: &str,
+    delta: i64,
+    quota: Option<i64>,
+) -> Result<()> {
+    match quota {
+        Some(limit) if delta > 0 => {
+            let done = sqlx::query(
+                q("UPDATE users SET usage_bytes = usage_bytes + ? WHERE id = ? AND usage_bytes + ? <= ?"),
+            )
+            .bind(delta)
+            .bind(user_id)
+            .bind(delta)
+            .bind(limit)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::QuotaExceeded);
+            }
+        }
+        _ => {
+            sqlx::query(q(
+                "UPDATE users SET usage_bytes = GREATEST(0, usage_bytes + ?) WHERE id = ?",
+            ))
+            .bind(delta)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Credits vault owners for the versions a filter (over `ve`, `ob`, `v`) is about to delete.
+async fn credit_versions_of(
+    tx: &mut sqlx::PgConnection,
+    filter: &'static str,
+    arg: &str,
+) -> Result<()> {
+    // `filter` is always a constant.
+    let sql = format!(
+        "SELECT v.owner_id, COALESCE(SUM(ve.size), 0)::BIGINT FROM versions ve \
+         JOIN objects ob ON ve.object_id = ob.id JOIN vaults v ON v.id = ob.vault_id \
+         WHERE {filter} GROUP BY v.owner_id"
+    );
+    let rows: Vec<(String, i64)> = sqlx::query_as(q(&sql))
+        .bind(arg)
+        .fetch_all(&mut *tx)
+        .await?;
+    for (owner, bytes) in rows {
+        charge(tx, &owner, -bytes, None).await?;
+    }
+    Ok(())
+}
+
+/// A new vault at generation 1 with its owner as the first member.
+async fn insert_vault(tx: &mut sqlx::PgConnection, v: &NewVault) -> Result<()> {
+    sqlx::query(q(
+        "INSERT INTO vaults (id, owner_id, name, generation, created) VALUES (?, ?, ?, 1, ?)",
+    ))
+    .bind(&v.id)
+    .bind(&v.owner_id)
+    .bind(&v.name)
+    .bind(v.now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        q("INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature) VALUES (?, ?, ?, ?)"),
+    )
+    .bind(&v.id)
+    .bind(&v.owner_id)
+    .bind(&v.wrapped_keys)
+    .bind(&v.signature)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Records one restic file inside a transaction (see `restic_put_batch`).
+async fn put_one(tx: &mut sqlx::PgConnection, o: &NewResticObject) -> Result<PutOutcome> {
+    let done = sqlx::query(q(
+        "INSERT INTO restic_objects (repo_id, kind, name, size, blob_key, created) \
+         SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM restic_repos WHERE id = ?) \
+         ON CONFLICT (repo_id, kind, name) DO NOTHING",
+    ))
+    .bind(&o.repo_id)
+    .bind(&o.kind)
+    .bind(&o.name)
+    .bind(o.size)
+    .bind(&o.blob_key)
+    .bind(o.now)
+    .bind(&o.repo_id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        let exists: Option<i64> =
+            sqlx::query_scalar(q("SELECT 1::BIGINT FROM restic_repos WHERE id = ?"))
+                .bind(&o.repo_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        // Same name, same content: keep the stored copy, drop the new blob soon.
+        sqlx::query(q("UPDATE blob_gc SET queued = ? WHERE blob_key = ?"))
+            .bind(o.now)
+            .bind(&o.blob_key)
+            .execute(&mut *tx)
+            .await?;
+        return Ok(PutOutcome::Existed);
+    }
+    charge(tx, &o.user_id, o.size, o.quota).await?;
+    sqlx::query(q("DELETE FROM blob_gc WHERE blob_key = ?"))
+        .bind(&o.blob_key)
+        .execute(&mut *tx)
+        .await?;
+    Ok(PutOutcome::Stored)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[async_trait::async_trait]
+impl MetaStore for PgMeta {
+    async fn ping(&self) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        sqlx::query(q("SELECT 1")).execute(&mut *tx).await?;
+        Ok(())
+    }
+
+    async fn invite_user(&self, inv: NewInvitation) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        advisory_lock(&mut tx, &format!("user:{}", inv.name)).await?;
+        let existing: Option<(String,)> =
+            sqlx::query_as(q("SELECT state FROM users WHERE name = ?"))
+                .bind(&inv.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match existing {
+            Some((state,)) if state == "active" => return Err(StoreError::Conflict("user exists")),
+            Some(_) => {
+                sqlx::query(q(
+                    "UPDATE users SET role = ?, invite_hash = ?, invite_expires = ? WHERE name = ?",
+                ))
+                .bind(&inv.role)
+                .bind(&inv.invite_hash)
+                .bind(inv.expires)
+                .bind(&inv.name)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(q(
+                    "INSERT INTO users (id, name, role, state, salt, kdf_m, kdf_t, kdf_p, \
+                     invite_hash, invite_expires, created) \
+                     VALUES (?, ?, ?, 'invited', ?, 0, 0, 0, ?, ?, ?)",
+                ))
+                .bind(&inv.id)
+                .bind(&inv.name)
+                .bind(&inv.role)
+                .bind(&inv.salt)
+                .bind(&inv.invite_hash)
+                .bind(inv.expires)
+                .bind(inv.now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
+        let mut tx = self.tx(Scope::System).await?;
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE name = ?");
+        Ok(sqlx::query_as(q(&sql))
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?)
+    }
+
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
+        let mut tx = self.tx(Scope::System).await?;
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?");
+        Ok(sqlx::query_as(q(&sql))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?)
+    }
+
+    async fn register_user(&self, reg: Registration) -> Result<UserRow> {
+        let mut tx = self.tx(Scope::System).await?;
+        let sql = format!(
+            "SELECT {USER_COLS} FROM users WHERE name = ? AND state = 'invited' \
+             AND invite_hash = ? AND invite_expires > ?"
+        );
+        let user: UserRow = sqlx::query_as(q(&sql))
+            .bind(&reg.name)
+            .bind(&reg.invite_hash)
+            .bind(reg.now)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        sqlx::query(q(
+            "UPDATE users SET state = 'active', invite_hash = NULL, invite_expires = NULL, \
+             kdf_m = ?, kdf_t = ?, kdf_p = ?, auth_hash = ?, x25519_recipient = ?, \
+             ed25519_public = ?, wrapped_keys = ?, recipient_sig = ? WHERE id = ?",
+        ))
+        .bind(reg.kdf.0)
+        .bind(reg.kdf.1)
+        .bind(reg.kdf.2)
+        .bind(&reg.auth_hash)
+        .bind(&reg.x25519_recipient)
+        .bind(&reg.ed25519_public)
+        .bind(&reg.wrapped_keys)
+        .bind(&reg.recipient_sig)
+        .bind(&user.id)
+        .execute(&mut *tx)
+        .await?;
+        insert_vault(
+            &mut tx,
+            &NewVault {
+                id: reg.default_vault_id.clone(),
+                owner_id: user.id.clone(),
+                name: "default".into(),
+                wrapped_keys: reg.default_vault_keys.clone(),
+                signature: reg.default_vault_sig.clone(),
+                now: reg.now,
+            },
+        )
+        .await?;
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?");
+        let user = sqlx::query_as(q(&sql))
+            .bind(&user.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRow>> {
+        let mut tx = self.tx(Scope::System).await?;
+        let sql = format!("SELECT {USER_COLS} FROM users ORDER BY name");
+        Ok(sqlx::query_as(q(&sql)).fetch_all(&mut *tx).await?)
+    }
+
+    async fn set_quota(&self, name: &str, quota: Option<i64>) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        let done = sqlx::query(q("UPDATE users SET quota_bytes = ? WHERE name = ?"))
+            .bind(quota)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, name: &str) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        let id: (String,) = sqlx::query_as(q("SELECT id FROM users WHERE name = ?"))
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        queue_blobs_of(&mut tx, "v.owner_id = ?", &id.0, unix_now()).await?;
+        sqlx::query(
+            q("INSERT INTO blob_gc (blob_key, queued) \
+             SELECT u.blob_key, ? FROM uploads u JOIN vaults v ON v.id = u.vault_id WHERE v.owner_id = ? ON CONFLICT DO NOTHING"),
+        )
+        .bind(unix_now())
+        .bind(&id.0)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(q("INSERT INTO blob_gc (blob_key, queued) \
+             SELECT o.blob_key, ? FROM restic_objects o JOIN restic_repos r ON r.id = o.repo_id \
+             WHERE r.user_id = ? ON CONFLICT DO NOTHING"))
+        .bind(unix_now())
+        .bind(&id.0)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(q("INSERT INTO blob_gc (blob_key, queued) \
+             SELECT blob_key, ? FROM mercury_files WHERE user_id = ? ON CONFLICT DO NOTHING"))
+        .bind(unix_now())
+        .bind(&id.0)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(q("DELETE FROM users WHERE id = ?"))
+            .bind(&id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_role(&self, name: &str, role: &str) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        let done = sqlx::query(q("UPDATE users SET role = ? WHERE name = ?"))
+            .bind(role)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_session(&self, s: SessionRow) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        sqlx::query(q(
+            "INSERT INTO sessions (id, token_hash, user_id, method, created, last_seen) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(&s.id)
+        .bind(&s.token_hash)
+        .bind(&s.user_id)
+        .bind(&s.method)
+        .bind(s.created)
+        .bind(s.last_seen)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+        idle_secs: i64,
+    ) -> Result<SessionLookup> {
+        let mut tx = self.tx(Scope::System).await?;
+        let session: Option<SessionRow> = sqlx::query_as(
+            q("SELECT id, token_hash, user_id, method, created, last_seen FROM sessions WHERE token_hash = ?"),
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(mut session) = session else {
+            return Ok(SessionLookup::Unknown);
+        };
+        if session.last_seen + idle_secs < now {
+            sqlx::query(q("DELETE FROM sessions WHERE id = ?"))
+                .bind(&session.id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(SessionLookup::Expired);
+        }
+        // Refresh only when the stored time is stale, so reads do not all become writes.
+        if session.last_seen < now {
+            sqlx::query(q(
+                "UPDATE sessions SET last_seen = ? WHERE id = ? AND last_seen < ?",
+            ))
+            .bind(now)
+            .bind(&session.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            session.last_seen = now;
+        }
+        let Some(user) = self.user_by_id(&session.user_id).await? else {
+            return Ok(SessionLookup::Unknown);
+        };
+        tx.commit().await?;
+        Ok(SessionLookup::Valid(Box::new((session, user))))
+    }
+
+    async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionRow>> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        Ok(sqlx::query_as(q(
+            "SELECT id, token_hash, user_id, method, created, last_seen FROM sessions \
+             WHERE user_id = ? ORDER BY created",
+        ))
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?)
+    }
+
+    async fn delete_session(&self, user_id: &str, session_id: &str) -> Result<bool> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let done = sqlx::query(q("DELETE FROM sessions WHERE id = ? AND user_id = ?"))
+            .bind(session_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn add_ssh_key(&self, k: SshKeyRow) -> Result<()> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        sqlx::query(
+            q("INSERT INTO ssh_keys (user_id, fingerprint, public_key, comment, wrapped_keys, created) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, fingerprint) DO UPDATE SET \
+             public_key = excluded.public_key, comment = excluded.comment, \
+             wrapped_keys = excluded.wrapped_keys, created = excluded.created"),
+        )
+        .bind(&k.user_id)
+        .bind(&k.fingerprint)
+        .bind(&k.public_key)
+        .bind(&k.comment)
+        .bind(&k.wrapped_keys)
+        .bind(k.created)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ssh_keys(&self, user_id: &str) -> Result<Vec<SshKeyRow>> {
+        let mut tx = self.tx(Scope::System).await?;
+        Ok(sqlx::query_as(q(
+            "SELECT user_id, fingerprint, public_key, comment, wrapped_keys, created \
+             FROM ssh_keys WHERE user_id = ? ORDER BY created",
+        ))
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?)
+    }
+
+    async fn put_challenge(
+        &self,
+        id: &str,
+        user: &str,
+        challenge: &[u8],
+        expires: i64,
+    ) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        sqlx::query(q("DELETE FROM ssh_challenges WHERE expires < ?"))
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(q(
+            "INSERT INTO ssh_challenges (id, user_name, challenge, expires) VALUES (?, ?, ?, ?)",
+        ))
+        .bind(id)
+        .bind(user)
+        .bind(challenge)
+        .bind(expires)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn take_challenge(&self, id: &str, user: &str, now: i64) -> Result<Option<Vec<u8>>> {
+        let mut tx = self.tx(Scope::System).await?;
+        let row: Option<(Vec<u8>,)> = sqlx::query_as(
+            q("DELETE FROM ssh_challenges WHERE id = ? AND user_name = ? AND expires >= ? RETURNING challenge"),
+        )
+        .bind(id)
+        .bind(user)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    async fn throttle_get(&self, key: &str) -> Result<Option<Throttle>> {
+        let mut tx = self.tx(Scope::System).await?;
+        Ok(sqlx::query_as(q(
+            "SELECT failures, next_allowed FROM throttle WHERE key = ?",
+        ))
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?)
+    }
+
+    async fn throttle_fail(
+        &self,
+        key: &str,
+        now: i64,
+        backoff: fn(i64) -> i64,
+    ) -> Result<Throttle> {
+        let mut tx = self.tx(Scope::System).await?;
+        advisory_lock(&mut tx, &format!("throttle:{key}")).await?;
+        let failures: i64 = sqlx::query_scalar(q("SELECT failures FROM throttle WHERE key = ?"))
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(0)
+            + 1;
+        let next_allowed = now + backoff(failures);
+        set_throttle(&mut tx, key, failures, next_allowed, now).await?;
+        tx.commit().await?;
+        Ok(Throttle {
+            failures,
+            next_allowed,
+        })
+    }
+
+    async fn throttle_undo(&self, key: &str) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        sqlx::query(q(
+            "UPDATE throttle SET failures = GREATEST(failures - 1, 0) WHERE key = ?",
+        ))
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn throttle_attempt(
+        &self,
+        keys: &[String],
+        now: i64,
+        free: i64,
+        backoff: fn(i64) -> i64,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.tx(Scope::System).await?;
+        // Every replica counts into the same rows: lock the keys (in one order, so two
+        // attempts never wait on each other crosswise) before reading them.
+        let mut sorted: Vec<&String> = keys.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        for key in sorted {
+            advisory_lock(&mut tx, &format!("throttle:{key}")).await?;
+        }
+        let mut current = Vec::with_capacity(keys.len());
+        let mut wait = 0;
+        for key in keys {
+            let t: Option<Throttle> = sqlx::query_as(q(
+                "SELECT failures, next_allowed FROM throttle WHERE key = ?",
+            ))
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let t = t.unwrap_or(Throttle {
+                failures: 0,
+                next_allowed: 0,
+            });
+            if t.failures >= free && t.next_allowed > now {
+                wait = wait.max(t.next_allowed - now);
+            }
+            current.push(t.failures);
+        }
+        if wait > 0 {
+            return Ok(Some(wait));
+        }
+        for (key, failures) in keys.iter().zip(current) {
+            let failures = failures + 1;
+            set_throttle(&mut tx, key, failures, now + backoff(failures), now).await?;
+        }
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    async fn throttle_clear(&self, key: &str) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        sqlx::query(q("DELETE FROM throttle WHERE key = ?"))
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_vault(&self, v: NewVault) -> Result<VaultAccess> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let exists: Option<(String,)> =
+            sqlx::query_as(q("SELECT id FROM vaults WHERE owner_id = ? AND name = ?"))
+                .bind(&v.owner_id)
+                .bind(&v.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict("a vault of that name exists"));
+        }
+        let id_taken: Option<(String,)> = sqlx::query_as(q("SELECT id FROM vaults WHERE id = ?"))
+            .bind(&v.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if id_taken.is_some() {
+            return Err(StoreError::Conflict("vault id in use; choose another"));
+        }
+        // Another tenant's vault ids are invisible here: a collision shows as the key.
+        match insert_vault(&mut tx, &v).await {
+            Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                return Err(StoreError::Conflict("vault id in use; choose another"));
+            }
+            other => other?,
+        }
+        tx.commit().await?;
+        self.vault_access(&v.owner_id, &v.id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn vaults_for(&self, user_id: &str) -> Result<Vec<VaultAccess>> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let sql = format!(
+            "{VAULT_ACCESS} WHERE m.user_id = ? ORDER BY o.name <> (SELECT name FROM users WHERE id = ?), o.name, v.name"
+        );
+        Ok(sqlx::query_as(q(&sql))
+            .bind(user_id)
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await?)
+    }
+
+    async fn vault_access(&self, user_id: &str, vault_id: &str) -> Result<Option<VaultAccess>> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let sql = format!("{VAULT_ACCESS} WHERE m.user_id = ? AND v.id = ?");
+        Ok(sqlx::query_as(q(&sql))
+            .bind(user_id)
+            .bind(vault_id)
+            .fetch_optional(&mut *tx)
+            .await?)
+    }
+
+    async fn delete_vault(&self, vault_id: &str) -> Result<()> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        credit_versions_of(&mut tx, "v.id = ?", vault_id).await?;
+        queue_blobs_of(&mut tx, "v.id = ?", vault_id, unix_now()).await?;
+        sqlx::query(
+            q("INSERT INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM uploads WHERE vault_id = ? ON CONFLICT DO NOTHING"),
+        )
+        .bind(unix_now())
+        .bind(vault_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(q("DELETE FROM vaults WHERE id = ?"))
+            .bind(vault_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn members(&self, vault_id: &str) -> Result<Vec<Member>> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        Ok(sqlx::query_as(
+            q("SELECT u.id AS user_id, u.name, COALESCE(u.x25519_recipient, '') AS x25519_recipient, \
+             COALESCE(u.ed25519_public, '') AS ed25519_public, \
+             COALESCE(u.recipient_sig, '') AS recipient_sig, (u.id = v.owner_id) AS owner FROM vault_members m JOIN users u ON u.id = m.user_id \
+             JOIN vaults v ON v.id = m.vault_id WHERE m.vault_id = ? ORDER BY owner DESC, u.name"),
+        )
+        .bind(vault_id)
+        .fetch_all(&mut *tx)
+        .await?)
+    }
+
+    async fn add_member(
+        &self,
+        vault_id: &str,
+        user_id: &str,
+        wrapped_keys: &str,
+        signature: &str,
+    ) -> Result<()> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        sqlx::query(
+            q("INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (vault_id, user_id) DO UPDATE SET wrapped_keys = excluded.wrapped_keys, \
+             signature = excluded.signature"),
+        )
+        .bind(vault_id)
+        .bind(user_id)
+        .bind(wrapped_keys)
+        .bind(signature)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rotate_vault(
+        &self,
+        vault_id: &str,
+        remove_user_id: &str,
+        generation: u32,
+        rewrapped: Vec<(String, String, String)>,
+    ) -> Result<()> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let current: i64 =
+            sqlx::query_scalar(q("SELECT generation FROM vaults WHERE id = ? FOR UPDATE"))
+                .bind(vault_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        if i64::from(generation) != current + 1 {
+            return Err(StoreError::Conflict(
+                "generation must be the current one plus one",
+            ));
+        }
+        let removed = sqlx::query(q(
+            "DELETE FROM vault_members WHERE vault_id = ? AND user_id = ?",
+        ))
+        .bind(vault_id)
+        .bind(remove_user_id)
+        .execute(&mut *tx)
+        .await?;
+        if removed.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let mut remaining: Vec<String> =
+            sqlx::query_scalar(q("SELECT user_id FROM vault_members WHERE vault_id = ?"))
+                .bind(vault_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut given: Vec<String> = rewrapped.iter().map(|(u, _, _)| u.clone()).collect();
+        remaining.sort();
+        given.sort();
+        if remaining != given {
+            return Err(StoreError::Conflict(
+                "new keys must cover exactly the remaining members",
+            ));
+        }
+        for (user_id, wrapped, signature) in &rewrapped {
+            sqlx::query(
+                q("UPDATE vault_members SET wrapped_keys = ?, signature = ? WHERE vault_id = ? AND user_id = ?"),
+            )
+            .bind(wrapped)
+            .bind(signature)
+            .bind(vault_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(q("UPDATE vaults SET generation = ? WHERE id = ?"))
+            .bind(i64::from(generation))
+            .bind(vault_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_upload(&self, u: UploadRow) -> Result<()> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        sqlx::query(q(
+            "INSERT INTO uploads (id, vault_id, user_id, blob_key, size, hash, created) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(&u.id)
+        .bind(&u.vault_id)
+        .bind(&u.user_id)
+        .bind(&u.blob_key)
+        .bind(u.size)
+        .bind(&u.hash)
+        .bind(u.created)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn complete_upload(&self, id: &str, size: i64, hash: &str) -> Result<()> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let done = sqlx::query(q(
+            "UPDATE uploads SET size = ?, hash = ? WHERE id = ? AND size = -1",
+        ))
+        .bind(size)
+        .bind(hash)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn commit_version(&self, c: NewVersion, keep: u32) -> Result<VersionRow> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let upload: UploadRow = sqlx::query_as(q(
+            "SELECT id, vault_id, user_id, blob_key, size, hash, created FROM uploads \
+             WHERE id = ? AND vault_id = ? AND user_id = ?",
+        ))
+        .bind(&c.upload_id)
+        .bind(&c.vault_id)
+        .bind(&c.user_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        if upload.size < 0 || upload.size != c.size || upload.hash != c.hash {
+            return Err(StoreError::Conflict(
+                "size or hash differ from what was uploaded",
+            ));
+        }
+        // Membership and key generation again, inside the transaction: an unshare may have
+        // committed since the handler checked them.
+        let author: Option<(String, String)> = sqlx::query_as(q(
+            "SELECT u.name, COALESCE(u.ed25519_public, '') FROM vault_members m \
+             JOIN users u ON u.id = m.user_id JOIN vaults v ON v.id = m.vault_id \
+             WHERE m.vault_id = ? AND m.user_id = ? AND v.generation = ?",
+        ))
+        .bind(&c.vault_id)
+        .bind(&c.user_id)
+        .bind(c.generation)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((author, author_key)) = author else {
+            return Err(StoreError::Conflict(
+                "the vault's keys or members changed; fetch them again and retry",
+            ));
+        };
+        // Two commits of one name (on any replica) take turns here.
+        advisory_lock(&mut tx, &format!("object:{}:{}", c.vault_id, c.enc_name)).await?;
+        let object_id: Option<String> = sqlx::query_scalar(q(
+            "SELECT id FROM objects WHERE vault_id = ? AND enc_name = ?",
+        ))
+        .bind(&c.vault_id)
+        .bind(&c.enc_name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let object_id = match object_id {
+            Some(id) => id,
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                sqlx::query(q(
+                    "INSERT INTO objects (id, vault_id, enc_name, created) VALUES (?, ?, ?, ?)",
+                ))
+                .bind(&id)
+                .bind(&c.vault_id)
+                .bind(&c.enc_name)
+                .bind(c.now)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
+        let latest: i64 = sqlx::query_scalar(q(
+            "SELECT COALESCE(MAX(version), 0) FROM versions WHERE object_id = ?",
+        ))
+        .bind(&object_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if c.version != latest + 1 {
+            return Err(StoreError::Conflict("version is not the latest plus one"));
+        }
+        sqlx::query(q(
+            "INSERT INTO versions (id, object_id, version, blob_key, size, hash, generation, \
+             signature, author_id, author, author_key, created) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(&upload.id)
+        .bind(&object_id)
+        .bind(c.version)
+        .bind(&upload.blob_key)
+        .bind(c.size)
+        .bind(&c.hash)
+        .bind(c.generation)
+        .bind(&c.signature)
+        .bind(&c.user_id)
+        .bind(&author)
+        .bind(&author_key)
+        .bind(c.now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(q("DELETE FROM uploads WHERE id = ?"))
+            .bind(&upload.id)
+            .execute(&mut *tx)
+            .await?;
+        let cutoff = c.version - i64::from(keep.max(1));
+        let (owner, pruned): (String, i64) = sqlx::query_as(q(
+            "SELECT v.owner_id, (SELECT COALESCE(SUM(size), 0)::BIGINT FROM versions \
+             WHERE object_id = ? AND version <= ?) FROM vaults v WHERE v.id = ?",
+        ))
+        .bind(&object_id)
+        .bind(cutoff)
+        .bind(&c.vault_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        charge(&mut tx, &owner, c.size - pruned, c.quota).await?;
+        sqlx::query(
+            q("INSERT INTO blob_gc (blob_key, queued) \
+             SELECT blob_key, ? FROM versions WHERE object_id = ? AND version <= ? ON CONFLICT DO NOTHING"),
+        )
+        .bind(c.now)
+        .bind(&object_id)
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(q(
+            "DELETE FROM versions WHERE object_id = ? AND version <= ?",
+        ))
+        .bind(&object_id)
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+        let sql = format!("SELECT {VERSION_COLS} FROM versions ve WHERE ve.id = ?");
+        let row = sqlx::query_as(q(&sql))
+            .bind(&upload.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn list_objects(&self, vault_id: &str) -> Result<Vec<(String, VersionRow)>> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let sql = format!(
+            "SELECT ob.enc_name, {VERSION_COLS} FROM objects ob \
+             JOIN versions ve ON ve.object_id = ob.id \
+             \
+             WHERE ob.vault_id = ? AND ve.version = \
+               (SELECT MAX(version) FROM versions WHERE object_id = ob.id) \
+             ORDER BY ob.enc_name"
+        );
+        let rows = sqlx::query(q(&sql))
+            .bind(vault_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get("enc_name")?;
+                let v = <VersionRow as sqlx::FromRow<_>>::from_row(r)?;
+                Ok((name, v))
+            })
+            .collect()
+    }
+
+    async fn object_versions(&self, vault_id: &str, enc_name: &str) -> Result<Vec<VersionRow>> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let sql = format!(
+            "SELECT {VERSION_COLS} FROM objects ob JOIN versions ve ON ve.object_id = ob.id \
+             \
+             WHERE ob.vault_id = ? AND ob.enc_name = ? ORDER BY ve.version DESC"
+        );
+        Ok(sqlx::query_as(q(&sql))
+            .bind(vault_id)
+            .bind(enc_name)
+            .fetch_all(&mut *tx)
+            .await?)
+    }
+
+    async fn version(&self, vault_id: &str, version_id: &str) -> Result<Option<VersionRow>> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let sql = format!(
+            "SELECT {VERSION_COLS} FROM objects ob JOIN versions ve ON ve.object_id = ob.id \
+             WHERE ob.vault_id = ? AND ve.id = ?"
+        );
+        Ok(sqlx::query_as(q(&sql))
+            .bind(vault_id)
+            .bind(version_id)
+            .fetch_optional(&mut *tx)
+            .await?)
+    }
+
+    async fn delete_object(&self, vault_id: &str, enc_name: &str) -> Result<bool> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let object_id: Option<String> = sqlx::query_scalar(q(
+            "SELECT id FROM objects WHERE vault_id = ? AND enc_name = ?",
+        ))
+        .bind(vault_id)
+        .bind(enc_name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(object_id) = object_id else {
+            return Ok(false);
+        };
+        credit_versions_of(&mut tx, "ob.id = ?", &object_id).await?;
+        queue_blobs_of(&mut tx, "ob.id = ?", &object_id, unix_now()).await?;
+        sqlx::query(q("DELETE FROM objects WHERE id = ?"))
+            .bind(&object_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn prune(&self, now: i64, idle_secs: i64) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        sqlx::query(q("DELETE FROM sessions WHERE last_seen + ? < ?"))
+            .bind(idle_secs)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(q(
+            "DELETE FROM throttle WHERE updated < ? AND next_allowed < ?",
+        ))
+        .bind(now - 86_400)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(q("DELETE FROM ssh_challenges WHERE expires < ?"))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn expire_uploads(&self, before: i64) -> Result<u64> {
+        let mut tx = self.tx(Scope::System).await?;
+        sqlx::query(
+            q("INSERT INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM uploads WHERE created < ? ON CONFLICT DO NOTHING"),
+        )
+        .bind(unix_now())
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(q("DELETE FROM uploads WHERE created < ?"))
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        // A Mercury reservation's blob is already queued (for the end of its reservation).
+        sqlx::query(q(
+            "DELETE FROM mercury_files WHERE state = 'pending' AND created < ?",
+        ))
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn gc_pending(&self, now: i64, limit: i64) -> Result<Vec<String>> {
+        let mut tx = self.tx(Scope::System).await?;
+        Ok(sqlx::query_scalar(q(
+            "SELECT blob_key FROM blob_gc WHERE queued <= ? ORDER BY queued LIMIT ?",
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?)
+    }
+
+    async fn gc_retry_later(&self, keys: &[String], now: i64) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        for k in keys {
+            sqlx::query(q("UPDATE blob_gc SET queued = ? WHERE blob_key = ?"))
+                .bind(now)
+                .bind(k)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn queue_blob(&self, key: &str, at: i64) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        sqlx::query(q("INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
+             ON CONFLICT (blob_key) DO UPDATE SET queued = LEAST(blob_gc.queued, excluded.queued)"))
+        .bind(key)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn gc_done(&self, keys: &[String]) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        for k in keys {
+            sqlx::query(q("DELETE FROM blob_gc WHERE blob_key = ?"))
+                .bind(k)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_token(&self, t: AccessTokenRow) -> Result<()> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        sqlx::query(q(
+            "INSERT INTO access_tokens (id, user_id, token_hash, kind, scope, mode, label, \
+             created, expires, last_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        ))
+        .bind(&t.id)
+        .bind(&t.user_id)
+        .bind(&t.token_hash)
+        .bind(&t.kind)
+        .bind(&t.scope)
+        .bind(&t.mode)
+        .bind(&t.label)
+        .bind(t.created)
+        .bind(t.expires)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<AccessTokenRow>> {
+        let mut tx = self.tx(Scope::System).await?;
+        let sql = format!("SELECT {TOKEN_COLS} FROM access_tokens WHERE id = ?");
+        Ok(sqlx::query_as(q(&sql))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?)
+    }
+
+    async fn tokens_for(&self, user_id: &str) -> Result<Vec<AccessTokenRow>> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let sql = format!(
+            "SELECT {TOKEN_COLS} FROM access_tokens WHERE user_id = ? ORDER BY created DESC, id"
+        );
+        Ok(sqlx::query_as(q(&sql))
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await?)
+    }
+
+    async fn delete_token(&self, user_id: &str, id: &str) -> Result<bool> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let done = sqlx::query(q("DELETE FROM access_tokens WHERE user_id = ? AND id = ?"))
+            .bind(user_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn touch_token(&self, id: &str, now: i64) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        sqlx::query(q("UPDATE access_tokens SET last_used = ? WHERE id = ?"))
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn restic_repo(&self, user_id: &str, name: &str) -> Result<Option<ResticRepoRow>> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        Ok(sqlx::query_as(
+            q("SELECT id, user_id, name, created, 0::BIGINT AS objects, 0::BIGINT AS bytes FROM restic_repos \
+             WHERE user_id = ? AND name = ?"),
+        )
+        .bind(user_id)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?)
+    }
+
+    async fn create_restic_repo(
+        &self,
+        id: &str,
+        user_id: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let done = sqlx::query(q(
+            "INSERT INTO restic_repos (id, user_id, name, created) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (user_id, name) DO NOTHING",
+        ))
+        .bind(id)
+        .bind(user_id)
+        .bind(name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn restic_repos(&self, user_id: &str) -> Result<Vec<ResticRepoRow>> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let sql =
+            format!("SELECT {REPO_COLS} FROM restic_repos r WHERE r.user_id = ? ORDER BY r.name");
+        Ok(sqlx::query_as(q(&sql))
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await?)
+    }
+
+    async fn delete_restic_repo(&self, repo_id: &str) -> Result<()> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let owner: Option<(String, i64)> = sqlx::query_as(
+            q("SELECT r.user_id, (SELECT COALESCE(SUM(size), 0)::BIGINT FROM restic_objects WHERE repo_id = r.id) \
+             FROM restic_repos r WHERE r.id = ?"),
+        )
+        .bind(repo_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((owner, bytes)) = owner else {
+            return Err(StoreError::NotFound);
+        };
+        sqlx::query(q("INSERT INTO blob_gc (blob_key, queued) \
+             SELECT blob_key, ? FROM restic_objects WHERE repo_id = ? ON CONFLICT DO NOTHING"))
+        .bind(unix_now())
+        .bind(repo_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(q("DELETE FROM restic_repos WHERE id = ?"))
+            .bind(repo_id)
+            .execute(&mut *tx)
+            .await?;
+        charge(&mut tx, &owner, -bytes, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn restic_object(
+        &self,
+        repo_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<ResticObjectRow>> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        Ok(
+            sqlx::query_as(q("SELECT name, size, blob_key FROM restic_objects \
+             WHERE repo_id = ? AND kind = ? AND name = ?"))
+            .bind(repo_id)
+            .bind(kind)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?,
+        )
+    }
+
+    async fn restic_list(&self, repo_id: &str, kind: &str) -> Result<Vec<ResticObjectRow>> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        Ok(sqlx::query_as(q(
+            "SELECT name, size, '' AS blob_key FROM restic_objects WHERE repo_id = ? AND kind = ?",
+        ))
+        .bind(repo_id)
+        .bind(kind)
+        .fetch_all(&mut *tx)
+        .await?)
+    }
+
+    async fn restic_write_batch(
+        &self,
+        reserve: Vec<(String, i64)>,
+        puts: Vec<NewResticObject>,
+    ) -> Result<Vec<Result<PutOutcome>>> {
+        let mut tx = self.tx(Scope::System).await?;
+        for (key, at) in &reserve {
+            sqlx::query(
+                q("INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
+                 ON CONFLICT (blob_key) DO UPDATE SET queued = LEAST(blob_gc.queued, excluded.queued)"),
+            )
+            .bind(key)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut out = Vec::with_capacity(puts.len());
+        for o in &puts {
+            sqlx::query(q("SAVEPOINT put")).execute(&mut *tx).await?;
+            match put_one(&mut tx, o).await {
+                Ok(done) => {
+                    sqlx::query(q("RELEASE put")).execute(&mut *tx).await?;
+                    out.push(Ok(done));
+                }
+                Err(e @ (StoreError::QuotaExceeded | StoreError::NotFound)) => {
+                    sqlx::query(q("ROLLBACK TO put")).execute(&mut *tx).await?;
+                    sqlx::query(q("RELEASE put")).execute(&mut *tx).await?;
+                    out.push(Err(e));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn restic_delete(
+        &self,
+        repo_id: &str,
+        user_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let row: Option<(i64, String)> = sqlx::query_as(q(
+            "DELETE FROM restic_objects WHERE repo_id = ? AND kind = ? AND name = ? \
+             RETURNING size, blob_key",
+        ))
+        .bind(repo_id)
+        .bind(kind)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((size, blob_key)) = row else {
+            return Ok(None);
+        };
+        sqlx::query(q(
+            "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        ))
+        .bind(&blob_key)
+        .bind(unix_now())
+        .execute(&mut *tx)
+        .await?;
+        charge(&mut tx, user_id, -size, None).await?;
+        tx.commit().await?;
+        Ok(Some(size))
+    }
+
+    async fn mercury_reserve(&self, r: MercuryReservation) -> Result<Option<String>> {
+        let mut tx = self.tx(Scope::Caller).await?;
+        let mut chosen = None;
+        for name in &r.candidates {
+            let done = sqlx::query(q(
+                "INSERT INTO mercury_files (space, name, state, size, blob_key, user_id, created) \
+                 VALUES (?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT (space, name) DO NOTHING",
+            ))
+            .bind(&r.space)
+            .bind(name)
+            .bind(&r.blob_key)
+            .bind(&r.user_id)
+            .bind(r.now)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                chosen = Some(name.clone());
+                break;
+            }
+        }
+        if chosen.is_some() {
+            sqlx::query(
+                q("INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
+                 ON CONFLICT (blob_key) DO UPDATE SET queued = LEAST(blob_gc.queued, excluded.queued)"),
+            )
+            .bind(&r.blob_key)
+            .bind(r.until)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(chosen)
+    }
+
+    async fn mercury_commit(&self, c: MercuryCommit) -> Result<()> {
+        let mut tx = self.tx(Scope::Caller).await?;
+        let done = sqlx::query(q(
+            "UPDATE mercury_files SET state = 'stored', size = ?, created = ? \
+             WHERE space = ? AND name = ? AND blob_key = ? AND state = 'pending'",
+        ))
+        .bind(c.size)
+        .bind(c.now)
+        .bind(&c.space)
+        .bind(&c.name)
+        .bind(&c.blob_key)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if let Some((user_id, quota)) = &c.user {
+            charge(&mut tx, user_id, c.size, *quota).await?;
+        }
+        if let Some(limit) = c.space_limit {
+            advisory_lock(&mut tx, &format!("mercury:{}", c.space)).await?;
+            let used: i64 = sqlx::query_scalar(
+                q("SELECT COALESCE(SUM(size), 0)::BIGINT FROM mercury_files WHERE space = ? AND state = 'stored'"),
+            )
+            .bind(&c.space)
+            .fetch_one(&mut *tx)
+            .await?;
+            if used > limit {
+                return Err(StoreError::QuotaExceeded);
+            }
+        }
+        sqlx::query(q("DELETE FROM blob_gc WHERE blob_key = ?"))
+            .bind(&c.blob_key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mercury_abort(&self, space: &str, name: &str) -> Result<()> {
+        let mut tx = self.tx(Scope::Caller).await?;
+        let key: Option<String> = sqlx::query_scalar(q(
+            "DELETE FROM mercury_files WHERE space = ? AND name = ? AND state = 'pending' \
+             RETURNING blob_key",
+        ))
+        .bind(space)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(key) = key {
+            sqlx::query(
+                q("INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
+                 ON CONFLICT (blob_key) DO UPDATE SET queued = LEAST(blob_gc.queued, excluded.queued)"),
+            )
+            .bind(&key)
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mercury_files(&self, space: &str) -> Result<Vec<MercuryFileRow>> {
+        let mut tx = self.tx(Scope::Caller).await?;
+        Ok(sqlx::query_as(q(
+            "SELECT name, size, blob_key, created FROM mercury_files \
+             WHERE space = ? AND state = 'stored' ORDER BY name",
+        ))
+        .bind(space)
+        .fetch_all(&mut *tx)
+        .await?)
+    }
+
+    async fn mercury_file(&self, space: &str, name: &str) -> Result<Option<MercuryFileRow>> {
+        let mut tx = self.tx(Scope::Caller).await?;
+        Ok(sqlx::query_as(q(
+            "SELECT name, size, blob_key, created FROM mercury_files \
+             WHERE space = ? AND name = ? AND state = 'stored'",
+        ))
+        .bind(space)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?)
+    }
+
+    async fn mercury_usage(&self, space: &str) -> Result<i64> {
+        let mut tx = self.tx(Scope::Caller).await?;
+        Ok(sqlx::query_scalar(
+            q("SELECT COALESCE(SUM(size), 0)::BIGINT FROM mercury_files WHERE space = ? AND state = 'stored'"),
+        )
+        .bind(space)
+        .fetch_one(&mut *tx)
+        .await?)
+    }
+
+    async fn audit_append(&self, e: NewAudit) -> Result<AuditRow> {
+        let mut tx = self.tx(Scope::System).await?;
+        // One chain for every replica: appends take turns.
+        advisory_lock(&mut tx, "audit").await?;
+        let last: Option<(i64, String)> =
+            sqlx::query_as(q("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (seq, prev_hash) = match last {
+            Some((s, h)) => (s + 1, h),
+            None => (1, GENESIS.to_string()),
+        };
+        let hash = audit_hash(
+            &prev_hash,
+            &AuditFields {
+                seq,
+                ts: e.ts,
+                actor: &e.actor,
+                action: &e.action,
+                target: &e.target,
+                outcome: &e.outcome,
+                client: &e.client,
+            },
+        );
+        sqlx::query(
+            q("INSERT INTO audit (seq, ts, actor, actor_id, action, target, outcome, client, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        )
+        .bind(seq)
+        .bind(e.ts)
+        .bind(&e.actor)
+        .bind(&e.actor_id)
+        .bind(&e.action)
+        .bind(&e.target)
+        .bind(&e.outcome)
+        .bind(&e.client)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(AuditRow {
+            seq,
+            ts: e.ts,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            outcome: e.outcome,
+            client: e.client,
+            prev_hash,
+            hash,
+        })
+    }
+
+    async fn audit_list(&self, actor_id: Option<&str>) -> Result<Vec<AuditRow>> {
+        let mut tx = self.tx(Scope::System).await?;
+        let cols = "seq, ts, actor, action, target, outcome, client, prev_hash, hash";
+        Ok(match actor_id {
+            Some(id) => {
+                let sql = format!("SELECT {cols} FROM audit WHERE actor_id = ? ORDER BY seq");
+                sqlx::query_as(q(&sql)).bind(id).fetch_all(&mut *tx).await?
+            }
+            None => {
+                let sql = format!("SELECT {cols} FROM audit ORDER BY seq");
+                sqlx::query_as(q(&sql)).fetch_all(&mut *tx).await?
+            }
+        })
+    }
+}

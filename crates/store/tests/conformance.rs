@@ -1,0 +1,650 @@
+//! One storage conformance suite, run against every metadata backend: SQLite (the embedded
+//! default) and PostgreSQL (scale-out, with row-level security). The PostgreSQL run gets a
+//! fresh database on the server named by `ENC_TEST_PG_ADMIN_URL` (default: the local
+//! superuser over loopback) and connects to it as a login role that is only a member of
+//! `enc_app`, as a production server would. With `CI=true` a missing PostgreSQL fails the
+//! suite instead of skipping it.
+
+use std::sync::Arc;
+
+use enc_store::postgres::PgMeta;
+use enc_store::sqlite::SqliteMeta;
+use enc_store::tenant;
+use enc_store::*;
+use sqlx::Connection as _;
+
+const APP_LOGIN: &str = "enc_conformance";
+const APP_PASSWORD: &str = "enc-conformance";
+
+fn admin_url() -> String {
+    std::env::var("ENC_TEST_PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh PostgreSQL database: migrated as its owner, opened as the server's role.
+struct PgDb {
+    name: String,
+    owner_url: String,
+    app_url: String,
+}
+
+impl PgDb {
+    async fn create() -> Option<Self> {
+        let admin = admin_url();
+        let mut c = match sqlx::PgConnection::connect(&admin).await {
+            Ok(c) => c,
+            Err(e) => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("PostgreSQL is required in CI but {admin} refused: {e}");
+                }
+                eprintln!("SKIPPED PostgreSQL half: {admin}: {e}; CI=true makes this a failure");
+                return None;
+            }
+        };
+        let name = format!("enc_conf_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut c)
+            .await
+            .expect("create database");
+        // A login role that owns nothing and is not a superuser.
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE ROLE {APP_LOGIN} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{APP_PASSWORD}'"
+        )))
+        .execute(&mut c)
+        .await;
+        let base = admin.rsplit_once('/').expect("url has a database").0;
+        let owner_url = format!("{base}/{name}");
+        let host = base.rsplit_once('@').map_or(base, |(_, h)| h);
+        let app_url = format!("postgres://{APP_LOGIN}:{APP_PASSWORD}@{host}/{name}");
+        Some(Self {
+            name,
+            owner_url,
+            app_url,
+        })
+    }
+
+    async fn open(&self) -> PgMeta {
+        PgMeta::migrate(&self.owner_url).await.expect("migrate");
+        let mut c = sqlx::PgConnection::connect(&self.owner_url)
+            .await
+            .expect("owner");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("GRANT enc_app TO {APP_LOGIN}")))
+            .execute(&mut c)
+            .await
+            .expect("grant");
+        PgMeta::connect(&self.app_url).await.expect("connect")
+    }
+
+    async fn drop_db(self) {
+        let mut c = sqlx::PgConnection::connect(&admin_url())
+            .await
+            .expect("admin");
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut c)
+        .await;
+    }
+}
+
+/// Runs `scenario` against SQLite, then against PostgreSQL.
+async fn both<F, Fut>(scenario: F)
+where
+    F: Fn(Meta) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = SqliteMeta::open(&dir.path().join("meta.sqlite"))
+        .await
+        .expect("sqlite");
+    scenario(Arc::new(sqlite)).await;
+    if let Some(db) = PgDb::create().await {
+        let pg = db.open().await;
+        scenario(Arc::new(pg)).await;
+        db.drop_db().await;
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// Invites and registers `name`; returns the user and their default vault's id.
+async fn user(meta: &Meta, name: &str) -> (UserRow, String) {
+    let id = uuid::Uuid::new_v4().to_string();
+    meta.invite_user(NewInvitation {
+        id: id.clone(),
+        name: name.into(),
+        role: "user".into(),
+        salt: vec![7; 16],
+        invite_hash: format!("invite-{name}"),
+        expires: now() + 3600,
+        now: now(),
+    })
+    .await
+    .expect("invite");
+    let vault = uuid::Uuid::new_v4().to_string();
+    let u = meta
+        .register_user(Registration {
+            name: name.into(),
+            invite_hash: format!("invite-{name}"),
+            now: now(),
+            kdf: (65536, 3, 1),
+            auth_hash: "hash".into(),
+            x25519_recipient: format!("age1{name}"),
+            ed25519_public: format!("ed-{name}"),
+            wrapped_keys: "wrapped".into(),
+            recipient_sig: "sig".into(),
+            default_vault_id: vault.clone(),
+            default_vault_keys: "vault-keys".into(),
+            default_vault_sig: "vault-sig".into(),
+        })
+        .await
+        .expect("register");
+    (u, vault)
+}
+
+/// Streams nothing (the metadata half of an upload) and commits version `version` of `name`.
+async fn put(
+    meta: &Meta,
+    u: &UserRow,
+    vault: &str,
+    name: &str,
+    version: i64,
+    size: i64,
+    quota: Option<i64>,
+) -> Result<VersionRow> {
+    let upload = uuid::Uuid::new_v4().to_string();
+    tenant::scope(u.id.clone(), async {
+        meta.create_upload(UploadRow {
+            id: upload.clone(),
+            vault_id: vault.into(),
+            user_id: u.id.clone(),
+            blob_key: format!("blob-{upload}"),
+            size: -1,
+            hash: String::new(),
+            created: now(),
+        })
+        .await?;
+        meta.complete_upload(&upload, size, "h").await?;
+        meta.commit_version(
+            NewVersion {
+                upload_id: upload.clone(),
+                vault_id: vault.into(),
+                user_id: u.id.clone(),
+                enc_name: name.into(),
+                size,
+                hash: "h".into(),
+                version,
+                generation: 1,
+                signature: "s".into(),
+                now: now(),
+                quota,
+            },
+            2,
+        )
+        .await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn accounts_sessions_and_throttling() {
+    both(|meta| async move {
+        let (alice, _) = user(&meta, "alice").await;
+        assert_eq!(alice.state, "active");
+        assert!(matches!(
+            meta.invite_user(NewInvitation {
+                id: "x".into(),
+                name: "alice".into(),
+                role: "user".into(),
+                salt: vec![],
+                invite_hash: "i".into(),
+                expires: now() + 10,
+                now: now(),
+            })
+            .await,
+            Err(StoreError::Conflict(_))
+        ));
+        meta.create_session(SessionRow {
+            id: "s1".into(),
+            token_hash: "t1".into(),
+            user_id: alice.id.clone(),
+            method: "passphrase".into(),
+            created: now() - 100,
+            last_seen: now() - 100,
+        })
+        .await
+        .expect("session");
+        assert!(matches!(
+            meta.touch_session("t1", now(), 600).await.expect("touch"),
+            SessionLookup::Valid(_)
+        ));
+        assert!(matches!(
+            meta.touch_session("t1", now() + 601, 600)
+                .await
+                .expect("touch"),
+            SessionLookup::Expired
+        ));
+        assert!(matches!(
+            meta.touch_session("t1", now(), 600).await.expect("touch"),
+            SessionLookup::Unknown
+        ));
+
+        let keys = vec!["user:alice".to_string(), "addr:x".to_string()];
+        for _ in 0..5 {
+            let wait = meta
+                .throttle_attempt(&keys, now(), 5, |n| 1 << n)
+                .await
+                .expect("attempt");
+            assert_eq!(wait, None);
+        }
+        let wait = meta
+            .throttle_attempt(&keys, now(), 5, |n| 1 << n)
+            .await
+            .expect("attempt");
+        assert!(wait.is_some_and(|w| w > 0), "{wait:?}");
+        meta.throttle_clear("user:alice").await.expect("clear");
+        meta.throttle_clear("addr:x").await.expect("clear");
+        assert!(
+            meta.throttle_get("user:alice")
+                .await
+                .expect("get")
+                .is_none()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn versions_quota_and_collection() {
+    both(|meta| async move {
+        let (alice, vault) = user(&meta, "alice").await;
+        for v in 1..=3 {
+            put(&meta, &alice, &vault, "n1", v, 100, None)
+                .await
+                .expect("commit");
+        }
+        // Two kept: version 1's blob is queued, usage counts versions 2 and 3.
+        let versions = tenant::scope(alice.id.clone(), meta.object_versions(&vault, "n1"))
+            .await
+            .expect("versions");
+        assert_eq!(
+            versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+            [3, 2]
+        );
+        let me = meta
+            .user_by_id(&alice.id)
+            .await
+            .expect("user")
+            .expect("some");
+        assert_eq!(me.usage_bytes, 200);
+        let due = meta.gc_pending(now() + 1, 100).await.expect("gc");
+        assert_eq!(due.len(), 1);
+        // Out of order and over quota are refused and change nothing.
+        assert!(matches!(
+            put(&meta, &alice, &vault, "n1", 9, 1, None).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            put(&meta, &alice, &vault, "n2", 1, 1000, Some(500)).await,
+            Err(StoreError::QuotaExceeded)
+        ));
+        let listed = tenant::scope(alice.id.clone(), meta.list_objects(&vault))
+            .await
+            .expect("list");
+        assert_eq!(listed.len(), 1);
+        assert!(
+            tenant::scope(alice.id.clone(), meta.delete_object(&vault, "n1"))
+                .await
+                .expect("rm")
+        );
+        let me = meta
+            .user_by_id(&alice.id)
+            .await
+            .expect("user")
+            .expect("some");
+        assert_eq!(me.usage_bytes, 0);
+        let due = meta.gc_pending(now() + 1, 100).await.expect("gc");
+        assert_eq!(due.len(), 3);
+        meta.gc_done(&due).await.expect("done");
+        assert!(
+            meta.gc_pending(now() + 1, 100)
+                .await
+                .expect("gc")
+                .is_empty()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn restic_and_mercury_records() {
+    both(|meta| async move {
+        let (bob, _) = user(&meta, "bob").await;
+        let bob_id = bob.id.clone();
+        tenant::scope(bob_id.clone(), async {
+            assert!(
+                meta.create_restic_repo("r1", &bob_id, "main", now())
+                    .await
+                    .expect("repo")
+            );
+            assert!(
+                !meta
+                    .create_restic_repo("r2", &bob_id, "main", now())
+                    .await
+                    .expect("repo")
+            );
+        })
+        .await;
+        let obj = |name: &str, size| NewResticObject {
+            repo_id: "r1".into(),
+            user_id: bob_id.clone(),
+            kind: "data".into(),
+            name: name.into(),
+            size,
+            blob_key: format!("restic-{name}"),
+            quota: Some(1000),
+            now: now(),
+        };
+        let out = meta
+            .restic_write_batch(
+                vec![
+                    ("restic-a".into(), now() + 3600),
+                    ("restic-b".into(), now() + 3600),
+                ],
+                vec![obj("a", 600), obj("b", 600), obj("a", 600)],
+            )
+            .await
+            .expect("batch");
+        assert!(matches!(out[0], Ok(PutOutcome::Stored)));
+        assert!(matches!(out[1], Err(StoreError::QuotaExceeded)));
+        assert!(matches!(out[2], Ok(PutOutcome::Existed)));
+        tenant::scope(bob_id.clone(), async {
+            let list = meta.restic_list("r1", "data").await.expect("list");
+            assert_eq!(list.len(), 1);
+            assert_eq!(
+                meta.restic_delete("r1", &bob_id, "data", "a")
+                    .await
+                    .expect("rm"),
+                Some(600)
+            );
+            assert_eq!(
+                meta.restic_delete("r1", &bob_id, "data", "a")
+                    .await
+                    .expect("rm"),
+                None
+            );
+        })
+        .await;
+
+        // Mercury: two reservations of one name get different names, atomically.
+        let reserve = |blob: &str| MercuryReservation {
+            space: "psk".into(),
+            candidates: vec!["x.hecate".into(), "x-1.hecate".into()],
+            blob_key: blob.into(),
+            user_id: None,
+            now: now(),
+            until: now() + 3600,
+        };
+        let (a, b) = tokio::join!(
+            meta.mercury_reserve(reserve("m1")),
+            meta.mercury_reserve(reserve("m2"))
+        );
+        let (a, b) = (a.expect("a").expect("name"), b.expect("b").expect("name"));
+        let mut got = vec![a.clone(), b.clone()];
+        got.sort();
+        assert_eq!(got, ["x-1.hecate", "x.hecate"]);
+        assert_eq!(meta.mercury_reserve(reserve("m3")).await.expect("c"), None);
+        // Reserved names are invisible until committed; an abort frees the name.
+        assert!(meta.mercury_files("psk").await.expect("files").is_empty());
+        meta.mercury_commit(MercuryCommit {
+            space: "psk".into(),
+            name: a.clone(),
+            blob_key: "m1".into(),
+            size: 42,
+            user: None,
+            space_limit: Some(100),
+            now: now(),
+        })
+        .await
+        .expect("commit");
+        meta.mercury_abort("psk", &b).await.expect("abort");
+        let files = meta.mercury_files("psk").await.expect("files");
+        assert_eq!(files.len(), 1);
+        assert_eq!((files[0].name.as_str(), files[0].size), (a.as_str(), 42));
+        assert_eq!(meta.mercury_usage("psk").await.expect("usage"), 42);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn audit_chain_stays_ordered_under_concurrency() {
+    both(|meta| async move {
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let meta = meta.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..25 {
+                    meta.audit_append(NewAudit {
+                        ts: now(),
+                        actor: format!("w{w}"),
+                        actor_id: None,
+                        action: "test".into(),
+                        target: format!("{i}"),
+                        outcome: "ok".into(),
+                        client: "c".into(),
+                    })
+                    .await
+                    .expect("append");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        let rows = meta.audit_list(None).await.expect("list");
+        assert_eq!(rows.len(), 200);
+        for (i, pair) in rows.windows(2).enumerate() {
+            assert_eq!(pair[1].seq, pair[0].seq + 1, "gap at {i}");
+            assert_eq!(pair[1].prev_hash, pair[0].hash, "chain broken at {i}");
+        }
+    })
+    .await;
+}
+
+/// Gives `u` at least one row in every tenant table.
+async fn fill(meta: &Meta, u: &UserRow, vault: &str) {
+    let id = u.id.clone();
+    meta.create_session(SessionRow {
+        id: format!("s-{id}"),
+        token_hash: format!("t-{id}"),
+        user_id: id.clone(),
+        method: "passphrase".into(),
+        created: now(),
+        last_seen: now(),
+    })
+    .await
+    .expect("session");
+    put(meta, u, vault, &format!("obj-{id}"), 1, 10, None)
+        .await
+        .expect("put");
+    tenant::scope(id.clone(), async {
+        meta.add_ssh_key(SshKeyRow {
+            user_id: id.clone(),
+            fingerprint: format!("SHA256:{id}"),
+            public_key: "ssh-ed25519 AAAA".into(),
+            comment: "c".into(),
+            wrapped_keys: None,
+            created: now(),
+        })
+        .await
+        .expect("ssh key");
+        meta.create_upload(UploadRow {
+            id: format!("up-{id}"),
+            vault_id: vault.into(),
+            user_id: id.clone(),
+            blob_key: format!("b-up-{id}"),
+            size: -1,
+            hash: String::new(),
+            created: now(),
+        })
+        .await
+        .expect("upload");
+        meta.create_token(AccessTokenRow {
+            id: format!("tok-{id}"),
+            user_id: id.clone(),
+            token_hash: format!("th-{id}"),
+            kind: "restic".into(),
+            scope: "main".into(),
+            mode: "full".into(),
+            label: String::new(),
+            created: now(),
+            expires: None,
+            last_used: None,
+        })
+        .await
+        .expect("token");
+        meta.create_restic_repo(&format!("repo-{id}"), &id, "main", now())
+            .await
+            .expect("repo");
+        meta.mercury_reserve(MercuryReservation {
+            space: format!("user:{id}"),
+            candidates: vec!["a.hecate".into()],
+            blob_key: format!("m-{id}"),
+            user_id: Some(id.clone()),
+            now: now(),
+            until: now() + 60,
+        })
+        .await
+        .expect("reserve");
+    })
+    .await;
+    let out = meta
+        .restic_write_batch(
+            vec![],
+            vec![NewResticObject {
+                repo_id: format!("repo-{id}"),
+                user_id: id.clone(),
+                kind: "data".into(),
+                name: format!("{id}-data"),
+                size: 5,
+                blob_key: format!("r-{id}"),
+                quota: None,
+                now: now(),
+            }],
+        )
+        .await
+        .expect("batch");
+    assert!(matches!(out[0], Ok(PutOutcome::Stored)));
+    meta.audit_append(NewAudit {
+        ts: now(),
+        actor: u.name.clone(),
+        actor_id: Some(id.clone()),
+        action: "test".into(),
+        target: String::new(),
+        outcome: "ok".into(),
+        client: "c".into(),
+    })
+    .await
+    .expect("audit");
+}
+
+/// Each tenant table with the expression naming the user a row belongs to.
+const TENANT_TABLES: &[(&str, &str)] = &[
+    ("users", "id"),
+    ("sessions", "user_id"),
+    ("ssh_keys", "user_id"),
+    ("vaults", "owner_id"),
+    ("vault_members", "user_id"),
+    (
+        "objects",
+        "(SELECT owner_id FROM vaults v WHERE v.id = vault_id)",
+    ),
+    ("versions", "author_id"),
+    ("uploads", "user_id"),
+    ("access_tokens", "user_id"),
+    ("restic_repos", "user_id"),
+    ("restic_objects", "substr(repo_id, 6)"),
+    ("mercury_files", "user_id"),
+    ("audit", "actor_id"),
+];
+
+/// The owners of the rows an unfiltered `SELECT` shows, in a transaction with `settings`.
+async fn visible(url: &str, table: &str, owner: &str, settings: &str) -> Vec<Option<String>> {
+    let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+    let mut tx = c.begin().await.expect("begin");
+    if !settings.is_empty() {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(settings.to_string()))
+            .execute(&mut *tx)
+            .await
+            .expect("settings");
+    }
+    let sql = format!("SELECT {owner} FROM {table}");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *tx)
+        .await
+        .expect("select")
+}
+
+#[tokio::test]
+async fn postgres_row_level_security_shows_a_tenant_only_its_own_rows() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let pg = db.open().await;
+    let check = pg.role_check().await.expect("role");
+    assert!(!check.bypasses_rls && !check.owns_tables, "{check:?}");
+    let meta: Meta = Arc::new(pg);
+    let (alice, alice_vault) = user(&meta, "alice").await;
+    let (bob, bob_vault) = user(&meta, "bob").await;
+    fill(&meta, &alice, &alice_vault).await;
+    fill(&meta, &bob, &bob_vault).await;
+
+    for (table, owner) in TENANT_TABLES {
+        let all = visible(
+            &db.app_url,
+            table,
+            owner,
+            "SELECT set_config('app.system', 'on', true)",
+        )
+        .await;
+        for u in [&alice.id, &bob.id] {
+            assert!(
+                all.contains(&Some(u.clone())),
+                "{table}: no row of {u} at all"
+            );
+        }
+        let scoped = visible(
+            &db.app_url,
+            table,
+            owner,
+            &format!("SELECT set_config('app.user_id', '{}', true)", alice.id),
+        )
+        .await;
+        assert!(!scoped.is_empty(), "{table}: alice sees nothing of her own");
+        assert!(
+            scoped
+                .iter()
+                .all(|o| o.as_deref() == Some(alice.id.as_str())),
+            "{table}: alice sees {scoped:?}"
+        );
+        let unset = visible(&db.app_url, table, owner, "").await;
+        assert!(unset.is_empty(), "{table}: with no tenant set, {unset:?}");
+    }
+    // The role cannot turn the policies off.
+    let mut c = sqlx::PgConnection::connect(&db.app_url)
+        .await
+        .expect("connect");
+    let refused = sqlx::raw_sql("ALTER TABLE vaults DISABLE ROW LEVEL SECURITY")
+        .execute(&mut c)
+        .await;
+    assert!(refused.is_err(), "the server's role could disable RLS");
+    drop(c);
+    drop(meta);
+    db.drop_db().await;
+}
