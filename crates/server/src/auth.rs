@@ -64,21 +64,58 @@ impl FromRequestParts<AppState> for Client {
     }
 }
 
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+async fn look_up_session(state: &AppState, token: &str) -> ApiResult<SessionLookup> {
+    let idle = state.config.session_idle_timeout.as_secs() as i64;
+    Ok(state
+        .meta
+        .touch_session(&token_hash(token), now(), idle)
+        .await?)
+}
+
+/// Middleware of `/v1`: looks the bearer session up once and runs the request as its user
+/// ([`enc_store::tenant`], which row-level security binds on PostgreSQL). The [`Session`]
+/// extractor takes the result from the request, so it is looked up only once.
+pub async fn session_scope(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Some(token) = bearer(req.headers()) else {
+        return next.run(req).await;
+    };
+    let Ok(found) = look_up_session(&state, token).await else {
+        return next.run(req).await;
+    };
+    let tenant = match &found {
+        SessionLookup::Valid(v) => Some(v.1.id.clone()),
+        SessionLookup::Expired | SessionLookup::Unknown => None,
+    };
+    req.extensions_mut().insert(found);
+    match tenant {
+        Some(user_id) => enc_store::tenant::scope(user_id, next.run(req)).await,
+        None => next.run(req).await,
+    }
+}
+
 impl FromRequestParts<AppState> for Session {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthenticated)?;
-        let idle = state.config.session_idle_timeout.as_secs() as i64;
-        match state
-            .meta
-            .touch_session(&token_hash(token), now(), idle)
-            .await?
-        {
+        let looked_up = parts.extensions.get::<SessionLookup>().cloned();
+        let found = match looked_up {
+            Some(found) => found,
+            None => {
+                let token = bearer(&parts.headers).ok_or(ApiError::Unauthenticated)?;
+                look_up_session(state, token).await?
+            }
+        };
+        match found {
             SessionLookup::Valid(found) => {
                 let (session, user) = *found;
                 Ok(Self {

@@ -64,6 +64,17 @@ pub struct Cli {
     /// /ws on the main listener is always on).
     #[arg(long, env = "ENC_MERCURY_LISTEN")]
     pub mercury_listen: Option<String>,
+    /// PostgreSQL for metadata (postgres://…) instead of the embedded SQLite.
+    #[arg(long, env = "ENC_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// The schema owner's PostgreSQL URL, used only to run migrations.
+    #[arg(
+        long,
+        env = "ENC_DATABASE_OWNER_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_owner_url: Option<String>,
     /// Print a documented default configuration and exit.
     #[arg(long)]
     pub generate_config: bool,
@@ -93,6 +104,10 @@ pub enum Command {
     /// never from the command line. The client then authenticates with the key
     /// `<client_id>:<password>`.
     HashPassword,
+    /// Create or upgrade the PostgreSQL schema (tables, row-level security, the `enc_app`
+    /// role's grants), connecting as the schema owner: --database-owner-url, else
+    /// --database-url. The embedded SQLite database migrates itself at start.
+    Migrate,
 }
 
 /// `enc-server user …`.
@@ -166,6 +181,12 @@ impl Cli {
         if let Some(v) = &self.metrics_listen {
             c.metrics.listen = Some(v.clone());
         }
+        if let Some(v) = &self.database_url {
+            c.database_url = Some(v.clone());
+        }
+        if let Some(v) = &self.database_owner_url {
+            c.database_owner_url = Some(v.clone());
+        }
         c.check()?;
         Ok(c)
     }
@@ -194,6 +215,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         })) => user_create(&config, &policy, &name, &role, expires).await,
         Some(Command::Cert(cmd)) => cert(&config, cmd),
         Some(Command::HashPassword) => hash_password(),
+        Some(Command::Migrate) => migrate(&config).await,
         None if cli.validate => {
             if let (Some(c), Some(k)) = (&config.tls.cert, &config.tls.key) {
                 crate::tls::server_config(c, k)?;
@@ -203,6 +225,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         None => serve(config).await,
     }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let url = config
+        .database_owner_url
+        .as_ref()
+        .or(config.database_url.as_ref())
+        .context("`migrate` is for PostgreSQL: give --database-owner-url (or --database-url)")?;
+    let applied = enc_store::postgres::PgMeta::migrate(url)
+        .await
+        .context("migrating the PostgreSQL schema")?;
+    eprintln!("PostgreSQL schema up to date ({applied} migration(s) applied now)");
+    Ok(())
 }
 
 async fn user_create(
@@ -217,7 +252,7 @@ async fn user_create(
         "unknown role {role:?}; roles are: {}",
         policy.role_names().join(", ")
     );
-    let meta = crate::open_meta(&config.data_dir).await?;
+    let meta = crate::open_meta(config).await?;
     let ttl = expires.unwrap_or(config.invitation_ttl).as_secs() as i64;
     let (token, expires_at) = crate::auth::invite(&meta, name, role, ttl)
         .await

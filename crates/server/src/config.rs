@@ -34,6 +34,12 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Mercury (Hecate's WebSocket archive protocol).
     pub mercury: MercuryConfig,
+    /// PostgreSQL for metadata instead of the embedded SQLite (`postgres://…`), as the
+    /// server's role: a member of `enc_app` that owns nothing and is not a superuser.
+    pub database_url: Option<String>,
+    /// The schema owner's connection, used only to run migrations (at start when set, or by
+    /// `enc-server migrate`).
+    pub database_owner_url: Option<String>,
 }
 
 /// How the size a Mercury client declares is checked.
@@ -156,6 +162,8 @@ impl Default for Config {
             log: "info".into(),
             metrics: MetricsConfig::default(),
             mercury: MercuryConfig::default(),
+            database_url: None,
+            database_owner_url: None,
         }
     }
 }
@@ -220,6 +228,21 @@ impl Config {
             self.mercury.uploads_per_hour >= 1,
             "mercury.uploads_per_hour must be at least 1"
         );
+        for (key, url) in [
+            ("database_url", &self.database_url),
+            ("database_owner_url", &self.database_owner_url),
+        ] {
+            if let Some(u) = url {
+                anyhow::ensure!(
+                    u.starts_with("postgres://") || u.starts_with("postgresql://"),
+                    "{key} must be a postgres:// URL"
+                );
+            }
+        }
+        anyhow::ensure!(
+            self.database_owner_url.is_none() || self.database_url.is_some(),
+            "database_owner_url needs database_url (the server's own connection)"
+        );
         if let Some(m) = &self.metrics.listen {
             m.parse::<std::net::SocketAddr>()
                 .map_err(|e| anyhow::anyhow!("metrics.listen = {m:?}: {e}"))?;
@@ -253,6 +276,14 @@ versions_kept = 10
 
 # Log filter, e.g. "info", "debug", "enc_server=debug" (ENC_LOG, --log).
 log = "info"
+
+# Metadata in PostgreSQL instead of <data_dir>/meta.sqlite, for several replicas behind a load
+# balancer (ENC_DATABASE_URL, --database-url). Connect as a login role that is a member of
+# `enc_app`, owns no table and is not a superuser, so row-level security binds it.
+# database_url = "postgres://enc@db.example/enc"
+# The schema owner, only for migrations (ENC_DATABASE_OWNER_URL, --database-owner-url): run
+# at start when set, else by `enc-server migrate`.
+# database_owner_url = "postgres://enc_owner@db.example/enc"
 
 [tls]
 # Real certificate and key (PEM). Unset: a self-signed P-256 certificate is made at first

@@ -69,8 +69,40 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
-/// Opens the metadata store under the data directory.
-pub async fn open_meta(data_dir: &Path) -> anyhow::Result<enc_store::Meta> {
+/// Opens the metadata store: PostgreSQL when `database_url` is set (migrated first if the
+/// owner's URL is given, and refused if its role would not be bound by row-level security),
+/// else SQLite under the data directory.
+pub async fn open_meta(config: &Config) -> anyhow::Result<enc_store::Meta> {
+    if let Some(url) = &config.database_url {
+        use enc_store::postgres::PgMeta;
+        if let Some(owner) = &config.database_owner_url {
+            PgMeta::migrate(owner)
+                .await
+                .context("migrating the PostgreSQL schema (database_owner_url)")?;
+        }
+        let pg = PgMeta::connect(url)
+            .await
+            .context("connecting to PostgreSQL (database_url)")?;
+        let pending = pg.pending_migrations().await?;
+        anyhow::ensure!(
+            pending == 0,
+            "the PostgreSQL schema lacks {pending} migration(s): run `enc-server migrate \
+             --database-owner-url postgres://OWNER@…` (or set database_owner_url)"
+        );
+        let role = pg.role_check().await?;
+        anyhow::ensure!(
+            !role.bypasses_rls && !role.owns_tables,
+            "database_url connects as a role that {}: row-level security would not bind it; \
+             connect as a login role that is a member of enc_app (see the README's Deployment)",
+            if role.bypasses_rls {
+                "is a superuser or has BYPASSRLS"
+            } else {
+                "owns tables of the schema"
+            }
+        );
+        return Ok(Arc::new(pg));
+    }
+    let data_dir = &config.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let meta = enc_store::sqlite::SqliteMeta::open(&data_dir.join("meta.sqlite"))
@@ -95,7 +127,7 @@ fn server_secret(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
 
 /// Opens everything the handlers need.
 pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
-    let meta = open_meta(&config.data_dir).await?;
+    let meta = open_meta(&config).await?;
     let blob_dir = config.data_dir.join("objects");
     let blobs: enc_store::Blobs = Arc::new(
         enc_store::blob::ObjectBlobs::local(&blob_dir).context("opening the blob directory")?,
@@ -274,7 +306,11 @@ pub fn app(state: AppState) -> Router {
         .route("/audit", get(audit::list))
         .route("/openapi.json", get(openapi::serve))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::session_scope,
+        ));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))

@@ -578,11 +578,14 @@ impl Conn {
                 Ok(None | Some(Err(_))) => break,
                 Ok(Some(Ok(m))) => m,
             };
-            let step = match msg {
-                Message::Text(t) => self.on_text(t.as_str()).await,
-                Message::Binary(b) => self.on_binary(b).await,
-                Message::Ping(_) | Message::Pong(_) => Ok(()),
-                Message::Close(_) => break,
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+            // An enc token's archives are its user's: row-level security binds the work to
+            // them (PostgreSQL). Client-list and preshared-key spaces belong to no enc user.
+            let step = match self.tenant() {
+                Some(user_id) => enc_store::tenant::scope(user_id, self.on_message(msg)).await,
+                None => self.on_message(msg).await,
             };
             match step {
                 Ok(()) => {}
@@ -599,6 +602,18 @@ impl Conn {
             }
         }
         self.abort_upload().await;
+    }
+
+    fn tenant(&self) -> Option<String> {
+        self.who.as_ref()?.user.as_ref().map(|u| u.id.clone())
+    }
+
+    async fn on_message(&mut self, msg: Message) -> Step {
+        match msg {
+            Message::Text(t) => self.on_text(t.as_str()).await,
+            Message::Binary(b) => self.on_binary(b).await,
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => Ok(()),
+        }
     }
 
     /// Over the connection limit: answer the first frame in its dialect, then close.

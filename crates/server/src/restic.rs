@@ -283,7 +283,11 @@ async fn serve(state: AppState, req: Request) -> Outcome {
         Some(c) => (c.user, c.token, Some(c.repo)),
         None => match verify(&state, Some(user_name.as_str()), &token, "restic", &client).await {
             Ok((user, token)) => {
-                let repo = state.meta.restic_repo(&user.id, &token.scope).await;
+                let repo = enc_store::tenant::scope(
+                    user.id.clone(),
+                    state.meta.restic_repo(&user.id, &token.scope),
+                )
+                .await;
                 let repo = repo.ok().flatten();
                 if let Some(r) = &repo {
                     let mut cache = state.auth_cache.lock().expect("auth cache");
@@ -330,14 +334,19 @@ async fn serve(state: AppState, req: Request) -> Outcome {
     let target = target(rest)?;
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
-    match (target, method) {
-        (Target::Root, Method::POST) => create_repo(&ctx, &parts).await,
-        (Target::Root, _) => Err(Failure::method("POST")),
-        (Target::Config, m) => object(&ctx, m, "config", "config", &parts, body).await,
-        (Target::List(kind), Method::GET) => list(&ctx, kind, &parts.headers).await,
-        (Target::List(_), _) => Err(Failure::method("GET")),
-        (Target::Object(kind, name), m) => object(&ctx, m, kind, name, &parts, body).await,
-    }
+    // Everything from here runs as the token's user (row-level security on PostgreSQL).
+    let tenant = ctx.user.id.clone();
+    enc_store::tenant::scope(tenant, async {
+        match (target, method) {
+            (Target::Root, Method::POST) => create_repo(&ctx, &parts).await,
+            (Target::Root, _) => Err(Failure::method("POST")),
+            (Target::Config, m) => object(&ctx, m, "config", "config", &parts, body).await,
+            (Target::List(kind), Method::GET) => list(&ctx, kind, &parts.headers).await,
+            (Target::List(_), _) => Err(Failure::method("GET")),
+            (Target::Object(kind, name), m) => object(&ctx, m, kind, name, &parts, body).await,
+        }
+    })
+    .await
 }
 
 async fn create_repo(ctx: &Ctx, parts: &Parts) -> Outcome {

@@ -40,6 +40,113 @@ pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)
 }
 
+/// The metadata backend every test server uses: the embedded SQLite unless
+/// `ENC_TEST_BACKEND=postgres`, which gives each server a fresh PostgreSQL database on the
+/// cluster of `ENC_TEST_PG_ADMIN_URL` (default: the local superuser over loopback), migrated
+/// by the server itself as the owner and used through a role bound by row-level security.
+pub fn postgres_backend() -> bool {
+    match std::env::var("ENC_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("ENC_TEST_BACKEND={other:?}: use sqlite or postgres"),
+    }
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("ENC_TEST_PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Runs SQL with `psql` (unaligned, `|`-separated); its output.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            url,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-X",
+            "-A",
+            "-t",
+            "-q",
+            "-F",
+            "|",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("running psql (apt-get install postgresql-client)");
+    assert!(
+        out.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string()
+}
+
+/// The login role test servers connect as: a member of `enc_app`, nothing more.
+const PG_LOGIN: &str = "enc_e2e";
+
+/// A fresh PostgreSQL database for one test server, dropped with it.
+pub struct PgDatabase {
+    name: String,
+    /// The schema owner (the admin URL's superuser), for migrations and tampering.
+    pub owner_url: String,
+    /// The server's own connection.
+    pub app_url: String,
+}
+
+impl PgDatabase {
+    fn create() -> Self {
+        static ROLES: OnceLock<()> = OnceLock::new();
+        let admin = pg_admin_url();
+        ROLES.get_or_init(|| {
+            // Roles are cluster-wide; another test run may have made them already.
+            let _ = Command::new("psql")
+                .args([&admin, "-X", "-q", "-c", "CREATE ROLE enc_app NOLOGIN"])
+                .output();
+            let _ = Command::new("psql")
+                .args([
+                    &admin,
+                    "-X",
+                    "-q",
+                    "-c",
+                    &format!("CREATE ROLE {PG_LOGIN} LOGIN PASSWORD 'enc-e2e'"),
+                ])
+                .output();
+            psql(&admin, &format!("GRANT enc_app TO {PG_LOGIN}"));
+        });
+        let name = format!("enc_e2e_{}", hex::encode(rand::random::<[u8; 8]>()));
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let base = admin
+            .rsplit_once('/')
+            .expect("admin URL names a database")
+            .0;
+        let host = base.rsplit_once('@').map_or(base, |(_, h)| h);
+        Self {
+            owner_url: format!("{base}/{name}"),
+            app_url: format!("postgres://{PG_LOGIN}:enc-e2e@{host}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                &pg_admin_url(),
+                "-X",
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
 /// A running server.
 pub struct Server {
     child: Option<Child>,
@@ -53,6 +160,8 @@ pub struct Server {
     config: PathBuf,
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    /// Its PostgreSQL database, with `ENC_TEST_BACKEND=postgres`.
+    pub pg: Option<PgDatabase>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -67,6 +176,15 @@ impl Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let cfg = tmp.path().join("enc-server.toml");
+        let pg = postgres_backend().then(PgDatabase::create);
+        let config = match &pg {
+            // Top-level keys go before any table of the test's own configuration.
+            Some(db) => format!(
+                "database_url = \"{}\"\ndatabase_owner_url = \"{}\"\n{config}",
+                db.app_url, db.owner_url
+            ),
+            None => config.to_string(),
+        };
         std::fs::write(&cfg, config).expect("write config");
         let mut all = vec!["--config".to_string(), cfg.display().to_string()];
         all.extend(args.iter().map(|s| s.to_string()));
@@ -84,9 +202,15 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            pg,
             _tmp: Some(tmp),
         };
         s.spawn("127.0.0.1:0");
+        assert_eq!(
+            s.data_dir.join("meta.sqlite").exists(),
+            s.pg.is_none(),
+            "the server uses the metadata backend the test asked for"
+        );
         s
     }
 
@@ -221,6 +345,44 @@ impl Server {
             .args(["--data-dir", &self.data_dir.display().to_string()])
             .output()
             .expect("running enc-server")
+    }
+
+    /// Runs SQL against the server's metadata database with the owner's rights, as a
+    /// malicious operator would; rows as `a|b` lines.
+    pub fn operator_sql(&self, sql: &str) -> String {
+        if let Some(db) = &self.pg {
+            return psql(&db.owner_url, sql);
+        }
+        let script = "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nr=c.execute(sys.argv[2]).fetchall()\nc.commit()\nprint('\\n'.join('|'.join(map(str,x)) for x in r))";
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(self.data_dir.join("meta.sqlite"))
+            .arg(sql)
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
+    }
+
+    /// Everything the metadata database holds outside the data directory (a `pg_dump` on
+    /// PostgreSQL; nothing for SQLite, whose file is in the data directory).
+    pub fn database_dump(&self) -> Vec<u8> {
+        let Some(db) = &self.pg else {
+            return Vec::new();
+        };
+        let out = Command::new("pg_dump")
+            .arg(&db.owner_url)
+            .output()
+            .expect("running pg_dump");
+        assert!(out.status.success(), "pg_dump failed");
+        out.stdout
     }
 
     /// Registers a user (invited with `role`) and returns it logged in.

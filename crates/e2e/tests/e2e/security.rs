@@ -66,8 +66,15 @@ fn server_data_holds_no_plaintext_names_contents_or_keys() {
     let mut files = Vec::new();
     all_files(&server.data_dir, &mut files);
     assert!(files.len() >= 3);
-    for f in files {
-        let bytes = std::fs::read(&f).unwrap();
+    let mut stored: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
+        .collect();
+    // On PostgreSQL the metadata lives outside the data directory: search all of it too.
+    if server.pg.is_some() {
+        stored.push(("the PostgreSQL database".into(), server.database_dump()));
+    }
+    for (what, bytes) in stored {
         let lower = bytes.to_ascii_lowercase();
         for needle in [
             marker.as_str(),
@@ -79,13 +86,11 @@ fn server_data_holds_no_plaintext_names_contents_or_keys() {
         {
             assert!(
                 !contains(&bytes, needle.as_bytes()),
-                "{} contains {needle:?}",
-                f.display()
+                "{what} contains {needle:?}"
             );
             assert!(
                 !contains(&lower, needle.to_ascii_lowercase().as_bytes()),
-                "{} contains {needle:?}",
-                f.display()
+                "{what} contains {needle:?}"
             );
         }
     }
@@ -735,23 +740,6 @@ fn admin_audit_chain_verifies() {
     alice.fail(&["audit", "--all"]);
 }
 
-/// Runs SQL against the server's database, as a malicious operator would.
-fn tamper(server: &Server, sql: &str) -> String {
-    let script = "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nr=c.execute(sys.argv[2]).fetchall()\nc.commit()\nprint('\\n'.join('|'.join(map(str,x)) for x in r))";
-    let out = std::process::Command::new("python3")
-        .args(["-c", script])
-        .arg(server.data_dir.join("meta.sqlite"))
-        .arg(sql)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// A server that substitutes keys, replays old ones or swaps a user's key is caught by the
 /// client: vault keys carry the owner's signature, generations only go up, and other users'
 /// keys are pinned on first sight.
@@ -769,9 +757,8 @@ fn a_malicious_server_cannot_substitute_or_replay_keys() {
     bob.ok(&["push", "b.txt", "--vault", "alice/team"]);
     alice.ok(&["pull", "b.txt", "--vault", "team", "-o", "b.txt"]); // pins bob's key
     let team = alice.vault_id("team");
-    let alice_id = tamper(&server, "SELECT id FROM users WHERE name = 'alice'");
-    let old = tamper(
-        &server,
+    let alice_id = server.operator_sql("SELECT id FROM users WHERE name = 'alice'");
+    let old = server.operator_sql(
         &format!(
             "SELECT wrapped_keys, signature FROM vault_members WHERE vault_id = '{team}' AND user_id = '{alice_id}'"
         ),
@@ -780,16 +767,14 @@ fn a_malicious_server_cannot_substitute_or_replay_keys() {
 
     // Substitution: keys the owner did not sign.
     let default_vault = alice.vault_id("default");
-    tamper(
-        &server,
+    server.operator_sql(
         &format!(
             "UPDATE vault_members SET signature = (SELECT signature FROM vault_members WHERE vault_id = '{default_vault}') WHERE vault_id = '{team}' AND user_id = '{alice_id}'"
         ),
     );
     let err = alice.fail(&["ls", "--vault", "team"]);
     assert!(err.contains("not signed by its owner"), "{err}");
-    tamper(
-        &server,
+    server.operator_sql(
         &format!(
             "UPDATE vault_members SET signature = '{old_sig}' WHERE vault_id = '{team}' AND user_id = '{alice_id}'"
         ),
@@ -799,29 +784,23 @@ fn a_malicious_server_cannot_substitute_or_replay_keys() {
     // Replay: after an unshare, the server offers the old generation's keys again.
     alice.ok(&["vault", "unshare", "team", "bob"]);
     alice.ok(&["ls", "--vault", "team"]);
-    tamper(
-        &server,
+    server.operator_sql(
         &format!(
             "UPDATE vault_members SET wrapped_keys = '{old_wrap}', signature = '{old_sig}' WHERE vault_id = '{team}' AND user_id = '{alice_id}'"
         ),
     );
-    tamper(
-        &server,
-        &format!("UPDATE vaults SET generation = 1 WHERE id = '{team}'"),
-    );
+    server.operator_sql(&format!(
+        "UPDATE vaults SET generation = 1 WHERE id = '{team}'"
+    ));
     let err = alice.fail(&["push", "b.txt", "--vault", "team", "--as", "new.txt"]);
     assert!(err.contains("refusing old keys"), "{err}");
 
     // Key swap: the server presents another key for bob than the one pinned.
     let carol = server.user("carol", "user");
-    let carol_key = tamper(
-        &server,
-        "SELECT ed25519_public FROM users WHERE name = 'carol'",
-    );
-    tamper(
-        &server,
-        &format!("UPDATE users SET ed25519_public = '{carol_key}' WHERE name = 'bob'"),
-    );
+    let carol_key = server.operator_sql("SELECT ed25519_public FROM users WHERE name = 'carol'");
+    server.operator_sql(&format!(
+        "UPDATE users SET ed25519_public = '{carol_key}' WHERE name = 'bob'"
+    ));
     alice.ok(&["vault", "create", "other"]);
     let err = alice.fail(&["vault", "share", "other", "bob"]);
     assert!(err.contains("different key for bob"), "{err}");
