@@ -40,6 +40,8 @@ pub struct Config {
     /// The schema owner's connection, used only to run migrations (at start when set, or by
     /// `enc-server migrate`).
     pub database_owner_url: Option<String>,
+    /// Where blobs live.
+    pub blob: BlobConfig,
 }
 
 /// How the size a Mercury client declares is checked.
@@ -108,6 +110,97 @@ pub struct MetricsConfig {
     pub listen: Option<String>,
 }
 
+/// Where blobs live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlobConfig {
+    /// `s3://bucket/prefix` for an S3-compatible store; unset: `<data_dir>/objects`.
+    pub url: Option<String>,
+    /// Endpoint of a store other than AWS, e.g. `http://127.0.0.1:3900`.
+    pub endpoint: Option<String>,
+    /// The store's region (Garage: its `s3_region`).
+    pub region: String,
+    /// Path-style requests (`endpoint/bucket/key`), as most self-hosted stores need.
+    pub path_style: bool,
+    /// TOML file with `access_key_id` and `secret_access_key`; else the environment.
+    pub credentials_file: Option<PathBuf>,
+}
+
+impl Default for BlobConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            endpoint: None,
+            region: "us-east-1".into(),
+            path_style: false,
+            credentials_file: None,
+        }
+    }
+}
+
+impl BlobConfig {
+    /// The S3 settings, with credentials from `credentials_file`, else `ENC_S3_ACCESS_KEY_ID`
+    /// / `ENC_S3_SECRET_ACCESS_KEY`, else `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    /// `None` for the local directory.
+    pub fn s3(&self) -> anyhow::Result<Option<enc_store::blob::S3Settings>> {
+        let Some(url) = &self.url else {
+            return Ok(None);
+        };
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| anyhow::anyhow!("blob.url = {url:?}: use s3://BUCKET[/PREFIX]"))?;
+        let (bucket, prefix) = match rest.split_once('/') {
+            Some((b, p)) => (b, Some(p.trim_matches('/').to_string())),
+            None => (rest, None),
+        };
+        anyhow::ensure!(!bucket.is_empty(), "blob.url = {url:?} names no bucket");
+        let (access_key_id, secret_access_key) = match &self.credentials_file {
+            Some(path) => {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Creds {
+                    access_key_id: String,
+                    secret_access_key: String,
+                }
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("blob.credentials_file {}: {e}", path.display())
+                })?;
+                let c: Creds = toml::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!("blob.credentials_file {}: {e}", path.display())
+                })?;
+                (c.access_key_id, c.secret_access_key)
+            }
+            None => {
+                let env = |a: &str, b: &str| {
+                    std::env::var(a)
+                        .or_else(|_| std::env::var(b))
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                };
+                match (
+                    env("ENC_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+                    env("ENC_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+                ) {
+                    (Some(a), Some(s)) => (a, s),
+                    _ => anyhow::bail!(
+                        "blob.url is S3 but no credentials: set blob.credentials_file, or \
+                         ENC_S3_ACCESS_KEY_ID and ENC_S3_SECRET_ACCESS_KEY"
+                    ),
+                }
+            }
+        };
+        Ok(Some(enc_store::blob::S3Settings {
+            bucket: bucket.to_string(),
+            prefix: prefix.filter(|p| !p.is_empty()),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            access_key_id,
+            secret_access_key,
+            path_style: self.path_style,
+        }))
+    }
+}
+
 /// TLS settings.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -164,6 +257,7 @@ impl Default for Config {
             mercury: MercuryConfig::default(),
             database_url: None,
             database_owner_url: None,
+            blob: BlobConfig::default(),
         }
     }
 }
@@ -243,6 +337,7 @@ impl Config {
             self.database_owner_url.is_none() || self.database_url.is_some(),
             "database_owner_url needs database_url (the server's own connection)"
         );
+        self.blob.s3()?;
         if let Some(m) = &self.metrics.listen {
             m.parse::<std::net::SocketAddr>()
                 .map_err(|e| anyhow::anyhow!("metrics.listen = {m:?}: {e}"))?;
@@ -310,6 +405,17 @@ max_connections = 1024
 max_header_size = "16KiB"
 # At shutdown, in-flight requests get this long to finish.
 shutdown_grace = "30s"
+
+[blob]
+# Blobs (ciphertext) in an S3-compatible bucket instead of <data_dir>/objects, so replicas share
+# them: url = "s3://BUCKET/PREFIX". Credentials come from credentials_file (TOML with
+# access_key_id and secret_access_key) or ENC_S3_ACCESS_KEY_ID / ENC_S3_SECRET_ACCESS_KEY (or
+# AWS_*); they are never logged.
+# url = "s3://enc-blobs/prod"
+# endpoint = "http://127.0.0.1:3900"   # a store other than AWS (Garage, MinIO, Ceph…)
+region = "us-east-1"                   # Garage: its s3_region
+path_style = false                     # true for most self-hosted stores
+# credentials_file = "/etc/enc/s3.toml"
 
 [metrics]
 # Prometheus `/metrics` on a separate plain-HTTP listener, off unless set (ENC_METRICS_LISTEN,

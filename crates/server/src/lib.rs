@@ -111,44 +111,60 @@ pub async fn open_meta(config: &Config) -> anyhow::Result<enc_store::Meta> {
     Ok(Arc::new(meta))
 }
 
-/// Reads (or creates, 0600) the server secret that keys fake salts and address hashes.
-fn server_secret(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
-    let path = data_dir.join("server.secret");
-    if let Ok(bytes) = std::fs::read(&path) {
-        return bytes
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("{} is damaged (expected 32 bytes)", path.display()));
-    }
-    let mut secret = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut secret);
-    tls::write_private(&path, &secret)?;
-    Ok(secret)
+/// The deployment's server secret, which keys fake salts and client-address hashes: kept in
+/// the metadata store so every replica shares it. A `server.secret` file of an older data
+/// directory seeds it, so existing salts and hashes stay the same.
+async fn server_secret(meta: &enc_store::Meta, data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let legacy = data_dir.join("server.secret");
+    let candidate = match std::fs::read(&legacy) {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let mut fresh = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut fresh);
+            fresh.to_vec()
+        }
+    };
+    let stored = meta.server_secret(candidate).await?;
+    stored
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the stored server secret is damaged (expected 32 bytes)"))
 }
 
 /// Opens everything the handlers need.
 pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     let meta = open_meta(&config).await?;
-    let blob_dir = config.data_dir.join("objects");
-    let blobs: enc_store::Blobs = Arc::new(
-        enc_store::blob::ObjectBlobs::local(&blob_dir).context("opening the blob directory")?,
-    );
-    // Nothing is in flight yet: staging files are leftovers of a crash.
-    let swept =
-        tokio::task::spawn_blocking(move || enc_store::blob::sweep_local_staging(&blob_dir))
+    let blobs: enc_store::Blobs = match config.blob.s3()? {
+        Some(s3) => {
+            let blobs = enc_store::blob::ObjectBlobs::s3(&s3).context("configuring S3")?;
+            // Multipart uploads a crash left open are never visible; the bucket's lifecycle
+            // rule (AbortIncompleteMultipartUpload) reclaims them.
+            Arc::new(blobs)
+        }
+        None => {
+            let blob_dir = config.data_dir.join("objects");
+            let blobs = enc_store::blob::ObjectBlobs::local(&blob_dir)
+                .context("opening the blob directory")?;
+            // Nothing is in flight yet: staging files are leftovers of a crash.
+            let swept = tokio::task::spawn_blocking(move || {
+                enc_store::blob::sweep_local_staging(&blob_dir)
+            })
             .await?
             .context("removing interrupted uploads")?;
-    if swept > 0 {
-        tracing::info!(
-            files = swept,
-            "removed staging files of uploads interrupted by a crash"
-        );
-    }
+            if swept > 0 {
+                tracing::info!(
+                    files = swept,
+                    "removed staging files of uploads interrupted by a crash"
+                );
+            }
+            Arc::new(blobs)
+        }
+    };
     let policy = match &config.policy_file {
         Some(p) => Policy::from_file(p)?,
         None => Policy::default(),
     };
     let mercury = mercury::Mercury::load(&config.mercury)?;
-    let secret = server_secret(&config.data_dir)?;
+    let secret = server_secret(&meta, &config.data_dir).await?;
     let dummy_hash = tokio::task::spawn_blocking(auth::dummy_hash).await?;
     let tls_fingerprint = if config.tls.insecure_http {
         String::new()

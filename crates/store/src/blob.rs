@@ -3,7 +3,8 @@
 //! [`ObjectBlobs`] implements it over any `object_store` backend. On the local filesystem a
 //! blob is written to a staging file and renamed into place, with `fsync` of the file and its
 //! directory, only when [`BlobWriter::finish`] is called; a writer that is dropped or aborted
-//! leaves nothing at the key.
+//! leaves nothing at the key. On an S3-compatible store a blob is one `PUT` (small) or a
+//! multipart upload that becomes visible, atomically, only when it is completed.
 
 use std::sync::Arc;
 
@@ -61,6 +62,8 @@ pub trait BlobWriter: Send {
 pub struct ObjectBlobs {
     store: Arc<dyn ObjectStore>,
     part_size: usize,
+    /// Parts of one upload being sent while the next one fills.
+    parts_in_flight: usize,
     /// The directory of a local store: small reads go straight to the file.
     local_root: Option<std::path::PathBuf>,
 }
@@ -85,7 +88,64 @@ impl ObjectBlobs {
             // A local part is one positioned write; small parts keep an upload's memory (at
             // most three parts: two being written, one filling) near 6 MiB. S3 needs >= 5 MiB.
             part_size: 2 * 1024 * 1024,
+            parts_in_flight: 2,
             local_root: Some(dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())),
+        })
+    }
+}
+
+/// Where and how to reach an S3-compatible bucket.
+#[derive(Clone)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// Key prefix inside the bucket (no leading or trailing `/`), if any.
+    pub prefix: Option<String>,
+    /// `https://…` or `http://…` of a store other than AWS (Garage, MinIO, Ceph…).
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key`.
+    pub path_style: bool,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("S3Settings")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("path_style", &self.path_style)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectBlobs {
+    /// Blobs in an S3-compatible bucket; streamed both ways, multipart above 1 MiB.
+    pub fn s3(s: &S3Settings) -> Result<Self> {
+        let mut b = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&s.bucket)
+            .with_region(&s.region)
+            .with_access_key_id(&s.access_key_id)
+            .with_secret_access_key(&s.secret_access_key)
+            .with_virtual_hosted_style_request(!s.path_style);
+        if let Some(e) = &s.endpoint {
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+        }
+        let store: Arc<dyn ObjectStore> = match s.prefix.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => Arc::new(object_store::prefix::PrefixStore::new(b.build()?, p)),
+            None => Arc::new(b.build()?),
+        };
+        Ok(Self {
+            store,
+            // S3's smallest part (but the last) is 5 MiB: one being sent while the next fills
+            // keeps an upload near 10 MiB.
+            part_size: 5 * 1024 * 1024,
+            parts_in_flight: 1,
+            local_root: None,
         })
     }
 }
@@ -123,6 +183,7 @@ struct LazyWriter {
     store: Arc<dyn ObjectStore>,
     path: StorePath,
     part_size: usize,
+    parts_in_flight: usize,
     buffered: Vec<Bytes>,
     len: usize,
     multipart: Option<WriteMultipart>,
@@ -145,7 +206,7 @@ impl BlobWriter for LazyWriter {
             self.multipart = Some(w);
         }
         let w = self.multipart.as_mut().expect("set above");
-        w.wait_for_capacity(2).await?;
+        w.wait_for_capacity(self.parts_in_flight).await?;
         w.put(data);
         Ok(())
     }
@@ -178,6 +239,7 @@ impl BlobStore for ObjectBlobs {
             store: self.store.clone(),
             path: path(key),
             part_size: self.part_size,
+            parts_in_flight: self.parts_in_flight,
             buffered: Vec::new(),
             len: 0,
             multipart: None,

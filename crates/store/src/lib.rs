@@ -61,6 +61,9 @@ pub type Meta = Arc<dyn MetaStore>;
 pub trait MetaStore: Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;
+    /// The deployment's server secret: the stored one, or `candidate` stored now if there
+    /// is none (the first replica to start decides).
+    async fn server_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>>;
 
     // ---- users and invitations
     /// Creates an invited user, or renews the invitation of one not yet registered.

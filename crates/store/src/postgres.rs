@@ -349,6 +349,21 @@ impl MetaStore for PgMeta {
         Ok(())
     }
 
+    async fn server_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
+        let mut tx = self.tx(Scope::System).await?;
+        sqlx::query(q(
+            "INSERT INTO server_secret (id, value) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+        ))
+        .bind(&candidate)
+        .execute(&mut *tx)
+        .await?;
+        let value: Vec<u8> = sqlx::query_scalar(q("SELECT value FROM server_secret WHERE id = 1"))
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(value)
+    }
+
     async fn invite_user(&self, inv: NewInvitation) -> Result<()> {
         let mut tx = self.tx(Scope::System).await?;
         advisory_lock(&mut tx, &format!("user:{}", inv.name)).await?;

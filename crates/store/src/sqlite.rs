@@ -271,6 +271,21 @@ impl MetaStore for SqliteMeta {
         Ok(())
     }
 
+    async fn server_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO server_secret (id, value) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&candidate)
+        .execute(&mut *tx)
+        .await?;
+        let value: Vec<u8> = sqlx::query_scalar("SELECT value FROM server_secret WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(value)
+    }
+
     async fn invite_user(&self, inv: NewInvitation) -> Result<()> {
         let mut tx = self.write().await?;
         let existing: Option<(String,)> = sqlx::query_as("SELECT state FROM users WHERE name = ?")

@@ -92,13 +92,13 @@ fn versions_are_kept_listed_and_pullable() {
     assert!(err.contains("no version 1"), "{err}");
     // Pruned blobs are deleted: exactly three blob files remain.
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let blobs = count_files(&server.data_dir.join("objects/blobs"));
+    let blobs = server.blobs("blobs").len();
     assert_eq!(blobs, 3, "pruned versions' blobs are deleted");
     alice.ok(&["rm", "notes.txt"]);
     assert_eq!(alice.ok(&["ls"]), "");
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(
-        count_files(&server.data_dir.join("objects/blobs")),
+        server.blobs("blobs").len(),
         0,
         "rm deletes every version's blob"
     );

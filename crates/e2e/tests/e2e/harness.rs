@@ -40,16 +40,148 @@ pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)
 }
 
-/// The metadata backend every test server uses: the embedded SQLite unless
-/// `ENC_TEST_BACKEND=postgres`, which gives each server a fresh PostgreSQL database on the
-/// cluster of `ENC_TEST_PG_ADMIN_URL` (default: the local superuser over loopback), migrated
-/// by the server itself as the owner and used through a role bound by row-level security.
-pub fn postgres_backend() -> bool {
+/// The storage every test server uses, chosen by `ENC_TEST_BACKEND`:
+/// - `sqlite` (default): the embedded SQLite and the local disk;
+/// - `postgres`: each server gets a fresh PostgreSQL database on the cluster of
+///   `ENC_TEST_PG_ADMIN_URL` (default: the local superuser over loopback), migrated by the
+///   server itself as the owner and used through a role bound by row-level security;
+/// - `postgres-s3`: that, and blobs under a prefix of its own in a bucket of a single-node
+///   Garage (an S3-compatible store) that the harness starts on loopback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    PostgresS3,
+}
+
+pub fn backend() -> Backend {
     match std::env::var("ENC_TEST_BACKEND").as_deref() {
-        Ok("postgres") => true,
-        Ok("sqlite") | Err(_) => false,
-        Ok(other) => panic!("ENC_TEST_BACKEND={other:?}: use sqlite or postgres"),
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok("postgres") => Backend::Postgres,
+        Ok("postgres-s3") => Backend::PostgresS3,
+        Ok(other) => panic!("ENC_TEST_BACKEND={other:?}: use sqlite, postgres or postgres-s3"),
     }
+}
+
+/// A single-node Garage for the whole test run: one bucket, one key. It stops by itself
+/// when the test process ends (a watchdog shell kills it).
+pub struct Garage {
+    pub endpoint: String,
+    pub bucket: String,
+    pub key_id: String,
+    pub secret: String,
+    /// The shell that stops Garage once this process has gone.
+    _watchdog: Child,
+}
+
+pub fn garage() -> &'static Garage {
+    static G: OnceLock<Garage> = OnceLock::new();
+    G.get_or_init(|| {
+        assert!(
+            have_tool("garage"),
+            "ENC_TEST_BACKEND=postgres-s3 needs garage (cargo install garage --locked)"
+        );
+        let dir = std::env::temp_dir().join(format!("enc-e2e-garage-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("garage dir");
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("port")
+                .local_addr()
+                .expect("addr")
+                .port()
+        };
+        let (rpc, s3, admin) = (port(), port(), port());
+        let cfg = dir.join("garage.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\n\
+                 replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
+                 rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\n\
+                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\n\
+                 root_domain = \".s3.garage.localhost\"\n\n[admin]\napi_bind_addr = \"127.0.0.1:{admin}\"\n",
+                d = dir.display(),
+                secret = hex::encode(rand::random::<[u8; 32]>()),
+            ),
+        )
+        .expect("garage.toml");
+        let cfg = cfg.display().to_string();
+        let watchdog = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "garage -c '{cfg}' server >'{log}' 2>&1 & g=$!; \
+                     while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $g; \
+                     wait $g; rm -rf '{dir}'",
+                    log = dir.join("garage.log").display(),
+                    dir = dir.display(),
+                    pid = std::process::id()
+                ),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting garage");
+        let g = |args: &[&str]| -> String {
+            let out = Command::new("garage")
+                .args(["-c", &cfg])
+                .args(args)
+                .output()
+                .expect("garage");
+            assert!(
+                out.status.success(),
+                "garage {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let node = loop {
+            let out = Command::new("garage")
+                .args(["-c", &cfg, "node", "id", "-q"])
+                .output()
+                .expect("garage");
+            if out.status.success() {
+                let id = String::from_utf8_lossy(&out.stdout);
+                break id.trim().split('@').next().unwrap_or("").to_string();
+            }
+            assert!(Instant::now() < deadline, "garage did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        g(&["layout", "assign", "-z", "dc1", "-c", "10G", &node]);
+        g(&["layout", "apply", "--version", "1"]);
+        g(&["bucket", "create", "enc-e2e"]);
+        let key = g(&["key", "create", "enc-e2e"]);
+        let field = |name: &str| {
+            key.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| panic!("no {name} in: {key}"))
+        };
+        let (key_id, secret) = (field("Key ID:"), field("Secret key:"));
+        g(&["bucket", "allow", "--read", "--write", "--owner", "enc-e2e", "--key", "enc-e2e"]);
+        Garage {
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            bucket: "enc-e2e".into(),
+            key_id,
+            secret,
+            _watchdog: watchdog,
+        }
+    })
+}
+
+/// The harness's own async runtime, for its S3 client.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
 }
 
 fn pg_admin_url() -> String {
@@ -160,8 +292,10 @@ pub struct Server {
     config: PathBuf,
     args: Vec<String>,
     envs: Vec<(String, String)>,
-    /// Its PostgreSQL database, with `ENC_TEST_BACKEND=postgres`.
+    /// Its PostgreSQL database, with `ENC_TEST_BACKEND=postgres[-s3]`.
     pub pg: Option<PgDatabase>,
+    /// Its prefix in the Garage bucket, with `ENC_TEST_BACKEND=postgres-s3`.
+    pub s3_prefix: Option<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -176,8 +310,8 @@ impl Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let cfg = tmp.path().join("enc-server.toml");
-        let pg = postgres_backend().then(PgDatabase::create);
-        let config = match &pg {
+        let pg = (backend() != Backend::Sqlite).then(PgDatabase::create);
+        let mut config = match &pg {
             // Top-level keys go before any table of the test's own configuration.
             Some(db) => format!(
                 "database_url = \"{}\"\ndatabase_owner_url = \"{}\"\n{config}",
@@ -185,6 +319,28 @@ impl Server {
             ),
             None => config.to_string(),
         };
+        let s3_prefix = (backend() == Backend::PostgresS3).then(|| {
+            let g = garage();
+            let prefix = format!("server-{}", hex::encode(rand::random::<[u8; 8]>()));
+            let creds = tmp.path().join("s3.toml");
+            std::fs::write(
+                &creds,
+                format!(
+                    "access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
+                    g.key_id, g.secret
+                ),
+            )
+            .expect("credentials");
+            // A table of its own, at the end of the test's configuration.
+            config.push_str(&format!(
+                "\n[blob]\nurl = \"s3://{}/{prefix}\"\nendpoint = \"{}\"\nregion = \"garage\"\n\
+                 path_style = true\ncredentials_file = \"{}\"\n",
+                g.bucket,
+                g.endpoint,
+                creds.display()
+            ));
+            prefix
+        });
         std::fs::write(&cfg, config).expect("write config");
         let mut all = vec!["--config".to_string(), cfg.display().to_string()];
         all.extend(args.iter().map(|s| s.to_string()));
@@ -203,6 +359,7 @@ impl Server {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             pg,
+            s3_prefix,
             _tmp: Some(tmp),
         };
         s.spawn("127.0.0.1:0");
@@ -210,6 +367,11 @@ impl Server {
             s.data_dir.join("meta.sqlite").exists(),
             s.pg.is_none(),
             "the server uses the metadata backend the test asked for"
+        );
+        assert_eq!(
+            s.data_dir.join("objects").exists(),
+            s.s3_prefix.is_none(),
+            "the server uses the blob store the test asked for"
         );
         s
     }
@@ -383,6 +545,106 @@ impl Server {
             .expect("running pg_dump");
         assert!(out.status.success(), "pg_dump failed");
         out.stdout
+    }
+
+    fn s3(&self) -> Option<std::sync::Arc<dyn object_store::ObjectStore>> {
+        let prefix = self.s3_prefix.as_ref()?;
+        let g = garage();
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&g.bucket)
+            .with_region("garage")
+            .with_endpoint(&g.endpoint)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .with_access_key_id(&g.key_id)
+            .with_secret_access_key(&g.secret)
+            .build()
+            .expect("s3 client");
+        Some(std::sync::Arc::new(object_store::prefix::PrefixStore::new(
+            store,
+            prefix.as_str(),
+        )))
+    }
+
+    /// Blobs under `under` (`blobs`, `restic`, `mercury`; "" for all) with their sizes, keys
+    /// relative to the blob root. On the local disk this includes an upload's staging file.
+    pub fn blobs(&self, under: &str) -> Vec<(String, u64)> {
+        if let Some(store) = self.s3() {
+            use futures::TryStreamExt as _;
+            let prefix = (!under.is_empty()).then(|| object_store::path::Path::from(under));
+            return runtime().block_on(async {
+                store
+                    .list(prefix.as_ref())
+                    .map_ok(|m| (m.location.to_string(), m.size))
+                    .try_collect()
+                    .await
+                    .expect("listing the bucket")
+            });
+        }
+        let root = self.data_dir.join("objects");
+        fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(root, &p, out);
+                } else if let Ok(m) = e.metadata() {
+                    let key = p.strip_prefix(root).expect("under root");
+                    out.push((key.display().to_string(), m.len()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&root, &root.join(under), &mut out);
+        out
+    }
+
+    /// Total bytes of the blobs under `under`.
+    pub fn blob_bytes(&self, under: &str) -> u64 {
+        self.blobs(under).iter().map(|(_, n)| n).sum()
+    }
+
+    /// A blob's stored bytes.
+    pub fn read_blob(&self, key: &str) -> Vec<u8> {
+        if let Some(store) = self.s3() {
+            use object_store::ObjectStoreExt as _;
+            return runtime().block_on(async {
+                let got = store.get(&object_store::path::Path::from(key)).await;
+                got.expect("get").bytes().await.expect("read").to_vec()
+            });
+        }
+        std::fs::read(self.data_dir.join("objects").join(key)).expect("read blob")
+    }
+
+    /// Replaces a blob's bytes behind the server's back, as a malicious operator would.
+    pub fn write_blob(&self, key: &str, data: &[u8]) {
+        if let Some(store) = self.s3() {
+            use object_store::ObjectStoreExt as _;
+            let payload = object_store::PutPayload::from(data.to_vec());
+            runtime()
+                .block_on(store.put(&object_store::path::Path::from(key), payload))
+                .expect("put");
+            return;
+        }
+        std::fs::write(self.data_dir.join("objects").join(key), data).expect("write blob");
+    }
+
+    /// Waits until an upload is under way: on the local disk until a staging file joins the
+    /// `before` blobs under `under`; on S3, where an open multipart upload is not listed, a
+    /// moment of 0.5-1.5 s.
+    pub fn wait_upload_started(&self, under: &str, before: usize) {
+        if self.s3_prefix.is_some() {
+            let ms = 500 + u64::from(rand::random::<u16>()) % 1000;
+            std::thread::sleep(Duration::from_millis(ms));
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.blobs(under).len() <= before {
+            assert!(Instant::now() < deadline, "upload never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Registers a user (invited with `role`) and returns it logged in.
@@ -601,22 +863,4 @@ pub fn restic_token(user: &User, repo: &str, mode: &str) -> String {
     user.ok(&["token", "create", "--restic", repo, "--mode", mode])
         .trim()
         .to_string()
-}
-
-/// Sum of the sizes of the files under a directory.
-pub fn disk_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .map(|e| {
-            let e = e.expect("entry");
-            let ft = e.file_type().expect("type");
-            if ft.is_dir() {
-                disk_bytes(&e.path())
-            } else {
-                e.metadata().expect("meta").len()
-            }
-        })
-        .sum()
 }

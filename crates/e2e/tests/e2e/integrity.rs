@@ -1,28 +1,16 @@
 //! Tampering, crashes and shutdown: nothing acknowledged is lost, nothing changed goes unnoticed.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng as _;
 
 use crate::basics::count_files;
 use crate::harness::*;
 
-fn blob_files(server: &Server) -> Vec<std::path::PathBuf> {
-    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                if e.path().is_dir() {
-                    walk(&e.path(), out);
-                } else {
-                    out.push(e.path());
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&server.data_dir.join("objects/blobs"), &mut out);
-    out
+/// Keys of the vault blobs (on the local disk, staging files of uploads in flight too).
+fn blob_files(server: &Server) -> Vec<String> {
+    server.blobs("blobs").into_iter().map(|(k, _)| k).collect()
 }
 
 fn no_partial_files(dir: &std::path::Path) -> bool {
@@ -43,7 +31,7 @@ fn tampered_or_truncated_blobs_are_detected() {
     let blobs = blob_files(&server);
     assert_eq!(blobs.len(), 1);
     let blob = &blobs[0];
-    let original = std::fs::read(blob).unwrap();
+    let original = server.read_blob(blob);
 
     for (what, damaged) in [
         ("flip in the payload", {
@@ -63,7 +51,7 @@ fn tampered_or_truncated_blobs_are_detected() {
             original[..original.len() - (original.len() - 200) % 65552].to_vec(),
         ),
     ] {
-        std::fs::write(blob, &damaged).unwrap();
+        server.write_blob(blob, &damaged);
         let err = alice.fail(&["pull", "doc.bin", "-o", "out.bin"]);
         assert!(err.contains("integrity"), "{what}: {err}");
         assert!(!alice.path("out.bin").exists(), "{what}: no output file");
@@ -72,7 +60,7 @@ fn tampered_or_truncated_blobs_are_detected() {
             "{what}: no temporary file left"
         );
     }
-    std::fs::write(blob, &original).unwrap();
+    server.write_blob(blob, &original);
     alice.ok(&["pull", "doc.bin", "-o", "out.bin"]);
     assert!(same_file(&alice.path("doc.bin"), &alice.path("out.bin")));
 }
@@ -93,12 +81,8 @@ fn crash_during_large_push() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until bytes are flowing into a staging file, then kill at a random moment.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while blob_files(&server).len() < 2 {
-        assert!(Instant::now() < deadline, "upload never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Wait until bytes are flowing, then kill at a random moment.
+    server.wait_upload_started("blobs", 1);
     std::thread::sleep(Duration::from_millis(rand::thread_rng().gen_range(50..800)));
     server.kill9();
     let status = push.wait().unwrap();
@@ -143,11 +127,7 @@ fn graceful_shutdown_finishes_in_flight_uploads() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while blob_files(&server).is_empty() {
-        assert!(Instant::now() < deadline, "upload never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.wait_upload_started("blobs", 0);
     let status = server.terminate();
     assert!(status.success(), "clean exit on SIGTERM");
     let out = push.wait_with_output().unwrap();

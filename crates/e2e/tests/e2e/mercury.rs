@@ -146,12 +146,11 @@ impl Fixture {
 
     /// Bytes of Mercury blobs on disk (waits up to 60 s for the collector to reach `want`).
     fn stored_bytes(&self, want: u64) -> u64 {
-        let dir = self.server.data_dir.join("objects/mercury");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while disk_bytes(&dir) != want && Instant::now() < deadline {
+        while self.server.blob_bytes("mercury") != want && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(250));
         }
-        disk_bytes(&dir)
+        self.server.blob_bytes("mercury")
     }
 }
 

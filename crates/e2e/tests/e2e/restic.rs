@@ -131,13 +131,12 @@ fn diff(a: &Path, b: &Path) {
 
 /// Waits (up to 90 s, for the collector) until the restic blobs on disk add up to `usage`.
 fn assert_stored_bytes(server: &Server, usage: u64) {
-    let blob_dir = server.data_dir.join("objects/restic");
     let deadline = Instant::now() + Duration::from_secs(90);
-    while disk_bytes(&blob_dir) != usage && Instant::now() < deadline {
+    while server.blob_bytes("restic") != usage && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
     }
     assert_eq!(
-        disk_bytes(&blob_dir),
+        server.blob_bytes("restic"),
         usage,
         "usage must equal stored bytes"
     );

@@ -74,6 +74,12 @@ fn server_data_holds_no_plaintext_names_contents_or_keys() {
     if server.pg.is_some() {
         stored.push(("the PostgreSQL database".into(), server.database_dump()));
     }
+    // And in the S3 bucket, every blob.
+    if server.s3_prefix.is_some() {
+        for (key, _) in server.blobs("") {
+            stored.push((format!("s3 blob {key}"), server.read_blob(&key)));
+        }
+    }
     for (what, bytes) in stored {
         let lower = bytes.to_ascii_lowercase();
         for needle in [
@@ -532,7 +538,7 @@ fn bad_input_is_refused_and_changes_nothing() {
     std::fs::write(alice.path("ok.txt"), "fine").unwrap();
     alice.ok(&["push", "ok.txt"]);
     let before_ls = alice.ok(&["ls", "--json"]);
-    let before_blobs = crate::basics::count_files(&server.data_dir.join("objects/blobs"));
+    let before_blobs = server.blobs("blobs").len();
 
     // Names, refused by the client before anything is sent.
     let long = "x".repeat(4097);
@@ -655,7 +661,7 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert_eq!(alice.ok(&["ls", "--json"]), before_ls);
     assert!(!alice.ok(&["vault", "ls"]).contains("v2"));
     std::thread::sleep(Duration::from_millis(300));
-    let after_blobs = crate::basics::count_files(&server.data_dir.join("objects/blobs"));
+    let after_blobs = server.blobs("blobs").len();
     // The one uncommitted upload above ("x") is the only addition, and it is not visible.
     assert!(
         after_blobs <= before_blobs + 1,
