@@ -307,10 +307,54 @@ impl Server {
 
     /// Like [`Server::start_with`], with extra environment variables for the server.
     pub fn start_with_env(config: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_on(backend(), config, args, envs)
+    }
+
+    /// A server on PostgreSQL + Garage whatever `ENC_TEST_BACKEND` says, for tests of several
+    /// replicas; `None` (SKIPPED) when Garage is missing outside CI.
+    pub fn start_scaled_out(config: &str) -> Option<Self> {
+        if !have_tool("garage") || !have_tool("psql") {
+            return None;
+        }
+        Some(Self::start_on(Backend::PostgresS3, config, &[], &[]))
+    }
+
+    /// Another replica of this server: the same configuration (database, bucket prefix) and
+    /// TLS certificate, its own data directory and port.
+    pub fn replica(&self) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let tls = self.data_dir.join("tls");
+        let mut args = self.args.clone();
+        args.extend([
+            "--tls-cert".to_string(),
+            tls.join("cert.pem").display().to_string(),
+            "--tls-key".to_string(),
+            tls.join("key.pem").display().to_string(),
+        ]);
+        let mut s = Self {
+            child: None,
+            data_dir: tmp.path().join("data"),
+            url: String::new(),
+            port: 0,
+            fingerprint: String::new(),
+            log: tmp.path().join("server.log"),
+            mercury_url: None,
+            config: self.config.clone(),
+            args,
+            envs: self.envs.clone(),
+            pg: None,
+            s3_prefix: self.s3_prefix.clone(),
+            _tmp: Some(tmp),
+        };
+        s.spawn("127.0.0.1:0");
+        s
+    }
+
+    fn start_on(backend: Backend, config: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let cfg = tmp.path().join("enc-server.toml");
-        let pg = (backend() != Backend::Sqlite).then(PgDatabase::create);
+        let pg = (backend != Backend::Sqlite).then(PgDatabase::create);
         let mut config = match &pg {
             // Top-level keys go before any table of the test's own configuration.
             Some(db) => format!(
@@ -319,7 +363,7 @@ impl Server {
             ),
             None => config.to_string(),
         };
-        let s3_prefix = (backend() == Backend::PostgresS3).then(|| {
+        let s3_prefix = (backend == Backend::PostgresS3).then(|| {
             let g = garage();
             let prefix = format!("server-{}", hex::encode(rand::random::<[u8; 8]>()));
             let creds = tmp.path().join("s3.toml");
@@ -631,17 +675,12 @@ impl Server {
         std::fs::write(self.data_dir.join("objects").join(key), data).expect("write blob");
     }
 
-    /// Waits until an upload is under way: on the local disk until a staging file joins the
-    /// `before` blobs under `under`; on S3, where an open multipart upload is not listed, a
-    /// moment of 0.5-1.5 s.
-    pub fn wait_upload_started(&self, under: &str, before: usize) {
-        if self.s3_prefix.is_some() {
-            let ms = 500 + u64::from(rand::random::<u16>()) % 1000;
-            std::thread::sleep(Duration::from_millis(ms));
-            return;
-        }
+    /// Waits until a vault upload is streaming: its row exists (made before the first byte)
+    /// and its size is not recorded yet. Works on every backend, S3 included, where an open
+    /// multipart upload is not listed.
+    pub fn wait_upload_started(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.blobs(under).len() <= before {
+        while self.operator_sql("SELECT COUNT(*) FROM uploads WHERE size = -1") == "0" {
             assert!(Instant::now() < deadline, "upload never started");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -659,6 +698,55 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// A TCP load balancer on loopback: one URL in front of several replicas, each new
+/// connection going to the backend chosen last (TLS passes through untouched).
+pub struct Balancer {
+    pub url: String,
+    target: std::sync::Arc<std::sync::atomic::AtomicU16>,
+}
+
+impl Balancer {
+    pub fn new(first: &Server) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let target = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(first.port));
+        let to = target.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(backend) =
+                    std::net::TcpStream::connect(("127.0.0.1", to.load(Ordering::SeqCst)))
+                else {
+                    continue; // the client sees the connection closed, as behind a real one
+                };
+                let pipe = |mut from: std::net::TcpStream, mut into: std::net::TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut into);
+                        let _ = into.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                let (Ok(c2), Ok(b2)) = (client.try_clone(), backend.try_clone()) else {
+                    continue;
+                };
+                pipe(client, backend);
+                pipe(b2, c2);
+            }
+        });
+        let scheme = first.url.split("://").next().unwrap_or("https");
+        Self {
+            url: format!("{scheme}://127.0.0.1:{port}"),
+            target,
+        }
+    }
+
+    /// Sends new connections to `server`.
+    pub fn route_to(&self, server: &Server) {
+        self.target
+            .store(server.port, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -82,7 +82,7 @@ fn crash_during_large_push() {
         .spawn()
         .unwrap();
     // Wait until bytes are flowing, then kill at a random moment.
-    server.wait_upload_started("blobs", 1);
+    server.wait_upload_started();
     std::thread::sleep(Duration::from_millis(rand::thread_rng().gen_range(50..800)));
     server.kill9();
     let status = push.wait().unwrap();
@@ -127,7 +127,7 @@ fn graceful_shutdown_finishes_in_flight_uploads() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    server.wait_upload_started("blobs", 0);
+    server.wait_upload_started();
     let status = server.terminate();
     assert!(status.success(), "clean exit on SIGTERM");
     let out = push.wait_with_output().unwrap();

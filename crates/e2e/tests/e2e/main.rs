@@ -7,6 +7,7 @@ mod basics;
 mod integrity;
 mod limits;
 mod mercury;
+mod replicas;
 mod restic;
 mod restic_protocol;
 mod security;
