@@ -190,6 +190,18 @@ async fn queue_blobs_of(
     Ok(())
 }
 
+/// Queues a blob for deletion at `at`; a key already queued keeps the earlier time (see
+/// [`MetaStore::queue_blob`]).
+async fn queue_at(tx: &mut sqlx::PgConnection, key: &str, at: i64) -> Result<()> {
+    sqlx::query(q("INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
+         ON CONFLICT (blob_key) DO UPDATE SET queued = LEAST(blob_gc.queued, excluded.queued)"))
+    .bind(key)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// Writes a throttle row.
 async fn set_throttle(
     tx: &mut sqlx::PgConnection,
@@ -599,10 +611,16 @@ impl MetaStore for PgMeta {
             .await?;
             session.last_seen = now;
         }
-        let Some(user) = self.user_by_id(&session.user_id).await? else {
+        // In this transaction: a second pooled connection per request could exhaust the pool.
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE id = ?");
+        let user: Option<UserRow> = sqlx::query_as(q(&sql))
+            .bind(&session.user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let Some(user) = user else {
             return Ok(SessionLookup::Unknown);
         };
-        tx.commit().await?;
         Ok(SessionLookup::Valid(Box::new((session, user))))
     }
 
@@ -1275,12 +1293,7 @@ impl MetaStore for PgMeta {
 
     async fn queue_blob(&self, key: &str, at: i64) -> Result<()> {
         let mut tx = self.tx(Scope::System).await?;
-        sqlx::query(q("INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
-             ON CONFLICT (blob_key) DO UPDATE SET queued = LEAST(blob_gc.queued, excluded.queued)"))
-        .bind(key)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+        queue_at(&mut tx, key, at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1467,14 +1480,7 @@ impl MetaStore for PgMeta {
     ) -> Result<Vec<Result<PutOutcome>>> {
         let mut tx = self.tx(Scope::System).await?;
         for (key, at) in &reserve {
-            sqlx::query(
-                q("INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
-                 ON CONFLICT (blob_key) DO UPDATE SET queued = LEAST(blob_gc.queued, excluded.queued)"),
-            )
-            .bind(key)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+            queue_at(&mut tx, key, *at).await?;
         }
         let mut out = Vec::with_capacity(puts.len());
         for o in &puts {
@@ -1549,14 +1555,7 @@ impl MetaStore for PgMeta {
             }
         }
         if chosen.is_some() {
-            sqlx::query(
-                q("INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
-                 ON CONFLICT (blob_key) DO UPDATE SET queued = LEAST(blob_gc.queued, excluded.queued)"),
-            )
-            .bind(&r.blob_key)
-            .bind(r.until)
-            .execute(&mut *tx)
-            .await?;
+            queue_at(&mut tx, &r.blob_key, r.until).await?;
         }
         tx.commit().await?;
         Ok(chosen)
@@ -1612,14 +1611,7 @@ impl MetaStore for PgMeta {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(key) = key {
-            sqlx::query(
-                q("INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
-                 ON CONFLICT (blob_key) DO UPDATE SET queued = LEAST(blob_gc.queued, excluded.queued)"),
-            )
-            .bind(&key)
-            .bind(unix_now())
-            .execute(&mut *tx)
-            .await?;
+            queue_at(&mut tx, &key, unix_now()).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -116,6 +116,20 @@ async fn queue_blobs_of(
     Ok(())
 }
 
+/// Queues a blob for deletion at `at`; a key already queued keeps the earlier time (see
+/// [`MetaStore::queue_blob`]).
+async fn queue_at(tx: &mut sqlx::SqliteConnection, key: &str, at: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
+         ON CONFLICT (blob_key) DO UPDATE SET queued = MIN(queued, excluded.queued)",
+    )
+    .bind(key)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// Writes a throttle row.
 async fn set_throttle(
     tx: &mut sqlx::SqliteConnection,
@@ -1121,14 +1135,7 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn queue_blob(&self, key: &str, at: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
-             ON CONFLICT (blob_key) DO UPDATE SET queued = MIN(queued, excluded.queued)",
-        )
-        .bind(key)
-        .bind(at)
-        .execute(&self.pool)
-        .await?;
+        queue_at(&mut *self.pool.acquire().await?, key, at).await?;
         Ok(())
     }
 
@@ -1302,14 +1309,7 @@ impl MetaStore for SqliteMeta {
     ) -> Result<Vec<Result<PutOutcome>>> {
         let mut tx = self.write().await?;
         for (key, at) in &reserve {
-            sqlx::query(
-                "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
-                 ON CONFLICT (blob_key) DO UPDATE SET queued = MIN(queued, excluded.queued)",
-            )
-            .bind(key)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+            queue_at(&mut tx, key, *at).await?;
         }
         let mut out = Vec::with_capacity(puts.len());
         for o in &puts {
@@ -1382,14 +1382,7 @@ impl MetaStore for SqliteMeta {
             }
         }
         if chosen.is_some() {
-            sqlx::query(
-                "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
-                 ON CONFLICT (blob_key) DO UPDATE SET queued = MIN(queued, excluded.queued)",
-            )
-            .bind(&r.blob_key)
-            .bind(r.until)
-            .execute(&mut *tx)
-            .await?;
+            queue_at(&mut tx, &r.blob_key, r.until).await?;
         }
         tx.commit().await?;
         Ok(chosen)
@@ -1444,14 +1437,7 @@ impl MetaStore for SqliteMeta {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(key) = key {
-            sqlx::query(
-                "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) \
-                 ON CONFLICT (blob_key) DO UPDATE SET queued = MIN(queued, excluded.queued)",
-            )
-            .bind(&key)
-            .bind(unix_now())
-            .execute(&mut *tx)
-            .await?;
+            queue_at(&mut tx, &key, unix_now()).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -331,7 +331,28 @@ impl Server {
             "--tls-key".to_string(),
             tls.join("key.pem").display().to_string(),
         ]);
-        let mut s = Self {
+        let mut s = Self::unstarted(
+            tmp,
+            self.config.clone(),
+            args,
+            self.envs.clone(),
+            None,
+            self.s3_prefix.clone(),
+        );
+        s.spawn("127.0.0.1:0");
+        s
+    }
+
+    /// A server not yet spawned, with its data directory and log in `tmp`.
+    fn unstarted(
+        tmp: tempfile::TempDir,
+        config: PathBuf,
+        args: Vec<String>,
+        envs: Vec<(String, String)>,
+        pg: Option<PgDatabase>,
+        s3_prefix: Option<String>,
+    ) -> Self {
+        Self {
             child: None,
             data_dir: tmp.path().join("data"),
             url: String::new(),
@@ -339,20 +360,17 @@ impl Server {
             fingerprint: String::new(),
             log: tmp.path().join("server.log"),
             mercury_url: None,
-            config: self.config.clone(),
+            config,
             args,
-            envs: self.envs.clone(),
-            pg: None,
-            s3_prefix: self.s3_prefix.clone(),
+            envs,
+            pg,
+            s3_prefix,
             _tmp: Some(tmp),
-        };
-        s.spawn("127.0.0.1:0");
-        s
+        }
     }
 
     fn start_on(backend: Backend, config: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let data_dir = tmp.path().join("data");
         let cfg = tmp.path().join("enc-server.toml");
         let pg = (backend != Backend::Sqlite).then(PgDatabase::create);
         let mut config = match &pg {
@@ -388,24 +406,11 @@ impl Server {
         std::fs::write(&cfg, config).expect("write config");
         let mut all = vec!["--config".to_string(), cfg.display().to_string()];
         all.extend(args.iter().map(|s| s.to_string()));
-        let mut s = Self {
-            child: None,
-            data_dir,
-            url: String::new(),
-            port: 0,
-            fingerprint: String::new(),
-            log: tmp.path().join("server.log"),
-            mercury_url: None,
-            config: cfg.clone(),
-            args: all,
-            envs: envs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            pg,
-            s3_prefix,
-            _tmp: Some(tmp),
-        };
+        let envs = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut s = Self::unstarted(tmp, cfg, all, envs, pg, s3_prefix);
         s.spawn("127.0.0.1:0");
         assert_eq!(
             s.data_dir.join("meta.sqlite").exists(),
