@@ -14,6 +14,9 @@ use crate::{ClientError, Result};
 
 const BUF: usize = 1 << 20;
 
+/// Threads that seal a push's chunks (the reading and hashing run on two more).
+const ENCRYPT_THREADS: usize = 2;
+
 /// Receives byte counts as a transfer proceeds.
 pub trait Progress: Send + Sync {
     /// `n` more plaintext bytes processed.
@@ -87,58 +90,6 @@ impl<W: Write> Write for Counting<'_, W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-/// Size of the ciphertext chunks handed to the uploader.
-const CHUNK: usize = 1 << 20;
-
-/// Collects ciphertext into 1 MiB chunks, hashing it, and hands them to the uploader.
-struct ChunkSink {
-    buf: Vec<u8>,
-    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
-    hasher: blake3::Hasher,
-    size: u64,
-}
-
-impl ChunkSink {
-    fn new(tx: tokio::sync::mpsc::Sender<bytes::Bytes>) -> Self {
-        Self {
-            buf: Vec::with_capacity(CHUNK + (64 << 10)),
-            tx,
-            hasher: blake3::Hasher::new(),
-            size: 0,
-        }
-    }
-
-    fn ship(&mut self) -> io::Result<()> {
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + (64 << 10)));
-        self.hasher.update(&chunk);
-        self.size += chunk.len() as u64;
-        self.tx
-            .blocking_send(bytes::Bytes::from(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload ended early"))
-    }
-
-    /// Sends what is left; returns the total size and BLAKE3 hash.
-    fn finish(mut self) -> io::Result<(u64, String)> {
-        if !self.buf.is_empty() {
-            self.ship()?;
-        }
-        Ok((self.size, self.hasher.finalize().to_hex().to_string()))
-    }
-}
-
-impl Write for ChunkSink {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.ship()?;
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -216,14 +167,21 @@ impl Account {
         let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
         let receipt: Result<UploadReceipt> = std::thread::scope(|scope| {
             let encrypt = scope.spawn(move || -> io::Result<(u64, String)> {
-                // Same format as age's own writer, with the payload sealed by aws-lc.
-                let mut stream = enc_crypto::AgeWriter::new(&recipient, ChunkSink::new(tx))?;
-                let mut input = Counting {
+                // Same format as age's own writer, sealed by aws-lc on two threads; the
+                // ciphertext is hashed on its way to the uploader.
+                let input = Counting {
                     inner: file,
                     progress,
                 };
-                io::copy(&mut BufReader::with_capacity(BUF, &mut input), &mut stream)?;
-                stream.finish()?.finish()
+                let (mut hasher, mut size) = (blake3::Hasher::new(), 0u64);
+                enc_crypto::encrypt_stream(&recipient, input, ENCRYPT_THREADS, |piece| {
+                    hasher.update(&piece);
+                    size += piece.len() as u64;
+                    tx.blocking_send(bytes::Bytes::from(piece)).map_err(|_| {
+                        io::Error::new(io::ErrorKind::BrokenPipe, "the upload ended early")
+                    })
+                })?;
+                Ok((size, hasher.finalize().to_hex().to_string()))
             });
             let sent = self
                 .api

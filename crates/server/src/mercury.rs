@@ -22,10 +22,9 @@
 //! dropped connection or any failure aborts it: nothing partial is ever listed. Every limit
 //! answers with the dialect's error, never a silent drop.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::extract::State;
@@ -108,10 +107,9 @@ pub struct Mercury {
     psk: Option<[u8; 32]>,
     /// The client list by id.
     clients: HashMap<String, ClientEntry>,
-    /// Connections open now (both listeners).
+    /// Connections open now (both listeners). A limit of this process's resources, so it is
+    /// counted per replica; the hourly upload allowance is shared through the database.
     active: AtomicUsize,
-    /// Start times of recent uploads, per client.
-    uploads: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 impl Mercury {
@@ -161,35 +159,12 @@ impl Mercury {
                 .map(|k| sha2::Sha256::digest(k.as_bytes()).into()),
             clients,
             active: AtomicUsize::new(0),
-            uploads: Mutex::new(HashMap::new()),
         })
     }
 
     /// Connections open now.
     pub fn active_connections(&self) -> usize {
         self.active.load(Ordering::Relaxed)
-    }
-
-    /// Counts an upload start against `key`'s hourly allowance; false if it is used up.
-    fn allow_upload(&self, key: &str, per_hour: u32) -> bool {
-        let now = Instant::now();
-        let hour = Duration::from_secs(3600);
-        let mut all = self.uploads.lock().expect("upload counters");
-        all.retain(|_, starts| {
-            while starts
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= hour)
-            {
-                starts.pop_front();
-            }
-            !starts.is_empty()
-        });
-        let starts = all.entry(key.to_string()).or_default();
-        if starts.len() >= per_hour as usize {
-            return false;
-        }
-        starts.push_back(now);
-        true
     }
 }
 
@@ -1050,7 +1025,17 @@ impl Conn {
             return Err(Fail::new(Code::QuotaExceeded, "Quota exceeded").into());
         }
         let per_hour = self.config().uploads_per_hour;
-        if !state.mercury.allow_upload(&rate_key, per_hour) {
+        // Counted in the database, so replicas share one allowance.
+        if !state
+            .meta
+            .rate_take(
+                &format!("mercury.upload:{rate_key}"),
+                crate::now(),
+                3600,
+                i64::from(per_hour),
+            )
+            .await?
+        {
             return Err(Fail::new(
                 Code::RateLimited,
                 format!("Upload rate limit exceeded ({per_hour} per hour)"),

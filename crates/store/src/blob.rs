@@ -3,7 +3,8 @@
 //! [`ObjectBlobs`] implements it over any `object_store` backend. On the local filesystem a
 //! blob is written to a staging file and renamed into place, with `fsync` of the file and its
 //! directory, only when [`BlobWriter::finish`] is called; a writer that is dropped or aborted
-//! leaves nothing at the key. On an S3-compatible store a blob is one `PUT` (small) or a
+//! leaves nothing at the key. Small local blobs are one `object_store` `put`; large ones go
+//! through [`crate::direct`], which writes around the page cache. On an S3-compatible store a blob is one `PUT` (small) or a
 //! multipart upload that becomes visible, atomically, only when it is completed.
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use futures::stream::BoxStream;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt as _, WriteMultipart};
 
+use crate::direct::DirectWriter;
 use crate::{Result, StoreError};
 
 /// Read size for local blobs.
@@ -85,8 +87,7 @@ impl ObjectBlobs {
             .with_automatic_cleanup(true);
         Ok(Self {
             store: Arc::new(fs),
-            // A local part is one positioned write; small parts keep an upload's memory (at
-            // most three parts: two being written, one filling) near 6 MiB. S3 needs >= 5 MiB.
+            // Unused: large local blobs go through `DirectWriter` (2 MiB parts, two in flight).
             part_size: 2 * 1024 * 1024,
             parts_in_flight: 2,
             local_root: Some(dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())),
@@ -178,58 +179,99 @@ fn path(key: &str) -> StorePath {
 /// store); larger ones switch to a multipart upload when they cross it.
 const SMALL_PUT: usize = 1 << 20;
 
-/// Buffers a small blob; becomes a multipart upload once it grows past [`SMALL_PUT`].
+/// Buffers a small blob; once it grows past [`SMALL_PUT`] it becomes a [`DirectWriter`] on a
+/// local store or a multipart upload on any other.
 struct LazyWriter {
     store: Arc<dyn ObjectStore>,
     path: StorePath,
     part_size: usize,
     parts_in_flight: usize,
+    /// Where the blob goes on a local store.
+    local_dest: Option<std::path::PathBuf>,
     buffered: Vec<Bytes>,
     len: usize,
-    multipart: Option<WriteMultipart>,
+    large: Option<Box<dyn BlobWriter>>,
+}
+
+/// A multipart upload of `object_store`.
+struct Multipart {
+    upload: WriteMultipart,
+    parts_in_flight: usize,
+}
+
+#[async_trait::async_trait]
+impl BlobWriter for Multipart {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        self.upload.wait_for_capacity(self.parts_in_flight).await?;
+        self.upload.put(data);
+        Ok(())
+    }
+    async fn finish(self: Box<Self>) -> Result<()> {
+        self.upload.finish().await?;
+        Ok(())
+    }
+    async fn abort(self: Box<Self>) -> Result<()> {
+        self.upload.abort().await?;
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
 impl BlobWriter for LazyWriter {
     async fn write(&mut self, data: Bytes) -> Result<()> {
-        if self.multipart.is_none() {
+        if self.large.is_none() {
             if self.len + data.len() <= SMALL_PUT {
                 self.len += data.len();
                 self.buffered.push(data);
                 return Ok(());
             }
-            let upload = self.store.put_multipart(&self.path).await?;
-            let mut w = WriteMultipart::new_with_chunk_size(upload, self.part_size);
+            let mut large: Box<dyn BlobWriter> = match &self.local_dest {
+                Some(dest) => Box::new(DirectWriter::create(dest.clone()).await?),
+                None => {
+                    let upload = self.store.put_multipart(&self.path).await?;
+                    Box::new(Multipart {
+                        upload: WriteMultipart::new_with_chunk_size(upload, self.part_size),
+                        parts_in_flight: self.parts_in_flight,
+                    })
+                }
+            };
             for b in self.buffered.drain(..) {
-                w.put(b);
+                large.write(b).await?;
             }
-            self.multipart = Some(w);
+            self.large = Some(large);
         }
-        let w = self.multipart.as_mut().expect("set above");
-        w.wait_for_capacity(self.parts_in_flight).await?;
-        w.put(data);
-        Ok(())
+        self.large.as_mut().expect("set above").write(data).await
     }
 
     async fn finish(self: Box<Self>) -> Result<()> {
-        match self.multipart {
-            Some(w) => {
-                w.finish().await?;
-            }
+        match self.large {
+            Some(w) => w.finish().await,
             None => {
                 let payload: object_store::PutPayload = self.buffered.into_iter().collect();
                 self.store.put(&self.path, payload).await?;
+                Ok(())
             }
         }
-        Ok(())
     }
 
     async fn abort(self: Box<Self>) -> Result<()> {
-        if let Some(w) = self.multipart {
-            w.abort().await?;
+        match self.large {
+            Some(w) => w.abort().await,
+            None => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// Whether `key` is a plain relative path (no empty, `.` or `..` part) that maps one-to-one
+/// onto a file under a local blob directory.
+fn plain_key(key: &str) -> bool {
+    key.split('/').all(|p| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    })
 }
 
 #[async_trait::async_trait]
@@ -240,9 +282,13 @@ impl BlobStore for ObjectBlobs {
             path: path(key),
             part_size: self.part_size,
             parts_in_flight: self.parts_in_flight,
+            local_dest: match &self.local_root {
+                Some(root) if plain_key(key) => Some(root.join(key)),
+                _ => None,
+            },
             buffered: Vec::new(),
             len: 0,
-            multipart: None,
+            large: None,
         }))
     }
 
@@ -253,9 +299,7 @@ impl BlobStore for ObjectBlobs {
     ) -> Result<BlobStream> {
         if let (Some(root), Some(r)) = (&self.local_root, &range)
             && r.end - r.start <= SMALL_READ
-            && key
-                .split('/')
-                .all(|p| !p.is_empty() && p != "." && p != "..")
+            && plain_key(key)
         {
             let file = root.join(key);
             let r = r.clone();

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod blob;
+mod direct;
 mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -137,6 +138,10 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn throttle_undo(&self, key: &str) -> Result<()>;
     /// Forgets a key after a success.
     async fn throttle_clear(&self, key: &str) -> Result<()>;
+    /// Counts one event under `key` if fewer than `limit` were counted in the `window`
+    /// seconds up to `now`, atomically across every process on this database; false (and
+    /// nothing counted) otherwise.
+    async fn rate_take(&self, key: &str, now: i64, window: i64, limit: i64) -> Result<bool>;
 
     // ---- vaults
     /// Creates a vault owned by `owner_id`; `Conflict` if the owner has one of that name.
@@ -187,8 +192,8 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn version(&self, vault_id: &str, version_id: &str) -> Result<Option<VersionRow>>;
     /// Removes a name with all versions and queues its blobs; false if it did not exist.
     async fn delete_object(&self, vault_id: &str, enc_name: &str) -> Result<bool>;
-    /// Deletes sessions idle for longer than `idle_secs`, throttle entries untouched for a day
-    /// and expired login challenges.
+    /// Deletes sessions idle for longer than `idle_secs`, throttle entries untouched for a day,
+    /// rate events older than a day and expired login challenges.
     async fn prune(&self, now: i64, idle_secs: i64) -> Result<()>;
     /// Queues uploads (and Mercury reservations) older than `before` for deletion.
     async fn expire_uploads(&self, before: i64) -> Result<u64>;

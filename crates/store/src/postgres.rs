@@ -761,6 +761,31 @@ impl MetaStore for PgMeta {
         Ok(())
     }
 
+    async fn rate_take(&self, key: &str, now: i64, window: i64, limit: i64) -> Result<bool> {
+        let mut tx = self.tx(Scope::System).await?;
+        // Replicas count into the same rows: one at a time per key.
+        advisory_lock(&mut tx, &format!("rate:{key}")).await?;
+        sqlx::query(q("DELETE FROM rate_events WHERE key = ? AND at <= ?"))
+            .bind(key)
+            .bind(now - window)
+            .execute(&mut *tx)
+            .await?;
+        let used: i64 = sqlx::query_scalar(q("SELECT COUNT(*) FROM rate_events WHERE key = ?"))
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+        if used >= limit {
+            return Ok(false);
+        }
+        sqlx::query(q("INSERT INTO rate_events (key, at) VALUES (?, ?)"))
+            .bind(key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn throttle_attempt(
         &self,
         keys: &[String],
@@ -1235,6 +1260,10 @@ impl MetaStore for PgMeta {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        sqlx::query(q("DELETE FROM rate_events WHERE at < ?"))
+            .bind(now - 86_400)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(q("DELETE FROM ssh_challenges WHERE expires < ?"))
             .bind(now)
             .execute(&mut *tx)

@@ -695,6 +695,29 @@ impl MetaStore for SqliteMeta {
         Ok(())
     }
 
+    async fn rate_take(&self, key: &str, now: i64, window: i64, limit: i64) -> Result<bool> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM rate_events WHERE key = ? AND at <= ?")
+            .bind(key)
+            .bind(now - window)
+            .execute(&mut *tx)
+            .await?;
+        let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rate_events WHERE key = ?")
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+        if used >= limit {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO rate_events (key, at) VALUES (?, ?)")
+            .bind(key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn create_vault(&self, v: NewVault) -> Result<VaultAccess> {
         let mut tx = self.write().await?;
         let exists: Option<(String,)> =
@@ -1080,6 +1103,10 @@ impl MetaStore for SqliteMeta {
         sqlx::query("DELETE FROM throttle WHERE updated < ? AND next_allowed < ?")
             .bind(now - 86_400)
             .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM rate_events WHERE at < ?")
+            .bind(now - 86_400)
             .execute(&self.pool)
             .await?;
         sqlx::query("DELETE FROM ssh_challenges WHERE expires < ?")

@@ -261,6 +261,33 @@ async fn accounts_sessions_and_throttling() {
 }
 
 #[tokio::test]
+async fn sliding_window_allowances_are_exact_under_concurrency() {
+    both(|meta| async move {
+        let t = now();
+        // 20 concurrent takers against an allowance of 7: exactly 7 win.
+        let wins = futures::future::join_all((0..20).map(|_| {
+            let meta = meta.clone();
+            async move { meta.rate_take("k", t, 3600, 7).await.expect("take") }
+        }))
+        .await;
+        assert_eq!(wins.iter().filter(|w| **w).count(), 7);
+        // Another key has its own allowance.
+        assert!(meta.rate_take("other", t, 3600, 1).await.expect("take"));
+        assert!(!meta.rate_take("other", t, 3600, 1).await.expect("take"));
+        // Events leave the window after `window` seconds.
+        assert!(!meta.rate_take("k", t + 3599, 3600, 7).await.expect("take"));
+        assert!(meta.rate_take("k", t + 3600, 3600, 7).await.expect("take"));
+        // Pruning a day later forgets them.
+        meta.prune(t + 2 * 86_400, 600).await.expect("prune");
+        for _ in 0..7 {
+            assert!(meta.rate_take("k", t + 3601, 3600, 7).await.expect("take"));
+        }
+        assert!(!meta.rate_take("k", t + 3601, 3600, 7).await.expect("take"));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn versions_quota_and_collection() {
     both(|meta| async move {
         let (alice, vault) = user(&meta, "alice").await;

@@ -7,6 +7,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub use enc_testkit::{garage, have_tool};
+
 /// Directory holding the `enc` and `enc-server` binaries, built once per test run.
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -61,115 +63,6 @@ pub fn backend() -> Backend {
         Ok("postgres-s3") => Backend::PostgresS3,
         Ok(other) => panic!("ENC_TEST_BACKEND={other:?}: use sqlite, postgres or postgres-s3"),
     }
-}
-
-/// A single-node Garage for the whole test run: one bucket, one key. It stops by itself
-/// when the test process ends (a watchdog shell kills it).
-pub struct Garage {
-    pub endpoint: String,
-    pub bucket: String,
-    pub key_id: String,
-    pub secret: String,
-    /// The shell that stops Garage once this process has gone.
-    _watchdog: Child,
-}
-
-pub fn garage() -> &'static Garage {
-    static G: OnceLock<Garage> = OnceLock::new();
-    G.get_or_init(|| {
-        assert!(
-            have_tool("garage"),
-            "ENC_TEST_BACKEND=postgres-s3 needs garage (cargo install garage --locked)"
-        );
-        let dir = std::env::temp_dir().join(format!("enc-e2e-garage-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("garage dir");
-        let port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .expect("port")
-                .local_addr()
-                .expect("addr")
-                .port()
-        };
-        let (rpc, s3, admin) = (port(), port(), port());
-        let cfg = dir.join("garage.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\n\
-                 replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
-                 rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\n\
-                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\n\
-                 root_domain = \".s3.garage.localhost\"\n\n[admin]\napi_bind_addr = \"127.0.0.1:{admin}\"\n",
-                d = dir.display(),
-                secret = hex::encode(rand::random::<[u8; 32]>()),
-            ),
-        )
-        .expect("garage.toml");
-        let cfg = cfg.display().to_string();
-        let watchdog = Command::new("sh")
-            .args([
-                "-c",
-                &format!(
-                    "garage -c '{cfg}' server >'{log}' 2>&1 & g=$!; \
-                     while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $g; \
-                     wait $g; rm -rf '{dir}'",
-                    log = dir.join("garage.log").display(),
-                    dir = dir.display(),
-                    pid = std::process::id()
-                ),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting garage");
-        let g = |args: &[&str]| -> String {
-            let out = Command::new("garage")
-                .args(["-c", &cfg])
-                .args(args)
-                .output()
-                .expect("garage");
-            assert!(
-                out.status.success(),
-                "garage {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let node = loop {
-            let out = Command::new("garage")
-                .args(["-c", &cfg, "node", "id", "-q"])
-                .output()
-                .expect("garage");
-            if out.status.success() {
-                let id = String::from_utf8_lossy(&out.stdout);
-                break id.trim().split('@').next().unwrap_or("").to_string();
-            }
-            assert!(Instant::now() < deadline, "garage did not start");
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        g(&["layout", "assign", "-z", "dc1", "-c", "10G", &node]);
-        g(&["layout", "apply", "--version", "1"]);
-        g(&["bucket", "create", "enc-e2e"]);
-        let key = g(&["key", "create", "enc-e2e"]);
-        let field = |name: &str| {
-            key.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_string())
-                .unwrap_or_else(|| panic!("no {name} in: {key}"))
-        };
-        let (key_id, secret) = (field("Key ID:"), field("Secret key:"));
-        g(&["bucket", "allow", "--read", "--write", "--owner", "enc-e2e", "--key", "enc-e2e"]);
-        Garage {
-            endpoint: format!("http://127.0.0.1:{s3}"),
-            bucket: "enc-e2e".into(),
-            key_id,
-            secret,
-            _watchdog: watchdog,
-        }
-    })
 }
 
 /// The harness's own async runtime, for its S3 client.
@@ -313,10 +206,15 @@ impl Server {
     /// A server on PostgreSQL + Garage whatever `ENC_TEST_BACKEND` says, for tests of several
     /// replicas; `None` (SKIPPED) when Garage is missing outside CI.
     pub fn start_scaled_out(config: &str) -> Option<Self> {
+        Self::start_scaled_out_with_env(config, &[])
+    }
+
+    /// [`Server::start_scaled_out`] with environment variables.
+    pub fn start_scaled_out_with_env(config: &str, envs: &[(&str, &str)]) -> Option<Self> {
         if !have_tool("garage") || !have_tool("psql") {
             return None;
         }
-        Some(Self::start_on(Backend::PostgresS3, config, &[], &[]))
+        Some(Self::start_on(Backend::PostgresS3, config, &[], envs))
     }
 
     /// Another replica of this server: the same configuration (database, bucket prefix) and
@@ -905,24 +803,6 @@ pub fn health(c: &reqwest::blocking::Client, server: &Server) -> u16 {
         .send()
         .map(|r| r.status().as_u16())
         .unwrap_or(0)
-}
-
-/// Fails if a tool is missing in CI; skips (returns false) elsewhere with a message.
-pub fn have_tool(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{tool} is required in CI but is not installed (.ci/run installs it)");
-        }
-        eprintln!(
-            "SKIPPED: {tool} is not installed (apt-get install {tool}); CI=true makes this a failure"
-        );
-    }
-    found
 }
 
 /// Whether Python's `websockets` (the third-party Mercury client of the tests) can be

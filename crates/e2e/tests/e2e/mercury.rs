@@ -34,8 +34,29 @@ fn upload<'a>(dialect: &'a str, key: &'a str, name: &'a str, file: &'a str) -> V
     ]
 }
 
+/// `wss://…/ws` on a server's main listener.
+fn ws_url(server: &Server) -> String {
+    format!("{}/ws", server.url.replacen("https://", "wss://", 1))
+}
+
 impl Fixture {
+    /// A server (on the backend `ENC_TEST_BACKEND` picks) with `mercury` added to its
+    /// `[mercury]` section.
     fn new(mercury: &str) -> Option<Self> {
+        Self::on(mercury, |config, envs| {
+            Some(Server::start_with_env(config, &[], envs))
+        })
+    }
+
+    /// The same on PostgreSQL + Garage, ready for [`Server::replica`].
+    fn scaled_out(mercury: &str) -> Option<Self> {
+        Self::on(mercury, Server::start_scaled_out_with_env)
+    }
+
+    fn on(
+        mercury: &str,
+        start: impl FnOnce(&str, &[(&str, &str)]) -> Option<Server>,
+    ) -> Option<Self> {
         if !have_python_websockets() {
             return None;
         }
@@ -69,7 +90,7 @@ impl Fixture {
             "[mercury]\nlisten = \"127.0.0.1:0\"\nauth_config = \"{}\"\n{mercury}\n",
             auth.display()
         );
-        let server = Server::start_with_env(&config, &[], &[("MERCURY_AUTH_KEY", PSK)]);
+        let server = start(&config, &[("MERCURY_AUTH_KEY", PSK)])?;
         let cafile = tmp.path().join("server.pem");
         let out = server.admin_cmd(&["cert", "export"]);
         assert!(out.status.success(), "cert export failed");
@@ -83,7 +104,7 @@ impl Fixture {
 
     /// `wss://…/ws` on the main listener.
     fn ws_url(&self) -> String {
-        format!("{}/ws", self.server.url.replacen("https://", "wss://", 1))
+        ws_url(&self.server)
     }
 
     /// The dedicated listener, at `/` as Hecate's client connects.
@@ -680,4 +701,27 @@ fn mercury_idle_connections_and_hourly_upload_limit_get_the_protocols_error() {
     f.ok(&f.ws_url(), &upload("text", &carol, "c.hecate", src));
     assert_eq!(f.names(&carol, "json"), ["c.hecate"]);
     assert_eq!(f.stored_bytes(3 << 20), 3 << 20);
+}
+
+/// Two replicas on one PostgreSQL database count one hourly upload allowance per key.
+#[test]
+fn mercury_hourly_allowance_is_shared_by_replicas() {
+    let Some(f) = Fixture::scaled_out("uploads_per_hour = 2\n") else {
+        return;
+    };
+    let r2 = f.server.replica();
+    let src = f.path("small.hecate");
+    random_file(&src, 64 << 10);
+    let src = src.to_str().expect("utf8");
+    f.ok(&f.ws_url(), &upload("text", PSK, "a.hecate", src));
+    f.ok(&ws_url(&r2), &upload("text", PSK, "b.hecate", src));
+    for url in [f.ws_url(), ws_url(&r2)] {
+        let out = f.run(&url, &upload("text", PSK, "c.hecate", src));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("rate limit"),
+            "{url}: {err}"
+        );
+    }
+    assert_eq!(f.names(PSK, "text"), ["a.hecate", "b.hecate"]);
 }

@@ -1,0 +1,137 @@
+//! Test support shared by `enc-store`'s storage suites and `enc-e2e`'s end-to-end suite.
+//!
+//! - [`have_tool`]: whether a third-party tool is installed; with `CI=true` a missing tool
+//!   fails the test instead of skipping it.
+//! - [`garage`]: a single-node Garage (an S3-compatible store written in Rust) on loopback,
+//!   started once per test process, with its layout applied and one bucket and key.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Fails if a tool is missing in CI; skips (returns false) elsewhere with a message.
+pub fn have_tool(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{tool} is required in CI but is not installed (.ci/run installs it)");
+        }
+        eprintln!(
+            "SKIPPED: {tool} is not installed (.ci/run shows how to install it); CI=true makes this a failure"
+        );
+    }
+    found
+}
+
+/// A single-node Garage for the whole test run: one bucket, one key. It stops by itself
+/// when the test process ends (a watchdog shell kills it).
+pub struct Garage {
+    pub endpoint: String,
+    pub bucket: String,
+    pub key_id: String,
+    pub secret: String,
+    /// The shell that stops Garage once this process has gone.
+    _watchdog: Child,
+}
+
+pub fn garage() -> &'static Garage {
+    static G: OnceLock<Garage> = OnceLock::new();
+    G.get_or_init(|| {
+        assert!(
+            have_tool("garage"),
+            "this test needs garage (cargo install garage --locked; .ci/run installs it)"
+        );
+        let dir = std::env::temp_dir().join(format!("enc-test-garage-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("garage dir");
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("port")
+                .local_addr()
+                .expect("addr")
+                .port()
+        };
+        let (rpc, s3, admin) = (port(), port(), port());
+        let cfg = dir.join("garage.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\n\
+                 replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
+                 rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\n\
+                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\n\
+                 root_domain = \".s3.garage.localhost\"\n\n[admin]\napi_bind_addr = \"127.0.0.1:{admin}\"\n",
+                d = dir.display(),
+                secret = hex::encode(rand::random::<[u8; 32]>()),
+            ),
+        )
+        .expect("garage.toml");
+        let cfg = cfg.display().to_string();
+        let watchdog = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "garage -c '{cfg}' server >'{log}' 2>&1 & g=$!; \
+                     while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $g; \
+                     wait $g; rm -rf '{dir}'",
+                    log = dir.join("garage.log").display(),
+                    dir = dir.display(),
+                    pid = std::process::id()
+                ),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting garage");
+        let g = |args: &[&str]| -> String {
+            let out = Command::new("garage")
+                .args(["-c", &cfg])
+                .args(args)
+                .output()
+                .expect("garage");
+            assert!(
+                out.status.success(),
+                "garage {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let node = loop {
+            let out = Command::new("garage")
+                .args(["-c", &cfg, "node", "id", "-q"])
+                .output()
+                .expect("garage");
+            if out.status.success() {
+                let id = String::from_utf8_lossy(&out.stdout);
+                break id.trim().split('@').next().unwrap_or("").to_string();
+            }
+            assert!(Instant::now() < deadline, "garage did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        g(&["layout", "assign", "-z", "dc1", "-c", "10G", &node]);
+        g(&["layout", "apply", "--version", "1"]);
+        g(&["bucket", "create", "enc-test"]);
+        let key = g(&["key", "create", "enc-test"]);
+        let field = |name: &str| {
+            key.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| panic!("no {name} in: {key}"))
+        };
+        let (key_id, secret) = (field("Key ID:"), field("Secret key:"));
+        g(&["bucket", "allow", "--read", "--write", "--owner", "enc-test", "--key", "enc-test"]);
+        Garage {
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            bucket: "enc-test".into(),
+            key_id,
+            secret,
+            _watchdog: watchdog,
+        }
+    })
+}
