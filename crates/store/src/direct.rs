@@ -126,7 +126,9 @@ fn create_staging(dest: &Path) -> io::Result<(File, PathBuf, bool)> {
         match open(&path, true, true) {
             Ok(f) => return Ok((f, path, true)),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                return Ok((open(&path, false, true)?, path, false));
+                // Some kernels create the file before they refuse the flag.
+                let f = OpenOptions::new().write(true).create(true).open(&path)?;
+                return Ok((f, path, false));
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
             Err(e) if e.kind() == io::ErrorKind::NotFound && n == 1 => create_parents(&path)?,
