@@ -127,7 +127,11 @@ fn create_staging(dest: &Path) -> io::Result<(File, PathBuf, bool)> {
             Ok(f) => return Ok((f, path, true)),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 // Some kernels create the file before they refuse the flag.
-                let f = OpenOptions::new().write(true).create(true).open(&path)?;
+                let f = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)?;
                 return Ok((f, path, false));
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
