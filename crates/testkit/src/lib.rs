@@ -101,19 +101,26 @@ pub fn garage() -> &'static Garage {
             );
             String::from_utf8_lossy(&out.stdout).into_owned()
         };
+        // `node id` answers from the key on disk before the daemon listens; `status` needs
+        // the daemon's RPC, so wait for that before changing the layout.
         let deadline = Instant::now() + Duration::from_secs(30);
-        let node = loop {
-            let out = Command::new("garage")
-                .args(["-c", &cfg, "node", "id", "-q"])
-                .output()
-                .expect("garage");
-            if out.status.success() {
-                let id = String::from_utf8_lossy(&out.stdout);
-                break id.trim().split('@').next().unwrap_or("").to_string();
-            }
+        while !Command::new("garage")
+            .args(["-c", &cfg, "status"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("garage")
+            .success()
+        {
             assert!(Instant::now() < deadline, "garage did not start");
             std::thread::sleep(Duration::from_millis(200));
-        };
+        }
+        let node = g(&["node", "id", "-q"])
+            .trim()
+            .split('@')
+            .next()
+            .unwrap_or("")
+            .to_string();
         g(&["layout", "assign", "-z", "dc1", "-c", "10G", &node]);
         g(&["layout", "apply", "--version", "1"]);
         g(&["bucket", "create", "enc-test"]);
@@ -126,6 +133,10 @@ pub fn garage() -> &'static Garage {
         };
         let (key_id, secret) = (field("Key ID:"), field("Secret key:"));
         g(&["bucket", "allow", "--read", "--write", "--owner", "enc-test", "--key", "enc-test"]);
+        while std::net::TcpStream::connect(("127.0.0.1", s3)).is_err() {
+            assert!(Instant::now() < deadline, "garage's S3 API did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
         Garage {
             endpoint: format!("http://127.0.0.1:{s3}"),
             bucket: "enc-test".into(),
