@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use enc_crypto::{CommitFields, commit_message, verify_commit};
+use enc_crypto::{CommitFields, DecryptFailure, commit_message, verify_commit};
 use enc_proto::*;
 
 use crate::ops::{Account, VaultCtx};
@@ -14,7 +14,8 @@ use crate::{ClientError, Result};
 
 const BUF: usize = 1 << 20;
 
-/// Threads that seal a push's chunks (the reading and hashing run on two more).
+/// Threads that seal a push's chunks or open a pull's (reading and hashing, and sending or
+/// writing, run on two more).
 const ENCRYPT_THREADS: usize = 2;
 
 /// Receives byte counts as a transfer proceeds.
@@ -370,26 +371,30 @@ fn decrypt_into(
         io::copy(&mut BufReader::with_capacity(BUF, &mut *source), &mut out)
             .map_err(|e| integrity_or_io(e, "downloading"))?;
     } else {
-        let decryptor =
-            age::Decryptor::new_buffered(BufReader::with_capacity(BUF, &mut *source))
-                .map_err(|e| ClientError::Integrity(format!("not a valid age file: {e}")))?;
         let ids: Vec<&dyn age::Identity> = v
             .keys
             .identities()
             .into_iter()
             .map(|i| i as &dyn age::Identity)
             .collect();
-        let mut reader = decryptor.decrypt(ids.into_iter()).map_err(|e| match e {
+        enc_crypto::decrypt_stream(&ids, &mut *source, ENCRYPT_THREADS, |plain| {
+            out.write_all(plain)
+        })
+        .map_err(|e| match e {
             // The signed generation is one we hold, so its key must open the header.
-            age::DecryptError::NoMatchingKeys if v.keys.has_generation(ver.generation) => {
+            DecryptFailure::Header(age::DecryptError::NoMatchingKeys)
+                if v.keys.has_generation(ver.generation) =>
+            {
                 ClientError::Integrity("the stored header does not open with the vault key (stored data changed)".into())
             }
-            age::DecryptError::NoMatchingKeys => ClientError::Usage(
+            DecryptFailure::Header(age::DecryptError::NoMatchingKeys) => ClientError::Usage(
                 "this version is encrypted to vault keys you do not hold (written after you lost access?)".into(),
             ),
-            other => ClientError::Integrity(format!("cannot decrypt: {other}")),
+            DecryptFailure::Header(other) => {
+                ClientError::Integrity(format!("not a valid age file: {other}"))
+            }
+            DecryptFailure::Payload(e) => integrity_or_io(e, "decrypting"),
         })?;
-        io::copy(&mut reader, &mut out).map_err(|e| integrity_or_io(e, "decrypting"))?;
         // Drain anything after the last chunk so the hash covers the whole blob.
         io::copy(source, &mut io::sink()).map_err(|e| integrity_or_io(e, "downloading"))?;
     }

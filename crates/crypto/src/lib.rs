@@ -2,8 +2,8 @@
 //!
 //! Everything secret is created and used here, on the client: the server only ever sees the
 //! outputs (an auth key it hashes again, wrapped bundles, ciphertext, signatures). This crate
-//! does no I/O beyond the `Read`/`Write` streams handed to it ([`encrypt_stream`] seals on
-//! worker threads of its own).
+//! does no I/O beyond the `Read`/`Write` streams handed to it ([`encrypt_stream`] and
+//! [`decrypt_stream`] seal and open on worker threads of their own).
 //!
 //! - [`kdf`]: passphrase → Argon2id → HKDF → auth key and key-encryption key.
 //! - [`UserKeys`]: the account's X25519 (age) and Ed25519 secrets, wrapped under the KEK.
@@ -28,7 +28,7 @@ pub use sign::{
     CommitFields, commit_message, recipient_message, ssh_login_message, vault_keys_message,
     verify_b64, verify_commit,
 };
-pub use stream::encrypt as encrypt_stream;
+pub use stream::{DecryptFailure, decrypt as decrypt_stream, encrypt as encrypt_stream};
 pub use vault::{MAX_NAME_LEN, VaultKeys, validate_name};
 
 /// Re-exported so callers name one version of the age crate.

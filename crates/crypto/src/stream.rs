@@ -189,29 +189,26 @@ fn read_batch(input: &mut impl Read, counter: u64, peek: &mut Option<u8>) -> io:
     })
 }
 
-/// Encrypts everything `input` yields into an age v1 file to `recipient` and hands the file
-/// to `out` in order: the header first, then pieces of about 1 MiB. Batches of 16 chunks are
-/// read in place and sealed on `workers` threads, so reading, sealing and whatever `out` does
-/// (hashing, sending) overlap. Returns the number of plaintext bytes.
-pub fn encrypt(
-    recipient: &age::x25519::Recipient,
-    mut input: impl Read,
+/// Runs a three-stage pipeline: `next` on this thread yields batches (and whether it was the
+/// last), `work` turns each into output on `workers` threads, and `out` takes the outputs in
+/// order on one more thread. The first error of `out` or `work` wins over the reader's.
+fn pipeline<B: Send>(
     workers: usize,
+    mut next: impl FnMut() -> io::Result<(B, bool)>,
+    work: impl Fn(B) -> io::Result<Vec<u8>> + Sync,
     mut out: impl FnMut(Vec<u8>) -> io::Result<()> + Send,
-) -> io::Result<u64> {
-    let (header, key) = start(recipient)?;
-    out(header)?;
+) -> io::Result<()> {
     let workers = workers.max(1);
-    let key = &key;
+    let work = &work;
     std::thread::scope(|s| {
         let mut inputs = Vec::with_capacity(workers);
         let mut outputs = Vec::with_capacity(workers);
         for _ in 0..workers {
-            let (tx, rx) = mpsc::sync_channel::<Batch>(1);
+            let (tx, rx) = mpsc::sync_channel::<B>(1);
             let (done_tx, done_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
             s.spawn(move || {
                 for batch in rx {
-                    if done_tx.send(batch.seal(key)).is_err() {
+                    if done_tx.send(work(batch)).is_err() {
                         return;
                     }
                 }
@@ -229,18 +226,14 @@ pub fn encrypt(
             }
             Ok(())
         });
-        let mut read = || -> io::Result<u64> {
-            let (mut counter, mut total, mut peek) = (0u64, 0u64, None);
+        let mut read = || -> io::Result<()> {
             for worker in inputs.iter().cycle() {
-                let batch = read_batch(&mut input, counter, &mut peek)?;
-                counter += batch.chunks as u64;
-                total += ((batch.chunks - 1) * CHUNK + batch.last_len) as u64;
-                let is_final = batch.is_final;
+                let (batch, last) = next()?;
                 if worker.send(batch).is_err() {
                     break;
                 }
-                if is_final {
-                    return Ok(total);
+                if last {
+                    return Ok(());
                 }
             }
             Err(io::Error::new(
@@ -253,10 +246,224 @@ pub fn encrypt(
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the output thread panicked")));
-        // The output's own error explains an early end better than the reader's.
         written?;
         read
     })
+}
+
+/// Encrypts everything `input` yields into an age v1 file to `recipient` and hands the file
+/// to `out` in order: the header first, then pieces of about 1 MiB. Batches of 16 chunks are
+/// read in place and sealed on `workers` threads, so reading, sealing and whatever `out` does
+/// (hashing, sending) overlap. Returns the number of plaintext bytes.
+pub fn encrypt(
+    recipient: &age::x25519::Recipient,
+    mut input: impl Read,
+    workers: usize,
+    mut out: impl FnMut(Vec<u8>) -> io::Result<()> + Send,
+) -> io::Result<u64> {
+    let (header, key) = start(recipient)?;
+    out(header)?;
+    let (mut counter, mut total, mut peek) = (0u64, 0u64, None);
+    pipeline(
+        workers,
+        || {
+            let batch = read_batch(&mut input, counter, &mut peek)?;
+            counter += batch.chunks as u64;
+            total += ((batch.chunks - 1) * CHUNK + batch.last_len) as u64;
+            let last = batch.is_final;
+            Ok((batch, last))
+        },
+        |batch| batch.seal(&key),
+        out,
+    )?;
+    Ok(total)
+}
+
+/// Why [`decrypt`] failed.
+#[derive(Debug)]
+pub enum DecryptFailure {
+    /// The header is not an age header, or no identity opens it, or its MAC is wrong.
+    Header(age::DecryptError),
+    /// Reading failed, or the payload is truncated (`UnexpectedEof`) or does not
+    /// authenticate (`InvalidData`), or the output failed.
+    Payload(io::Error),
+}
+
+/// Tries each identity in turn, remembering the file key the header yields.
+struct Capturing<'a> {
+    identities: &'a [&'a dyn age::Identity],
+    file_key: std::sync::Mutex<Option<Zeroizing<[u8; 16]>>>,
+}
+
+impl age::Identity for Capturing<'_> {
+    fn unwrap_stanza(&self, stanza: &Stanza) -> Option<Result<FileKey, age::DecryptError>> {
+        self.unwrap_stanzas(std::slice::from_ref(stanza))
+    }
+    fn unwrap_stanzas(&self, stanzas: &[Stanza]) -> Option<Result<FileKey, age::DecryptError>> {
+        let found = self
+            .identities
+            .iter()
+            .find_map(|id| id.unwrap_stanzas(stanzas))?;
+        if let Ok(fk) = &found {
+            *self.file_key.lock().expect("file key") = Some(Zeroizing::new(*fk.expose_secret()));
+        }
+        Some(found)
+    }
+}
+
+/// Remembers the last 16 bytes read through it (the payload nonce, once the header is read).
+struct Tail<R> {
+    inner: R,
+    last: [u8; 16],
+}
+
+impl<R: Read> Read for Tail<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let got = &buf[..n];
+        if got.len() >= 16 {
+            self.last.copy_from_slice(&got[got.len() - 16..]);
+        } else {
+            self.last.rotate_left(got.len());
+            self.last[16 - got.len()..].copy_from_slice(got);
+        }
+        Ok(n)
+    }
+}
+
+/// Ciphertext chunks read into one buffer.
+struct Sealed {
+    buf: Vec<u8>,
+    /// STREAM counter of the first chunk.
+    counter: u64,
+    /// Whether the buffer ends the file.
+    is_final: bool,
+}
+
+impl Sealed {
+    /// Opens every chunk and packs the plaintext at the front of the buffer.
+    fn open(mut self, key: &LessSafeKey) -> io::Result<Vec<u8>> {
+        let chunks = self.buf.len().div_ceil(STRIDE);
+        let mut plain = 0;
+        for i in 0..chunks {
+            let at = i * STRIDE;
+            let end = (at + STRIDE).min(self.buf.len());
+            let last = self.is_final && i + 1 == chunks;
+            let counter = self.counter + i as u64;
+            let mut nonce = [0u8; 12];
+            nonce[3..11].copy_from_slice(&counter.to_be_bytes());
+            nonce[11] = u8::from(last);
+            let opened = key
+                .open_in_place(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::empty(),
+                    &mut self.buf[at..end],
+                )
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("chunk {counter} of the payload does not authenticate"),
+                    )
+                })?
+                .len();
+            if last && opened == 0 && counter > 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the payload ends with an empty chunk",
+                ));
+            }
+            self.buf.copy_within(at..at + opened, plain);
+            plain += opened;
+        }
+        self.buf.truncate(plain);
+        Ok(self.buf)
+    }
+}
+
+/// Decrypts an age v1 file with the first of `identities` that opens it, handing the
+/// plaintext to `out` in order, in pieces of about 1 MiB. The header is parsed and its MAC
+/// checked by the age crate; the payload is opened with aws-lc on `workers` threads. Every
+/// chunk is authenticated before any of its bytes reach `out`, and a payload that is cut
+/// short, reordered or extended fails; `input` is read to its end. Returns the number of
+/// plaintext bytes.
+pub fn decrypt(
+    identities: &[&dyn age::Identity],
+    input: impl Read,
+    workers: usize,
+    mut out: impl FnMut(&[u8]) -> io::Result<()> + Send,
+) -> Result<u64, DecryptFailure> {
+    let mut input = Tail {
+        inner: input,
+        last: [0; 16],
+    };
+    let capturing = Capturing {
+        identities,
+        file_key: std::sync::Mutex::new(None),
+    };
+    // `Decryptor::new` reads exactly the header and the nonce (no read-ahead).
+    let decryptor = age::Decryptor::new(&mut input).map_err(DecryptFailure::Header)?;
+    drop(
+        decryptor
+            .decrypt(std::iter::once(&capturing as &dyn age::Identity))
+            .map_err(DecryptFailure::Header)?,
+    );
+    let file_key = capturing
+        .file_key
+        .into_inner()
+        .expect("file key")
+        .ok_or(DecryptFailure::Header(age::DecryptError::NoMatchingKeys))?;
+    let payload_key = hkdf32(&input.last, file_key.as_ref(), b"payload");
+    let key = LessSafeKey::new(
+        UnboundKey::new(&CHACHA20_POLY1305, payload_key.as_ref())
+            .map_err(|_| DecryptFailure::Payload(io::Error::other("aead key")))?,
+    );
+    let (mut counter, mut peek, mut total) = (0u64, None::<u8>, 0u64);
+    pipeline(
+        workers,
+        || {
+            let mut buf = vec![0u8; BATCH * STRIDE];
+            let mut got = 0;
+            if let Some(b) = peek.take() {
+                buf[0] = b;
+                got = 1;
+            }
+            got += read_full(&mut input, &mut buf[got..])?;
+            let is_final = if got < buf.len() {
+                true
+            } else {
+                let mut one = [0u8; 1];
+                match read_full(&mut input, &mut one)? {
+                    0 => true,
+                    _ => {
+                        peek = Some(one[0]);
+                        false
+                    }
+                }
+            };
+            buf.truncate(got);
+            let last_len = got - (got.max(1) - 1) / STRIDE * STRIDE;
+            if is_final && (got == 0 || last_len < TAG) {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the payload is truncated",
+                ));
+            }
+            let batch = Sealed {
+                buf,
+                counter,
+                is_final,
+            };
+            counter += got.div_ceil(STRIDE) as u64;
+            Ok((batch, is_final))
+        },
+        |batch| batch.open(&key),
+        |plain| {
+            total += plain.len() as u64;
+            out(&plain)
+        },
+    )
+    .map_err(DecryptFailure::Payload)?;
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -351,6 +558,152 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(err.to_string(), "gone");
+    }
+
+    /// Our decryptor on `sealed`, with its plaintext.
+    fn ours(
+        id: &age::x25519::Identity,
+        sealed: &[u8],
+        workers: usize,
+    ) -> Result<Vec<u8>, DecryptFailure> {
+        let mut plain = Vec::new();
+        let n = decrypt(&[id as &dyn age::Identity], sealed, workers, |p| {
+            plain.extend_from_slice(p);
+            Ok(())
+        })?;
+        assert_eq!(n, plain.len() as u64);
+        Ok(plain)
+    }
+
+    /// The age crate's own encryption of `plain`.
+    fn theirs(id: &age::x25519::Identity, plain: &[u8]) -> Vec<u8> {
+        let r = id.to_public();
+        let e =
+            age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient)).unwrap();
+        let mut out = Vec::new();
+        let mut w = e.wrap_output(&mut out).unwrap();
+        io::Write::write_all(&mut w, plain).unwrap();
+        w.finish().unwrap();
+        out
+    }
+
+    #[test]
+    fn decrypts_every_size_from_both_encryptors() {
+        let id = age::x25519::Identity::generate();
+        for len in [
+            0usize,
+            1,
+            CHUNK - 1,
+            CHUNK,
+            CHUNK + 1,
+            BATCH * CHUNK - 1,
+            BATCH * CHUNK,
+            BATCH * CHUNK + 1,
+            2 * BATCH * CHUNK,
+            40 * CHUNK + 7,
+        ] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 13 + len) as u8).collect();
+            for workers in [1, 2, 3] {
+                assert_eq!(
+                    ours(&id, &seal(&id, &plain, 2), workers).unwrap(),
+                    plain,
+                    "{len}"
+                );
+                assert_eq!(
+                    ours(&id, &theirs(&id, &plain), workers).unwrap(),
+                    plain,
+                    "{len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn decryption_refuses_every_truncation_extension_and_flip() {
+        let id = age::x25519::Identity::generate();
+        let plain: Vec<u8> = (0..2 * BATCH * CHUNK + 100)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let sealed = seal(&id, &plain, 2);
+        let header = sealed.len() - plain.len() - (plain.len().div_ceil(CHUNK)) * TAG;
+        // Cut at every chunk boundary and inside chunks, down to the bare header + nonce.
+        let mut cuts: Vec<usize> = (0..=plain.len().div_ceil(CHUNK))
+            .map(|i| header + i * STRIDE)
+            .filter(|&c| c < sealed.len())
+            .collect();
+        cuts.extend([
+            header + 1,
+            header + TAG - 1,
+            header + STRIDE + 5,
+            sealed.len() - 1,
+        ]);
+        for cut in cuts {
+            match ours(&id, &sealed[..cut], 2) {
+                Err(DecryptFailure::Payload(e)) => assert!(
+                    matches!(
+                        e.kind(),
+                        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
+                    ),
+                    "cut {cut}: {e}"
+                ),
+                other => panic!(
+                    "cut at {cut} of {}: {:?}",
+                    sealed.len(),
+                    other.map(|p| p.len())
+                ),
+            }
+        }
+        // Bytes after the last chunk, or a whole extra chunk.
+        for extra in [1usize, TAG, STRIDE] {
+            let mut longer = sealed.clone();
+            longer.extend(std::iter::repeat_n(7u8, extra));
+            assert!(
+                matches!(ours(&id, &longer, 2), Err(DecryptFailure::Payload(_))),
+                "+{extra}"
+            );
+        }
+        // One flipped bit anywhere in the payload, or in the header's MAC or stanza.
+        for at in [header, header + 100, header + STRIDE, sealed.len() - 1] {
+            let mut bad = sealed.clone();
+            bad[at] ^= 1;
+            assert!(
+                matches!(ours(&id, &bad, 2), Err(DecryptFailure::Payload(_))),
+                "flip {at}"
+            );
+        }
+        for at in [header - 20, 40] {
+            let mut bad = sealed.clone();
+            bad[at] ^= 1;
+            assert!(
+                matches!(ours(&id, &bad, 2), Err(DecryptFailure::Header(_))),
+                "flip {at}"
+            );
+        }
+        // Another identity does not open it.
+        let other = age::x25519::Identity::generate();
+        assert!(matches!(
+            ours(&other, &sealed, 2),
+            Err(DecryptFailure::Header(age::DecryptError::NoMatchingKeys))
+        ));
+    }
+
+    #[test]
+    fn an_empty_last_chunk_after_data_is_refused() {
+        // age allows an empty chunk only as the whole payload of an empty file.
+        let id = age::x25519::Identity::generate();
+        let (mut file, key) = start(&id.to_public()).unwrap();
+        let batch = Batch {
+            buf: vec![5u8; 2 * STRIDE],
+            counter: 0,
+            chunks: 2,
+            last_len: 0,
+            is_final: true,
+        };
+        file.extend_from_slice(&batch.seal(&key).unwrap());
+        match ours(&id, &file, 2) {
+            Err(DecryptFailure::Payload(e)) => assert_eq!(e.kind(), io::ErrorKind::InvalidData),
+            other => panic!("{:?}", other.map(|p| p.len())),
+        }
     }
 
     #[test]

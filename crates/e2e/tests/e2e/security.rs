@@ -445,7 +445,13 @@ fn brute_force_is_throttled_and_audited() {
     let server = Server::start();
     let alice = server.user("alice", "user");
     let mut first_429 = None;
-    let mut retry_after = 0u64;
+    let retry_in = |err: &str| -> u64 {
+        err.split("retry in ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no wait in {err:?}"))
+    };
     for attempt in 1..=20 {
         let out = alice
             .cmd(&["login"])
@@ -456,12 +462,7 @@ fn brute_force_is_throttled_and_audited() {
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         if err.contains("too many failed attempts") {
             first_429.get_or_insert(attempt);
-            retry_after = err
-                .split("retry in ")
-                .nth(1)
-                .and_then(|s| s.split(' ').next())
-                .and_then(|n| n.parse().ok())
-                .unwrap();
+            retry_in(&err);
         } else {
             assert!(err.contains("wrong user name or passphrase"), "{err}");
         }
@@ -471,10 +472,12 @@ fn brute_force_is_throttled_and_audited() {
         first <= 6,
         "429 after at most 5 failures, first at attempt {first}"
     );
-    // The right passphrase is refused while backing off, accepted after.
+    // The right passphrase is refused while backing off, accepted after. The wait is read
+    // from this refusal: on a loaded machine a backoff can run out between two wrong
+    // guesses, and the next one then starts a longer one.
     let err = alice.fail(&["login"]);
     assert!(err.contains("too many failed attempts"), "{err}");
-    std::thread::sleep(Duration::from_secs(retry_after + 1));
+    std::thread::sleep(Duration::from_secs(retry_in(&err) + 1));
     alice.ok(&["login"]);
     let audit = alice.ok(&["audit"]);
     let failures = audit
