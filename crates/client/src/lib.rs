@@ -5,6 +5,7 @@
 
 mod admin;
 mod api;
+mod direct;
 mod error;
 mod ops;
 mod profile;

@@ -3,12 +3,13 @@
 //! everything checked out.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use enc_crypto::{CommitFields, DecryptFailure, commit_message, verify_commit};
 use enc_proto::*;
 
+use crate::direct::DirectOut;
 use crate::ops::{Account, VaultCtx};
 use crate::{ClientError, Result};
 
@@ -265,7 +266,7 @@ impl Account {
         };
         std::fs::create_dir_all(&dir)
             .map_err(ClientError::io(format!("creating {}", dir.display())))?;
-        let mut tmp = tempfile::Builder::new()
+        let tmp = tempfile::Builder::new()
             .prefix(".enc-pull-")
             .suffix(".part")
             .tempfile_in(&dir)
@@ -281,7 +282,8 @@ impl Account {
                 rx,
                 current: bytes::Bytes::new(),
             });
-            let copied = decrypt_into(&mut source, tmp.as_file_mut(), v, &ver, opts.raw, progress);
+            let (file, path) = (tmp.as_file(), tmp.path());
+            let copied = decrypt_into(&mut source, file, path, v, &ver, opts.raw, progress);
             // Stop the fetch (if still running) before waiting for it.
             let hashed = source.finish_with(|reader| drop(reader.rx));
             let fetched = fetch
@@ -357,14 +359,15 @@ fn integrity_or_io(e: io::Error, what: &str) -> ClientError {
 /// Reads `source` to its end either way, so its hash covers the whole blob.
 fn decrypt_into(
     source: &mut Hashing<ChannelReader>,
-    out: &mut File,
+    file: &File,
+    path: &Path,
     v: &VaultCtx,
     ver: &VersionInfo,
     raw: bool,
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut out = Counting {
-        inner: BufWriter::with_capacity(BUF, out),
+        inner: DirectOut::new(file, path),
         progress,
     };
     if raw {
@@ -398,6 +401,8 @@ fn decrypt_into(
         // Drain anything after the last chunk so the hash covers the whole blob.
         io::copy(source, &mut io::sink()).map_err(|e| integrity_or_io(e, "downloading"))?;
     }
-    out.flush().map_err(ClientError::io("writing the output"))?;
+    out.inner
+        .finish()
+        .map_err(ClientError::io("writing the output"))?;
     Ok(())
 }
