@@ -491,23 +491,27 @@ mod tests {
         Ok(back)
     }
 
+    /// Lengths around every chunk and batch boundary.
+    const SIZES: [usize; 13] = [
+        0,
+        1,
+        CHUNK - 1,
+        CHUNK,
+        CHUNK + 1,
+        2 * CHUNK,
+        BATCH * CHUNK - 1,
+        BATCH * CHUNK,
+        BATCH * CHUNK + 1,
+        17 * CHUNK + 5,
+        2 * BATCH * CHUNK,
+        40 * CHUNK,
+        40 * CHUNK + 7,
+    ];
+
     #[test]
     fn the_age_crate_decrypts_every_size() {
         let id = age::x25519::Identity::generate();
-        for len in [
-            0usize,
-            1,
-            CHUNK - 1,
-            CHUNK,
-            CHUNK + 1,
-            2 * CHUNK,
-            BATCH * CHUNK - 1,
-            BATCH * CHUNK,
-            BATCH * CHUNK + 1,
-            17 * CHUNK + 5,
-            2 * BATCH * CHUNK,
-            40 * CHUNK,
-        ] {
+        for len in SIZES {
             let plain: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
             for workers in [1, 2, 3] {
                 let sealed = seal(&id, &plain, workers);
@@ -590,18 +594,7 @@ mod tests {
     #[test]
     fn decrypts_every_size_from_both_encryptors() {
         let id = age::x25519::Identity::generate();
-        for len in [
-            0usize,
-            1,
-            CHUNK - 1,
-            CHUNK,
-            CHUNK + 1,
-            BATCH * CHUNK - 1,
-            BATCH * CHUNK,
-            BATCH * CHUNK + 1,
-            2 * BATCH * CHUNK,
-            40 * CHUNK + 7,
-        ] {
+        for len in SIZES {
             let plain: Vec<u8> = (0..len).map(|i| (i * 13 + len) as u8).collect();
             for workers in [1, 2, 3] {
                 assert_eq!(
