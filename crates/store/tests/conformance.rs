@@ -675,3 +675,35 @@ async fn postgres_row_level_security_shows_a_tenant_only_its_own_rows() {
     drop(meta);
     db.drop_db().await;
 }
+
+/// `sslmode=require` in `database_url` gives the server TLS connections to PostgreSQL.
+#[tokio::test]
+async fn postgres_connections_can_use_tls() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let _ = db.open().await;
+    let sep = if db.app_url.contains('?') { '&' } else { '?' };
+    let meta: Meta = Arc::new(
+        PgMeta::connect(&format!("{}{sep}sslmode=require", db.app_url))
+            .await
+            .expect("connect with sslmode=require"),
+    );
+    let (alice, _) = user(&meta, "alice").await;
+    assert_eq!(alice.state, "active");
+    let mut c = sqlx::PgConnection::connect(&db.owner_url)
+        .await
+        .expect("owner");
+    let encrypted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.usename = $1 AND a.datname = $2 AND s.ssl",
+    )
+    .bind(APP_LOGIN)
+    .bind(&db.name)
+    .fetch_one(&mut c)
+    .await
+    .expect("pg_stat_ssl");
+    assert!(encrypted >= 1, "the server's connections are not encrypted");
+    drop(meta);
+    db.drop_db().await;
+}
