@@ -8,8 +8,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
-use std::path::Path;
 
 const ALIGN: usize = 4096;
 const PIECE: usize = 1 << 20;
@@ -25,12 +25,13 @@ pub(crate) struct DirectOut<'a> {
 }
 
 impl<'a> DirectOut<'a> {
-    /// Writes into `file`, whose path is `path`, from offset 0.
-    pub(crate) fn new(file: &'a File, path: &Path) -> Self {
+    /// Writes into `file` from offset 0.
+    pub(crate) fn new(file: &'a File) -> Self {
+        // Reopen the file itself, not its path: nothing can swap another file in between.
         let direct = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_DIRECT)
-            .open(path)
+            .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
             .ok();
         let raw = vec![0u8; PIECE + ALIGN];
         // Moving the Vec never moves its heap block, so the offset stays right.
@@ -109,12 +110,19 @@ mod tests {
             ] {
                 let tmp = tempfile::NamedTempFile::new_in(&dir).unwrap();
                 let mut all = Vec::new();
-                let mut out = DirectOut::new(tmp.as_file(), tmp.path());
+                let mut out = DirectOut::new(tmp.as_file());
                 for (i, n) in sizes.iter().enumerate() {
                     let piece: Vec<u8> = (0..*n).map(|j| (i * 7 + j % 251) as u8).collect();
                     out.write_all(&piece).unwrap();
                     all.extend_from_slice(&piece);
                 }
+                // Wherever the filesystem takes O_DIRECT, the writer uses it.
+                let supported = OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_DIRECT)
+                    .open(tmp.path())
+                    .is_ok();
+                assert_eq!(out.direct.is_some(), supported, "{}", dir.display());
                 out.finish().unwrap();
                 let back = std::fs::read(tmp.path()).unwrap();
                 assert!(back == all, "{} {sizes:?}", dir.display());

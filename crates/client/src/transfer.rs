@@ -282,8 +282,7 @@ impl Account {
                 rx,
                 current: bytes::Bytes::new(),
             });
-            let (file, path) = (tmp.as_file(), tmp.path());
-            let copied = decrypt_into(&mut source, file, path, v, &ver, opts.raw, progress);
+            let copied = decrypt_into(&mut source, tmp.as_file(), v, &ver, opts.raw, progress);
             // Stop the fetch (if still running) before waiting for it.
             let hashed = source.finish_with(|reader| drop(reader.rx));
             let fetched = fetch
@@ -360,14 +359,13 @@ fn integrity_or_io(e: io::Error, what: &str) -> ClientError {
 fn decrypt_into(
     source: &mut Hashing<ChannelReader>,
     file: &File,
-    path: &Path,
     v: &VaultCtx,
     ver: &VersionInfo,
     raw: bool,
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut out = Counting {
-        inner: DirectOut::new(file, path),
+        inner: DirectOut::new(file),
         progress,
     };
     if raw {
