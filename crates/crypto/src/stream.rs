@@ -88,6 +88,15 @@ fn start(recipient: &age::x25519::Recipient) -> io::Result<(Vec<u8>, LessSafeKey
     Ok((header, key))
 }
 
+/// The STREAM nonce of chunk `counter` (an 88-bit big-endian counter, then the last-chunk
+/// flag).
+fn stream_nonce(counter: u64, last: bool) -> Nonce {
+    let mut nonce = [0u8; 12];
+    nonce[3..11].copy_from_slice(&counter.to_be_bytes());
+    nonce[11] = u8::from(last);
+    Nonce::assume_unique_for_key(nonce)
+}
+
 /// Chunks sealed together: one piece of output, about 1 MiB.
 const BATCH: usize = 16;
 /// Distance between chunk starts in a batch buffer: room for each chunk's tag after it.
@@ -116,16 +125,10 @@ impl Batch {
                 .checked_add(i as u64)
                 .ok_or_else(|| io::Error::other("age STREAM counter overflow"))?;
             // The counter is 88 bits in the format; 2^64 chunks of 64 KiB is beyond any file.
-            let mut nonce = [0u8; 12];
-            nonce[3..11].copy_from_slice(&counter.to_be_bytes());
-            nonce[11] = u8::from(last && self.is_final);
+            let nonce = stream_nonce(counter, last && self.is_final);
             let at = i * STRIDE;
             let tag = key
-                .seal_in_place_separate_tag(
-                    Nonce::assume_unique_for_key(nonce),
-                    Aad::empty(),
-                    &mut self.buf[at..at + len],
-                )
+                .seal_in_place_separate_tag(nonce, Aad::empty(), &mut self.buf[at..at + len])
                 .map_err(|_| io::Error::other("encryption failed"))?;
             self.buf[at + len..at + len + TAG].copy_from_slice(tag.as_ref());
         }
@@ -350,15 +353,9 @@ impl Sealed {
             let end = (at + STRIDE).min(self.buf.len());
             let last = self.is_final && i + 1 == chunks;
             let counter = self.counter + i as u64;
-            let mut nonce = [0u8; 12];
-            nonce[3..11].copy_from_slice(&counter.to_be_bytes());
-            nonce[11] = u8::from(last);
+            let nonce = stream_nonce(counter, last);
             let opened = key
-                .open_in_place(
-                    Nonce::assume_unique_for_key(nonce),
-                    Aad::empty(),
-                    &mut self.buf[at..end],
-                )
+                .open_in_place(nonce, Aad::empty(), &mut self.buf[at..end])
                 .map_err(|_| {
                     io::Error::new(
                         io::ErrorKind::InvalidData,

@@ -273,12 +273,12 @@ impl BlobWriter for DirectWriter {
                 write_at(&file, &staging, &direct, &bytes[..aligned], offset)?;
             }
             // The unaligned end cannot go through O_DIRECT.
-            let plain = open(&staging, false, false)?;
             if aligned < bytes.len() {
-                plain.write_all_at(&bytes[aligned..], offset + aligned as u64)?;
+                open(&staging, false, false)?
+                    .write_all_at(&bytes[aligned..], offset + aligned as u64)?;
             }
             // fsync works on the file, whichever handle wrote it.
-            plain.sync_all()?;
+            file.sync_all()?;
             std::fs::rename(&staging, &dest)?;
             fsync_dir(dest.parent().unwrap_or(Path::new("/")))
         })
