@@ -580,10 +580,14 @@ impl Server {
 
     /// Waits until a vault upload is streaming: its row exists (made before the first byte)
     /// and its size is not recorded yet. Works on every backend, S3 included, where an open
-    /// multipart upload is not listed.
-    pub fn wait_upload_started(&self) {
+    /// multipart upload is not listed. Also returns once `client` (the pushing process) has
+    /// exited: a fast push can stream and commit between two polls.
+    pub fn wait_upload_started(&self, client: &mut Child) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.operator_sql("SELECT COUNT(*) FROM uploads WHERE size = -1") == "0" {
+            if client.try_wait().expect("try_wait").is_some() {
+                return;
+            }
             assert!(Instant::now() < deadline, "upload never started");
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -82,7 +82,7 @@ fn crash_during_large_push() {
         .spawn()
         .unwrap();
     // Wait until bytes are flowing, then kill at a random moment.
-    server.wait_upload_started();
+    server.wait_upload_started(&mut push);
     std::thread::sleep(Duration::from_millis(rand::thread_rng().gen_range(50..800)));
     server.kill9();
     let status = push.wait().unwrap();
@@ -121,13 +121,13 @@ fn graceful_shutdown_finishes_in_flight_uploads() {
     let mut server = Server::start();
     let alice = server.user("alice", "user");
     random_file(&alice.path("mid.bin"), 200 << 20);
-    let push = alice
+    let mut push = alice
         .cmd(&["push", "mid.bin"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    server.wait_upload_started();
+    server.wait_upload_started(&mut push);
     let status = server.terminate();
     assert!(status.success(), "clean exit on SIGTERM");
     let out = push.wait_with_output().unwrap();

@@ -69,7 +69,7 @@ fn replicas_share_sessions_objects_and_throttling_and_survive_a_kill() {
         .stderr(Stdio::null())
         .spawn()
         .expect("push");
-    r1.wait_upload_started();
+    r1.wait_upload_started(&mut push);
     std::thread::sleep(std::time::Duration::from_millis(
         50 + u64::from(rand::random::<u16>()) % 500,
     ));
