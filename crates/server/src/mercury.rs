@@ -57,6 +57,13 @@ const RESERVATION_SECS: i64 = 24 * 3600;
 /// How long a connection over the limit may take to say which dialect it speaks.
 const REFUSAL_WAIT: Duration = Duration::from_secs(10);
 
+/// After a closing refusal, how long the server keeps reading (and discarding) what the client
+/// still sends, and how much of it, before it drops the connection. Closing a socket with
+/// unread bytes makes the kernel send a reset, which can destroy the refusal before the client
+/// reads it (an upload refused mid-stream always has bytes in flight).
+const LINGER: Duration = Duration::from_secs(5);
+const LINGER_BYTES: usize = 64 << 20;
+
 // ------------------------------------------------------------------------------------------
 // Configuration loaded at start: the client list and the preshared key.
 
@@ -633,10 +640,27 @@ impl Conn {
                 code,
                 reason: "".into(),
             };
-            let _ = self.send(Message::Close(Some(frame))).await;
+            if self.send(Message::Close(Some(frame))).await.is_ok() {
+                self.linger().await;
+            }
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// The closing handshake: reads until the client answers our close frame, discarding data
+    /// frames, for at most [`LINGER`] and [`LINGER_BYTES`].
+    async fn linger(&mut self) {
+        let deadline = tokio::time::Instant::now() + LINGER;
+        let mut discarded = 0usize;
+        while discarded <= LINGER_BYTES {
+            match tokio::time::timeout_at(deadline, self.socket.recv()).await {
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None | Some(Err(_))) | Err(_) => break,
+                Ok(Some(Ok(Message::Binary(b)))) => discarded += b.len(),
+                Ok(Some(Ok(Message::Text(t)))) => discarded += t.len(),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
     }
 
     async fn send(&mut self, msg: Message) -> Step {
@@ -938,7 +962,9 @@ impl Conn {
                 code: 1008,
                 reason: "".into(),
             };
-            let _ = self.send(Message::Close(Some(frame))).await;
+            if self.send(Message::Close(Some(frame))).await.is_ok() {
+                self.linger().await;
+            }
             return Stop::Gone;
         }
         Stop::Fail(Fail::new(code, message).closing())
