@@ -184,6 +184,7 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         metrics: metrics::Metrics::default(),
         gc_running: std::sync::atomic::AtomicBool::new(false),
         auth_cache: Default::default(),
+        object_cache: Default::default(),
         restic_writes: batch::restic_writer(meta.clone()),
         tls_fingerprint,
         mercury,

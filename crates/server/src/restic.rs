@@ -472,12 +472,11 @@ fn range(headers: &HeaderMap, size: u64) -> Result<Option<Range<u64>>, ()> {
 
 async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap) -> Outcome {
     let repo = ctx.repo().await?;
-    let row = ctx
-        .state
-        .meta
-        .restic_object(&repo.id, kind, name)
-        .await?
-        .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("{kind}/{name} not found")))?;
+    let cache = &ctx.state.object_cache;
+    let (mut row, cached) = match cache.get(&repo.id, kind, name) {
+        Some(row) => (row, true),
+        None => (lookup(ctx, &repo.id, kind, name).await?, false),
+    };
     let size = row.size as u64;
     if head {
         let mut resp = StatusCode::OK.into_response();
@@ -501,18 +500,26 @@ async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap
             return Ok(resp);
         }
     };
-    let stream = ctx
+    let whole = Some(span.clone().unwrap_or(0..size));
+    let mut got = ctx
         .state
         .blobs
-        .read_range(&row.blob_key, Some(span.clone().unwrap_or(0..size)))
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => Failure::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("blob {} missing", row.blob_key),
-            ),
-            other => other.into(),
-        })?;
+        .read_range(&row.blob_key, whole.clone())
+        .await;
+    if cached && matches!(got, Err(StoreError::NotFound)) {
+        // Deleted through another replica since it was cached.
+        // (Content-named, so a file stored again under the name has the same size.)
+        cache.forget(&repo.id, kind, name);
+        row = lookup(ctx, &repo.id, kind, name).await?;
+        got = ctx.state.blobs.read_range(&row.blob_key, whole).await;
+    }
+    let stream = got.map_err(|e| match e {
+        StoreError::NotFound => Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("blob {} missing", row.blob_key),
+        ),
+        other => other.into(),
+    })?;
     let served = span.as_ref().map_or(size, |r| r.end - r.start);
     ctx.metric(kind, "read", served);
     let mut resp = Body::from_stream(stream).into_response();
@@ -532,6 +539,23 @@ async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap
         );
     }
     Ok(resp)
+}
+
+/// A file's row from the database, remembered in the object cache.
+async fn lookup(
+    ctx: &Ctx,
+    repo_id: &str,
+    kind: &str,
+    name: &str,
+) -> Result<enc_store::ResticObjectRow, Failure> {
+    let row = ctx
+        .state
+        .meta
+        .restic_object(repo_id, kind, name)
+        .await?
+        .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("{kind}/{name} not found")))?;
+    ctx.state.object_cache.put(repo_id, kind, &row);
+    Ok(row)
 }
 
 async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Body) -> Outcome {
@@ -737,6 +761,7 @@ async fn remove(ctx: &Ctx, kind: &str, name: &str) -> Outcome {
         _ => {}
     }
     let repo = ctx.repo().await?;
+    ctx.state.object_cache.forget(&repo.id, kind, name);
     if let Some(size) = ctx
         .state
         .meta

@@ -45,6 +45,67 @@ pub struct Inner {
     pub mercury: crate::mercury::Mercury,
     /// Recently verified restic credentials (see [`crate::restic`]).
     pub auth_cache: std::sync::Mutex<std::collections::HashMap<String, CachedAuth>>,
+    /// Recently read restic files (see [`ObjectCache`]).
+    pub object_cache: ObjectCache,
+}
+
+/// Where recently read restic files are, reused for [`AUTH_CACHE_SECS`] so that a restore,
+/// a chain of small range reads of a few pack files, does not ask the database each time.
+///
+/// Only files named by the SHA-256 of their content are kept (everything but `config`): the
+/// server checks that hash on upload, so a name always means the same bytes, and an entry can
+/// only be stale by still pointing at a file that was deleted. A delete through this server
+/// removes the entry at once; a delete through another replica is seen within the reuse time,
+/// or at once if the blob is already gone (the read then asks the database again). Listings,
+/// writes and quota accounting always ask the database.
+#[derive(Default)]
+pub struct ObjectCache(
+    std::sync::Mutex<std::collections::HashMap<String, (Instant, enc_store::ResticObjectRow)>>,
+);
+
+impl ObjectCache {
+    /// Most entries kept; the map is emptied when it would grow past this.
+    const MAX: usize = 4096;
+
+    fn key(repo_id: &str, kind: &str, name: &str) -> String {
+        format!("{repo_id}/{kind}/{name}")
+    }
+
+    /// A fresh entry.
+    pub fn get(&self, repo_id: &str, kind: &str, name: &str) -> Option<enc_store::ResticObjectRow> {
+        let map = self.0.lock().expect("object cache");
+        map.get(&Self::key(repo_id, kind, name))
+            .filter(|(at, _)| at.elapsed().as_secs() < AUTH_CACHE_SECS)
+            .map(|(_, row)| row.clone())
+    }
+
+    /// Remembers where a content-named file is; `config` is never kept.
+    pub fn put(&self, repo_id: &str, kind: &str, row: &enc_store::ResticObjectRow) {
+        if kind == "config" {
+            return;
+        }
+        let mut map = self.0.lock().expect("object cache");
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(
+            Self::key(repo_id, kind, &row.name),
+            (Instant::now(), row.clone()),
+        );
+    }
+
+    /// Forgets one file.
+    pub fn forget(&self, repo_id: &str, kind: &str, name: &str) {
+        self.0
+            .lock()
+            .expect("object cache")
+            .remove(&Self::key(repo_id, kind, name));
+    }
+
+    /// Forgets everything.
+    pub fn clear(&self) {
+        self.0.lock().expect("object cache").clear();
+    }
 }
 
 /// A verified `user:token` with its repository, reused for [`AUTH_CACHE_SECS`].
@@ -77,7 +138,10 @@ impl Inner {
         let mut cache = self.auth_cache.lock().expect("auth cache");
         match token_id {
             Some(id) => cache.retain(|_, c| c.token.id != id),
-            None => cache.clear(),
+            None => {
+                cache.clear();
+                self.object_cache.clear();
+            }
         }
     }
 

@@ -70,8 +70,50 @@ pub struct ObjectBlobs {
     local_root: Option<std::path::PathBuf>,
 }
 
-/// Reads up to this size are done in one blocking call instead of a stream of them.
+/// Reads up to this size are done in one call instead of a stream of them.
 const SMALL_READ: u64 = 4 << 20;
+
+/// Reads `range` of a local blob. What the page cache holds is read on the calling task with
+/// `RWF_NOWAIT`, which never waits for the disk; only the rest goes to the blocking pool. A
+/// restic restore is a chain of small range reads that each wait for the last, and the hop to a
+/// blocking thread and back was a good part of each one.
+async fn read_small(file: std::path::PathBuf, r: std::ops::Range<u64>) -> Result<Vec<u8>> {
+    let io_err = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => StoreError::NotFound,
+        _ => StoreError::Blob(object_store::Error::Generic {
+            store: "local",
+            source: Box::new(e),
+        }),
+    };
+    let mut buf = vec![0u8; (r.end - r.start) as usize];
+    let f = std::fs::File::open(&file).map_err(io_err)?;
+    let mut done = 0;
+    while done < buf.len() {
+        let mut slices = [std::io::IoSliceMut::new(&mut buf[done..])];
+        match rustix::io::preadv2(
+            &f,
+            &mut slices,
+            r.start + done as u64,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(0) => return Err(io_err(std::io::ErrorKind::UnexpectedEof.into())),
+            Ok(n) => done += n,
+            // Not cached (EAGAIN), or a kernel or filesystem without RWF_NOWAIT.
+            Err(_) => break,
+        }
+    }
+    if done == buf.len() {
+        return Ok(buf);
+    }
+    tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt as _;
+        f.read_exact_at(&mut buf[done..], r.start + done as u64)?;
+        Ok(buf)
+    })
+    .await
+    .map_err(|e| StoreError::Batch(format!("read task failed: {e}")))?
+    .map_err(io_err)
+}
 
 impl ObjectBlobs {
     /// Blobs in a local directory, durable (`fsync`ed) on finish.
@@ -301,25 +343,7 @@ impl BlobStore for ObjectBlobs {
             && r.end - r.start <= SMALL_READ
             && plain_key(key)
         {
-            let file = root.join(key);
-            let r = r.clone();
-            let data = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-                use std::io::{Read as _, Seek as _};
-                let mut f = std::fs::File::open(file)?;
-                f.seek(std::io::SeekFrom::Start(r.start))?;
-                let mut buf = vec![0u8; (r.end - r.start) as usize];
-                f.read_exact(&mut buf)?;
-                Ok(buf)
-            })
-            .await
-            .map_err(|e| StoreError::Batch(format!("read task failed: {e}")))?
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => StoreError::NotFound,
-                _ => StoreError::Blob(object_store::Error::Generic {
-                    store: "local",
-                    source: Box::new(e),
-                }),
-            })?;
+            let data = read_small(root.join(key), r.clone()).await?;
             return Ok(futures::stream::once(async move { Ok(Bytes::from(data)) }).boxed());
         }
         let opts = object_store::GetOptions {
@@ -386,5 +410,57 @@ impl BlobStore for ObjectBlobs {
             return Err(StoreError::Conflict("blob store returned different bytes"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small reads give the same bytes whether the page cache holds all of the range (read
+    /// on the task), none of it (the blocking pool) or part of it (both).
+    #[tokio::test]
+    async fn small_reads_from_cache_disk_or_both() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("blob");
+        let data: Vec<u8> = (0..3u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&file, &data).expect("write");
+        let f = std::fs::File::open(&file).expect("open");
+        f.sync_all().expect("fsync");
+        let evict = |from: u64, len: u64| {
+            rustix::fs::fadvise(
+                &f,
+                from,
+                std::num::NonZeroU64::new(len),
+                rustix::fs::Advice::DontNeed,
+            )
+            .expect("fadvise")
+        };
+        for (from, to) in [(0u64, 4096u64), (5000, 1 << 20), (1 << 20, 3 << 20)] {
+            let want = &data[from as usize..to as usize];
+            assert_eq!(
+                read_small(file.clone(), from..to).await.expect("cached"),
+                want
+            );
+            evict(0, 3 << 20);
+            assert_eq!(
+                read_small(file.clone(), from..to).await.expect("on disk"),
+                want
+            );
+            evict(from + (to - from) / 2, 3 << 20);
+            assert_eq!(
+                read_small(file.clone(), from..to).await.expect("half"),
+                want
+            );
+        }
+        assert!(matches!(
+            read_small(dir.path().join("missing"), 0..1).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(
+            read_small(file.clone(), (3 << 20) - 1..(3 << 20) + 1)
+                .await
+                .is_err()
+        );
     }
 }
