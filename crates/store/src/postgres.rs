@@ -202,6 +202,44 @@ async fn queue_at(tx: &mut sqlx::PgConnection, key: &str, at: i64) -> Result<()>
     Ok(())
 }
 
+/// Queues many blob keys for collection, a statement per 256 (one round trip each instead of
+/// one per key). A key given twice keeps its earliest time.
+async fn queue_many(tx: &mut sqlx::PgConnection, keys: &[(String, i64)]) -> Result<()> {
+    let mut unique: std::collections::BTreeMap<&str, i64> = Default::default();
+    for (key, at) in keys {
+        let e = unique.entry(key.as_str()).or_insert(*at);
+        *e = (*e).min(*at);
+    }
+    let unique: Vec<_> = unique.into_iter().collect();
+    for chunk in unique.chunks(256) {
+        let values = vec!["(?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO blob_gc (blob_key, queued) VALUES {values} \
+             ON CONFLICT (blob_key) DO UPDATE SET queued = LEAST(blob_gc.queued, excluded.queued)"
+        );
+        let mut query = sqlx::query(q(&sql));
+        for (key, at) in chunk {
+            query = query.bind(*key).bind(*at);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Takes blob keys off the collection queue (their files are recorded), a statement per 256.
+async fn unqueue_many(tx: &mut sqlx::PgConnection, keys: &[&str]) -> Result<()> {
+    for chunk in keys.chunks(256) {
+        let list = vec!["?"; chunk.len()].join(", ");
+        let sql = format!("DELETE FROM blob_gc WHERE blob_key IN ({list})");
+        let mut query = sqlx::query(q(&sql));
+        for key in chunk {
+            query = query.bind(*key);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
 /// Writes a throttle row.
 async fn set_throttle(
     tx: &mut sqlx::PgConnection,
@@ -306,7 +344,8 @@ async fn insert_vault(tx: &mut sqlx::PgConnection, v: &NewVault) -> Result<()> {
 }
 
 /// Records one restic file inside a transaction (see `restic_put_batch`).
-/// Records one restic file in a batch's transaction. The charge comes first: when it is
+/// Records one restic file in a batch's transaction (the caller takes the blob off the
+/// collection queue when it is `Stored`). The charge comes first: when it is
 /// refused nothing has changed, so no savepoint is needed around a file (two statements fewer
 /// per file; each is a round trip to the database).
 async fn put_one(tx: &mut sqlx::PgConnection, o: &NewResticObject) -> Result<PutOutcome> {
@@ -356,10 +395,6 @@ async fn put_one(tx: &mut sqlx::PgConnection, o: &NewResticObject) -> Result<Put
         }
         return existed(tx, o).await;
     }
-    sqlx::query(q("DELETE FROM blob_gc WHERE blob_key = ?"))
-        .bind(&o.blob_key)
-        .execute(&mut *tx)
-        .await?;
     Ok(PutOutcome::Stored)
 }
 
@@ -1535,17 +1570,21 @@ impl MetaStore for PgMeta {
         puts: Vec<NewResticObject>,
     ) -> Result<Vec<Result<PutOutcome>>> {
         let mut tx = self.tx(Scope::System).await?;
-        for (key, at) in &reserve {
-            queue_at(&mut tx, key, *at).await?;
-        }
+        queue_many(&mut tx, &reserve).await?;
         let mut out = Vec::with_capacity(puts.len());
+        let mut stored = Vec::new();
         for o in &puts {
             match put_one(&mut tx, o).await {
+                Ok(PutOutcome::Stored) => {
+                    stored.push(o.blob_key.as_str());
+                    out.push(Ok(PutOutcome::Stored));
+                }
                 Ok(done) => out.push(Ok(done)),
                 Err(e @ (StoreError::QuotaExceeded | StoreError::NotFound)) => out.push(Err(e)),
                 Err(other) => return Err(other),
             }
         }
+        unqueue_many(&mut tx, &stored).await?;
         tx.commit().await?;
         Ok(out)
     }
