@@ -18,7 +18,9 @@ servers (restores of the same repository took 3 s or 9 s). On tmpfs it does not.
 meet the same effect (on an ext4 without a journal, inodes freed in the last minutes are
 skipped, slowly, when files are created), so no server data directory is deleted before the
 end of the whole run: otherwise whichever server runs after another's 20,000 deleted files
-pays for them.
+pays for them. Restores start with an empty page cache (when run as root; `--warm-restore` to
+keep it): a restore is rarely minutes after its backup, and a warm cache would hold rclone's
+files (written through the page cache, never fsynced) but not enc's (written with O_DIRECT).
 Builds the release binaries first. Needs restic and rclone on the PATH.
 """
 import argparse, json, os, shutil, subprocess, sys, tempfile, time
@@ -27,6 +29,7 @@ from benchlib import sh, cpu_seconds, peak_rss_mib, free_port, wait_port, mean
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release")
 PASSWORD = "benchmark repository password"
+COLD = False
 
 
 def make_corpus(root, big_mib, small):
@@ -102,6 +105,16 @@ class Enc:
         self.proc.wait()
 
 
+def drop_caches():
+    """Empties the page cache (root only): a restore starts as it would days after its backup."""
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
 def restic(repo_url, cacert, *args, cache):
     cmd = ["restic", "--no-cache", "-r", f"rest:{repo_url}", "--quiet"]
     if cacert:
@@ -125,6 +138,9 @@ def one_round(kind, work, client, tls, cert, src, total):
         c0 = cpu_seconds(srv.proc.pid)
         backup = restic(srv.repo_url, cacert, "backup", src, cache=w)
         c1 = cpu_seconds(srv.proc.pid)
+        if COLD:
+            os.sync()
+            drop_caches()
         restore = restic(srv.repo_url, cacert, "restore", "latest", "--target", out, cache=w)
         c2 = cpu_seconds(srv.proc.pid)
         rss = peak_rss_mib(srv.proc.pid)
@@ -164,7 +180,11 @@ def main():
     ap.add_argument("--transports", default="http,tls")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--client-dir", default="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
+    ap.add_argument("--warm-restore", action="store_true",
+                    help="do not empty the page cache before each restore")
     a = ap.parse_args()
+    global COLD
+    COLD = not a.warm_restore and drop_caches()
     for tool in ("restic", "rclone"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (apt-get install {tool})")
@@ -182,7 +202,8 @@ def main():
         total = make_corpus(src, a.big_mib, a.small)
         print(f"corpus: {total / (1 << 20):.0f} MiB ({a.small} small files + {a.big_mib} MiB file); "
               f"{a.runs} runs per server and transport, alternating; server data in {work}, corpus and "
-              f"restores in {client}", flush=True)
+              f"restores in {client}; restores start with "
+              f"{'an empty page cache' if COLD else 'whatever the page cache holds'}", flush=True)
         results = {}
         for tr in a.transports.split(","):
             tls = tr == "tls"
