@@ -22,6 +22,33 @@ fn server_and_user(cli: &Cli, profile: &Profile) -> anyhow::Result<(String, Stri
     Ok((server.trim_end_matches('/').to_string(), user))
 }
 
+/// Refuses a `--server`/`ENC_SERVER` or `--user`/`ENC_USER` that names another server or user
+/// than the session stored on this device, rather than silently using the stored one.
+pub fn check_session_matches(cli: &Cli, profile: &Profile) -> anyhow::Result<()> {
+    let Some(session) = profile.session()? else {
+        return Ok(());
+    };
+    let other_config = "keep a second identity with another ENC_CONFIG_DIR";
+    if let Some(server) = &cli.server
+        && server.trim_end_matches('/') != session.server.trim_end_matches('/')
+    {
+        bail!(
+            "this device is logged in to {} as {}, not to {server} (--server or ENC_SERVER): run `enc logout` then `enc login --server {server}`, or {other_config}",
+            session.server,
+            session.user
+        );
+    }
+    if let Some(user) = &cli.user
+        && *user != session.user
+    {
+        bail!(
+            "this device is logged in as {}, not {user} (--user or ENC_USER): run `enc logout` then `enc login --user {user}`, or {other_config}",
+            session.user
+        );
+    }
+    Ok(())
+}
+
 fn check_fingerprint_format(fp: &str) -> anyhow::Result<String> {
     let hex = fp
         .strip_prefix("SHA256:")

@@ -272,6 +272,12 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let profile = enc_client::Profile::locate()?;
+    if !matches!(
+        cli.command,
+        Command::Register { .. } | Command::Login { .. } | Command::Logout | Command::Status
+    ) {
+        auth::check_session_matches(&cli, &profile)?;
+    }
     match cli.command {
         Command::Register { ref token } => auth::register(&cli, &profile, token),
         Command::Login { ref ssh_key } => auth::login(&cli, &profile, ssh_key.as_deref()),

@@ -136,6 +136,19 @@ fn directories_push_recursively_and_pull_by_prefix() {
     let json: serde_json::Value = serde_json::from_str(&alice.ok(&["ls", "--json"])).unwrap();
     assert_eq!(json[0]["name"], "proj/README");
     assert_eq!(json[0]["version"], 1);
+
+    // A server or user other than the session's is refused, not silently replaced by it.
+    let err = alice.fail(&["ls", "--server", "https://127.0.0.1:1"]);
+    assert!(
+        err.contains("logged in to") && err.contains("enc logout"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = alice.fail(&["push", "proj", "--user", "bob"]);
+    assert!(err.contains("logged in as alice, not bob"), "{err}");
+    // The same server with a trailing slash is the same server.
+    let same = format!("{}/", server.url);
+    assert_eq!(alice.ok(&["ls", "--server", &same]).lines().count(), 2);
 }
 
 /// Acceptance 3: `enc key export` + `enc pull --raw` → stock `age -d -i` gives the bytes back.
