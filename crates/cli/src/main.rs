@@ -19,10 +19,24 @@ use clap::{Parser, Subcommand};
 )]
 pub struct Cli {
     /// Server URL, e.g. https://host:8443 [env: ENC_SERVER; default: the saved one].
-    #[arg(long, env = "ENC_SERVER", global = true)]
+    // Own ids: a subcommand's positional `user` (`vault share NAME USER`) would otherwise
+    // fill this global one too.
+    #[arg(
+        id = "global_server",
+        long = "server",
+        value_name = "URL",
+        env = "ENC_SERVER",
+        global = true
+    )]
     server: Option<String>,
     /// User name [env: ENC_USER; default: the saved one].
-    #[arg(long, env = "ENC_USER", global = true)]
+    #[arg(
+        id = "global_user",
+        long = "user",
+        value_name = "NAME",
+        env = "ENC_USER",
+        global = true
+    )]
     user: Option<String>,
     /// Expected server certificate fingerprint (SHA256:…), pinned at register/login.
     #[arg(long, env = "ENC_FINGERPRINT", global = true)]
