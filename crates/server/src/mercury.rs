@@ -636,16 +636,21 @@ impl Conn {
                 Code::ServerError => 1011,
                 _ => 1008,
             };
-            let frame = CloseFrame {
-                code,
-                reason: "".into(),
-            };
-            if self.send(Message::Close(Some(frame))).await.is_ok() {
-                self.linger().await;
-            }
+            self.close(code).await;
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Sends a close frame with `code`, then lingers for the client's.
+    async fn close(&mut self, code: u16) {
+        let frame = CloseFrame {
+            code,
+            reason: "".into(),
+        };
+        if self.send(Message::Close(Some(frame))).await.is_ok() {
+            self.linger().await;
+        }
     }
 
     /// The closing handshake: reads until the client answers our close frame, discarding data
@@ -958,13 +963,7 @@ impl Conn {
                     user_id: None,
                 })
                 .await;
-            let frame = CloseFrame {
-                code: 1008,
-                reason: "".into(),
-            };
-            if self.send(Message::Close(Some(frame))).await.is_ok() {
-                self.linger().await;
-            }
+            self.close(1008).await;
             return Stop::Gone;
         }
         Stop::Fail(Fail::new(code, message).closing())

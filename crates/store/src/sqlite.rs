@@ -269,7 +269,6 @@ async fn insert_vault(tx: &mut sqlx::SqliteConnection, v: &NewVault) -> Result<(
     Ok(())
 }
 
-/// Records one restic file inside a transaction (see `restic_put_batch`).
 /// Records one restic file in a batch's transaction (the caller takes the blob off the
 /// collection queue when it is `Stored`). The charge comes first: when it is
 /// refused nothing has changed, so no savepoint is needed around a file (two statements fewer
