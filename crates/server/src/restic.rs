@@ -39,6 +39,12 @@ use crate::objects::{MAX_DRAIN, drain};
 /// An upload's blob stays reserved this long; after a crash the collector deletes it then.
 const RESERVATION_SECS: i64 = 24 * 3600;
 
+/// Files up to this size keep their bytes in their database row instead of a blob: locks,
+/// keys, snapshots, small indexes and trees. Their one durable write is the group commit
+/// they share with concurrent uploads, where a blob costs a reservation and two `fsync`s of
+/// its own (file and directory) before the record.
+const INLINE_MAX: u64 = 32 * 1024;
+
 /// A restic error: plain text, as rest-server answers.
 #[derive(Debug)]
 pub struct Failure {
@@ -500,18 +506,25 @@ async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap
             return Ok(resp);
         }
     };
-    let whole = Some(span.clone().unwrap_or(0..size));
-    let mut got = ctx
-        .state
-        .blobs
-        .read_range(&row.blob_key, whole.clone())
-        .await;
+    let whole = span.clone().unwrap_or(0..size);
+    let mut got = match row.data.take() {
+        Some(data) => Ok(inline_stream(data, whole.clone())),
+        None => {
+            ctx.state
+                .blobs
+                .read_range(&row.blob_key, Some(whole.clone()))
+                .await
+        }
+    };
     if cached && matches!(got, Err(StoreError::NotFound)) {
         // Deleted through another replica since it was cached.
         // (Content-named, so a file stored again under the name has the same size.)
         cache.forget(&repo.id, kind, name);
         row = lookup(ctx, &repo.id, kind, name).await?;
-        got = ctx.state.blobs.read_range(&row.blob_key, whole).await;
+        got = match row.data.take() {
+            Some(data) => Ok(inline_stream(data, whole)),
+            None => ctx.state.blobs.read_range(&row.blob_key, Some(whole)).await,
+        };
     }
     let stream = got.map_err(|e| match e {
         StoreError::NotFound => Failure::new(
@@ -539,6 +552,13 @@ async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap
         );
     }
     Ok(resp)
+}
+
+/// Bytes `r` of a small file kept in its database row, as a stream.
+fn inline_stream(data: Vec<u8>, r: Range<u64>) -> enc_store::blob::BlobStream {
+    let end = (r.end as usize).min(data.len());
+    let at = (r.start as usize).min(end)..end;
+    futures::stream::once(std::future::ready(Ok(bytes::Bytes::from(data).slice(at)))).boxed()
 }
 
 /// A file's row from the database, remembered in the object cache.
@@ -609,9 +629,12 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
     }
     // A file that exists already: the name is the content's hash, so a body with that hash
     // is the same content (a retry whose answer was lost). Check it, store nothing.
+    // A small new file is gathered in memory and recorded with its bytes, without a blob.
+    let inline = existing.is_none() && declared.is_some_and(|d| d <= INLINE_MAX);
+    let mut kept = Vec::new();
     let mut writer = None;
     let mut blob_key = String::new();
-    if existing.is_none() {
+    if existing.is_none() && !inline {
         blob_key = format!("restic/{}/{kind}/{name}.{}", repo.id, uuid::Uuid::new_v4());
         state
             .restic_writes
@@ -663,6 +686,15 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
             return Err(ctx.quota_refusal(kind, name).await);
         }
         hasher.update(&chunk);
+        if inline {
+            if declared.is_some_and(|d| size > d) {
+                return Err(Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "body longer than its Content-Length",
+                ));
+            }
+            kept.extend_from_slice(&chunk);
+        }
         if let Some(w) = writer.as_mut()
             && let Err(e) = w.write(chunk).await
         {
@@ -684,13 +716,17 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
             "the body's SHA-256 does not match the object name",
         ));
     }
-    let Some(w) = writer else {
-        return Ok(StatusCode::OK.into_response());
+    let data = match writer {
+        Some(w) => {
+            if let Err(e) = w.finish().await {
+                let _ = state.meta.queue_blob(&blob_key, crate::now()).await;
+                return Err(e.into());
+            }
+            None
+        }
+        None if inline => Some(kept),
+        None => return Ok(StatusCode::OK.into_response()),
     };
-    if let Err(e) = w.finish().await {
-        let _ = state.meta.queue_blob(&blob_key, crate::now()).await;
-        return Err(e.into());
-    }
     let put = state
         .restic_writes
         .submit(ResticWrite::Put(NewResticObject {
@@ -700,6 +736,7 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
             name: name.to_string(),
             size: size as i64,
             blob_key: blob_key.clone(),
+            data,
             quota: quota.map(|q| q.min(i64::MAX as u64) as i64),
             now: crate::now(),
         }))
@@ -715,7 +752,9 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
             Ok(StatusCode::OK.into_response())
         }
         Err(e) => {
-            let _ = state.meta.queue_blob(&blob_key, crate::now()).await;
+            if !blob_key.is_empty() {
+                let _ = state.meta.queue_blob(&blob_key, crate::now()).await;
+            }
             crate::gc::kick(state);
             match e {
                 StoreError::QuotaExceeded => Err(ctx.quota_refusal(kind, name).await),

@@ -81,7 +81,8 @@ impl ObjectCache {
 
     /// Remembers where a content-named file is; `config` is never kept.
     pub fn put(&self, repo_id: &str, kind: &str, row: &enc_store::ResticObjectRow) {
-        if kind == "config" {
+        // Small files' bytes stay in the database (and its cache), not in this map.
+        if kind == "config" || row.data.is_some() {
             return;
         }
         let mut map = self.0.lock().expect("object cache");

@@ -237,7 +237,10 @@ pub struct ResticRepoRow {
 pub struct ResticObjectRow {
     pub name: String,
     pub size: i64,
+    /// Where the bytes are in the blob store; empty when they are in `data`.
     pub blob_key: String,
+    /// The bytes of a small file, kept in the database itself (`None` in listings).
+    pub data: Option<Vec<u8>>,
 }
 
 /// A restic file to record once its blob is durable.
@@ -249,7 +252,11 @@ pub struct NewResticObject {
     pub kind: String,
     pub name: String,
     pub size: i64,
+    /// The file's blob; empty when `data` holds the bytes.
     pub blob_key: String,
+    /// A small file's bytes, stored in its row instead of a blob: one group commit makes it
+    /// durable, where a blob costs a reservation, two `fsync`s of its own and the record.
+    pub data: Option<Vec<u8>>,
     /// The owner's quota in bytes (`None`: unlimited).
     pub quota: Option<i64>,
     pub now: i64,

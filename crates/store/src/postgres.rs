@@ -368,8 +368,8 @@ async fn put_one(tx: &mut sqlx::PgConnection, o: &NewResticObject) -> Result<Put
         Err(other) => return Err(other),
     }
     let done = sqlx::query(q(
-        "INSERT INTO restic_objects (repo_id, kind, name, size, blob_key, created) \
-         SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM restic_repos WHERE id = ?) \
+        "INSERT INTO restic_objects (repo_id, kind, name, size, blob_key, created, data) \
+         SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM restic_repos WHERE id = ?) \
          ON CONFLICT (repo_id, kind, name) DO NOTHING",
     ))
     .bind(&o.repo_id)
@@ -378,6 +378,7 @@ async fn put_one(tx: &mut sqlx::PgConnection, o: &NewResticObject) -> Result<Put
     .bind(o.size)
     .bind(&o.blob_key)
     .bind(o.now)
+    .bind(o.data.as_deref())
     .bind(&o.repo_id)
     .execute(&mut *tx)
     .await?;
@@ -397,8 +398,11 @@ async fn put_one(tx: &mut sqlx::PgConnection, o: &NewResticObject) -> Result<Put
     Ok(PutOutcome::Stored)
 }
 
-/// Same name, same content: keep the stored copy, drop the new blob soon.
+/// Same name, same content: keep the stored copy, drop the new blob (if any) soon.
 async fn existed(tx: &mut sqlx::PgConnection, o: &NewResticObject) -> Result<PutOutcome> {
+    if o.data.is_some() {
+        return Ok(PutOutcome::Existed);
+    }
     sqlx::query(q("UPDATE blob_gc SET queued = ? WHERE blob_key = ?"))
         .bind(o.now)
         .bind(&o.blob_key)
@@ -585,7 +589,7 @@ impl MetaStore for PgMeta {
         .await?;
         sqlx::query(q("INSERT INTO blob_gc (blob_key, queued) \
              SELECT o.blob_key, ? FROM restic_objects o JOIN restic_repos r ON r.id = o.repo_id \
-             WHERE r.user_id = ? ON CONFLICT DO NOTHING"))
+             WHERE r.user_id = ? AND o.data IS NULL ON CONFLICT DO NOTHING"))
         .bind(unix_now())
         .bind(&id.0)
         .execute(&mut *tx)
@@ -1520,7 +1524,7 @@ impl MetaStore for PgMeta {
             return Err(StoreError::NotFound);
         };
         sqlx::query(q("INSERT INTO blob_gc (blob_key, queued) \
-             SELECT blob_key, ? FROM restic_objects WHERE repo_id = ? ON CONFLICT DO NOTHING"))
+             SELECT blob_key, ? FROM restic_objects WHERE repo_id = ? AND data IS NULL ON CONFLICT DO NOTHING"))
         .bind(unix_now())
         .bind(repo_id)
         .execute(&mut *tx)
@@ -1542,7 +1546,7 @@ impl MetaStore for PgMeta {
     ) -> Result<Option<ResticObjectRow>> {
         let mut tx = self.tx(Scope::Tenant).await?;
         Ok(
-            sqlx::query_as(q("SELECT name, size, blob_key FROM restic_objects \
+            sqlx::query_as(q("SELECT name, size, blob_key, data FROM restic_objects \
              WHERE repo_id = ? AND kind = ? AND name = ?"))
             .bind(repo_id)
             .bind(kind)
@@ -1555,7 +1559,8 @@ impl MetaStore for PgMeta {
     async fn restic_list(&self, repo_id: &str, kind: &str) -> Result<Vec<ResticObjectRow>> {
         let mut tx = self.tx(Scope::Tenant).await?;
         Ok(sqlx::query_as(q(
-            "SELECT name, size, '' AS blob_key FROM restic_objects WHERE repo_id = ? AND kind = ?",
+            "SELECT name, size, '' AS blob_key, NULL::BYTEA AS data FROM restic_objects \
+             WHERE repo_id = ? AND kind = ?",
         ))
         .bind(repo_id)
         .bind(kind)
@@ -1575,7 +1580,9 @@ impl MetaStore for PgMeta {
         for o in &puts {
             match put_one(&mut tx, o).await {
                 Ok(PutOutcome::Stored) => {
-                    stored.push(o.blob_key.as_str());
+                    if o.data.is_none() {
+                        stored.push(o.blob_key.as_str());
+                    }
                     out.push(Ok(PutOutcome::Stored));
                 }
                 Ok(done) => out.push(Ok(done)),
@@ -1596,25 +1603,27 @@ impl MetaStore for PgMeta {
         name: &str,
     ) -> Result<Option<i64>> {
         let mut tx = self.tx(Scope::Tenant).await?;
-        let row: Option<(i64, String)> = sqlx::query_as(q(
+        let row: Option<(i64, String, bool)> = sqlx::query_as(q(
             "DELETE FROM restic_objects WHERE repo_id = ? AND kind = ? AND name = ? \
-             RETURNING size, blob_key",
+             RETURNING size, blob_key, data IS NOT NULL",
         ))
         .bind(repo_id)
         .bind(kind)
         .bind(name)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((size, blob_key)) = row else {
+        let Some((size, blob_key, inline)) = row else {
             return Ok(None);
         };
-        sqlx::query(q(
-            "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        ))
-        .bind(&blob_key)
-        .bind(unix_now())
-        .execute(&mut *tx)
-        .await?;
+        if !inline {
+            sqlx::query(q(
+                "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            ))
+            .bind(&blob_key)
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?;
+        }
         charge(&mut tx, user_id, -size, None).await?;
         tx.commit().await?;
         Ok(Some(size))

@@ -294,8 +294,8 @@ async fn put_one(tx: &mut sqlx::SqliteConnection, o: &NewResticObject) -> Result
         Err(other) => return Err(other),
     }
     let done = sqlx::query(
-        "INSERT INTO restic_objects (repo_id, kind, name, size, blob_key, created) \
-         SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM restic_repos WHERE id = ?) \
+        "INSERT INTO restic_objects (repo_id, kind, name, size, blob_key, created, data) \
+         SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM restic_repos WHERE id = ?) \
          ON CONFLICT (repo_id, kind, name) DO NOTHING",
     )
     .bind(&o.repo_id)
@@ -304,6 +304,7 @@ async fn put_one(tx: &mut sqlx::SqliteConnection, o: &NewResticObject) -> Result
     .bind(o.size)
     .bind(&o.blob_key)
     .bind(o.now)
+    .bind(o.data.as_deref())
     .bind(&o.repo_id)
     .execute(&mut *tx)
     .await?;
@@ -322,8 +323,11 @@ async fn put_one(tx: &mut sqlx::SqliteConnection, o: &NewResticObject) -> Result
     Ok(PutOutcome::Stored)
 }
 
-/// Same name, same content: keep the stored copy, drop the new blob soon.
+/// Same name, same content: keep the stored copy, drop the new blob (if any) soon.
 async fn existed(tx: &mut sqlx::SqliteConnection, o: &NewResticObject) -> Result<PutOutcome> {
+    if o.data.is_some() {
+        return Ok(PutOutcome::Existed);
+    }
     sqlx::query("UPDATE blob_gc SET queued = ? WHERE blob_key = ?")
         .bind(o.now)
         .bind(&o.blob_key)
@@ -505,7 +509,7 @@ impl MetaStore for SqliteMeta {
         sqlx::query(
             "INSERT OR IGNORE INTO blob_gc (blob_key, queued) \
              SELECT o.blob_key, ? FROM restic_objects o JOIN restic_repos r ON r.id = o.repo_id \
-             WHERE r.user_id = ?",
+             WHERE r.user_id = ? AND o.data IS NULL",
         )
         .bind(unix_now())
         .bind(&id.0)
@@ -1348,7 +1352,7 @@ impl MetaStore for SqliteMeta {
         };
         sqlx::query(
             "INSERT OR IGNORE INTO blob_gc (blob_key, queued) \
-             SELECT blob_key, ? FROM restic_objects WHERE repo_id = ?",
+             SELECT blob_key, ? FROM restic_objects WHERE repo_id = ? AND data IS NULL",
         )
         .bind(unix_now())
         .bind(repo_id)
@@ -1370,7 +1374,7 @@ impl MetaStore for SqliteMeta {
         name: &str,
     ) -> Result<Option<ResticObjectRow>> {
         Ok(sqlx::query_as(
-            "SELECT name, size, blob_key FROM restic_objects \
+            "SELECT name, size, blob_key, data FROM restic_objects \
              WHERE repo_id = ? AND kind = ? AND name = ?",
         )
         .bind(repo_id)
@@ -1382,7 +1386,8 @@ impl MetaStore for SqliteMeta {
 
     async fn restic_list(&self, repo_id: &str, kind: &str) -> Result<Vec<ResticObjectRow>> {
         Ok(sqlx::query_as(
-            "SELECT name, size, '' AS blob_key FROM restic_objects WHERE repo_id = ? AND kind = ?",
+            "SELECT name, size, '' AS blob_key, NULL AS data FROM restic_objects \
+             WHERE repo_id = ? AND kind = ?",
         )
         .bind(repo_id)
         .bind(kind)
@@ -1402,7 +1407,9 @@ impl MetaStore for SqliteMeta {
         for o in &puts {
             match put_one(&mut tx, o).await {
                 Ok(PutOutcome::Stored) => {
-                    stored.push(o.blob_key.as_str());
+                    if o.data.is_none() {
+                        stored.push(o.blob_key.as_str());
+                    }
                     out.push(Ok(PutOutcome::Stored));
                 }
                 Ok(done) => out.push(Ok(done)),
@@ -1423,23 +1430,25 @@ impl MetaStore for SqliteMeta {
         name: &str,
     ) -> Result<Option<i64>> {
         let mut tx = self.write().await?;
-        let row: Option<(i64, String)> = sqlx::query_as(
+        let row: Option<(i64, String, bool)> = sqlx::query_as(
             "DELETE FROM restic_objects WHERE repo_id = ? AND kind = ? AND name = ? \
-             RETURNING size, blob_key",
+             RETURNING size, blob_key, data IS NOT NULL",
         )
         .bind(repo_id)
         .bind(kind)
         .bind(name)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((size, blob_key)) = row else {
+        let Some((size, blob_key, inline)) = row else {
             return Ok(None);
         };
-        sqlx::query("INSERT OR IGNORE INTO blob_gc (blob_key, queued) VALUES (?, ?)")
-            .bind(&blob_key)
-            .bind(unix_now())
-            .execute(&mut *tx)
-            .await?;
+        if !inline {
+            sqlx::query("INSERT OR IGNORE INTO blob_gc (blob_key, queued) VALUES (?, ?)")
+                .bind(&blob_key)
+                .bind(unix_now())
+                .execute(&mut *tx)
+                .await?;
+        }
         charge(&mut tx, user_id, -size, None).await?;
         tx.commit().await?;
         Ok(Some(size))

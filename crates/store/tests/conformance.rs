@@ -375,6 +375,7 @@ async fn restic_and_mercury_records() {
             name: name.into(),
             size,
             blob_key: format!("restic-{name}"),
+            data: None,
             quota: Some(1000),
             now: now(),
         };
@@ -408,6 +409,35 @@ async fn restic_and_mercury_records() {
             );
         })
         .await;
+
+        // A small file kept in its row: no blob, nothing queued when it goes.
+        let small = |name: &str| NewResticObject {
+            blob_key: String::new(),
+            data: Some(b"small".to_vec()),
+            ..obj(name, 5)
+        };
+        let out = meta
+            .restic_write_batch(vec![], vec![small("s"), small("s")])
+            .await
+            .expect("batch");
+        assert!(matches!(out[0], Ok(PutOutcome::Stored)));
+        assert!(matches!(out[1], Ok(PutOutcome::Existed)));
+        tenant::scope(bob_id.clone(), async {
+            let row = meta.restic_object("r1", "data", "s").await.expect("get");
+            let row = row.expect("stored");
+            assert_eq!((row.size, row.data.as_deref()), (5, Some(&b"small"[..])));
+            let list = meta.restic_list("r1", "data").await.expect("list");
+            assert!(list.iter().all(|r| r.data.is_none()));
+            assert_eq!(
+                meta.restic_delete("r1", &bob_id, "data", "s")
+                    .await
+                    .expect("rm"),
+                Some(5)
+            );
+        })
+        .await;
+        let due = meta.gc_pending(now() + 3600 * 24, 1000).await.expect("gc");
+        assert!(due.iter().all(|k| !k.is_empty()), "{due:?}");
 
         // Mercury: two reservations of one name get different names, atomically.
         let reserve = |blob: &str| MercuryReservation {
@@ -561,6 +591,7 @@ async fn fill(meta: &Meta, u: &UserRow, vault: &str) {
                 name: format!("{id}-data"),
                 size: 5,
                 blob_key: format!("r-{id}"),
+                data: None,
                 quota: None,
                 now: now(),
             }],

@@ -129,17 +129,47 @@ fn diff(a: &Path, b: &Path) {
     );
 }
 
-/// Waits (up to 90 s, for the collector) until the restic blobs on disk add up to `usage`.
+/// Bytes of the small restic files the server keeps in their database rows.
+fn inline_bytes(server: &Server) -> u64 {
+    let sum = server.operator_sql("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM restic_objects");
+    sum.parse().expect("a number")
+}
+
+/// Waits (up to 90 s, for the collector) until the restic bytes stored, in blobs and in
+/// database rows, add up to `usage`.
 fn assert_stored_bytes(server: &Server, usage: u64) {
+    let stored = || server.blob_bytes("restic") + inline_bytes(server);
     let deadline = Instant::now() + Duration::from_secs(90);
-    while server.blob_bytes("restic") != usage && Instant::now() < deadline {
+    while stored() != usage && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert_eq!(
-        server.blob_bytes("restic"),
-        usage,
-        "usage must equal stored bytes"
+    assert_eq!(stored(), usage, "usage must equal stored bytes");
+}
+
+/// Small files (keys, snapshots, locks) are kept in their rows, whole, with no blob; large
+/// ones (the packs of the big file) have a blob of their exact size and no bytes in the row.
+fn assert_small_files_inline(server: &Server) {
+    let bad = server.operator_sql(
+        "SELECT COUNT(*) FROM restic_objects WHERE \
+         (data IS NOT NULL AND (LENGTH(data) <> size OR blob_key <> '')) OR \
+         (data IS NULL AND blob_key = '')",
     );
+    assert_eq!(
+        bad, "0",
+        "rows whose bytes are neither inline nor in a blob"
+    );
+    let inline = server.operator_sql(
+        "SELECT COUNT(*) FROM restic_objects WHERE data IS NOT NULL AND kind IN ('keys', 'snapshots')",
+    );
+    assert_ne!(inline, "0", "keys and snapshots should be kept inline");
+    let blobs = server.blobs("restic");
+    assert!(
+        blobs
+            .iter()
+            .all(|(k, _)| !k.contains("/keys/") && !k.contains("/snapshots/")),
+        "small files must not have blobs: {blobs:?}"
+    );
+    assert!(blobs.iter().any(|(k, _)| k.contains("/data/")), "{blobs:?}");
 }
 
 fn usage(admin: &User, name: &str) -> (u64, Option<u64>) {
@@ -220,6 +250,7 @@ fn restic_backup_check_restore_forget_prune() {
     std::fs::remove_file(src.join("d00/e00/f0.dat")).expect("rm");
     random_file(&src.join("extra.bin"), 8 << 20);
     repo.ok(&["backup", "--quiet", &src.display().to_string()]);
+    assert_small_files_inline(&server);
     let snaps: serde_json::Value =
         serde_json::from_str(&repo.ok(&["snapshots", "--json"])).expect("json");
     assert_eq!(snaps.as_array().expect("array").len(), 2);
