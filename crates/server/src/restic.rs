@@ -611,9 +611,17 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
         )
         .closing());
     }
-    let existing = state.meta.restic_object(&repo.id, kind, name).await?;
+    // A small file is recorded with its bytes, and its record finds out whether the name
+    // existed and charges the quota atomically: no lookup first (a database round trip per
+    // file), no early quota refusal (the body is small; the charge refuses it).
+    let small = kind != "config" && declared.is_some_and(|d| d <= INLINE_MAX);
+    let existing = match small {
+        true => None,
+        false => state.meta.restic_object(&repo.id, kind, name).await?,
+    };
     if let Some(len) = declared
         && existing.is_none()
+        && !small
         && quota.is_some_and(|q| used + len > q)
     {
         if len <= MAX_DRAIN {
@@ -680,7 +688,7 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
             )
             .closing());
         }
-        if existing.is_none() && quota.is_some_and(|q| used + size > q) {
+        if existing.is_none() && !small && quota.is_some_and(|q| used + size > q) {
             abort(writer, blob_key).await;
             drain(&mut stream).await;
             return Err(ctx.quota_refusal(kind, name).await);
