@@ -17,6 +17,7 @@ pub mod blob;
 mod direct;
 mod model;
 pub mod postgres;
+mod records;
 pub mod sqlite;
 pub mod tenant;
 

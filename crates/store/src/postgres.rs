@@ -398,6 +398,73 @@ async fn put_one(tx: &mut sqlx::PgConnection, o: &NewResticObject) -> Result<Put
     Ok(PutOutcome::Stored)
 }
 
+/// Records a batch's files: one charge per user and one multi-row insert for all of them
+/// (see [`crate::records`]). A user whose files do not all fit the quota has them recorded
+/// one by one by [`put_one`], each charged or refused on its own; so are the files the insert
+/// skipped (a name that exists, a repository gone), after their charge is given back.
+async fn put_many(
+    tx: &mut sqlx::PgConnection,
+    puts: &[NewResticObject],
+) -> Result<Vec<Result<PutOutcome>>> {
+    const ROW: &str = "(?, ?, ?, ?::BIGINT, ?, ?::BIGINT, ?::BYTEA)";
+    let mut out: Vec<Option<Result<PutOutcome>>> = puts.iter().map(|_| None).collect();
+    let mut bulk = Vec::new();
+    for share in crate::records::shares(puts) {
+        match charge(tx, share.user_id, share.bytes, share.quota).await {
+            Ok(()) => bulk.extend(share.files),
+            Err(StoreError::QuotaExceeded) => {
+                for i in share.files {
+                    out[i] = Some(one_of_many(tx, &puts[i]).await?);
+                }
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    for chunk in bulk.chunks(64) {
+        let mut query = sqlx::query_as::<_, crate::records::Inserted>(q(
+            &crate::records::insert_sql(chunk.len(), ROW),
+        ));
+        for &i in chunk {
+            let o = &puts[i];
+            query = query
+                .bind(&o.repo_id)
+                .bind(&o.kind)
+                .bind(&o.name)
+                .bind(o.size)
+                .bind(&o.blob_key)
+                .bind(o.now)
+                .bind(o.data.as_deref());
+        }
+        let inserted = query.fetch_all(&mut *tx).await?;
+        let recorded = crate::records::recorded(puts, chunk, &inserted);
+        for (&i, done) in chunk.iter().zip(recorded) {
+            if done {
+                out[i] = Some(Ok(PutOutcome::Stored));
+                continue;
+            }
+            let o = &puts[i];
+            charge(tx, &o.user_id, -o.size, None).await?;
+            out[i] = Some(one_of_many(tx, o).await?);
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(StoreError::Batch("file left out of its batch".into()))))
+        .collect())
+}
+
+/// [`put_one`] inside a batch: a refusal is that file's answer, any other error the batch's.
+async fn one_of_many(
+    tx: &mut sqlx::PgConnection,
+    o: &NewResticObject,
+) -> Result<Result<PutOutcome>> {
+    match put_one(tx, o).await {
+        Ok(done) => Ok(Ok(done)),
+        Err(e @ (StoreError::QuotaExceeded | StoreError::NotFound)) => Ok(Err(e)),
+        Err(other) => Err(other),
+    }
+}
+
 /// Same name, same content: keep the stored copy, drop the new blob (if any) soon.
 async fn existed(tx: &mut sqlx::PgConnection, o: &NewResticObject) -> Result<PutOutcome> {
     if o.data.is_some() {
@@ -1575,21 +1642,13 @@ impl MetaStore for PgMeta {
     ) -> Result<Vec<Result<PutOutcome>>> {
         let mut tx = self.tx(Scope::System).await?;
         queue_many(&mut tx, &reserve).await?;
-        let mut out = Vec::with_capacity(puts.len());
-        let mut stored = Vec::new();
-        for o in &puts {
-            match put_one(&mut tx, o).await {
-                Ok(PutOutcome::Stored) => {
-                    if o.data.is_none() {
-                        stored.push(o.blob_key.as_str());
-                    }
-                    out.push(Ok(PutOutcome::Stored));
-                }
-                Ok(done) => out.push(Ok(done)),
-                Err(e @ (StoreError::QuotaExceeded | StoreError::NotFound)) => out.push(Err(e)),
-                Err(other) => return Err(other),
-            }
-        }
+        let out = put_many(&mut tx, &puts).await?;
+        let stored: Vec<&str> = puts
+            .iter()
+            .zip(&out)
+            .filter(|(o, r)| o.data.is_none() && matches!(r, Ok(PutOutcome::Stored)))
+            .map(|(o, _)| o.blob_key.as_str())
+            .collect();
         unqueue_many(&mut tx, &stored).await?;
         tx.commit().await?;
         Ok(out)

@@ -438,6 +438,29 @@ async fn restic_and_mercury_records() {
         .await;
         let due = meta.gc_pending(now() + 3600 * 24, 1000).await.expect("gc");
         assert!(due.iter().all(|k| !k.is_empty()), "{due:?}");
+        // A batch mixing a file of a repository that is gone with one that fits: each gets
+        // its own answer, and only the stored one is charged.
+        let usage = || async {
+            let me = meta.user_by_id(&bob_id).await.expect("user").expect("some");
+            me.usage_bytes
+        };
+        let before = usage().await;
+        let out = meta
+            .restic_write_batch(
+                vec![],
+                vec![
+                    NewResticObject {
+                        repo_id: "gone".into(),
+                        ..small("t")
+                    },
+                    small("u"),
+                ],
+            )
+            .await
+            .expect("batch");
+        assert!(matches!(out[0], Err(StoreError::NotFound)), "{out:?}");
+        assert!(matches!(out[1], Ok(PutOutcome::Stored)), "{out:?}");
+        assert_eq!(usage().await, before + 5);
 
         // Mercury: two reservations of one name get different names, atomically.
         let reserve = |blob: &str| MercuryReservation {

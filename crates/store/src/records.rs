@@ -1,0 +1,147 @@
+//! The backend-independent half of recording a batch of restic files in one transaction.
+//!
+//! Recording files one by one costs two statements each (a charge, an insert), and every
+//! statement is a round trip to the database (a hop to sqlx's worker thread on SQLite, a TCP
+//! exchange on PostgreSQL). A batch is instead charged once per user and inserted with one
+//! multi-row statement that returns what it inserted; only the files it did not insert (a
+//! name that existed, a repository deleted meanwhile) and the users whose files do not all
+//! fit their quota are then handled one by one, exactly as before. Each backend runs the SQL;
+//! this module plans it and reads its answer.
+
+use crate::NewResticObject;
+
+/// Files of one user in a batch, charged together.
+pub(crate) struct UserShare<'a> {
+    pub user_id: &'a str,
+    /// Sum of the files' sizes.
+    pub bytes: i64,
+    /// The tightest quota among the files (they come from one policy; a change in between
+    /// must not let a batch through that the new quota refuses).
+    pub quota: Option<i64>,
+    /// Indices of the files in the batch.
+    pub files: Vec<usize>,
+}
+
+/// The batch's files grouped by owner, in order of first appearance.
+pub(crate) fn shares(puts: &[NewResticObject]) -> Vec<UserShare<'_>> {
+    let mut out: Vec<UserShare<'_>> = Vec::new();
+    for (i, o) in puts.iter().enumerate() {
+        let share = match out.iter_mut().position(|s| s.user_id == o.user_id) {
+            Some(at) => &mut out[at],
+            None => {
+                out.push(UserShare {
+                    user_id: &o.user_id,
+                    bytes: 0,
+                    quota: o.quota,
+                    files: Vec::new(),
+                });
+                out.last_mut().expect("just pushed")
+            }
+        };
+        share.bytes = share.bytes.saturating_add(o.size);
+        share.quota = match (share.quota, o.quota) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        share.files.push(i);
+    }
+    out
+}
+
+/// The multi-row insert of `rows` files (`?` placeholders; `row` is one row's tuple, with
+/// whatever casts the backend needs). It skips names that exist and repositories that are
+/// gone, and returns the key and blob of every row it inserted.
+pub(crate) fn insert_sql(rows: usize, row: &str) -> String {
+    let values = vec![row; rows].join(", ");
+    format!(
+        "INSERT INTO restic_objects (repo_id, kind, name, size, blob_key, created, data) \
+         SELECT v.repo_id, v.kind, v.name, v.size, v.blob_key, v.created, v.data \
+         FROM (SELECT NULL AS repo_id, NULL AS kind, NULL AS name, NULL AS size, \
+               NULL AS blob_key, NULL AS created, NULL AS data WHERE false \
+               UNION ALL VALUES {values}) AS v \
+         WHERE EXISTS (SELECT 1 FROM restic_repos r WHERE r.id = v.repo_id) \
+         ON CONFLICT (repo_id, kind, name) DO NOTHING \
+         RETURNING repo_id, kind, name, blob_key"
+    )
+}
+
+/// A row the insert returned: repository, kind, name, blob key.
+pub(crate) type Inserted = (String, String, String, String);
+
+/// Which of `files` (indices into `puts`) the insert recorded. Two uploads of one name in a
+/// batch carry the same content; the insert keeps the first, whose blob key it returns.
+pub(crate) fn recorded(
+    puts: &[NewResticObject],
+    files: &[usize],
+    inserted: &[Inserted],
+) -> Vec<bool> {
+    let mut taken = vec![false; inserted.len()];
+    files
+        .iter()
+        .map(|&i| {
+            let o = &puts[i];
+            let hit = inserted.iter().enumerate().position(|(j, (r, k, n, b))| {
+                !taken[j] && *r == o.repo_id && *k == o.kind && *n == o.name && *b == o.blob_key
+            });
+            if let Some(j) = hit {
+                taken[j] = true;
+            }
+            hit.is_some()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(user: &str, name: &str, size: i64, quota: Option<i64>) -> NewResticObject {
+        NewResticObject {
+            repo_id: "r".into(),
+            user_id: user.into(),
+            kind: "data".into(),
+            name: name.into(),
+            size,
+            blob_key: String::new(),
+            data: Some(vec![0; size as usize]),
+            quota,
+            now: 0,
+        }
+    }
+
+    #[test]
+    fn shares_sum_per_user_with_the_tightest_quota() {
+        let puts = [
+            put("a", "1", 10, Some(100)),
+            put("b", "2", 5, None),
+            put("a", "3", 20, Some(50)),
+        ];
+        let s = shares(&puts);
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].user_id, s[0].bytes, s[0].quota), ("a", 30, Some(50)));
+        assert_eq!(s[0].files, [0, 2]);
+        assert_eq!((s[1].user_id, s[1].bytes, s[1].quota), ("b", 5, None));
+    }
+
+    #[test]
+    fn a_name_twice_in_a_batch_is_recorded_once() {
+        let puts = [
+            put("a", "x", 1, None),
+            put("a", "y", 1, None),
+            put("a", "x", 1, None),
+        ];
+        let ins = |n: &str| {
+            (
+                "r".to_string(),
+                "data".to_string(),
+                n.to_string(),
+                String::new(),
+            )
+        };
+        assert_eq!(
+            recorded(&puts, &[0, 1, 2], &[ins("x"), ins("y")]),
+            [true, true, false]
+        );
+        assert_eq!(recorded(&puts, &[0, 1, 2], &[]), [false, false, false]);
+    }
+}
