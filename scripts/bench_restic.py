@@ -4,7 +4,8 @@ on a local directory), in one run, alternating A (rclone) and B (enc), over plai
 TLS (both servers present the same self-signed certificate).
 
 Per server and transport: backup wall time, restore wall time, server CPU seconds (user + sys
-of the server process, from /proc) per phase and per GiB, and server peak RSS. Then ops/s for
+of the server process, from /proc) per phase and per GiB, server peak RSS, restic's own CPU
+seconds per phase and how busy both together kept the two cores. Then ops/s for
 COUNT POSTs of 4 KiB objects at concurrency 16 against both (crates/e2e/examples/restic_post_load.rs).
 
 Usage: scripts/bench_restic.py [--big-mib 440] [--small 10000] [--runs 2] [--posts 20000]
@@ -23,7 +24,7 @@ keep it): a restore is rarely minutes after its backup, and a warm cache would h
 files (written through the page cache, never fsynced) but not enc's (written with O_DIRECT).
 Builds the release binaries first. Needs restic and rclone on the PATH.
 """
-import argparse, json, os, shutil, subprocess, sys, tempfile, time
+import argparse, json, os, resource, shutil, subprocess, sys, tempfile, time
 from benchlib import sh, cpu_seconds, peak_rss_mib, free_port, wait_port, mean
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,9 +124,13 @@ def restic(repo_url, cacert, *args, cache):
     # Start each timed phase with no dirty pages left by the previous one (rclone does not
     # fsync, so its writes would otherwise be flushed during whatever runs next).
     os.sync()
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     sh(*cmd, *args, env=env, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # restic is the only child reaped meanwhile (the servers are reaped when they stop).
+    return wall, (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
 
 
 def one_round(kind, work, client, tls, cert, src, total):
@@ -136,18 +141,23 @@ def one_round(kind, work, client, tls, cert, src, total):
     try:
         restic(srv.repo_url, cacert, "init", cache=w)
         c0 = cpu_seconds(srv.proc.pid)
-        backup = restic(srv.repo_url, cacert, "backup", src, cache=w)
+        backup, restic_backup = restic(srv.repo_url, cacert, "backup", src, cache=w)
         c1 = cpu_seconds(srv.proc.pid)
         if COLD:
             os.sync()
             drop_caches()
-        restore = restic(srv.repo_url, cacert, "restore", "latest", "--target", out, cache=w)
+        restore, restic_restore = restic(srv.repo_url, cacert, "restore", "latest", "--target", out,
+                                         cache=w)
         c2 = cpu_seconds(srv.proc.pid)
         rss = peak_rss_mib(srv.proc.pid)
         sh("diff", "-rq", src, os.path.join(out, src.lstrip("/")), stdout=subprocess.DEVNULL)
         gib = total / (1 << 30)
         return dict(backup_s=backup, restore_s=restore, cpu_backup_s=c1 - c0, cpu_restore_s=c2 - c1,
-                    cpu_per_gib=(c2 - c0) / gib / 2, rss_mib=rss)
+                    cpu_per_gib=(c2 - c0) / gib / 2, rss_mib=rss, restic_backup_s=restic_backup,
+                    restic_restore_s=restic_restore,
+                    # Share of the machine's two cores that restic and the server kept busy.
+                    busy_backup=(restic_backup + c1 - c0) / backup / os.cpu_count(),
+                    busy_restore=(restic_restore + c2 - c1) / restore / os.cpu_count())
     finally:
         srv.stop()
         shutil.rmtree(out, ignore_errors=True)
@@ -213,12 +223,16 @@ def main():
                     results.setdefault((tr, kind.name), []).append(r)
                     print(f"  {tr:4} run {run + 1} {kind.name:6} backup {r['backup_s']:6.2f} s  restore "
                           f"{r['restore_s']:6.2f} s  server cpu {r['cpu_backup_s']:5.2f}+{r['cpu_restore_s']:5.2f} s"
-                          f"  rss {r['rss_mib']:5.0f} MiB", flush=True)
+                          f"  rss {r['rss_mib']:5.0f} MiB  restic cpu {r['restic_backup_s']:5.2f}+"
+                          f"{r['restic_restore_s']:5.2f} s", flush=True)
         print("\nmeans (enc / rclone ratio in brackets; goal: wall <= 0.9, cpu/GiB <= 0.5)")
         for tr in a.transports.split(","):
             rc, en = results[(tr, "rclone")], results[(tr, "enc")]
             for key, label in (("backup_s", "backup wall s"), ("restore_s", "restore wall s"),
-                               ("cpu_per_gib", "server cpu s/GiB"), ("rss_mib", "server peak RSS MiB")):
+                               ("cpu_per_gib", "server cpu s/GiB"), ("rss_mib", "server peak RSS MiB"),
+                               ("restic_backup_s", "restic cpu backup s"),
+                               ("restic_restore_s", "restic cpu restore s"),
+                               ("busy_backup", "cores busy backup"), ("busy_restore", "cores busy restore")):
                 x, y = mean([r[key] for r in rc]), mean([r[key] for r in en])
                 print(f"  {tr:4} {label:22} rclone {x:8.2f}   enc {y:8.2f}   [{y / x:.2f}]")
         if a.posts:
