@@ -5,10 +5,74 @@
 //! exchange on PostgreSQL). A batch is instead charged once per user and inserted with one
 //! multi-row statement that returns what it inserted; only the files it did not insert (a
 //! name that existed, a repository deleted meanwhile) and the users whose files do not all
-//! fit their quota are then handled one by one, exactly as before. Each backend runs the SQL;
-//! this module plans it and reads its answer.
+//! fit their quota are then handled one by one, exactly as before. The algorithm lives here,
+//! once; each backend implements [`RecordTx`] (a charge, the insert, a lone record) on its
+//! connection.
 
-use crate::NewResticObject;
+use crate::{NewResticObject, PutOutcome, Result, StoreError};
+
+/// What a backend does inside a batch's transaction for [`put_many`].
+#[async_trait::async_trait]
+pub(crate) trait RecordTx: Send {
+    /// Changes a user's usage by `delta`; a growth past `quota` is `QuotaExceeded` and
+    /// changes nothing.
+    async fn charge(&mut self, user_id: &str, delta: i64, quota: Option<i64>) -> Result<()>;
+    /// The multi-row insert of [`insert_sql`] for these files: the rows it inserted.
+    async fn insert(&mut self, files: &[&NewResticObject]) -> Result<Vec<Inserted>>;
+    /// Records one file on its own: charge first, then insert; `QuotaExceeded` or
+    /// `NotFound` (repository gone) leave nothing changed.
+    async fn put_one(&mut self, o: &NewResticObject) -> Result<PutOutcome>;
+}
+
+/// Records a batch's files: one charge per user and one multi-row insert for all of them. A
+/// user whose files do not all fit the quota has them recorded one by one, each charged or
+/// refused on its own; so are the files the insert skipped (a name that exists, a repository
+/// gone), after their charge is given back. `Err` only for a failure of the transaction.
+pub(crate) async fn put_many(
+    tx: &mut impl RecordTx,
+    puts: &[NewResticObject],
+) -> Result<Vec<Result<PutOutcome>>> {
+    let mut out: Vec<Option<Result<PutOutcome>>> = puts.iter().map(|_| None).collect();
+    let mut bulk = Vec::new();
+    for share in shares(puts) {
+        match tx.charge(share.user_id, share.bytes, share.quota).await {
+            Ok(()) => bulk.extend(share.files),
+            Err(StoreError::QuotaExceeded) => {
+                for i in share.files {
+                    out[i] = Some(one_of_many(tx, &puts[i]).await?);
+                }
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    for chunk in bulk.chunks(64) {
+        let files: Vec<&NewResticObject> = chunk.iter().map(|&i| &puts[i]).collect();
+        let inserted = tx.insert(&files).await?;
+        for (&i, done) in chunk.iter().zip(recorded(puts, chunk, &inserted)) {
+            if done {
+                out[i] = Some(Ok(PutOutcome::Stored));
+                continue;
+            }
+            let o = &puts[i];
+            tx.charge(&o.user_id, -o.size, None).await?;
+            out[i] = Some(one_of_many(tx, o).await?);
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(StoreError::Batch("file left out of its batch".into()))))
+        .collect())
+}
+
+/// [`RecordTx::put_one`] inside a batch: a refusal is that file's answer, any other error
+/// the batch's.
+async fn one_of_many(tx: &mut impl RecordTx, o: &NewResticObject) -> Result<Result<PutOutcome>> {
+    match tx.put_one(o).await {
+        Ok(done) => Ok(Ok(done)),
+        Err(e @ (StoreError::QuotaExceeded | StoreError::NotFound)) => Ok(Err(e)),
+        Err(other) => Err(other),
+    }
+}
 
 /// Files of one user in a batch, charged together.
 pub(crate) struct UserShare<'a> {
