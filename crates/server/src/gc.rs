@@ -49,7 +49,9 @@ pub async fn sweep(state: &AppState) {
         let mut failed = Vec::new();
         for k in keys {
             if k.is_empty() {
-                // Not a blob (a small file's row has none); never hand it to the store.
+                // Not a blob (a small file's row has none): a bug queued it. Never hand it to
+                // the store (on a local store it names the root).
+                tracing::warn!("an empty blob key was queued for collection; dropped");
                 done.push(k);
                 continue;
             }

@@ -45,6 +45,10 @@ pub(crate) async fn put_many(
             Err(other) => return Err(other),
         }
     }
+    bulk.sort_by(|&a, &b| {
+        let (a, b) = (&puts[a], &puts[b]);
+        (&a.repo_id, &a.kind, &a.name).cmp(&(&b.repo_id, &b.kind, &b.name))
+    });
     for chunk in bulk.chunks(64) {
         let files: Vec<&NewResticObject> = chunk.iter().map(|&i| &puts[i]).collect();
         let inserted = tx.insert(&files).await?;
@@ -109,6 +113,9 @@ pub(crate) fn shares(puts: &[NewResticObject]) -> Vec<UserShare<'_>> {
         };
         share.files.push(i);
     }
+    // Row locks are taken in one order by every batch (users here, names in the insert), so
+    // two replicas' concurrent batches cannot deadlock on PostgreSQL.
+    out.sort_by(|a, b| a.user_id.cmp(b.user_id));
     out
 }
 

@@ -334,10 +334,13 @@ impl crate::records::RecordTx for sqlx::SqliteConnection {
         files: &[&NewResticObject],
     ) -> Result<Vec<crate::records::Inserted>> {
         const ROW: &str = "(?, ?, ?, ?, ?, ?, ?)";
+        // Up to 64 texts (one per row count): not kept in sqlx's statement cache, where they
+        // would push out the statements used on every request.
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(crate::records::insert_sql(
             files.len(),
             ROW,
-        )));
+        )))
+        .persistent(false);
         for o in files {
             query = query
                 .bind(&o.repo_id)

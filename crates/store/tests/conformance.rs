@@ -461,6 +461,50 @@ async fn restic_and_mercury_records() {
         assert!(matches!(out[0], Err(StoreError::NotFound)), "{out:?}");
         assert!(matches!(out[1], Ok(PutOutcome::Stored)), "{out:?}");
         assert_eq!(usage().await, before + 5);
+        // A name stored by an earlier batch: existed, charged once.
+        let out = meta
+            .restic_write_batch(vec![], vec![small("u")])
+            .await
+            .expect("batch");
+        assert!(matches!(out[0], Ok(PutOutcome::Existed)), "{out:?}");
+        assert_eq!(usage().await, before + 5);
+        // Two users in one batch: one over quota, one within; each gets its own answer.
+        let (carol, _) = user(&meta, "carol").await;
+        tenant::scope(carol.id.clone(), async {
+            assert!(
+                meta.create_restic_repo("r3", &carol.id, "main", now())
+                    .await
+                    .expect("repo")
+            );
+        })
+        .await;
+        let out = meta
+            .restic_write_batch(
+                vec![],
+                vec![
+                    NewResticObject {
+                        size: 2000,
+                        data: Some(vec![7; 2000]),
+                        ..small("big")
+                    },
+                    NewResticObject {
+                        repo_id: "r3".into(),
+                        user_id: carol.id.clone(),
+                        ..small("c")
+                    },
+                ],
+            )
+            .await
+            .expect("batch");
+        assert!(matches!(out[0], Err(StoreError::QuotaExceeded)), "{out:?}");
+        assert!(matches!(out[1], Ok(PutOutcome::Stored)), "{out:?}");
+        assert_eq!(usage().await, before + 5);
+        let carol_now = meta
+            .user_by_id(&carol.id)
+            .await
+            .expect("user")
+            .expect("some");
+        assert_eq!(carol_now.usage_bytes, 5);
 
         // Mercury: two reservations of one name get different names, atomically.
         let reserve = |blob: &str| MercuryReservation {
