@@ -409,10 +409,8 @@ impl crate::records::RecordTx for sqlx::PgConnection {
         files: &[&NewResticObject],
     ) -> Result<Vec<crate::records::Inserted>> {
         const ROW: &str = "(?, ?, ?, ?::BIGINT, ?, ?::BIGINT, ?::BYTEA)";
-        // Up to 64 texts (one per row count): not kept in sqlx's statement cache, where they
-        // would push out the statements used on every request.
-        let mut query =
-            sqlx::query_as(q(&crate::records::insert_sql(files.len(), ROW))).persistent(false);
+        let rows = crate::records::padded_rows(files.len());
+        let mut query = sqlx::query_as(q(&crate::records::insert_sql(rows, ROW)));
         for o in files {
             query = query
                 .bind(&o.repo_id)
@@ -422,6 +420,16 @@ impl crate::records::RecordTx for sqlx::PgConnection {
                 .bind(&o.blob_key)
                 .bind(o.now)
                 .bind(o.data.as_deref());
+        }
+        for _ in files.len()..rows {
+            query = query
+                .bind(None::<&str>)
+                .bind(None::<&str>)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(None::<&[u8]>);
         }
         Ok(query.fetch_all(&mut *self).await?)
     }

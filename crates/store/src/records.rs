@@ -136,6 +136,13 @@ pub(crate) fn insert_sql(rows: usize, row: &str) -> String {
     )
 }
 
+/// Rows of the insert statement for `files` files: the next power of two (at most 64), the
+/// rest bound as NULL rows, which match no repository and insert nothing. Seven statement
+/// texts in all, each prepared once and kept in sqlx's statement cache.
+pub(crate) fn padded_rows(files: usize) -> usize {
+    files.max(1).next_power_of_two()
+}
+
 /// A row the insert returned: repository, kind, name, blob key.
 pub(crate) type Inserted = (String, String, String, String);
 
@@ -214,5 +221,15 @@ mod tests {
             [true, true, false]
         );
         assert_eq!(recorded(&puts, &[0, 1, 2], &[]), [false, false, false]);
+    }
+
+    #[test]
+    fn statements_come_in_seven_sizes() {
+        let sizes: std::collections::BTreeSet<usize> = (1..=64).map(padded_rows).collect();
+        assert_eq!(
+            sizes.into_iter().collect::<Vec<_>>(),
+            [1, 2, 4, 8, 16, 32, 64]
+        );
+        assert!((1..=64).all(|n| padded_rows(n) >= n));
     }
 }

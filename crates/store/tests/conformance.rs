@@ -461,13 +461,21 @@ async fn restic_and_mercury_records() {
         assert!(matches!(out[0], Err(StoreError::NotFound)), "{out:?}");
         assert!(matches!(out[1], Ok(PutOutcome::Stored)), "{out:?}");
         assert_eq!(usage().await, before + 5);
-        // A name stored by an earlier batch: existed, charged once.
+        // A name stored by an earlier batch: existed, charged once. (Three files: the
+        // insert is padded to four rows with a NULL row, which inserts nothing.)
         let out = meta
-            .restic_write_batch(vec![], vec![small("u")])
+            .restic_write_batch(vec![], vec![small("u"), small("w"), small("x")])
             .await
             .expect("batch");
         assert!(matches!(out[0], Ok(PutOutcome::Existed)), "{out:?}");
-        assert_eq!(usage().await, before + 5);
+        assert!(matches!(out[1], Ok(PutOutcome::Stored)), "{out:?}");
+        assert!(matches!(out[2], Ok(PutOutcome::Stored)), "{out:?}");
+        assert_eq!(usage().await, before + 15);
+        tenant::scope(bob_id.clone(), async {
+            let list = meta.restic_list("r1", "data").await.expect("list");
+            assert_eq!(list.len(), 3, "{list:?}");
+        })
+        .await;
         // Two users in one batch: one over quota, one within; each gets its own answer.
         let (carol, _) = user(&meta, "carol").await;
         tenant::scope(carol.id.clone(), async {
@@ -498,7 +506,7 @@ async fn restic_and_mercury_records() {
             .expect("batch");
         assert!(matches!(out[0], Err(StoreError::QuotaExceeded)), "{out:?}");
         assert!(matches!(out[1], Ok(PutOutcome::Stored)), "{out:?}");
-        assert_eq!(usage().await, before + 5);
+        assert_eq!(usage().await, before + 15);
         let carol_now = meta
             .user_by_id(&carol.id)
             .await
