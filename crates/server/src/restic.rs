@@ -507,24 +507,13 @@ async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap
         }
     };
     let whole = span.clone().unwrap_or(0..size);
-    let mut got = match row.data.take() {
-        Some(data) => Ok(inline_stream(data, whole.clone())),
-        None => {
-            ctx.state
-                .blobs
-                .read_range(&row.blob_key, Some(whole.clone()))
-                .await
-        }
-    };
+    let mut got = bytes_of(ctx, &mut row, whole.clone()).await;
     if cached && matches!(got, Err(StoreError::NotFound)) {
         // Deleted through another replica since it was cached.
         // (Content-named, so a file stored again under the name has the same size.)
         cache.forget(&repo.id, kind, name);
         row = lookup(ctx, &repo.id, kind, name).await?;
-        got = match row.data.take() {
-            Some(data) => Ok(inline_stream(data, whole)),
-            None => ctx.state.blobs.read_range(&row.blob_key, Some(whole)).await,
-        };
+        got = bytes_of(ctx, &mut row, whole).await;
     }
     let stream = got.map_err(|e| match e {
         StoreError::NotFound => Failure::new(
@@ -554,11 +543,19 @@ async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap
     Ok(resp)
 }
 
-/// Bytes `r` of a small file kept in its database row, as a stream.
-fn inline_stream(data: Vec<u8>, r: Range<u64>) -> enc_store::blob::BlobStream {
+/// Bytes `r` of a file: from its row when it keeps them there, else from its blob.
+async fn bytes_of(
+    ctx: &Ctx,
+    row: &mut enc_store::ResticObjectRow,
+    r: Range<u64>,
+) -> enc_store::Result<enc_store::blob::BlobStream> {
+    let Some(data) = row.data.take() else {
+        return ctx.state.blobs.read_range(&row.blob_key, Some(r)).await;
+    };
     let end = (r.end as usize).min(data.len());
     let at = (r.start as usize).min(end)..end;
-    futures::stream::once(std::future::ready(Ok(bytes::Bytes::from(data).slice(at)))).boxed()
+    let bytes = bytes::Bytes::from(data).slice(at);
+    Ok(futures::stream::once(std::future::ready(Ok(bytes))).boxed())
 }
 
 /// A file's row from the database, remembered in the object cache.

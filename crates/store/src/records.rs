@@ -68,6 +68,19 @@ pub(crate) async fn put_many(
         .collect())
 }
 
+/// Blob keys of the files a batch stored in blobs (not in their rows): the ones to take off
+/// the collection queue.
+pub(crate) fn stored_blobs<'a>(
+    puts: &'a [NewResticObject],
+    out: &[Result<PutOutcome>],
+) -> Vec<&'a str> {
+    puts.iter()
+        .zip(out)
+        .filter(|(o, r)| o.data.is_none() && matches!(r, Ok(PutOutcome::Stored)))
+        .map(|(o, _)| o.blob_key.as_str())
+        .collect()
+}
+
 /// [`RecordTx::put_one`] inside a batch: a refusal is that file's answer, any other error
 /// the batch's.
 async fn one_of_many(tx: &mut impl RecordTx, o: &NewResticObject) -> Result<Result<PutOutcome>> {

@@ -293,22 +293,9 @@ async fn put_one(tx: &mut sqlx::SqliteConnection, o: &NewResticObject) -> Result
         }
         Err(other) => return Err(other),
     }
-    let done = sqlx::query(
-        "INSERT INTO restic_objects (repo_id, kind, name, size, blob_key, created, data) \
-         SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM restic_repos WHERE id = ?) \
-         ON CONFLICT (repo_id, kind, name) DO NOTHING",
-    )
-    .bind(&o.repo_id)
-    .bind(&o.kind)
-    .bind(&o.name)
-    .bind(o.size)
-    .bind(&o.blob_key)
-    .bind(o.now)
-    .bind(o.data.as_deref())
-    .bind(&o.repo_id)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
+    // The batch's multi-row insert with one row: it skips an existing name or a gone repository.
+    let inserted = crate::records::RecordTx::insert(&mut *tx, &[o]).await?;
+    if inserted.is_empty() {
         // Nothing recorded: give the charge back.
         charge(tx, &o.user_id, -o.size, None).await?;
         let repo: Option<i64> = sqlx::query_scalar("SELECT 1 FROM restic_repos WHERE id = ?")
@@ -1444,13 +1431,7 @@ impl MetaStore for SqliteMeta {
         let mut tx = self.write().await?;
         queue_many(&mut tx, &reserve).await?;
         let out = crate::records::put_many(&mut *tx, &puts).await?;
-        let stored: Vec<&str> = puts
-            .iter()
-            .zip(&out)
-            .filter(|(o, r)| o.data.is_none() && matches!(r, Ok(PutOutcome::Stored)))
-            .map(|(o, _)| o.blob_key.as_str())
-            .collect();
-        unqueue_many(&mut tx, &stored).await?;
+        unqueue_many(&mut tx, &crate::records::stored_blobs(&puts, &out)).await?;
         tx.commit().await?;
         Ok(out)
     }
