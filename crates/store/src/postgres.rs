@@ -397,27 +397,10 @@ impl crate::records::RecordTx for sqlx::PgConnection {
     ) -> Result<Vec<crate::records::Inserted>> {
         const ROW: &str = "(?, ?, ?, ?::BIGINT, ?, ?::BIGINT, ?::BYTEA)";
         let rows = crate::records::padded_rows(files.len());
-        let mut query = sqlx::query_as(q(&crate::records::insert_sql(rows, ROW)));
-        for o in files {
-            query = query
-                .bind(&o.repo_id)
-                .bind(&o.kind)
-                .bind(&o.name)
-                .bind(o.size)
-                .bind(&o.blob_key)
-                .bind(o.now)
-                .bind(o.data.as_deref());
-        }
-        for _ in files.len()..rows {
-            query = query
-                .bind(None::<&str>)
-                .bind(None::<&str>)
-                .bind(None::<&str>)
-                .bind(None::<i64>)
-                .bind(None::<&str>)
-                .bind(None::<i64>)
-                .bind(None::<&[u8]>);
-        }
+        let query = crate::records::bind_rows(
+            sqlx::query_as(q(&crate::records::insert_sql(rows, ROW))),
+            files,
+        );
         Ok(query.fetch_all(&mut *self).await?)
     }
 

@@ -156,6 +156,43 @@ pub(crate) fn padded_rows(files: usize) -> usize {
     files.max(1).next_power_of_two()
 }
 
+/// Binds `files` to the insert of [`insert_sql`] with [`padded_rows`] rows, the padding as
+/// NULL rows. One body for both backends: only the statement text differs.
+pub(crate) fn bind_rows<'q, DB: sqlx::Database>(
+    mut query: sqlx::query::QueryAs<'q, DB, Inserted, <DB as sqlx::Database>::Arguments>,
+    files: &[&'q NewResticObject],
+) -> sqlx::query::QueryAs<'q, DB, Inserted, <DB as sqlx::Database>::Arguments>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q [u8]>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for o in files {
+        query = query
+            .bind(&o.repo_id)
+            .bind(&o.kind)
+            .bind(&o.name)
+            .bind(o.size)
+            .bind(&o.blob_key)
+            .bind(o.now)
+            .bind(o.data.as_deref());
+    }
+    for _ in files.len()..padded_rows(files.len()) {
+        query = query
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(None::<i64>)
+            .bind(None::<&str>)
+            .bind(None::<i64>)
+            .bind(None::<&[u8]>);
+    }
+    query
+}
+
 /// A row the insert returned: repository, kind, name, blob key.
 pub(crate) type Inserted = (String, String, String, String);
 
