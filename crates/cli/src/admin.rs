@@ -145,13 +145,18 @@ pub fn user(profile: &Profile, cmd: UserCmd) -> anyhow::Result<()> {
             eprintln!("{name} now has role {role}");
         }
         UserCmd::SetQuota { name, quota } => {
-            let bytes = if quota == "none" {
-                None
-            } else {
-                Some(ui::parse_size(&quota)?)
+            let bytes = match quota.to_ascii_lowercase().as_str() {
+                "unlimited" | "none" => Some(enc_proto::UNLIMITED_QUOTA),
+                "default" => None,
+                _ => Some(ui::parse_size(&quota).map_err(|e| {
+                    anyhow::anyhow!("{e}; or `unlimited` (no limit) or `default` (the role's)")
+                })?),
             };
             acct.set_quota(&name, bytes)?;
             match bytes {
+                Some(enc_proto::UNLIMITED_QUOTA) => {
+                    eprintln!("{name} may now store without limit")
+                }
                 Some(b) => eprintln!("{name} may now store {}", ui::size(b)),
                 None => eprintln!("{name} now has their role's default quota"),
             }

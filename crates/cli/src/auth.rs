@@ -19,7 +19,14 @@ fn server_and_user(cli: &Cli, profile: &Profile) -> anyhow::Result<(String, Stri
         .clone()
         .or(saved.user)
         .context("no user: pass --user NAME (or set ENC_USER)")?;
-    Ok((server.trim_end_matches('/').to_string(), user))
+    let server = server.trim_end_matches('/').to_string();
+    if !server.starts_with("https://") && !server.starts_with("http://") {
+        bail!(
+            "the server URL needs its scheme: try --server https://{}",
+            server.split("://").last().unwrap_or(&server)
+        );
+    }
+    Ok((server, user))
 }
 
 /// Refuses a `--server`/`ENC_SERVER` or `--user`/`ENC_USER` that names another server or user
@@ -108,11 +115,10 @@ fn save(
 pub fn register(cli: &Cli, profile: &Profile, token: &str) -> anyhow::Result<()> {
     let (server, user) = server_and_user(cli, profile)?;
     let fp = fingerprint(cli, profile, &server)?;
-    let pass = ui::passphrase(cli.passphrase_file.as_deref(), true)?;
-    if pass.chars().count() < 8 {
-        bail!("choose a passphrase of at least 8 characters");
-    }
     let api = Api::new(&server, fp.as_deref())?;
+    // Reach the server before asking anyone for a passphrase.
+    api.reachable()?;
+    let pass = ui::new_passphrase(cli.passphrase_file.as_deref(), "Passphrase")?;
     let session = enc_client::register(&api, &user, token, &pass)?;
     save(profile, &server, &user, fp, &session)?;
     eprintln!(
@@ -126,9 +132,10 @@ pub fn login(cli: &Cli, profile: &Profile, ssh_key: Option<&Path>) -> anyhow::Re
     let (server, user) = server_and_user(cli, profile)?;
     let fp = fingerprint(cli, profile, &server)?;
     let api = Api::new(&server, fp.as_deref())?;
+    api.reachable()?;
     let pass_file = cli.passphrase_file.clone();
     let ask = move || -> enc_client::Result<zeroize::Zeroizing<String>> {
-        ui::passphrase(pass_file.as_deref(), false)
+        ui::passphrase(pass_file.as_deref())
             .map_err(|e| enc_client::ClientError::Usage(e.to_string()))
     };
     let method = match ssh_key {
@@ -136,7 +143,7 @@ pub fn login(cli: &Cli, profile: &Profile, ssh_key: Option<&Path>) -> anyhow::Re
             key_path: path,
             passphrase: &ask,
         },
-        None => LoginMethod::Passphrase(ui::passphrase(cli.passphrase_file.as_deref(), false)?),
+        None => LoginMethod::Passphrase(ui::passphrase(cli.passphrase_file.as_deref())?),
     };
     let session = enc_client::login(&api, &user, method)?;
     save(profile, &server, &user, fp, &session)?;
@@ -148,8 +155,14 @@ pub fn logout(profile: &Profile) -> anyhow::Result<()> {
     match Account::open(profile.clone()) {
         Ok(acct) => {
             let user = acct.user().to_string();
-            acct.logout()?;
-            eprintln!("logged out {user}; the session is ended on the server");
+            match acct.logout() {
+                Ok(()) => eprintln!("logged out {user}; the session is ended on the server"),
+                // The session is forgotten here either way; the server's ends by itself.
+                Err(e @ enc_client::ClientError::Transport { .. }) => eprintln!(
+                    "logged out {user} on this device; {e}, so the server's session was not ended: it expires after its idle timeout (10 minutes by default), or revoke it later with `enc session revoke`"
+                ),
+                Err(e) => return Err(e.into()),
+            }
         }
         Err(enc_client::ClientError::NotLoggedIn) => eprintln!("not logged in"),
         Err(e) => {

@@ -211,8 +211,14 @@ enum UserCmd {
     },
     /// Change a user's role.
     SetRole { name: String, role: String },
-    /// Set a user's storage quota (e.g. 10GiB), or `none` for the role's default.
-    SetQuota { name: String, quota: String },
+    /// Set a user's storage quota: a size (10GiB, 500MiB), `unlimited` (or `none`: no limit,
+    /// whatever the role's default), or `default` (the role's default again).
+    SetQuota {
+        /// The user.
+        name: String,
+        /// SIZE, unlimited, none or default.
+        quota: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,7 +279,26 @@ enum SessionCmd {
     Revoke { id: String },
 }
 
+/// A closed stdout (`enc ls | head -1`) ends the command quietly, as coreutils do (exit
+/// status 141, what a shell reports for a process ended by SIGPIPE), instead of a panic.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> std::process::ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -8,8 +8,8 @@ use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use zeroize::Zeroizing;
 
-/// The passphrase from `--passphrase-file`, `ENC_PASSPHRASE` or a prompt (twice if `confirm`).
-pub fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
+/// The passphrase from `--passphrase-file` or `ENC_PASSPHRASE`, if one is given that way.
+fn given_passphrase(file: Option<&Path>) -> anyhow::Result<Option<Zeroizing<String>>> {
     if let Some(f) = file {
         let text = Zeroizing::new(
             std::fs::read_to_string(f)
@@ -19,20 +19,47 @@ pub fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<Zeroizin
         if line.is_empty() {
             bail!("passphrase file {} is empty", f.display());
         }
-        return Ok(Zeroizing::new(line.to_string()));
+        return Ok(Some(Zeroizing::new(line.to_string())));
     }
-    if let Ok(p) = std::env::var("ENC_PASSPHRASE") {
-        return Ok(Zeroizing::new(p));
-    }
+    Ok(std::env::var("ENC_PASSPHRASE").ok().map(Zeroizing::new))
+}
+
+fn prompt(text: &str) -> anyhow::Result<Zeroizing<String>> {
     if !std::io::stdin().is_terminal() {
         bail!("no passphrase: set ENC_PASSPHRASE, pass --passphrase-file, or run in a terminal");
     }
-    let first = Zeroizing::new(rpassword::prompt_password("Passphrase: ")?);
-    if confirm {
-        let again = Zeroizing::new(rpassword::prompt_password("Passphrase again: ")?);
-        if *first != *again {
-            bail!("the passphrases differ");
+    Ok(Zeroizing::new(rpassword::prompt_password(text)?))
+}
+
+/// The passphrase from `--passphrase-file`, `ENC_PASSPHRASE` or a prompt.
+pub fn passphrase(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
+    match given_passphrase(file)? {
+        Some(p) => Ok(p),
+        None => prompt("Passphrase: "),
+    }
+}
+
+/// Shortest passphrase accepted for a new account or a change.
+pub const MIN_PASSPHRASE: usize = 8;
+
+/// A new passphrase (`label` names it in prompts): its rules are checked before the
+/// confirmation prompt, so nobody types a refused passphrase twice.
+pub fn new_passphrase(file: Option<&Path>, label: &str) -> anyhow::Result<Zeroizing<String>> {
+    let check = |p: &str| -> anyhow::Result<()> {
+        if p.chars().count() < MIN_PASSPHRASE {
+            bail!("choose a passphrase of at least {MIN_PASSPHRASE} characters");
         }
+        Ok(())
+    };
+    if let Some(p) = given_passphrase(file)? {
+        check(&p)?;
+        return Ok(p);
+    }
+    let first = prompt(&format!("{label}: "))?;
+    check(&first)?;
+    let again = prompt(&format!("{label} again: "))?;
+    if *first != *again {
+        bail!("the passphrases differ");
     }
     Ok(first)
 }

@@ -44,6 +44,42 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// What went wrong reaching `server`, in words a person can act on; the library's cause
+/// chain only when nothing better is known.
+pub(crate) fn transport_detail(server: &str, e: &reqwest::Error) -> String {
+    let chain = error_chain(e);
+    let lower = chain.to_ascii_lowercase();
+    let https = server.starts_with("https://");
+    if lower.contains("connection refused") {
+        "connection refused: is enc-server running there, on that port? (check the URL)".into()
+    } else if lower.contains("dns error")
+        || lower.contains("failed to lookup")
+        || lower.contains("name or service not known")
+    {
+        "the host name does not resolve: check the server URL".into()
+    } else if e.is_timeout() || lower.contains("timed out") {
+        "no answer in time: check the address, the port and any firewall in between".into()
+    } else if https
+        && (lower.contains("invalidcontenttype")
+            || lower.contains("corrupt message")
+            || lower.contains("wrong version number"))
+    {
+        "it does not speak TLS on that port: if the server runs with --insecure-http (behind a TLS proxy), use http:// or the proxy's URL".into()
+    } else if !https
+        && (lower.contains("invalid http version")
+            || lower.contains("connection closed before message completed")
+            || lower.contains("connection reset"))
+    {
+        "it does not answer plain HTTP: enc-server serves HTTPS by default, use https://".into()
+    } else if lower.contains("connection reset") || lower.contains("connection closed") {
+        format!(
+            "the connection was closed ({chain}); the server may be restarting or over its connection limit, try again"
+        )
+    } else {
+        chain
+    }
+}
+
 impl Api {
     /// A client for `server` (`https://host:port`), trusting only the certificate with
     /// `fingerprint`. Plain `http://` servers need no fingerprint.
@@ -71,7 +107,8 @@ impl Api {
             seen = cell;
         } else if !base.starts_with("http://") {
             return Err(ClientError::Usage(format!(
-                "server must be an https:// (or http://) URL, not {server:?}"
+                "server must be an https:// URL, not {server:?}: try --server https://{}",
+                base.split("://").last().unwrap_or(&base)
             )));
         }
         Ok(Self {
@@ -134,8 +171,18 @@ impl Api {
         }
         ClientError::Transport {
             server: self.base.clone(),
-            detail: error_chain(e),
+            detail: transport_detail(&self.base, e),
         }
+    }
+
+    /// Whether the server answers at all (before asking anyone for a passphrase).
+    pub fn reachable(&self) -> Result<()> {
+        self.http
+            .get(format!("{}/healthz", self.base))
+            .timeout(Duration::from_secs(15))
+            .send()
+            .map_err(|e| self.transport(&e))?;
+        Ok(())
     }
 
     fn api_error(&self, resp: Response) -> ClientError {

@@ -121,7 +121,7 @@ pub fn probe_fingerprint(server: &str) -> Result<String> {
         .send()
         .map_err(|e| ClientError::Transport {
             server: server.into(),
-            detail: crate::api::error_chain(&e),
+            detail: crate::api::transport_detail(server, &e),
         })?;
     let fp = seen.lock().expect("not poisoned").clone();
     fp.ok_or_else(|| ClientError::Usage(format!("{server} did not present a TLS certificate")))

@@ -5,7 +5,7 @@ benchmarks: a WebSocket implementation not written here.
   upload   --dialect text|json --key K --name N --file F [--declared N] [--drop-after N]
   download --dialect text|json --key K --name N --out F
   list     --dialect text|json --key K
-  script   STEP...   (text:S | json:S | bin:N | recv | recvall | drop | sleep:S)
+  script   STEP...   (text:S | json:S | bin:N | binbg:N | recv | recvall | drop | sleep:S)
 
 Every command takes --url (wss://HOST:PORT/PATH) and --cafile (the server's certificate).
 Results go to stdout; a refusal by the server is printed as it came and exits with 3.
@@ -235,6 +235,7 @@ async def listing(args):
 async def script(args):
     """Runs steps on one connection and prints what the server sent, one line per message
     (`<binary N>` for binary frames, `<closed CODE>` when it closed, `<timeout>`)."""
+    background = []
     async with connect(args) as ws:
         for step in args.steps:
             kind, _, arg = step.partition(":")
@@ -242,6 +243,10 @@ async def script(args):
                 await ws.send(arg)
             elif kind == "bin":
                 await ws.send(os.urandom(int(arg)))
+            elif kind == "binbg":
+                # Sent in the background: a frame the server refuses unread may never finish
+                # sending, and what the server says meanwhile is still read.
+                background.append(asyncio.ensure_future(ws.send(os.urandom(int(arg)))))
             elif kind == "sleep":
                 await asyncio.sleep(float(arg))
             elif kind == "drop":

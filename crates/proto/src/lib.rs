@@ -265,9 +265,13 @@ pub struct UserInfo {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetQuotaRequest {
-    /// Quota in bytes; `null` returns the user to their role's default.
+    /// Quota in bytes; `null` returns the user to their role's default; [`UNLIMITED_QUOTA`]
+    /// lifts every limit, the role's default included.
     pub quota_bytes: Option<u64>,
 }
+
+/// A user quota of this many bytes means no limit at all (it overrides the role's default).
+pub const UNLIMITED_QUOTA: u64 = i64::MAX as u64;
 
 /// Public keys of a user, for sharing.
 #[derive(Debug, Clone, Serialize, Deserialize)]

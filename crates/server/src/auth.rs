@@ -404,6 +404,7 @@ pub async fn register(
             &client,
         )
         .await;
+    remember_address(&state, &user.name, &client).await?;
     Ok(Json(new_session(&state, &user, "register", None).await?))
 }
 
@@ -489,17 +490,66 @@ fn client_key(client: &str) -> String {
     format!("client:{client}")
 }
 
-/// The account's key first, then the client address's.
-fn throttle_keys(user: &str, client: &str) -> Vec<String> {
-    vec![format!("user:{user}"), client_key(client)]
+/// How long an address an account logged in from stays known to the throttle.
+const KNOWN_ADDRESS_SECS: i64 = 90 * 24 * 3600;
+
+fn account_key(user: &str) -> String {
+    format!("user:{user}")
+}
+
+/// One account from one address.
+fn pair_key(user: &str, client: &str) -> String {
+    format!("user-client:{user}:{client}")
+}
+
+/// The keys a login attempt is gated and counted on: the account's (or, from an address the
+/// account has logged in from before, the account-from-that-address's) first, then the
+/// address's. So failures from strangers' addresses back the account off everywhere except
+/// where its owner has logged in before; guesses from a known address still back off there.
+async fn throttle_keys(state: &AppState, user: &str, client: &str) -> ApiResult<Vec<String>> {
+    let known = state
+        .meta
+        .throttle_get(&format!("known:{user}:{client}"))
+        .await?
+        .is_some_and(|t| t.next_allowed > now());
+    let first = if known {
+        pair_key(user, client)
+    } else {
+        account_key(user)
+    };
+    Ok(vec![first, client_key(client)])
+}
+
+/// Remembers that `user` logged in from `client`.
+async fn remember_address(state: &AppState, user: &str, client: &str) -> ApiResult<()> {
+    let t = now();
+    state
+        .meta
+        .throttle_mark(&format!("known:{user}:{client}"), t, t + KNOWN_ADDRESS_SECS)
+        .await?;
+    Ok(())
+}
+
+/// A failed login also counts against the account as a whole when it was gated on the
+/// account-from-this-address key.
+async fn failed(state: &AppState, keys: &[String], user: &str) -> ApiResult<()> {
+    let account = account_key(user);
+    if keys[0] != account {
+        state.meta.throttle_fail(&account, now(), backoff).await?;
+    }
+    Ok(())
 }
 
 /// After a success: the account starts afresh; the address only gets back the attempt counted
 /// up front, so successes on one account cannot wash away failures against others.
-async fn succeeded(state: &AppState, keys: &[String]) -> ApiResult<()> {
+async fn succeeded(state: &AppState, keys: &[String], user: &str, client: &str) -> ApiResult<()> {
     state.meta.throttle_clear(&keys[0]).await?;
     state.meta.throttle_undo(&keys[1]).await?;
-    Ok(())
+    let account = account_key(user);
+    if keys[0] != account {
+        state.meta.throttle_clear(&account).await?;
+    }
+    remember_address(state, user, client).await
 }
 
 /// `POST /v1/auth/login` with the passphrase-derived auth key.
@@ -517,7 +567,7 @@ pub async fn login(
         record_failure(&state, &[client_key(&client)]).await?;
         return Err(ApiError::BadCredentials);
     }
-    let keys = throttle_keys(&req.user, &client);
+    let keys = throttle_keys(&state, &req.user, &client).await?;
     let user = state.meta.user_by_name(&req.user).await?;
     // Counted before the slow check, atomically with the gate, so concurrent guesses cannot
     // slip past it.
@@ -529,7 +579,7 @@ pub async fn login(
     let ok = verify_auth_key(&state, key, stored).await;
     match user {
         Some(user) if ok && user.state == "active" => {
-            succeeded(&state, &keys).await?;
+            succeeded(&state, &keys, &req.user, &client).await?;
             state
                 .audit(
                     &user.name,
@@ -543,6 +593,7 @@ pub async fn login(
             Ok(Json(new_session(&state, &user, "passphrase", None).await?))
         }
         user => {
+            failed(&state, &keys, &req.user).await?;
             let id = user.as_ref().map(|u| u.id.as_str());
             state
                 .audit(&req.user, id, "login.failure", &req.user, "failed", &client)
@@ -591,7 +642,9 @@ pub async fn ssh_login(
         record_failure(&state, &[client_key(&client)]).await?;
         return Err(ApiError::BadCredentials);
     }
-    let keys = throttle_keys(&req.user, &client);
+    // A signature cannot be guessed: an SSH login is gated on this account from this address
+    // and on the address, never on failures against the account from elsewhere.
+    let keys = vec![pair_key(&req.user, &client), client_key(&client)];
     let user = state.meta.user_by_name(&req.user).await?;
     attempt(&state, &keys, &req.user, user.as_ref(), &client).await?;
     let challenge = state
@@ -613,7 +666,7 @@ pub async fn ssh_login(
     }
     match (user, matched) {
         (Some(user), Some(key)) if user.state == "active" => {
-            succeeded(&state, &keys).await?;
+            succeeded(&state, &keys, &req.user, &client).await?;
             state
                 .audit(
                     &user.name,
@@ -629,6 +682,7 @@ pub async fn ssh_login(
             ))
         }
         (user, _) => {
+            failed(&state, &keys, &req.user).await?;
             let id = user.as_ref().map(|u| u.id.as_str());
             state
                 .audit(

@@ -136,8 +136,15 @@ pub enum CertCommand {
 }
 
 impl Cli {
-    /// Layers file < environment/flags into one configuration.
+    /// Layers file < environment/flags into one configuration and checks it.
     pub fn config(&self) -> anyhow::Result<Config> {
+        let c = self.config_unchecked()?;
+        c.check()?;
+        Ok(c)
+    }
+
+    /// The layered configuration, not yet checked.
+    fn config_unchecked(&self) -> anyhow::Result<Config> {
         let mut c = match &self.config {
             Some(p) => Config::from_file(p)?,
             None => Config::default(),
@@ -187,7 +194,6 @@ impl Cli {
         if let Some(v) = &self.database_owner_url {
             c.database_owner_url = Some(v.clone());
         }
-        c.check()?;
         Ok(c)
     }
 }
@@ -202,7 +208,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         print!("{DEFAULT_POLICY}");
         return Ok(());
     }
-    let config = cli.config()?;
+    let config = if matches!(cli.command, Some(Command::Migrate)) {
+        // `migrate` needs only the owner's URL; the server's own connection is not used.
+        cli.config_unchecked()?
+    } else {
+        cli.config()?
+    };
     let policy = match &config.policy_file {
         Some(p) => Policy::from_file(p)?,
         None => Policy::default(),
@@ -252,6 +263,7 @@ async fn user_create(
         "unknown role {role:?}; roles are: {}",
         policy.role_names().join(", ")
     );
+    require_server_state(config)?;
     let meta = crate::open_meta(config).await?;
     let ttl = expires.unwrap_or(config.invitation_ttl).as_secs() as i64;
     let (token, expires_at) = crate::auth::invite(&meta, name, role, ttl)
@@ -268,8 +280,9 @@ async fn user_create(
     };
     meta.audit_append(entry).await?;
     eprintln!(
-        "invitation for {name} (role {role}), valid for {} h; they run:\n  enc register --server https://HOST:PORT --user {name} --token <token>",
-        (expires_at - crate::now()) / 3600
+        "invitation for {name} (role {role}), valid for {} h; they run:\n  enc register --server {} --user {name} --token <token>",
+        (expires_at - crate::now()) / 3600,
+        public_url(config)
     );
     println!("{token}");
     Ok(())
@@ -291,9 +304,54 @@ fn hash_password() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The URL clients reach this server at, as far as the configuration tells: the listen
+/// address, with the machine's host name for an address that listens on every interface.
+fn public_url(config: &Config) -> String {
+    let scheme = if config.tls.insecure_http {
+        "http"
+    } else {
+        "https"
+    };
+    let listen = &config.listen;
+    let (host, port) = match listen.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.ip().is_unspecified() => (
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "localhost".into()),
+            a.port().to_string(),
+        ),
+        Ok(a) if a.is_ipv6() => (format!("[{}]", a.ip()), a.port().to_string()),
+        Ok(a) => (a.ip().to_string(), a.port().to_string()),
+        Err(_) => match listen.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.to_string()),
+            None => (listen.clone(), "8443".into()),
+        },
+    };
+    format!("{scheme}://{host}:{port}")
+}
+
+/// Admin subcommands work on an existing server's state and never create one: a data
+/// directory without a database (with the embedded store) is refused with what to pass.
+fn require_server_state(config: &Config) -> anyhow::Result<()> {
+    if config.database_url.is_some() {
+        return Ok(());
+    }
+    let db = config.data_dir.join("meta.sqlite");
+    anyhow::ensure!(
+        db.exists(),
+        "no enc-server data in {}: pass the server's data directory with --data-dir DIR (or ENC_DATA_DIR, or --config FILE)",
+        config.data_dir.display()
+    );
+    Ok(())
+}
+
 fn cert(config: &Config, cmd: CertCommand) -> anyhow::Result<()> {
     if config.tls.cert.is_none() {
-        crate::tls::ensure_self_signed(&config.data_dir, &config.tls.names)?;
+        anyhow::ensure!(
+            crate::tls::self_signed_exists(&config.data_dir),
+            "no enc-server certificate in {}: pass the server's data directory with --data-dir DIR (or ENC_DATA_DIR, or --config FILE), or start the server once to make one",
+            config.data_dir.display()
+        );
     }
     let (cert_path, _) = crate::tls::cert_files(&config.data_dir, &config.tls);
     match cmd {
@@ -327,7 +385,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    crate::owner_only_dir(&config.data_dir)?;
     let tls = if config.tls.insecure_http {
         tracing::warn!("serving plain HTTP (--insecure-http): put a TLS proxy in front");
         None
@@ -343,6 +403,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let limits = ServeLimits {
         max_connections: config.limits.max_connections,
         header_read_timeout: config.limits.header_read_timeout,
+        idle_timeout: config.limits.idle_timeout,
         max_header_size: config.limits.max_header_size as usize,
         shutdown_grace: config.limits.shutdown_grace,
     };

@@ -49,10 +49,11 @@ pub struct Config {
 #[serde(rename_all = "lowercase")]
 pub enum DeclaredSize {
     /// What arrives must be exactly the declared size.
-    #[default]
     Exact,
     /// The declared size is an estimate (Hecate's own client declares the size of its input
-    /// before compression); only the limits apply to it and to what arrives.
+    /// before compression); only the limits apply to it and to what arrives. The default, so
+    /// the unmodified Hecate client works.
+    #[default]
     Estimate,
 }
 
@@ -77,6 +78,9 @@ pub struct MercuryConfig {
     /// A connection idle for this long is told so and closed.
     #[serde(deserialize_with = "duration")]
     pub idle_timeout: Duration,
+    /// A connection must authenticate within this of opening (PING does not extend it).
+    #[serde(deserialize_with = "duration")]
+    pub auth_timeout: Duration,
     /// Uploads one client may start per hour.
     pub uploads_per_hour: u32,
     /// `exact` or `estimate`.
@@ -95,8 +99,9 @@ impl Default for MercuryConfig {
             max_total_storage: None,
             max_connections: 64,
             idle_timeout: Duration::from_secs(300),
+            auth_timeout: Duration::from_secs(10),
             uploads_per_hour: 100,
-            declared_size: DeclaredSize::Exact,
+            declared_size: DeclaredSize::Estimate,
             preshared_key: None,
         }
     }
@@ -231,6 +236,10 @@ pub struct Limits {
     /// Longest wait for the next piece of a request body.
     #[serde(deserialize_with = "duration")]
     pub body_read_timeout: Duration,
+    /// A connection with no request open (keep-alive, HTTP/2 without streams) is closed after
+    /// this.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
     /// Connections served at once; more are closed at once.
     pub max_connections: usize,
     /// Largest request head (request line plus headers).
@@ -239,6 +248,11 @@ pub struct Limits {
     /// Time in-flight requests get to finish at shutdown.
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
+    /// A `/v1` upload not committed within this of its last byte is discarded.
+    #[serde(deserialize_with = "duration")]
+    pub upload_expiry: Duration,
+    /// `/v1` uploads one user may have streamed or streaming but not committed.
+    pub max_pending_uploads: u32,
 }
 
 impl Default for Config {
@@ -269,9 +283,12 @@ impl Default for Limits {
             max_json_body: 1 << 20,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
             max_header_size: 16 << 10,
             shutdown_grace: Duration::from_secs(30),
+            upload_expiry: Duration::from_secs(3600),
+            max_pending_uploads: 256,
         }
     }
 }
@@ -291,6 +308,18 @@ impl Config {
             "session_idle_timeout must be at least 1s"
         );
         anyhow::ensure!(self.versions_kept >= 1, "versions_kept must be at least 1");
+        anyhow::ensure!(
+            self.limits.upload_expiry >= Duration::from_secs(1),
+            "limits.upload_expiry must be at least 1s"
+        );
+        anyhow::ensure!(
+            self.limits.max_pending_uploads >= 1,
+            "limits.max_pending_uploads must be at least 1"
+        );
+        anyhow::ensure!(
+            self.limits.idle_timeout >= Duration::from_secs(1),
+            "limits.idle_timeout must be at least 1s"
+        );
         anyhow::ensure!(
             self.limits.max_connections >= 1,
             "limits.max_connections must be at least 1"
@@ -317,6 +346,10 @@ impl Config {
         anyhow::ensure!(
             self.mercury.idle_timeout >= Duration::from_secs(1),
             "mercury.idle_timeout must be at least 1s"
+        );
+        anyhow::ensure!(
+            self.mercury.auth_timeout >= Duration::from_secs(1),
+            "mercury.auth_timeout must be at least 1s"
         );
         anyhow::ensure!(
             self.mercury.uploads_per_hour >= 1,
@@ -395,16 +428,24 @@ insecure_http = false
 max_object_size = "64GiB"
 # Largest JSON request body.
 max_json_body = "1MiB"
-# Time for the TLS handshake and the request head; slower clients are dropped.
+# Time for the TLS handshake and the first request head; slower clients are dropped.
 header_read_timeout = "10s"
 # Longest pause allowed between two pieces of a request body.
 body_read_timeout = "30s"
+# A connection with no request open (an idle keep-alive, HTTP/2 without streams) is closed
+# after this; pings and stray bytes do not count as activity.
+idle_timeout = "60s"
 # Connections served at once; more are closed immediately.
 max_connections = 1024
 # Largest request head (request line and headers).
 max_header_size = "16KiB"
 # At shutdown, in-flight requests get this long to finish.
 shutdown_grace = "30s"
+# An upload (`enc push`) not committed within this of its last byte is discarded. Uploads are
+# charged to the vault owner's quota while they stream and until then.
+upload_expiry = "1h"
+# Uploads one user may have streamed or streaming but not yet committed.
+max_pending_uploads = 256
 
 [blob]
 # Blobs (ciphertext) in an S3-compatible bucket instead of <data_dir>/objects, so replicas share
@@ -442,12 +483,15 @@ max_file_size = "10GiB"
 max_connections = 64
 # A connection silent for this long is told so and closed.
 idle_timeout = "300s"
+# A connection must authenticate within this of opening; PING does not extend it.
+auth_timeout = "10s"
 # Uploads one client may start per hour.
 uploads_per_hour = 100
-# "exact": what arrives must match the size an UploadRequest declares. "estimate": the
-# declared size is only checked against the limits (Hecate's own client declares the size of
-# its input before compression, so it needs this).
-declared_size = "exact"
+# "estimate" (the default): the declared size is only checked against the limits, and the
+# bytes actually received are held to them as they arrive (Hecate's own client declares the
+# size of its input before compression, so its archives can be larger than declared).
+# "exact": what arrives must match the size an UploadRequest declares.
+declared_size = "estimate"
 "#;
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

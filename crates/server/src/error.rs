@@ -41,6 +41,9 @@ pub enum ApiError {
     /// Throttled (429).
     #[error("too many failed attempts; retry in {0} s")]
     TooManyAttempts(u64),
+    /// Too much of something in progress at once (429).
+    #[error("{0}")]
+    TooManyUploads(String),
     /// Anything else (500); the detail is logged only.
     #[error("internal error")]
     Internal(String),
@@ -61,6 +64,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            Self::TooManyUploads(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
             Self::QuotaExceeded(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

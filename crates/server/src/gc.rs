@@ -11,8 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
 
-/// Uploads not committed within this many seconds are discarded.
-const UPLOAD_TTL: i64 = 24 * 3600;
+/// Uploads still streaming after this many seconds are a crash's leftovers (a live one is
+/// released when its connection ends), as are Mercury reservations this old.
+const STREAMING_TTL: i64 = 24 * 3600;
 
 /// Asks the collector to run soon (unless a pass is already running).
 pub fn kick(state: &AppState) {
@@ -33,7 +34,13 @@ pub async fn sweep(state: &AppState) {
     if let Err(e) = state.meta.prune(crate::now(), idle).await {
         tracing::warn!(error = %e, "pruning sessions and throttle entries failed");
     }
-    if let Err(e) = state.meta.expire_uploads(crate::now() - UPLOAD_TTL).await {
+    let completed = state.config.limits.upload_expiry.as_secs() as i64;
+    let now = crate::now();
+    if let Err(e) = state
+        .meta
+        .expire_uploads(now - completed, now - STREAMING_TTL)
+        .await
+    {
         tracing::warn!(error = %e, "expiring uploads failed");
     }
     loop {

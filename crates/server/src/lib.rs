@@ -103,12 +103,21 @@ pub async fn open_meta(config: &Config) -> anyhow::Result<enc_store::Meta> {
         return Ok(Arc::new(pg));
     }
     let data_dir = &config.data_dir;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    owner_only_dir(data_dir)?;
     let meta = enc_store::sqlite::SqliteMeta::open(&data_dir.join("meta.sqlite"))
         .await
         .with_context(|| format!("opening the database in {}", data_dir.display()))?;
     Ok(Arc::new(meta))
+}
+
+/// Creates the data directory if needed and makes it (0700) its owner's alone, whatever the
+/// umask: it holds the database, the TLS key and, on a local store, every blob.
+pub fn owner_only_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making {} private (0700)", dir.display()))
 }
 
 /// The deployment's server secret, which keys fake salts and client-address hashes: kept in

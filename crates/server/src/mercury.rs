@@ -26,6 +26,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use anyhow::Context as _;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -63,6 +65,13 @@ const REFUSAL_WAIT: Duration = Duration::from_secs(10);
 /// reads it (an upload refused mid-stream always has bytes in flight).
 const LINGER: Duration = Duration::from_secs(5);
 const LINGER_BYTES: usize = 64 << 20;
+
+/// How often a connection authenticated by an enc token checks that the token still holds.
+const REVALIDATE: Duration = Duration::from_secs(2);
+
+/// After refusing a frame the WebSocket layer could not read, how long the connection stays
+/// open so the client can read the refusal.
+const READ_ERROR_HOLD: Duration = Duration::from_secs(1);
 
 // ------------------------------------------------------------------------------------------
 // Configuration loaded at start: the client list and the preshared key.
@@ -442,6 +451,8 @@ struct Principal {
     who: String,
     /// The enc user behind a token.
     user: Option<UserRow>,
+    /// The token's id (re-checked while the connection lasts).
+    token_id: Option<String>,
     /// Whose archives.
     space: String,
     can_upload: bool,
@@ -546,22 +557,58 @@ impl Conn {
 
     async fn run(&mut self) {
         let idle = self.config().idle_timeout;
+        // Until authenticated, a fixed deadline from the opening that nothing extends.
+        let auth_deadline = Instant::now() + self.config().auth_timeout;
+        let mut idle_deadline = Instant::now() + idle;
+        let mut next_check = Instant::now() + REVALIDATE;
         loop {
-            let msg = match tokio::time::timeout(idle, self.socket.recv()).await {
+            let authenticated = self.who.is_some();
+            let mut wake = if authenticated {
+                idle_deadline
+            } else {
+                idle_deadline.min(auth_deadline)
+            };
+            if self.token_id().is_some() {
+                wake = wake.min(next_check);
+            }
+            let msg = match tokio::time::timeout_at(wake, self.socket.recv()).await {
                 Err(_) => {
-                    let f = Fail::new(
-                        Code::InvalidRequest,
-                        format!("idle for {} s; closing the connection", idle.as_secs()),
-                    )
-                    .closing();
+                    let now = Instant::now();
+                    if self.token_id().is_some() && now >= next_check && now < idle_deadline {
+                        next_check = now + REVALIDATE;
+                        if self.revalidate().await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    let message = if !authenticated && now >= auth_deadline {
+                        format!(
+                            "not authenticated within {} s; closing the connection",
+                            self.config().auth_timeout.as_secs()
+                        )
+                    } else {
+                        format!("idle for {} s; closing the connection", idle.as_secs())
+                    };
+                    let f = Fail::new(Code::InvalidRequest, message).closing();
                     let _ = self.fail(f).await;
                     break;
                 }
-                Ok(None | Some(Err(_))) => break,
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    self.on_read_error(e).await;
+                    break;
+                }
                 Ok(Some(Ok(m))) => m,
             };
             if matches!(msg, Message::Close(_)) {
                 break;
+            }
+            idle_deadline = Instant::now() + idle;
+            if self.token_id().is_some() && Instant::now() >= next_check {
+                next_check = Instant::now() + REVALIDATE;
+                if self.revalidate().await.is_err() {
+                    break;
+                }
             }
             // An enc token's archives are its user's: row-level security binds the work to
             // them (PostgreSQL). Client-list and preshared-key spaces belong to no enc user.
@@ -584,6 +631,74 @@ impl Conn {
             }
         }
         self.abort_upload().await;
+    }
+
+    /// The access token behind this connection, if it authenticated with one.
+    fn token_id(&self) -> Option<&str> {
+        self.who.as_ref()?.token_id.as_deref()
+    }
+
+    /// An enc token's connection lives only as long as the token and its user: a revoked or
+    /// expired token, or a user removed or suspended, ends it with the dialect's error.
+    /// `Err` when the connection was closed.
+    async fn revalidate(&mut self) -> Result<(), ()> {
+        let Some(id) = self.token_id().map(str::to_owned) else {
+            return Ok(());
+        };
+        let state = self.state.clone();
+        let valid = match self.tenant() {
+            Some(user_id) => {
+                enc_store::tenant::scope(user_id, crate::tokens::still_valid(&state, &id)).await
+            }
+            None => crate::tokens::still_valid(&state, &id).await,
+        };
+        if valid {
+            return Ok(());
+        }
+        self.abort_upload().await;
+        let f = Fail::new(
+            Code::AuthFailed,
+            "the token was revoked or has expired; closing the connection",
+        )
+        .closing();
+        let _ = self.fail(f).await;
+        Err(())
+    }
+
+    /// A frame the WebSocket layer refused (over [`MAX_TEXT`], or broken framing): say why
+    /// and close, rather than drop the connection silently. The rest of an oversized frame is
+    /// never read (it could be of any length), so the connection stays open a moment for the
+    /// client to read the refusal before it is dropped.
+    async fn on_read_error(&mut self, e: axum::Error) {
+        // tungstenite's capacity error ("Space limit exceeded: Message too long: …").
+        let mut too_big = false;
+        let mut cause: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(c) = cause {
+            too_big |= c.to_string().contains("Space limit exceeded");
+            cause = c.source();
+        }
+        let f = if too_big {
+            Fail::new(
+                Code::FileTooLarge,
+                format!("frame too large: the limit is {MAX_TEXT} bytes; closing the connection"),
+            )
+        } else {
+            Fail::new(
+                Code::InvalidRequest,
+                format!("broken WebSocket frame ({e}); closing the connection"),
+            )
+        };
+        self.abort_upload().await;
+        let code = if too_big { 1009 } else { 1002 };
+        if self.send_refusal(&f).await.is_ok() {
+            let frame = CloseFrame {
+                code,
+                reason: "".into(),
+            };
+            if self.send(Message::Close(Some(frame))).await.is_ok() {
+                tokio::time::sleep(READ_ERROR_HOLD).await;
+            }
+        }
     }
 
     fn tenant(&self) -> Option<String> {
@@ -615,20 +730,7 @@ impl Conn {
 
     /// Sends a refusal; `Ok(false)` if the connection was closed because of it.
     async fn fail(&mut self, f: Fail) -> Result<bool, Stop> {
-        match self.dialect.unwrap_or(Dialect::Text) {
-            Dialect::Text => self.send_text(format!("ERROR {}", f.message)).await?,
-            Dialect::Json if f.reject => {
-                self.send_json(&Out::UploadRejected { reason: f.message })
-                    .await?;
-            }
-            Dialect::Json => {
-                self.send_json(&Out::Error {
-                    code: f.code,
-                    message: f.message,
-                })
-                .await?;
-            }
-        }
+        self.send_refusal(&f).await?;
         if f.close {
             let code = match f.code {
                 Code::RateLimited => 1013,
@@ -640,6 +742,26 @@ impl Conn {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Says what went wrong, in the connection's dialect.
+    async fn send_refusal(&mut self, f: &Fail) -> Step {
+        match self.dialect.unwrap_or(Dialect::Text) {
+            Dialect::Text => self.send_text(format!("ERROR {}", f.message)).await,
+            Dialect::Json if f.reject => {
+                self.send_json(&Out::UploadRejected {
+                    reason: f.message.clone(),
+                })
+                .await
+            }
+            Dialect::Json => {
+                self.send_json(&Out::Error {
+                    code: f.code,
+                    message: f.message.clone(),
+                })
+                .await
+            }
+        }
     }
 
     /// Sends a close frame with `code`, then lingers for the client's.
@@ -910,7 +1032,7 @@ impl Conn {
         }
         let principal = if key.starts_with("enc_") {
             match crate::tokens::verify(&state, None, key, "mercury", &self.client).await {
-                Ok((user, token)) => Some(self.user_principal(user, &token.mode)),
+                Ok((user, token)) => Some(self.user_principal(user, &token)),
                 Err(crate::tokens::Refusal::Throttled(secs)) => {
                     return Err(self
                         .auth_failed(
@@ -969,9 +1091,11 @@ impl Conn {
         Stop::Fail(Fail::new(code, message).closing())
     }
 
-    fn user_principal(&self, user: UserRow, mode: &str) -> Principal {
+    fn user_principal(&self, user: UserRow, token: &enc_store::AccessTokenRow) -> Principal {
         let quota = self.state.policy.quota_of(&user);
+        let mode = token.mode.as_str();
         Principal {
+            token_id: Some(token.id.clone()),
             who: user.name.clone(),
             space: format!("user:{}", user.id),
             rate_key: format!("user:{}", user.id),
@@ -1358,6 +1482,7 @@ async fn key_principal(state: &AppState, client: &str, key: &str) -> Option<Prin
     if let Some(c) = listed {
         let p = &c.permissions;
         return Some(Principal {
+            token_id: None,
             who: format!("client:{}", c.client_id),
             user: None,
             space: format!("client:{}", c.client_id),
@@ -1373,6 +1498,7 @@ async fn key_principal(state: &AppState, client: &str, key: &str) -> Option<Prin
         });
     }
     psk_ok.then(|| Principal {
+        token_id: None,
         who: "psk".into(),
         user: None,
         space: "psk".into(),

@@ -87,22 +87,56 @@ pub async fn upload(
     }
     let upload_id = uuid::Uuid::new_v4().to_string();
     let blob_key = format!("blobs/{}/{}", v.id, upload_id);
+    // The bytes count against the vault owner's quota while they stream, as at commit.
+    let owner = state.meta.user_by_id(&v.owner_id).await?;
+    let quota = owner
+        .as_ref()
+        .and_then(|o| state.policy.quota_of(o))
+        .map(|q| q.min(i64::MAX as u64) as i64);
     state
         .meta
-        .create_upload(UploadRow {
-            id: upload_id.clone(),
-            vault_id: v.id.clone(),
-            user_id: s.user.id.clone(),
-            blob_key: blob_key.clone(),
-            size: -1,
-            hash: String::new(),
-            created: crate::now(),
-        })
-        .await?;
+        .create_upload(
+            UploadRow {
+                id: upload_id.clone(),
+                vault_id: v.id.clone(),
+                user_id: s.user.id.clone(),
+                blob_key: blob_key.clone(),
+                size: -1,
+                hash: String::new(),
+                created: crate::now(),
+            },
+            i64::from(state.config.limits.max_pending_uploads),
+        )
+        .await
+        .map_err(|e| match e {
+            enc_store::StoreError::Conflict(_) => {
+                // Some of them may be past their expiry: let the collector look now.
+                crate::gc::kick(&state);
+                ApiError::TooManyUploads(format!(
+                "{} uploads are already in progress or awaiting their commit; commit or wait for them",
+                    state.config.limits.max_pending_uploads
+                ))
+            }
+            other => other.into(),
+        })?;
+    // From here on, however the request ends (an error, a refusal, a dropped connection),
+    // the upload is released unless it completes.
+    let mut pending = Pending::new(&state, &s.user.id, &upload_id);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|l| l.to_str().ok()?.parse::<u64>().ok());
+    let mut stream = body.into_data_stream();
+    let mut charged: u64 = 0;
+    if let Some(len) = declared.filter(|l| *l > 0) {
+        if let Err(e) = pending.charge(len, quota).await {
+            drain(&mut stream).await;
+            return Err(e);
+        }
+        charged = len;
+    }
     let mut writer = state.blobs.writer(&blob_key).await?;
     let mut hasher = blake3::Hasher::new();
     let mut size: u64 = 0;
-    let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(c) => c,
@@ -117,6 +151,31 @@ pub async fn upload(
             drain(&mut stream).await;
             return Err(too_large());
         }
+        if size > charged {
+            // Charged ahead in steps (one statement per step, not per chunk); near the quota
+            // exactly what is needed.
+            let step = (size - charged).max(CHARGE_STEP.min(max - charged));
+            let more = match pending.charge(step, quota).await {
+                Ok(()) => step,
+                Err(ApiError::QuotaExceeded(_)) if step > size - charged => {
+                    let needed = size - charged;
+                    match pending.charge(needed, quota).await {
+                        Ok(()) => needed,
+                        Err(e) => {
+                            let _ = writer.abort().await;
+                            drain(&mut stream).await;
+                            return Err(e);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    drain(&mut stream).await;
+                    return Err(e);
+                }
+            };
+            charged += more;
+        }
         hasher.update(&chunk);
         if let Err(e) = writer.write(chunk).await {
             return Err(e.into());
@@ -129,19 +188,79 @@ pub async fn upload(
         .complete_upload(&upload_id, size as i64, &hash)
         .await
     {
-        // The vault went away or the upload expired meanwhile: do not leave the blob behind.
-        let _ = state.meta.queue_blob(&blob_key, crate::now()).await;
-        crate::gc::kick(&state);
+        // The vault went away or the upload expired meanwhile: the guard releases it.
         return Err(match e {
             enc_store::StoreError::NotFound => ApiError::NotFound("vault"),
             other => other.into(),
         });
     }
+    pending.completed();
     Ok(Json(UploadReceipt {
         upload_id,
         size,
         hash,
     }))
+}
+
+/// How far ahead of the bytes received an upload is charged to the quota.
+const CHARGE_STEP: u64 = 16 << 20;
+
+/// An upload between its row's creation and its completion. Dropped before
+/// [`Pending::completed`] (a refusal, an error, a connection that went away, which cancels the
+/// handler), it releases the upload in the background: the charge given back, the row
+/// forgotten and the blob queued for deletion.
+struct Pending {
+    state: AppState,
+    user_id: String,
+    upload_id: String,
+    done: bool,
+}
+
+impl Pending {
+    fn new(state: &AppState, user_id: &str, upload_id: &str) -> Self {
+        Self {
+            state: state.clone(),
+            user_id: user_id.to_string(),
+            upload_id: upload_id.to_string(),
+            done: false,
+        }
+    }
+
+    async fn charge(&self, n: u64, quota: Option<i64>) -> ApiResult<()> {
+        let n = n.min(i64::MAX as u64) as i64;
+        self.state
+            .meta
+            .charge_upload(&self.upload_id, n, quota)
+            .await
+            .map_err(|e| match e {
+                enc_store::StoreError::QuotaExceeded => ApiError::QuotaExceeded(
+                    "storage quota exceeded: this upload does not fit; nothing was kept".into(),
+                ),
+                enc_store::StoreError::NotFound => ApiError::NotFound("vault"),
+                other => other.into(),
+            })
+    }
+
+    fn completed(&mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let state = self.state.clone();
+        let user_id = std::mem::take(&mut self.user_id);
+        let upload_id = std::mem::take(&mut self.upload_id);
+        tokio::spawn(enc_store::tenant::scope(user_id, async move {
+            match state.meta.release_upload(&upload_id, crate::now()).await {
+                Ok(()) => crate::gc::kick(&state),
+                Err(e) => tracing::warn!(error = %e, "releasing an unfinished upload failed"),
+            }
+        }));
+    }
 }
 
 /// Most of a refused body read and discarded before answering.

@@ -96,9 +96,11 @@ impl Policy {
 
     /// The quota a user has: their own, else their role's default; `None` is unlimited.
     pub fn quota_of(&self, user: &enc_store::UserRow) -> Option<u64> {
-        user.quota_bytes
-            .map(|q| q.max(0) as u64)
-            .or_else(|| self.roles.get(&user.role).and_then(|r| r.quota))
+        match user.quota_bytes {
+            Some(q) if q as u64 >= enc_proto::UNLIMITED_QUOTA => None,
+            Some(q) => Some(q.max(0) as u64),
+            None => self.roles.get(&user.role).and_then(|r| r.quota),
+        }
     }
 
     /// Whether `role` grants `perm`; unknown roles grant nothing.

@@ -19,8 +19,35 @@ pub fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 /// Names every self-signed certificate covers.
 const BASE_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
+/// This machine's host name, if it is one a certificate can name (so clients such as restic
+/// can reach `https://HOST:8443` without `--tls-name`).
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim().to_ascii_lowercase();
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name != "localhost"
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    valid.then_some(name)
+}
+
+/// Whether the self-signed certificate exists already.
+pub fn self_signed_exists(data_dir: &Path) -> bool {
+    let (cert_path, key_path, _) = self_signed_paths(data_dir);
+    cert_path.exists() && key_path.exists()
+}
+
 /// Makes sure a self-signed certificate covering `extra` names exists; regenerates it (with a
-/// warning, since pinned clients will notice) only when a new name is asked for.
+/// warning, since pinned clients will notice) only when a new name is asked for. A new one
+/// also covers the machine's host name (an existing one is not regenerated for it).
 pub fn ensure_self_signed(data_dir: &Path, extra: &[String]) -> anyhow::Result<()> {
     let (cert_path, key_path, names_path) = self_signed_paths(data_dir);
     let mut names: Vec<String> = BASE_NAMES.iter().map(|s| s.to_string()).collect();
@@ -35,10 +62,21 @@ pub fn ensure_self_signed(data_dir: &Path, extra: &[String]) -> anyhow::Result<(
         if names.iter().all(|n| have.contains(&n.as_str())) {
             return Ok(());
         }
+        // Keep whatever it covered (the host name included) when adding a name.
+        for n in have {
+            if !names.iter().any(|m| m == n) {
+                names.push(n.to_string());
+            }
+        }
         tracing::warn!(
             "regenerating the self-signed certificate to cover {:?}; clients that pinned the old fingerprint must re-pin it",
             names
         );
+    }
+    if let Some(host) = host_name()
+        && !names.contains(&host)
+    {
+        names.push(host);
     }
     let dir = cert_path.parent().expect("has a parent");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

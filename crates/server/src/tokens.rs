@@ -227,6 +227,21 @@ pub async fn verify(
     }
 }
 
+/// Whether a token that authenticated a long-lived connection still holds: it exists (not
+/// revoked), has not expired, and its user is still active. A storage failure counts as not
+/// valid (the connection ends; the client may reconnect).
+pub async fn still_valid(state: &AppState, token_id: &str) -> bool {
+    let row = match state.meta.token(token_id).await {
+        Ok(Some(row)) if row.expires.is_none_or(|e| e > now()) => row,
+        Ok(_) => return false,
+        Err(e) => {
+            tracing::warn!(error = %e, "re-checking a token failed");
+            return false;
+        }
+    };
+    matches!(state.meta.user_by_id(&row.user_id).await, Ok(Some(u)) if u.state == "active")
+}
+
 async fn check(
     state: &AppState,
     user_name: Option<&str>,

@@ -196,7 +196,11 @@ pub async fn set_quota(
             enc_store::StoreError::NotFound => ApiError::NotFound("user"),
             other => other.into(),
         })?;
-    let shown = quota.map_or_else(|| "role default".to_string(), |q| q.to_string());
+    let shown = match quota {
+        None => "role default".to_string(),
+        Some(q) if q as u64 >= enc_proto::UNLIMITED_QUOTA => "unlimited".to_string(),
+        Some(q) => q.to_string(),
+    };
     state
         .audit(
             &s.user.name,

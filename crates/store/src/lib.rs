@@ -20,11 +20,17 @@ pub mod postgres;
 mod records;
 pub mod sqlite;
 pub mod tenant;
+mod uploads;
 
 use std::sync::Arc;
 
 pub use blob::{BlobWriter, Blobs};
 pub use model::*;
+
+/// Both engines' statement for [`MetaStore::throttle_mark`] (`?` placeholders).
+const THROTTLE_MARK: &str = "INSERT INTO throttle (key, failures, next_allowed, updated) \
+     VALUES (?, 0, ?, ?) ON CONFLICT (key) DO UPDATE SET failures = 0, \
+     next_allowed = excluded.next_allowed, updated = excluded.updated";
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +145,9 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn throttle_undo(&self, key: &str) -> Result<()>;
     /// Forgets a key after a success.
     async fn throttle_clear(&self, key: &str) -> Result<()>;
+    /// Keeps a marker under `key` (no failures) until `until`: an address an account has
+    /// logged in from. The day-old cleanup keeps it while `until` is ahead.
+    async fn throttle_mark(&self, key: &str, now: i64, until: i64) -> Result<()>;
     /// Counts one event under `key` if fewer than `limit` were counted in the `window`
     /// seconds up to `now`, atomically across every process on this database; false (and
     /// nothing counted) otherwise.
@@ -177,9 +186,18 @@ pub trait MetaStore: Send + Sync + 'static {
     // ---- objects
     /// Records an upload before its bytes arrive (size -1), so a crash mid-stream leaves a
     /// row that expiry cleans up rather than an orphan blob.
-    async fn create_upload(&self, upload: UploadRow) -> Result<()>;
-    /// Records the size and hash of an upload whose blob is now durably stored.
+    /// `Conflict` when its user already has `max_pending` uploads not committed.
+    async fn create_upload(&self, upload: UploadRow, max_pending: i64) -> Result<()>;
+    /// Charges `n` more bytes of an upload still streaming to its vault's owner, within
+    /// `quota`: `QuotaExceeded` if they do not fit (nothing changes), `NotFound` if the
+    /// upload is gone (released, expired, its vault removed).
+    async fn charge_upload(&self, id: &str, n: i64, quota: Option<i64>) -> Result<()>;
+    /// Records the size and hash of an upload whose blob is now durably stored, and gives
+    /// back what it was charged beyond its size.
     async fn complete_upload(&self, id: &str, size: i64, sha256: &str) -> Result<()>;
+    /// An upload that will not be committed (refused, abandoned): gives back its charge,
+    /// forgets it and queues its blob for deletion. Nothing happens if it is already gone.
+    async fn release_upload(&self, id: &str, now: i64) -> Result<()>;
     /// Commits an upload as the next version of a name; prunes versions beyond `keep`;
     /// charges the vault owner. `NotFound` if the upload is not this user's in this vault;
     /// `Conflict` if the version is not latest + 1 or the fields differ from the upload;
@@ -197,7 +215,7 @@ pub trait MetaStore: Send + Sync + 'static {
     /// rate events older than a day and expired login challenges.
     async fn prune(&self, now: i64, idle_secs: i64) -> Result<()>;
     /// Queues uploads (and Mercury reservations) older than `before` for deletion.
-    async fn expire_uploads(&self, before: i64) -> Result<u64>;
+    async fn expire_uploads(&self, completed_before: i64, before: i64) -> Result<u64>;
     /// Blob keys due for deletion at `now`.
     async fn gc_pending(&self, now: i64, limit: i64) -> Result<Vec<String>>;
     /// Moves blobs whose deletion failed to the back of the queue.

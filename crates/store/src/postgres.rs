@@ -917,6 +917,18 @@ impl MetaStore for PgMeta {
         Ok(())
     }
 
+    async fn throttle_mark(&self, key: &str, now: i64, until: i64) -> Result<()> {
+        let mut tx = self.tx(Scope::System).await?;
+        sqlx::query(q(crate::THROTTLE_MARK))
+            .bind(key)
+            .bind(until)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn create_vault(&self, v: NewVault) -> Result<VaultAccess> {
         let mut tx = self.tx(Scope::Tenant).await?;
         let exists: Option<(String,)> =
@@ -973,6 +985,13 @@ impl MetaStore for PgMeta {
     async fn delete_vault(&self, vault_id: &str) -> Result<()> {
         let mut tx = self.tx(Scope::Tenant).await?;
         credit_versions_of(&mut tx, "v.id = ?", vault_id).await?;
+        let pending: Vec<(String, i64)> = sqlx::query_as(q(uploads::VAULT_CHARGES))
+            .bind(vault_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        for (owner, bytes) in pending {
+            charge(&mut tx, &owner, -bytes, None).await?;
+        }
         queue_blobs_of(&mut tx, "v.id = ?", vault_id, unix_now()).await?;
         sqlx::query(
             q("INSERT INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM uploads WHERE vault_id = ? ON CONFLICT DO NOTHING"),
@@ -1087,37 +1106,87 @@ impl MetaStore for PgMeta {
         Ok(())
     }
 
-    async fn create_upload(&self, u: UploadRow) -> Result<()> {
+    async fn create_upload(&self, u: UploadRow, max_pending: i64) -> Result<()> {
         let mut tx = self.tx(Scope::Tenant).await?;
-        sqlx::query(q(
-            "INSERT INTO uploads (id, vault_id, user_id, blob_key, size, hash, created) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(&u.id)
-        .bind(&u.vault_id)
-        .bind(&u.user_id)
-        .bind(&u.blob_key)
-        .bind(u.size)
-        .bind(&u.hash)
-        .bind(u.created)
-        .execute(&mut *tx)
-        .await?;
+        let done = sqlx::query(q(uploads::CREATE))
+            .bind(&u.id)
+            .bind(&u.vault_id)
+            .bind(&u.user_id)
+            .bind(&u.blob_key)
+            .bind(u.size)
+            .bind(&u.hash)
+            .bind(u.created)
+            .bind(&u.user_id)
+            .bind(max_pending)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("too many uploads in progress"));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn charge_upload(&self, id: &str, n: i64, quota: Option<i64>) -> Result<()> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let (owner, _): (String, i64) =
+            sqlx::query_as(q(&format!("{} FOR UPDATE OF u", uploads::STREAMING)))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        charge(&mut tx, &owner, n, quota).await?;
+        sqlx::query(q(uploads::ADD_CHARGE))
+            .bind(n)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn complete_upload(&self, id: &str, size: i64, hash: &str) -> Result<()> {
         let mut tx = self.tx(Scope::Tenant).await?;
-        let done = sqlx::query(q(
-            "UPDATE uploads SET size = ?, hash = ? WHERE id = ? AND size = -1",
-        ))
-        .bind(size)
-        .bind(hash)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+        let (owner, charged): (String, i64) =
+            sqlx::query_as(q(&format!("{} FOR UPDATE OF u", uploads::STREAMING)))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        let kept = charged.min(size);
+        charge(&mut tx, &owner, kept - charged, None).await?;
+        sqlx::query(q(uploads::COMPLETE))
+            .bind(size)
+            .bind(hash)
+            .bind(kept)
+            .bind(unix_now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_upload(&self, id: &str, now: i64) -> Result<()> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let pending: Option<(String, i64, String)> =
+            sqlx::query_as(q(&format!("{} FOR UPDATE OF u", uploads::PENDING)))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((owner, charged, blob_key)) = pending {
+            charge(&mut tx, &owner, -charged, None).await?;
+            sqlx::query(q(
+                "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            ))
+            .bind(&blob_key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(q(uploads::DELETE))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1210,7 +1279,11 @@ impl MetaStore for PgMeta {
         .bind(c.now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(q("DELETE FROM uploads WHERE id = ?"))
+        let charged: i64 = sqlx::query_scalar(q(uploads::CHARGED))
+            .bind(&upload.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(q(uploads::DELETE))
             .bind(&upload.id)
             .execute(&mut *tx)
             .await?;
@@ -1224,7 +1297,8 @@ impl MetaStore for PgMeta {
         .bind(&c.vault_id)
         .fetch_one(&mut *tx)
         .await?;
-        charge(&mut tx, &owner, c.size - pruned, c.quota).await?;
+        // The upload's bytes were charged while they streamed.
+        charge(&mut tx, &owner, c.size - pruned - charged, c.quota).await?;
         sqlx::query(
             q("INSERT INTO blob_gc (blob_key, queued) \
              SELECT blob_key, ? FROM versions WHERE object_id = ? AND version <= ? ON CONFLICT DO NOTHING"),
@@ -1348,19 +1422,32 @@ impl MetaStore for PgMeta {
         Ok(())
     }
 
-    async fn expire_uploads(&self, before: i64) -> Result<u64> {
+    async fn expire_uploads(&self, completed_before: i64, before: i64) -> Result<u64> {
         let mut tx = self.tx(Scope::System).await?;
+        let charges: Vec<(String, i64)> = sqlx::query_as(q(uploads::EXPIRED_CHARGES))
+            .bind(completed_before)
+            .bind(before)
+            .fetch_all(&mut *tx)
+            .await?;
+        for (owner, bytes) in charges {
+            charge(&mut tx, &owner, -bytes, None).await?;
+        }
         sqlx::query(
-            q("INSERT INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM uploads WHERE created < ? ON CONFLICT DO NOTHING"),
+            q(&format!("INSERT INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM uploads WHERE {} ON CONFLICT DO NOTHING", uploads::EXPIRED)),
         )
         .bind(unix_now())
+        .bind(completed_before)
         .bind(before)
         .execute(&mut *tx)
         .await?;
-        let done = sqlx::query(q("DELETE FROM uploads WHERE created < ?"))
-            .bind(before)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(q(&format!(
+            "DELETE FROM uploads WHERE {}",
+            uploads::EXPIRED
+        )))
+        .bind(completed_before)
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
         // A Mercury reservation's blob is already queued (for the end of its reservation).
         sqlx::query(q(
             "DELETE FROM mercury_files WHERE state = 'pending' AND created < ?",

@@ -10,6 +10,7 @@ use enc_crypto::audit::{AuditFields, GENESIS, audit_hash};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use crate::uploads;
 use crate::*;
 
 /// SQLite implementation of [`MetaStore`].
@@ -69,6 +70,7 @@ const VERSION_COLS: &str = "ve.id, ve.version, ve.blob_key, ve.size, ve.hash, ve
 impl SqliteMeta {
     /// Opens (creating if needed) the database file and runs the migrations.
     pub async fn open(path: &Path) -> Result<Self> {
+        owner_only(path).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -94,6 +96,27 @@ impl SqliteMeta {
             _lock: lock,
         })
     }
+}
+
+/// The database and its WAL and shared-memory files are readable by their owner only,
+/// whatever the umask: the file is made 0600 before SQLite first opens it (SQLite gives the
+/// `-wal` and `-shm` files the database's mode), and existing ones are tightened.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
 }
 
 async fn queue_blobs_of(
@@ -771,6 +794,18 @@ impl MetaStore for SqliteMeta {
         Ok(())
     }
 
+    async fn throttle_mark(&self, key: &str, now: i64, until: i64) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(crate::THROTTLE_MARK)
+            .bind(key)
+            .bind(until)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn rate_take(&self, key: &str, now: i64, window: i64, limit: i64) -> Result<bool> {
         let mut tx = self.write().await?;
         sqlx::query("DELETE FROM rate_events WHERE key = ? AND at <= ?")
@@ -842,6 +877,13 @@ impl MetaStore for SqliteMeta {
     async fn delete_vault(&self, vault_id: &str) -> Result<()> {
         let mut tx = self.write().await?;
         credit_versions_of(&mut tx, "v.id = ?", vault_id).await?;
+        let pending: Vec<(String, i64)> = sqlx::query_as(uploads::VAULT_CHARGES)
+            .bind(vault_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        for (owner, bytes) in pending {
+            charge(&mut tx, &owner, -bytes, None).await?;
+        }
         queue_blobs_of(&mut tx, "v.id = ?", vault_id, unix_now()).await?;
         sqlx::query(
             "INSERT OR IGNORE INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM uploads WHERE vault_id = ?",
@@ -950,33 +992,84 @@ impl MetaStore for SqliteMeta {
         Ok(())
     }
 
-    async fn create_upload(&self, u: UploadRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO uploads (id, vault_id, user_id, blob_key, size, hash, created) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&u.id)
-        .bind(&u.vault_id)
-        .bind(&u.user_id)
-        .bind(&u.blob_key)
-        .bind(u.size)
-        .bind(&u.hash)
-        .bind(u.created)
-        .execute(&self.pool)
-        .await?;
+    async fn create_upload(&self, u: UploadRow, max_pending: i64) -> Result<()> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(uploads::CREATE)
+            .bind(&u.id)
+            .bind(&u.vault_id)
+            .bind(&u.user_id)
+            .bind(&u.blob_key)
+            .bind(u.size)
+            .bind(&u.hash)
+            .bind(u.created)
+            .bind(&u.user_id)
+            .bind(max_pending)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("too many uploads in progress"));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn charge_upload(&self, id: &str, n: i64, quota: Option<i64>) -> Result<()> {
+        let mut tx = self.write().await?;
+        let (owner, _): (String, i64) = sqlx::query_as(uploads::STREAMING)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        charge(&mut tx, &owner, n, quota).await?;
+        sqlx::query(uploads::ADD_CHARGE)
+            .bind(n)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn complete_upload(&self, id: &str, size: i64, hash: &str) -> Result<()> {
-        let done = sqlx::query("UPDATE uploads SET size = ?, hash = ? WHERE id = ? AND size = -1")
+        let mut tx = self.write().await?;
+        let (owner, charged): (String, i64) = sqlx::query_as(uploads::STREAMING)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let kept = charged.min(size);
+        charge(&mut tx, &owner, kept - charged, None).await?;
+        sqlx::query(uploads::COMPLETE)
             .bind(size)
             .bind(hash)
+            .bind(kept)
+            .bind(unix_now())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_upload(&self, id: &str, now: i64) -> Result<()> {
+        let mut tx = self.write().await?;
+        let pending: Option<(String, i64, String)> = sqlx::query_as(uploads::PENDING)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some((owner, charged, blob_key)) = pending {
+            charge(&mut tx, &owner, -charged, None).await?;
+            sqlx::query("INSERT OR IGNORE INTO blob_gc (blob_key, queued) VALUES (?, ?)")
+                .bind(&blob_key)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(uploads::DELETE)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1064,7 +1157,11 @@ impl MetaStore for SqliteMeta {
         .bind(c.now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM uploads WHERE id = ?")
+        let charged: i64 = sqlx::query_scalar(uploads::CHARGED)
+            .bind(&upload.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(uploads::DELETE)
             .bind(&upload.id)
             .execute(&mut *tx)
             .await?;
@@ -1078,7 +1175,8 @@ impl MetaStore for SqliteMeta {
         .bind(&c.vault_id)
         .fetch_one(&mut *tx)
         .await?;
-        charge(&mut tx, &owner, c.size - pruned, c.quota).await?;
+        // The upload's bytes were charged while they streamed.
+        charge(&mut tx, &owner, c.size - pruned - charged, c.quota).await?;
         sqlx::query(
             "INSERT OR IGNORE INTO blob_gc (blob_key, queued) \
              SELECT blob_key, ? FROM versions WHERE object_id = ? AND version <= ?",
@@ -1192,19 +1290,32 @@ impl MetaStore for SqliteMeta {
         Ok(())
     }
 
-    async fn expire_uploads(&self, before: i64) -> Result<u64> {
+    async fn expire_uploads(&self, completed_before: i64, before: i64) -> Result<u64> {
         let mut tx = self.write().await?;
+        let charges: Vec<(String, i64)> = sqlx::query_as(uploads::EXPIRED_CHARGES)
+            .bind(completed_before)
+            .bind(before)
+            .fetch_all(&mut *tx)
+            .await?;
+        for (owner, bytes) in charges {
+            charge(&mut tx, &owner, -bytes, None).await?;
+        }
         sqlx::query(
-            "INSERT OR IGNORE INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM uploads WHERE created < ?",
+            sqlx::AssertSqlSafe(format!("INSERT OR IGNORE INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM uploads WHERE {}", uploads::EXPIRED)),
         )
         .bind(unix_now())
+        .bind(completed_before)
         .bind(before)
         .execute(&mut *tx)
         .await?;
-        let done = sqlx::query("DELETE FROM uploads WHERE created < ?")
-            .bind(before)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM uploads WHERE {}",
+            uploads::EXPIRED
+        )))
+        .bind(completed_before)
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
         // A Mercury reservation's blob is already queued (for the end of its reservation).
         sqlx::query("DELETE FROM mercury_files WHERE state = 'pending' AND created < ?")
             .bind(before)

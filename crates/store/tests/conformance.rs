@@ -160,15 +160,18 @@ async fn put(
 ) -> Result<VersionRow> {
     let upload = uuid::Uuid::new_v4().to_string();
     tenant::scope(u.id.clone(), async {
-        meta.create_upload(UploadRow {
-            id: upload.clone(),
-            vault_id: vault.into(),
-            user_id: u.id.clone(),
-            blob_key: format!("blob-{upload}"),
-            size: -1,
-            hash: String::new(),
-            created: now(),
-        })
+        meta.create_upload(
+            UploadRow {
+                id: upload.clone(),
+                vault_id: vault.into(),
+                user_id: u.id.clone(),
+                blob_key: format!("blob-{upload}"),
+                size: -1,
+                hash: String::new(),
+                created: now(),
+            },
+            64,
+        )
         .await?;
         meta.complete_upload(&upload, size, "h").await?;
         meta.commit_version(
@@ -345,6 +348,112 @@ async fn versions_quota_and_collection() {
                 .expect("gc")
                 .is_empty()
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn uploads_are_charged_while_they_stream() {
+    both(|meta| async move {
+        let (alice, vault) = user(&meta, "alice").await;
+        let usage = |meta: Meta, id: String| async move {
+            meta.user_by_id(&id)
+                .await
+                .expect("user")
+                .expect("some")
+                .usage_bytes
+        };
+        let new_upload = |id: &str| UploadRow {
+            id: id.into(),
+            vault_id: vault.clone(),
+            user_id: alice.id.clone(),
+            blob_key: format!("blob-{id}"),
+            size: -1,
+            hash: String::new(),
+            created: now(),
+        };
+        tenant::scope(alice.id.clone(), async {
+            meta.create_upload(new_upload("u1"), 3).await.expect("u1");
+            meta.charge_upload("u1", 60, Some(100))
+                .await
+                .expect("60 fit");
+            assert!(matches!(
+                meta.charge_upload("u1", 50, Some(100)).await,
+                Err(StoreError::QuotaExceeded)
+            ));
+            assert_eq!(usage(meta.clone(), alice.id.clone()).await, 60);
+            // Completing gives back what was charged beyond the size; the commit charges
+            // nothing more.
+            meta.complete_upload("u1", 40, "h").await.expect("complete");
+            assert_eq!(usage(meta.clone(), alice.id.clone()).await, 40);
+            meta.commit_version(
+                NewVersion {
+                    upload_id: "u1".into(),
+                    vault_id: vault.clone(),
+                    user_id: alice.id.clone(),
+                    enc_name: "n".into(),
+                    size: 40,
+                    hash: "h".into(),
+                    version: 1,
+                    generation: 1,
+                    signature: "s".into(),
+                    now: now(),
+                    quota: Some(100),
+                },
+                2,
+            )
+            .await
+            .expect("commit");
+            assert_eq!(usage(meta.clone(), alice.id.clone()).await, 40);
+            // Released: the charge comes back and the blob is queued.
+            meta.create_upload(new_upload("u2"), 3).await.expect("u2");
+            meta.charge_upload("u2", 30, Some(100)).await.expect("30");
+            assert_eq!(usage(meta.clone(), alice.id.clone()).await, 70);
+            meta.release_upload("u2", now()).await.expect("release");
+            meta.release_upload("u2", now())
+                .await
+                .expect("twice is nothing");
+            assert_eq!(usage(meta.clone(), alice.id.clone()).await, 40);
+            assert!(matches!(
+                meta.charge_upload("u2", 1, None).await,
+                Err(StoreError::NotFound)
+            ));
+            let due = meta.gc_pending(now() + 1, 100).await.expect("gc");
+            assert!(due.contains(&"blob-u2".to_string()), "{due:?}");
+            // The cap on pending uploads.
+            for id in ["u3", "u4", "u5"] {
+                meta.create_upload(new_upload(id), 3)
+                    .await
+                    .expect("pending");
+            }
+            assert!(matches!(
+                meta.create_upload(new_upload("u6"), 3).await,
+                Err(StoreError::Conflict(_))
+            ));
+            // Expiry: a completed upload after the short expiry, a streaming one only after
+            // the long one; both give their charges back.
+            meta.charge_upload("u3", 10, None).await.expect("10");
+            meta.complete_upload("u3", 10, "h").await.expect("complete");
+            meta.charge_upload("u4", 5, None).await.expect("5");
+            assert_eq!(usage(meta.clone(), alice.id.clone()).await, 55);
+        })
+        .await;
+        // Only the completed one (u3) is past the short expiry.
+        assert_eq!(
+            meta.expire_uploads(now() + 1, now() - 3600)
+                .await
+                .expect("expire"),
+            1
+        );
+        assert_eq!(usage(meta.clone(), alice.id.clone()).await, 45);
+        // The streaming ones (u4, u5) go after the long one.
+        assert_eq!(
+            meta.expire_uploads(now() + 1, now() + 1)
+                .await
+                .expect("expire"),
+            2
+        );
+        assert_eq!(usage(meta.clone(), alice.id.clone()).await, 40);
     })
     .await;
 }
@@ -616,15 +725,18 @@ async fn fill(meta: &Meta, u: &UserRow, vault: &str) {
         })
         .await
         .expect("ssh key");
-        meta.create_upload(UploadRow {
-            id: format!("up-{id}"),
-            vault_id: vault.into(),
-            user_id: id.clone(),
-            blob_key: format!("b-up-{id}"),
-            size: -1,
-            hash: String::new(),
-            created: now(),
-        })
+        meta.create_upload(
+            UploadRow {
+                id: format!("up-{id}"),
+                vault_id: vault.into(),
+                user_id: id.clone(),
+                blob_key: format!("b-up-{id}"),
+                size: -1,
+                hash: String::new(),
+                created: now(),
+            },
+            64,
+        )
         .await
         .expect("upload");
         meta.create_token(AccessTokenRow {

@@ -124,7 +124,8 @@ pub struct PgDatabase {
 }
 
 impl PgDatabase {
-    fn create() -> Self {
+    /// A fresh database (and the cluster-wide roles, once).
+    pub fn create() -> Self {
         static ROLES: OnceLock<()> = OnceLock::new();
         let admin = pg_admin_url();
         ROLES.get_or_init(|| {

@@ -121,3 +121,117 @@ fn connection_cap_and_header_size() {
     }
     assert_eq!(health(&c, &server), 200);
 }
+
+/// A TLS connection to `server`, handshake done, verified against its exported certificate.
+fn tls_connection(
+    server: &Server,
+    pem: &[u8],
+    alpn: Option<&[u8]>,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        roots.add(cert.expect("certificate PEM")).expect("root");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    if let Some(p) = alpn {
+        config.alpn_protocols = vec![p.to_vec()];
+    }
+    let name = "127.0.0.1".try_into().expect("server name");
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
+    let sock = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).expect("TLS handshake");
+    }
+    tls
+}
+
+/// Every connection must make progress or go: sockets that finished the TLS handshake and
+/// then sent nothing, one byte, only an HTTP/2 preface and SETTINGS, or that idle after a
+/// request, fill `max_connections` for no longer than the timeouts, and a fresh `/healthz`
+/// is served within the timeout plus a second.
+#[test]
+fn idle_tls_connections_cannot_keep_others_out() {
+    let server = Server::start_with(
+        "[limits]\nmax_connections = 8\nheader_read_timeout = \"2s\"\nidle_timeout = \"3s\"\n",
+        &[],
+    );
+    let out = server.admin_cmd(&["cert", "export"]);
+    assert!(out.status.success());
+    let pem = out.stdout;
+    let mut idle = Vec::new();
+    for i in 0..8 {
+        let h2 = i % 4 == 2;
+        let mut s = tls_connection(&server, &pem, h2.then_some(b"h2".as_slice()));
+        match i % 4 {
+            0 => {}
+            1 => s.write_all(b"G").expect("one byte"),
+            2 => {
+                s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                    .expect("preface");
+                s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).expect("SETTINGS");
+            }
+            _ => {
+                s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+                    .expect("request");
+                let mut buf = [0u8; 512];
+                let n = s.read(&mut buf).expect("response");
+                assert!(
+                    String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+                    "keep-alive request"
+                );
+            }
+        }
+        s.flush().expect("flush");
+        idle.push(s);
+    }
+    let filled = Instant::now();
+    // Every slot is held now: a new connection is turned away.
+    let c = http();
+    let refused = c
+        .get(format!("{}/healthz", server.url))
+        .timeout(Duration::from_secs(1))
+        .send();
+    assert!(refused.is_err(), "all slots should be taken: {refused:?}");
+    let deadline = filled + Duration::from_secs(3 + 1);
+    loop {
+        let ok = c
+            .get(format!("{}/healthz", server.url))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .is_ok_and(|r| r.status() == 200);
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz still refused {:?} after the slots filled",
+            filled.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The server closed the idle ones (a read sees the end, or the close_notify).
+    for mut s in idle {
+        s.sock
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut buf = [0u8; 4096];
+        let closed = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break false,
+                Err(_) => break true,
+            }
+        };
+        assert!(closed, "an idle connection is still open");
+    }
+}

@@ -4,6 +4,7 @@
 mod harness;
 
 mod basics;
+mod hardening;
 mod integrity;
 mod limits;
 mod mercury;

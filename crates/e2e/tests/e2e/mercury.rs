@@ -373,7 +373,8 @@ fn mercury_dropped_uploads_leave_nothing_and_concurrent_names_never_collide() {
 #[test]
 fn mercury_refuses_bad_input_with_the_protocols_error_and_stores_nothing() {
     let Some(f) = Fixture::new(
-        "max_file_size = \"4MiB\"\nmax_total_storage = \"6MiB\"\nmax_connections = 3\n",
+        "max_file_size = \"4MiB\"\nmax_total_storage = \"6MiB\"\nmax_connections = 3\n\
+         declared_size = \"exact\"\n",
     ) else {
         return;
     };
@@ -724,4 +725,141 @@ fn mercury_hourly_allowance_is_shared_by_replicas() {
         );
     }
     assert_eq!(f.names(PSK, "text"), ["a.hecate", "b.hecate"]);
+}
+
+/// A connection must authenticate within `auth_timeout` (PING does not extend it); one that
+/// authenticated with an enc token ends within seconds of the token's revocation; a frame
+/// larger than the protocol allows is refused with the dialect's error and close code 1009.
+#[test]
+fn mercury_connections_end_with_their_credentials_deadline_and_frame_limit() {
+    let Some(f) = Fixture::new("auth_timeout = \"2s\"\nidle_timeout = \"30s\"\n") else {
+        return;
+    };
+    // PINGs before AUTH are answered but do not keep the connection.
+    let started = Instant::now();
+    let r = f.script(&[
+        "text:PING",
+        "recv",
+        "sleep:1",
+        "text:PING",
+        "recv",
+        "recvall:10",
+    ]);
+    assert_eq!(
+        r,
+        [
+            "PONG",
+            "PONG",
+            "ERROR not authenticated within 2 s; closing the connection",
+            "<closed 1008>"
+        ]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A revoked token ends its open connection, PINGs or not.
+    let alice = f.server.user("alice", "user");
+    let token = alice
+        .ok(&["token", "create", "--mercury", "--label", "hecate"])
+        .trim()
+        .to_string();
+    let child = f
+        .client(
+            &f.ws_url(),
+            &[
+                "script",
+                &format!("text:AUTH {token}"),
+                "recv",
+                "text:LIST",
+                "recvall:15",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python client");
+    std::thread::sleep(Duration::from_millis(1000));
+    let listed = alice.ok(&["token", "ls"]);
+    let id = listed
+        .lines()
+        .find(|l| l.contains("hecate"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("token id")
+        .to_string();
+    alice.ok(&["token", "revoke", &id]);
+    let revoked = Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.first(), Some(&"OK"), "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ERROR the token was revoked")),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lines.last(), Some(&"<closed 1008>"), "{text}");
+    assert!(
+        revoked.elapsed() < Duration::from_secs(6),
+        "ended {:?} after the revocation",
+        revoked.elapsed()
+    );
+    // And the token opens nothing new.
+    let r = f.script(&[&format!("text:AUTH {token}"), "recvall:5"]);
+    assert!(r[0].starts_with("ERROR Invalid authentication"), "{r:?}");
+
+    // A frame over the protocol's limit (4 MiB + 64 KiB) is refused, not dropped silently.
+    let r = f.script(&[
+        &format!("text:AUTH {PSK}"),
+        "recv",
+        "binbg:5000000",
+        "recvall:10",
+    ]);
+    assert_eq!(r[0], "OK");
+    assert!(r[1].starts_with("ERROR frame too large"), "{r:?}");
+    assert_eq!(r[2], "<closed 1009>", "{r:?}");
+    let jauth = format!("json:{}", serde_json::json!({"type": "Auth", "key": PSK}));
+    let r = f.script(&[&jauth, "recv", "binbg:5000000", "recvall:10"]);
+    assert!(
+        r[1].contains(r#""code":"FileTooLarge""#) && r[1].contains("frame too large"),
+        "{r:?}"
+    );
+    assert_eq!(r[2], "<closed 1009>", "{r:?}");
+}
+
+/// What Hecate's own client sends is accepted by default: it declares the size of its input
+/// before compression, so an archive can be larger than declared.
+#[test]
+fn mercury_accepts_hecates_declared_sizes_by_default() {
+    let Some(f) = Fixture::new("") else { return };
+    let src = f.path("grown.hecate");
+    random_file(&src, 2 << 20);
+    f.ok(
+        &f.ws_url(),
+        &[
+            upload("json", PSK, "grown.hecate", src.to_str().expect("utf8")),
+            vec!["--declared", "1500000"],
+        ]
+        .concat(),
+    );
+    let back = f.path("back.hecate");
+    f.ok(
+        &f.ws_url(),
+        &[
+            "download",
+            "--dialect",
+            "json",
+            "--key",
+            PSK,
+            "--name",
+            "grown.hecate",
+            "--out",
+            back.to_str().expect("utf8"),
+        ],
+    );
+    assert!(same_file(&src, &back));
 }

@@ -602,3 +602,38 @@ fn restic_metrics_and_repository_removal() {
     let err = alice.fail(&["restic", "rm", "r", "--yes"]);
     assert!(err.contains("not found"), "{err}");
 }
+
+/// The self-signed certificate names the machine, so restic reaches the server by its host
+/// name with `--cacert` alone (no `--tls-name` at the server, no `--insecure-tls`).
+#[test]
+fn restic_reaches_the_server_by_its_host_name() {
+    if !have_tool("restic") {
+        return;
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("host name")
+        .trim()
+        .to_string();
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut repo = Repo::new(
+        &server,
+        &alice,
+        "by-name",
+        &restic_token(&alice, "by-name", "full"),
+        tmp.path(),
+    );
+    // The name must lead to this machine for restic to connect; the certificate must name it.
+    use std::net::ToSocketAddrs as _;
+    let resolves = (host.as_str(), server.port)
+        .to_socket_addrs()
+        .is_ok_and(|mut a| a.any(|a| a.ip().is_loopback()));
+    assert!(
+        resolves,
+        "{host} does not resolve to a loopback address here (add it to /etc/hosts)"
+    );
+    repo.url_base = format!("https://{host}:{}", server.port);
+    repo.ok(&["init"]);
+    assert!(repo.ok(&["snapshots", "--json"]).trim() == "[]");
+}

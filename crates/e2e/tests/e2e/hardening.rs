@@ -1,0 +1,346 @@
+//! What an attacker and a first-week user found (issue 13): uploads that escaped the quota,
+//! strangers locking an owner out, admin commands that made servers in the wrong directory,
+//! a panic on a closed pipe, server files readable by others.
+
+use std::io::{Read as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+/// The vault owner's usage counter, as stored.
+fn usage(server: &Server, name: &str) -> i64 {
+    server
+        .operator_sql(&format!(
+            "SELECT usage_bytes FROM users WHERE name = '{name}'"
+        ))
+        .trim()
+        .parse()
+        .expect("usage")
+}
+
+/// Uploads not yet committed, as stored.
+fn pending_uploads(server: &Server) -> i64 {
+    server
+        .operator_sql("SELECT COUNT(*) FROM uploads")
+        .trim()
+        .parse()
+        .expect("count")
+}
+
+/// Waits until `check` holds, for at most `secs`.
+fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: not after {secs} s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A `/v1` upload counts against the vault owner's quota while it streams: over the quota it
+/// is refused with 507 and nothing is kept (with or without a Content-Length); an upload
+/// whose connection drops gives its bytes back; pending uploads per user are capped; an
+/// uncommitted upload expires.
+#[test]
+fn uploads_in_flight_are_charged_capped_and_released() {
+    let server = Server::start_with(
+        "[limits]\nmax_pending_uploads = 3\nupload_expiry = \"2s\"\n",
+        &[],
+    );
+    let root = server.user("root", "admin");
+    let alice = server.user("alice", "user");
+    root.ok(&["user", "set-quota", "alice", "1MiB"]);
+    let vid = alice.vault_id("default");
+    let url = format!("{}/v1/vaults/{vid}/uploads", server.url);
+    let c = http();
+    let eight = vec![7u8; 8 << 20];
+    for i in 0..5 {
+        let r = c
+            .put(&url)
+            .bearer_auth(alice.token())
+            .body(eight.clone())
+            .send()
+            .expect("PUT");
+        assert_eq!(r.status(), 507, "upload {i} with a Content-Length");
+        let body = r.text().expect("body");
+        assert!(body.contains("quota"), "{body}");
+    }
+    // Without a Content-Length (chunked), refused while streaming.
+    let r = c
+        .put(&url)
+        .bearer_auth(alice.token())
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+            eight.clone(),
+        )))
+        .send()
+        .expect("PUT chunked");
+    assert_eq!(r.status(), 507, "chunked upload");
+    eventually(10, "refused uploads released", || {
+        pending_uploads(&server) == 0 && server.blob_bytes("blobs") == 0
+    });
+    assert_eq!(usage(&server, "alice"), 0);
+
+    // What fits is charged while it waits for its commit, and the commit charges no more.
+    let small = vec![1u8; 300 << 10];
+    let r = c
+        .put(&url)
+        .bearer_auth(alice.token())
+        .body(small.clone())
+        .send()
+        .expect("PUT");
+    assert_eq!(r.status(), 200);
+    assert_eq!(usage(&server, "alice"), 300 << 10);
+    // A second one that would cross the quota is refused; the first stays charged.
+    let r = c
+        .put(&url)
+        .bearer_auth(alice.token())
+        .body(vec![2u8; 800 << 10])
+        .send()
+        .expect("PUT");
+    assert_eq!(r.status(), 507);
+    assert_eq!(usage(&server, "alice"), 300 << 10);
+    // `enc push` commits and the usage is the committed ciphertext.
+    std::fs::write(alice.path("a.txt"), b"hello").expect("write");
+    alice.ok(&["push", "a.txt"]);
+
+    // A connection dropped mid-body releases its upload at once, not after the expiry.
+    root.ok(&["user", "set-quota", "alice", "100MiB"]);
+    let before = usage(&server, "alice");
+    let token = alice.token();
+    let tls = http_over_tls_raw(&server);
+    let mut s = tls;
+    write!(
+        s,
+        "PUT /v1/vaults/{vid}/uploads HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
+         content-length: 40000000\r\n\r\n"
+    )
+    .expect("head");
+    s.write_all(&vec![3u8; 4 << 20]).expect("part of the body");
+    s.flush().expect("flush");
+    eventually(10, "the dropped upload is charged", || {
+        usage(&server, "alice") > before
+    });
+    drop(s);
+    eventually(10, "the dropped upload released", || {
+        usage(&server, "alice") == before
+    });
+
+    // At most three pending uploads per user.
+    let mut last = 0;
+    for _ in 0..4 {
+        let r = c
+            .put(&url)
+            .bearer_auth(alice.token())
+            .body(vec![5u8; 1000])
+            .send()
+            .expect("PUT");
+        last = r.status().as_u16();
+        if last != 200 {
+            break;
+        }
+    }
+    assert_eq!(last, 429, "a fourth pending upload is refused");
+    // Uncommitted uploads expire (2 s here, counted in whole seconds) at the collector's
+    // next pass, which a removal starts; the charges come back with them.
+    std::thread::sleep(Duration::from_millis(3500));
+    alice.ok(&["rm", "a.txt"]);
+    eventually(20, "expired uploads dropped and given back", || {
+        pending_uploads(&server) == 0 && usage(&server, "alice") == 0
+    });
+}
+
+/// A TLS connection to the server's port that accepts its self-signed certificate, for raw
+/// HTTP/1.1.
+fn http_over_tls_raw(server: &Server) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let out = server.admin_cmd(&["cert", "export"]);
+    assert!(out.status.success());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&out.stdout) {
+        roots.add(cert.expect("PEM")).expect("root");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = "127.0.0.1".try_into().expect("name");
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
+    let sock = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    rustls::StreamOwned::new(conn, sock)
+}
+
+/// A client whose connections come from `127.0.0.N`.
+fn from_address(n: u8) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+fn wrong_login(c: &reqwest::blocking::Client, server: &Server, user: &str) -> u16 {
+    c.post(format!("{}/v1/auth/login", server.url))
+        .json(&serde_json::json!({"user": user, "auth_key": "A".repeat(43) + "="}))
+        .send()
+        .expect("login")
+        .status()
+        .as_u16()
+}
+
+/// Wrong passphrases from strangers' addresses back the account off everywhere except where
+/// its owner has logged in before: the owner is never locked out by them.
+#[test]
+fn strangers_cannot_lock_an_owner_out() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    alice.ok(&["logout"]);
+    alice.ok(&["login"]);
+    let mut statuses = Vec::new();
+    for round in 0..2 {
+        for n in 2..=6 {
+            statuses.push(wrong_login(&from_address(n), &server, "alice"));
+            let _ = round;
+        }
+    }
+    assert!(statuses.contains(&401), "{statuses:?}");
+    assert_eq!(
+        statuses.last(),
+        Some(&429),
+        "the account backs off for strangers: {statuses:?}"
+    );
+    // A new address is still held back...
+    assert_eq!(wrong_login(&from_address(7), &server, "alice"), 429);
+    // ...but the owner, from where they logged in before, is not.
+    alice.ok(&["logout"]);
+    let started = Instant::now();
+    alice.ok(&["login"]);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    alice.ok(&["ls"]);
+    // Guessing from the owner's own address still backs off there.
+    let local = from_address(1);
+    let mut last = 0;
+    for _ in 0..8 {
+        last = wrong_login(&local, &server, "alice");
+        if last == 429 {
+            break;
+        }
+    }
+    assert_eq!(last, 429, "guesses from a known address back off too");
+}
+
+/// `enc-server user create` and `cert export|fingerprint` run without a server's data
+/// directory refuse with one line that says what to pass, and create nothing.
+#[test]
+fn admin_commands_never_create_a_server() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for args in [
+        vec!["user", "create", "bob", "--role", "user"],
+        vec!["cert", "export"],
+        vec!["cert", "fingerprint"],
+    ] {
+        // In a directory without ./enc-data, and with a --data-dir that does not exist.
+        for extra in [vec![], vec!["--data-dir", "elsewhere"]] {
+            let out = std::process::Command::new(bin("enc-server"))
+                .args(&args)
+                .args(&extra)
+                .current_dir(tmp.path())
+                .env_remove("ENC_DATA_DIR")
+                .env_remove("ENC_CONFIG")
+                .output()
+                .expect("enc-server");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{args:?} {extra:?} succeeded");
+            assert!(out.stdout.is_empty(), "{args:?} printed {:?}", out.stdout);
+            assert!(err.contains("--data-dir"), "{args:?}: {err}");
+            assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        }
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("ls").collect();
+        assert!(left.is_empty(), "{args:?} created {left:?}");
+    }
+}
+
+/// A closed stdout (`enc ls | head -1`) ends the command quietly instead of a panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    std::fs::write(alice.path("a"), b"a").expect("write");
+    alice.ok(&["push", "a"]);
+    for args in [vec!["ls"], vec!["audit", "--json"], vec!["ls", "--long"]] {
+        let mut child = alice
+            .cmd(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("enc");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(101), "{args:?} panicked: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?} complained: {err}");
+    }
+}
+
+/// The data directory is its owner's alone (0700) and the database files 0600 whatever the
+/// umask; the log has no colour codes when it is not a terminal.
+#[test]
+fn server_files_are_private_and_logs_plain() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    std::fs::write(alice.path("a"), b"a").expect("write");
+    alice.ok(&["push", "a"]);
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&server.data_dir), 0o700, "data directory");
+    if backend() == Backend::Sqlite {
+        for f in ["meta.sqlite", "meta.sqlite-wal", "meta.sqlite-shm"] {
+            assert_eq!(mode(&server.data_dir.join(f)), 0o600, "{f}");
+        }
+    }
+    let mut log = String::new();
+    std::fs::File::open(&server.log)
+        .expect("log")
+        .read_to_string(&mut log)
+        .expect("read log");
+    assert!(log.contains("enc-server listening"), "{log}");
+    assert!(!log.contains('\u{1b}'), "ANSI codes in a log file: {log}");
+}
+
+/// `enc-server migrate --database-owner-url URL`, as the README shows it, works without
+/// `--database-url`.
+#[test]
+fn migrate_needs_only_the_owner_url() {
+    if !have_tool("psql") {
+        return;
+    }
+    let db = PgDatabase::create();
+    let out = std::process::Command::new(bin("enc-server"))
+        .args(["migrate", "--database-owner-url", &db.owner_url])
+        .env_remove("ENC_DATABASE_URL")
+        .output()
+        .expect("enc-server migrate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        psql(
+            &db.owner_url,
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'uploads'"
+        ),
+        "1"
+    );
+}
