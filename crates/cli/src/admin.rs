@@ -168,17 +168,50 @@ pub fn user(profile: &Profile, cmd: UserCmd) -> anyhow::Result<()> {
 pub fn session(profile: &Profile, cmd: SessionCmd) -> anyhow::Result<()> {
     let acct = Account::open(profile.clone())?;
     match cmd {
-        SessionCmd::Ls => {
-            for s in acct.sessions()? {
-                println!(
-                    "{}\t{}\tcreated {}\tlast seen {}{}",
-                    s.id,
-                    s.method,
-                    ui::time(s.created),
-                    ui::time(s.last_seen),
-                    if s.current { "\t(this session)" } else { "" }
-                );
+        SessionCmd::Ls { json } => {
+            let sessions = acct.sessions()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&sessions)?);
+                return Ok(());
             }
+            let rows: Vec<Vec<String>> = sessions
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.id.clone(),
+                        if s.device.is_empty() {
+                            "-".into()
+                        } else {
+                            s.device.clone()
+                        },
+                        if s.client.is_empty() {
+                            "-".into()
+                        } else {
+                            s.client.clone()
+                        },
+                        s.method.clone(),
+                        ui::time(s.created),
+                        ui::time(s.last_seen),
+                        if s.current {
+                            "this session".into()
+                        } else {
+                            String::new()
+                        },
+                    ]
+                })
+                .collect();
+            ui::table(
+                &[
+                    "ID",
+                    "DEVICE",
+                    "CLIENT",
+                    "METHOD",
+                    "CREATED",
+                    "LAST SEEN",
+                    "",
+                ],
+                &rows,
+            );
         }
         SessionCmd::Revoke { id } => {
             acct.revoke_session(&id)?;

@@ -188,3 +188,29 @@ pub fn status(profile: &Profile) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+pub fn change_passphrase(
+    profile: &Profile,
+    current_file: Option<&Path>,
+    new_file: Option<&Path>,
+    end_other_sessions: bool,
+) -> anyhow::Result<()> {
+    let acct = Account::open(profile.clone())?;
+    let current = ui::passphrase(current_file)?;
+    let new = match new_file {
+        Some(f) => ui::new_passphrase(Some(f), "New passphrase")?,
+        None => ui::new_passphrase_prompt("New passphrase")?,
+    };
+    if *new == *current {
+        bail!("the new passphrase is the current one");
+    }
+    let ended = acct.change_passphrase(&current, &new, end_other_sessions)?;
+    if end_other_sessions {
+        eprintln!("passphrase changed; {ended} other session(s) ended");
+    } else {
+        eprintln!(
+            "passphrase changed; other sessions go on (end them with `enc session revoke`, or next time with --end-other-sessions)"
+        );
+    }
+    Ok(())
+}

@@ -132,6 +132,9 @@ enum Command {
     /// List or revoke your sessions.
     #[command(subcommand)]
     Session(SessionCmd),
+    /// Change your passphrase.
+    #[command(subcommand)]
+    Passphrase(PassphraseCmd),
     /// Access tokens for restic (HTTP Basic): create, list, revoke.
     #[command(subcommand)]
     Token(TokenCmd),
@@ -272,9 +275,30 @@ enum ResticCmd {
 }
 
 #[derive(Debug, Subcommand)]
+enum PassphraseCmd {
+    /// Change your passphrase: your account keys are re-wrapped under the new one on this
+    /// device; the server only ever sees keys derived from either. The current passphrase
+    /// comes from --passphrase-file, ENC_PASSPHRASE or a prompt; the new one from
+    /// --new-passphrase-file or a prompt (twice).
+    Change {
+        /// Read the new passphrase from this file (first line).
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+        /// Also end every other session of your account (other devices log in again).
+        #[arg(long)]
+        end_other_sessions: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum SessionCmd {
-    /// List your sessions.
-    Ls,
+    /// List your sessions: which device (host name) and client opened each, when, and when
+    /// it was last used.
+    Ls {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a session by id.
     Revoke { id: String },
 }
@@ -352,6 +376,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(cmd) => admin::key(&profile, cmd),
         Command::User(cmd) => admin::user(&profile, cmd),
         Command::Session(cmd) => admin::session(&profile, cmd),
+        Command::Passphrase(PassphraseCmd::Change {
+            new_passphrase_file,
+            end_other_sessions,
+        }) => auth::change_passphrase(
+            &profile,
+            cli.passphrase_file.as_deref(),
+            new_passphrase_file.as_deref(),
+            end_other_sessions,
+        ),
         Command::Token(cmd) => admin::token(&profile, cmd),
         Command::Restic(cmd) => admin::restic(&profile, cmd),
         Command::Audit { all, verify, json } => admin::audit(&profile, all, verify, json),

@@ -125,7 +125,7 @@ pub fn pull(
     for n in names {
         let n = n.trim_end_matches('/');
         if let Some((_, ver)) = listing.iter().find(|(name, _)| name == n) {
-            wanted.push((n.to_string(), ver.size, false));
+            wanted.push((n.to_string(), plain(ver.size), false));
             continue;
         }
         let prefix = format!("{n}/");
@@ -139,7 +139,7 @@ pub fn pull(
         wanted.extend(
             under
                 .into_iter()
-                .map(|(name, ver)| (name.clone(), ver.size, true)),
+                .map(|(name, ver)| (name.clone(), plain(ver.size), true)),
         );
     }
     let many = wanted.len() > 1 || wanted.iter().any(|w| w.2);
@@ -191,7 +191,7 @@ pub fn ls(
         if json {
             let rows: Vec<_> = vs
                 .iter()
-                .map(|x| serde_json::json!({"name": name, "id": x.id, "version": x.version, "size": x.size, "hash": x.hash, "created": x.created, "author": x.author}))
+                .map(|x| serde_json::json!({"name": name, "id": x.id, "version": x.version, "size": plain(x.size), "stored_size": x.size, "hash": x.hash, "created": x.created, "author": x.author}))
                 .collect();
             println!("{}", serde_json::to_string_pretty(&rows)?);
         } else {
@@ -199,7 +199,7 @@ pub fn ls(
                 println!(
                     "{}\t{}\t{}\t{}",
                     x.version,
-                    ui::size(x.size),
+                    ui::size(plain(x.size)),
                     ui::time(x.created),
                     x.author
                 );
@@ -211,7 +211,7 @@ pub fn ls(
     if json {
         let rows: Vec<_> = list
             .iter()
-            .map(|(n, x)| serde_json::json!({"name": n, "id": x.id, "version": x.version, "size": x.size, "hash": x.hash, "created": x.created, "author": x.author}))
+            .map(|(n, x)| serde_json::json!({"name": n, "id": x.id, "version": x.version, "size": plain(x.size), "stored_size": x.size, "hash": x.hash, "created": x.created, "author": x.author}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else if long {
@@ -219,7 +219,7 @@ pub fn ls(
             println!(
                 "{:>4}  {:>10}  {}  {:<12}  {n}",
                 x.version,
-                ui::size(x.size),
+                ui::size(plain(x.size)),
                 ui::time(x.created),
                 x.author
             );
@@ -230,6 +230,12 @@ pub fn ls(
         }
     }
     Ok(())
+}
+
+/// The plaintext size of an object stored as `stored` bytes of age (what `push` reported);
+/// the stored size itself for anything that is not an age file of enc's.
+fn plain(stored: u64) -> u64 {
+    enc_client::plaintext_len(stored).unwrap_or(stored)
 }
 
 pub fn rm(profile: &Profile, names: &[String], vault: Option<&str>) -> anyhow::Result<()> {

@@ -42,21 +42,32 @@ pub fn passphrase(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
 /// Shortest passphrase accepted for a new account or a change.
 pub const MIN_PASSPHRASE: usize = 8;
 
+/// The rules a new passphrase must meet.
+fn check_new(p: &str) -> anyhow::Result<()> {
+    if p.chars().count() < MIN_PASSPHRASE {
+        bail!("choose a passphrase of at least {MIN_PASSPHRASE} characters");
+    }
+    Ok(())
+}
+
 /// A new passphrase (`label` names it in prompts): its rules are checked before the
 /// confirmation prompt, so nobody types a refused passphrase twice.
 pub fn new_passphrase(file: Option<&Path>, label: &str) -> anyhow::Result<Zeroizing<String>> {
-    let check = |p: &str| -> anyhow::Result<()> {
-        if p.chars().count() < MIN_PASSPHRASE {
-            bail!("choose a passphrase of at least {MIN_PASSPHRASE} characters");
-        }
-        Ok(())
-    };
     if let Some(p) = given_passphrase(file)? {
-        check(&p)?;
+        check_new(&p)?;
         return Ok(p);
     }
+    new_passphrase_prompt(label)
+}
+
+/// A new passphrase typed at the terminal (twice), its rules checked before the second time;
+/// never from `ENC_PASSPHRASE` (which holds the current one).
+pub fn new_passphrase_prompt(label: &str) -> anyhow::Result<Zeroizing<String>> {
+    if !std::io::stdin().is_terminal() {
+        bail!("no new passphrase: pass --new-passphrase-file FILE, or run in a terminal");
+    }
     let first = prompt(&format!("{label}: "))?;
-    check(&first)?;
+    check_new(&first)?;
     let again = prompt(&format!("{label} again: "))?;
     if *first != *again {
         bail!("the passphrases differ");
@@ -156,4 +167,31 @@ pub fn parse_size(text: &str) -> anyhow::Result<u64> {
         _ => anyhow::bail!("invalid size {text:?}: try 500MiB or 10GiB"),
     };
     Ok((n * mult).round() as u64)
+}
+
+/// Prints `rows` under `headers` on stdout, each column padded to its widest cell (two
+/// spaces apart; the last column is not padded).
+pub fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
 }

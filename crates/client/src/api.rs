@@ -319,6 +319,11 @@ impl Api {
         Ok(())
     }
 
+    /// `PUT` JSON, JSON answer.
+    pub fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.json(self.send(self.request(reqwest::Method::PUT, path).json(body))?)
+    }
+
     /// `PUT` JSON, no answer body.
     pub fn put_empty<B: Serialize>(&self, path: &str, body: &B) -> Result<()> {
         self.send(self.request(reqwest::Method::PUT, path).json(body))?;

@@ -14,7 +14,7 @@ mod transfer;
 
 pub use admin::{ChainCheck, check_chain};
 pub use api::Api;
-pub use enc_crypto::validate_name;
+pub use enc_crypto::{plaintext_len, validate_name};
 pub use error::ClientError;
 pub use ops::{Account, LoginMethod, VaultCtx, key_fingerprint, login, register};
 pub use profile::{Profile, SavedConfig, SavedSession, ServerPins};

@@ -97,9 +97,19 @@ pub fn register(api: &Api, user: &str, invitation: &str, passphrase: &str) -> Re
         )),
         default_vault_id: vault_id,
         default_vault_keys,
+        device: host_name(),
     };
     let resp: LoginResponse = api.post("/v1/auth/register", &req)?;
     session_of(api, resp, &keys)
+}
+
+/// This machine's host name, which names the session's device on the server.
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }
 
 fn read_ssh_key(path: &Path) -> Result<ssh_key::PrivateKey> {
@@ -142,6 +152,7 @@ pub fn login(api: &Api, user: &str, method: LoginMethod<'_>) -> Result<SavedSess
                 &LoginRequest {
                     user: user.to_string(),
                     auth_key: enc_crypto::b64(derived.auth_key.as_ref()),
+                    device: host_name(),
                 },
             )?;
             let keys = UserKeys::unwrap(&derived.kek, &resp.wrapped_keys).map_err(|_| {
@@ -182,6 +193,7 @@ pub fn login(api: &Api, user: &str, method: LoginMethod<'_>) -> Result<SavedSess
                     user: user.to_string(),
                     id: ch.id,
                     signature: pem,
+                    device: host_name(),
                 },
             )?;
             let keys = match &resp.ssh_wrapped_keys {
@@ -270,6 +282,27 @@ impl Account {
             Err(e) if e.is_status(401) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Changes the account's passphrase: proves the current one, re-wraps the account keys
+    /// under the new one (salt and KDF parameters stay). Returns how many other sessions
+    /// ended (with `end_other_sessions`).
+    pub fn change_passphrase(
+        &self,
+        current: &str,
+        new: &str,
+        end_other_sessions: bool,
+    ) -> Result<u64> {
+        let old = derive(&self.api, self.user(), current)?;
+        let fresh = derive(&self.api, self.user(), new)?;
+        let req = enc_proto::ChangePassphraseRequest {
+            auth_key: enc_crypto::b64(old.auth_key.as_ref()),
+            new_auth_key: enc_crypto::b64(fresh.auth_key.as_ref()),
+            new_wrapped_keys: self.keys.wrap(&fresh.kek),
+            end_other_sessions,
+        };
+        let resp: enc_proto::ChangePassphraseResponse = self.api.put("/v1/me/passphrase", &req)?;
+        Ok(resp.ended_sessions)
     }
 
     /// Vaults the user can use.

@@ -28,7 +28,9 @@ pub use sign::{
     CommitFields, commit_message, recipient_message, ssh_login_message, vault_keys_message,
     verify_b64, verify_commit,
 };
-pub use stream::{DecryptFailure, decrypt as decrypt_stream, encrypt as encrypt_stream};
+pub use stream::{
+    DecryptFailure, decrypt as decrypt_stream, encrypt as encrypt_stream, plaintext_len,
+};
 pub use vault::{MAX_NAME_LEN, VaultKeys, validate_name};
 
 /// Re-exported so callers name one version of the age crate.

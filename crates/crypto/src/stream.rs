@@ -282,6 +282,20 @@ pub fn encrypt(
     Ok(total)
 }
 
+/// How many plaintext bytes an age file of `stored` bytes made by [`encrypt`] holds: its
+/// header (one X25519 stanza, the MAC and the payload nonce) has a fixed length, and every
+/// started 64 KiB chunk carries one tag. `None` if no such file has `stored` bytes.
+pub fn plaintext_len(stored: u64) -> Option<u64> {
+    static HEADER: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let header = *HEADER.get_or_init(|| {
+        let recipient = age::x25519::Identity::generate().to_public();
+        start(&recipient).map_or(0, |(h, _)| h.len() as u64)
+    });
+    let payload = stored.checked_sub(header)?;
+    let chunks = payload.div_ceil(STRIDE as u64).max(1);
+    payload.checked_sub(chunks * TAG as u64)
+}
+
 /// Why [`decrypt`] failed.
 #[derive(Debug)]
 pub enum DecryptFailure {
@@ -461,6 +475,36 @@ pub fn decrypt(
     )
     .map_err(DecryptFailure::Payload)?;
     Ok(total)
+}
+
+#[cfg(test)]
+mod plaintext_len_tests {
+    use super::*;
+
+    #[test]
+    fn stored_sizes_give_back_the_plaintext_size() {
+        let recipient = age::x25519::Identity::generate().to_public();
+        for len in [
+            0usize,
+            1,
+            3,
+            CHUNK - 1,
+            CHUNK,
+            CHUNK + 1,
+            3 * CHUNK,
+            3 * CHUNK + 7,
+        ] {
+            let data = vec![9u8; len];
+            let mut stored = 0u64;
+            encrypt(&recipient, &data[..], 2, |piece| {
+                stored += piece.len() as u64;
+                Ok(())
+            })
+            .expect("encrypt");
+            assert_eq!(plaintext_len(stored), Some(len as u64), "{len} bytes");
+        }
+        assert_eq!(plaintext_len(10), None);
+    }
 }
 
 #[cfg(test)]

@@ -87,6 +87,9 @@ pub struct RegisterRequest {
     pub default_vault_keys: String,
     /// Signature over the default vault's wrapped keys (see `enc_crypto::vault_keys_message`).
     pub default_vault_signature: String,
+    /// The device's host name, shown in `enc session ls` (at most 64 characters kept).
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 /// `POST /v1/auth/login` with the passphrase-derived auth key.
@@ -98,6 +101,34 @@ pub struct LoginRequest {
     pub user: String,
     /// Auth key, base64.
     pub auth_key: String,
+    /// The device's host name, shown in `enc session ls` (at most 64 characters kept).
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+/// `PUT /v1/me/passphrase`: a new passphrase. The salt and KDF parameters stay; the client
+/// derives both auth keys and re-wraps its account keys under the new key-encryption key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassphraseRequest {
+    /// The current passphrase's auth key, base64 (a session alone cannot change it).
+    pub auth_key: String,
+    /// The new passphrase's auth key, base64.
+    pub new_auth_key: String,
+    /// The account keys wrapped under the new passphrase's key-encryption key.
+    pub new_wrapped_keys: String,
+    /// End every other session of the account.
+    #[serde(default)]
+    pub end_other_sessions: bool,
+}
+
+/// The answer to a passphrase change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ChangePassphraseResponse {
+    /// How many other sessions were ended.
+    pub ended_sessions: u64,
 }
 
 /// `POST /v1/auth/ssh/challenge`.
@@ -130,6 +161,9 @@ pub struct SshLoginRequest {
     pub id: String,
     /// SSH signature (`-----BEGIN SSH SIGNATURE-----` armor) over the challenge.
     pub signature: String,
+    /// The device's host name, shown in `enc session ls` (at most 64 characters kept).
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 /// A new session and what the client needs to use the account.
@@ -185,6 +219,12 @@ pub struct SessionInfo {
     pub current: bool,
     /// How it was opened: `passphrase`, `ssh` or `register`.
     pub method: String,
+    /// The device's host name, as its login gave it.
+    #[serde(default)]
+    pub device: String,
+    /// The client program and version that logged in (its User-Agent).
+    #[serde(default)]
+    pub client: String,
 }
 
 /// `POST /v1/ssh-keys`.

@@ -4,8 +4,8 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use enc_proto::*;
 use enc_store::{NewInvitation, Registration, SessionLookup, SessionRow, SshKeyRow, UserRow};
 use rand::RngCore;
@@ -264,11 +264,39 @@ fn decode_key(b64: &str) -> ApiResult<Vec<u8>> {
     Ok(key)
 }
 
+/// A short, printable label from something a client sent (a host name, a User-Agent).
+fn label(text: Option<&str>) -> String {
+    text.unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect()
+}
+
+/// Which device logs in: the host name it gives, and the client its User-Agent names.
+pub(crate) struct Device {
+    name: String,
+    client: String,
+}
+
+impl Device {
+    fn of(headers: &HeaderMap, name: Option<&str>) -> Self {
+        let agent = headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        Self {
+            name: label(name),
+            client: label(agent),
+        }
+    }
+}
+
 async fn new_session(
     state: &AppState,
     user: &UserRow,
     method: &str,
     ssh_wrapped: Option<String>,
+    device: Device,
 ) -> ApiResult<LoginResponse> {
     let token = random_token("encs_");
     let id = uuid::Uuid::new_v4().to_string();
@@ -281,6 +309,8 @@ async fn new_session(
             method: method.to_string(),
             created: now(),
             last_seen: now(),
+            device: device.name,
+            client: device.client,
         })
         .await?;
     Ok(LoginResponse {
@@ -303,8 +333,10 @@ async fn new_session(
 pub async fn register(
     State(state): State<AppState>,
     Client(client): Client,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
+    let device = Device::of(&headers, req.device.as_deref());
     validate_user_name(&req.user)?;
     let key = decode_key(&req.auth_key)?;
     enc_crypto::KdfParams {
@@ -405,7 +437,9 @@ pub async fn register(
         )
         .await;
     remember_address(&state, &user.name, &client).await?;
-    Ok(Json(new_session(&state, &user, "register", None).await?))
+    Ok(Json(
+        new_session(&state, &user, "register", None, device).await?,
+    ))
 }
 
 /// Audits a refused registration and says what to do.
@@ -559,8 +593,10 @@ async fn succeeded(state: &AppState, keys: &[String], user: &str, client: &str) 
 pub async fn login(
     State(state): State<AppState>,
     Client(client): Client,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
+    let device = Device::of(&headers, req.device.as_deref());
     let key = decode_key(&req.auth_key)?;
     if validate_user_name(&req.user).is_err() {
         // No such account can exist; count it against the address only, answer as usual.
@@ -590,7 +626,9 @@ pub async fn login(
                     &client,
                 )
                 .await;
-            Ok(Json(new_session(&state, &user, "passphrase", None).await?))
+            Ok(Json(
+                new_session(&state, &user, "passphrase", None, device).await?,
+            ))
         }
         user => {
             failed(&state, &keys, &req.user).await?;
@@ -601,6 +639,68 @@ pub async fn login(
             Err(ApiError::BadCredentials)
         }
     }
+}
+
+/// `PUT /v1/me/passphrase`: proves the current passphrase (throttled like a login), then
+/// stores the new auth key's hash and key bundle; optionally ends every other session.
+#[utoipa::path(put, path = "/v1/me/passphrase", request_body = ChangePassphraseRequest,
+    responses((status = 200, body = ChangePassphraseResponse), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody)), tag = "auth")]
+pub async fn change_passphrase(
+    State(state): State<AppState>,
+    s: Session,
+    ApiJson(req): ApiJson<ChangePassphraseRequest>,
+) -> ApiResult<Json<ChangePassphraseResponse>> {
+    let current = decode_key(&req.auth_key)?;
+    let new = decode_key(&req.new_auth_key)?;
+    if req.new_wrapped_keys.is_empty() || req.new_wrapped_keys.len() > 64 << 10 {
+        return Err(ApiError::BadRequest(
+            "new_wrapped_keys must be base64, at most 64 KiB".into(),
+        ));
+    }
+    enc_crypto::unb64(&req.new_wrapped_keys)
+        .map_err(|_| ApiError::BadRequest("new_wrapped_keys is not base64".into()))?;
+    let user = s.user.clone();
+    let keys = throttle_keys(&state, &user.name, &s.client).await?;
+    attempt(&state, &keys, &user.name, Some(&user), &s.client).await?;
+    let stored = user
+        .auth_hash
+        .clone()
+        .unwrap_or_else(|| state.dummy_hash.clone());
+    if !verify_auth_key(&state, current, stored).await {
+        failed(&state, &keys, &user.name).await?;
+        state
+            .audit(
+                &user.name,
+                Some(&user.id),
+                "user.passphrase",
+                &user.name,
+                "failed",
+                &s.client,
+            )
+            .await;
+        return Err(ApiError::BadCredentials);
+    }
+    succeeded(&state, &keys, &user.name, &s.client).await?;
+    let hash = hash_auth_key(&state, new).await?;
+    let keep = req.end_other_sessions.then_some(s.session_id.as_str());
+    let ended = state
+        .meta
+        .change_passphrase(&user.id, &hash, &req.new_wrapped_keys, keep)
+        .await?;
+    state
+        .audit(
+            &user.name,
+            Some(&user.id),
+            "user.passphrase",
+            &format!("{} ended_sessions={ended}", user.name),
+            "ok",
+            &s.client,
+        )
+        .await;
+    Ok(Json(ChangePassphraseResponse {
+        ended_sessions: ended,
+    }))
 }
 
 /// `POST /v1/auth/ssh/challenge`: a random challenge for an SSH-key login.
@@ -636,8 +736,10 @@ pub const SSH_NAMESPACE: &str = "enc-login";
 pub async fn ssh_login(
     State(state): State<AppState>,
     Client(client): Client,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<SshLoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
+    let device = Device::of(&headers, req.device.as_deref());
     if validate_user_name(&req.user).is_err() {
         record_failure(&state, &[client_key(&client)]).await?;
         return Err(ApiError::BadCredentials);
@@ -678,7 +780,7 @@ pub async fn ssh_login(
                 )
                 .await;
             Ok(Json(
-                new_session(&state, &user, "ssh", key.wrapped_keys).await?,
+                new_session(&state, &user, "ssh", key.wrapped_keys, device).await?,
             ))
         }
         (user, _) => {
@@ -742,6 +844,8 @@ pub async fn list_sessions(
                 created: r.created,
                 last_seen: r.last_seen,
                 method: r.method,
+                device: r.device,
+                client: r.client,
             })
             .collect(),
     ))

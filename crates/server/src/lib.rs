@@ -297,6 +297,7 @@ pub fn app(state: AppState) -> Router {
         .route("/auth/ssh/login", post(auth::ssh_login))
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::me))
+        .route("/me/passphrase", put(auth::change_passphrase))
         .route("/sessions", get(auth::list_sessions))
         .route("/sessions/{id}", delete(auth::revoke_session))
         .route(

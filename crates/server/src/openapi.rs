@@ -17,7 +17,7 @@ use crate::{audit, auth, objects, tokens, users, vaults};
         vaults::members, vaults::share, vaults::unshare, objects::upload, objects::commit,
         objects::list, objects::versions, objects::remove, objects::download, audit::list,
         users::set_quota, users::restic_repos, users::delete_restic_repo, tokens::create,
-        tokens::list, tokens::revoke,
+        tokens::list, tokens::revoke, auth::change_passphrase,
     ),
     tags((name = "auth"), (name = "users"), (name = "vaults"), (name = "objects"), (name = "audit"), (name = "tokens"), (name = "restic"))
 )]

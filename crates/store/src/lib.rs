@@ -108,6 +108,16 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionRow>>;
     /// Deletes one session of a user; false if there was none.
     async fn delete_session(&self, user_id: &str, session_id: &str) -> Result<bool>;
+    /// A passphrase change: the new auth-key hash and key bundle replace the old ones, and,
+    /// with `end_others_but`, every other session of the user ends (in one transaction).
+    /// Returns how many sessions ended.
+    async fn change_passphrase(
+        &self,
+        user_id: &str,
+        auth_hash: &str,
+        wrapped_keys: &str,
+        end_others_but: Option<&str>,
+    ) -> Result<u64>;
 
     // ---- SSH keys and challenges
     /// Adds (or replaces) an SSH key of a user.

@@ -64,6 +64,10 @@ pub struct SessionRow {
     pub method: String,
     pub created: i64,
     pub last_seen: i64,
+    /// The device's host name, as its login gave it (at most 64 characters).
+    pub device: String,
+    /// The client program and version (its User-Agent, at most 64 characters).
+    pub client: String,
 }
 
 /// Outcome of [`crate::MetaStore::touch_session`].

@@ -636,8 +636,8 @@ impl MetaStore for PgMeta {
     async fn create_session(&self, s: SessionRow) -> Result<()> {
         let mut tx = self.tx(Scope::System).await?;
         sqlx::query(q(
-            "INSERT INTO sessions (id, token_hash, user_id, method, created, last_seen) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, token_hash, user_id, method, created, last_seen, device, client) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         ))
         .bind(&s.id)
         .bind(&s.token_hash)
@@ -645,6 +645,8 @@ impl MetaStore for PgMeta {
         .bind(&s.method)
         .bind(s.created)
         .bind(s.last_seen)
+        .bind(&s.device)
+        .bind(&s.client)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -659,7 +661,7 @@ impl MetaStore for PgMeta {
     ) -> Result<SessionLookup> {
         let mut tx = self.tx(Scope::System).await?;
         let session: Option<SessionRow> = sqlx::query_as(
-            q("SELECT id, token_hash, user_id, method, created, last_seen FROM sessions WHERE token_hash = ?"),
+            q("SELECT id, token_hash, user_id, method, created, last_seen, device, client FROM sessions WHERE token_hash = ?"),
         )
         .bind(token_hash)
         .fetch_optional(&mut *tx)
@@ -703,7 +705,7 @@ impl MetaStore for PgMeta {
     async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionRow>> {
         let mut tx = self.tx(Scope::Tenant).await?;
         Ok(sqlx::query_as(q(
-            "SELECT id, token_hash, user_id, method, created, last_seen FROM sessions \
+            "SELECT id, token_hash, user_id, method, created, last_seen, device, client FROM sessions \
              WHERE user_id = ? ORDER BY created",
         ))
         .bind(user_id)
@@ -720,6 +722,38 @@ impl MetaStore for PgMeta {
             .await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn change_passphrase(
+        &self,
+        user_id: &str,
+        auth_hash: &str,
+        wrapped_keys: &str,
+        end_others_but: Option<&str>,
+    ) -> Result<u64> {
+        let mut tx = self.tx(Scope::Tenant).await?;
+        let done = sqlx::query(q(
+            "UPDATE users SET auth_hash = ?, wrapped_keys = ? WHERE id = ?",
+        ))
+        .bind(auth_hash)
+        .bind(wrapped_keys)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let mut ended = 0;
+        if let Some(keep) = end_others_but {
+            ended = sqlx::query(q("DELETE FROM sessions WHERE user_id = ? AND id <> ?"))
+                .bind(user_id)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(ended)
     }
 
     async fn add_ssh_key(&self, k: SshKeyRow) -> Result<()> {

@@ -579,8 +579,8 @@ impl MetaStore for SqliteMeta {
 
     async fn create_session(&self, s: SessionRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO sessions (id, token_hash, user_id, method, created, last_seen) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, token_hash, user_id, method, created, last_seen, device, client) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id)
         .bind(&s.token_hash)
@@ -588,6 +588,8 @@ impl MetaStore for SqliteMeta {
         .bind(&s.method)
         .bind(s.created)
         .bind(s.last_seen)
+        .bind(&s.device)
+        .bind(&s.client)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -600,7 +602,7 @@ impl MetaStore for SqliteMeta {
         idle_secs: i64,
     ) -> Result<SessionLookup> {
         let session: Option<SessionRow> = sqlx::query_as(
-            "SELECT id, token_hash, user_id, method, created, last_seen FROM sessions WHERE token_hash = ?",
+            "SELECT id, token_hash, user_id, method, created, last_seen, device, client FROM sessions WHERE token_hash = ?",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -633,7 +635,7 @@ impl MetaStore for SqliteMeta {
 
     async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionRow>> {
         Ok(sqlx::query_as(
-            "SELECT id, token_hash, user_id, method, created, last_seen FROM sessions \
+            "SELECT id, token_hash, user_id, method, created, last_seen, device, client FROM sessions \
              WHERE user_id = ? ORDER BY created",
         )
         .bind(user_id)
@@ -648,6 +650,36 @@ impl MetaStore for SqliteMeta {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn change_passphrase(
+        &self,
+        user_id: &str,
+        auth_hash: &str,
+        wrapped_keys: &str,
+        end_others_but: Option<&str>,
+    ) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("UPDATE users SET auth_hash = ?, wrapped_keys = ? WHERE id = ?")
+            .bind(auth_hash)
+            .bind(wrapped_keys)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let mut ended = 0;
+        if let Some(keep) = end_others_but {
+            ended = sqlx::query("DELETE FROM sessions WHERE user_id = ? AND id <> ?")
+                .bind(user_id)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(ended)
     }
 
     async fn add_ssh_key(&self, k: SshKeyRow) -> Result<()> {

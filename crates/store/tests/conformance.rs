@@ -220,6 +220,8 @@ async fn accounts_sessions_and_throttling() {
             method: "passphrase".into(),
             created: now() - 100,
             last_seen: now() - 100,
+            device: String::new(),
+            client: String::new(),
         })
         .await
         .expect("session");
@@ -708,6 +710,8 @@ async fn fill(meta: &Meta, u: &UserRow, vault: &str) {
         method: "passphrase".into(),
         created: now(),
         last_seen: now(),
+        device: String::new(),
+        client: String::new(),
     })
     .await
     .expect("session");

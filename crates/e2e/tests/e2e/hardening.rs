@@ -344,3 +344,201 @@ fn migrate_needs_only_the_owner_url() {
         "1"
     );
 }
+
+/// `enc passphrase change` re-wraps the account keys: the new passphrase logs in (and opens
+/// the files), the old one no longer does, a wrong current one changes nothing, and other
+/// sessions end when asked.
+#[test]
+fn passphrase_change_rewraps_and_can_end_other_sessions() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    std::fs::write(alice.path("secret.txt"), b"still mine").expect("write");
+    alice.ok(&["push", "secret.txt"]);
+    let laptop = User::new(&server, "alice");
+    laptop.ok(&["login"]);
+    let new_file = alice.path("new-pass");
+    std::fs::write(&new_file, "a brand new passphrase 77\n").expect("write");
+    let new_arg = new_file.display().to_string();
+    // A wrong current passphrase is refused and changes nothing.
+    let err = alice
+        .cmd(&["passphrase", "change", "--new-passphrase-file", &new_arg])
+        .env("ENC_PASSPHRASE", "not the passphrase at all")
+        .output()
+        .expect("enc");
+    assert!(!err.status.success());
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("wrong user name or passphrase"),
+        "{}",
+        String::from_utf8_lossy(&err.stderr)
+    );
+    laptop.ok(&["ls"]);
+    // A new passphrase too short is refused before anything is sent.
+    let short = alice.path("short");
+    std::fs::write(&short, "short\n").expect("write");
+    let err = alice.fail(&[
+        "passphrase",
+        "change",
+        "--new-passphrase-file",
+        &short.display().to_string(),
+    ]);
+    assert!(err.contains("at least 8 characters"), "{err}");
+    let out = alice.ok(&[
+        "passphrase",
+        "change",
+        "--new-passphrase-file",
+        &new_arg,
+        "--end-other-sessions",
+    ]);
+    assert!(out.is_empty(), "results only: {out}");
+    let err = laptop.fail(&["ls"]);
+    assert!(err.contains("enc login"), "{err}");
+    alice.ok(&["ls"]);
+    alice.ok(&["logout"]);
+    let err = alice.fail(&["login"]);
+    assert!(err.contains("wrong user name or passphrase"), "{err}");
+    let login = alice
+        .cmd(&["login"])
+        .env("ENC_PASSPHRASE", "a brand new passphrase 77")
+        .output()
+        .expect("enc");
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    alice.ok(&["pull", "secret.txt", "-o", "back.txt"]);
+    assert_eq!(
+        std::fs::read(alice.path("back.txt")).expect("read"),
+        b"still mine"
+    );
+}
+
+/// Sizes agree: `push`, `ls --long`, `ls --versions` and `--json` show the plaintext size;
+/// the stored (ciphertext) size is a field of its own.
+#[test]
+fn sizes_are_plaintext_sizes_everywhere() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    std::fs::write(alice.path("tiny"), b"abc").expect("write");
+    let pushed = alice.ok(&["push", "tiny"]);
+    assert!(pushed.contains("3 B"), "{pushed}");
+    let long = alice.ok(&["ls", "--long"]);
+    assert!(long.contains(" 3 B "), "{long}");
+    let versions = alice.ok(&["ls", "--versions", "tiny"]);
+    assert!(versions.contains("3 B"), "{versions}");
+    let json: serde_json::Value = serde_json::from_str(&alice.ok(&["ls", "--json"])).expect("json");
+    assert_eq!(json[0]["size"], 3, "{json}");
+    assert!(
+        json[0]["stored_size"].as_u64().expect("stored") > 3,
+        "{json}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["ls", "--json", "--versions", "tiny"])).expect("json");
+    assert_eq!(json[0]["size"], 3, "{json}");
+    // And a file over one 64 KiB chunk.
+    random_file(&alice.path("big"), 200_000);
+    alice.ok(&["push", "big"]);
+    let json: serde_json::Value = serde_json::from_str(&alice.ok(&["ls", "--json"])).expect("json");
+    let big = json
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|o| o["name"] == "big")
+        .expect("big");
+    assert_eq!(big["size"], 200_000, "{json}");
+}
+
+/// `set-quota NAME unlimited` (the word `user ls` shows) lifts the limit, the role's default
+/// included; `default` gives the role's back.
+#[test]
+fn quota_words_are_the_ones_shown() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let policy = dir.path().join("policy.toml");
+    let out = std::process::Command::new(bin("enc-server"))
+        .arg("--generate-policy")
+        .output()
+        .expect("policy");
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    let text = text.replacen("[roles.user]", "[roles.user]\nquota = \"1MiB\"", 1);
+    std::fs::write(&policy, text).expect("write policy");
+    let server = Server::start_with(&format!("policy_file = \"{}\"\n", policy.display()), &[]);
+    let root = server.user("root", "admin");
+    let alice = server.user("alice", "user");
+    let quota = |who: &str| -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(&root.ok(&["user", "ls", "--json"])).expect("json");
+        v.as_array()
+            .expect("array")
+            .iter()
+            .find(|u| u["name"] == who)
+            .expect("user")["quota_bytes"]
+            .clone()
+    };
+    assert_eq!(quota("alice"), 1 << 20);
+    random_file(&alice.path("two"), 2 << 20);
+    alice.fail(&["push", "two"]);
+    root.ok(&["user", "set-quota", "alice", "unlimited"]);
+    assert!(quota("alice").is_null(), "unlimited");
+    assert!(
+        root.ok(&["user", "ls"])
+            .lines()
+            .any(|l| l.starts_with("alice") && l.ends_with("unlimited"))
+    );
+    alice.ok(&["push", "two"]);
+    root.ok(&["user", "set-quota", "alice", "default"]);
+    assert_eq!(quota("alice"), 1 << 20);
+    let err = root.fail(&["user", "set-quota", "alice", "lots"]);
+    assert!(err.contains("unlimited"), "{err}");
+}
+
+/// Errors a person can act on: a URL without scheme, plain HTTP against the TLS port, a
+/// server that is down (before any passphrase is asked for), and a logout meanwhile.
+#[test]
+fn connection_errors_say_what_to_do() {
+    let mut server = Server::start();
+    let alice = server.user("alice", "user");
+    let port = server.port;
+    let bare = User::new(&server, "alice");
+    let no_scheme = bare
+        .cmd(&["login", "--server", &format!("127.0.0.1:{port}")])
+        .env_remove("ENC_SERVER")
+        .output()
+        .expect("enc");
+    let err = String::from_utf8_lossy(&no_scheme.stderr);
+    assert!(
+        err.contains(&format!("try --server https://127.0.0.1:{port}")),
+        "{err}"
+    );
+    let plain = bare
+        .cmd(&["login", "--server", &format!("http://127.0.0.1:{port}")])
+        .env_remove("ENC_SERVER")
+        .output()
+        .expect("enc");
+    let err = String::from_utf8_lossy(&plain.stderr);
+    assert!(err.contains("use https://"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    server.kill9();
+    let err = alice.fail(&["ls"]);
+    assert!(
+        err.contains("connection refused") && err.contains("is enc-server running"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // Asked for no passphrase: the unreachable server is reported first.
+    let login = bare
+        .cmd(&["login"])
+        .env_remove("ENC_PASSPHRASE")
+        .output()
+        .expect("enc");
+    let err = String::from_utf8_lossy(&login.stderr);
+    assert!(err.contains("connection refused"), "{err}");
+    assert!(!err.contains("passphrase"), "{err}");
+    let out = alice.run(&["logout"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("on this device") && err.contains("expires"),
+        "{err}"
+    );
+    assert!(alice.fail(&["ls"]).contains("not logged in"));
+}

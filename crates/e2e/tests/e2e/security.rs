@@ -426,13 +426,33 @@ fn sessions_can_be_listed_and_revoked() {
     let laptop = User::new(&server, "alice");
     laptop.ok(&["login"]);
     let list = alice.ok(&["session", "ls"]);
-    assert_eq!(list.lines().count(), 2, "{list}");
-    let other = list
-        .lines()
-        .find(|l| !l.contains("(this session)"))
+    assert_eq!(list.lines().count(), 3, "a header and two sessions: {list}");
+    let header = list.lines().next().unwrap();
+    assert!(
+        header.starts_with("ID") && header.contains("DEVICE"),
+        "{list}"
+    );
+    // Each names its device (this host) and client (enc and its version).
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    for line in list.lines().skip(1) {
+        assert!(line.contains(host.trim()), "{list}");
+        assert!(
+            line.contains(concat!("enc/", env!("CARGO_PKG_VERSION"))),
+            "{list}"
+        );
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["session", "ls", "--json"])).unwrap();
+    let other = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == false)
         .unwrap();
-    let id = other.split('\t').next().unwrap();
-    alice.ok(&["session", "revoke", id]);
+    assert_eq!(other["method"], "passphrase");
+    let id = other["id"].as_str().unwrap().to_string();
+    assert!(list.lines().any(|l| l.starts_with(&id)), "{list}");
+    alice.ok(&["session", "revoke", &id]);
     let err = laptop.fail(&["ls"]);
     assert!(err.contains("run `enc login`"), "{err}");
     alice.ok(&["status"]);
