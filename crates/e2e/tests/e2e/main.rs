@@ -8,6 +8,7 @@ mod hardening;
 mod integrity;
 mod limits;
 mod mercury;
+mod readme;
 mod replicas;
 mod restic;
 mod restic_protocol;
