@@ -35,26 +35,53 @@ pub fn vault(profile: &Profile, cmd: VaultCmd) -> anyhow::Result<()> {
                 }
             }
         }
-        VaultCmd::Share { name, user } => {
-            acct.share(&name, &user)?;
+        VaultCmd::Share {
+            name,
+            user,
+            read_only,
+        } => {
+            acct.share(&name, &user, read_only)?;
             let members = acct.members(&name)?;
             let key = members
                 .iter()
                 .find(|m| m.user == user)
                 .map(|m| enc_client::key_fingerprint(&m.ed25519_public))
                 .unwrap_or_default();
+            let right = if read_only {
+                "read-only: pull and ls"
+            } else {
+                "read and write"
+            };
             eprintln!(
-                "shared {name} with {user} (their key {key}; `enc status` shows it on their side — compare once)"
+                "shared {name} with {user}, {right} (their key {key}; `enc status` shows it on their side — compare once)"
             );
         }
         VaultCmd::Unshare { name, user } => {
             acct.unshare(&name, &user)?;
             eprintln!("{user} no longer has access to {name}; new writes use new keys");
         }
-        VaultCmd::Members { name } => {
-            for m in acct.members(&name)? {
-                println!("{}{}", m.user, if m.owner { "\t(owner)" } else { "" });
+        VaultCmd::Members { name, json } => {
+            let members = acct.members(&name)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&members)?);
+                return Ok(());
             }
+            let rows: Vec<Vec<String>> = members
+                .iter()
+                .map(|m| {
+                    let right = match (m.owner, m.access.as_str()) {
+                        (true, _) => "owner",
+                        (false, "read") => "read-only",
+                        _ => "read-write",
+                    };
+                    vec![
+                        m.user.clone(),
+                        right.to_string(),
+                        enc_client::key_fingerprint(&m.ed25519_public),
+                    ]
+                })
+                .collect();
+            ui::table(&["USER", "RIGHT", "KEY"], &rows);
         }
         VaultCmd::Rm { name, yes } => {
             if !yes && !ui::confirm(&format!("Remove vault {name} and everything in it?"))? {

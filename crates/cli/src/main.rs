@@ -165,12 +165,32 @@ enum VaultCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Share a vault with a user.
-    Share { name: String, user: String },
+    /// Share a vault with a user (read and write, or --read-only). The right is part of what
+    /// you sign for them, and the server enforces it.
+    Share {
+        /// Your vault.
+        name: String,
+        /// The user to share it with (they must have registered).
+        user: String,
+        /// Pull and ls only: no push, no rm.
+        #[arg(long)]
+        read_only: bool,
+    },
     /// Stop sharing: the user loses access and new writes use new keys.
-    Unshare { name: String, user: String },
-    /// List a vault's members.
-    Members { name: String },
+    Unshare {
+        /// Your vault.
+        name: String,
+        /// The member to remove.
+        user: String,
+    },
+    /// List a vault's members with their rights and key fingerprints.
+    Members {
+        /// The vault: NAME, or OWNER/NAME for one shared with you.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a vault and everything in it.
     Rm {
         name: String,

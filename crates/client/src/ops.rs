@@ -93,6 +93,7 @@ pub fn register(api: &Api, user: &str, invitation: &str, passphrase: &str) -> Re
             &vault_id,
             user,
             1,
+            "write",
             &default_vault_keys,
         )),
         default_vault_id: vault_id,
@@ -349,6 +350,7 @@ impl Account {
             &info.id,
             self.user(),
             info.generation,
+            &info.access,
             &info.wrapped_keys,
         );
         enc_crypto::verify_b64(&owner_key, &msg, &info.keys_signature).map_err(|_| {
@@ -427,9 +429,16 @@ impl Account {
         Ok(recipient.to_string())
     }
 
-    fn sign_keys(&self, vault_id: &str, member: &str, generation: u32, wrapped: &str) -> String {
+    fn sign_keys(
+        &self,
+        vault_id: &str,
+        member: &str,
+        generation: u32,
+        access: &str,
+        wrapped: &str,
+    ) -> String {
         self.keys.sign_b64(&enc_crypto::vault_keys_message(
-            vault_id, member, generation, wrapped,
+            vault_id, member, generation, access, wrapped,
         ))
     }
 
@@ -438,7 +447,7 @@ impl Account {
         let keys = VaultKeys::generate();
         let id = uuid::Uuid::new_v4().to_string();
         let wrapped_keys = keys.wrap_to(&self.keys.recipient())?;
-        let signature = self.sign_keys(&id, self.user(), 1, &wrapped_keys);
+        let signature = self.sign_keys(&id, self.user(), 1, "write", &wrapped_keys);
         self.api.post(
             "/v1/vaults",
             &CreateVaultRequest {
@@ -462,8 +471,9 @@ impl Account {
         self.api.get(&format!("/v1/vaults/{}/members", v.info.id))
     }
 
-    /// Shares a vault: wraps its keys to the other user's recipient.
-    pub fn share(&self, spec: &str, user: &str) -> Result<()> {
+    /// Shares a vault: wraps its keys to the other user's recipient, and signs them with the
+    /// right given (`read_only`: pull and list only).
+    pub fn share(&self, spec: &str, user: &str, read_only: bool) -> Result<()> {
         let v = self.vault(Some(spec))?;
         let pk: PublicKeys = self.api.get(&format!("/v1/users/{user}/public-keys"))?;
         let recipient = self.trusted_recipient(
@@ -473,13 +483,15 @@ impl Account {
             &pk.recipient_signature,
         )?;
         let wrapped_keys = v.keys.wrap_to(&recipient)?;
-        let signature = self.sign_keys(&v.info.id, user, v.info.generation, &wrapped_keys);
+        let right = if read_only { "read" } else { "write" };
+        let signature = self.sign_keys(&v.info.id, user, v.info.generation, right, &wrapped_keys);
         self.api.post_empty(
             &format!("/v1/vaults/{}/members", v.info.id),
             &AddMemberRequest {
                 user: user.to_string(),
                 wrapped_keys,
                 signature,
+                read_only,
             },
         )
     }
@@ -507,7 +519,13 @@ impl Account {
             let wrapped_keys = v.keys.wrap_to(&recipient)?;
             rewrapped.push(MemberKeys {
                 user: m.user.clone(),
-                signature: self.sign_keys(&v.info.id, &m.user, generation, &wrapped_keys),
+                signature: self.sign_keys(
+                    &v.info.id,
+                    &m.user,
+                    generation,
+                    &m.access,
+                    &wrapped_keys,
+                ),
                 wrapped_keys,
             });
         }

@@ -61,13 +61,25 @@ pub fn ssh_login_message(
 /// What the wrapper of a vault's keys signs for one member: the vault, the member, the
 /// generation the keys reach and the wrapped bytes, so the server can neither substitute keys
 /// of its own nor move a wrap to another vault or member.
+///
+/// `access` is the member's right, `write` or `read`: a writer's message is the original
+/// (v1) one, so existing signatures stay valid; a reader's is a v2 message that names the
+/// right, so the server cannot turn one into the other without the owner's key.
 pub fn vault_keys_message(
     vault_id: &str,
     member: &str,
     generation: u32,
+    access: &str,
     wrapped_b64: &str,
 ) -> Vec<u8> {
-    let mut out = b"enc vault keys v1\0".to_vec();
+    let mut out = if access == "write" {
+        b"enc vault keys v1\0".to_vec()
+    } else {
+        let mut v = b"enc vault keys v2\0".to_vec();
+        v.extend_from_slice(&(access.len() as u64).to_be_bytes());
+        v.extend_from_slice(access.as_bytes());
+        v
+    };
     for field in [vault_id, member, wrapped_b64] {
         out.extend_from_slice(&(field.len() as u64).to_be_bytes());
         out.extend_from_slice(field.as_bytes());

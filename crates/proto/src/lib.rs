@@ -360,6 +360,10 @@ pub struct VaultInfo {
     pub keys_signature: String,
     /// Who wrapped them (the caller, or the owner for a shared vault).
     pub keys_signer: String,
+    /// The caller's right: `write` (owner or writer) or `read` (pull and list only); part of
+    /// what `keys_signature` covers.
+    #[serde(default = "write_access")]
+    pub access: String,
     /// The signer's Ed25519 public key as the server has it (check it against a pinned copy).
     pub keys_signer_key: String,
     /// Number of objects.
@@ -377,8 +381,11 @@ pub struct AddMemberRequest {
     pub user: String,
     /// The vault keys wrapped to that user's recipient, base64.
     pub wrapped_keys: String,
-    /// The owner's signature over the wrapped keys.
+    /// The owner's signature over the wrapped keys and the right.
     pub signature: String,
+    /// Pull and list only: no push, no removal.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// A member of a vault.
@@ -395,6 +402,13 @@ pub struct MemberInfo {
     pub recipient_signature: String,
     /// Whether they own the vault.
     pub owner: bool,
+    /// Their right: `write` or `read`.
+    #[serde(default = "write_access")]
+    pub access: String,
+}
+
+fn write_access() -> String {
+    "write".into()
 }
 
 /// `POST /v1/vaults/{id}/unshare`: remove a member and move to a new key generation.

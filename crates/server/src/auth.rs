@@ -370,6 +370,7 @@ pub async fn register(
             &req.default_vault_id,
             &req.user,
             1,
+            "write",
             &req.default_vault_keys,
         ),
         &req.default_vault_signature,

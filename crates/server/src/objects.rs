@@ -66,6 +66,7 @@ pub async fn upload(
 ) -> ApiResult<Json<UploadReceipt>> {
     require_permission(&state, &s, Permission::WriteVaults)?;
     let v = access(&state, &s, &id).await?;
+    crate::vaults::writable(&v)?;
     let max = state.config.limits.max_object_size;
     let too_large = || {
         ApiError::TooLarge(format!(
@@ -299,6 +300,7 @@ pub async fn commit(
 ) -> ApiResult<Json<VersionInfo>> {
     require_permission(&state, &s, Permission::WriteVaults)?;
     let v = access(&state, &s, &id).await?;
+    crate::vaults::writable(&v)?;
     check_enc_name(&req.enc_name)?;
     if req.generation as i64 != v.generation {
         return Err(ApiError::Conflict(format!(
@@ -414,6 +416,7 @@ pub async fn remove(
 ) -> ApiResult<StatusCode> {
     require_permission(&state, &s, Permission::WriteVaults)?;
     let v = access(&state, &s, &id).await?;
+    crate::vaults::writable(&v)?;
     check_enc_name(&enc_name)?;
     if !state.meta.delete_object(&v.id, &enc_name).await? {
         return Err(ApiError::NotFound("object"));

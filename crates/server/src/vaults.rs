@@ -21,11 +21,22 @@ pub(crate) fn info(v: VaultAccess) -> VaultInfo {
         generation: v.generation as u32,
         wrapped_keys: v.wrapped_keys,
         keys_signature: v.keys_signature,
+        access: v.access,
         keys_signer: v.owner_name.clone(),
         keys_signer_key: v.owner_key,
         objects: v.objects as u64,
         bytes: v.bytes as u64,
     }
+}
+
+/// Refuses a change to a vault shared with the caller read-only.
+pub(crate) fn writable(v: &VaultAccess) -> ApiResult<()> {
+    if v.access == "read" {
+        return Err(ApiError::Forbidden(
+            "this vault is shared with you read-only: pull and ls only (ask its owner for write access)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The vault if the caller may see it; otherwise "not found", whether or not it exists.
@@ -87,13 +98,14 @@ fn check_keys_signature(
     vault_id: &str,
     member: &str,
     generation: u32,
+    access: &str,
     wrapped: &str,
     signature: &str,
 ) -> ApiResult<()> {
     let key = owner.ed25519_public.as_deref().unwrap_or_default();
     enc_crypto::verify_b64(
         key,
-        &enc_crypto::vault_keys_message(vault_id, member, generation, wrapped),
+        &enc_crypto::vault_keys_message(vault_id, member, generation, access, wrapped),
         signature,
     )
     .map_err(|_| {
@@ -143,6 +155,7 @@ pub async fn create(
         &req.id,
         &s.user.name,
         1,
+        "write",
         &req.wrapped_keys,
         &req.signature,
     )?;
@@ -220,6 +233,7 @@ pub async fn members(
                 ed25519_public: m.ed25519_public,
                 recipient_signature: m.recipient_sig,
                 owner: m.owner,
+                access: m.access,
             })
             .collect(),
     ))
@@ -248,24 +262,26 @@ pub async fn share(
         return Err(ApiError::Conflict("you own this vault already".into()));
     }
     let generation = v.generation as u32;
+    let right = if req.read_only { "read" } else { "write" };
     check_keys_signature(
         &s.user,
         &v.id,
         &member.name,
         generation,
+        right,
         &req.wrapped_keys,
         &req.signature,
     )?;
     state
         .meta
-        .add_member(&v.id, &member.id, &req.wrapped_keys, &req.signature)
+        .add_member(&v.id, &member.id, &req.wrapped_keys, &req.signature, right)
         .await?;
     state
         .audit(
             &s.user.name,
             Some(&s.user.id),
             "vault.share",
-            &format!("{} with {}", v.id, member.name),
+            &format!("{} with {} ({right})", v.id, member.name),
             "ok",
             &s.client,
         )
@@ -303,6 +319,7 @@ pub async fn unshare(
             &v.id,
             &m.name,
             req.generation,
+            &m.access,
             &mk.wrapped_keys,
             &mk.signature,
         )?;

@@ -174,13 +174,15 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn delete_vault(&self, vault_id: &str) -> Result<()>;
     /// Members of a vault (owner included).
     async fn members(&self, vault_id: &str) -> Result<Vec<Member>>;
-    /// Adds or updates a member's wrapped keys (with the owner's signature over them).
+    /// Adds or updates a member's wrapped keys (with the owner's signature over them, which
+    /// covers `access`: `write` or `read`).
     async fn add_member(
         &self,
         vault_id: &str,
         user_id: &str,
         wrapped_keys: &str,
         signature: &str,
+        access: &str,
     ) -> Result<()>;
     /// Removes a member and installs a new generation with re-wrapped keys for every
     /// remaining member, atomically. `Conflict` if the generation is not current + 1 or the

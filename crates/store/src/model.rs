@@ -120,6 +120,8 @@ pub struct VaultAccess {
     pub generation: i64,
     pub wrapped_keys: String,
     pub keys_signature: String,
+    /// The caller's right: `write` (the owner, or a writer share) or `read`.
+    pub access: String,
     pub owner_key: String,
     pub objects: i64,
     pub bytes: i64,
@@ -134,6 +136,8 @@ pub struct Member {
     pub ed25519_public: String,
     pub recipient_sig: String,
     pub owner: bool,
+    /// `write` or `read`.
+    pub access: String,
 }
 
 /// A streamed upload awaiting commit.

@@ -63,7 +63,7 @@ const REPO_COLS: &str = "r.id, r.user_id, r.name, r.created, \
     (SELECT COALESCE(SUM(o.size), 0)::BIGINT FROM restic_objects o WHERE o.repo_id = r.id) AS bytes";
 
 const VAULT_ACCESS: &str = "SELECT v.id, v.owner_id, o.name AS owner_name, v.name, v.generation, \
-    m.wrapped_keys, m.signature AS keys_signature, COALESCE(o.ed25519_public, '') AS owner_key, \
+    m.wrapped_keys, m.signature AS keys_signature, m.access, COALESCE(o.ed25519_public, '') AS owner_key, \
     (SELECT COUNT(*) FROM objects ob WHERE ob.vault_id = v.id) AS objects, \
     (SELECT COALESCE(SUM(ve.size), 0)::BIGINT::BIGINT FROM versions ve JOIN objects ob ON ve.object_id = ob.id \
         WHERE ob.vault_id = v.id) AS bytes \
@@ -1047,7 +1047,7 @@ impl MetaStore for PgMeta {
         Ok(sqlx::query_as(
             q("SELECT u.id AS user_id, u.name, COALESCE(u.x25519_recipient, '') AS x25519_recipient, \
              COALESCE(u.ed25519_public, '') AS ed25519_public, \
-             COALESCE(u.recipient_sig, '') AS recipient_sig, (u.id = v.owner_id) AS owner FROM vault_members m JOIN users u ON u.id = m.user_id \
+             COALESCE(u.recipient_sig, '') AS recipient_sig, (u.id = v.owner_id) AS owner, m.access FROM vault_members m JOIN users u ON u.id = m.user_id \
              JOIN vaults v ON v.id = m.vault_id WHERE m.vault_id = ? ORDER BY owner DESC, u.name"),
         )
         .bind(vault_id)
@@ -1061,17 +1061,19 @@ impl MetaStore for PgMeta {
         user_id: &str,
         wrapped_keys: &str,
         signature: &str,
+        access: &str,
     ) -> Result<()> {
         let mut tx = self.tx(Scope::Tenant).await?;
         sqlx::query(
-            q("INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature) VALUES (?, ?, ?, ?) \
+            q("INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature, access) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (vault_id, user_id) DO UPDATE SET wrapped_keys = excluded.wrapped_keys, \
-             signature = excluded.signature"),
+             signature = excluded.signature, access = excluded.access"),
         )
         .bind(vault_id)
         .bind(user_id)
         .bind(wrapped_keys)
         .bind(signature)
+        .bind(access)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1248,7 +1250,7 @@ impl MetaStore for PgMeta {
         let author: Option<(String, String)> = sqlx::query_as(q(
             "SELECT u.name, COALESCE(u.ed25519_public, '') FROM vault_members m \
              JOIN users u ON u.id = m.user_id JOIN vaults v ON v.id = m.vault_id \
-             WHERE m.vault_id = ? AND m.user_id = ? AND v.generation = ?",
+             WHERE m.vault_id = ? AND m.user_id = ? AND v.generation = ? AND m.access <> 'read'",
         ))
         .bind(&c.vault_id)
         .bind(&c.user_id)

@@ -542,3 +542,72 @@ fn connection_errors_say_what_to_do() {
     );
     assert!(alice.fail(&["ls"]).contains("not logged in"));
 }
+
+/// `vault share --read-only`: the member pulls and lists but cannot push or remove (the
+/// server refuses with 403), the right is part of what the owner signed (a server that
+/// upgrades it is caught by the member's client), and unsharing someone else keeps it.
+#[test]
+fn read_only_shares_are_signed_and_enforced() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let bob = server.user("bob", "user");
+    let carol = server.user("carol", "user");
+    alice.ok(&["vault", "create", "team"]);
+    std::fs::write(alice.path("plan.txt"), b"the plan").expect("write");
+    alice.ok(&["push", "plan.txt", "--vault", "team"]);
+    alice.ok(&["vault", "share", "team", "bob", "--read-only"]);
+    alice.ok(&["vault", "share", "team", "carol"]);
+    let members = alice.ok(&["vault", "members", "team"]);
+    assert!(
+        members
+            .lines()
+            .any(|l| l.starts_with("bob") && l.contains("read-only")),
+        "{members}"
+    );
+    assert!(
+        members
+            .lines()
+            .any(|l| l.starts_with("carol") && l.contains("read-write")),
+        "{members}"
+    );
+    // bob reads...
+    assert_eq!(bob.ok(&["ls", "--vault", "alice/team"]), "plan.txt\n");
+    bob.ok(&["pull", "plan.txt", "--vault", "alice/team", "-o", "got.txt"]);
+    assert_eq!(
+        std::fs::read(bob.path("got.txt")).expect("read"),
+        b"the plan"
+    );
+    // ...and nothing else.
+    std::fs::write(bob.path("mine.txt"), b"bob's").expect("write");
+    let err = bob.fail(&["push", "mine.txt", "--vault", "alice/team"]);
+    assert!(err.contains("read-only"), "{err}");
+    let err = bob.fail(&["rm", "plan.txt", "--vault", "alice/team"]);
+    assert!(err.contains("read-only"), "{err}");
+    let vid = alice.vault_id("team");
+    let r = http()
+        .put(format!("{}/v1/vaults/{vid}/uploads", server.url))
+        .bearer_auth(bob.token())
+        .body(vec![1u8; 100])
+        .send()
+        .expect("PUT");
+    assert_eq!(r.status(), 403);
+    assert_eq!(alice.ok(&["ls", "--vault", "team"]), "plan.txt\n");
+    // carol (a writer) may.
+    std::fs::write(carol.path("c.txt"), b"carol's").expect("write");
+    carol.ok(&["push", "c.txt", "--vault", "alice/team"]);
+    // Unsharing carol re-signs bob's keys with his right: still read-only, still readable.
+    alice.ok(&["vault", "unshare", "team", "carol"]);
+    bob.ok(&["pull", "c.txt", "--vault", "alice/team", "-o", "c-got.txt"]);
+    assert!(
+        bob.fail(&["push", "mine.txt", "--vault", "alice/team"])
+            .contains("read-only")
+    );
+    // A server that upgrades bob to a writer is caught: the owner signed "read".
+    server.operator_sql("UPDATE vault_members SET access = 'write' WHERE access = 'read'");
+    let err = bob.fail(&["ls", "--vault", "alice/team"]);
+    assert!(err.contains("not signed by its owner"), "{err}");
+    // The owner can make it a writer share for real.
+    server.operator_sql("UPDATE vault_members SET access = 'read' WHERE access = 'write' AND signature <> '' AND user_id = (SELECT id FROM users WHERE name = 'bob')");
+    alice.ok(&["vault", "share", "team", "bob"]);
+    bob.ok(&["push", "mine.txt", "--vault", "alice/team"]);
+}
