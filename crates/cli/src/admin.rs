@@ -8,8 +8,8 @@ use crate::{KeyCmd, ResticCmd, SessionCmd, TokenCmd, UserCmd, VaultCmd, ui};
 pub fn vault(profile: &Profile, cmd: VaultCmd) -> anyhow::Result<()> {
     let acct = Account::open(profile.clone())?;
     match cmd {
-        VaultCmd::Create { name } => {
-            let v = acct.create_vault(&name)?;
+        VaultCmd::Create { name, id } => {
+            let v = acct.create_vault(&name, id.as_deref())?;
             eprintln!("created vault {}", v.name);
         }
         VaultCmd::Ls { json } => {
@@ -20,7 +20,7 @@ pub fn vault(profile: &Profile, cmd: VaultCmd) -> anyhow::Result<()> {
                     .iter()
                     .map(|v| {
                         let name = if v.owner == me { v.name.clone() } else { format!("{}/{}", v.owner, v.name) };
-                        serde_json::json!({"name": name, "owner": v.owner, "objects": v.objects, "bytes": v.bytes, "id": v.id})
+                        serde_json::json!({"name": name, "owner": v.owner, "objects": v.objects, "bytes": v.bytes, "id": v.id, "signed_id": v.signed_id, "access": v.access})
                     })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);

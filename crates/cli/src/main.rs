@@ -158,7 +158,13 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum VaultCmd {
     /// Create a vault.
-    Create { name: String },
+    Create {
+        /// Vault name: letters, digits, '.', '_', '-'.
+        name: String,
+        /// The vault's id (a UUID); a fresh random one by default. For tests and migrations.
+        #[arg(long, hide = true)]
+        id: Option<String>,
+    },
     /// List your vaults and those shared with you (as OWNER/NAME).
     Ls {
         /// Print JSON.

@@ -347,7 +347,7 @@ impl Account {
             ));
         }
         let msg = enc_crypto::vault_keys_message(
-            &info.id,
+            &info.signed_id,
             self.user(),
             info.generation,
             &info.access,
@@ -442,10 +442,10 @@ impl Account {
         ))
     }
 
-    /// Creates a vault.
-    pub fn create_vault(&self, name: &str) -> Result<VaultInfo> {
+    /// Creates a vault (with a fresh random id unless `id` is given).
+    pub fn create_vault(&self, name: &str, id: Option<&str>) -> Result<VaultInfo> {
         let keys = VaultKeys::generate();
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
         let wrapped_keys = keys.wrap_to(&self.keys.recipient())?;
         let signature = self.sign_keys(&id, self.user(), 1, "write", &wrapped_keys);
         self.api.post(
@@ -484,7 +484,13 @@ impl Account {
         )?;
         let wrapped_keys = v.keys.wrap_to(&recipient)?;
         let right = if read_only { "read" } else { "write" };
-        let signature = self.sign_keys(&v.info.id, user, v.info.generation, right, &wrapped_keys);
+        let signature = self.sign_keys(
+            &v.info.signed_id,
+            user,
+            v.info.generation,
+            right,
+            &wrapped_keys,
+        );
         self.api.post_empty(
             &format!("/v1/vaults/{}/members", v.info.id),
             &AddMemberRequest {
@@ -520,7 +526,7 @@ impl Account {
             rewrapped.push(MemberKeys {
                 user: m.user.clone(),
                 signature: self.sign_keys(
-                    &v.info.id,
+                    &v.info.signed_id,
                     &m.user,
                     generation,
                     &m.access,

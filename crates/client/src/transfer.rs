@@ -208,7 +208,7 @@ impl Account {
             let latest = self.versions(v, name)?.first().map_or(0, |x| x.version);
             let version = latest + 1;
             let fields = CommitFields {
-                vault_id: &v.info.id,
+                vault_id: &v.info.signed_id,
                 object_id: &receipt.upload_id,
                 enc_name: &enc_name,
                 size: receipt.size,
@@ -315,7 +315,7 @@ impl Account {
         // Our own key from the key bundle; others' as pinned on this device.
         let key = self.trusted_key(&ver.author, &ver.author_key)?;
         let fields = CommitFields {
-            vault_id: &v.info.id,
+            vault_id: &v.info.signed_id,
             object_id: &ver.id,
             enc_name: &enc_name,
             size: ver.size,

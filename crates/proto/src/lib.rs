@@ -346,8 +346,10 @@ pub struct CreateVaultRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct VaultInfo {
-    /// Vault id.
+    /// Vault id (in routes).
     pub id: String,
+    /// The id the owner's client chose, which keys and commits are signed over.
+    pub signed_id: String,
     /// Owner's user name.
     pub owner: String,
     /// Vault name.

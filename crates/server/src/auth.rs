@@ -391,17 +391,17 @@ pub async fn register(
     let ckey = [client_key(&client)];
     gate(&state, &ckey, &req.user, None, &client).await?;
     let expected = token_hash(&req.invitation);
-    let invited = state.meta.user_by_name(&req.user).await?.is_some_and(|u| {
+    let invited = state.meta.user_by_name(&req.user).await?.filter(|u| {
         u.state == "invited"
             && u.invite_expires.unwrap_or(0) > now()
             && u.invite_hash
                 .as_deref()
                 .is_some_and(|h| bool::from(h.as_bytes().ct_eq(expected.as_bytes())))
     });
-    if !invited {
+    let Some(invited) = invited else {
         record_failure(&state, &ckey).await?;
         return Err(deny_registration(&state, &req.user, &client).await);
-    }
+    };
     let auth_hash = hash_auth_key(&state, key).await?;
     let user = state
         .meta
@@ -415,7 +415,9 @@ pub async fn register(
             ed25519_public: req.ed25519_public,
             wrapped_keys: req.wrapped_keys,
             recipient_sig: req.recipient_signature,
-            default_vault_id: req.default_vault_id,
+            // Vault ids are unique per owner: nobody else's id can collide with this one.
+            default_vault_id: crate::vaults::row_id(&invited.id, &req.default_vault_id),
+            default_vault_signed_id: req.default_vault_id,
             default_vault_keys: req.default_vault_keys,
             default_vault_sig: req.default_vault_signature,
         })

@@ -310,7 +310,7 @@ pub async fn commit(
     }
     let key = s.user.ed25519_public.clone().unwrap_or_default();
     let fields = enc_crypto::CommitFields {
-        vault_id: &v.id,
+        vault_id: &v.signed_id,
         object_id: &req.upload_id,
         enc_name: &req.enc_name,
         size: req.size,

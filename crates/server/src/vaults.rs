@@ -16,6 +16,7 @@ use crate::users::require_permission;
 pub(crate) fn info(v: VaultAccess) -> VaultInfo {
     VaultInfo {
         id: v.id,
+        signed_id: v.signed_id,
         owner: v.owner_name.clone(),
         name: v.name,
         generation: v.generation as u32,
@@ -27,6 +28,24 @@ pub(crate) fn info(v: VaultAccess) -> VaultInfo {
         objects: v.objects as u64,
         bytes: v.bytes as u64,
     }
+}
+
+/// The row id of the vault `owner_id` creates with the client-chosen `signed_id`: vault ids
+/// are unique per owner, so whether another tenant uses the same id changes nothing (no
+/// oracle), while the same owner reusing one gets a conflict about their own vault.
+pub(crate) fn row_id(owner_id: &str, signed_id: &str) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(b"enc vault row id\0");
+    h.update(owner_id.as_bytes());
+    h.update(b"\0");
+    h.update(signed_id.as_bytes());
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 /// Refuses a change to a vault shared with the caller read-only.
@@ -162,7 +181,8 @@ pub async fn create(
     let v = state
         .meta
         .create_vault(NewVault {
-            id: req.id.clone(),
+            id: row_id(&s.user.id, &req.id),
+            signed_id: req.id.clone(),
             owner_id: s.user.id.clone(),
             name: req.name.clone(),
             wrapped_keys: req.wrapped_keys,
@@ -171,9 +191,10 @@ pub async fn create(
         })
         .await
         .map_err(|e| match e {
-            enc_store::StoreError::Conflict(_) => {
-                ApiError::Conflict(format!("you already have a vault named {}", req.name))
-            }
+            enc_store::StoreError::Conflict(_) => ApiError::Conflict(format!(
+                "you already have a vault named {} or with id {}",
+                req.name, req.id
+            )),
             other => other.into(),
         })?;
     state
@@ -265,7 +286,7 @@ pub async fn share(
     let right = if req.read_only { "read" } else { "write" };
     check_keys_signature(
         &s.user,
-        &v.id,
+        &v.signed_id,
         &member.name,
         generation,
         right,
@@ -316,7 +337,7 @@ pub async fn unshare(
             .ok_or_else(|| ApiError::BadRequest(format!("{} is not a member", mk.user)))?;
         check_keys_signature(
             &s.user,
-            &v.id,
+            &v.signed_id,
             &m.name,
             req.generation,
             &m.access,

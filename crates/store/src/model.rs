@@ -50,7 +50,10 @@ pub struct Registration {
     pub ed25519_public: String,
     pub wrapped_keys: String,
     pub recipient_sig: String,
+    /// The default vault's row id (see [`NewVault::id`]).
     pub default_vault_id: String,
+    /// The id the client chose and signed over.
+    pub default_vault_signed_id: String,
     pub default_vault_keys: String,
     pub default_vault_sig: String,
 }
@@ -102,7 +105,10 @@ pub struct Throttle {
 /// A new vault.
 #[derive(Debug, Clone)]
 pub struct NewVault {
+    /// The row's id (derived by the server from the owner and `signed_id`).
     pub id: String,
+    /// The id the owner's client chose and signed over.
+    pub signed_id: String,
     pub owner_id: String,
     pub name: String,
     pub wrapped_keys: String,
@@ -114,6 +120,8 @@ pub struct NewVault {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VaultAccess {
     pub id: String,
+    /// The id the owner signed over (keys, commits).
+    pub signed_id: String,
     pub owner_id: String,
     pub owner_name: String,
     pub name: String,

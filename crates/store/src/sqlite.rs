@@ -57,7 +57,7 @@ const REPO_COLS: &str = "r.id, r.user_id, r.name, r.created, \
     (SELECT COUNT(*) FROM restic_objects o WHERE o.repo_id = r.id) AS objects, \
     (SELECT COALESCE(SUM(o.size), 0) FROM restic_objects o WHERE o.repo_id = r.id) AS bytes";
 
-const VAULT_ACCESS: &str = "SELECT v.id, v.owner_id, o.name AS owner_name, v.name, v.generation, \
+const VAULT_ACCESS: &str = "SELECT v.id, v.signed_id, v.owner_id, o.name AS owner_name, v.name, v.generation, \
     m.wrapped_keys, m.signature AS keys_signature, m.access, COALESCE(o.ed25519_public, '') AS owner_key, \
     (SELECT COUNT(*) FROM objects ob WHERE ob.vault_id = v.id) AS objects, \
     (SELECT COALESCE(SUM(ve.size), 0) FROM versions ve JOIN objects ob ON ve.object_id = ob.id \
@@ -272,9 +272,10 @@ async fn credit_versions_of(
 /// A new vault at generation 1 with its owner as the first member.
 async fn insert_vault(tx: &mut sqlx::SqliteConnection, v: &NewVault) -> Result<()> {
     sqlx::query(
-        "INSERT INTO vaults (id, owner_id, name, generation, created) VALUES (?, ?, ?, 1, ?)",
+        "INSERT INTO vaults (id, signed_id, owner_id, name, generation, created) VALUES (?, ?, ?, ?, 1, ?)",
     )
     .bind(&v.id)
+    .bind(&v.signed_id)
     .bind(&v.owner_id)
     .bind(&v.name)
     .bind(v.now)
@@ -488,6 +489,7 @@ impl MetaStore for SqliteMeta {
             &mut tx,
             &NewVault {
                 id: reg.default_vault_id.clone(),
+                signed_id: reg.default_vault_signed_id.clone(),
                 owner_id: user.id.clone(),
                 name: "default".into(),
                 wrapped_keys: reg.default_vault_keys.clone(),

@@ -140,6 +140,7 @@ async fn user(meta: &Meta, name: &str) -> (UserRow, String) {
             wrapped_keys: "wrapped".into(),
             recipient_sig: "sig".into(),
             default_vault_id: vault.clone(),
+            default_vault_signed_id: vault.clone(),
             default_vault_keys: "vault-keys".into(),
             default_vault_sig: "vault-sig".into(),
         })

@@ -611,3 +611,47 @@ fn read_only_shares_are_signed_and_enforced() {
     alice.ok(&["vault", "share", "team", "bob"]);
     bob.ok(&["push", "mine.txt", "--vault", "alice/team"]);
 }
+
+/// Vault ids are unique per owner: creating a vault with another tenant's id succeeds
+/// exactly as with a fresh id (no oracle), and each owner's vault stays their own; reusing
+/// one's own id is the only conflict.
+#[test]
+fn vault_ids_are_unique_per_owner() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let bob = server.user("bob", "user");
+    alice.ok(&["vault", "create", "team"]);
+    std::fs::write(alice.path("a.txt"), b"alice's").expect("write");
+    alice.ok(&["push", "a.txt", "--vault", "team"]);
+    let listed: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["vault", "ls", "--json"])).expect("json");
+    let signed = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|v| v["name"] == "team")
+        .and_then(|v| v["signed_id"].as_str())
+        .expect("signed id")
+        .to_string();
+    let fresh = "0e3c1f6a-7d2b-4c59-9a51-2f8e6b1d4c77";
+    // Another tenant's id and a fresh one get the same answer.
+    for (name, id) in [("copy", signed.as_str()), ("new", fresh)] {
+        let out = bob.run(&["vault", "create", name, "--id", id]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::write(bob.path("b.txt"), b"bob's").expect("write");
+    bob.ok(&["push", "b.txt", "--vault", "copy"]);
+    assert_eq!(bob.ok(&["ls", "--vault", "copy"]), "b.txt\n");
+    assert_eq!(alice.ok(&["ls", "--vault", "team"]), "a.txt\n");
+    assert!(
+        bob.fail(&["ls", "--vault", "alice/team"])
+            .contains("no vault")
+    );
+    // Only one's own id conflicts, and says so.
+    let err = bob.fail(&["vault", "create", "again", "--id", fresh]);
+    assert!(err.contains("already have a vault"), "{err}");
+}
