@@ -3,7 +3,7 @@
 //! a panic on a closed pipe, server files readable by others.
 
 use std::io::{Read as _, Write as _};
-use std::net::{IpAddr, Ipv4Addr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -108,8 +108,8 @@ fn uploads_in_flight_are_charged_capped_and_released() {
     root.ok(&["user", "set-quota", "alice", "100MiB"]);
     let before = usage(&server, "alice");
     let token = alice.token();
-    let tls = http_over_tls_raw(&server);
-    let mut s = tls;
+    let pem = server.admin_cmd(&["cert", "export"]).stdout;
+    let mut s = tls_connection(&server, &pem, None);
     write!(
         s,
         "PUT /v1/vaults/{vid}/uploads HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
@@ -148,29 +148,6 @@ fn uploads_in_flight_are_charged_capped_and_released() {
     eventually(20, "expired uploads dropped and given back", || {
         pending_uploads(&server) == 0 && usage(&server, "alice") == 0
     });
-}
-
-/// A TLS connection to the server's port that accepts its self-signed certificate, for raw
-/// HTTP/1.1.
-fn http_over_tls_raw(server: &Server) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject as _;
-    let out = server.admin_cmd(&["cert", "export"]);
-    assert!(out.status.success());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&out.stdout) {
-        roots.add(cert.expect("PEM")).expect("root");
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = "127.0.0.1".try_into().expect("name");
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
-    let sock = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
-    rustls::StreamOwned::new(conn, sock)
 }
 
 /// A client whose connections come from `127.0.0.N`.

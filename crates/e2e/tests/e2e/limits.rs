@@ -122,37 +122,6 @@ fn connection_cap_and_header_size() {
     assert_eq!(health(&c, &server), 200);
 }
 
-/// A TLS connection to `server`, handshake done, verified against its exported certificate.
-fn tls_connection(
-    server: &Server,
-    pem: &[u8],
-    alpn: Option<&[u8]>,
-) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject as _;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(pem) {
-        roots.add(cert.expect("certificate PEM")).expect("root");
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    if let Some(p) = alpn {
-        config.alpn_protocols = vec![p.to_vec()];
-    }
-    let name = "127.0.0.1".try_into().expect("server name");
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
-    let sock = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
-    let mut tls = rustls::StreamOwned::new(conn, sock);
-    while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).expect("TLS handshake");
-    }
-    tls
-}
-
 /// Every connection must make progress or go: sockets that finished the TLS handshake and
 /// then sent nothing, one byte, only an HTTP/2 preface and SETTINGS, or that idle after a
 /// request, fill `max_connections` for no longer than the timeouts, and a fresh `/healthz`
