@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
     after_help = "Start: `enc register --server https://HOST:8443 --user NAME --token TOKEN` with the token an admin gave you, then `enc push FILE`, `enc ls`, `enc pull NAME`.\nConfiguration lives in $ENC_CONFIG_DIR (default ~/.config/enc)."
 )]
 pub struct Cli {
-    /// Server URL, e.g. https://host:8443 [env: ENC_SERVER; default: the saved one].
+    /// Server URL, e.g. https://host:8443 [default: the one saved at login].
     // Own ids: a subcommand's positional `user` (`vault share NAME USER`) would otherwise
     // fill this global one too.
     #[arg(
@@ -29,7 +29,7 @@ pub struct Cli {
         global = true
     )]
     server: Option<String>,
-    /// User name [env: ENC_USER; default: the saved one].
+    /// User name [default: the one saved at login].
     #[arg(
         id = "global_user",
         long = "user",
@@ -135,7 +135,8 @@ enum Command {
     /// Change your passphrase.
     #[command(subcommand)]
     Passphrase(PassphraseCmd),
-    /// Access tokens for restic (HTTP Basic): create, list, revoke.
+    /// Access tokens for restic (the password of HTTP Basic) and Mercury/Hecate (the key):
+    /// create, list, revoke.
     #[command(subcommand)]
     Token(TokenCmd),
     /// Your restic repositories on the server: list, remove.
@@ -221,25 +222,36 @@ enum KeyCmd {
 
 #[derive(Debug, Subcommand)]
 enum UserCmd {
-    /// Invite a user; prints the one-time invitation token alone on stdout.
+    /// Invite a user; prints the one-time invitation token alone on stdout (they run
+    /// `enc register --token TOKEN` and choose their own passphrase).
     Create {
+        /// User name (lower-case letters, digits, '.', '_', '-').
         name: String,
+        /// Role from the server's policy (built-in: admin, user).
         #[arg(long, default_value = "user")]
         role: String,
     },
-    /// List users with role, state and usage.
+    /// List users with role, state, usage and quota.
     Ls {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Remove a user and everything they own.
     Rm {
+        /// The user.
         name: String,
+        /// Do not ask for confirmation.
         #[arg(long, short)]
         yes: bool,
     },
     /// Change a user's role.
-    SetRole { name: String, role: String },
+    SetRole {
+        /// The user.
+        name: String,
+        /// Role from the server's policy (built-in: admin, user).
+        role: String,
+    },
     /// Set a user's storage quota: a size (10GiB, 500MiB), `unlimited` (or `none`: no limit,
     /// whatever the role's default), or `default` (the role's default again).
     SetQuota {
