@@ -17,19 +17,9 @@ use crate::serve::ClientAddr;
 use crate::state::AppState;
 use crate::{now, random_token, token_hash};
 
-/// Failures allowed before backoff starts.
-pub const FREE_FAILURES: i64 = 5;
-
-/// Backoff after the n-th consecutive failure: none for the first four, then 2, 4, 8 … s,
-/// capped at 15 minutes.
-pub fn backoff(failures: i64) -> i64 {
-    if failures < FREE_FAILURES {
-        0
-    } else {
-        let exp = (failures - FREE_FAILURES + 1).min(10) as u32;
-        (1i64 << exp).min(900)
-    }
-}
+mod throttle;
+use throttle::*;
+pub(crate) use throttle::{backoff, check_throttle};
 
 /// An authenticated request.
 pub struct Session {
@@ -451,142 +441,6 @@ async fn deny_registration(state: &AppState, user: &str, client: &str) -> ApiErr
         .audit(user, None, "user.register", user, "denied", client)
         .await;
     ApiError::Forbidden("invitation is invalid, used or expired; ask an admin for a new one".into())
-}
-
-/// Refuses with 429 while either the account or the client address is backing off.
-pub(crate) async fn check_throttle(state: &AppState, keys: &[String]) -> ApiResult<()> {
-    let now = now();
-    for key in keys {
-        if let Some(t) = state.meta.throttle_get(key).await?
-            && t.failures >= FREE_FAILURES
-            && t.next_allowed > now
-        {
-            return Err(ApiError::TooManyAttempts((t.next_allowed - now) as u64));
-        }
-    }
-    Ok(())
-}
-
-/// Audits a refused attempt against the account and builds the 429.
-async fn throttled(
-    state: &AppState,
-    name: &str,
-    user: Option<&UserRow>,
-    client: &str,
-    wait: i64,
-) -> ApiError {
-    let id = user.map(|u| u.id.as_str());
-    state
-        .audit(name, id, "login.throttled", name, "denied", client)
-        .await;
-    ApiError::TooManyAttempts(wait as u64)
-}
-
-/// Gate and count a login attempt in one step.
-async fn attempt(
-    state: &AppState,
-    keys: &[String],
-    name: &str,
-    user: Option<&UserRow>,
-    client: &str,
-) -> ApiResult<()> {
-    match state
-        .meta
-        .throttle_attempt(keys, now(), FREE_FAILURES, backoff)
-        .await?
-    {
-        Some(wait) => Err(throttled(state, name, user, client, wait).await),
-        None => Ok(()),
-    }
-}
-
-/// Gate without counting (the attempt is counted only if it fails).
-async fn gate(
-    state: &AppState,
-    keys: &[String],
-    name: &str,
-    user: Option<&UserRow>,
-    client: &str,
-) -> ApiResult<()> {
-    match check_throttle(state, keys).await {
-        Err(ApiError::TooManyAttempts(wait)) => {
-            Err(throttled(state, name, user, client, wait as i64).await)
-        }
-        other => other,
-    }
-}
-
-async fn record_failure(state: &AppState, keys: &[String]) -> ApiResult<()> {
-    for key in keys {
-        state.meta.throttle_fail(key, now(), backoff).await?;
-    }
-    Ok(())
-}
-
-fn client_key(client: &str) -> String {
-    format!("client:{client}")
-}
-
-/// How long an address an account logged in from stays known to the throttle.
-const KNOWN_ADDRESS_SECS: i64 = 90 * 24 * 3600;
-
-fn account_key(user: &str) -> String {
-    format!("user:{user}")
-}
-
-/// One account from one address.
-fn pair_key(user: &str, client: &str) -> String {
-    format!("user-client:{user}:{client}")
-}
-
-/// The keys a login attempt is gated and counted on: the account's (or, from an address the
-/// account has logged in from before, the account-from-that-address's) first, then the
-/// address's. So failures from strangers' addresses back the account off everywhere except
-/// where its owner has logged in before; guesses from a known address still back off there.
-async fn throttle_keys(state: &AppState, user: &str, client: &str) -> ApiResult<Vec<String>> {
-    let known = state
-        .meta
-        .throttle_get(&format!("known:{user}:{client}"))
-        .await?
-        .is_some_and(|t| t.next_allowed > now());
-    let first = if known {
-        pair_key(user, client)
-    } else {
-        account_key(user)
-    };
-    Ok(vec![first, client_key(client)])
-}
-
-/// Remembers that `user` logged in from `client`.
-async fn remember_address(state: &AppState, user: &str, client: &str) -> ApiResult<()> {
-    let t = now();
-    state
-        .meta
-        .throttle_mark(&format!("known:{user}:{client}"), t, t + KNOWN_ADDRESS_SECS)
-        .await?;
-    Ok(())
-}
-
-/// A failed login also counts against the account as a whole when it was gated on the
-/// account-from-this-address key.
-async fn failed(state: &AppState, keys: &[String], user: &str) -> ApiResult<()> {
-    let account = account_key(user);
-    if keys[0] != account {
-        state.meta.throttle_fail(&account, now(), backoff).await?;
-    }
-    Ok(())
-}
-
-/// After a success: the account starts afresh; the address only gets back the attempt counted
-/// up front, so successes on one account cannot wash away failures against others.
-async fn succeeded(state: &AppState, keys: &[String], user: &str, client: &str) -> ApiResult<()> {
-    state.meta.throttle_clear(&keys[0]).await?;
-    state.meta.throttle_undo(&keys[1]).await?;
-    let account = account_key(user);
-    if keys[0] != account {
-        state.meta.throttle_clear(&account).await?;
-    }
-    remember_address(state, user, client).await
 }
 
 /// `POST /v1/auth/login` with the passphrase-derived auth key.

@@ -1,0 +1,166 @@
+//! Login throttling: which counters an attempt is gated and counted on (the account, the
+//! address, the account from a known address), and what success and failure do to them.
+
+use crate::error::{ApiError, ApiResult};
+use crate::now;
+use crate::state::AppState;
+use enc_store::UserRow;
+
+/// Failures allowed before backoff starts.
+pub const FREE_FAILURES: i64 = 5;
+
+/// Backoff after the n-th consecutive failure: none for the first four, then 2, 4, 8 … s,
+/// capped at 15 minutes.
+pub fn backoff(failures: i64) -> i64 {
+    if failures < FREE_FAILURES {
+        0
+    } else {
+        let exp = (failures - FREE_FAILURES + 1).min(10) as u32;
+        (1i64 << exp).min(900)
+    }
+}
+
+/// Refuses with 429 while either the account or the client address is backing off.
+pub(crate) async fn check_throttle(state: &AppState, keys: &[String]) -> ApiResult<()> {
+    let now = now();
+    for key in keys {
+        if let Some(t) = state.meta.throttle_get(key).await?
+            && t.failures >= FREE_FAILURES
+            && t.next_allowed > now
+        {
+            return Err(ApiError::TooManyAttempts((t.next_allowed - now) as u64));
+        }
+    }
+    Ok(())
+}
+
+/// Audits a refused attempt against the account and builds the 429.
+pub(super) async fn throttled(
+    state: &AppState,
+    name: &str,
+    user: Option<&UserRow>,
+    client: &str,
+    wait: i64,
+) -> ApiError {
+    let id = user.map(|u| u.id.as_str());
+    state
+        .audit(name, id, "login.throttled", name, "denied", client)
+        .await;
+    ApiError::TooManyAttempts(wait as u64)
+}
+
+/// Gate and count a login attempt in one step.
+pub(super) async fn attempt(
+    state: &AppState,
+    keys: &[String],
+    name: &str,
+    user: Option<&UserRow>,
+    client: &str,
+) -> ApiResult<()> {
+    match state
+        .meta
+        .throttle_attempt(keys, now(), FREE_FAILURES, backoff)
+        .await?
+    {
+        Some(wait) => Err(throttled(state, name, user, client, wait).await),
+        None => Ok(()),
+    }
+}
+
+/// Gate without counting (the attempt is counted only if it fails).
+pub(super) async fn gate(
+    state: &AppState,
+    keys: &[String],
+    name: &str,
+    user: Option<&UserRow>,
+    client: &str,
+) -> ApiResult<()> {
+    match check_throttle(state, keys).await {
+        Err(ApiError::TooManyAttempts(wait)) => {
+            Err(throttled(state, name, user, client, wait as i64).await)
+        }
+        other => other,
+    }
+}
+
+pub(super) async fn record_failure(state: &AppState, keys: &[String]) -> ApiResult<()> {
+    for key in keys {
+        state.meta.throttle_fail(key, now(), backoff).await?;
+    }
+    Ok(())
+}
+
+pub(super) fn client_key(client: &str) -> String {
+    format!("client:{client}")
+}
+
+/// How long an address an account logged in from stays known to the throttle.
+pub(super) const KNOWN_ADDRESS_SECS: i64 = 90 * 24 * 3600;
+
+pub(super) fn account_key(user: &str) -> String {
+    format!("user:{user}")
+}
+
+/// One account from one address.
+pub(super) fn pair_key(user: &str, client: &str) -> String {
+    format!("user-client:{user}:{client}")
+}
+
+/// The keys a login attempt is gated and counted on: the account's (or, from an address the
+/// account has logged in from before, the account-from-that-address's) first, then the
+/// address's. So failures from strangers' addresses back the account off everywhere except
+/// where its owner has logged in before; guesses from a known address still back off there.
+pub(super) async fn throttle_keys(
+    state: &AppState,
+    user: &str,
+    client: &str,
+) -> ApiResult<Vec<String>> {
+    let known = state
+        .meta
+        .throttle_get(&format!("known:{user}:{client}"))
+        .await?
+        .is_some_and(|t| t.next_allowed > now());
+    let first = if known {
+        pair_key(user, client)
+    } else {
+        account_key(user)
+    };
+    Ok(vec![first, client_key(client)])
+}
+
+/// Remembers that `user` logged in from `client`.
+pub(super) async fn remember_address(state: &AppState, user: &str, client: &str) -> ApiResult<()> {
+    let t = now();
+    state
+        .meta
+        .throttle_mark(&format!("known:{user}:{client}"), t, t + KNOWN_ADDRESS_SECS)
+        .await?;
+    Ok(())
+}
+
+/// A failed login also counts against the account as a whole when it was gated on the
+/// account-from-this-address key.
+pub(super) async fn failed(state: &AppState, keys: &[String], user: &str) -> ApiResult<()> {
+    let account = account_key(user);
+    if keys[0] != account {
+        state.meta.throttle_fail(&account, now(), backoff).await?;
+    }
+    Ok(())
+}
+
+/// After a success: the account starts afresh; the address only gets back the attempt counted
+/// up front, so successes on one account cannot wash away failures against others.
+pub(super) async fn succeeded(
+    state: &AppState,
+    keys: &[String],
+    user: &str,
+    client: &str,
+) -> ApiResult<()> {
+    state.meta.throttle_clear(&keys[0]).await?;
+    state.meta.throttle_undo(&keys[1]).await?;
+    let account = account_key(user);
+    if keys[0] != account {
+        state.meta.throttle_clear(&account).await?;
+    }
+    remember_address(state, user, client).await
+}
