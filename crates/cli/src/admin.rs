@@ -5,14 +5,14 @@ use enc_client::{Account, ChainCheck, Profile, check_chain};
 
 use crate::{KeyCmd, ResticCmd, SessionCmd, TokenCmd, UserCmd, VaultCmd, ui};
 
-pub fn vault(profile: &Profile, cmd: VaultCmd) -> anyhow::Result<()> {
+pub fn vault(profile: &Profile, cmd: VaultCmd, json: bool) -> anyhow::Result<()> {
     let acct = Account::open(profile.clone())?;
     match cmd {
         VaultCmd::Create { name, id } => {
             let v = acct.create_vault(&name, id.as_deref())?;
-            eprintln!("created vault {}", v.name);
+            ui::note!("created vault {}", v.name);
         }
-        VaultCmd::Ls { json } => {
+        VaultCmd::Ls => {
             let me = acct.user().to_string();
             let vaults = acct.vaults()?;
             if json {
@@ -25,14 +25,25 @@ pub fn vault(profile: &Profile, cmd: VaultCmd) -> anyhow::Result<()> {
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                for v in vaults {
-                    let name = if v.owner == me {
-                        v.name.clone()
-                    } else {
-                        format!("{}/{}", v.owner, v.name)
-                    };
-                    println!("{name}\t{} objects\t{}", v.objects, ui::size(v.bytes));
-                }
+                let rows: Vec<Vec<String>> = vaults
+                    .iter()
+                    .map(|v| {
+                        let (name, right) = if v.owner == me {
+                            (v.name.clone(), "owner")
+                        } else if v.access == "read" {
+                            (format!("{}/{}", v.owner, v.name), "read-only")
+                        } else {
+                            (format!("{}/{}", v.owner, v.name), "read-write")
+                        };
+                        vec![
+                            name,
+                            right.to_string(),
+                            v.objects.to_string(),
+                            ui::size(v.bytes),
+                        ]
+                    })
+                    .collect();
+                ui::table(&["NAME", "RIGHT", "OBJECTS", "STORED"], &rows);
             }
         }
         VaultCmd::Share {
@@ -52,15 +63,15 @@ pub fn vault(profile: &Profile, cmd: VaultCmd) -> anyhow::Result<()> {
             } else {
                 "read and write"
             };
-            eprintln!(
+            ui::note!(
                 "shared {name} with {user}, {right} (their key {key}; `enc status` shows it on their side — compare once)"
             );
         }
         VaultCmd::Unshare { name, user } => {
             acct.unshare(&name, &user)?;
-            eprintln!("{user} no longer has access to {name}; new writes use new keys");
+            ui::note!("{user} no longer has access to {name}; new writes use new keys");
         }
-        VaultCmd::Members { name, json } => {
+        VaultCmd::Members { name } => {
             let members = acct.members(&name)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&members)?);
@@ -88,13 +99,13 @@ pub fn vault(profile: &Profile, cmd: VaultCmd) -> anyhow::Result<()> {
                 bail!("not removed (pass --yes to confirm without a terminal)");
             }
             acct.remove_vault(&name)?;
-            eprintln!("removed vault {name}");
+            ui::note!("removed vault {name}");
         }
     }
     Ok(())
 }
 
-pub fn key(profile: &Profile, cmd: KeyCmd) -> anyhow::Result<()> {
+pub fn key(profile: &Profile, cmd: KeyCmd, json: bool) -> anyhow::Result<()> {
     let acct = Account::open(profile.clone())?;
     match cmd {
         KeyCmd::Export { vault } => {
@@ -107,7 +118,7 @@ pub fn key(profile: &Profile, cmd: KeyCmd) -> anyhow::Result<()> {
         }
         KeyCmd::AddSsh { public_key } => {
             let (info, with_keys) = acct.add_ssh_key(&public_key)?;
-            eprintln!(
+            ui::note!(
                 "added {} {}{}",
                 info.fingerprint,
                 info.comment,
@@ -119,26 +130,39 @@ pub fn key(profile: &Profile, cmd: KeyCmd) -> anyhow::Result<()> {
             );
         }
         KeyCmd::LsSsh => {
-            for k in acct.ssh_keys()? {
-                println!("{}\t{}\t{}", k.fingerprint, k.comment, ui::time(k.created));
+            let keys = acct.ssh_keys()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+                return Ok(());
             }
+            let rows: Vec<Vec<String>> = keys
+                .iter()
+                .map(|k| {
+                    vec![
+                        k.fingerprint.clone(),
+                        ui::time(k.created),
+                        k.comment.clone(),
+                    ]
+                })
+                .collect();
+            ui::table(&["FINGERPRINT", "ADDED", "COMMENT"], &rows);
         }
     }
     Ok(())
 }
 
-pub fn user(profile: &Profile, cmd: UserCmd) -> anyhow::Result<()> {
+pub fn user(profile: &Profile, cmd: UserCmd, json: bool) -> anyhow::Result<()> {
     let acct = Account::open(profile.clone())?;
     match cmd {
         UserCmd::Create { name, role } => {
             let inv = acct.create_user(&name, &role)?;
-            eprintln!(
+            ui::note!(
                 "invitation for {name} (role {role}), valid until {}",
                 ui::time(inv.expires_at)
             );
             println!("{}", inv.invitation);
         }
-        UserCmd::Ls { json } => {
+        UserCmd::Ls => {
             let users = acct.users()?;
             if json {
                 let rows: Vec<_> = users
@@ -147,17 +171,19 @@ pub fn user(profile: &Profile, cmd: UserCmd) -> anyhow::Result<()> {
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("NAME\tROLE\tSTATE\tUSED\tQUOTA");
-                for u in users {
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}",
-                        u.name,
-                        u.role,
-                        u.state,
-                        ui::size(u.usage_bytes),
-                        u.quota_bytes.map_or_else(|| "unlimited".into(), ui::size)
-                    );
-                }
+                let rows: Vec<Vec<String>> = users
+                    .iter()
+                    .map(|u| {
+                        vec![
+                            u.name.clone(),
+                            u.role.clone(),
+                            u.state.clone(),
+                            ui::size(u.usage_bytes),
+                            u.quota_bytes.map_or_else(|| "unlimited".into(), ui::size),
+                        ]
+                    })
+                    .collect();
+                ui::table(&["NAME", "ROLE", "STATE", "USED", "QUOTA"], &rows);
             }
         }
         UserCmd::Rm { name, yes } => {
@@ -165,11 +191,11 @@ pub fn user(profile: &Profile, cmd: UserCmd) -> anyhow::Result<()> {
                 bail!("not removed (pass --yes to confirm without a terminal)");
             }
             acct.remove_user(&name)?;
-            eprintln!("removed user {name}");
+            ui::note!("removed user {name}");
         }
         UserCmd::SetRole { name, role } => {
             acct.set_role(&name, &role)?;
-            eprintln!("{name} now has role {role}");
+            ui::note!("{name} now has role {role}");
         }
         UserCmd::SetQuota { name, quota } => {
             let bytes = match quota.to_ascii_lowercase().as_str() {
@@ -182,20 +208,20 @@ pub fn user(profile: &Profile, cmd: UserCmd) -> anyhow::Result<()> {
             acct.set_quota(&name, bytes)?;
             match bytes {
                 Some(enc_proto::UNLIMITED_QUOTA) => {
-                    eprintln!("{name} may now store without limit")
+                    ui::note!("{name} may now store without limit")
                 }
-                Some(b) => eprintln!("{name} may now store {}", ui::size(b)),
-                None => eprintln!("{name} now has their role's default quota"),
+                Some(b) => ui::note!("{name} may now store {}", ui::size(b)),
+                None => ui::note!("{name} now has their role's default quota"),
             }
         }
     }
     Ok(())
 }
 
-pub fn session(profile: &Profile, cmd: SessionCmd) -> anyhow::Result<()> {
+pub fn session(profile: &Profile, cmd: SessionCmd, json: bool) -> anyhow::Result<()> {
     let acct = Account::open(profile.clone())?;
     match cmd {
-        SessionCmd::Ls { json } => {
+        SessionCmd::Ls => {
             let sessions = acct.sessions()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&sessions)?);
@@ -242,7 +268,7 @@ pub fn session(profile: &Profile, cmd: SessionCmd) -> anyhow::Result<()> {
         }
         SessionCmd::Revoke { id } => {
             acct.revoke_session(&id)?;
-            eprintln!("revoked session {id}");
+            ui::note!("revoked session {id}");
         }
     }
     Ok(())
@@ -254,27 +280,34 @@ pub fn audit(profile: &Profile, all: bool, verify: bool, json: bool) -> anyhow::
     if json {
         println!("{}", serde_json::to_string_pretty(&resp.entries)?);
     } else {
-        for e in &resp.entries {
-            println!(
-                "{}\t{}\t{}\t{}\t{}\t{}",
-                e.seq,
-                ui::time(e.ts),
-                e.actor,
-                e.action,
-                e.outcome,
-                e.target
-            );
-        }
+        let rows: Vec<Vec<String>> = resp
+            .entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.seq.to_string(),
+                    ui::time(e.ts),
+                    e.actor.clone(),
+                    e.action.clone(),
+                    e.outcome.clone(),
+                    e.target.clone(),
+                ]
+            })
+            .collect();
+        ui::table(
+            &["SEQ", "TIME", "ACTOR", "ACTION", "OUTCOME", "TARGET"],
+            &rows,
+        );
     }
     if verify {
         match (check_chain(&resp.entries, all), resp.chain_verified) {
             (ChainCheck::BrokenAt(seq), _) => bail!("audit chain broken at entry {seq}"),
             (_, Some(false)) => bail!("the server reports the audit chain is broken"),
-            (ChainCheck::Intact, _) => eprintln!(
+            (ChainCheck::Intact, _) => ui::note!(
                 "audit chain intact: {} entries verified from the first",
                 resp.entries.len()
             ),
-            (ChainCheck::EntriesIntact, _) => eprintln!(
+            (ChainCheck::EntriesIntact, _) => ui::note!(
                 "{} entries verified (their hashes match; `--all` as admin checks the whole chain)",
                 resp.entries.len()
             ),
@@ -283,7 +316,7 @@ pub fn audit(profile: &Profile, all: bool, verify: bool, json: bool) -> anyhow::
     Ok(())
 }
 
-pub fn token(profile: &Profile, cmd: TokenCmd) -> anyhow::Result<()> {
+pub fn token(profile: &Profile, cmd: TokenCmd, json: bool) -> anyhow::Result<()> {
     let acct = Account::open(profile.clone())?;
     match cmd {
         TokenCmd::Create {
@@ -319,14 +352,14 @@ pub fn token(profile: &Profile, cmd: TokenCmd) -> anyhow::Result<()> {
                 .expires
                 .map_or_else(String::new, |e| format!(", expires {}", ui::time(e)));
             match restic {
-                Some(repo) => eprintln!(
+                Some(repo) => ui::note!(
                     "token {} ({}) for restic repository {repo}{expiry}; it is shown only this once.\nrestic -r rest:{scheme}://{}:TOKEN@{host}/restic/{}/{repo}/ --cacert server.pem …  (server.pem from `enc-server cert export`)",
                     made.info.id,
                     made.info.mode,
                     acct.user(),
                     acct.user(),
                 ),
-                None => eprintln!(
+                None => ui::note!(
                     "token {} ({}) for your Mercury archives{expiry}; it is shown only this once.\nUse it as the key on {}://{host}/ws (e.g. `AUTH TOKEN`, or Hecate's --auth-key).",
                     made.info.id,
                     made.info.mode,
@@ -335,46 +368,62 @@ pub fn token(profile: &Profile, cmd: TokenCmd) -> anyhow::Result<()> {
             }
             println!("{}", made.token);
         }
-        TokenCmd::Ls { json } => {
+        TokenCmd::Ls => {
             let tokens = acct.tokens()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&tokens)?);
             } else {
-                println!("ID\tKIND\tSCOPE\tMODE\tCREATED\tEXPIRES\tLAST USED\tLABEL");
-                for t in tokens {
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                        t.id,
-                        t.kind,
-                        t.scope,
-                        t.mode,
-                        ui::time(t.created),
-                        t.expires.map_or_else(|| "never".into(), ui::time),
-                        t.last_used.map_or_else(|| "never".into(), ui::time),
-                        t.label
-                    );
-                }
+                let rows: Vec<Vec<String>> = tokens
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.id.clone(),
+                            t.kind.clone(),
+                            t.scope.clone(),
+                            t.mode.clone(),
+                            ui::time(t.created),
+                            t.expires.map_or_else(|| "never".into(), ui::time),
+                            t.last_used.map_or_else(|| "never".into(), ui::time),
+                            t.label.clone(),
+                        ]
+                    })
+                    .collect();
+                ui::table(
+                    &[
+                        "ID",
+                        "KIND",
+                        "SCOPE",
+                        "MODE",
+                        "CREATED",
+                        "EXPIRES",
+                        "LAST USED",
+                        "LABEL",
+                    ],
+                    &rows,
+                );
             }
         }
         TokenCmd::Revoke { id } => {
             acct.revoke_token(&id)?;
-            eprintln!("revoked token {id}");
+            ui::note!("revoked token {id}");
         }
     }
     Ok(())
 }
 
-pub fn restic(profile: &Profile, cmd: ResticCmd) -> anyhow::Result<()> {
+pub fn restic(profile: &Profile, cmd: ResticCmd, json: bool) -> anyhow::Result<()> {
     let acct = Account::open(profile.clone())?;
     match cmd {
-        ResticCmd::Ls { json } => {
+        ResticCmd::Ls => {
             let repos = acct.restic_repos()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&repos)?);
             } else {
-                for r in repos {
-                    println!("{}\t{} files\t{}", r.name, r.objects, ui::size(r.bytes));
-                }
+                let rows: Vec<Vec<String>> = repos
+                    .iter()
+                    .map(|r| vec![r.name.clone(), r.objects.to_string(), ui::size(r.bytes)])
+                    .collect();
+                ui::table(&["NAME", "FILES", "SIZE"], &rows);
             }
         }
         ResticCmd::Rm { name, yes } => {
@@ -386,7 +435,7 @@ pub fn restic(profile: &Profile, cmd: ResticCmd) -> anyhow::Result<()> {
                 bail!("not removed (pass --yes to confirm without a terminal)");
             }
             acct.remove_restic_repo(&name)?;
-            eprintln!("deleted restic repository {name}");
+            ui::note!("deleted restic repository {name}");
         }
     }
     Ok(())

@@ -121,7 +121,7 @@ pub fn register(cli: &Cli, profile: &Profile, token: &str) -> anyhow::Result<()>
     let pass = ui::new_passphrase(cli.passphrase_file.as_deref(), "Passphrase")?;
     let session = enc_client::register(&api, &user, token, &pass)?;
     save(profile, &server, &user, fp, &session)?;
-    eprintln!(
+    ui::note!(
         "registered {user} on {server} (role {}); you are logged in",
         session.role
     );
@@ -147,7 +147,7 @@ pub fn login(cli: &Cli, profile: &Profile, ssh_key: Option<&Path>) -> anyhow::Re
     };
     let session = enc_client::login(&api, &user, method)?;
     save(profile, &server, &user, fp, &session)?;
-    eprintln!("logged in as {user} on {server}");
+    ui::note!("logged in as {user} on {server}");
     Ok(())
 }
 
@@ -156,7 +156,7 @@ pub fn logout(profile: &Profile) -> anyhow::Result<()> {
         Ok(acct) => {
             let user = acct.user().to_string();
             match acct.logout() {
-                Ok(()) => eprintln!("logged out {user}; the session is ended on the server"),
+                Ok(()) => ui::note!("logged out {user}; the session is ended on the server"),
                 // The session is forgotten here either way; the server's ends by itself.
                 Err(e @ enc_client::ClientError::Transport { .. }) => eprintln!(
                     "logged out {user} on this device; {e}, so the server's session was not ended: it expires after its idle timeout (10 minutes by default), or revoke it later with `enc session revoke`"
@@ -164,7 +164,7 @@ pub fn logout(profile: &Profile) -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(enc_client::ClientError::NotLoggedIn) => eprintln!("not logged in"),
+        Err(enc_client::ClientError::NotLoggedIn) => ui::note!("not logged in"),
         Err(e) => {
             profile.clear_session()?;
             return Err(e.into());
@@ -173,19 +173,29 @@ pub fn logout(profile: &Profile) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn status(profile: &Profile) -> anyhow::Result<()> {
+pub fn status(profile: &Profile, json: bool) -> anyhow::Result<()> {
     let acct = Account::open(profile.clone())?;
     let me = acct.me()?;
+    let key = enc_client::key_fingerprint(&acct.keys.verifying_key_b64());
+    if json {
+        let out = serde_json::json!({
+            "server": acct.api.base(),
+            "user": me.user,
+            "role": me.role,
+            "session_id": me.session_id,
+            "idle_timeout_secs": me.idle_timeout_secs,
+            "key_fingerprint": key,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
     println!("server:  {}", acct.api.base());
     println!("user:    {} (role {})", me.user, me.role);
     println!(
         "session: {} (ends after {} s idle)",
         me.session_id, me.idle_timeout_secs
     );
-    println!(
-        "key:     {} (others see this when they share with you)",
-        enc_client::key_fingerprint(&acct.keys.verifying_key_b64())
-    );
+    println!("key:     {key} (others see this when they share with you)");
     Ok(())
 }
 
@@ -206,9 +216,9 @@ pub fn change_passphrase(
     }
     let ended = acct.change_passphrase(&current, &new, end_other_sessions)?;
     if end_other_sessions {
-        eprintln!("passphrase changed; {ended} other session(s) ended");
+        ui::note!("passphrase changed; {ended} other session(s) ended");
     } else {
-        eprintln!(
+        ui::note!(
             "passphrase changed; other sessions go on (end them with `enc session revoke`, or next time with --end-other-sessions)"
         );
     }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod docs;
 mod objects;
 mod ui;
 
@@ -15,7 +16,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "enc",
     version,
-    after_help = "Start: `enc register --server https://HOST:8443 --user NAME --token TOKEN` with the token an admin gave you, then `enc push FILE`, `enc ls`, `enc pull NAME`.\nConfiguration lives in $ENC_CONFIG_DIR (default ~/.config/enc)."
+    after_help = "Start: `enc register --server https://HOST:8443 --user NAME --token TOKEN` with the token an admin gave you, then `enc push FILE`, `enc ls`, `enc pull NAME`.\nConfiguration lives in $ENC_CONFIG_DIR (default ~/.config/enc).\n\nOutput: results on stdout, progress and messages on stderr.\nExit status: 0 success, 1 error, 2 wrong usage, 3 done in part (what failed is listed on stderr), 141 stdout closed early."
 )]
 pub struct Cli {
     /// Server URL, e.g. https://host:8443 [default: the one saved at login].
@@ -26,7 +27,8 @@ pub struct Cli {
         long = "server",
         value_name = "URL",
         env = "ENC_SERVER",
-        global = true
+        global = true,
+        help_heading = "Global options"
     )]
     server: Option<String>,
     /// User name [default: the one saved at login].
@@ -35,15 +37,42 @@ pub struct Cli {
         long = "user",
         value_name = "NAME",
         env = "ENC_USER",
-        global = true
+        global = true,
+        help_heading = "Global options"
     )]
     user: Option<String>,
     /// Expected server certificate fingerprint (SHA256:…), pinned at register/login.
-    #[arg(long, env = "ENC_FINGERPRINT", global = true)]
+    #[arg(
+        long,
+        value_name = "SHA256",
+        env = "ENC_FINGERPRINT",
+        global = true,
+        help_heading = "Global options"
+    )]
     fingerprint: Option<String>,
     /// Read the passphrase from this file (first line) instead of ENC_PASSPHRASE or a prompt.
-    #[arg(long, global = true)]
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        help_heading = "Global options"
+    )]
     passphrase_file: Option<PathBuf>,
+    /// Print results as JSON (commands that print results).
+    #[arg(long, global = true, help_heading = "Global options")]
+    json: bool,
+    /// Say less: no progress bars or confirmations (results and errors still print).
+    #[arg(
+        short,
+        long,
+        global = true,
+        help_heading = "Global options",
+        conflicts_with = "verbose"
+    )]
+    quiet: bool,
+    /// Say more: each file as it goes, with its time and rate.
+    #[arg(short, long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,8 +96,11 @@ enum Command {
     /// Show who you are logged in as, where, and whether the session is alive.
     Status,
     /// Encrypt and upload files or directories (recursively).
+    ///
+    /// Prints each stored object with its new version on stdout. A file that cannot be read
+    /// is reported and skipped (exit status 3); anything the server refuses stops the push.
     Push {
-        /// Files or directories.
+        /// Files or directories; `-` reads standard input (with --as NAME).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Vault: NAME, or OWNER/NAME for one shared with you [default: default].
@@ -79,18 +111,23 @@ enum Command {
         as_name: Option<String>,
     },
     /// Download, verify and decrypt objects (a name, or a directory prefix).
+    ///
+    /// Nothing is written to a file unless its signature, size and hash check out. When
+    /// several objects are asked for, one that fails is reported and the others are still
+    /// pulled (exit status 3).
     Pull {
         /// Object names.
         #[arg(required = true)]
         names: Vec<String>,
-        /// Output file (one object) or directory [default: the object's name, here].
-        #[arg(short, long)]
+        /// Output file (one object), `-` for standard output, or a directory [default: the
+        /// object's name, here].
+        #[arg(short, long, value_name = "PATH")]
         output: Option<PathBuf>,
         /// Vault [default: default].
         #[arg(long)]
         vault: Option<String>,
-        /// Fetch this version instead of the latest.
-        #[arg(long)]
+        /// Fetch this version instead of the latest (`enc ls --versions NAME` lists them).
+        #[arg(long, value_name = "N")]
         version: Option<u64>,
         /// Write the ciphertext exactly as stored (an age file).
         #[arg(long)]
@@ -104,9 +141,6 @@ enum Command {
         /// Show version, size, time and author.
         #[arg(short, long)]
         long: bool,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
         /// List the stored versions of this name instead.
         #[arg(long, value_name = "NAME")]
         versions: Option<String>,
@@ -150,9 +184,19 @@ enum Command {
         /// Check the hash chain; exit non-zero if it is broken.
         #[arg(long)]
         verify: bool,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+    },
+    /// Print a shell completion script, e.g. `enc completions bash >
+    /// /etc/bash_completion.d/enc` or `enc completions zsh > ~/.zfunc/_enc`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages: enc(1) and one per subcommand (enc-vault-share(1), …) into a
+    /// directory, or enc(1) alone to stdout.
+    Man {
+        /// Write every page into this directory (e.g. /usr/local/share/man/man1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -167,11 +211,7 @@ enum VaultCmd {
         id: Option<String>,
     },
     /// List your vaults and those shared with you (as OWNER/NAME).
-    Ls {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Ls,
     /// Share a vault with a user (read and write, or --read-only). The right is part of what
     /// you sign for them, and the server enforces it.
     Share {
@@ -194,12 +234,10 @@ enum VaultCmd {
     Members {
         /// The vault: NAME, or OWNER/NAME for one shared with you.
         name: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Remove a vault and everything in it.
     Rm {
+        /// Your vault.
         name: String,
         /// Do not ask for confirmation.
         #[arg(long, short)]
@@ -210,12 +248,19 @@ enum VaultCmd {
 #[derive(Debug, Subcommand)]
 enum KeyCmd {
     /// Print the vault's age identity (all generations), for `age -d -i`.
+    ///
+    /// Anyone holding it can read the vault: store it as you would the passphrase.
     Export {
+        /// Vault: NAME, or OWNER/NAME for one shared with you [default: default].
         #[arg(long)]
         vault: Option<String>,
     },
     /// Register an Ed25519 SSH public key for `enc login --ssh-key`.
-    AddSsh { public_key: PathBuf },
+    AddSsh {
+        /// The public key file (e.g. ~/.ssh/id_ed25519.pub). When its private key lies next to
+        /// it, your account keys are also wrapped to it, so logins with it need no passphrase.
+        public_key: PathBuf,
+    },
     /// List registered SSH keys.
     LsSsh,
 }
@@ -232,11 +277,7 @@ enum UserCmd {
         role: String,
     },
     /// List users with role, state, usage and quota.
-    Ls {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Ls,
     /// Remove a user and everything they own.
     Rm {
         /// The user.
@@ -278,35 +319,36 @@ enum TokenCmd {
         /// A token for Mercury (Hecate's WebSocket archive protocol): reaches your archives.
         #[arg(long)]
         mercury: bool,
-        /// full, append-only (no deletes but locks, config never rewritten) or read-only.
-        #[arg(long, default_value = "full")]
+        /// What the token may do: everything; append-only (restic: no deletes but of locks,
+        /// config never rewritten); or read-only.
+        #[arg(long, default_value = "full", value_parser = ["full", "append-only", "read-only"])]
         mode: String,
         /// Lifetime, e.g. 90d, 12h [default: never expires].
-        #[arg(long)]
+        #[arg(long, value_name = "DURATION")]
         expires: Option<String>,
-        /// A label to recognise the token by.
+        /// A label to recognise the token by in `enc token ls`.
         #[arg(long, default_value = "")]
         label: String,
     },
     /// List your tokens (never their secrets).
-    Ls {
-        #[arg(long)]
-        json: bool,
+    Ls,
+    /// Revoke a token by id; it stops working at once (open Mercury connections end within
+    /// seconds).
+    Revoke {
+        /// The token's id, from `enc token ls` (not the token itself).
+        id: String,
     },
-    /// Revoke a token by id; it stops working at once.
-    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
 enum ResticCmd {
     /// List your restic repositories with their size.
-    Ls {
-        #[arg(long)]
-        json: bool,
-    },
+    Ls,
     /// Delete a restic repository and everything in it.
     Rm {
+        /// The repository, as `enc restic ls` lists it.
         name: String,
+        /// Do not ask for confirmation.
         #[arg(long, short)]
         yes: bool,
     },
@@ -332,13 +374,12 @@ enum PassphraseCmd {
 enum SessionCmd {
     /// List your sessions: which device (host name) and client opened each, when, and when
     /// it was last used.
-    Ls {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+    Ls,
+    /// Revoke a session by id; the device using it must log in again.
+    Revoke {
+        /// The session's id, from `enc session ls`.
+        id: String,
     },
-    /// Revoke a session by id.
-    Revoke { id: String },
 }
 
 /// A closed stdout (`enc ls | head -1`) ends the command quietly, as coreutils do (exit
@@ -353,7 +394,7 @@ fn quiet_on_broken_pipe() {
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or("");
         if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
-            std::process::exit(141);
+            std::process::exit(ui::exit::BROKEN_PIPE.into());
         }
         default(info);
     }));
@@ -362,16 +403,25 @@ fn quiet_on_broken_pipe() {
 fn main() -> std::process::ExitCode {
     quiet_on_broken_pipe();
     let cli = Cli::parse();
+    ui::set_level(cli.quiet, cli.verbose);
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("enc: {e:#}");
-            std::process::ExitCode::FAILURE
+            let status = ui::exit_status(&e);
+            if status != ui::exit::BROKEN_PIPE {
+                eprintln!("enc: {}", ui::error_line(&e));
+            }
+            std::process::ExitCode::from(status)
         }
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Completions { shell } => return docs::completions(shell),
+        Command::Man { ref dir } => return docs::man(dir.as_deref()),
+        _ => {}
+    }
     let profile = enc_client::Profile::locate()?;
     if !matches!(
         cli.command,
@@ -379,16 +429,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     ) {
         auth::check_session_matches(&cli, &profile)?;
     }
+    let json = cli.json;
     match cli.command {
         Command::Register { ref token } => auth::register(&cli, &profile, token),
         Command::Login { ref ssh_key } => auth::login(&cli, &profile, ssh_key.as_deref()),
         Command::Logout => auth::logout(&profile),
-        Command::Status => auth::status(&profile),
+        Command::Status => auth::status(&profile, json),
         Command::Push {
             paths,
             vault,
             as_name,
-        } => objects::push(&profile, &paths, vault.as_deref(), as_name.as_deref()),
+        } => objects::push(&profile, &paths, vault.as_deref(), as_name.as_deref(), json),
         Command::Pull {
             names,
             output,
@@ -402,18 +453,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             vault.as_deref(),
             version,
             raw,
+            json,
         ),
         Command::Ls {
             vault,
             long,
-            json,
             versions,
         } => objects::ls(&profile, vault.as_deref(), long, json, versions.as_deref()),
         Command::Rm { names, vault } => objects::rm(&profile, &names, vault.as_deref()),
-        Command::Vault(cmd) => admin::vault(&profile, cmd),
-        Command::Key(cmd) => admin::key(&profile, cmd),
-        Command::User(cmd) => admin::user(&profile, cmd),
-        Command::Session(cmd) => admin::session(&profile, cmd),
+        Command::Vault(cmd) => admin::vault(&profile, cmd, json),
+        Command::Key(cmd) => admin::key(&profile, cmd, json),
+        Command::User(cmd) => admin::user(&profile, cmd, json),
+        Command::Session(cmd) => admin::session(&profile, cmd, json),
         Command::Passphrase(PassphraseCmd::Change {
             new_passphrase_file,
             end_other_sessions,
@@ -423,8 +474,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             new_passphrase_file.as_deref(),
             end_other_sessions,
         ),
-        Command::Token(cmd) => admin::token(&profile, cmd),
-        Command::Restic(cmd) => admin::restic(&profile, cmd),
-        Command::Audit { all, verify, json } => admin::audit(&profile, all, verify, json),
+        Command::Token(cmd) => admin::token(&profile, cmd, json),
+        Command::Restic(cmd) => admin::restic(&profile, cmd, json),
+        Command::Audit { all, verify } => admin::audit(&profile, all, verify, json),
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
     }
 }

@@ -1,12 +1,144 @@
-//! Terminal details: passphrases, confirmations, progress bars, sizes and times.
+//! Terminal details: how much to say, exit statuses, passphrases, confirmations, progress
+//! bars, tables, sizes and times.
+//!
+//! The rule for output: stdout carries only what a command produced (listings, JSON, a
+//! token, a pushed version, a pulled file with `-o -`); progress, confirmations, warnings and
+//! errors go to stderr. `-q` silences progress and confirmations, never results or errors.
 
+use std::fmt;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::Path;
+use std::sync::atomic::{AtomicI8, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use zeroize::Zeroizing;
+
+/// How much goes to stderr: -1 with `-q`, 0 by default, 1 and up with `-v`.
+static LEVEL: AtomicI8 = AtomicI8::new(0);
+
+/// Sets the level from `-q` and the number of `-v`s (clap refuses both together).
+pub fn set_level(quiet: bool, verbose: u8) {
+    let level = if quiet { -1 } else { verbose.min(3) as i8 };
+    LEVEL.store(level, Ordering::Relaxed);
+}
+
+/// `-q`: no progress bars, no confirmations.
+pub fn quiet() -> bool {
+    LEVEL.load(Ordering::Relaxed) < 0
+}
+
+/// `-v`: details (timings, rates, each file of a directory).
+pub fn verbose() -> bool {
+    LEVEL.load(Ordering::Relaxed) > 0
+}
+
+/// A confirmation or notice on stderr, unless `-q`.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        if !$crate::ui::quiet() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
+/// A detail on stderr, with `-v` only.
+macro_rules! detail {
+    ($($arg:tt)*) => {
+        if $crate::ui::verbose() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
+pub(crate) use {detail, note};
+
+/// Exit statuses, as restic's: 0 success, 1 error, 2 wrong usage, 3 done in part.
+pub mod exit {
+    pub const ERROR: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const PARTIAL: u8 = 3;
+    /// A closed stdout (`enc ls | head -1`): what a shell reports for SIGPIPE.
+    pub const BROKEN_PIPE: u8 = 141;
+}
+
+/// Arguments that do not fit together (exit status 2, as clap's own usage errors).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A usage error to return: `return Err(ui::usage("…"))`.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// Some of the work was done and some failed, each failure already reported on stderr
+/// (exit status 3).
+#[derive(Debug)]
+pub struct Partial {
+    pub failed: usize,
+    pub total: usize,
+    /// What happened to the failed ones: "files were not pushed".
+    pub what: &'static str,
+}
+
+impl fmt::Display for Partial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} of {} {} (see above); the rest is done",
+            self.failed, self.total, self.what
+        )
+    }
+}
+
+impl std::error::Error for Partial {}
+
+/// The exit status for an error that ended a command.
+pub fn exit_status(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<UsageError>().is_some() {
+        exit::USAGE
+    } else if e.downcast_ref::<Partial>().is_some() {
+        exit::PARTIAL
+    } else if broken_pipe(e) {
+        exit::BROKEN_PIPE
+    } else {
+        exit::ERROR
+    }
+}
+
+/// The one line printed for an error: its context chain joined by `: `, leaving out a cause
+/// whose text the message before it already ends with (errors that print their source).
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// Whether `e` comes from writing into a closed stdout.
+pub fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 /// The passphrase from `--passphrase-file` or `ENC_PASSPHRASE`, if one is given that way.
 fn given_passphrase(file: Option<&Path>) -> anyhow::Result<Option<Zeroizing<String>>> {
@@ -90,12 +222,13 @@ pub fn confirm(question: &str) -> anyhow::Result<bool> {
 /// Transfers smaller than this get no progress bar.
 const BAR_THRESHOLD: u64 = 4 << 20;
 
-/// A progress bar on stderr, shown only when stdout is a terminal and the transfer is large.
+/// A progress bar on stderr, shown only when stderr is a terminal, the transfer is large and
+/// `-q` was not given.
 pub struct Bar(ProgressBar);
 
 impl Bar {
     pub fn new(total: u64, label: &str) -> Self {
-        let bar = if total >= BAR_THRESHOLD && std::io::stdout().is_terminal() {
+        let bar = if total >= BAR_THRESHOLD && !quiet() && std::io::stderr().is_terminal() {
             let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             b.set_style(
                 ProgressStyle::with_template(

@@ -84,11 +84,40 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
-impl<W: Write> Write for Counting<'_, W> {
+/// A pull's output: reports progress, and remembers a failed write so that a full disk or a
+/// closed pipe is reported as what it is, not as damaged data.
+struct Output<'a> {
+    inner: &'a mut (dyn Write + Send),
+    progress: &'a dyn Progress,
+    failed: bool,
+}
+
+impl Output<'_> {
+    /// The error to report for `e`, met while `what`.
+    fn error(&self, e: io::Error, what: &str) -> ClientError {
+        if self.failed {
+            ClientError::Io {
+                context: "writing the output".into(),
+                source: e,
+            }
+        } else {
+            integrity_or_io(e, what)
+        }
+    }
+}
+
+impl Write for Output<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.progress.advance(n as u64);
-        Ok(n)
+        match self.inner.write(buf) {
+            Ok(n) => {
+                self.progress.advance(n as u64);
+                Ok(n)
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
@@ -162,9 +191,23 @@ impl Account {
         name: &str,
         progress: &dyn Progress,
     ) -> Result<VersionInfo> {
-        let enc_name = v.keys.encrypt_name(name)?;
         let file =
             File::open(path).map_err(ClientError::io(format!("opening {}", path.display())))?;
+        self.push_from(v, file, &path.display().to_string(), name, progress)
+    }
+
+    /// Encrypts what `input` yields (a file, standard input) to the vault and stores it as
+    /// the next version of `name`; `what` names the input in errors.
+    pub fn push_from(
+        &self,
+        v: &VaultCtx,
+        input: impl Read + Send,
+        what: &str,
+        name: &str,
+        progress: &dyn Progress,
+    ) -> Result<VersionInfo> {
+        let enc_name = v.keys.encrypt_name(name)?;
+        let file = input;
         let recipient = v.keys.recipient();
         let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
         let receipt: Result<UploadReceipt> = std::thread::scope(|scope| {
@@ -192,8 +235,7 @@ impl Account {
                 .join()
                 .map_err(|_| ClientError::Usage("encryption thread panicked".into()))?;
             let receipt = sent?;
-            let (size, sha) =
-                local.map_err(ClientError::io(format!("encrypting {}", path.display())))?;
+            let (size, sha) = local.map_err(ClientError::io(format!("encrypting {what}")))?;
             if receipt.size != size || receipt.hash != sha {
                 return Err(ClientError::Integrity(
                     "the server received different bytes than were sent".into(),
@@ -237,6 +279,30 @@ impl Account {
         }
     }
 
+    /// The version of `name` that `version` asks for (the latest when `None`), its signature
+    /// verified.
+    fn verified_version(
+        &self,
+        v: &VaultCtx,
+        name: &str,
+        version: Option<u64>,
+    ) -> Result<VersionInfo> {
+        let versions = self.versions(v, name)?;
+        let ver = match version {
+            None => versions.first(),
+            Some(n) => versions.iter().find(|x| x.version == n),
+        }
+        .cloned()
+        .ok_or_else(|| match version {
+            None => ClientError::Usage(format!("no object named {name:?} in this vault")),
+            Some(n) => ClientError::Usage(format!(
+                "{name:?} has no version {n}; `enc ls --versions {name}` lists them"
+            )),
+        })?;
+        self.verify_version(v, name, &ver)?;
+        Ok(ver)
+    }
+
     /// Fetches, verifies and (unless raw) decrypts a version of `name` into `opts.dest`.
     /// Nothing appears at `dest` unless every check passed.
     pub fn pull(
@@ -246,19 +312,7 @@ impl Account {
         opts: &PullOptions<'_>,
         progress: &dyn Progress,
     ) -> Result<VersionInfo> {
-        let versions = self.versions(v, name)?;
-        let ver = match opts.version {
-            None => versions.first(),
-            Some(n) => versions.iter().find(|x| x.version == n),
-        }
-        .cloned()
-        .ok_or_else(|| match opts.version {
-            None => ClientError::Usage(format!("no object named {name:?} in this vault")),
-            Some(n) => ClientError::Usage(format!(
-                "{name:?} has no version {n}; `enc ls --versions {name}` lists them"
-            )),
-        })?;
-        self.verify_version(v, name, &ver)?;
+        let ver = self.verified_version(v, name, opts.version)?;
         let dest = opts.dest;
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -274,6 +328,48 @@ impl Account {
                 "creating a temporary file in {}",
                 dir.display()
             )))?;
+        let mut out = DirectOut::new(tmp.as_file());
+        self.fetch_verified(v, &ver, opts.raw, &mut out, progress)?;
+        out.finish()
+            .map_err(ClientError::io("writing the output"))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(ClientError::io("syncing the output"))?;
+        tmp.persist(dest).map_err(|e| ClientError::Io {
+            context: format!("writing {}", dest.display()),
+            source: e.error,
+        })?;
+        Ok(ver)
+    }
+
+    /// Like [`Account::pull`], into a stream (standard output) instead of a file. Each
+    /// chunk is authenticated before it is written, but whether the whole is the signed
+    /// version is known only at the end: an error then means the output must not be used.
+    pub fn pull_to(
+        &self,
+        v: &VaultCtx,
+        name: &str,
+        version: Option<u64>,
+        raw: bool,
+        out: &mut (dyn Write + Send),
+        progress: &dyn Progress,
+    ) -> Result<VersionInfo> {
+        let ver = self.verified_version(v, name, version)?;
+        self.fetch_verified(v, &ver, raw, out, progress)?;
+        out.flush().map_err(ClientError::io("writing the output"))?;
+        Ok(ver)
+    }
+
+    /// Downloads `ver`'s blob into `out` (decrypted unless `raw`) and checks that what came
+    /// is exactly the signed ciphertext.
+    fn fetch_verified(
+        &self,
+        v: &VaultCtx,
+        ver: &VersionInfo,
+        raw: bool,
+        out: &mut (dyn Write + Send),
+        progress: &dyn Progress,
+    ) -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel(8);
         let blob_path = format!("{}/blobs/{}", vault_path(v), ver.id);
         let (copied, fetched, (size, sha)) = std::thread::scope(|scope| {
@@ -282,7 +378,7 @@ impl Account {
                 rx,
                 current: bytes::Bytes::new(),
             });
-            let copied = decrypt_into(&mut source, tmp.as_file(), v, &ver, opts.raw, progress);
+            let copied = decrypt_into(&mut source, out, v, ver, raw, progress);
             // Stop the fetch (if still running) before waiting for it.
             let hashed = source.finish_with(|reader| drop(reader.rx));
             let fetched = fetch
@@ -299,14 +395,7 @@ impl Account {
                 ver.size, ver.hash
             )));
         }
-        tmp.as_file()
-            .sync_all()
-            .map_err(ClientError::io("syncing the output"))?;
-        tmp.persist(dest).map_err(|e| ClientError::Io {
-            context: format!("writing {}", dest.display()),
-            source: e.error,
-        })?;
-        Ok(ver)
+        Ok(())
     }
 
     /// Checks the author's signature over a version's metadata.
@@ -358,19 +447,20 @@ fn integrity_or_io(e: io::Error, what: &str) -> ClientError {
 /// Reads `source` to its end either way, so its hash covers the whole blob.
 fn decrypt_into(
     source: &mut Hashing<ChannelReader>,
-    file: &File,
+    out: &mut (dyn Write + Send),
     v: &VaultCtx,
     ver: &VersionInfo,
     raw: bool,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut out = Counting {
-        inner: DirectOut::new(file),
+    let mut out = Output {
+        inner: out,
         progress,
+        failed: false,
     };
     if raw {
-        io::copy(&mut BufReader::with_capacity(BUF, &mut *source), &mut out)
-            .map_err(|e| integrity_or_io(e, "downloading"))?;
+        let copied = io::copy(&mut BufReader::with_capacity(BUF, &mut *source), &mut out);
+        copied.map_err(|e| out.error(e, "downloading"))?;
     } else {
         let ids: Vec<&dyn age::Identity> = v
             .keys
@@ -378,10 +468,10 @@ fn decrypt_into(
             .into_iter()
             .map(|i| i as &dyn age::Identity)
             .collect();
-        enc_crypto::decrypt_stream(&ids, &mut *source, ENCRYPT_THREADS, |plain| {
+        let opened = enc_crypto::decrypt_stream(&ids, &mut *source, ENCRYPT_THREADS, |plain| {
             out.write_all(plain)
-        })
-        .map_err(|e| match e {
+        });
+        opened.map_err(|e| match e {
             // The signed generation is one we hold, so its key must open the header.
             DecryptFailure::Header(age::DecryptError::NoMatchingKeys)
                 if v.keys.has_generation(ver.generation) =>
@@ -394,13 +484,10 @@ fn decrypt_into(
             DecryptFailure::Header(other) => {
                 ClientError::Integrity(format!("not a valid age file: {other}"))
             }
-            DecryptFailure::Payload(e) => integrity_or_io(e, "decrypting"),
+            DecryptFailure::Payload(e) => out.error(e, "decrypting"),
         })?;
         // Drain anything after the last chunk so the hash covers the whole blob.
         io::copy(source, &mut io::sink()).map_err(|e| integrity_or_io(e, "downloading"))?;
     }
-    out.inner
-        .finish()
-        .map_err(ClientError::io("writing the output"))?;
     Ok(())
 }

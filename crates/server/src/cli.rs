@@ -477,3 +477,42 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = gc.await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// Every subcommand, argument and flag of `enc-server --help` says what it is for, and
+    /// none repeats the `[env: …]` note clap adds by itself.
+    #[test]
+    fn every_command_and_argument_is_described() {
+        fn check(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() {
+                missing.push(format!("{path} (command)"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                match (arg.get_help(), arg.get_env()) {
+                    (None, _) => missing.push(format!("{path} {id}")),
+                    (Some(help), Some(env))
+                        if help.to_string().contains(&*env.to_string_lossy()) =>
+                    {
+                        missing.push(format!("{path} {id}: names {env:?} again"))
+                    }
+                    _ => {}
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                check(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        check(&Cli::command(), "enc-server", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
+}

@@ -4,6 +4,7 @@
 mod harness;
 
 mod basics;
+mod cli;
 mod hardening;
 mod integrity;
 mod limits;
