@@ -169,6 +169,64 @@ fn wrong_login(c: &reqwest::blocking::Client, server: &Server, user: &str) -> u1
         .as_u16()
 }
 
+/// Logs `user` in with a fresh registered SSH key over `c` (signed by `ssh-keygen -Y sign`, as
+/// any SSH agent could); returns the session token.
+fn ssh_login_from(c: &reqwest::blocking::Client, server: &Server, user: &User) -> String {
+    let key = user.path("login_key");
+    let made = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "alice@elsewhere",
+            "-f",
+        ])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    user.ok(&[
+        "key",
+        "add-ssh",
+        key.with_extension("pub").to_str().unwrap(),
+    ]);
+    let ch: serde_json::Value = c
+        .post(format!("{}/v1/auth/ssh/challenge", server.url))
+        .json(&serde_json::json!({"user": user.name}))
+        .send()
+        .expect("challenge")
+        .json()
+        .expect("challenge json");
+    let id = ch["id"].as_str().expect("id");
+    let challenge = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        ch["challenge"].as_str().expect("challenge"),
+    )
+    .expect("base64");
+    let message = enc_crypto::ssh_login_message(&server.fingerprint, &user.name, id, &challenge);
+    let msg_path = user.path("challenge.bin");
+    std::fs::write(&msg_path, message).unwrap();
+    let signed = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-Y", "sign", "-n", "enc-login", "-f"])
+        .arg(&key)
+        .arg(&msg_path)
+        .status()
+        .expect("ssh-keygen -Y sign");
+    assert!(signed.success());
+    let signature = std::fs::read_to_string(user.path("challenge.bin.sig")).expect("signature");
+    let resp = c
+        .post(format!("{}/v1/auth/ssh/login", server.url))
+        .json(&serde_json::json!({"user": user.name, "id": id, "signature": signature}))
+        .send()
+        .expect("ssh login");
+    assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text());
+    let body: serde_json::Value = resp.json().expect("login json");
+    body["token"].as_str().expect("session token").to_string()
+}
+
 /// Wrong passphrases from strangers' addresses back the account off everywhere except where
 /// its owner has logged in before: the owner is never locked out by them.
 #[test]
@@ -192,6 +250,12 @@ fn strangers_cannot_lock_an_owner_out() {
     );
     // A new address is still held back...
     assert_eq!(wrong_login(&from_address(7), &server, "alice"), 429);
+    // ...for passphrases only: an SSH key cannot be guessed, so its login from an address
+    // never seen before goes through.
+    let stranger_place = from_address(9);
+    assert_eq!(wrong_login(&stranger_place, &server, "alice"), 429);
+    let session = ssh_login_from(&stranger_place, &server, &alice);
+    assert!(!session.is_empty());
     // ...but the owner, from where they logged in before, is not.
     alice.ok(&["logout"]);
     let started = Instant::now();
@@ -441,6 +505,23 @@ fn quota_words_are_the_ones_shown() {
     let server = Server::start_with(&format!("policy_file = \"{}\"\n", policy.display()), &[]);
     let root = server.user("root", "admin");
     let alice = server.user("alice", "user");
+    // `enc-server user create` prints the URL the server is configured to be reached at.
+    let out = server.admin_cmd(&["user", "create", "carol"]);
+    let told = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        told.contains("enc register --server https://127.0.0.1:8443 --user carol"),
+        "{told}"
+    );
+    let out = server.admin_cmd(&["--listen", "0.0.0.0:9443", "user", "create", "dave"]);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host name");
+    let told = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        told.contains(&format!(
+            "--server https://{}:9443 --user dave",
+            host.trim()
+        )),
+        "{told}"
+    );
     let quota = |who: &str| -> serde_json::Value {
         let v: serde_json::Value =
             serde_json::from_str(&root.ok(&["user", "ls", "--json"])).expect("json");

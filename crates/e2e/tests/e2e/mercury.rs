@@ -812,6 +812,58 @@ fn mercury_connections_end_with_their_credentials_deadline_and_frame_limit() {
     let r = f.script(&[&format!("text:AUTH {token}"), "recvall:5"]);
     assert!(r[0].starts_with("ERROR Invalid authentication"), "{r:?}");
 
+    // So does a token that expires while connected, and one whose user is removed.
+    let short = alice
+        .ok(&["token", "create", "--mercury", "--expires", "3s"])
+        .trim()
+        .to_string();
+    let bob = f.server.user("bob", "user");
+    let bobs = bob.ok(&["token", "create", "--mercury"]).trim().to_string();
+    let open = |token: &str| {
+        f.client(
+            &f.ws_url(),
+            &[
+                "script",
+                &format!("text:AUTH {token}"),
+                "recv",
+                "text:LIST",
+                "recvall:20",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python client")
+    };
+    let (expiring, removed) = (open(&short), open(&bobs));
+    let opened = Instant::now();
+    std::thread::sleep(Duration::from_millis(1000));
+    let admin = f.server.user("root", "admin");
+    admin.ok(&["user", "rm", "bob", "--yes"]);
+    let bob_removed = Instant::now();
+    for (child, what, since, within) in [
+        (removed, "user removed", bob_removed, 6),
+        (expiring, "token expired", opened, 3 + 6),
+    ] {
+        let out = child.wait_with_output().expect("wait");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.first(), Some(&"OK"), "{what}: {text}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("ERROR the token was revoked")),
+            "{what}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(lines.last(), Some(&"<closed 1008>"), "{what}: {text}");
+        assert!(
+            since.elapsed() < Duration::from_secs(within),
+            "{what}: ended {:?} after",
+            since.elapsed()
+        );
+    }
+
     // A frame over the protocol's limit (4 MiB + 64 KiB) is refused, not dropped silently.
     let r = f.script(&[
         &format!("text:AUTH {PSK}"),
