@@ -244,7 +244,7 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
         .as_ref()
         .or(config.database_url.as_ref())
         .context("`migrate` is for PostgreSQL: give --database-owner-url (or --database-url)")?;
-    let applied = enc_store::postgres::PgMeta::migrate(url)
+    let applied = enc_store::postgres::migrate(url)
         .await
         .context("migrating the PostgreSQL schema")?;
     eprintln!("PostgreSQL schema up to date ({applied} migration(s) applied now)");

@@ -74,22 +74,21 @@ pub fn token_hash(token: &str) -> String {
 /// else SQLite under the data directory.
 pub async fn open_meta(config: &Config) -> anyhow::Result<enc_store::Meta> {
     if let Some(url) = &config.database_url {
-        use enc_store::postgres::PgMeta;
         if let Some(owner) = &config.database_owner_url {
-            PgMeta::migrate(owner)
+            enc_store::postgres::migrate(owner)
                 .await
                 .context("migrating the PostgreSQL schema (database_owner_url)")?;
         }
-        let pg = PgMeta::connect(url)
+        let (pg, checks) = enc_store::postgres::connect(url)
             .await
             .context("connecting to PostgreSQL (database_url)")?;
-        let pending = pg.pending_migrations().await?;
+        let pending = checks.pending_migrations;
         anyhow::ensure!(
             pending == 0,
             "the PostgreSQL schema lacks {pending} migration(s): run `enc-server migrate \
              --database-owner-url postgres://OWNER@…` (or set database_owner_url)"
         );
-        let role = pg.role_check().await?;
+        let role = checks.role;
         anyhow::ensure!(
             !role.bypasses_rls && !role.owns_tables,
             "database_url connects as a role that {}: row-level security would not bind it; \
@@ -104,7 +103,7 @@ pub async fn open_meta(config: &Config) -> anyhow::Result<enc_store::Meta> {
     }
     let data_dir = &config.data_dir;
     owner_only_dir(data_dir)?;
-    let meta = enc_store::sqlite::SqliteMeta::open(&data_dir.join("meta.sqlite"))
+    let meta = enc_store::sqlite::open(&data_dir.join("meta.sqlite"))
         .await
         .with_context(|| format!("opening the database in {}", data_dir.display()))?;
     Ok(Arc::new(meta))

@@ -1,10 +1,11 @@
 //! Storage of `enc-server`: metadata and blobs, each behind an async trait.
 //!
 //! The server holds a [`Meta`] and a [`Blobs`] handle and never learns which backend sits
-//! behind them. The embedded default is SQLite ([`sqlite::SqliteMeta`]) and the local
-//! filesystem ([`blob::ObjectBlobs`] over `object_store`); for scale-out, PostgreSQL
-//! ([`postgres::PgMeta`], with row-level security bound to the [`tenant`] of the work) and
-//! an S3-compatible store implement the same traits. This crate knows nothing of HTTP.
+//! behind them. Metadata is one [`SqlMeta`] whose statements are written once for both
+//! engines: SQLite ([`sqlite::open`], the embedded default) or PostgreSQL
+//! ([`postgres::connect`], for scale-out, with row-level security bound to the [`tenant`] of
+//! the work). Blobs are the local filesystem or an S3-compatible store
+//! ([`blob::ObjectBlobs`] over `object_store`). This crate knows nothing of HTTP.
 //!
 //! Invariants every backend keeps:
 //! - an object version is visible only after its blob is durably stored and its row committed;
@@ -18,6 +19,7 @@ mod direct;
 mod model;
 pub mod postgres;
 mod records;
+mod sql;
 pub mod sqlite;
 pub mod tenant;
 mod uploads;
@@ -26,11 +28,7 @@ use std::sync::Arc;
 
 pub use blob::{BlobWriter, Blobs};
 pub use model::*;
-
-/// Both engines' statement for [`MetaStore::throttle_mark`] (`?` placeholders).
-const THROTTLE_MARK: &str = "INSERT INTO throttle (key, failures, next_allowed, updated) \
-     VALUES (?, 0, ?, ?) ON CONFLICT (key) DO UPDATE SET failures = 0, \
-     next_allowed = excluded.next_allowed, updated = excluded.updated";
+pub use sql::{EngineCounts, Scope, SqlMeta};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +67,9 @@ pub type Meta = Arc<dyn MetaStore>;
 pub trait MetaStore: Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;
+    /// What the SQL engine has done since the store was opened (transactions begun, writes
+    /// serialised), so tests can check a method's shape without timing it.
+    fn engine_counts(&self) -> EngineCounts;
     /// The deployment's server secret: the stored one, or `candidate` stored now if there
     /// is none (the first replica to start decides).
     async fn server_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>>;

@@ -5,9 +5,9 @@
 //! exchange on PostgreSQL). A batch is instead charged once per user and inserted with one
 //! multi-row statement that returns what it inserted; only the files it did not insert (a
 //! name that existed, a repository deleted meanwhile) and the users whose files do not all
-//! fit their quota are then handled one by one, exactly as before. The algorithm lives here,
-//! once; each backend implements [`RecordTx`] (a charge, the insert, a lone record) on its
-//! connection.
+//! fit their quota are then handled one by one, exactly as before. The algorithm lives here;
+//! [`RecordTx`] (a charge, the insert, a lone record) is implemented once, on the SQL
+//! engine's transaction, in `sql/restic.rs`.
 
 use crate::{NewResticObject, PutOutcome, Result, StoreError};
 
@@ -154,43 +154,6 @@ pub(crate) fn insert_sql(rows: usize, row: &str) -> String {
 /// texts in all, each prepared once and kept in sqlx's statement cache.
 pub(crate) fn padded_rows(files: usize) -> usize {
     files.max(1).next_power_of_two()
-}
-
-/// Binds `files` to the insert of [`insert_sql`] with [`padded_rows`] rows, the padding as
-/// NULL rows. One body for both backends: only the statement text differs.
-pub(crate) fn bind_rows<'q, DB: sqlx::Database>(
-    mut query: sqlx::query::QueryAs<'q, DB, Inserted, <DB as sqlx::Database>::Arguments>,
-    files: &[&'q NewResticObject],
-) -> sqlx::query::QueryAs<'q, DB, Inserted, <DB as sqlx::Database>::Arguments>
-where
-    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<&'q [u8]>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    for o in files {
-        query = query
-            .bind(&o.repo_id)
-            .bind(&o.kind)
-            .bind(&o.name)
-            .bind(o.size)
-            .bind(&o.blob_key)
-            .bind(o.now)
-            .bind(o.data.as_deref());
-    }
-    for _ in files.len()..padded_rows(files.len()) {
-        query = query
-            .bind(None::<&str>)
-            .bind(None::<&str>)
-            .bind(None::<&str>)
-            .bind(None::<i64>)
-            .bind(None::<&str>)
-            .bind(None::<i64>)
-            .bind(None::<&[u8]>);
-    }
-    query
 }
 
 /// A row the insert returned: repository, kind, name, blob key.

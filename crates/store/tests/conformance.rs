@@ -7,10 +7,9 @@
 
 use std::sync::Arc;
 
-use enc_store::postgres::PgMeta;
-use enc_store::sqlite::SqliteMeta;
 use enc_store::tenant;
 use enc_store::*;
+use enc_store::{postgres, sqlite};
 use sqlx::Connection as _;
 
 const APP_LOGIN: &str = "enc_conformance";
@@ -63,8 +62,8 @@ impl PgDb {
         })
     }
 
-    async fn open(&self) -> PgMeta {
-        PgMeta::migrate(&self.owner_url).await.expect("migrate");
+    async fn open(&self) -> SqlMeta {
+        postgres::migrate(&self.owner_url).await.expect("migrate");
         let mut c = sqlx::PgConnection::connect(&self.owner_url)
             .await
             .expect("owner");
@@ -72,7 +71,7 @@ impl PgDb {
             .execute(&mut c)
             .await
             .expect("grant");
-        PgMeta::connect(&self.app_url).await.expect("connect")
+        postgres::connect(&self.app_url).await.expect("connect").0
     }
 
     async fn drop_db(self) {
@@ -95,7 +94,7 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sqlite = SqliteMeta::open(&dir.path().join("meta.sqlite"))
+    let sqlite = sqlite::open(&dir.path().join("meta.sqlite"))
         .await
         .expect("sqlite");
     scenario(Arc::new(sqlite)).await;
@@ -847,8 +846,10 @@ async fn postgres_row_level_security_shows_a_tenant_only_its_own_rows() {
         return;
     };
     let pg = db.open().await;
-    let check = pg.role_check().await.expect("role");
-    assert!(!check.bypasses_rls && !check.owns_tables, "{check:?}");
+    let (_, checks) = postgres::connect(&db.app_url).await.expect("connect");
+    assert_eq!(checks.pending_migrations, 0);
+    let role = checks.role;
+    assert!(!role.bypasses_rls && !role.owns_tables, "{role:?}");
     let meta: Meta = Arc::new(pg);
     let (alice, alice_vault) = user(&meta, "alice").await;
     let (bob, bob_vault) = user(&meta, "bob").await;
@@ -908,9 +909,10 @@ async fn postgres_connections_can_use_tls() {
     let _ = db.open().await;
     let sep = if db.app_url.contains('?') { '&' } else { '?' };
     let meta: Meta = Arc::new(
-        PgMeta::connect(&format!("{}{sep}sslmode=require", db.app_url))
+        postgres::connect(&format!("{}{sep}sslmode=require", db.app_url))
             .await
-            .expect("connect with sslmode=require"),
+            .expect("connect with sslmode=require")
+            .0,
     );
     let (alice, _) = user(&meta, "alice").await;
     assert_eq!(alice.state, "active");
@@ -929,4 +931,157 @@ async fn postgres_connections_can_use_tls() {
     assert!(encrypted >= 1, "the server's connections are not encrypted");
     drop(meta);
     db.drop_db().await;
+}
+
+/// The drift the two engines once had, checked on both: a session lookup is one transaction
+/// and writes at most once, a duplicate vault id is the same `Conflict`, and every write
+/// method runs in exactly one write transaction, serialised on SQLite however many run at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn engines_agree_on_transactions_and_conflicts() {
+    both(|meta| async move {
+        let (alice, vault) = user(&meta, "shape").await;
+        let t = now();
+        meta.create_session(SessionRow {
+            id: "shape-s".into(),
+            token_hash: "shape-t".into(),
+            user_id: alice.id.clone(),
+            method: "passphrase".into(),
+            created: t - 5,
+            last_seen: t - 5,
+            device: String::new(),
+            client: String::new(),
+        })
+        .await
+        .expect("session");
+
+        let delta = |before: EngineCounts, after: EngineCounts| {
+            (
+                after.transactions - before.transactions,
+                after.writes - before.writes,
+            )
+        };
+        // Stale: refreshed by one write transaction (a read that finds it must write may
+        // give way to it first).
+        let before = meta.engine_counts();
+        let found = meta.touch_session("shape-t", t, 600).await.expect("touch");
+        let SessionLookup::Valid(found) = found else {
+            panic!("{found:?}")
+        };
+        assert_eq!(found.0.last_seen, t);
+        let (txs, writes) = delta(before, meta.engine_counts());
+        assert_eq!(writes, 1, "a stale session is refreshed in one write");
+        assert!(txs <= 2, "{txs} transactions");
+        // Fresh: one read transaction, no write.
+        let before = meta.engine_counts();
+        assert!(matches!(
+            meta.touch_session("shape-t", t, 600).await.expect("touch"),
+            SessionLookup::Valid(_)
+        ));
+        assert_eq!(delta(before, meta.engine_counts()), (1, 0));
+        // Expired: deleted in one write.
+        let before = meta.engine_counts();
+        assert!(matches!(
+            meta.touch_session("shape-t", t + 601, 600)
+                .await
+                .expect("touch"),
+            SessionLookup::Expired
+        ));
+        assert_eq!(delta(before, meta.engine_counts()).1, 1);
+        assert!(meta.list_sessions(&alice.id).await.expect("ls").is_empty());
+
+        // The same id twice is the same refusal on both engines, and changes nothing.
+        let again = tenant::scope(
+            alice.id.clone(),
+            meta.create_vault(NewVault {
+                id: vault.clone(),
+                signed_id: vault.clone(),
+                owner_id: alice.id.clone(),
+                name: "another-name".into(),
+                wrapped_keys: "k".into(),
+                signature: "s".into(),
+                now: t,
+            }),
+        )
+        .await;
+        match again {
+            Err(StoreError::Conflict(why)) => assert_eq!(why, "vault id in use; choose another"),
+            other => panic!("{other:?}"),
+        }
+        let vaults = tenant::scope(alice.id.clone(), meta.vaults_for(&alice.id))
+            .await
+            .expect("vaults");
+        assert_eq!(vaults.len(), 1);
+
+        // Sixty-four writes at once, of several kinds: each is one write transaction, and
+        // none fails for a busy database.
+        let before = meta.engine_counts();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let m = meta.clone();
+            tasks.spawn(async move {
+                m.throttle_fail(&format!("shape:{i}"), now(), |n| n).await?;
+                Ok::<_, StoreError>(())
+            });
+            let m = meta.clone();
+            tasks.spawn(async move {
+                m.rate_take("shape-rate", now(), 60, 1000).await?;
+                Ok(())
+            });
+            let m = meta.clone();
+            tasks.spawn(async move { m.queue_blob(&format!("shape-blob-{i}"), now()).await });
+            let (m, owner) = (meta.clone(), alice.id.clone());
+            tasks.spawn(tenant::scope(owner.clone(), async move {
+                m.create_vault(NewVault {
+                    id: format!("shape-vault-{i}"),
+                    signed_id: format!("shape-vault-{i}"),
+                    owner_id: owner,
+                    name: format!("v{i}"),
+                    wrapped_keys: "k".into(),
+                    signature: "s".into(),
+                    now: now(),
+                })
+                .await?;
+                Ok(())
+            }));
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("task").expect("write");
+        }
+        let after = meta.engine_counts();
+        assert_eq!(
+            delta(before, after).1,
+            64,
+            "one write transaction per write"
+        );
+        assert!(after.most_writing_at_once >= 1);
+    })
+    .await;
+}
+
+/// SQLite runs one write transaction at a time in this process, whatever method writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_serialises_its_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta: Meta = Arc::new(
+        sqlite::open(&dir.path().join("meta.sqlite"))
+            .await
+            .expect("sqlite"),
+    );
+    let (alice, vault) = user(&meta, "serial").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let (m, u, v) = (meta.clone(), alice.clone(), vault.clone());
+        tasks.spawn(async move {
+            put(&m, &u, &v, &format!("f{i}"), 1, 10, None).await?;
+            m.throttle_fail(&format!("serial:{i}"), now(), |n| n)
+                .await?;
+            m.queue_blob(&format!("serial-{i}"), now()).await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("task").expect("write");
+    }
+    let counts = meta.engine_counts();
+    assert!(counts.writes >= 32 * 5, "{counts:?}");
+    assert_eq!(counts.most_writing_at_once, 1, "{counts:?}");
 }

@@ -1,0 +1,404 @@
+//! Accounts: the server secret, users, sessions, SSH keys and login challenges.
+
+use super::{Db, SESSION_COLS, Scope, USER_COLS, insert_vault, q, queue_blobs_of, unix_now};
+use crate::*;
+
+impl Db {
+    pub(crate) async fn ping(&self) -> Result<()> {
+        let mut tx = self.read(Scope::System).await?;
+        tx.scalar::<i64>(q("SELECT CAST(1 AS BIGINT)")).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn server_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
+        let mut tx = self.write(Scope::System).await?;
+        tx.execute(
+            q("INSERT INTO server_secret (id, value) VALUES (1, ?) ON CONFLICT (id) DO NOTHING")
+                .bind(candidate),
+        )
+        .await?;
+        let value = tx
+            .scalar(q("SELECT value FROM server_secret WHERE id = 1"))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(value)
+    }
+
+    pub(crate) async fn invite_user(&self, inv: NewInvitation) -> Result<()> {
+        let mut tx = self.write(Scope::System).await?;
+        tx.lock(&format!("user:{}", inv.name)).await?;
+        let state: Option<String> = tx
+            .scalar(q("SELECT state FROM users WHERE name = ?").bind(&inv.name))
+            .await?;
+        match state.as_deref() {
+            Some("active") => return Err(StoreError::Conflict("user exists")),
+            Some(_) => {
+                tx.execute(
+                    q("UPDATE users SET role = ?, invite_hash = ?, invite_expires = ? WHERE name = ?")
+                        .bind(&inv.role)
+                        .bind(&inv.invite_hash)
+                        .bind(inv.expires)
+                        .bind(&inv.name),
+                )
+                .await?;
+            }
+            None => {
+                tx.execute(
+                    q(
+                        "INSERT INTO users (id, name, role, state, salt, kdf_m, kdf_t, kdf_p, \
+                       invite_hash, invite_expires, created) \
+                       VALUES (?, ?, ?, 'invited', ?, 0, 0, 0, ?, ?, ?)",
+                    )
+                    .bind(&inv.id)
+                    .bind(&inv.name)
+                    .bind(&inv.role)
+                    .bind(&inv.salt)
+                    .bind(&inv.invite_hash)
+                    .bind(inv.expires)
+                    .bind(inv.now),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await
+    }
+
+    pub(crate) async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
+        let mut tx = self.read(Scope::System).await?;
+        tx.opt(q(format!("SELECT {USER_COLS} FROM users WHERE name = ?")).bind(name))
+            .await
+    }
+
+    pub(crate) async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
+        let mut tx = self.read(Scope::System).await?;
+        tx.opt(q(format!("SELECT {USER_COLS} FROM users WHERE id = ?")).bind(id))
+            .await
+    }
+
+    pub(crate) async fn register_user(&self, reg: Registration) -> Result<UserRow> {
+        let mut tx = self.write(Scope::System).await?;
+        let user: UserRow = tx
+            .opt(
+                q(format!(
+                    "SELECT {USER_COLS} FROM users WHERE name = ? AND state = 'invited' \
+                     AND invite_hash = ? AND invite_expires > ?"
+                ))
+                .bind(&reg.name)
+                .bind(&reg.invite_hash)
+                .bind(reg.now),
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.execute(
+            q(
+                "UPDATE users SET state = 'active', invite_hash = NULL, invite_expires = NULL, \
+               kdf_m = ?, kdf_t = ?, kdf_p = ?, auth_hash = ?, x25519_recipient = ?, \
+               ed25519_public = ?, wrapped_keys = ?, recipient_sig = ? WHERE id = ?",
+            )
+            .bind(reg.kdf.0)
+            .bind(reg.kdf.1)
+            .bind(reg.kdf.2)
+            .bind(&reg.auth_hash)
+            .bind(&reg.x25519_recipient)
+            .bind(&reg.ed25519_public)
+            .bind(&reg.wrapped_keys)
+            .bind(&reg.recipient_sig)
+            .bind(&user.id),
+        )
+        .await?;
+        insert_vault(
+            &mut tx,
+            &NewVault {
+                id: reg.default_vault_id.clone(),
+                signed_id: reg.default_vault_signed_id.clone(),
+                owner_id: user.id.clone(),
+                name: "default".into(),
+                wrapped_keys: reg.default_vault_keys.clone(),
+                signature: reg.default_vault_sig.clone(),
+                now: reg.now,
+            },
+        )
+        .await?;
+        let user = tx
+            .one(q(format!("SELECT {USER_COLS} FROM users WHERE id = ?")).bind(&user.id))
+            .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    pub(crate) async fn list_users(&self) -> Result<Vec<UserRow>> {
+        let mut tx = self.read(Scope::System).await?;
+        tx.all(q(format!("SELECT {USER_COLS} FROM users ORDER BY name")))
+            .await
+    }
+
+    pub(crate) async fn set_quota(&self, name: &str, quota: Option<i64>) -> Result<()> {
+        let mut tx = self.write(Scope::System).await?;
+        let done = tx
+            .execute(
+                q("UPDATE users SET quota_bytes = ? WHERE name = ?")
+                    .bind(quota)
+                    .bind(name),
+            )
+            .await?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await
+    }
+
+    pub(crate) async fn delete_user(&self, name: &str) -> Result<()> {
+        let mut tx = self.write(Scope::System).await?;
+        let id: String = tx
+            .scalar(q("SELECT id FROM users WHERE name = ?").bind(name))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let now = unix_now();
+        // Everything the user's rows reference goes on the collection queue with them.
+        queue_blobs_of(&mut tx, "v.owner_id = ?", &id, now).await?;
+        for from in [
+            "SELECT u.blob_key, ? FROM uploads u JOIN vaults v ON v.id = u.vault_id \
+             WHERE v.owner_id = ?",
+            "SELECT o.blob_key, ? FROM restic_objects o JOIN restic_repos r ON r.id = o.repo_id \
+             WHERE r.user_id = ? AND o.data IS NULL",
+            "SELECT blob_key, ? FROM mercury_files WHERE user_id = ?",
+        ] {
+            tx.execute(
+                q(format!(
+                    "INSERT INTO blob_gc (blob_key, queued) {from} ON CONFLICT DO NOTHING"
+                ))
+                .bind(now)
+                .bind(&id),
+            )
+            .await?;
+        }
+        tx.execute(q("DELETE FROM users WHERE id = ?").bind(&id))
+            .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn set_role(&self, name: &str, role: &str) -> Result<()> {
+        let mut tx = self.write(Scope::System).await?;
+        let done = tx
+            .execute(
+                q("UPDATE users SET role = ? WHERE name = ?")
+                    .bind(role)
+                    .bind(name),
+            )
+            .await?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await
+    }
+
+    pub(crate) async fn create_session(&self, s: SessionRow) -> Result<()> {
+        let mut tx = self.write(Scope::System).await?;
+        tx.execute(
+            q(format!(
+                "INSERT INTO sessions ({SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .bind(s.id)
+            .bind(s.token_hash)
+            .bind(s.user_id)
+            .bind(s.method)
+            .bind(s.created)
+            .bind(s.last_seen)
+            .bind(s.device)
+            .bind(s.client),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Every authenticated request calls this: most calls find a fresh session and only
+    /// read; one that must refresh or end it decides again in a write transaction.
+    pub(crate) async fn touch_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+        idle_secs: i64,
+    ) -> Result<SessionLookup> {
+        let mut tx = self.read(Scope::System).await?;
+        loop {
+            let session: Option<SessionRow> = tx
+                .opt(
+                    q(format!(
+                        "SELECT {SESSION_COLS} FROM sessions WHERE token_hash = ?"
+                    ))
+                    .bind(token_hash),
+                )
+                .await?;
+            let Some(mut session) = session else {
+                return Ok(SessionLookup::Unknown);
+            };
+            let expired = session.last_seen + idle_secs < now;
+            // Refresh only when the stored time is stale, so reads do not all become writes.
+            let stale = session.last_seen < now;
+            if (expired || stale) && !tx.can_write() {
+                drop(tx);
+                tx = self.write(Scope::System).await?;
+                continue;
+            }
+            if expired {
+                tx.execute(q("DELETE FROM sessions WHERE id = ?").bind(&session.id))
+                    .await?;
+                tx.commit().await?;
+                return Ok(SessionLookup::Expired);
+            }
+            if stale {
+                tx.execute(
+                    q("UPDATE sessions SET last_seen = ? WHERE id = ? AND last_seen < ?")
+                        .bind(now)
+                        .bind(&session.id)
+                        .bind(now),
+                )
+                .await?;
+                session.last_seen = now;
+            }
+            // In this transaction: a second pooled connection per request could exhaust the
+            // pool.
+            let user: Option<UserRow> = tx
+                .opt(
+                    q(format!("SELECT {USER_COLS} FROM users WHERE id = ?")).bind(&session.user_id),
+                )
+                .await?;
+            tx.commit().await?;
+            return Ok(match user {
+                Some(user) => SessionLookup::Valid(Box::new((session, user))),
+                None => SessionLookup::Unknown,
+            });
+        }
+    }
+
+    pub(crate) async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionRow>> {
+        let mut tx = self.read(Scope::Tenant).await?;
+        tx.all(
+            q(format!(
+                "SELECT {SESSION_COLS} FROM sessions WHERE user_id = ? ORDER BY created"
+            ))
+            .bind(user_id),
+        )
+        .await
+    }
+
+    pub(crate) async fn delete_session(&self, user_id: &str, session_id: &str) -> Result<bool> {
+        let mut tx = self.write(Scope::Tenant).await?;
+        let done = tx
+            .execute(
+                q("DELETE FROM sessions WHERE id = ? AND user_id = ?")
+                    .bind(session_id)
+                    .bind(user_id),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(done > 0)
+    }
+
+    pub(crate) async fn change_passphrase(
+        &self,
+        user_id: &str,
+        auth_hash: &str,
+        wrapped_keys: &str,
+        end_others_but: Option<&str>,
+    ) -> Result<u64> {
+        let mut tx = self.write(Scope::Tenant).await?;
+        let done = tx
+            .execute(
+                q("UPDATE users SET auth_hash = ?, wrapped_keys = ? WHERE id = ?")
+                    .bind(auth_hash)
+                    .bind(wrapped_keys)
+                    .bind(user_id),
+            )
+            .await?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let mut ended = 0;
+        if let Some(keep) = end_others_but {
+            ended = tx
+                .execute(
+                    q("DELETE FROM sessions WHERE user_id = ? AND id <> ?")
+                        .bind(user_id)
+                        .bind(keep),
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    pub(crate) async fn add_ssh_key(&self, k: SshKeyRow) -> Result<()> {
+        let mut tx = self.write(Scope::Tenant).await?;
+        tx.execute(
+            q("INSERT INTO ssh_keys (user_id, fingerprint, public_key, comment, wrapped_keys, created) \
+               VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, fingerprint) DO UPDATE SET \
+               public_key = excluded.public_key, comment = excluded.comment, \
+               wrapped_keys = excluded.wrapped_keys, created = excluded.created")
+            .bind(k.user_id)
+            .bind(k.fingerprint)
+            .bind(k.public_key)
+            .bind(k.comment)
+            .bind(k.wrapped_keys)
+            .bind(k.created),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn ssh_keys(&self, user_id: &str) -> Result<Vec<SshKeyRow>> {
+        let mut tx = self.read(Scope::System).await?;
+        tx.all(
+            q(
+                "SELECT user_id, fingerprint, public_key, comment, wrapped_keys, created \
+               FROM ssh_keys WHERE user_id = ? ORDER BY created",
+            )
+            .bind(user_id),
+        )
+        .await
+    }
+
+    pub(crate) async fn put_challenge(
+        &self,
+        id: &str,
+        user: &str,
+        challenge: &[u8],
+        expires: i64,
+    ) -> Result<()> {
+        let mut tx = self.write(Scope::System).await?;
+        tx.execute(q("DELETE FROM ssh_challenges WHERE expires < ?").bind(unix_now()))
+            .await?;
+        tx.execute(
+            q("INSERT INTO ssh_challenges (id, user_name, challenge, expires) VALUES (?, ?, ?, ?)")
+                .bind(id)
+                .bind(user)
+                .bind(challenge)
+                .bind(expires),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn take_challenge(
+        &self,
+        id: &str,
+        user: &str,
+        now: i64,
+    ) -> Result<Option<Vec<u8>>> {
+        let mut tx = self.write(Scope::System).await?;
+        let challenge = tx
+            .scalar(
+                q(
+                    "DELETE FROM ssh_challenges WHERE id = ? AND user_name = ? AND expires >= ? \
+                   RETURNING challenge",
+                )
+                .bind(id)
+                .bind(user)
+                .bind(now),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(challenge)
+    }
+}

@@ -1,0 +1,76 @@
+//! The audit log: one hash chain for the whole deployment (system scope), appended strictly
+//! in order; on PostgreSQL appends from every replica take turns under one advisory lock.
+
+use enc_crypto::audit::{AuditFields, GENESIS, audit_hash};
+
+use super::{Db, Scope, q};
+use crate::*;
+
+const AUDIT_COLS: &str = "seq, ts, actor, action, target, outcome, client, prev_hash, hash";
+
+impl Db {
+    pub(crate) async fn audit_append(&self, e: NewAudit) -> Result<AuditRow> {
+        let mut tx = self.write(Scope::System).await?;
+        tx.lock("audit").await?;
+        let last: Option<(i64, String)> = tx
+            .opt(q("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
+            .await?;
+        let (seq, prev_hash) = match last {
+            Some((s, h)) => (s + 1, h),
+            None => (1, GENESIS.to_string()),
+        };
+        let hash = audit_hash(
+            &prev_hash,
+            &AuditFields {
+                seq,
+                ts: e.ts,
+                actor: &e.actor,
+                action: &e.action,
+                target: &e.target,
+                outcome: &e.outcome,
+                client: &e.client,
+            },
+        );
+        tx.execute(
+            q(
+                "INSERT INTO audit (seq, ts, actor, actor_id, action, target, outcome, client, \
+               prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(seq)
+            .bind(e.ts)
+            .bind(&e.actor)
+            .bind(&e.actor_id)
+            .bind(&e.action)
+            .bind(&e.target)
+            .bind(&e.outcome)
+            .bind(&e.client)
+            .bind(&prev_hash)
+            .bind(&hash),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(AuditRow {
+            seq,
+            ts: e.ts,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            outcome: e.outcome,
+            client: e.client,
+            prev_hash,
+            hash,
+        })
+    }
+
+    pub(crate) async fn audit_list(&self, actor_id: Option<&str>) -> Result<Vec<AuditRow>> {
+        let mut tx = self.read(Scope::System).await?;
+        let query = match actor_id {
+            Some(id) => q(format!(
+                "SELECT {AUDIT_COLS} FROM audit WHERE actor_id = ? ORDER BY seq"
+            ))
+            .bind(id),
+            None => q(format!("SELECT {AUDIT_COLS} FROM audit ORDER BY seq")),
+        };
+        tx.all(query).await
+    }
+}

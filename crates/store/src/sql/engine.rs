@@ -1,0 +1,563 @@
+//! The narrow engine layer under the metadata store: what SQLite and PostgreSQL truly do
+//! differently, and nothing else. Everything above it is written once.
+//!
+//! - **Transactions.** [`Db::write`] on SQLite is `BEGIN IMMEDIATE` under the process's write
+//!   lock (writers queue on a cheap async lock, not SQLite's sleeping busy handler, and never
+//!   upgrade a read lock, so they cannot deadlock with `enc-server user create` next to the
+//!   server); [`Db::read`] is a deferred `BEGIN`. On PostgreSQL both open a transaction that
+//!   first sets its row-level-security [`Scope`] with `set_config(…, true)`.
+//! - **Placeholders.** Statements are written with `?`; PostgreSQL's are rewritten as `$1, $2,
+//!   …` (SQLite takes `?` as it is).
+//! - **Cross-replica locks.** [`Tx::lock`] is a transaction-scoped advisory lock on
+//!   PostgreSQL; on SQLite every write transaction already excludes every other, so it does
+//!   nothing.
+//!
+//! Rows come back as [`Row`], whose columns decode into any type both engines decode.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{PgPool, Postgres, Row as _, Sqlite, SqlitePool};
+
+use crate::Result;
+
+/// Whose rows a transaction may see under PostgreSQL's row-level security. SQLite has none,
+/// but every statement is written inside a scope all the same, so the class of each method
+/// shows where it is written, not only in one engine's file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The server's own cross-tenant work: authentication lookups, account administration,
+    /// the blob collector, the audit chain.
+    System,
+    /// The user of the caller's [`crate::tenant`] scope; nothing at all outside one.
+    Tenant,
+    /// The caller's tenant if there is one, else the server's (Mercury's preshared key and
+    /// client list own archives no enc user does).
+    Caller,
+}
+
+/// Counts of what the engine did, for tests that check a method's shape (one transaction,
+/// writes serialised) without timing it.
+#[derive(Debug, Default)]
+pub struct Stats {
+    transactions: AtomicU64,
+    writes: AtomicU64,
+    writing_now: AtomicU64,
+    most_writing_at_once: AtomicU64,
+}
+
+/// A snapshot of [`Stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineCounts {
+    /// Transactions begun, read or write.
+    pub transactions: u64,
+    /// Write transactions begun.
+    pub writes: u64,
+    /// The most write transactions this process ever had open at once (1 on SQLite: writes
+    /// are serialised; any number on PostgreSQL).
+    pub most_writing_at_once: u64,
+}
+
+/// A connection pool of one engine.
+#[derive(Clone)]
+pub(crate) enum Db {
+    Sqlite {
+        pool: SqlitePool,
+        /// Serialises this process's write transactions.
+        write_lock: Arc<tokio::sync::Mutex<()>>,
+        stats: Arc<Stats>,
+    },
+    Pg {
+        pool: PgPool,
+        stats: Arc<Stats>,
+    },
+}
+
+/// An open transaction; dropped without [`Tx::commit`], it rolls back.
+pub(crate) enum Tx {
+    Sqlite {
+        tx: sqlx::Transaction<'static, Sqlite>,
+        _lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+        writing: Writer,
+    },
+    Pg {
+        tx: sqlx::Transaction<'static, Postgres>,
+        writing: Writer,
+    },
+}
+
+/// Whether a transaction has written: counted when it is opened to write, or at its first
+/// statement that is not a query.
+pub(crate) struct Writer {
+    stats: Arc<Stats>,
+    open: Option<Writing>,
+}
+
+impl Writer {
+    fn new(stats: &Arc<Stats>, write: bool) -> Self {
+        Self {
+            open: write.then(|| Writing::new(stats)),
+            stats: stats.clone(),
+        }
+    }
+
+    fn wrote(&mut self) {
+        if self.open.is_none() {
+            self.open = Some(Writing::new(&self.stats));
+        }
+    }
+}
+
+/// Marks a write transaction as open while it lives.
+pub(crate) struct Writing(Arc<Stats>);
+
+impl Writing {
+    fn new(stats: &Arc<Stats>) -> Self {
+        stats.writes.fetch_add(1, Ordering::Relaxed);
+        let now = stats.writing_now.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.most_writing_at_once.fetch_max(now, Ordering::SeqCst);
+        Self(stats.clone())
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        self.0.writing_now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Db {
+    /// SQLite, its writes serialised by `write_lock` (shared with whatever else writes
+    /// through this pool).
+    pub(crate) fn sqlite(pool: SqlitePool, write_lock: Arc<tokio::sync::Mutex<()>>) -> Self {
+        Self::Sqlite {
+            pool,
+            write_lock,
+            stats: Default::default(),
+        }
+    }
+
+    pub(crate) fn pg(pool: PgPool) -> Self {
+        Self::Pg {
+            pool,
+            stats: Default::default(),
+        }
+    }
+
+    fn stats(&self) -> &Arc<Stats> {
+        match self {
+            Self::Sqlite { stats, .. } | Self::Pg { stats, .. } => stats,
+        }
+    }
+
+    /// What the engine has done so far.
+    pub(crate) fn counts(&self) -> EngineCounts {
+        let s = self.stats();
+        EngineCounts {
+            transactions: s.transactions.load(Ordering::SeqCst),
+            writes: s.writes.load(Ordering::SeqCst),
+            most_writing_at_once: s.most_writing_at_once.load(Ordering::SeqCst),
+        }
+    }
+
+    /// A transaction that may write.
+    pub(crate) async fn write(&self, scope: Scope) -> Result<Tx> {
+        self.stats().transactions.fetch_add(1, Ordering::Relaxed);
+        match self {
+            Self::Sqlite {
+                pool,
+                write_lock,
+                stats,
+            } => {
+                let lock = write_lock.clone().lock_owned().await;
+                let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(Tx::Sqlite {
+                    tx,
+                    _lock: Some(lock),
+                    writing: Writer::new(stats, true),
+                })
+            }
+            Self::Pg { pool, stats } => Ok(Tx::Pg {
+                tx: pg_begin(pool, scope).await?,
+                writing: Writer::new(stats, true),
+            }),
+        }
+    }
+
+    /// A transaction that reads (on PostgreSQL it could write too; see [`Tx::can_write`]).
+    pub(crate) async fn read(&self, scope: Scope) -> Result<Tx> {
+        self.stats().transactions.fetch_add(1, Ordering::Relaxed);
+        match self {
+            Self::Sqlite { pool, stats, .. } => Ok(Tx::Sqlite {
+                tx: pool.begin().await?,
+                _lock: None,
+                writing: Writer::new(stats, false),
+            }),
+            Self::Pg { pool, stats } => Ok(Tx::Pg {
+                tx: pg_begin(pool, scope).await?,
+                writing: Writer::new(stats, false),
+            }),
+        }
+    }
+}
+
+async fn pg_begin(pool: &PgPool, scope: Scope) -> Result<sqlx::Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    let tenant = crate::tenant::current();
+    let (user, system) = match (scope, tenant) {
+        (Scope::System, _) | (Scope::Caller, None) => (String::new(), "on"),
+        (Scope::Tenant | Scope::Caller, Some(t)) => (t, "off"),
+        (Scope::Tenant, None) => (String::new(), "off"),
+    };
+    sqlx::query("SELECT set_config('app.user_id', $1, true), set_config('app.system', $2, true)")
+        .bind(user)
+        .bind(system)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// A statement and its arguments.
+pub(crate) struct Q {
+    sql: Text,
+    args: Vec<Arg>,
+}
+
+/// A statement written with `?` placeholders; built strings must hold only constants.
+pub(crate) fn q(sql: impl Into<Cow<'static, str>>) -> Q {
+    Q {
+        sql: Text(sql.into()),
+        args: Vec::new(),
+    }
+}
+
+/// A value bound to a placeholder.
+pub(crate) enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+    Bool(bool),
+}
+
+impl Q {
+    /// Binds the next placeholder.
+    pub(crate) fn bind(mut self, a: impl Into<Arg>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+}
+
+macro_rules! arg_from {
+    ($($t:ty => $v:ident $(. $conv:ident ())?),* $(,)?) => {
+        $(impl From<$t> for Arg {
+            fn from(x: $t) -> Self {
+                Arg::$v(Some(x $(.$conv())?))
+            }
+        })*
+    };
+}
+
+arg_from! {
+    i64 => Int,
+    &str => Text.to_string(),
+    String => Text,
+    &String => Text.clone(),
+    &[u8] => Bytes.to_vec(),
+    Vec<u8> => Bytes,
+    &Vec<u8> => Bytes.clone(),
+}
+
+impl From<u32> for Arg {
+    fn from(x: u32) -> Self {
+        Arg::Int(Some(x.into()))
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(x: bool) -> Self {
+        Arg::Bool(x)
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(x: Option<i64>) -> Self {
+        Arg::Int(x)
+    }
+}
+
+impl From<Option<String>> for Arg {
+    fn from(x: Option<String>) -> Self {
+        Arg::Text(x)
+    }
+}
+
+impl From<&Option<String>> for Arg {
+    fn from(x: &Option<String>) -> Self {
+        Arg::Text(x.clone())
+    }
+}
+
+impl From<Option<&str>> for Arg {
+    fn from(x: Option<&str>) -> Self {
+        Arg::Text(x.map(str::to_string))
+    }
+}
+
+impl From<Option<&[u8]>> for Arg {
+    fn from(x: Option<&[u8]>) -> Self {
+        Arg::Bytes(x.map(<[u8]>::to_vec))
+    }
+}
+
+impl From<Option<Vec<u8>>> for Arg {
+    fn from(x: Option<Vec<u8>>) -> Self {
+        Arg::Bytes(x)
+    }
+}
+
+impl From<&Option<Vec<u8>>> for Arg {
+    fn from(x: &Option<Vec<u8>>) -> Self {
+        Arg::Bytes(x.clone())
+    }
+}
+
+/// Binds `args` to an engine's query, in order.
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for a in $args {
+            query = match a {
+                Arg::Int(v) => query.bind(*v),
+                Arg::Text(v) => query.bind(v.as_deref()),
+                Arg::Bytes(v) => query.bind(v.as_deref()),
+                Arg::Bool(v) => query.bind(*v),
+            };
+        }
+        query
+    }};
+}
+
+/// A row of either engine.
+pub(crate) enum Row {
+    Sqlite(SqliteRow),
+    Pg(PgRow),
+}
+
+/// A column type both engines decode.
+pub(crate) trait Col:
+    for<'r> sqlx::Decode<'r, Sqlite>
+    + sqlx::Type<Sqlite>
+    + for<'r> sqlx::Decode<'r, Postgres>
+    + sqlx::Type<Postgres>
+{
+}
+
+impl<T> Col for T where
+    T: for<'r> sqlx::Decode<'r, Sqlite>
+        + sqlx::Type<Sqlite>
+        + for<'r> sqlx::Decode<'r, Postgres>
+        + sqlx::Type<Postgres>
+{
+}
+
+/// A row type both engines build (`#[derive(sqlx::FromRow)]`, tuples).
+pub(crate) trait FromRows:
+    for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+impl<T> FromRows for T where
+    T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+impl Row {
+    /// The column called `name`.
+    pub(crate) fn get<T: Col>(&self, name: &str) -> Result<T> {
+        Ok(match self {
+            Self::Sqlite(r) => r.try_get(name)?,
+            Self::Pg(r) => r.try_get(name)?,
+        })
+    }
+
+    /// The column at `i`.
+    pub(crate) fn at<T: Col>(&self, i: usize) -> Result<T> {
+        Ok(match self {
+            Self::Sqlite(r) => r.try_get(i)?,
+            Self::Pg(r) => r.try_get(i)?,
+        })
+    }
+
+    /// The row as a `T`.
+    pub(crate) fn to<T: FromRows>(&self) -> Result<T> {
+        Ok(match self {
+            Self::Sqlite(r) => T::from_row(r)?,
+            Self::Pg(r) => T::from_row(r)?,
+        })
+    }
+}
+
+impl Tx {
+    /// Whether this transaction may write (a read transaction on SQLite may not: it would
+    /// have to upgrade its lock, which can fail under a concurrent writer).
+    pub(crate) fn can_write(&self) -> bool {
+        match self {
+            Self::Sqlite { _lock, .. } => _lock.is_some(),
+            Self::Pg { .. } => true,
+        }
+    }
+
+    /// A row-locking clause (`FOR UPDATE …`) on PostgreSQL, where concurrent transactions
+    /// read the same row; nothing on SQLite, whose write transactions never run at once.
+    pub(crate) fn locking(&self, clause: &'static str) -> &'static str {
+        self.pick("", clause)
+    }
+
+    /// Runs a statement that changes rows; the number it changed.
+    pub(crate) async fn execute(&mut self, q: Q) -> Result<u64> {
+        Ok(match self {
+            Self::Sqlite { tx, writing, .. } => {
+                writing.wrote();
+                bind_all!(sqlx::query(q.sql.into_sqlite()), &q.args)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+            }
+            Self::Pg { tx, writing } => {
+                writing.wrote();
+                bind_all!(sqlx::query(sqlx::AssertSqlSafe(pg_sql(&q.sql))), &q.args)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+            }
+        })
+    }
+
+    /// The rows a changing statement returns (`… RETURNING`).
+    pub(crate) async fn returning<T: FromRows>(&mut self, q: Q) -> Result<Vec<T>> {
+        match self {
+            Self::Sqlite { writing, .. } | Self::Pg { writing, .. } => writing.wrote(),
+        }
+        self.all(q).await
+    }
+
+    /// A fragment with no form both engines accept: `sqlite`'s or `pg`'s.
+    pub(crate) fn pick(&self, sqlite: &'static str, pg: &'static str) -> &'static str {
+        match self {
+            Self::Sqlite { .. } => sqlite,
+            Self::Pg { .. } => pg,
+        }
+    }
+
+    /// Every row a query returns.
+    pub(crate) async fn rows(&mut self, q: Q) -> Result<Vec<Row>> {
+        Ok(match self {
+            Self::Sqlite { tx, .. } => bind_all!(sqlx::query(q.sql.into_sqlite()), &q.args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            Self::Pg { tx, .. } => {
+                bind_all!(sqlx::query(sqlx::AssertSqlSafe(pg_sql(&q.sql))), &q.args)
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .into_iter()
+                    .map(Row::Pg)
+                    .collect()
+            }
+        })
+    }
+
+    /// The first row a query returns, if any.
+    pub(crate) async fn row(&mut self, q: Q) -> Result<Option<Row>> {
+        Ok(match self {
+            Self::Sqlite { tx, .. } => bind_all!(sqlx::query(q.sql.into_sqlite()), &q.args)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(Row::Sqlite),
+            Self::Pg { tx, .. } => {
+                bind_all!(sqlx::query(sqlx::AssertSqlSafe(pg_sql(&q.sql))), &q.args)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(Row::Pg)
+            }
+        })
+    }
+
+    /// Every row as a `T`.
+    pub(crate) async fn all<T: FromRows>(&mut self, q: Q) -> Result<Vec<T>> {
+        self.rows(q).await?.iter().map(Row::to).collect()
+    }
+
+    /// The first row as a `T`, if any.
+    pub(crate) async fn opt<T: FromRows>(&mut self, q: Q) -> Result<Option<T>> {
+        self.row(q).await?.as_ref().map(Row::to).transpose()
+    }
+
+    /// The first row as a `T`; `NotFound` without one.
+    pub(crate) async fn one<T: FromRows>(&mut self, q: Q) -> Result<T> {
+        self.opt(q).await?.ok_or(crate::StoreError::NotFound)
+    }
+
+    /// The first column of the first row, if there is a row.
+    pub(crate) async fn scalar<T: Col>(&mut self, q: Q) -> Result<Option<T>> {
+        self.row(q).await?.map(|r| r.at(0)).transpose()
+    }
+
+    /// Holds a lock named `what` until the transaction ends, across replicas (PostgreSQL's
+    /// advisory lock); on SQLite the write transaction already holds the only write lock.
+    pub(crate) async fn lock(&mut self, what: &str) -> Result<()> {
+        if let Self::Pg { tx, .. } = self {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(what)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Makes the transaction's changes durable and visible.
+    pub(crate) async fn commit(self) -> Result<()> {
+        match self {
+            Self::Sqlite { tx, .. } => tx.commit().await?,
+            Self::Pg { tx, .. } => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// A statement's text, as written.
+struct Text(Cow<'static, str>);
+
+impl Text {
+    /// SQLite's form: as written (a constant is not copied, a built string is moved).
+    fn into_sqlite(self) -> sqlx::SqlStr {
+        use sqlx::SqlSafeStr as _;
+        match self.0 {
+            Cow::Borrowed(s) => s.into_sql_str(),
+            Cow::Owned(s) => sqlx::AssertSqlSafe(s).into_sql_str(),
+        }
+    }
+}
+
+/// PostgreSQL's form of a statement: `$1, $2, …` for the `?`s (the statements hold no
+/// other `?`).
+fn pg_sql(text: &Text) -> String {
+    let sql = &text.0;
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -1,0 +1,165 @@
+//! The metadata store's SQL, written once for both engines over the narrow [`engine`]
+//! layer. Each concern has its file; each method opens exactly one transaction (a read that
+//! finds it must write gives up its read transaction and decides again in a write one), in
+//! the row-level-security [`Scope`] written next to it.
+
+pub(crate) mod engine;
+
+mod accounts;
+mod audit;
+mod mercury;
+mod meta;
+mod restic;
+mod throttle;
+mod tokens;
+mod upkeep;
+mod vaults;
+mod versions;
+
+pub(crate) use engine::{Db, Tx, q};
+pub use engine::{EngineCounts, Scope};
+pub use meta::SqlMeta;
+
+use crate::{NewVault, Result, StoreError};
+
+pub(crate) const USER_COLS: &str = "id, name, role, state, salt, kdf_m, kdf_t, kdf_p, invite_hash, \
+    invite_expires, auth_hash, x25519_recipient, ed25519_public, wrapped_keys, recipient_sig, created, \
+    usage_bytes, quota_bytes";
+
+pub(crate) const SESSION_COLS: &str =
+    "id, token_hash, user_id, method, created, last_seen, device, client";
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Queues for collection the blobs of the versions `filter` selects (over versions `ve`,
+/// objects `ob` and vaults `v`, with one `?` for `arg`); `filter` is always a constant.
+pub(crate) async fn queue_blobs_of(
+    tx: &mut Tx,
+    filter: &'static str,
+    arg: &str,
+    now: i64,
+) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO blob_gc (blob_key, queued) \
+         SELECT ve.blob_key, ? FROM versions ve JOIN objects ob ON ve.object_id = ob.id \
+         JOIN vaults v ON v.id = ob.vault_id WHERE {filter} ON CONFLICT DO NOTHING"
+    );
+    tx.execute(q(sql).bind(now).bind(arg)).await?;
+    Ok(())
+}
+
+/// Changes a user's usage by `delta` bytes. Growth is refused with `QuotaExceeded` (and
+/// nothing changed) when it would take the usage above `quota`; usage never goes below 0.
+pub(crate) async fn charge(
+    tx: &mut Tx,
+    user_id: &str,
+    delta: i64,
+    quota: Option<i64>,
+) -> Result<()> {
+    match quota {
+        Some(limit) if delta > 0 => {
+            let done = tx
+                .execute(
+                    q("UPDATE users SET usage_bytes = usage_bytes + ? \
+                       WHERE id = ? AND usage_bytes + ? <= ?")
+                    .bind(delta)
+                    .bind(user_id)
+                    .bind(delta)
+                    .bind(limit),
+                )
+                .await?;
+            if done == 0 {
+                return Err(StoreError::QuotaExceeded);
+            }
+        }
+        _ => {
+            tx.execute(
+                q("UPDATE users SET usage_bytes = \
+                   CASE WHEN usage_bytes + ? < 0 THEN 0 ELSE usage_bytes + ? END WHERE id = ?")
+                .bind(delta)
+                .bind(delta)
+                .bind(user_id),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Credits vault owners for the versions `filter` (over `ve`, `ob`, `v`, with one `?` for
+/// `arg`) is about to delete; `filter` is always a constant.
+pub(crate) async fn credit_versions_of(tx: &mut Tx, filter: &'static str, arg: &str) -> Result<()> {
+    let owed: Vec<(String, i64)> = tx
+        .all(
+            q(format!(
+                "SELECT v.owner_id, CAST(COALESCE(SUM(ve.size), 0) AS BIGINT) FROM versions ve \
+                 JOIN objects ob ON ve.object_id = ob.id JOIN vaults v ON v.id = ob.vault_id \
+                 WHERE {filter} GROUP BY v.owner_id"
+            ))
+            .bind(arg),
+        )
+        .await?;
+    for (owner, bytes) in owed {
+        charge(tx, &owner, -bytes, None).await?;
+    }
+    Ok(())
+}
+
+/// Queues a blob for deletion at `at`; a key already queued keeps the earlier time.
+pub(crate) async fn queue_at(tx: &mut Tx, key: &str, at: i64) -> Result<()> {
+    tx.execute(
+        q(
+            "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) ON CONFLICT (blob_key) DO UPDATE \
+           SET queued = CASE WHEN excluded.queued < blob_gc.queued \
+           THEN excluded.queued ELSE blob_gc.queued END",
+        )
+        .bind(key)
+        .bind(at),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A new vault at generation 1 with its owner as the first member.
+pub(crate) async fn insert_vault(tx: &mut Tx, v: &NewVault) -> Result<()> {
+    let inserted = tx
+        .execute(
+            q(
+                "INSERT INTO vaults (id, signed_id, owner_id, name, generation, created) \
+               VALUES (?, ?, ?, ?, 1, ?)",
+            )
+            .bind(&v.id)
+            .bind(&v.signed_id)
+            .bind(&v.owner_id)
+            .bind(&v.name)
+            .bind(v.now),
+        )
+        .await;
+    match inserted {
+        Err(StoreError::Database(e)) if is_unique_violation(&e) => {
+            return Err(StoreError::Conflict("vault id in use; choose another"));
+        }
+        other => other?,
+    };
+    tx.execute(
+        q("INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature) VALUES (?, ?, ?, ?)")
+            .bind(&v.id)
+            .bind(&v.owner_id)
+            .bind(&v.wrapped_keys)
+            .bind(&v.signature),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether a database error is a unique (or primary key) violation, on either engine.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}

@@ -1,0 +1,309 @@
+//! restic repositories and their files (tenant scope, except a batch's write: a batch holds
+//! files of many users, each charged to its own owner, so it runs in the system scope).
+//! The batch algorithm is [`crate::records`]; this file gives it its statements.
+
+use super::{Db, Scope, Tx, charge, q, unix_now};
+use crate::records::{Inserted, RecordTx, insert_sql, padded_rows};
+use crate::*;
+
+const REPO_COLS: &str = "r.id, r.user_id, r.name, r.created, \
+    (SELECT COUNT(*) FROM restic_objects o WHERE o.repo_id = r.id) AS objects, \
+    (SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) FROM restic_objects o \
+        WHERE o.repo_id = r.id) AS bytes";
+
+/// Queues many blob keys for collection, a statement per 256 (one round trip each instead of
+/// one per key). A key given twice keeps its earliest time.
+async fn queue_many(tx: &mut Tx, keys: &[(String, i64)]) -> Result<()> {
+    let mut unique: std::collections::BTreeMap<&str, i64> = Default::default();
+    for (key, at) in keys {
+        let e = unique.entry(key.as_str()).or_insert(*at);
+        *e = (*e).min(*at);
+    }
+    let unique: Vec<_> = unique.into_iter().collect();
+    for chunk in unique.chunks(256) {
+        let values = vec!["(?, ?)"; chunk.len()].join(", ");
+        let mut query = q(format!(
+            "INSERT INTO blob_gc (blob_key, queued) VALUES {values} \
+             ON CONFLICT (blob_key) DO UPDATE SET queued = CASE \
+             WHEN excluded.queued < blob_gc.queued THEN excluded.queued ELSE blob_gc.queued END"
+        ));
+        for (key, at) in chunk {
+            query = query.bind(*key).bind(*at);
+        }
+        tx.execute(query).await?;
+    }
+    Ok(())
+}
+
+/// Takes blob keys off the collection queue (their files are recorded), a statement per 256.
+async fn unqueue_many(tx: &mut Tx, keys: &[&str]) -> Result<()> {
+    for chunk in keys.chunks(256) {
+        let list = vec!["?"; chunk.len()].join(", ");
+        let mut query = q(format!("DELETE FROM blob_gc WHERE blob_key IN ({list})"));
+        for key in chunk {
+            query = query.bind(*key);
+        }
+        tx.execute(query).await?;
+    }
+    Ok(())
+}
+
+/// Same name, same content: keep the stored copy, drop the new blob (if any) soon.
+async fn existed(tx: &mut Tx, o: &NewResticObject) -> Result<PutOutcome> {
+    if o.data.is_none() {
+        tx.execute(
+            q("UPDATE blob_gc SET queued = ? WHERE blob_key = ?")
+                .bind(o.now)
+                .bind(&o.blob_key),
+        )
+        .await?;
+    }
+    Ok(PutOutcome::Existed)
+}
+
+#[async_trait::async_trait]
+impl RecordTx for Tx {
+    async fn charge(&mut self, user_id: &str, delta: i64, quota: Option<i64>) -> Result<()> {
+        charge(self, user_id, delta, quota).await
+    }
+
+    async fn insert(&mut self, files: &[&NewResticObject]) -> Result<Vec<Inserted>> {
+        // PostgreSQL types the VALUES list from its first row; SQLite has no BYTEA (and its
+        // CAST to an unknown type would turn a blob into a number).
+        let row = self.pick(
+            "(?, ?, ?, ?, ?, ?, ?)",
+            "(?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT), CAST(? AS BYTEA))",
+        );
+        let rows = padded_rows(files.len());
+        let mut query = q(insert_sql(rows, row));
+        for o in files {
+            query = query
+                .bind(&o.repo_id)
+                .bind(&o.kind)
+                .bind(&o.name)
+                .bind(o.size)
+                .bind(&o.blob_key)
+                .bind(o.now)
+                .bind(o.data.as_deref());
+        }
+        for _ in files.len()..rows {
+            query = query
+                .bind(None::<&str>)
+                .bind(None::<&str>)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(None::<&[u8]>);
+        }
+        self.returning(query).await
+    }
+
+    /// The charge comes first: when it is refused nothing has changed, so no savepoint is
+    /// needed around a file (two statements fewer per file).
+    async fn put_one(&mut self, o: &NewResticObject) -> Result<PutOutcome> {
+        match charge(self, &o.user_id, o.size, o.quota).await {
+            Ok(()) => {}
+            Err(StoreError::QuotaExceeded) => {
+                // A concurrent upload of the same file may have recorded it: not a refusal.
+                let exists: Option<i64> = self
+                    .scalar(
+                        q("SELECT CAST(1 AS BIGINT) FROM restic_objects \
+                           WHERE repo_id = ? AND kind = ? AND name = ?")
+                        .bind(&o.repo_id)
+                        .bind(&o.kind)
+                        .bind(&o.name),
+                    )
+                    .await?;
+                return match exists {
+                    Some(_) => existed(self, o).await,
+                    None => Err(StoreError::QuotaExceeded),
+                };
+            }
+            Err(other) => return Err(other),
+        }
+        // The batch's multi-row insert with one row: it skips an existing name or a gone
+        // repository.
+        if self.insert(&[o]).await?.is_empty() {
+            // Nothing recorded: give the charge back.
+            charge(self, &o.user_id, -o.size, None).await?;
+            let repo: Option<i64> = self
+                .scalar(
+                    q("SELECT CAST(1 AS BIGINT) FROM restic_repos WHERE id = ?").bind(&o.repo_id),
+                )
+                .await?;
+            if repo.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            return existed(self, o).await;
+        }
+        Ok(PutOutcome::Stored)
+    }
+}
+
+impl Db {
+    pub(crate) async fn restic_repo(
+        &self,
+        user_id: &str,
+        name: &str,
+    ) -> Result<Option<ResticRepoRow>> {
+        let mut tx = self.read(Scope::Tenant).await?;
+        tx.opt(
+            q(
+                "SELECT id, user_id, name, created, CAST(0 AS BIGINT) AS objects, \
+               CAST(0 AS BIGINT) AS bytes FROM restic_repos WHERE user_id = ? AND name = ?",
+            )
+            .bind(user_id)
+            .bind(name),
+        )
+        .await
+    }
+
+    pub(crate) async fn create_restic_repo(
+        &self,
+        id: &str,
+        user_id: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.write(Scope::Tenant).await?;
+        let done = tx
+            .execute(
+                q(
+                    "INSERT INTO restic_repos (id, user_id, name, created) VALUES (?, ?, ?, ?) \
+                   ON CONFLICT (user_id, name) DO NOTHING",
+                )
+                .bind(id)
+                .bind(user_id)
+                .bind(name)
+                .bind(now),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(done > 0)
+    }
+
+    pub(crate) async fn restic_repos(&self, user_id: &str) -> Result<Vec<ResticRepoRow>> {
+        let mut tx = self.read(Scope::Tenant).await?;
+        tx.all(
+            q(format!(
+                "SELECT {REPO_COLS} FROM restic_repos r WHERE r.user_id = ? ORDER BY r.name"
+            ))
+            .bind(user_id),
+        )
+        .await
+    }
+
+    pub(crate) async fn delete_restic_repo(&self, repo_id: &str) -> Result<()> {
+        let mut tx = self.write(Scope::Tenant).await?;
+        let owner: Option<(String, i64)> = tx
+            .opt(
+                q(
+                    "SELECT r.user_id, (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) \
+                   FROM restic_objects WHERE repo_id = r.id) FROM restic_repos r WHERE r.id = ?",
+                )
+                .bind(repo_id),
+            )
+            .await?;
+        let Some((owner, bytes)) = owner else {
+            return Err(StoreError::NotFound);
+        };
+        tx.execute(
+            q(
+                "INSERT INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM restic_objects \
+               WHERE repo_id = ? AND data IS NULL ON CONFLICT DO NOTHING",
+            )
+            .bind(unix_now())
+            .bind(repo_id),
+        )
+        .await?;
+        tx.execute(q("DELETE FROM restic_repos WHERE id = ?").bind(repo_id))
+            .await?;
+        charge(&mut tx, &owner, -bytes, None).await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn restic_object(
+        &self,
+        repo_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<ResticObjectRow>> {
+        let mut tx = self.read(Scope::Tenant).await?;
+        tx.opt(
+            q("SELECT name, size, blob_key, data FROM restic_objects \
+               WHERE repo_id = ? AND kind = ? AND name = ?")
+            .bind(repo_id)
+            .bind(kind)
+            .bind(name),
+        )
+        .await
+    }
+
+    pub(crate) async fn restic_list(
+        &self,
+        repo_id: &str,
+        kind: &str,
+    ) -> Result<Vec<ResticObjectRow>> {
+        let mut tx = self.read(Scope::Tenant).await?;
+        tx.all(
+            q(
+                "SELECT name, size, '' AS blob_key, CAST(NULL AS BYTEA) AS data \
+               FROM restic_objects WHERE repo_id = ? AND kind = ?",
+            )
+            .bind(repo_id)
+            .bind(kind),
+        )
+        .await
+    }
+
+    pub(crate) async fn restic_write_batch(
+        &self,
+        reserve: Vec<(String, i64)>,
+        puts: Vec<NewResticObject>,
+    ) -> Result<Vec<Result<PutOutcome>>> {
+        let mut tx = self.write(Scope::System).await?;
+        queue_many(&mut tx, &reserve).await?;
+        let out = crate::records::put_many(&mut tx, &puts).await?;
+        unqueue_many(&mut tx, &crate::records::stored_blobs(&puts, &out)).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) async fn restic_delete(
+        &self,
+        repo_id: &str,
+        user_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.write(Scope::Tenant).await?;
+        let row: Option<(i64, String, bool)> = tx
+            .returning(
+                q(
+                    "DELETE FROM restic_objects WHERE repo_id = ? AND kind = ? AND name = ? \
+                   RETURNING size, blob_key, data IS NOT NULL",
+                )
+                .bind(repo_id)
+                .bind(kind)
+                .bind(name),
+            )
+            .await?
+            .into_iter()
+            .next();
+        let Some((size, blob_key, inline)) = row else {
+            return Ok(None);
+        };
+        if !inline {
+            tx.execute(
+                q("INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                    .bind(&blob_key)
+                    .bind(unix_now()),
+            )
+            .await?;
+        }
+        charge(&mut tx, user_id, -size, None).await?;
+        tx.commit().await?;
+        Ok(Some(size))
+    }
+}

@@ -1,0 +1,166 @@
+//! Login throttling and sliding-window allowances. Every replica counts into the same rows,
+//! so each read that decides a write holds the key's lock first.
+
+use super::{Db, Scope, Tx, q};
+use crate::*;
+
+/// Writes a throttle row.
+async fn set_throttle(
+    tx: &mut Tx,
+    key: &str,
+    failures: i64,
+    next_allowed: i64,
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        q(
+            "INSERT INTO throttle (key, failures, next_allowed, updated) VALUES (?, ?, ?, ?) \
+           ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
+           next_allowed = excluded.next_allowed, updated = excluded.updated",
+        )
+        .bind(key)
+        .bind(failures)
+        .bind(next_allowed)
+        .bind(now),
+    )
+    .await?;
+    Ok(())
+}
+
+const THROTTLE_ROW: &str = "SELECT failures, next_allowed FROM throttle WHERE key = ?";
+
+impl Db {
+    pub(crate) async fn throttle_get(&self, key: &str) -> Result<Option<Throttle>> {
+        let mut tx = self.read(Scope::System).await?;
+        tx.opt(q(THROTTLE_ROW).bind(key)).await
+    }
+
+    pub(crate) async fn throttle_fail(
+        &self,
+        key: &str,
+        now: i64,
+        backoff: fn(i64) -> i64,
+    ) -> Result<Throttle> {
+        let mut tx = self.write(Scope::System).await?;
+        tx.lock(&format!("throttle:{key}")).await?;
+        let failures = tx
+            .scalar::<i64>(q("SELECT failures FROM throttle WHERE key = ?").bind(key))
+            .await?
+            .unwrap_or(0)
+            + 1;
+        let next_allowed = now + backoff(failures);
+        set_throttle(&mut tx, key, failures, next_allowed, now).await?;
+        tx.commit().await?;
+        Ok(Throttle {
+            failures,
+            next_allowed,
+        })
+    }
+
+    pub(crate) async fn throttle_undo(&self, key: &str) -> Result<()> {
+        let mut tx = self.write(Scope::System).await?;
+        tx.execute(
+            q("UPDATE throttle SET failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END \
+               WHERE key = ?")
+            .bind(key),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn rate_take(
+        &self,
+        key: &str,
+        now: i64,
+        window: i64,
+        limit: i64,
+    ) -> Result<bool> {
+        let mut tx = self.write(Scope::System).await?;
+        tx.lock(&format!("rate:{key}")).await?;
+        tx.execute(
+            q("DELETE FROM rate_events WHERE key = ? AND at <= ?")
+                .bind(key)
+                .bind(now - window),
+        )
+        .await?;
+        let used = tx
+            .scalar::<i64>(q("SELECT COUNT(*) FROM rate_events WHERE key = ?").bind(key))
+            .await?
+            .unwrap_or(0);
+        if used >= limit {
+            return Ok(false);
+        }
+        tx.execute(
+            q("INSERT INTO rate_events (key, at) VALUES (?, ?)")
+                .bind(key)
+                .bind(now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(crate) async fn throttle_attempt(
+        &self,
+        keys: &[String],
+        now: i64,
+        free: i64,
+        backoff: fn(i64) -> i64,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.write(Scope::System).await?;
+        // Lock the keys in one order, so two attempts never wait on each other crosswise.
+        let mut sorted: Vec<&String> = keys.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        for key in sorted {
+            tx.lock(&format!("throttle:{key}")).await?;
+        }
+        let mut current = Vec::with_capacity(keys.len());
+        let mut wait = 0;
+        for key in keys {
+            let t: Throttle = tx
+                .opt(q(THROTTLE_ROW).bind(key))
+                .await?
+                .unwrap_or(Throttle {
+                    failures: 0,
+                    next_allowed: 0,
+                });
+            if t.failures >= free && t.next_allowed > now {
+                wait = wait.max(t.next_allowed - now);
+            }
+            current.push(t.failures);
+        }
+        if wait > 0 {
+            return Ok(Some(wait));
+        }
+        for (key, failures) in keys.iter().zip(current) {
+            let failures = failures + 1;
+            set_throttle(&mut tx, key, failures, now + backoff(failures), now).await?;
+        }
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    pub(crate) async fn throttle_clear(&self, key: &str) -> Result<()> {
+        let mut tx = self.write(Scope::System).await?;
+        tx.execute(q("DELETE FROM throttle WHERE key = ?").bind(key))
+            .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn throttle_mark(&self, key: &str, now: i64, until: i64) -> Result<()> {
+        let mut tx = self.write(Scope::System).await?;
+        tx.execute(
+            q(
+                "INSERT INTO throttle (key, failures, next_allowed, updated) VALUES (?, 0, ?, ?) \
+               ON CONFLICT (key) DO UPDATE SET failures = 0, \
+               next_allowed = excluded.next_allowed, updated = excluded.updated",
+            )
+            .bind(key)
+            .bind(until)
+            .bind(now),
+        )
+        .await?;
+        tx.commit().await
+    }
+}

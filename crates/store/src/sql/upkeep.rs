@@ -1,0 +1,109 @@
+//! The server's housekeeping (system scope): pruning what has expired and the queue of blobs
+//! to collect. A blob is queued in the transaction that unreferenced it and deleted only
+//! after that committed.
+
+use super::{Db, Scope, charge, q, queue_at, unix_now};
+use crate::uploads;
+use crate::*;
+
+impl Db {
+    pub(crate) async fn prune(&self, now: i64, idle_secs: i64) -> Result<()> {
+        let mut tx = self.write(Scope::System).await?;
+        tx.execute(
+            q("DELETE FROM sessions WHERE last_seen + ? < ?")
+                .bind(idle_secs)
+                .bind(now),
+        )
+        .await?;
+        tx.execute(
+            q("DELETE FROM throttle WHERE updated < ? AND next_allowed < ?")
+                .bind(now - 86_400)
+                .bind(now),
+        )
+        .await?;
+        tx.execute(q("DELETE FROM rate_events WHERE at < ?").bind(now - 86_400))
+            .await?;
+        tx.execute(q("DELETE FROM ssh_challenges WHERE expires < ?").bind(now))
+            .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn expire_uploads(&self, completed_before: i64, before: i64) -> Result<u64> {
+        let mut tx = self.write(Scope::System).await?;
+        let charges: Vec<(String, i64)> = tx
+            .all(
+                q(uploads::EXPIRED_CHARGES)
+                    .bind(completed_before)
+                    .bind(before),
+            )
+            .await?;
+        for (owner, bytes) in charges {
+            charge(&mut tx, &owner, -bytes, None).await?;
+        }
+        tx.execute(
+            q(format!(
+                "INSERT INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM uploads \
+                 WHERE {} ON CONFLICT DO NOTHING",
+                uploads::EXPIRED
+            ))
+            .bind(unix_now())
+            .bind(completed_before)
+            .bind(before),
+        )
+        .await?;
+        let done = tx
+            .execute(
+                q(format!("DELETE FROM uploads WHERE {}", uploads::EXPIRED))
+                    .bind(completed_before)
+                    .bind(before),
+            )
+            .await?;
+        // A Mercury reservation's blob is already queued (for the end of its reservation).
+        tx.execute(
+            q("DELETE FROM mercury_files WHERE state = 'pending' AND created < ?").bind(before),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    pub(crate) async fn gc_pending(&self, now: i64, limit: i64) -> Result<Vec<String>> {
+        let mut tx = self.read(Scope::System).await?;
+        let keys: Vec<(String,)> = tx
+            .all(
+                q("SELECT blob_key FROM blob_gc WHERE queued <= ? ORDER BY queued LIMIT ?")
+                    .bind(now)
+                    .bind(limit),
+            )
+            .await?;
+        Ok(keys.into_iter().map(|(k,)| k).collect())
+    }
+
+    pub(crate) async fn gc_retry_later(&self, keys: &[String], now: i64) -> Result<()> {
+        let mut tx = self.write(Scope::System).await?;
+        for k in keys {
+            tx.execute(
+                q("UPDATE blob_gc SET queued = ? WHERE blob_key = ?")
+                    .bind(now)
+                    .bind(k),
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    pub(crate) async fn queue_blob(&self, key: &str, at: i64) -> Result<()> {
+        let mut tx = self.write(Scope::System).await?;
+        queue_at(&mut tx, key, at).await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn gc_done(&self, keys: &[String]) -> Result<()> {
+        let mut tx = self.write(Scope::System).await?;
+        for k in keys {
+            tx.execute(q("DELETE FROM blob_gc WHERE blob_key = ?").bind(k))
+                .await?;
+        }
+        tx.commit().await
+    }
+}

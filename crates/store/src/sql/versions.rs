@@ -1,0 +1,297 @@
+//! `/v1` uploads in flight and the versions they become (tenant scope). An upload is charged
+//! to its vault's owner while it streams; see [`crate::uploads`] for the statements.
+
+use super::engine::FromRows;
+use super::{Db, Scope, Tx, charge, credit_versions_of, q, queue_blobs_of, unix_now};
+use crate::uploads;
+use crate::*;
+
+const VERSION_COLS: &str = "ve.id, ve.version, ve.blob_key, ve.size, ve.hash, ve.generation, \
+    ve.signature, ve.author, ve.author_key, ve.created";
+
+/// Upload `id` as `sql` selects it, row-locked on PostgreSQL.
+async fn locked<T: FromRows>(tx: &mut Tx, sql: &'static str, id: &str) -> Result<Option<T>> {
+    let for_update = tx.locking("FOR UPDATE OF u");
+    tx.opt(q(format!("{sql} {for_update}")).bind(id)).await
+}
+
+impl Db {
+    pub(crate) async fn create_upload(&self, u: UploadRow, max_pending: i64) -> Result<()> {
+        let mut tx = self.write(Scope::Tenant).await?;
+        let done = tx
+            .execute(
+                q(uploads::CREATE)
+                    .bind(&u.id)
+                    .bind(&u.vault_id)
+                    .bind(&u.user_id)
+                    .bind(&u.blob_key)
+                    .bind(u.size)
+                    .bind(&u.hash)
+                    .bind(u.created)
+                    .bind(&u.user_id)
+                    .bind(max_pending),
+            )
+            .await?;
+        if done == 0 {
+            return Err(StoreError::Conflict("too many uploads in progress"));
+        }
+        tx.commit().await
+    }
+
+    pub(crate) async fn charge_upload(&self, id: &str, n: i64, quota: Option<i64>) -> Result<()> {
+        let mut tx = self.write(Scope::Tenant).await?;
+        let (owner, _): (String, i64) = locked(&mut tx, uploads::STREAMING, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        charge(&mut tx, &owner, n, quota).await?;
+        tx.execute(q(uploads::ADD_CHARGE).bind(n).bind(id)).await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn complete_upload(&self, id: &str, size: i64, hash: &str) -> Result<()> {
+        let mut tx = self.write(Scope::Tenant).await?;
+        let (owner, charged): (String, i64) = locked(&mut tx, uploads::STREAMING, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let kept = charged.min(size);
+        charge(&mut tx, &owner, kept - charged, None).await?;
+        tx.execute(
+            q(uploads::COMPLETE)
+                .bind(size)
+                .bind(hash)
+                .bind(kept)
+                .bind(unix_now())
+                .bind(id),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn release_upload(&self, id: &str, now: i64) -> Result<()> {
+        let mut tx = self.write(Scope::Tenant).await?;
+        let pending: Option<(String, i64, String)> = locked(&mut tx, uploads::PENDING, id).await?;
+        if let Some((owner, charged, blob_key)) = pending {
+            charge(&mut tx, &owner, -charged, None).await?;
+            tx.execute(
+                q("INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                    .bind(&blob_key)
+                    .bind(now),
+            )
+            .await?;
+            tx.execute(q(uploads::DELETE).bind(id)).await?;
+        }
+        tx.commit().await
+    }
+
+    pub(crate) async fn commit_version(&self, c: NewVersion, keep: u32) -> Result<VersionRow> {
+        let mut tx = self.write(Scope::Tenant).await?;
+        let upload: UploadRow = tx
+            .opt(
+                q(
+                    "SELECT id, vault_id, user_id, blob_key, size, hash, created FROM uploads \
+                   WHERE id = ? AND vault_id = ? AND user_id = ?",
+                )
+                .bind(&c.upload_id)
+                .bind(&c.vault_id)
+                .bind(&c.user_id),
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if upload.size < 0 || upload.size != c.size || upload.hash != c.hash {
+            return Err(StoreError::Conflict(
+                "size or hash differ from what was uploaded",
+            ));
+        }
+        // Membership and key generation again, inside the transaction: an unshare may have
+        // committed since the handler checked them.
+        let author: Option<(String, String)> = tx
+            .opt(
+                q(
+                    "SELECT u.name, COALESCE(u.ed25519_public, '') FROM vault_members m \
+                   JOIN users u ON u.id = m.user_id JOIN vaults v ON v.id = m.vault_id \
+                   WHERE m.vault_id = ? AND m.user_id = ? AND v.generation = ? \
+                   AND m.access <> 'read'",
+                )
+                .bind(&c.vault_id)
+                .bind(&c.user_id)
+                .bind(c.generation),
+            )
+            .await?;
+        let Some((author, author_key)) = author else {
+            return Err(StoreError::Conflict(
+                "the vault's keys or members changed; fetch them again and retry",
+            ));
+        };
+        // Two commits of one name (on any replica) take turns here.
+        tx.lock(&format!("object:{}:{}", c.vault_id, c.enc_name))
+            .await?;
+        let object_id: Option<String> = tx
+            .scalar(
+                q("SELECT id FROM objects WHERE vault_id = ? AND enc_name = ?")
+                    .bind(&c.vault_id)
+                    .bind(&c.enc_name),
+            )
+            .await?;
+        let object_id = match object_id {
+            Some(id) => id,
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                tx.execute(
+                    q("INSERT INTO objects (id, vault_id, enc_name, created) VALUES (?, ?, ?, ?)")
+                        .bind(&id)
+                        .bind(&c.vault_id)
+                        .bind(&c.enc_name)
+                        .bind(c.now),
+                )
+                .await?;
+                id
+            }
+        };
+        let latest: i64 = tx
+            .scalar(
+                q("SELECT COALESCE(MAX(version), 0) FROM versions WHERE object_id = ?")
+                    .bind(&object_id),
+            )
+            .await?
+            .unwrap_or(0);
+        if c.version != latest + 1 {
+            return Err(StoreError::Conflict("version is not the latest plus one"));
+        }
+        tx.execute(
+            q(
+                "INSERT INTO versions (id, object_id, version, blob_key, size, hash, generation, \
+               signature, author_id, author, author_key, created) \
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&upload.id)
+            .bind(&object_id)
+            .bind(c.version)
+            .bind(&upload.blob_key)
+            .bind(c.size)
+            .bind(&c.hash)
+            .bind(c.generation)
+            .bind(&c.signature)
+            .bind(&c.user_id)
+            .bind(&author)
+            .bind(&author_key)
+            .bind(c.now),
+        )
+        .await?;
+        let charged: i64 = tx
+            .scalar(q(uploads::CHARGED).bind(&upload.id))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.execute(q(uploads::DELETE).bind(&upload.id)).await?;
+        let cutoff = c.version - i64::from(keep.max(1));
+        let (owner, pruned): (String, i64) = tx
+            .one(
+                q("SELECT v.owner_id, (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) \
+                   FROM versions WHERE object_id = ? AND version <= ?) FROM vaults v WHERE v.id = ?")
+                .bind(&object_id)
+                .bind(cutoff)
+                .bind(&c.vault_id),
+            )
+            .await?;
+        // The upload's bytes were charged while they streamed.
+        charge(&mut tx, &owner, c.size - pruned - charged, c.quota).await?;
+        tx.execute(
+            q(
+                "INSERT INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM versions \
+               WHERE object_id = ? AND version <= ? ON CONFLICT DO NOTHING",
+            )
+            .bind(c.now)
+            .bind(&object_id)
+            .bind(cutoff),
+        )
+        .await?;
+        tx.execute(
+            q("DELETE FROM versions WHERE object_id = ? AND version <= ?")
+                .bind(&object_id)
+                .bind(cutoff),
+        )
+        .await?;
+        let row = tx
+            .one(
+                q(format!(
+                    "SELECT {VERSION_COLS} FROM versions ve WHERE ve.id = ?"
+                ))
+                .bind(&upload.id),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    pub(crate) async fn list_objects(&self, vault_id: &str) -> Result<Vec<(String, VersionRow)>> {
+        let mut tx = self.read(Scope::Tenant).await?;
+        let rows = tx
+            .rows(
+                q(format!(
+                    "SELECT ob.enc_name, {VERSION_COLS} FROM objects ob \
+                     JOIN versions ve ON ve.object_id = ob.id \
+                     WHERE ob.vault_id = ? AND ve.version = \
+                       (SELECT MAX(version) FROM versions WHERE object_id = ob.id) \
+                     ORDER BY ob.enc_name"
+                ))
+                .bind(vault_id),
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.get("enc_name")?, r.to()?)))
+            .collect()
+    }
+
+    pub(crate) async fn object_versions(
+        &self,
+        vault_id: &str,
+        enc_name: &str,
+    ) -> Result<Vec<VersionRow>> {
+        let mut tx = self.read(Scope::Tenant).await?;
+        tx.all(
+            q(format!(
+                "SELECT {VERSION_COLS} FROM objects ob JOIN versions ve ON ve.object_id = ob.id \
+                 WHERE ob.vault_id = ? AND ob.enc_name = ? ORDER BY ve.version DESC"
+            ))
+            .bind(vault_id)
+            .bind(enc_name),
+        )
+        .await
+    }
+
+    pub(crate) async fn version(
+        &self,
+        vault_id: &str,
+        version_id: &str,
+    ) -> Result<Option<VersionRow>> {
+        let mut tx = self.read(Scope::Tenant).await?;
+        tx.opt(
+            q(format!(
+                "SELECT {VERSION_COLS} FROM objects ob JOIN versions ve ON ve.object_id = ob.id \
+                 WHERE ob.vault_id = ? AND ve.id = ?"
+            ))
+            .bind(vault_id)
+            .bind(version_id),
+        )
+        .await
+    }
+
+    pub(crate) async fn delete_object(&self, vault_id: &str, enc_name: &str) -> Result<bool> {
+        let mut tx = self.write(Scope::Tenant).await?;
+        let object_id: Option<String> = tx
+            .scalar(
+                q("SELECT id FROM objects WHERE vault_id = ? AND enc_name = ?")
+                    .bind(vault_id)
+                    .bind(enc_name),
+            )
+            .await?;
+        let Some(object_id) = object_id else {
+            return Ok(false);
+        };
+        credit_versions_of(&mut tx, "ob.id = ?", &object_id).await?;
+        queue_blobs_of(&mut tx, "ob.id = ?", &object_id, unix_now()).await?;
+        tx.execute(q("DELETE FROM objects WHERE id = ?").bind(&object_id))
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
