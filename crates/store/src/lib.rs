@@ -16,17 +16,18 @@
 
 pub mod blob;
 mod direct;
+pub mod meta;
 mod model;
 pub mod postgres;
 mod records;
 mod sql;
 pub mod sqlite;
 pub mod tenant;
-mod uploads;
 
 use std::sync::Arc;
 
 pub use blob::{BlobWriter, Blobs};
+pub use meta::*;
 pub use model::*;
 pub use sql::{EngineCounts, Scope, SqlMeta};
 
@@ -62,261 +63,35 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Handle to the metadata store.
 pub type Meta = Arc<dyn MetaStore>;
 
-/// Metadata operations. Every method is one transaction.
-#[async_trait::async_trait]
-pub trait MetaStore: Send + Sync + 'static {
-    /// Checks that the database answers.
-    async fn ping(&self) -> Result<()>;
-    /// What the SQL engine has done since the store was opened (transactions begun, writes
-    /// serialised), so tests can check a method's shape without timing it.
-    fn engine_counts(&self) -> EngineCounts;
-    /// The deployment's server secret: the stored one, or `candidate` stored now if there
-    /// is none (the first replica to start decides).
-    async fn server_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>>;
+/// Every metadata concern, as the server holds them (see [`meta`] for each one's methods).
+pub trait MetaStore:
+    Engine
+    + Users
+    + Sessions
+    + Throttling
+    + Vaults
+    + Versions
+    + Collection
+    + Tokens
+    + Restic
+    + Mercury
+    + Audit
+    + 'static
+{
+}
 
-    // ---- users and invitations
-    /// Creates an invited user, or renews the invitation of one not yet registered.
-    /// `Conflict` if the name belongs to an active user.
-    async fn invite_user(&self, invite: NewInvitation) -> Result<()>;
-    /// Looks a user up by name.
-    async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>>;
-    /// Looks a user up by id.
-    async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>>;
-    /// Turns an invited user active if `invite_hash` matches and has not expired, and creates
-    /// the `default` vault. `NotFound` for any mismatch (no oracle).
-    async fn register_user(&self, reg: Registration) -> Result<UserRow>;
-    /// All users (each row carries its usage and quota).
-    async fn list_users(&self) -> Result<Vec<UserRow>>;
-    /// Sets (or with `None` clears) a user's own quota in bytes.
-    async fn set_quota(&self, name: &str, quota: Option<i64>) -> Result<()>;
-    /// Deletes a user with everything they own; queues their blobs for deletion.
-    async fn delete_user(&self, name: &str) -> Result<()>;
-    /// Changes a user's role.
-    async fn set_role(&self, name: &str, role: &str) -> Result<()>;
-
-    // ---- sessions
-    /// Stores a new session.
-    async fn create_session(&self, session: SessionRow) -> Result<()>;
-    /// Finds a session by token hash; deletes and reports it expired if idle for longer than
-    /// `idle_secs`, else refreshes `last_seen`.
-    async fn touch_session(
-        &self,
-        token_hash: &str,
-        now: i64,
-        idle_secs: i64,
-    ) -> Result<SessionLookup>;
-    /// Sessions of a user.
-    async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionRow>>;
-    /// Deletes one session of a user; false if there was none.
-    async fn delete_session(&self, user_id: &str, session_id: &str) -> Result<bool>;
-    /// A passphrase change: the new auth-key hash and key bundle replace the old ones, and,
-    /// with `end_others_but`, every other session of the user ends (in one transaction).
-    /// Returns how many sessions ended.
-    async fn change_passphrase(
-        &self,
-        user_id: &str,
-        auth_hash: &str,
-        wrapped_keys: &str,
-        end_others_but: Option<&str>,
-    ) -> Result<u64>;
-
-    // ---- SSH keys and challenges
-    /// Adds (or replaces) an SSH key of a user.
-    async fn add_ssh_key(&self, key: SshKeyRow) -> Result<()>;
-    /// SSH keys of a user.
-    async fn ssh_keys(&self, user_id: &str) -> Result<Vec<SshKeyRow>>;
-    /// Stores a login challenge.
-    async fn put_challenge(
-        &self,
-        id: &str,
-        user: &str,
-        challenge: &[u8],
-        expires: i64,
-    ) -> Result<()>;
-    /// Takes (deletes and returns) an unexpired challenge issued for `user`.
-    async fn take_challenge(&self, id: &str, user: &str, now: i64) -> Result<Option<Vec<u8>>>;
-
-    // ---- throttling
-    /// Current state of a throttle key.
-    async fn throttle_get(&self, key: &str) -> Result<Option<Throttle>>;
-    /// One login attempt against several keys, atomically: if any key is backing off (at least
-    /// `free` failures and its wait not over) returns the seconds left and counts nothing;
-    /// otherwise counts the attempt as a failure on every key (taken back on success).
-    async fn throttle_attempt(
-        &self,
-        keys: &[String],
-        now: i64,
-        free: i64,
-        backoff: fn(i64) -> i64,
-    ) -> Result<Option<i64>>;
-    /// Records a failure and returns the new state; `backoff(failures)` gives the delay.
-    async fn throttle_fail(&self, key: &str, now: i64, backoff: fn(i64) -> i64)
-    -> Result<Throttle>;
-    /// Takes back one counted failure (an attempt counted up front that succeeded).
-    async fn throttle_undo(&self, key: &str) -> Result<()>;
-    /// Forgets a key after a success.
-    async fn throttle_clear(&self, key: &str) -> Result<()>;
-    /// Keeps a marker under `key` (no failures) until `until`: an address an account has
-    /// logged in from. The day-old cleanup keeps it while `until` is ahead.
-    async fn throttle_mark(&self, key: &str, now: i64, until: i64) -> Result<()>;
-    /// Counts one event under `key` if fewer than `limit` were counted in the `window`
-    /// seconds up to `now`, atomically across every process on this database; false (and
-    /// nothing counted) otherwise.
-    async fn rate_take(&self, key: &str, now: i64, window: i64, limit: i64) -> Result<bool>;
-
-    // ---- vaults
-    /// Creates a vault owned by `owner_id`; `Conflict` if the owner has one of that name.
-    async fn create_vault(&self, vault: NewVault) -> Result<VaultAccess>;
-    /// Vaults `user_id` owns or is a member of.
-    async fn vaults_for(&self, user_id: &str) -> Result<Vec<VaultAccess>>;
-    /// One vault, only if `user_id` owns it or is a member.
-    async fn vault_access(&self, user_id: &str, vault_id: &str) -> Result<Option<VaultAccess>>;
-    /// Deletes a vault and queues its blobs.
-    async fn delete_vault(&self, vault_id: &str) -> Result<()>;
-    /// Members of a vault (owner included).
-    async fn members(&self, vault_id: &str) -> Result<Vec<Member>>;
-    /// Adds or updates a member's wrapped keys (with the owner's signature over them, which
-    /// covers `access`: `write` or `read`).
-    async fn add_member(
-        &self,
-        vault_id: &str,
-        user_id: &str,
-        wrapped_keys: &str,
-        signature: &str,
-        access: &str,
-    ) -> Result<()>;
-    /// Removes a member and installs a new generation with re-wrapped keys for every
-    /// remaining member, atomically. `Conflict` if the generation is not current + 1 or the
-    /// re-wrapped set is not exactly the remaining members.
-    async fn rotate_vault(
-        &self,
-        vault_id: &str,
-        remove_user_id: &str,
-        generation: u32,
-        rewrapped: Vec<(String, String, String)>,
-    ) -> Result<()>;
-
-    // ---- objects
-    /// Records an upload before its bytes arrive (size -1), so a crash mid-stream leaves a
-    /// row that expiry cleans up rather than an orphan blob.
-    /// `Conflict` when its user already has `max_pending` uploads not committed.
-    async fn create_upload(&self, upload: UploadRow, max_pending: i64) -> Result<()>;
-    /// Charges `n` more bytes of an upload still streaming to its vault's owner, within
-    /// `quota`: `QuotaExceeded` if they do not fit (nothing changes), `NotFound` if the
-    /// upload is gone (released, expired, its vault removed).
-    async fn charge_upload(&self, id: &str, n: i64, quota: Option<i64>) -> Result<()>;
-    /// Records the size and hash of an upload whose blob is now durably stored, and gives
-    /// back what it was charged beyond its size.
-    async fn complete_upload(&self, id: &str, size: i64, sha256: &str) -> Result<()>;
-    /// An upload that will not be committed (refused, abandoned): gives back its charge,
-    /// forgets it and queues its blob for deletion. Nothing happens if it is already gone.
-    async fn release_upload(&self, id: &str, now: i64) -> Result<()>;
-    /// Commits an upload as the next version of a name; prunes versions beyond `keep`;
-    /// charges the vault owner. `NotFound` if the upload is not this user's in this vault;
-    /// `Conflict` if the version is not latest + 1 or the fields differ from the upload;
-    /// `QuotaExceeded` if the owner's quota has no room.
-    async fn commit_version(&self, commit: NewVersion, keep: u32) -> Result<VersionRow>;
-    /// Latest version of every name in a vault.
-    async fn list_objects(&self, vault_id: &str) -> Result<Vec<(String, VersionRow)>>;
-    /// All versions of a name, newest first; empty if none.
-    async fn object_versions(&self, vault_id: &str, enc_name: &str) -> Result<Vec<VersionRow>>;
-    /// One version by id, within a vault.
-    async fn version(&self, vault_id: &str, version_id: &str) -> Result<Option<VersionRow>>;
-    /// Removes a name with all versions and queues its blobs; false if it did not exist.
-    async fn delete_object(&self, vault_id: &str, enc_name: &str) -> Result<bool>;
-    /// Deletes sessions idle for longer than `idle_secs`, throttle entries untouched for a day,
-    /// rate events older than a day and expired login challenges.
-    async fn prune(&self, now: i64, idle_secs: i64) -> Result<()>;
-    /// Queues uploads (and Mercury reservations) older than `before` for deletion.
-    async fn expire_uploads(&self, completed_before: i64, before: i64) -> Result<u64>;
-    /// Blob keys due for deletion at `now`.
-    async fn gc_pending(&self, now: i64, limit: i64) -> Result<Vec<String>>;
-    /// Moves blobs whose deletion failed to the back of the queue.
-    async fn gc_retry_later(&self, keys: &[String], now: i64) -> Result<()>;
-    /// Queues one blob for deletion at `at` (an upload that could not be recorded). A key
-    /// already queued keeps the earlier time. Queueing at a future time reserves the key for
-    /// an upload in flight: the transaction that records it claims it back, and after a
-    /// crash the collector deletes it once the time has passed.
-    async fn queue_blob(&self, key: &str, at: i64) -> Result<()>;
-    /// Marks queued blobs as deleted.
-    async fn gc_done(&self, keys: &[String]) -> Result<()>;
-
-    // ---- access tokens
-    /// Stores a new access token.
-    async fn create_token(&self, token: AccessTokenRow) -> Result<()>;
-    /// One token by id.
-    async fn token(&self, id: &str) -> Result<Option<AccessTokenRow>>;
-    /// A user's tokens, newest first.
-    async fn tokens_for(&self, user_id: &str) -> Result<Vec<AccessTokenRow>>;
-    /// Deletes a token of a user; false if there was none.
-    async fn delete_token(&self, user_id: &str, id: &str) -> Result<bool>;
-    /// Records a use of a token.
-    async fn touch_token(&self, id: &str, now: i64) -> Result<()>;
-
-    // ---- restic repositories
-    /// A user's repository by name.
-    async fn restic_repo(&self, user_id: &str, name: &str) -> Result<Option<ResticRepoRow>>;
-    /// Creates a repository; false if it already existed.
-    async fn create_restic_repo(
-        &self,
-        id: &str,
-        user_id: &str,
-        name: &str,
-        now: i64,
-    ) -> Result<bool>;
-    /// A user's repositories with their totals.
-    async fn restic_repos(&self, user_id: &str) -> Result<Vec<ResticRepoRow>>;
-    /// Deletes a repository with its files, queues their blobs and credits the owner.
-    async fn delete_restic_repo(&self, repo_id: &str) -> Result<()>;
-    /// One file of a repository.
-    async fn restic_object(
-        &self,
-        repo_id: &str,
-        kind: &str,
-        name: &str,
-    ) -> Result<Option<ResticObjectRow>>;
-    /// All files of one kind (blob keys left empty).
-    async fn restic_list(&self, repo_id: &str, kind: &str) -> Result<Vec<ResticObjectRow>>;
-    /// One transaction (one commit to disk) for many concurrent uploads: reserves blob keys
-    /// (queues them for deletion at the given time, see [`MetaStore::queue_blob`]) and records
-    /// files whose blobs are durable. Each record is atomic on its own: it claims its blob's
-    /// reservation and charges the owner, or gets `QuotaExceeded` / `NotFound` (repository
-    /// gone) and leaves nothing. `Err` only if the transaction itself failed.
-    async fn restic_write_batch(
-        &self,
-        reserve: Vec<(String, i64)>,
-        puts: Vec<NewResticObject>,
-    ) -> Result<Vec<Result<PutOutcome>>>;
-    /// Deletes a file, queues its blob and credits the owner; the size, or `None` if absent.
-    async fn restic_delete(
-        &self,
-        repo_id: &str,
-        user_id: &str,
-        kind: &str,
-        name: &str,
-    ) -> Result<Option<i64>>;
-
-    // ---- Mercury archives
-    /// Reserves the first free name of `r.candidates` in a space (atomically: two
-    /// reservations never get one name) and reserves the blob key until `r.until`. `None` if
-    /// every candidate is taken.
-    async fn mercury_reserve(&self, r: MercuryReservation) -> Result<Option<String>>;
-    /// Makes a reserved upload visible, claims its blob and charges its owner. `NotFound` if
-    /// the reservation is gone; `QuotaExceeded` if the user's quota or the space's limit has
-    /// no room (then nothing changes).
-    async fn mercury_commit(&self, c: MercuryCommit) -> Result<()>;
-    /// Drops a reservation that will not be committed and queues its blob for deletion.
-    async fn mercury_abort(&self, space: &str, name: &str) -> Result<()>;
-    /// The visible archives of a space, by name.
-    async fn mercury_files(&self, space: &str) -> Result<Vec<MercuryFileRow>>;
-    /// One visible archive.
-    async fn mercury_file(&self, space: &str, name: &str) -> Result<Option<MercuryFileRow>>;
-    /// Bytes of the visible archives of a space.
-    async fn mercury_usage(&self, space: &str) -> Result<i64>;
-
-    // ---- audit
-    /// Appends an entry to the hash chain and returns it.
-    async fn audit_append(&self, entry: NewAudit) -> Result<AuditRow>;
-    /// Entries in chain order; only those of `actor_id` if given.
-    async fn audit_list(&self, actor_id: Option<&str>) -> Result<Vec<AuditRow>>;
+impl<T> MetaStore for T where
+    T: Engine
+        + Users
+        + Sessions
+        + Throttling
+        + Vaults
+        + Versions
+        + Collection
+        + Tokens
+        + Restic
+        + Mercury
+        + Audit
+        + 'static
+{
 }

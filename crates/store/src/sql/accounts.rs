@@ -1,17 +1,22 @@
 //! Accounts: the server secret, users, sessions, SSH keys and login challenges.
 
-use super::{Db, SESSION_COLS, Scope, USER_COLS, insert_vault, q, queue_blobs_of, unix_now};
+use super::{SESSION_COLS, Scope, SqlMeta, USER_COLS, insert_vault, q, queue_blobs_of, unix_now};
 use crate::*;
 
-impl Db {
-    pub(crate) async fn ping(&self) -> Result<()> {
-        let mut tx = self.read(Scope::System).await?;
+#[async_trait::async_trait]
+impl Engine for SqlMeta {
+    fn engine_counts(&self) -> EngineCounts {
+        self.db.counts()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut tx = self.db.read(Scope::System).await?;
         tx.scalar::<i64>(q("SELECT CAST(1 AS BIGINT)")).await?;
         Ok(())
     }
 
-    pub(crate) async fn server_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
-        let mut tx = self.write(Scope::System).await?;
+    async fn server_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
+        let mut tx = self.db.write(Scope::System).await?;
         tx.execute(
             q("INSERT INTO server_secret (id, value) VALUES (1, ?) ON CONFLICT (id) DO NOTHING")
                 .bind(candidate),
@@ -24,9 +29,12 @@ impl Db {
         tx.commit().await?;
         Ok(value)
     }
+}
 
-    pub(crate) async fn invite_user(&self, inv: NewInvitation) -> Result<()> {
-        let mut tx = self.write(Scope::System).await?;
+#[async_trait::async_trait]
+impl Users for SqlMeta {
+    async fn invite_user(&self, inv: NewInvitation) -> Result<()> {
+        let mut tx = self.db.write(Scope::System).await?;
         tx.lock(&format!("user:{}", inv.name)).await?;
         let state: Option<String> = tx
             .scalar(q("SELECT state FROM users WHERE name = ?").bind(&inv.name))
@@ -64,20 +72,26 @@ impl Db {
         tx.commit().await
     }
 
-    pub(crate) async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
-        let mut tx = self.read(Scope::System).await?;
-        tx.opt(q(format!("SELECT {USER_COLS} FROM users WHERE name = ?")).bind(name))
+    async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
+        self.db
+            .read_opt(
+                Scope::System,
+                q(format!("SELECT {USER_COLS} FROM users WHERE name = ?")).bind(name),
+            )
             .await
     }
 
-    pub(crate) async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
-        let mut tx = self.read(Scope::System).await?;
-        tx.opt(q(format!("SELECT {USER_COLS} FROM users WHERE id = ?")).bind(id))
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
+        self.db
+            .read_opt(
+                Scope::System,
+                q(format!("SELECT {USER_COLS} FROM users WHERE id = ?")).bind(id),
+            )
             .await
     }
 
-    pub(crate) async fn register_user(&self, reg: Registration) -> Result<UserRow> {
-        let mut tx = self.write(Scope::System).await?;
+    async fn register_user(&self, reg: Registration) -> Result<UserRow> {
+        let mut tx = self.db.write(Scope::System).await?;
         let user: UserRow = tx
             .opt(
                 q(format!(
@@ -127,29 +141,33 @@ impl Db {
         Ok(user)
     }
 
-    pub(crate) async fn list_users(&self) -> Result<Vec<UserRow>> {
-        let mut tx = self.read(Scope::System).await?;
-        tx.all(q(format!("SELECT {USER_COLS} FROM users ORDER BY name")))
+    async fn list_users(&self) -> Result<Vec<UserRow>> {
+        self.db
+            .read_all(
+                Scope::System,
+                q(format!("SELECT {USER_COLS} FROM users ORDER BY name")),
+            )
             .await
     }
 
-    pub(crate) async fn set_quota(&self, name: &str, quota: Option<i64>) -> Result<()> {
-        let mut tx = self.write(Scope::System).await?;
-        let done = tx
-            .execute(
+    async fn set_quota(&self, name: &str, quota: Option<i64>) -> Result<()> {
+        match self
+            .db
+            .write_one(
+                Scope::System,
                 q("UPDATE users SET quota_bytes = ? WHERE name = ?")
                     .bind(quota)
                     .bind(name),
             )
-            .await?;
-        if done == 0 {
-            return Err(StoreError::NotFound);
+            .await?
+        {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
         }
-        tx.commit().await
     }
 
-    pub(crate) async fn delete_user(&self, name: &str) -> Result<()> {
-        let mut tx = self.write(Scope::System).await?;
+    async fn delete_user(&self, name: &str) -> Result<()> {
+        let mut tx = self.db.write(Scope::System).await?;
         let id: String = tx
             .scalar(q("SELECT id FROM users WHERE name = ?").bind(name))
             .await?
@@ -178,49 +196,52 @@ impl Db {
         tx.commit().await
     }
 
-    pub(crate) async fn set_role(&self, name: &str, role: &str) -> Result<()> {
-        let mut tx = self.write(Scope::System).await?;
-        let done = tx
-            .execute(
+    async fn set_role(&self, name: &str, role: &str) -> Result<()> {
+        match self
+            .db
+            .write_one(
+                Scope::System,
                 q("UPDATE users SET role = ? WHERE name = ?")
                     .bind(role)
                     .bind(name),
             )
-            .await?;
-        if done == 0 {
-            return Err(StoreError::NotFound);
+            .await?
+        {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
         }
-        tx.commit().await
+    }
+}
+
+#[async_trait::async_trait]
+impl Sessions for SqlMeta {
+    async fn create_session(&self, s: SessionRow) -> Result<()> {
+        self.db
+            .write_one(
+                Scope::System,
+                q(format!(
+                    "INSERT INTO sessions ({SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ))
+                .bind(s.id)
+                .bind(s.token_hash)
+                .bind(s.user_id)
+                .bind(s.method)
+                .bind(s.created)
+                .bind(s.last_seen)
+                .bind(s.device)
+                .bind(s.client),
+            )
+            .await?;
+        Ok(())
     }
 
-    pub(crate) async fn create_session(&self, s: SessionRow) -> Result<()> {
-        let mut tx = self.write(Scope::System).await?;
-        tx.execute(
-            q(format!(
-                "INSERT INTO sessions ({SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .bind(s.id)
-            .bind(s.token_hash)
-            .bind(s.user_id)
-            .bind(s.method)
-            .bind(s.created)
-            .bind(s.last_seen)
-            .bind(s.device)
-            .bind(s.client),
-        )
-        .await?;
-        tx.commit().await
-    }
-
-    /// Every authenticated request calls this: most calls find a fresh session and only
-    /// read; one that must refresh or end it decides again in a write transaction.
-    pub(crate) async fn touch_session(
+    async fn touch_session(
         &self,
         token_hash: &str,
         now: i64,
         idle_secs: i64,
     ) -> Result<SessionLookup> {
-        let mut tx = self.read(Scope::System).await?;
+        let mut tx = self.db.read(Scope::System).await?;
         loop {
             let session: Option<SessionRow> = tx
                 .opt(
@@ -238,7 +259,7 @@ impl Db {
             let stale = session.last_seen < now;
             if (expired || stale) && !tx.can_write() {
                 drop(tx);
-                tx = self.write(Scope::System).await?;
+                tx = self.db.write(Scope::System).await?;
                 continue;
             }
             if expired {
@@ -272,38 +293,39 @@ impl Db {
         }
     }
 
-    pub(crate) async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionRow>> {
-        let mut tx = self.read(Scope::Tenant).await?;
-        tx.all(
-            q(format!(
-                "SELECT {SESSION_COLS} FROM sessions WHERE user_id = ? ORDER BY created"
-            ))
-            .bind(user_id),
-        )
-        .await
+    async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionRow>> {
+        self.db
+            .read_all(
+                Scope::Tenant,
+                q(format!(
+                    "SELECT {SESSION_COLS} FROM sessions WHERE user_id = ? ORDER BY created"
+                ))
+                .bind(user_id),
+            )
+            .await
     }
 
-    pub(crate) async fn delete_session(&self, user_id: &str, session_id: &str) -> Result<bool> {
-        let mut tx = self.write(Scope::Tenant).await?;
-        let done = tx
-            .execute(
+    async fn delete_session(&self, user_id: &str, session_id: &str) -> Result<bool> {
+        Ok(self
+            .db
+            .write_one(
+                Scope::Tenant,
                 q("DELETE FROM sessions WHERE id = ? AND user_id = ?")
                     .bind(session_id)
                     .bind(user_id),
             )
-            .await?;
-        tx.commit().await?;
-        Ok(done > 0)
+            .await?
+            > 0)
     }
 
-    pub(crate) async fn change_passphrase(
+    async fn change_passphrase(
         &self,
         user_id: &str,
         auth_hash: &str,
         wrapped_keys: &str,
         end_others_but: Option<&str>,
     ) -> Result<u64> {
-        let mut tx = self.write(Scope::Tenant).await?;
+        let mut tx = self.db.write(Scope::Tenant).await?;
         let done = tx
             .execute(
                 q("UPDATE users SET auth_hash = ?, wrapped_keys = ? WHERE id = ?")
@@ -329,10 +351,8 @@ impl Db {
         Ok(ended)
     }
 
-    pub(crate) async fn add_ssh_key(&self, k: SshKeyRow) -> Result<()> {
-        let mut tx = self.write(Scope::Tenant).await?;
-        tx.execute(
-            q("INSERT INTO ssh_keys (user_id, fingerprint, public_key, comment, wrapped_keys, created) \
+    async fn add_ssh_key(&self, k: SshKeyRow) -> Result<()> {
+        let stmt = q("INSERT INTO ssh_keys (user_id, fingerprint, public_key, comment, wrapped_keys, created) \
                VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, fingerprint) DO UPDATE SET \
                public_key = excluded.public_key, comment = excluded.comment, \
                wrapped_keys = excluded.wrapped_keys, created = excluded.created")
@@ -341,32 +361,32 @@ impl Db {
             .bind(k.public_key)
             .bind(k.comment)
             .bind(k.wrapped_keys)
-            .bind(k.created),
-        )
-        .await?;
-        tx.commit().await
+            .bind(k.created);
+        self.db.write_one(Scope::Tenant, stmt).await?;
+        Ok(())
     }
 
-    pub(crate) async fn ssh_keys(&self, user_id: &str) -> Result<Vec<SshKeyRow>> {
-        let mut tx = self.read(Scope::System).await?;
-        tx.all(
-            q(
-                "SELECT user_id, fingerprint, public_key, comment, wrapped_keys, created \
+    async fn ssh_keys(&self, user_id: &str) -> Result<Vec<SshKeyRow>> {
+        self.db
+            .read_all(
+                Scope::System,
+                q(
+                    "SELECT user_id, fingerprint, public_key, comment, wrapped_keys, created \
                FROM ssh_keys WHERE user_id = ? ORDER BY created",
+                )
+                .bind(user_id),
             )
-            .bind(user_id),
-        )
-        .await
+            .await
     }
 
-    pub(crate) async fn put_challenge(
+    async fn put_challenge(
         &self,
         id: &str,
         user: &str,
         challenge: &[u8],
         expires: i64,
     ) -> Result<()> {
-        let mut tx = self.write(Scope::System).await?;
+        let mut tx = self.db.write(Scope::System).await?;
         tx.execute(q("DELETE FROM ssh_challenges WHERE expires < ?").bind(unix_now()))
             .await?;
         tx.execute(
@@ -380,13 +400,8 @@ impl Db {
         tx.commit().await
     }
 
-    pub(crate) async fn take_challenge(
-        &self,
-        id: &str,
-        user: &str,
-        now: i64,
-    ) -> Result<Option<Vec<u8>>> {
-        let mut tx = self.write(Scope::System).await?;
+    async fn take_challenge(&self, id: &str, user: &str, now: i64) -> Result<Option<Vec<u8>>> {
+        let mut tx = self.db.write(Scope::System).await?;
         let challenge = tx
             .scalar(
                 q(

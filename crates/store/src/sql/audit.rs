@@ -3,14 +3,15 @@
 
 use enc_crypto::audit::{AuditFields, GENESIS, audit_hash};
 
-use super::{Db, Scope, q};
+use super::{Scope, SqlMeta, q};
 use crate::*;
 
 const AUDIT_COLS: &str = "seq, ts, actor, action, target, outcome, client, prev_hash, hash";
 
-impl Db {
-    pub(crate) async fn audit_append(&self, e: NewAudit) -> Result<AuditRow> {
-        let mut tx = self.write(Scope::System).await?;
+#[async_trait::async_trait]
+impl Audit for SqlMeta {
+    async fn audit_append(&self, e: NewAudit) -> Result<AuditRow> {
+        let mut tx = self.db.write(Scope::System).await?;
         tx.lock("audit").await?;
         let last: Option<(i64, String)> = tx
             .opt(q("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
@@ -62,8 +63,8 @@ impl Db {
         })
     }
 
-    pub(crate) async fn audit_list(&self, actor_id: Option<&str>) -> Result<Vec<AuditRow>> {
-        let mut tx = self.read(Scope::System).await?;
+    async fn audit_list(&self, actor_id: Option<&str>) -> Result<Vec<AuditRow>> {
+        let mut tx = self.db.read(Scope::System).await?;
         let query = match actor_id {
             Some(id) => q(format!(
                 "SELECT {AUDIT_COLS} FROM audit WHERE actor_id = ? ORDER BY seq"

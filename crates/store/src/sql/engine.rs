@@ -90,42 +90,40 @@ pub(crate) enum Tx {
 }
 
 /// Whether a transaction has written: counted when it is opened to write, or at its first
-/// statement that is not a query.
+/// statement that is not a query; it stops counting as writing when it ends.
 pub(crate) struct Writer {
     stats: Arc<Stats>,
-    open: Option<Writing>,
+    writing: bool,
 }
 
 impl Writer {
     fn new(stats: &Arc<Stats>, write: bool) -> Self {
-        Self {
-            open: write.then(|| Writing::new(stats)),
+        let mut w = Self {
             stats: stats.clone(),
+            writing: false,
+        };
+        if write {
+            w.wrote();
         }
+        w
     }
 
     fn wrote(&mut self) {
-        if self.open.is_none() {
-            self.open = Some(Writing::new(&self.stats));
+        if !self.writing {
+            self.writing = true;
+            let s = &self.stats;
+            s.writes.fetch_add(1, Ordering::Relaxed);
+            let now = s.writing_now.fetch_add(1, Ordering::SeqCst) + 1;
+            s.most_writing_at_once.fetch_max(now, Ordering::SeqCst);
         }
     }
 }
 
-/// Marks a write transaction as open while it lives.
-pub(crate) struct Writing(Arc<Stats>);
-
-impl Writing {
-    fn new(stats: &Arc<Stats>) -> Self {
-        stats.writes.fetch_add(1, Ordering::Relaxed);
-        let now = stats.writing_now.fetch_add(1, Ordering::SeqCst) + 1;
-        stats.most_writing_at_once.fetch_max(now, Ordering::SeqCst);
-        Self(stats.clone())
-    }
-}
-
-impl Drop for Writing {
+impl Drop for Writer {
     fn drop(&mut self) {
-        self.0.writing_now.fetch_sub(1, Ordering::SeqCst);
+        if self.writing {
+            self.stats.writing_now.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -161,6 +159,24 @@ impl Db {
             writes: s.writes.load(Ordering::SeqCst),
             most_writing_at_once: s.most_writing_at_once.load(Ordering::SeqCst),
         }
+    }
+
+    /// One statement in a write transaction of its own; the rows it changed.
+    pub(crate) async fn write_one(&self, scope: Scope, q: Q) -> Result<u64> {
+        let mut tx = self.write(scope).await?;
+        let changed = tx.execute(q).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Every row of one query, in a read transaction of its own.
+    pub(crate) async fn read_all<T: FromRows>(&self, scope: Scope, q: Q) -> Result<Vec<T>> {
+        self.read(scope).await?.all(q).await
+    }
+
+    /// The first row of one query, in a read transaction of its own.
+    pub(crate) async fn read_opt<T: FromRows>(&self, scope: Scope, q: Q) -> Result<Option<T>> {
+        self.read(scope).await?.opt(q).await
     }
 
     /// A transaction that may write.
@@ -250,78 +266,34 @@ impl Q {
     }
 }
 
+/// `From` conversions into [`Arg`], one line each.
 macro_rules! arg_from {
-    ($($t:ty => $v:ident $(. $conv:ident ())?),* $(,)?) => {
+    ($($t:ty => |$x:ident| $e:expr),* $(,)?) => {
         $(impl From<$t> for Arg {
-            fn from(x: $t) -> Self {
-                Arg::$v(Some(x $(.$conv())?))
+            fn from($x: $t) -> Self {
+                $e
             }
         })*
     };
 }
 
 arg_from! {
-    i64 => Int,
-    &str => Text.to_string(),
-    String => Text,
-    &String => Text.clone(),
-    &[u8] => Bytes.to_vec(),
-    Vec<u8> => Bytes,
-    &Vec<u8> => Bytes.clone(),
-}
-
-impl From<u32> for Arg {
-    fn from(x: u32) -> Self {
-        Arg::Int(Some(x.into()))
-    }
-}
-
-impl From<bool> for Arg {
-    fn from(x: bool) -> Self {
-        Arg::Bool(x)
-    }
-}
-
-impl From<Option<i64>> for Arg {
-    fn from(x: Option<i64>) -> Self {
-        Arg::Int(x)
-    }
-}
-
-impl From<Option<String>> for Arg {
-    fn from(x: Option<String>) -> Self {
-        Arg::Text(x)
-    }
-}
-
-impl From<&Option<String>> for Arg {
-    fn from(x: &Option<String>) -> Self {
-        Arg::Text(x.clone())
-    }
-}
-
-impl From<Option<&str>> for Arg {
-    fn from(x: Option<&str>) -> Self {
-        Arg::Text(x.map(str::to_string))
-    }
-}
-
-impl From<Option<&[u8]>> for Arg {
-    fn from(x: Option<&[u8]>) -> Self {
-        Arg::Bytes(x.map(<[u8]>::to_vec))
-    }
-}
-
-impl From<Option<Vec<u8>>> for Arg {
-    fn from(x: Option<Vec<u8>>) -> Self {
-        Arg::Bytes(x)
-    }
-}
-
-impl From<&Option<Vec<u8>>> for Arg {
-    fn from(x: &Option<Vec<u8>>) -> Self {
-        Arg::Bytes(x.clone())
-    }
+    i64 => |x| Arg::Int(Some(x)),
+    u32 => |x| Arg::Int(Some(x.into())),
+    Option<i64> => |x| Arg::Int(x),
+    bool => |x| Arg::Bool(x),
+    &str => |x| Arg::Text(Some(x.to_owned())),
+    String => |x| Arg::Text(Some(x)),
+    &String => |x| Arg::Text(Some(x.clone())),
+    Option<&str> => |x| Arg::Text(x.map(str::to_owned)),
+    Option<String> => |x| Arg::Text(x),
+    &Option<String> => |x| Arg::Text(x.clone()),
+    &[u8] => |x| Arg::Bytes(Some(x.to_vec())),
+    Vec<u8> => |x| Arg::Bytes(Some(x)),
+    &Vec<u8> => |x| Arg::Bytes(Some(x.clone())),
+    Option<&[u8]> => |x| Arg::Bytes(x.map(<[u8]>::to_vec)),
+    Option<Vec<u8>> => |x| Arg::Bytes(x),
+    &Option<Vec<u8>> => |x| Arg::Bytes(x.clone()),
 }
 
 /// Binds `args` to an engine's query, in order.
@@ -338,6 +310,26 @@ macro_rules! bind_all {
         }
         query
     }};
+}
+
+/// Runs `$run` on either engine with `$query` (the statement in the engine's form with its
+/// arguments bound), `$conn` (the transaction's connection) and `$wrap` (the engine's row into
+/// a [`Row`]).
+macro_rules! on_engine {
+    ($tx:expr, $q:expr, |$query:ident, $conn:ident, $wrap:ident| $run:expr) => {
+        match $tx {
+            Tx::Sqlite { tx, .. } => {
+                let $query = bind_all!(sqlx::query($q.sql.into_sqlite()), &$q.args);
+                let ($conn, $wrap) = (&mut **tx, Row::Sqlite);
+                $run
+            }
+            Tx::Pg { tx, .. } => {
+                let $query = bind_all!(sqlx::query(sqlx::AssertSqlSafe(pg_sql(&$q.sql))), &$q.args);
+                let ($conn, $wrap) = (&mut **tx, Row::Pg);
+                $run
+            }
+        }
+    };
 }
 
 /// A row of either engine.
@@ -418,29 +410,23 @@ impl Tx {
 
     /// Runs a statement that changes rows; the number it changed.
     pub(crate) async fn execute(&mut self, q: Q) -> Result<u64> {
-        Ok(match self {
-            Self::Sqlite { tx, writing, .. } => {
-                writing.wrote();
-                bind_all!(sqlx::query(q.sql.into_sqlite()), &q.args)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected()
-            }
-            Self::Pg { tx, writing } => {
-                writing.wrote();
-                bind_all!(sqlx::query(sqlx::AssertSqlSafe(pg_sql(&q.sql))), &q.args)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected()
-            }
-        })
+        self.wrote();
+        Ok(on_engine!(self, q, |query, conn, _wrap| query
+            .execute(conn)
+            .await?
+            .rows_affected()))
+    }
+
+    /// Counts this transaction as a writer from now on.
+    fn wrote(&mut self) {
+        match self {
+            Self::Sqlite { writing, .. } | Self::Pg { writing, .. } => writing.wrote(),
+        }
     }
 
     /// The rows a changing statement returns (`… RETURNING`).
     pub(crate) async fn returning<T: FromRows>(&mut self, q: Q) -> Result<Vec<T>> {
-        match self {
-            Self::Sqlite { writing, .. } | Self::Pg { writing, .. } => writing.wrote(),
-        }
+        self.wrote();
         self.all(q).await
     }
 
@@ -454,38 +440,20 @@ impl Tx {
 
     /// Every row a query returns.
     pub(crate) async fn rows(&mut self, q: Q) -> Result<Vec<Row>> {
-        Ok(match self {
-            Self::Sqlite { tx, .. } => bind_all!(sqlx::query(q.sql.into_sqlite()), &q.args)
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .map(Row::Sqlite)
-                .collect(),
-            Self::Pg { tx, .. } => {
-                bind_all!(sqlx::query(sqlx::AssertSqlSafe(pg_sql(&q.sql))), &q.args)
-                    .fetch_all(&mut **tx)
-                    .await?
-                    .into_iter()
-                    .map(Row::Pg)
-                    .collect()
-            }
-        })
+        Ok(on_engine!(self, q, |query, conn, wrap| query
+            .fetch_all(conn)
+            .await?
+            .into_iter()
+            .map(wrap)
+            .collect()))
     }
 
     /// The first row a query returns, if any.
     pub(crate) async fn row(&mut self, q: Q) -> Result<Option<Row>> {
-        Ok(match self {
-            Self::Sqlite { tx, .. } => bind_all!(sqlx::query(q.sql.into_sqlite()), &q.args)
-                .fetch_optional(&mut **tx)
-                .await?
-                .map(Row::Sqlite),
-            Self::Pg { tx, .. } => {
-                bind_all!(sqlx::query(sqlx::AssertSqlSafe(pg_sql(&q.sql))), &q.args)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .map(Row::Pg)
-            }
-        })
+        Ok(on_engine!(self, q, |query, conn, wrap| query
+            .fetch_optional(conn)
+            .await?
+            .map(wrap)))
     }
 
     /// Every row as a `T`.

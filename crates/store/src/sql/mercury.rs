@@ -1,7 +1,7 @@
 //! Mercury's archive spaces. They run in the caller's scope: an enc user's own space, or the
 //! server's when the connection authenticated with Mercury's preshared key or client list.
 
-use super::{Db, Scope, charge, q, queue_at, unix_now};
+use super::{Scope, SqlMeta, charge, q, queue_at, unix_now};
 use crate::*;
 
 const FILE_COLS: &str = "name, size, blob_key, created";
@@ -9,9 +9,10 @@ const FILE_COLS: &str = "name, size, blob_key, created";
 const USED: &str = "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM mercury_files \
     WHERE space = ? AND state = 'stored'";
 
-impl Db {
-    pub(crate) async fn mercury_reserve(&self, r: MercuryReservation) -> Result<Option<String>> {
-        let mut tx = self.write(Scope::Caller).await?;
+#[async_trait::async_trait]
+impl Mercury for SqlMeta {
+    async fn mercury_reserve(&self, r: MercuryReservation) -> Result<Option<String>> {
+        let mut tx = self.db.write(Scope::Caller).await?;
         let mut chosen = None;
         for name in &r.candidates {
             let done = tx
@@ -38,8 +39,8 @@ impl Db {
         Ok(chosen)
     }
 
-    pub(crate) async fn mercury_commit(&self, c: MercuryCommit) -> Result<()> {
-        let mut tx = self.write(Scope::Caller).await?;
+    async fn mercury_commit(&self, c: MercuryCommit) -> Result<()> {
+        let mut tx = self.db.write(Scope::Caller).await?;
         let done = tx
             .execute(
                 q(
@@ -72,8 +73,8 @@ impl Db {
         tx.commit().await
     }
 
-    pub(crate) async fn mercury_abort(&self, space: &str, name: &str) -> Result<()> {
-        let mut tx = self.write(Scope::Caller).await?;
+    async fn mercury_abort(&self, space: &str, name: &str) -> Result<()> {
+        let mut tx = self.db.write(Scope::Caller).await?;
         let keys: Vec<(String,)> = tx
             .returning(
                 q(
@@ -90,37 +91,35 @@ impl Db {
         tx.commit().await
     }
 
-    pub(crate) async fn mercury_files(&self, space: &str) -> Result<Vec<MercuryFileRow>> {
-        let mut tx = self.read(Scope::Caller).await?;
-        tx.all(
-            q(format!(
-                "SELECT {FILE_COLS} FROM mercury_files \
+    async fn mercury_files(&self, space: &str) -> Result<Vec<MercuryFileRow>> {
+        self.db
+            .read_all(
+                Scope::Caller,
+                q(format!(
+                    "SELECT {FILE_COLS} FROM mercury_files \
                  WHERE space = ? AND state = 'stored' ORDER BY name"
-            ))
-            .bind(space),
-        )
-        .await
+                ))
+                .bind(space),
+            )
+            .await
     }
 
-    pub(crate) async fn mercury_file(
-        &self,
-        space: &str,
-        name: &str,
-    ) -> Result<Option<MercuryFileRow>> {
-        let mut tx = self.read(Scope::Caller).await?;
-        tx.opt(
-            q(format!(
-                "SELECT {FILE_COLS} FROM mercury_files \
+    async fn mercury_file(&self, space: &str, name: &str) -> Result<Option<MercuryFileRow>> {
+        self.db
+            .read_opt(
+                Scope::Caller,
+                q(format!(
+                    "SELECT {FILE_COLS} FROM mercury_files \
                  WHERE space = ? AND name = ? AND state = 'stored'"
-            ))
-            .bind(space)
-            .bind(name),
-        )
-        .await
+                ))
+                .bind(space)
+                .bind(name),
+            )
+            .await
     }
 
-    pub(crate) async fn mercury_usage(&self, space: &str) -> Result<i64> {
-        let mut tx = self.read(Scope::Caller).await?;
+    async fn mercury_usage(&self, space: &str) -> Result<i64> {
+        let mut tx = self.db.read(Scope::Caller).await?;
         Ok(tx.scalar(q(USED).bind(space)).await?.unwrap_or(0))
     }
 }

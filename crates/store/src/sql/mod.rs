@@ -13,6 +13,7 @@ mod restic;
 mod throttle;
 mod tokens;
 mod upkeep;
+mod uploads;
 mod vaults;
 mod versions;
 

@@ -2,7 +2,7 @@
 //! files of many users, each charged to its own owner, so it runs in the system scope).
 //! The batch algorithm is [`crate::records`]; this file gives it its statements.
 
-use super::{Db, Scope, Tx, charge, q, unix_now};
+use super::{Scope, SqlMeta, Tx, charge, q, unix_now};
 use crate::records::{Inserted, RecordTx, insert_sql, padded_rows};
 use crate::*;
 
@@ -141,34 +141,33 @@ impl RecordTx for Tx {
     }
 }
 
-impl Db {
-    pub(crate) async fn restic_repo(
-        &self,
-        user_id: &str,
-        name: &str,
-    ) -> Result<Option<ResticRepoRow>> {
-        let mut tx = self.read(Scope::Tenant).await?;
-        tx.opt(
-            q(
-                "SELECT id, user_id, name, created, CAST(0 AS BIGINT) AS objects, \
+#[async_trait::async_trait]
+impl Restic for SqlMeta {
+    async fn restic_repo(&self, user_id: &str, name: &str) -> Result<Option<ResticRepoRow>> {
+        self.db
+            .read_opt(
+                Scope::Tenant,
+                q(
+                    "SELECT id, user_id, name, created, CAST(0 AS BIGINT) AS objects, \
                CAST(0 AS BIGINT) AS bytes FROM restic_repos WHERE user_id = ? AND name = ?",
+                )
+                .bind(user_id)
+                .bind(name),
             )
-            .bind(user_id)
-            .bind(name),
-        )
-        .await
+            .await
     }
 
-    pub(crate) async fn create_restic_repo(
+    async fn create_restic_repo(
         &self,
         id: &str,
         user_id: &str,
         name: &str,
         now: i64,
     ) -> Result<bool> {
-        let mut tx = self.write(Scope::Tenant).await?;
-        let done = tx
-            .execute(
+        Ok(self
+            .db
+            .write_one(
+                Scope::Tenant,
                 q(
                     "INSERT INTO restic_repos (id, user_id, name, created) VALUES (?, ?, ?, ?) \
                    ON CONFLICT (user_id, name) DO NOTHING",
@@ -178,24 +177,24 @@ impl Db {
                 .bind(name)
                 .bind(now),
             )
-            .await?;
-        tx.commit().await?;
-        Ok(done > 0)
+            .await?
+            > 0)
     }
 
-    pub(crate) async fn restic_repos(&self, user_id: &str) -> Result<Vec<ResticRepoRow>> {
-        let mut tx = self.read(Scope::Tenant).await?;
-        tx.all(
-            q(format!(
-                "SELECT {REPO_COLS} FROM restic_repos r WHERE r.user_id = ? ORDER BY r.name"
-            ))
-            .bind(user_id),
-        )
-        .await
+    async fn restic_repos(&self, user_id: &str) -> Result<Vec<ResticRepoRow>> {
+        self.db
+            .read_all(
+                Scope::Tenant,
+                q(format!(
+                    "SELECT {REPO_COLS} FROM restic_repos r WHERE r.user_id = ? ORDER BY r.name"
+                ))
+                .bind(user_id),
+            )
+            .await
     }
 
-    pub(crate) async fn delete_restic_repo(&self, repo_id: &str) -> Result<()> {
-        let mut tx = self.write(Scope::Tenant).await?;
+    async fn delete_restic_repo(&self, repo_id: &str) -> Result<()> {
+        let mut tx = self.db.write(Scope::Tenant).await?;
         let owner: Option<(String, i64)> = tx
             .opt(
                 q(
@@ -223,46 +222,44 @@ impl Db {
         tx.commit().await
     }
 
-    pub(crate) async fn restic_object(
+    async fn restic_object(
         &self,
         repo_id: &str,
         kind: &str,
         name: &str,
     ) -> Result<Option<ResticObjectRow>> {
-        let mut tx = self.read(Scope::Tenant).await?;
-        tx.opt(
-            q("SELECT name, size, blob_key, data FROM restic_objects \
+        self.db
+            .read_opt(
+                Scope::Tenant,
+                q("SELECT name, size, blob_key, data FROM restic_objects \
                WHERE repo_id = ? AND kind = ? AND name = ?")
-            .bind(repo_id)
-            .bind(kind)
-            .bind(name),
-        )
-        .await
-    }
-
-    pub(crate) async fn restic_list(
-        &self,
-        repo_id: &str,
-        kind: &str,
-    ) -> Result<Vec<ResticObjectRow>> {
-        let mut tx = self.read(Scope::Tenant).await?;
-        tx.all(
-            q(
-                "SELECT name, size, '' AS blob_key, CAST(NULL AS BYTEA) AS data \
-               FROM restic_objects WHERE repo_id = ? AND kind = ?",
+                .bind(repo_id)
+                .bind(kind)
+                .bind(name),
             )
-            .bind(repo_id)
-            .bind(kind),
-        )
-        .await
+            .await
     }
 
-    pub(crate) async fn restic_write_batch(
+    async fn restic_list(&self, repo_id: &str, kind: &str) -> Result<Vec<ResticObjectRow>> {
+        self.db
+            .read_all(
+                Scope::Tenant,
+                q(
+                    "SELECT name, size, '' AS blob_key, CAST(NULL AS BYTEA) AS data \
+               FROM restic_objects WHERE repo_id = ? AND kind = ?",
+                )
+                .bind(repo_id)
+                .bind(kind),
+            )
+            .await
+    }
+
+    async fn restic_write_batch(
         &self,
         reserve: Vec<(String, i64)>,
         puts: Vec<NewResticObject>,
     ) -> Result<Vec<Result<PutOutcome>>> {
-        let mut tx = self.write(Scope::System).await?;
+        let mut tx = self.db.write(Scope::System).await?;
         queue_many(&mut tx, &reserve).await?;
         let out = crate::records::put_many(&mut tx, &puts).await?;
         unqueue_many(&mut tx, &crate::records::stored_blobs(&puts, &out)).await?;
@@ -270,14 +267,14 @@ impl Db {
         Ok(out)
     }
 
-    pub(crate) async fn restic_delete(
+    async fn restic_delete(
         &self,
         repo_id: &str,
         user_id: &str,
         kind: &str,
         name: &str,
     ) -> Result<Option<i64>> {
-        let mut tx = self.write(Scope::Tenant).await?;
+        let mut tx = self.db.write(Scope::Tenant).await?;
         let row: Option<(i64, String, bool)> = tx
             .returning(
                 q(

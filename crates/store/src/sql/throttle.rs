@@ -1,7 +1,7 @@
 //! Login throttling and sliding-window allowances. Every replica counts into the same rows,
 //! so each read that decides a write holds the key's lock first.
 
-use super::{Db, Scope, Tx, q};
+use super::{Scope, SqlMeta, Tx, q};
 use crate::*;
 
 /// Writes a throttle row.
@@ -29,19 +29,21 @@ async fn set_throttle(
 
 const THROTTLE_ROW: &str = "SELECT failures, next_allowed FROM throttle WHERE key = ?";
 
-impl Db {
-    pub(crate) async fn throttle_get(&self, key: &str) -> Result<Option<Throttle>> {
-        let mut tx = self.read(Scope::System).await?;
-        tx.opt(q(THROTTLE_ROW).bind(key)).await
+#[async_trait::async_trait]
+impl Throttling for SqlMeta {
+    async fn throttle_get(&self, key: &str) -> Result<Option<Throttle>> {
+        self.db
+            .read_opt(Scope::System, q(THROTTLE_ROW).bind(key))
+            .await
     }
 
-    pub(crate) async fn throttle_fail(
+    async fn throttle_fail(
         &self,
         key: &str,
         now: i64,
         backoff: fn(i64) -> i64,
     ) -> Result<Throttle> {
-        let mut tx = self.write(Scope::System).await?;
+        let mut tx = self.db.write(Scope::System).await?;
         tx.lock(&format!("throttle:{key}")).await?;
         let failures = tx
             .scalar::<i64>(q("SELECT failures FROM throttle WHERE key = ?").bind(key))
@@ -57,25 +59,18 @@ impl Db {
         })
     }
 
-    pub(crate) async fn throttle_undo(&self, key: &str) -> Result<()> {
-        let mut tx = self.write(Scope::System).await?;
-        tx.execute(
-            q("UPDATE throttle SET failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END \
-               WHERE key = ?")
-            .bind(key),
+    async fn throttle_undo(&self, key: &str) -> Result<()> {
+        let stmt = q(
+            "UPDATE throttle SET failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END \
+               WHERE key = ?",
         )
-        .await?;
-        tx.commit().await
+        .bind(key);
+        self.db.write_one(Scope::System, stmt).await?;
+        Ok(())
     }
 
-    pub(crate) async fn rate_take(
-        &self,
-        key: &str,
-        now: i64,
-        window: i64,
-        limit: i64,
-    ) -> Result<bool> {
-        let mut tx = self.write(Scope::System).await?;
+    async fn rate_take(&self, key: &str, now: i64, window: i64, limit: i64) -> Result<bool> {
+        let mut tx = self.db.write(Scope::System).await?;
         tx.lock(&format!("rate:{key}")).await?;
         tx.execute(
             q("DELETE FROM rate_events WHERE key = ? AND at <= ?")
@@ -100,14 +95,14 @@ impl Db {
         Ok(true)
     }
 
-    pub(crate) async fn throttle_attempt(
+    async fn throttle_attempt(
         &self,
         keys: &[String],
         now: i64,
         free: i64,
         backoff: fn(i64) -> i64,
     ) -> Result<Option<i64>> {
-        let mut tx = self.write(Scope::System).await?;
+        let mut tx = self.db.write(Scope::System).await?;
         // Lock the keys in one order, so two attempts never wait on each other crosswise.
         let mut sorted: Vec<&String> = keys.iter().collect();
         sorted.sort();
@@ -141,26 +136,26 @@ impl Db {
         Ok(None)
     }
 
-    pub(crate) async fn throttle_clear(&self, key: &str) -> Result<()> {
-        let mut tx = self.write(Scope::System).await?;
-        tx.execute(q("DELETE FROM throttle WHERE key = ?").bind(key))
+    async fn throttle_clear(&self, key: &str) -> Result<()> {
+        self.db
+            .write_one(
+                Scope::System,
+                q("DELETE FROM throttle WHERE key = ?").bind(key),
+            )
             .await?;
-        tx.commit().await
+        Ok(())
     }
 
-    pub(crate) async fn throttle_mark(&self, key: &str, now: i64, until: i64) -> Result<()> {
-        let mut tx = self.write(Scope::System).await?;
-        tx.execute(
-            q(
-                "INSERT INTO throttle (key, failures, next_allowed, updated) VALUES (?, 0, ?, ?) \
+    async fn throttle_mark(&self, key: &str, now: i64, until: i64) -> Result<()> {
+        let stmt = q(
+            "INSERT INTO throttle (key, failures, next_allowed, updated) VALUES (?, 0, ?, ?) \
                ON CONFLICT (key) DO UPDATE SET failures = 0, \
                next_allowed = excluded.next_allowed, updated = excluded.updated",
-            )
-            .bind(key)
-            .bind(until)
-            .bind(now),
         )
-        .await?;
-        tx.commit().await
+        .bind(key)
+        .bind(until)
+        .bind(now);
+        self.db.write_one(Scope::System, stmt).await?;
+        Ok(())
     }
 }

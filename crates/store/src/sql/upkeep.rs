@@ -2,13 +2,14 @@
 //! to collect. A blob is queued in the transaction that unreferenced it and deleted only
 //! after that committed.
 
-use super::{Db, Scope, charge, q, queue_at, unix_now};
-use crate::uploads;
+use super::uploads;
+use super::{Scope, SqlMeta, charge, q, queue_at, unix_now};
 use crate::*;
 
-impl Db {
-    pub(crate) async fn prune(&self, now: i64, idle_secs: i64) -> Result<()> {
-        let mut tx = self.write(Scope::System).await?;
+#[async_trait::async_trait]
+impl Collection for SqlMeta {
+    async fn prune(&self, now: i64, idle_secs: i64) -> Result<()> {
+        let mut tx = self.db.write(Scope::System).await?;
         tx.execute(
             q("DELETE FROM sessions WHERE last_seen + ? < ?")
                 .bind(idle_secs)
@@ -28,8 +29,8 @@ impl Db {
         tx.commit().await
     }
 
-    pub(crate) async fn expire_uploads(&self, completed_before: i64, before: i64) -> Result<u64> {
-        let mut tx = self.write(Scope::System).await?;
+    async fn expire_uploads(&self, completed_before: i64, before: i64) -> Result<u64> {
+        let mut tx = self.db.write(Scope::System).await?;
         let charges: Vec<(String, i64)> = tx
             .all(
                 q(uploads::EXPIRED_CHARGES)
@@ -67,8 +68,8 @@ impl Db {
         Ok(done)
     }
 
-    pub(crate) async fn gc_pending(&self, now: i64, limit: i64) -> Result<Vec<String>> {
-        let mut tx = self.read(Scope::System).await?;
+    async fn gc_pending(&self, now: i64, limit: i64) -> Result<Vec<String>> {
+        let mut tx = self.db.read(Scope::System).await?;
         let keys: Vec<(String,)> = tx
             .all(
                 q("SELECT blob_key FROM blob_gc WHERE queued <= ? ORDER BY queued LIMIT ?")
@@ -79,8 +80,8 @@ impl Db {
         Ok(keys.into_iter().map(|(k,)| k).collect())
     }
 
-    pub(crate) async fn gc_retry_later(&self, keys: &[String], now: i64) -> Result<()> {
-        let mut tx = self.write(Scope::System).await?;
+    async fn gc_retry_later(&self, keys: &[String], now: i64) -> Result<()> {
+        let mut tx = self.db.write(Scope::System).await?;
         for k in keys {
             tx.execute(
                 q("UPDATE blob_gc SET queued = ? WHERE blob_key = ?")
@@ -92,14 +93,14 @@ impl Db {
         tx.commit().await
     }
 
-    pub(crate) async fn queue_blob(&self, key: &str, at: i64) -> Result<()> {
-        let mut tx = self.write(Scope::System).await?;
+    async fn queue_blob(&self, key: &str, at: i64) -> Result<()> {
+        let mut tx = self.db.write(Scope::System).await?;
         queue_at(&mut tx, key, at).await?;
         tx.commit().await
     }
 
-    pub(crate) async fn gc_done(&self, keys: &[String]) -> Result<()> {
-        let mut tx = self.write(Scope::System).await?;
+    async fn gc_done(&self, keys: &[String]) -> Result<()> {
+        let mut tx = self.db.write(Scope::System).await?;
         for k in keys {
             tx.execute(q("DELETE FROM blob_gc WHERE blob_key = ?").bind(k))
                 .await?;

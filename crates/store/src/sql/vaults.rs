@@ -1,6 +1,8 @@
 //! Vaults and their members (tenant scope: a vault is seen only through a membership).
 
-use super::{Db, Scope, Tx, charge, credit_versions_of, insert_vault, q, queue_blobs_of, unix_now};
+use super::{
+    Scope, SqlMeta, Tx, charge, credit_versions_of, insert_vault, q, queue_blobs_of, unix_now,
+};
 use crate::*;
 
 const VAULT_ACCESS: &str = "SELECT v.id, v.signed_id, v.owner_id, o.name AS owner_name, v.name, \
@@ -21,9 +23,10 @@ async fn access_in(tx: &mut Tx, user_id: &str, vault_id: &str) -> Result<Option<
     .await
 }
 
-impl Db {
-    pub(crate) async fn create_vault(&self, v: NewVault) -> Result<VaultAccess> {
-        let mut tx = self.write(Scope::Tenant).await?;
+#[async_trait::async_trait]
+impl Vaults for SqlMeta {
+    async fn create_vault(&self, v: NewVault) -> Result<VaultAccess> {
+        let mut tx = self.db.write(Scope::Tenant).await?;
         let exists: Option<String> = tx
             .scalar(
                 q("SELECT id FROM vaults WHERE owner_id = ? AND name = ?")
@@ -42,34 +45,31 @@ impl Db {
         Ok(access)
     }
 
-    pub(crate) async fn vaults_for(&self, user_id: &str) -> Result<Vec<VaultAccess>> {
-        let mut tx = self.read(Scope::Tenant).await?;
-        tx.all(
-            q(format!(
-                "{VAULT_ACCESS} WHERE m.user_id = ? \
+    async fn vaults_for(&self, user_id: &str) -> Result<Vec<VaultAccess>> {
+        self.db
+            .read_all(
+                Scope::Tenant,
+                q(format!(
+                    "{VAULT_ACCESS} WHERE m.user_id = ? \
                  ORDER BY o.name <> (SELECT name FROM users WHERE id = ?), o.name, v.name"
-            ))
-            .bind(user_id)
-            .bind(user_id),
-        )
-        .await
+                ))
+                .bind(user_id)
+                .bind(user_id),
+            )
+            .await
     }
 
-    pub(crate) async fn vault_access(
-        &self,
-        user_id: &str,
-        vault_id: &str,
-    ) -> Result<Option<VaultAccess>> {
-        let mut tx = self.read(Scope::Tenant).await?;
+    async fn vault_access(&self, user_id: &str, vault_id: &str) -> Result<Option<VaultAccess>> {
+        let mut tx = self.db.read(Scope::Tenant).await?;
         access_in(&mut tx, user_id, vault_id).await
     }
 
-    pub(crate) async fn delete_vault(&self, vault_id: &str) -> Result<()> {
-        let mut tx = self.write(Scope::Tenant).await?;
+    async fn delete_vault(&self, vault_id: &str) -> Result<()> {
+        let mut tx = self.db.write(Scope::Tenant).await?;
         let now = unix_now();
         credit_versions_of(&mut tx, "v.id = ?", vault_id).await?;
         let pending: Vec<(String, i64)> = tx
-            .all(q(crate::uploads::VAULT_CHARGES).bind(vault_id))
+            .all(q(super::uploads::VAULT_CHARGES).bind(vault_id))
             .await?;
         for (owner, bytes) in pending {
             charge(&mut tx, &owner, -bytes, None).await?;
@@ -89,20 +89,19 @@ impl Db {
         tx.commit().await
     }
 
-    pub(crate) async fn members(&self, vault_id: &str) -> Result<Vec<Member>> {
-        let mut tx = self.read(Scope::Tenant).await?;
-        tx.all(
-            q("SELECT u.id AS user_id, u.name, COALESCE(u.x25519_recipient, '') AS x25519_recipient, \
+    async fn members(&self, vault_id: &str) -> Result<Vec<Member>> {
+        let stmt = q(
+            "SELECT u.id AS user_id, u.name, COALESCE(u.x25519_recipient, '') AS x25519_recipient, \
                COALESCE(u.ed25519_public, '') AS ed25519_public, \
                COALESCE(u.recipient_sig, '') AS recipient_sig, (u.id = v.owner_id) AS owner, \
                m.access FROM vault_members m JOIN users u ON u.id = m.user_id \
-               JOIN vaults v ON v.id = m.vault_id WHERE m.vault_id = ? ORDER BY owner DESC, u.name")
-            .bind(vault_id),
+               JOIN vaults v ON v.id = m.vault_id WHERE m.vault_id = ? ORDER BY owner DESC, u.name",
         )
-        .await
+        .bind(vault_id);
+        self.db.read_all(Scope::Tenant, stmt).await
     }
 
-    pub(crate) async fn add_member(
+    async fn add_member(
         &self,
         vault_id: &str,
         user_id: &str,
@@ -110,32 +109,29 @@ impl Db {
         signature: &str,
         access: &str,
     ) -> Result<()> {
-        let mut tx = self.write(Scope::Tenant).await?;
-        tx.execute(
-            q(
-                "INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature, access) \
+        let stmt = q(
+            "INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature, access) \
                VALUES (?, ?, ?, ?, ?) ON CONFLICT (vault_id, user_id) DO UPDATE SET \
                wrapped_keys = excluded.wrapped_keys, signature = excluded.signature, \
                access = excluded.access",
-            )
-            .bind(vault_id)
-            .bind(user_id)
-            .bind(wrapped_keys)
-            .bind(signature)
-            .bind(access),
         )
-        .await?;
-        tx.commit().await
+        .bind(vault_id)
+        .bind(user_id)
+        .bind(wrapped_keys)
+        .bind(signature)
+        .bind(access);
+        self.db.write_one(Scope::Tenant, stmt).await?;
+        Ok(())
     }
 
-    pub(crate) async fn rotate_vault(
+    async fn rotate_vault(
         &self,
         vault_id: &str,
         remove_user_id: &str,
         generation: u32,
         rewrapped: Vec<(String, String, String)>,
     ) -> Result<()> {
-        let mut tx = self.write(Scope::Tenant).await?;
+        let mut tx = self.db.write(Scope::Tenant).await?;
         let for_update = tx.locking("FOR UPDATE");
         let current: i64 = tx
             .scalar(

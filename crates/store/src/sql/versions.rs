@@ -1,9 +1,9 @@
 //! `/v1` uploads in flight and the versions they become (tenant scope). An upload is charged
-//! to its vault's owner while it streams; see [`crate::uploads`] for the statements.
+//! to its vault's owner while it streams; see [`super::uploads`] for the statements.
 
 use super::engine::FromRows;
-use super::{Db, Scope, Tx, charge, credit_versions_of, q, queue_blobs_of, unix_now};
-use crate::uploads;
+use super::uploads;
+use super::{Scope, SqlMeta, Tx, charge, credit_versions_of, q, queue_blobs_of, unix_now};
 use crate::*;
 
 const VERSION_COLS: &str = "ve.id, ve.version, ve.blob_key, ve.size, ve.hash, ve.generation, \
@@ -15,9 +15,10 @@ async fn locked<T: FromRows>(tx: &mut Tx, sql: &'static str, id: &str) -> Result
     tx.opt(q(format!("{sql} {for_update}")).bind(id)).await
 }
 
-impl Db {
-    pub(crate) async fn create_upload(&self, u: UploadRow, max_pending: i64) -> Result<()> {
-        let mut tx = self.write(Scope::Tenant).await?;
+#[async_trait::async_trait]
+impl Versions for SqlMeta {
+    async fn create_upload(&self, u: UploadRow, max_pending: i64) -> Result<()> {
+        let mut tx = self.db.write(Scope::Tenant).await?;
         let done = tx
             .execute(
                 q(uploads::CREATE)
@@ -38,8 +39,8 @@ impl Db {
         tx.commit().await
     }
 
-    pub(crate) async fn charge_upload(&self, id: &str, n: i64, quota: Option<i64>) -> Result<()> {
-        let mut tx = self.write(Scope::Tenant).await?;
+    async fn charge_upload(&self, id: &str, n: i64, quota: Option<i64>) -> Result<()> {
+        let mut tx = self.db.write(Scope::Tenant).await?;
         let (owner, _): (String, i64) = locked(&mut tx, uploads::STREAMING, id)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -48,8 +49,8 @@ impl Db {
         tx.commit().await
     }
 
-    pub(crate) async fn complete_upload(&self, id: &str, size: i64, hash: &str) -> Result<()> {
-        let mut tx = self.write(Scope::Tenant).await?;
+    async fn complete_upload(&self, id: &str, size: i64, hash: &str) -> Result<()> {
+        let mut tx = self.db.write(Scope::Tenant).await?;
         let (owner, charged): (String, i64) = locked(&mut tx, uploads::STREAMING, id)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -67,8 +68,8 @@ impl Db {
         tx.commit().await
     }
 
-    pub(crate) async fn release_upload(&self, id: &str, now: i64) -> Result<()> {
-        let mut tx = self.write(Scope::Tenant).await?;
+    async fn release_upload(&self, id: &str, now: i64) -> Result<()> {
+        let mut tx = self.db.write(Scope::Tenant).await?;
         let pending: Option<(String, i64, String)> = locked(&mut tx, uploads::PENDING, id).await?;
         if let Some((owner, charged, blob_key)) = pending {
             charge(&mut tx, &owner, -charged, None).await?;
@@ -83,8 +84,8 @@ impl Db {
         tx.commit().await
     }
 
-    pub(crate) async fn commit_version(&self, c: NewVersion, keep: u32) -> Result<VersionRow> {
-        let mut tx = self.write(Scope::Tenant).await?;
+    async fn commit_version(&self, c: NewVersion, keep: u32) -> Result<VersionRow> {
+        let mut tx = self.db.write(Scope::Tenant).await?;
         let upload: UploadRow = tx
             .opt(
                 q(
@@ -222,8 +223,8 @@ impl Db {
         Ok(row)
     }
 
-    pub(crate) async fn list_objects(&self, vault_id: &str) -> Result<Vec<(String, VersionRow)>> {
-        let mut tx = self.read(Scope::Tenant).await?;
+    async fn list_objects(&self, vault_id: &str) -> Result<Vec<(String, VersionRow)>> {
+        let mut tx = self.db.read(Scope::Tenant).await?;
         let rows = tx
             .rows(
                 q(format!(
@@ -241,42 +242,28 @@ impl Db {
             .collect()
     }
 
-    pub(crate) async fn object_versions(
-        &self,
-        vault_id: &str,
-        enc_name: &str,
-    ) -> Result<Vec<VersionRow>> {
-        let mut tx = self.read(Scope::Tenant).await?;
-        tx.all(
-            q(format!(
-                "SELECT {VERSION_COLS} FROM objects ob JOIN versions ve ON ve.object_id = ob.id \
+    async fn object_versions(&self, vault_id: &str, enc_name: &str) -> Result<Vec<VersionRow>> {
+        let stmt = q(format!(
+            "SELECT {VERSION_COLS} FROM objects ob JOIN versions ve ON ve.object_id = ob.id \
                  WHERE ob.vault_id = ? AND ob.enc_name = ? ORDER BY ve.version DESC"
-            ))
-            .bind(vault_id)
-            .bind(enc_name),
-        )
-        .await
+        ))
+        .bind(vault_id)
+        .bind(enc_name);
+        self.db.read_all(Scope::Tenant, stmt).await
     }
 
-    pub(crate) async fn version(
-        &self,
-        vault_id: &str,
-        version_id: &str,
-    ) -> Result<Option<VersionRow>> {
-        let mut tx = self.read(Scope::Tenant).await?;
-        tx.opt(
-            q(format!(
-                "SELECT {VERSION_COLS} FROM objects ob JOIN versions ve ON ve.object_id = ob.id \
+    async fn version(&self, vault_id: &str, version_id: &str) -> Result<Option<VersionRow>> {
+        let stmt = q(format!(
+            "SELECT {VERSION_COLS} FROM objects ob JOIN versions ve ON ve.object_id = ob.id \
                  WHERE ob.vault_id = ? AND ve.id = ?"
-            ))
-            .bind(vault_id)
-            .bind(version_id),
-        )
-        .await
+        ))
+        .bind(vault_id)
+        .bind(version_id);
+        self.db.read_opt(Scope::Tenant, stmt).await
     }
 
-    pub(crate) async fn delete_object(&self, vault_id: &str, enc_name: &str) -> Result<bool> {
-        let mut tx = self.write(Scope::Tenant).await?;
+    async fn delete_object(&self, vault_id: &str, enc_name: &str) -> Result<bool> {
+        let mut tx = self.db.write(Scope::Tenant).await?;
         let object_id: Option<String> = tx
             .scalar(
                 q("SELECT id FROM objects WHERE vault_id = ? AND enc_name = ?")
