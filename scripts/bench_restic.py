@@ -203,11 +203,15 @@ def main():
     work = tempfile.mkdtemp(prefix="enc-bench-restic-", dir=a.workdir)
     client = tempfile.mkdtemp(prefix="enc-bench-restic-client-", dir=a.client_dir)
     try:
-        # One certificate for both servers: enc makes it, rclone is given the same files.
+        # One self-signed P-256 certificate for both servers (the kind enc makes for itself).
+        # enc-server's admin commands no longer create a data directory, so openssl makes it.
         certdir = os.path.join(work, "cert")
-        sh(os.path.join(BIN, "enc-server"), "--data-dir", certdir, "cert", "fingerprint",
-           stdout=subprocess.DEVNULL)
-        cert = (os.path.join(certdir, "tls", "cert.pem"), os.path.join(certdir, "tls", "key.pem"))
+        os.makedirs(certdir)
+        cert = (os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem"))
+        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+           "-nodes", "-keyout", cert[1], "-out", cert[0], "-days", "30", "-subj", "/CN=localhost",
+           "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         src = os.path.join(client, "corpus")
         total = make_corpus(src, a.big_mib, a.small)
         print(f"corpus: {total / (1 << 20):.0f} MiB ({a.small} small files + {a.big_mib} MiB file); "

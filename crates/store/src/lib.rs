@@ -19,7 +19,6 @@ mod direct;
 pub mod meta;
 mod model;
 pub mod postgres;
-mod records;
 mod sql;
 pub mod sqlite;
 pub mod tenant;

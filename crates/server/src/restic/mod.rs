@@ -27,8 +27,12 @@ use sha2::Digest as _;
 use crate::batch::ResticWrite;
 use crate::state::AppState;
 
+mod failure;
 mod range;
+
 use crate::tokens::{Refusal, validate_repo_name, verify};
+pub use failure::Failure;
+use failure::{quota_failure, unauthorized};
 use range::range;
 
 /// Object types below a repository.
@@ -47,93 +51,6 @@ const RESERVATION_SECS: i64 = 24 * 3600;
 /// they share with concurrent uploads, where a blob costs a reservation and two `fsync`s of
 /// its own (file and directory) before the record.
 const INLINE_MAX: u64 = 32 * 1024;
-
-/// A restic error: plain text, as rest-server answers.
-#[derive(Debug)]
-pub struct Failure {
-    status: StatusCode,
-    message: String,
-    allow: Option<&'static str>,
-    retry_after: Option<u64>,
-    close: bool,
-}
-
-impl Failure {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            allow: None,
-            retry_after: None,
-            close: false,
-        }
-    }
-    fn method(allow: &'static str) -> Self {
-        Self {
-            allow: Some(allow),
-            ..Self::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("method not allowed here; allowed: {allow}"),
-            )
-        }
-    }
-    fn closing(mut self) -> Self {
-        self.close = true;
-        self
-    }
-}
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        if self.status.is_server_error() && self.status != StatusCode::INSUFFICIENT_STORAGE {
-            tracing::error!(detail = %self.message, "restic backend error");
-        }
-        let body = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
-            "internal error\n".to_string()
-        } else {
-            format!("{}\n", self.message)
-        };
-        let mut resp = (self.status, body).into_response();
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        if let Some(a) = self.allow {
-            h.insert(header::ALLOW, HeaderValue::from_static(a));
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"enc restic\", charset=\"UTF-8\""),
-            );
-        }
-        if let Some(secs) = self.retry_after {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if self.close {
-            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        resp
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::QuotaExceeded => quota_failure(),
-            other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-        }
-    }
-}
-
-fn quota_failure() -> Failure {
-    Failure::new(
-        StatusCode::INSUFFICIENT_STORAGE,
-        "storage quota exceeded; delete snapshots and prune, or ask an admin for more",
-    )
-    .closing()
-}
 
 type Outcome = Result<Response, Failure>;
 
@@ -198,13 +115,6 @@ fn basic(headers: &HeaderMap) -> Option<(String, String)> {
     let text = String::from_utf8(decoded).ok()?;
     let (user, token) = text.split_once(':')?;
     Some((user.to_string(), token.to_string()))
-}
-
-fn unauthorized() -> Failure {
-    Failure::new(
-        StatusCode::UNAUTHORIZED,
-        "authentication required: user name and an access token for this repository (`enc token create --restic REPO`)",
-    )
 }
 
 /// An authenticated request on one repository.

@@ -10,6 +10,7 @@ mod audit;
 mod mercury;
 mod meta;
 mod restic;
+mod restic_batch;
 mod throttle;
 mod tokens;
 mod upkeep;

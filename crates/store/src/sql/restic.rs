@@ -2,8 +2,8 @@
 //! files of many users, each charged to its own owner, so it runs in the system scope).
 //! The batch algorithm is [`crate::records`]; this file gives it its statements.
 
+use super::restic_batch::{Inserted, RecordTx, insert_sql, padded_rows};
 use super::{Scope, SqlMeta, Tx, charge, q, unix_now};
-use crate::records::{Inserted, RecordTx, insert_sql, padded_rows};
 use crate::*;
 
 const REPO_COLS: &str = "r.id, r.user_id, r.name, r.created, \
@@ -261,8 +261,8 @@ impl Restic for SqlMeta {
     ) -> Result<Vec<Result<PutOutcome>>> {
         let mut tx = self.db.write(Scope::System).await?;
         queue_many(&mut tx, &reserve).await?;
-        let out = crate::records::put_many(&mut tx, &puts).await?;
-        unqueue_many(&mut tx, &crate::records::stored_blobs(&puts, &out)).await?;
+        let out = super::restic_batch::put_many(&mut tx, &puts).await?;
+        unqueue_many(&mut tx, &super::restic_batch::stored_blobs(&puts, &out)).await?;
         tx.commit().await?;
         Ok(out)
     }

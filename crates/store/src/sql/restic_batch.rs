@@ -1,4 +1,4 @@
-//! The backend-independent half of recording a batch of restic files in one transaction.
+//! Recording a batch of restic files in one transaction (restic's group commit).
 //!
 //! Recording files one by one costs two statements each (a charge, an insert), and every
 //! statement is a round trip to the database (a hop to sqlx's worker thread on SQLite, a TCP

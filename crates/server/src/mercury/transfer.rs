@@ -1,0 +1,343 @@
+//! Uploads (reserve a name, stream, make durable, commit; abort on any failure), listing and
+//! downloads.
+
+use super::*;
+
+impl Conn {
+    /// Checks an upload request, reserves a free name and opens the blob writer.
+    pub(super) async fn start_upload(
+        &mut self,
+        name: &str,
+        declared: Option<u64>,
+    ) -> Result<String, Stop> {
+        let p = self.principal()?;
+        if !p.can_upload {
+            return Err(Fail::new(
+                Code::AuthFailed,
+                "Permission denied: this key may not upload",
+            )
+            .rejecting()
+            .into());
+        }
+        if self.upload.is_some() {
+            return Err(Fail::new(Code::InvalidRequest, "an upload is already in progress").into());
+        }
+        check_name(name).map_err(|m| Fail::new(Code::InvalidRequest, m).rejecting())?;
+        let state = self.state.clone();
+        let (space, rate_key, max, limit, quota) = (
+            p.space.clone(),
+            p.rate_key.clone(),
+            p.max_file_size,
+            p.space_limit,
+            p.quota,
+        );
+        let user_id = p.user.as_ref().map(|u| u.id.clone());
+        let who = p.who.clone();
+        if let Some(d) = declared
+            && d > max
+        {
+            return Err(Fail::new(
+                Code::FileTooLarge,
+                format!("File too large: {d} bytes declared, the limit is {max}"),
+            )
+            .into());
+        }
+        let space_used = match limit {
+            Some(_) => state.meta.mercury_usage(&space).await?.max(0) as u64,
+            None => 0,
+        };
+        let user_used = match (&user_id, quota) {
+            (Some(id), Some(_)) => state
+                .meta
+                .user_by_id(id)
+                .await?
+                .map_or(0, |u| u.usage_bytes.max(0) as u64),
+            _ => 0,
+        };
+        let incoming = declared.unwrap_or(0);
+        if limit.is_some_and(|l| space_used + incoming > l)
+            || quota.is_some_and(|q| user_used + incoming > q)
+        {
+            state
+                .audit(
+                    &who,
+                    user_id.as_deref(),
+                    "mercury.refused",
+                    name,
+                    "quota exceeded",
+                    &self.client,
+                )
+                .await;
+            return Err(Fail::new(Code::QuotaExceeded, "Quota exceeded").into());
+        }
+        let per_hour = self.config().uploads_per_hour;
+        // Counted in the database, so replicas share one allowance.
+        if !state
+            .meta
+            .rate_take(
+                &format!("mercury.upload:{rate_key}"),
+                crate::now(),
+                3600,
+                i64::from(per_hour),
+            )
+            .await?
+        {
+            return Err(Fail::new(
+                Code::RateLimited,
+                format!("Upload rate limit exceeded ({per_hour} per hour)"),
+            )
+            .into());
+        }
+        let now = crate::now();
+        let blob_key = format!("mercury/{}", uuid::Uuid::new_v4());
+        let reserved = state
+            .meta
+            .mercury_reserve(MercuryReservation {
+                space: space.clone(),
+                candidates: candidates(name, now),
+                blob_key: blob_key.clone(),
+                user_id,
+                now,
+                until: now + RESERVATION_SECS,
+            })
+            .await?;
+        let Some(accepted) = reserved else {
+            return Err(Fail::new(Code::ServerError, "no free name; try again").into());
+        };
+        let writer = match state.blobs.writer(&blob_key).await {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = state.meta.mercury_abort(&space, &accepted).await;
+                return Err(e.into());
+            }
+        };
+        self.upload = Some(Upload {
+            name: accepted.clone(),
+            blob_key,
+            writer,
+            declared,
+            received: 0,
+            receiving: false,
+            space_used,
+            user_used,
+        });
+        Ok(accepted)
+    }
+
+    /// Appends one chunk, enforcing every limit before the bytes are written.
+    pub(super) async fn write_chunk(&mut self, data: Bytes) -> Step {
+        if data.len() > CHUNK {
+            return Err(Fail::new(
+                Code::InvalidRequest,
+                format!("chunk of {} bytes: the limit is 1 MiB", data.len()),
+            )
+            .closing()
+            .into());
+        }
+        let exact = self.config().declared_size == DeclaredSize::Exact;
+        let p = self.principal()?;
+        let (max, limit, quota) = (p.max_file_size, p.space_limit, p.quota);
+        let Some(u) = self.upload.as_mut() else {
+            return Err(Fail::new(Code::InvalidRequest, "No upload in progress").into());
+        };
+        let received = u.received + data.len() as u64;
+        if received > max {
+            return Err(Fail::new(
+                Code::FileTooLarge,
+                format!("File too large: more than {max} bytes; nothing stored"),
+            )
+            .closing()
+            .into());
+        }
+        if exact && u.declared.is_some_and(|d| received > d) {
+            return Err(Fail::new(
+                Code::InvalidRequest,
+                format!(
+                    "more bytes than the {} declared; nothing stored",
+                    u.declared.unwrap_or(0)
+                ),
+            )
+            .closing()
+            .into());
+        }
+        if limit.is_some_and(|l| u.space_used + received > l)
+            || quota.is_some_and(|q| u.user_used + received > q)
+        {
+            return Err(
+                Fail::new(Code::QuotaExceeded, "Quota exceeded; nothing stored")
+                    .closing()
+                    .into(),
+            );
+        }
+        u.received = received;
+        u.writer.write(data).await.map_err(Fail::from)?;
+        Ok(())
+    }
+
+    /// Makes the upload durable and visible; returns its size.
+    pub(super) async fn finish_upload(&mut self) -> Result<u64, Stop> {
+        let exact = self.config().declared_size == DeclaredSize::Exact;
+        let Some(u) = self.upload.take() else {
+            return Err(Fail::new(Code::InvalidRequest, "No upload in progress").into());
+        };
+        let p = self.principal()?;
+        let (space, who) = (p.space.clone(), p.who.clone());
+        let user = p.user.as_ref().map(|user| {
+            (
+                user.id.clone(),
+                p.quota.map(|q| q.min(i64::MAX as u64) as i64),
+            )
+        });
+        let limit = p.space_limit;
+        let state = self.state.clone();
+        if exact && u.declared.is_some_and(|d| d != u.received) {
+            let declared = u.declared.unwrap_or(0);
+            let received = u.received;
+            self.upload = Some(u);
+            self.abort_upload().await;
+            return Err(Fail::new(
+                Code::InvalidRequest,
+                format!("declared {declared} bytes but received {received}; nothing stored"),
+            )
+            .into());
+        }
+        let (name, blob_key, size) = (u.name.clone(), u.blob_key.clone(), u.received);
+        if let Err(e) = u.writer.finish().await {
+            let _ = state.meta.mercury_abort(&space, &name).await;
+            crate::gc::kick(&state);
+            return Err(e.into());
+        }
+        let committed = state
+            .meta
+            .mercury_commit(MercuryCommit {
+                space: space.clone(),
+                name: name.clone(),
+                blob_key,
+                size: size as i64,
+                user: user.clone(),
+                space_limit: limit.map(|l| l.min(i64::MAX as u64) as i64),
+                now: crate::now(),
+            })
+            .await;
+        let user_id = user.map(|u| u.0);
+        match committed {
+            Ok(()) => {
+                state
+                    .audit(
+                        &who,
+                        user_id.as_deref(),
+                        "mercury.upload",
+                        &name,
+                        "ok",
+                        &self.client,
+                    )
+                    .await;
+                state
+                    .metrics
+                    .blob(&who, "mercury", "archive", "write", size);
+                Ok(size)
+            }
+            Err(e) => {
+                let _ = state.meta.mercury_abort(&space, &name).await;
+                crate::gc::kick(&state);
+                match e {
+                    StoreError::QuotaExceeded => {
+                        state
+                            .audit(
+                                &who,
+                                user_id.as_deref(),
+                                "mercury.refused",
+                                &name,
+                                "quota exceeded",
+                                &self.client,
+                            )
+                            .await;
+                        Err(Fail::new(Code::QuotaExceeded, "Quota exceeded; nothing stored").into())
+                    }
+                    other => Err(other.into()),
+                }
+            }
+        }
+    }
+
+    /// Drops an unfinished upload: nothing of it stays.
+    pub(super) async fn abort_upload(&mut self) {
+        let Some(u) = self.upload.take() else {
+            return;
+        };
+        let _ = u.writer.abort().await;
+        if let Some(p) = &self.who
+            && let Err(e) = self.state.meta.mercury_abort(&p.space, &u.name).await
+        {
+            tracing::warn!(error = %e, "dropping a mercury reservation failed; it expires later");
+        }
+        crate::gc::kick(&self.state);
+    }
+
+    // ---- listing and downloads
+
+    pub(super) async fn list(&mut self) -> Result<Vec<enc_store::MercuryFileRow>, Stop> {
+        let p = self.principal()?;
+        if !p.can_list {
+            return Err(
+                Fail::new(Code::AuthFailed, "Permission denied: this key may not list").into(),
+            );
+        }
+        let space = p.space.clone();
+        Ok(self.state.meta.mercury_files(&space).await?)
+    }
+
+    /// Streams every byte of an archive in chunks of at most 1 MiB.
+    pub(super) async fn download(&mut self, name: &str) -> Step {
+        let p = self.principal()?;
+        if !p.can_download {
+            return Err(Fail::new(
+                Code::AuthFailed,
+                "Permission denied: this key may not download",
+            )
+            .into());
+        }
+        check_name(name).map_err(|m| Fail::new(Code::InvalidRequest, m))?;
+        let (space, who) = (p.space.clone(), p.who.clone());
+        let state = self.state.clone();
+        let Some(file) = state.meta.mercury_file(&space, name).await? else {
+            return Err(Fail::new(Code::FileNotFound, format!("File not found: {name}")).into());
+        };
+        let size = file.size.max(0) as u64;
+        let mut stream = state.blobs.read(&file.blob_key).await.map_err(Fail::from)?;
+        let json = self.dialect == Some(Dialect::Json);
+        if !json {
+            self.send_text("DATA".into()).await?;
+        } else if size == 0 {
+            return self.send_text(data_chunk_json(&[], true)).await;
+        }
+        let mut sent = 0u64;
+        while let Some(piece) = stream.next().await {
+            let mut piece = piece.map_err(Fail::from)?;
+            while !piece.is_empty() {
+                let chunk = piece.split_to(piece.len().min(CHUNK));
+                sent += chunk.len() as u64;
+                if sent > size {
+                    break;
+                }
+                if json {
+                    self.send_text(data_chunk_json(&chunk, sent == size))
+                        .await?;
+                } else {
+                    self.send(Message::Binary(chunk)).await?;
+                }
+            }
+        }
+        if sent != size {
+            tracing::error!(name, sent, size, "mercury blob has the wrong size");
+            return Err(Fail::new(Code::ServerError, "stored archive is damaged")
+                .closing()
+                .into());
+        }
+        state.metrics.blob(&who, "mercury", "archive", "read", size);
+        if !json {
+            self.send_text("END".into()).await?;
+        }
+        Ok(())
+    }
+}
