@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, DEFAULT_CONFIG, parse_duration, parse_size};
-use crate::policy::{DEFAULT_POLICY, Policy};
-use crate::serve::ServeLimits;
+use crate::http::serve::ServeLimits;
+use crate::rules::policy::{DEFAULT_POLICY, Policy};
 
 /// Zero-knowledge encrypted storage server.
 ///
@@ -229,7 +229,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Migrate) => migrate(&config).await,
         None if cli.validate => {
             if let (Some(c), Some(k)) = (&config.tls.cert, &config.tls.key) {
-                crate::tls::server_config(c, k)?;
+                crate::http::tls::server_config(c, k)?;
             }
             eprintln!("configuration is valid");
             Ok(())
@@ -266,11 +266,11 @@ async fn user_create(
     require_server_state(config)?;
     let meta = crate::open_meta(config).await?;
     let ttl = expires.unwrap_or(config.invitation_ttl).as_secs() as i64;
-    let (token, expires_at) = crate::auth::invite(&meta, name, role, ttl)
+    let (token, expires_at) = crate::v1::auth::invite(&meta, name, role, ttl)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let entry = enc_store::NewAudit {
-        ts: crate::now(),
+        ts: crate::rules::now(),
         actor: "server-console".into(),
         actor_id: None,
         action: "user.create".into(),
@@ -281,7 +281,7 @@ async fn user_create(
     meta.audit_append(entry).await?;
     eprintln!(
         "invitation for {name} (role {role}), valid for {} h; they run:\n  enc register --server {} --user {name} --token <token>",
-        (expires_at - crate::now()) / 3600,
+        (expires_at - crate::rules::now()) / 3600,
         public_url(config)
     );
     println!("{token}");
@@ -348,16 +348,16 @@ fn require_server_state(config: &Config) -> anyhow::Result<()> {
 fn cert(config: &Config, cmd: CertCommand) -> anyhow::Result<()> {
     if config.tls.cert.is_none() {
         anyhow::ensure!(
-            crate::tls::self_signed_exists(&config.data_dir),
+            crate::http::tls::self_signed_exists(&config.data_dir),
             "no enc-server certificate in {}: pass the server's data directory with --data-dir DIR (or ENC_DATA_DIR, or --config FILE), or start the server once to make one",
             config.data_dir.display()
         );
     }
-    let (cert_path, _) = crate::tls::cert_files(&config.data_dir, &config.tls);
+    let (cert_path, _) = crate::http::tls::cert_files(&config.data_dir, &config.tls);
     match cmd {
         CertCommand::Fingerprint => {
-            let chain = crate::tls::load_chain(&cert_path)?;
-            println!("{}", crate::tls::fingerprint(&chain[0]));
+            let chain = crate::http::tls::load_chain(&cert_path)?;
+            println!("{}", crate::http::tls::fingerprint(&chain[0]));
         }
         CertCommand::Export => {
             let pem = std::fs::read_to_string(&cert_path)
@@ -393,12 +393,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None
     } else {
         if config.tls.cert.is_none() {
-            crate::tls::ensure_self_signed(&config.data_dir, &config.tls.names)?;
+            crate::http::tls::ensure_self_signed(&config.data_dir, &config.tls.names)?;
         }
-        let (cert, key) = crate::tls::cert_files(&config.data_dir, &config.tls);
-        let fp = crate::tls::fingerprint(&crate::tls::load_chain(&cert)?[0]);
+        let (cert, key) = crate::http::tls::cert_files(&config.data_dir, &config.tls);
+        let fp = crate::http::tls::fingerprint(&crate::http::tls::load_chain(&cert)?[0]);
         eprintln!("TLS certificate fingerprint: {fp}");
-        Some(crate::tls::server_config(&cert, &key)?)
+        Some(crate::http::tls::server_config(&cert, &key)?)
     };
     let limits = ServeLimits {
         max_connections: config.limits.max_connections,
@@ -433,7 +433,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     if let Some(l) = metrics_listener {
         eprintln!("metrics on http://{}/metrics", l.local_addr()?);
-        let router = crate::metrics::router(state.clone());
+        let router = crate::http::metrics::router(state.clone());
         let stop = cancel.clone();
         tokio::spawn(async move {
             let served = axum::serve(l, router)
@@ -455,7 +455,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let tls = tls.clone();
         let limits = limits.clone();
         tokio::spawn(async move {
-            crate::serve::run(
+            crate::http::serve::run(
                 l,
                 tls,
                 router,
@@ -465,14 +465,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .await;
         });
     }
-    let gc = tokio::spawn(crate::gc::run(state.clone(), cancel.clone()));
+    let gc = tokio::spawn(crate::rules::gc::run(state.clone(), cancel.clone()));
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!(
         "enc-server listening on {scheme}://{}",
         listener.local_addr()?
     );
     let app = crate::app(state);
-    crate::serve::run(listener, tls, app, limits, shutdown_signal(cancel.clone())).await;
+    crate::http::serve::run(listener, tls, app, limits, shutdown_signal(cancel.clone())).await;
     cancel.cancel();
     let _ = gc.await;
     Ok(())

@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::Config;
-use crate::policy::Policy;
+use crate::rules::policy::Policy;
 
 /// Everything a handler may use.
 #[derive(Clone)]
@@ -36,11 +36,14 @@ pub struct Inner {
     /// Bounds concurrent Argon2 computations (each takes about 19 MiB and 30 ms).
     pub argon_slots: tokio::sync::Semaphore,
     /// Prometheus metrics.
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: crate::http::metrics::Metrics,
     /// Set while a collector pass runs, so kicks do not pile up.
     pub gc_running: std::sync::atomic::AtomicBool,
     /// Group commit of restic blob reservations and file records.
-    pub restic_writes: crate::batch::Batcher<crate::batch::ResticWrite, crate::batch::WriteResult>,
+    pub restic_writes: crate::rules::batch::Batcher<
+        crate::rules::batch::ResticWrite,
+        crate::rules::batch::WriteResult,
+    >,
     /// Mercury's client list, preshared key and counters.
     pub mercury: crate::mercury::Mercury,
     /// Recently verified restic credentials (see [`crate::restic`]).
@@ -166,7 +169,7 @@ impl Inner {
         client: &str,
     ) {
         let entry = NewAudit {
-            ts: crate::now(),
+            ts: crate::rules::now(),
             actor: actor.to_string(),
             actor_id: actor_id.map(str::to_string),
             action: action.to_string(),

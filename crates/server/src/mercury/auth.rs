@@ -12,8 +12,8 @@ impl Conn {
         }
         let state = self.state.clone();
         let keys = [format!("mercury-ip:{}", self.client)];
-        if let Err(crate::error::ApiError::TooManyAttempts(secs)) =
-            crate::auth::check_throttle(&state, &keys).await
+        if let Err(crate::http::error::ApiError::TooManyAttempts(secs)) =
+            crate::rules::throttle::check_throttle(&state, &keys).await
         {
             return Err(self
                 .auth_failed(
@@ -23,9 +23,11 @@ impl Conn {
                 .await);
         }
         let principal = if key.starts_with("enc_") {
-            match crate::tokens::verify(&state, None, key, "mercury", &self.client).await {
+            match crate::rules::credentials::verify(&state, None, key, "mercury", &self.client)
+                .await
+            {
                 Ok((user, token)) => Some(self.user_principal(user, &token)),
-                Err(crate::tokens::Refusal::Throttled(secs)) => {
+                Err(crate::rules::credentials::Refusal::Throttled(secs)) => {
                     return Err(self
                         .auth_failed(
                             Code::RateLimited,
@@ -34,7 +36,7 @@ impl Conn {
                         .await);
                 }
                 // verify counted and audited the failure.
-                Err(crate::tokens::Refusal::Denied) => {
+                Err(crate::rules::credentials::Refusal::Denied) => {
                     return Err(self
                         .auth_failed(Code::AuthFailed, "Invalid authentication".into())
                         .await);
@@ -44,9 +46,13 @@ impl Conn {
             key_principal(&state, &self.client, key).await
         };
         let Some(p) = principal else {
-            let t = crate::now();
+            let t = crate::rules::now();
             for k in &keys {
-                if let Err(e) = state.meta.throttle_fail(k, t, crate::auth::backoff).await {
+                if let Err(e) = state
+                    .meta
+                    .throttle_fail(k, t, crate::rules::throttle::backoff)
+                    .await
+                {
                     tracing::warn!(error = %e, "counting a failed mercury attempt failed");
                 }
             }

@@ -42,7 +42,7 @@ use sha2::Digest as _;
 use subtle::ConstantTimeEq as _;
 
 use crate::config::{DeclaredSize, MercuryConfig};
-use crate::serve::ClientAddr;
+use crate::http::serve::ClientAddr;
 use crate::state::AppState;
 
 mod auth;
@@ -205,7 +205,13 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
 // Routing.
 
 /// `/ws` on the main listener.
-pub async fn ws(
+pub fn main_router<S>(state: AppState) -> axum::Router<S> {
+    axum::Router::new()
+        .route("/ws", axum::routing::get(ws))
+        .with_state(state)
+}
+
+async fn ws(
     State(state): State<AppState>,
     peer: Option<axum::Extension<ClientAddr>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -224,9 +230,9 @@ pub async fn ws(
 /// The dedicated listener: the upgrade on any path, Hecate's health endpoints without one.
 pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
-        .route("/health", axum::routing::get(crate::health))
-        .route("/livez", axum::routing::get(crate::livez))
-        .route("/readyz", axum::routing::get(crate::readyz))
+        .route("/health", axum::routing::get(crate::http::health::health))
+        .route("/livez", axum::routing::get(crate::http::health::livez))
+        .route("/readyz", axum::routing::get(crate::http::health::readyz))
         .fallback(ws)
         .with_state(state)
 }
@@ -473,9 +479,13 @@ impl Conn {
         let state = self.state.clone();
         let valid = match self.tenant() {
             Some(user_id) => {
-                enc_store::tenant::scope(user_id, crate::tokens::still_valid(&state, &id)).await
+                enc_store::tenant::scope(
+                    user_id,
+                    crate::rules::credentials::still_valid(&state, &id),
+                )
+                .await
             }
-            None => crate::tokens::still_valid(&state, &id).await,
+            None => crate::rules::credentials::still_valid(&state, &id).await,
         };
         if valid {
             return Ok(());

@@ -76,7 +76,7 @@ impl Conn {
             .meta
             .rate_take(
                 &format!("mercury.upload:{rate_key}"),
-                crate::now(),
+                crate::rules::now(),
                 3600,
                 i64::from(per_hour),
             )
@@ -88,7 +88,7 @@ impl Conn {
             )
             .into());
         }
-        let now = crate::now();
+        let now = crate::rules::now();
         let blob_key = format!("mercury/{}", uuid::Uuid::new_v4());
         let reserved = state
             .meta
@@ -204,7 +204,7 @@ impl Conn {
         let (name, blob_key, size) = (u.name.clone(), u.blob_key.clone(), u.received);
         if let Err(e) = u.writer.finish().await {
             let _ = state.meta.mercury_abort(&space, &name).await;
-            crate::gc::kick(&state);
+            crate::rules::gc::kick(&state);
             return Err(e.into());
         }
         let committed = state
@@ -216,7 +216,7 @@ impl Conn {
                 size: size as i64,
                 user: user.clone(),
                 space_limit: limit.map(|l| l.min(i64::MAX as u64) as i64),
-                now: crate::now(),
+                now: crate::rules::now(),
             })
             .await;
         let user_id = user.map(|u| u.0);
@@ -239,7 +239,7 @@ impl Conn {
             }
             Err(e) => {
                 let _ = state.meta.mercury_abort(&space, &name).await;
-                crate::gc::kick(&state);
+                crate::rules::gc::kick(&state);
                 match e {
                     StoreError::QuotaExceeded => {
                         state
@@ -271,7 +271,7 @@ impl Conn {
         {
             tracing::warn!(error = %e, "dropping a mercury reservation failed; it expires later");
         }
-        crate::gc::kick(&self.state);
+        crate::rules::gc::kick(&self.state);
     }
 
     // ---- listing and downloads

@@ -24,13 +24,13 @@ use enc_store::{AccessTokenRow, NewResticObject, PutOutcome, ResticRepoRow, Stor
 use futures::StreamExt as _;
 use sha2::Digest as _;
 
-use crate::batch::ResticWrite;
+use crate::rules::batch::ResticWrite;
 use crate::state::AppState;
 
 mod failure;
 mod range;
 
-use crate::tokens::{Refusal, validate_repo_name, verify};
+use crate::rules::credentials::{Refusal, validate_repo_name, verify};
 pub use failure::Failure;
 use failure::{quota_failure, unauthorized};
 use range::range;
@@ -41,7 +41,7 @@ pub const TYPES: [&str; 5] = ["data", "index", "keys", "locks", "snapshots"];
 const V1: &str = "application/vnd.x.restic.rest.v1";
 const V2: &str = "application/vnd.x.restic.rest.v2";
 
-use crate::objects::{MAX_DRAIN, drain};
+use crate::rules::ingest::{MAX_DRAIN, drain};
 
 /// An upload's blob stays reserved this long; after a crash the collector deletes it then.
 const RESERVATION_SECS: i64 = 24 * 3600;
@@ -173,7 +173,16 @@ impl Ctx {
 }
 
 /// Every request under `/restic/`.
-pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
+/// restic's REST routes, under `/restic`.
+pub fn router<S>(state: AppState) -> axum::Router<S> {
+    axum::Router::new()
+        .route("/restic", axum::routing::any(handle))
+        .route("/restic/", axum::routing::any(handle))
+        .route("/restic/{*rest}", axum::routing::any(handle))
+        .with_state(state)
+}
+
+async fn handle(State(state): State<AppState>, req: Request) -> Response {
     match serve(state, req).await {
         Ok(r) => r,
         Err(f) => f.into_response(),
@@ -181,7 +190,7 @@ pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
 }
 
 async fn serve(state: AppState, req: Request) -> Outcome {
-    let client = crate::auth::client_hash(&state, req.extensions());
+    let client = crate::rules::credentials::client_hash(&state, req.extensions());
     let path = req.uri().path().to_string();
     let Some((user_seg, repo_seg, rest)) = split(&path) else {
         return Err(unauthorized());
@@ -190,7 +199,7 @@ async fn serve(state: AppState, req: Request) -> Outcome {
     let Some((user_name, token)) = basic(req.headers()) else {
         return Err(unauthorized());
     };
-    let cache_key = crate::token_hash(&format!("{user_name}:{token}"));
+    let cache_key = crate::rules::token_hash(&format!("{user_name}:{token}"));
     let cached = {
         let cache = state.auth_cache.lock().expect("auth cache");
         cache
@@ -286,7 +295,7 @@ async fn create_repo(ctx: &Ctx, parts: &Parts) -> Outcome {
     let created = ctx
         .state
         .meta
-        .create_restic_repo(&id, &ctx.user.id, &ctx.repo_name, crate::now())
+        .create_restic_repo(&id, &ctx.user.id, &ctx.repo_name, crate::rules::now())
         .await?;
     if created {
         ctx.state
@@ -512,7 +521,7 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
             .restic_writes
             .submit(ResticWrite::Reserve(
                 blob_key.clone(),
-                crate::now() + RESERVATION_SECS,
+                crate::rules::now() + RESERVATION_SECS,
             ))
             .await
             .unwrap_or_else(|| Err(StoreError::Batch("server shutting down".into())))?;
@@ -525,7 +534,7 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
                 let _ = w.abort().await;
             }
             if !key.is_empty() {
-                let _ = state.meta.queue_blob(&key, crate::now()).await;
+                let _ = state.meta.queue_blob(&key, crate::rules::now()).await;
             }
         }
     };
@@ -591,7 +600,7 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
     let data = match writer {
         Some(w) => {
             if let Err(e) = w.finish().await {
-                let _ = state.meta.queue_blob(&blob_key, crate::now()).await;
+                let _ = state.meta.queue_blob(&blob_key, crate::rules::now()).await;
                 return Err(e.into());
             }
             None
@@ -610,7 +619,7 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
             blob_key: blob_key.clone(),
             data,
             quota: quota.map(|q| q.min(i64::MAX as u64) as i64),
-            now: crate::now(),
+            now: crate::rules::now(),
         }))
         .await
         .unwrap_or_else(|| Err(StoreError::Batch("server shutting down".into())));
@@ -620,14 +629,14 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
             Ok(StatusCode::OK.into_response())
         }
         Ok(_) => {
-            crate::gc::kick(state);
+            crate::rules::gc::kick(state);
             Ok(StatusCode::OK.into_response())
         }
         Err(e) => {
             if !blob_key.is_empty() {
-                let _ = state.meta.queue_blob(&blob_key, crate::now()).await;
+                let _ = state.meta.queue_blob(&blob_key, crate::rules::now()).await;
             }
-            crate::gc::kick(state);
+            crate::rules::gc::kick(state);
             match e {
                 StoreError::QuotaExceeded => Err(ctx.quota_refusal(kind, name).await),
                 StoreError::NotFound => Err(Failure::new(
@@ -680,7 +689,7 @@ async fn remove(ctx: &Ctx, kind: &str, name: &str) -> Outcome {
         .await?
     {
         ctx.metric(kind, "delete", size as u64);
-        crate::gc::kick(&ctx.state);
+        crate::rules::gc::kick(&ctx.state);
     }
     Ok(StatusCode::OK.into_response())
 }

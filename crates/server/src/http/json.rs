@@ -3,7 +3,7 @@
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// A JSON request body; malformed JSON or unknown fields give a 400 with the reason.
 pub struct ApiJson<T>(pub T);

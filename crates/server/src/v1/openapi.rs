@@ -3,7 +3,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::{audit, auth, objects, tokens, users, vaults};
+use super::{audit, auth, objects, tokens, users, vaults};
 
 /// The `/v1` API.
 #[derive(OpenApi)]

@@ -5,11 +5,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use enc_proto::*;
 
-use crate::auth::{Session, invite};
-use crate::error::{ApiError, ApiResult};
-use crate::json::ApiJson;
-use crate::policy::Permission;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::ApiJson;
+use crate::rules::policy::Permission;
 use crate::state::AppState;
+use crate::v1::auth::{Session, invite};
 
 pub(crate) fn require_permission(state: &AppState, s: &Session, perm: Permission) -> ApiResult<()> {
     if state.policy.allows(&s.user.role, perm) {
@@ -114,7 +114,7 @@ pub async fn delete_user(
             &s.client,
         )
         .await;
-    crate::gc::kick(&state);
+    crate::rules::gc::kick(&state);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -262,6 +262,6 @@ pub async fn delete_restic_repo(
             &s.client,
         )
         .await;
-    crate::gc::kick(&state);
+    crate::rules::gc::kick(&state);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -151,9 +151,9 @@ pub fn router(state: AppState) -> axum::Router {
                     .into_response()
             }),
         )
-        .route("/health", axum::routing::get(crate::health))
-        .route("/livez", axum::routing::get(crate::livez))
-        .route("/readyz", axum::routing::get(crate::readyz))
+        .route("/health", axum::routing::get(crate::http::health::health))
+        .route("/livez", axum::routing::get(crate::http::health::livez))
+        .route("/readyz", axum::routing::get(crate::http::health::readyz))
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .with_state(state)
 }

@@ -1,8 +1,8 @@
 //! Login throttling: which counters an attempt is gated and counted on (the account, the
 //! address, the account from a known address), and what success and failure do to them.
 
-use crate::error::{ApiError, ApiResult};
-use crate::now;
+use crate::http::error::{ApiError, ApiResult};
+use crate::rules::now;
 use crate::state::AppState;
 use enc_store::UserRow;
 
@@ -35,7 +35,7 @@ pub(crate) async fn check_throttle(state: &AppState, keys: &[String]) -> ApiResu
 }
 
 /// Audits a refused attempt against the account and builds the 429.
-pub(super) async fn throttled(
+pub(crate) async fn throttled(
     state: &AppState,
     name: &str,
     user: Option<&UserRow>,
@@ -50,7 +50,7 @@ pub(super) async fn throttled(
 }
 
 /// Gate and count a login attempt in one step.
-pub(super) async fn attempt(
+pub(crate) async fn attempt(
     state: &AppState,
     keys: &[String],
     name: &str,
@@ -68,7 +68,7 @@ pub(super) async fn attempt(
 }
 
 /// Gate without counting (the attempt is counted only if it fails).
-pub(super) async fn gate(
+pub(crate) async fn gate(
     state: &AppState,
     keys: &[String],
     name: &str,
@@ -83,26 +83,26 @@ pub(super) async fn gate(
     }
 }
 
-pub(super) async fn record_failure(state: &AppState, keys: &[String]) -> ApiResult<()> {
+pub(crate) async fn record_failure(state: &AppState, keys: &[String]) -> ApiResult<()> {
     for key in keys {
         state.meta.throttle_fail(key, now(), backoff).await?;
     }
     Ok(())
 }
 
-pub(super) fn client_key(client: &str) -> String {
+pub(crate) fn client_key(client: &str) -> String {
     format!("client:{client}")
 }
 
 /// How long an address an account logged in from stays known to the throttle.
-pub(super) const KNOWN_ADDRESS_SECS: i64 = 90 * 24 * 3600;
+pub(crate) const KNOWN_ADDRESS_SECS: i64 = 90 * 24 * 3600;
 
-pub(super) fn account_key(user: &str) -> String {
+pub(crate) fn account_key(user: &str) -> String {
     format!("user:{user}")
 }
 
 /// One account from one address.
-pub(super) fn pair_key(user: &str, client: &str) -> String {
+pub(crate) fn pair_key(user: &str, client: &str) -> String {
     format!("user-client:{user}:{client}")
 }
 
@@ -110,7 +110,7 @@ pub(super) fn pair_key(user: &str, client: &str) -> String {
 /// account has logged in from before, the account-from-that-address's) first, then the
 /// address's. So failures from strangers' addresses back the account off everywhere except
 /// where its owner has logged in before; guesses from a known address still back off there.
-pub(super) async fn throttle_keys(
+pub(crate) async fn throttle_keys(
     state: &AppState,
     user: &str,
     client: &str,
@@ -129,7 +129,7 @@ pub(super) async fn throttle_keys(
 }
 
 /// Remembers that `user` logged in from `client`.
-pub(super) async fn remember_address(state: &AppState, user: &str, client: &str) -> ApiResult<()> {
+pub(crate) async fn remember_address(state: &AppState, user: &str, client: &str) -> ApiResult<()> {
     let t = now();
     state
         .meta
@@ -140,7 +140,7 @@ pub(super) async fn remember_address(state: &AppState, user: &str, client: &str)
 
 /// A failed login also counts against the account as a whole when it was gated on the
 /// account-from-this-address key.
-pub(super) async fn failed(state: &AppState, keys: &[String], user: &str) -> ApiResult<()> {
+pub(crate) async fn failed(state: &AppState, keys: &[String], user: &str) -> ApiResult<()> {
     let account = account_key(user);
     if keys[0] != account {
         state.meta.throttle_fail(&account, now(), backoff).await?;
@@ -150,7 +150,7 @@ pub(super) async fn failed(state: &AppState, keys: &[String], user: &str) -> Api
 
 /// After a success: the account starts afresh; the address only gets back the attempt counted
 /// up front, so successes on one account cannot wash away failures against others.
-pub(super) async fn succeeded(
+pub(crate) async fn succeeded(
     state: &AppState,
     keys: &[String],
     user: &str,

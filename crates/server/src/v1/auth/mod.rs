@@ -11,17 +11,15 @@ use enc_store::{NewInvitation, Registration, SessionLookup, SessionRow, SshKeyRo
 use rand::RngCore;
 use subtle::ConstantTimeEq as _;
 
-use crate::error::{ApiError, ApiResult};
-use crate::json::ApiJson;
-use crate::serve::ClientAddr;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::ApiJson;
+use crate::rules::credentials::client_hash;
+use crate::rules::throttle::*;
+use crate::rules::{now, random_token, token_hash};
 use crate::state::AppState;
-use crate::{now, random_token, token_hash};
 
 mod ssh;
-mod throttle;
 pub use ssh::*;
-use throttle::*;
-pub(crate) use throttle::{backoff, check_throttle};
 
 /// An authenticated request.
 pub struct Session {
@@ -38,15 +36,6 @@ pub struct Client(pub String);
 
 fn client_of(state: &AppState, parts: &Parts) -> String {
     client_hash(state, &parts.extensions)
-}
-
-/// Keyed hash of the client address a request's extensions carry.
-pub(crate) fn client_hash(state: &AppState, extensions: &axum::http::Extensions) -> String {
-    let ip = extensions
-        .get::<ClientAddr>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
-    state.keyed_hash("client", ip.as_bytes())
 }
 
 impl FromRequestParts<AppState> for Client {
@@ -349,7 +338,7 @@ pub async fn register(
     }
     enc_crypto::verifying_key(&req.ed25519_public)
         .map_err(|_| ApiError::BadRequest("ed25519_public is not an Ed25519 public key".into()))?;
-    crate::vaults::check_vault_id(&req.default_vault_id)?;
+    crate::v1::vaults::check_vault_id(&req.default_vault_id)?;
     enc_crypto::verify_b64(
         &req.ed25519_public,
         &enc_crypto::recipient_message(&req.user, &req.x25519_recipient),
@@ -408,7 +397,7 @@ pub async fn register(
             wrapped_keys: req.wrapped_keys,
             recipient_sig: req.recipient_signature,
             // Vault ids are unique per owner: nobody else's id can collide with this one.
-            default_vault_id: crate::vaults::row_id(&invited.id, &req.default_vault_id),
+            default_vault_id: crate::v1::vaults::row_id(&invited.id, &req.default_vault_id),
             default_vault_signed_id: req.default_vault_id,
             default_vault_keys: req.default_vault_keys,
             default_vault_sig: req.default_vault_signature,
@@ -633,13 +622,4 @@ pub async fn revoke_session(
         )
         .await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Computes the dummy hash used to equalise timing for unknown users.
-pub fn dummy_hash() -> String {
-    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    argon2::Argon2::default()
-        .hash_password(b"enc-dummy-auth-key-of-32-bytes!!", &salt)
-        .expect("hashing a constant works")
-        .to_string()
 }

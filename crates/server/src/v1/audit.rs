@@ -7,10 +7,10 @@ use enc_proto::{AuditEntry, AuditResponse};
 use enc_store::AuditRow;
 use serde::Deserialize;
 
-use crate::auth::Session;
-use crate::error::ApiResult;
-use crate::policy::Permission;
+use crate::http::error::ApiResult;
+use crate::rules::policy::Permission;
 use crate::state::AppState;
+use crate::v1::auth::Session;
 
 /// Query of `GET /v1/audit`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -56,7 +56,7 @@ pub async fn list(
         let ok = chain_intact(&rows);
         (rows, Some(ok))
     } else if q.all {
-        return Err(crate::error::ApiError::Forbidden(
+        return Err(crate::http::error::ApiError::Forbidden(
             "reading every user's audit entries needs read_all_audit".into(),
         ));
     } else {

@@ -31,11 +31,11 @@ pub fn kick(state: &AppState) {
 /// One pass: expire stale uploads, delete queued blobs.
 pub async fn sweep(state: &AppState) {
     let idle = state.config.session_idle_timeout.as_secs() as i64;
-    if let Err(e) = state.meta.prune(crate::now(), idle).await {
+    if let Err(e) = state.meta.prune(crate::rules::now(), idle).await {
         tracing::warn!(error = %e, "pruning sessions and throttle entries failed");
     }
     let completed = state.config.limits.upload_expiry.as_secs() as i64;
-    let now = crate::now();
+    let now = crate::rules::now();
     if let Err(e) = state
         .meta
         .expire_uploads(now - completed, now - STREAMING_TTL)
@@ -44,7 +44,7 @@ pub async fn sweep(state: &AppState) {
         tracing::warn!(error = %e, "expiring uploads failed");
     }
     loop {
-        let keys = match state.meta.gc_pending(crate::now(), 256).await {
+        let keys = match state.meta.gc_pending(crate::rules::now(), 256).await {
             Ok(k) if k.is_empty() => return,
             Ok(k) => k,
             Err(e) => {
@@ -72,7 +72,11 @@ pub async fn sweep(state: &AppState) {
         }
         if !failed.is_empty() {
             // To the back of the queue, so one bad key does not stall the rest.
-            if let Err(e) = state.meta.gc_retry_later(&failed, crate::now()).await {
+            if let Err(e) = state
+                .meta
+                .gc_retry_later(&failed, crate::rules::now())
+                .await
+            {
                 tracing::warn!(error = %e, "updating the blob queue failed");
             }
         }

@@ -6,12 +6,12 @@ use axum::http::StatusCode;
 use enc_proto::*;
 use enc_store::{NewVault, VaultAccess};
 
-use crate::auth::Session;
-use crate::error::{ApiError, ApiResult};
-use crate::json::ApiJson;
-use crate::policy::Permission;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::ApiJson;
+use crate::rules::policy::Permission;
 use crate::state::AppState;
-use crate::users::require_permission;
+use crate::v1::auth::Session;
+use crate::v1::users::require_permission;
 
 pub(crate) fn info(v: VaultAccess) -> VaultInfo {
     VaultInfo {
@@ -81,26 +81,8 @@ fn owned(s: &Session, v: &VaultAccess) -> ApiResult<()> {
     }
 }
 
-/// Checks a vault or restic repository name (`what`): 1–64 of `A-Z a-z 0-9 . _ -`, not
-/// starting with `.`.
-pub(crate) fn check_name(what: &str, name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid {what} name {name:?}: use 1-64 letters, digits, '.', '_' or '-', not starting with '.'"
-        ))
-    }
-}
-
 fn validate_vault_name(name: &str) -> ApiResult<()> {
-    check_name("vault", name).map_err(ApiError::BadRequest)
+    crate::rules::check_name("vault", name).map_err(ApiError::BadRequest)
 }
 
 /// Vault ids are UUIDs chosen by the client (so it can sign over them).
@@ -187,7 +169,7 @@ pub async fn create(
             name: req.name.clone(),
             wrapped_keys: req.wrapped_keys,
             signature: req.signature,
-            now: crate::now(),
+            now: crate::rules::now(),
         })
         .await
         .map_err(|e| match e {
@@ -230,7 +212,7 @@ pub async fn remove(
             &s.client,
         )
         .await;
-    crate::gc::kick(&state);
+    crate::rules::gc::kick(&state);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -14,13 +14,14 @@ use enc_proto::*;
 use enc_store::{NewVersion, UploadRow, VersionRow};
 use futures::StreamExt as _;
 
-use crate::auth::Session;
-use crate::error::{ApiError, ApiResult};
-use crate::json::ApiJson;
-use crate::policy::Permission;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::json::ApiJson;
+use crate::rules::ingest::{MAX_DRAIN, drain};
+use crate::rules::policy::Permission;
 use crate::state::AppState;
-use crate::users::require_permission;
-use crate::vaults::access;
+use crate::v1::auth::Session;
+use crate::v1::users::require_permission;
+use crate::v1::vaults::access;
 
 /// Longest encrypted name accepted (a 4,096-byte name encrypts to about 5,500 characters).
 const MAX_ENC_NAME: usize = 8192;
@@ -66,7 +67,7 @@ pub async fn upload(
 ) -> ApiResult<Json<UploadReceipt>> {
     require_permission(&state, &s, Permission::WriteVaults)?;
     let v = access(&state, &s, &id).await?;
-    crate::vaults::writable(&v)?;
+    crate::v1::vaults::writable(&v)?;
     let max = state.config.limits.max_object_size;
     let too_large = || {
         ApiError::TooLarge(format!(
@@ -104,7 +105,7 @@ pub async fn upload(
                 blob_key: blob_key.clone(),
                 size: -1,
                 hash: String::new(),
-                created: crate::now(),
+                created: crate::rules::now(),
             },
             i64::from(state.config.limits.max_pending_uploads),
         )
@@ -112,7 +113,7 @@ pub async fn upload(
         .map_err(|e| match e {
             enc_store::StoreError::Conflict(_) => {
                 // Some of them may be past their expiry: let the collector look now.
-                crate::gc::kick(&state);
+                crate::rules::gc::kick(&state);
                 ApiError::TooManyUploads(format!(
                 "{} uploads are already in progress or awaiting their commit; commit or wait for them",
                     state.config.limits.max_pending_uploads
@@ -256,36 +257,15 @@ impl Drop for Pending {
         let user_id = std::mem::take(&mut self.user_id);
         let upload_id = std::mem::take(&mut self.upload_id);
         tokio::spawn(enc_store::tenant::scope(user_id, async move {
-            match state.meta.release_upload(&upload_id, crate::now()).await {
-                Ok(()) => crate::gc::kick(&state),
+            match state
+                .meta
+                .release_upload(&upload_id, crate::rules::now())
+                .await
+            {
+                Ok(()) => crate::rules::gc::kick(&state),
                 Err(e) => tracing::warn!(error = %e, "releasing an unfinished upload failed"),
             }
         }));
-    }
-}
-
-/// Most of a refused body read and discarded before answering.
-pub(crate) const MAX_DRAIN: u64 = 64 << 20;
-
-/// Reads and discards a bounded remainder of a refused body, so the client, still sending,
-/// gets to read the error instead of a reset connection.
-pub(crate) async fn drain(stream: &mut axum::body::BodyDataStream) {
-    let mut drained = 0u64;
-    let deadline = tokio::time::sleep(std::time::Duration::from_secs(10));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            next = stream.next() => match next {
-                Some(Ok(c)) => {
-                    drained += c.len() as u64;
-                    if drained > MAX_DRAIN {
-                        return;
-                    }
-                }
-                _ => return,
-            },
-            () = &mut deadline => return,
-        }
     }
 }
 
@@ -300,7 +280,7 @@ pub async fn commit(
 ) -> ApiResult<Json<VersionInfo>> {
     require_permission(&state, &s, Permission::WriteVaults)?;
     let v = access(&state, &s, &id).await?;
-    crate::vaults::writable(&v)?;
+    crate::v1::vaults::writable(&v)?;
     check_enc_name(&req.enc_name)?;
     if req.generation as i64 != v.generation {
         return Err(ApiError::Conflict(format!(
@@ -340,7 +320,7 @@ pub async fn commit(
                 version: req.version as i64,
                 generation: req.generation.into(),
                 signature: req.signature,
-                now: crate::now(),
+                now: crate::rules::now(),
                 quota,
             },
             state.config.versions_kept,
@@ -360,7 +340,7 @@ pub async fn commit(
             &s.client,
         )
         .await;
-    crate::gc::kick(&state);
+    crate::rules::gc::kick(&state);
     Ok(Json(version_info(row)))
 }
 
@@ -416,7 +396,7 @@ pub async fn remove(
 ) -> ApiResult<StatusCode> {
     require_permission(&state, &s, Permission::WriteVaults)?;
     let v = access(&state, &s, &id).await?;
-    crate::vaults::writable(&v)?;
+    crate::v1::vaults::writable(&v)?;
     check_enc_name(&enc_name)?;
     if !state.meta.delete_object(&v.id, &enc_name).await? {
         return Err(ApiError::NotFound("object"));
@@ -431,7 +411,7 @@ pub async fn remove(
             &s.client,
         )
         .await;
-    crate::gc::kick(&state);
+    crate::rules::gc::kick(&state);
     Ok(StatusCode::NO_CONTENT)
 }
 
