@@ -426,7 +426,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Storage first (migrations included), so that once the port answers, commands such as
     // `enc-server user create` next to the server find the database ready.
     let listen = config.listen.clone();
-    let state = crate::open_state(config).await?;
+    let server = crate::open_state(config).await?;
+    let state = server.state.clone();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -450,7 +451,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             if tls.is_some() { "wss" } else { "ws" },
             l.local_addr()?
         );
-        let router = crate::mercury::router(state.clone());
+        let router = crate::mercury::router(server.mercury.clone());
         let stop = cancel.clone();
         let tls = tls.clone();
         let limits = limits.clone();
@@ -471,7 +472,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "enc-server listening on {scheme}://{}",
         listener.local_addr()?
     );
-    let app = crate::app(state);
+    let app = crate::app(&server);
     crate::http::serve::run(listener, tls, app, limits, shutdown_signal(cancel.clone())).await;
     cancel.cancel();
     let _ = gc.await;

@@ -104,8 +104,18 @@ async fn server_secret(meta: &enc_store::Meta, data_dir: &Path) -> anyhow::Resul
         .map_err(|_| anyhow::anyhow!("the stored server secret is damaged (expected 32 bytes)"))
 }
 
+/// The server's shared state and each protocol's own.
+pub(crate) struct Server {
+    /// What every protocol shares.
+    pub state: AppState,
+    /// The restic backend's group commit and caches.
+    pub restic: restic::Restic,
+    /// Mercury's client list and preshared key.
+    pub mercury: mercury::MercuryState,
+}
+
 /// Opens everything the handlers need.
-pub(crate) async fn open_state(config: Config) -> anyhow::Result<AppState> {
+pub(crate) async fn open_state(config: Config) -> anyhow::Result<Server> {
     let meta = open_meta(&config).await?;
     let blobs: enc_store::Blobs = match config.blob.s3()? {
         Some(s3) => {
@@ -146,7 +156,7 @@ pub(crate) async fn open_state(config: Config) -> anyhow::Result<AppState> {
         let (cert, _) = http::tls::cert_files(&config.data_dir, &config.tls);
         http::tls::fingerprint(&http::tls::load_chain(&cert)?[0])
     };
-    Ok(AppState(Arc::new(Inner {
+    let state = AppState(Arc::new(Inner {
         meta: meta.clone(),
         blobs,
         config,
@@ -157,23 +167,26 @@ pub(crate) async fn open_state(config: Config) -> anyhow::Result<AppState> {
         argon_slots: tokio::sync::Semaphore::new(4),
         metrics: http::metrics::Metrics::default(),
         gc_running: std::sync::atomic::AtomicBool::new(false),
-        auth_cache: Default::default(),
-        object_cache: Default::default(),
-        restic_writes: rules::batch::restic_writer(meta.clone()),
+        revocations: Default::default(),
         tls_fingerprint,
-        mercury,
-    })))
+    }));
+    Ok(Server {
+        restic: restic::Restic::new(state.clone()),
+        mercury: mercury::MercuryState::new(state.clone(), mercury),
+        state,
+    })
 }
 
 /// The whole HTTP API of the main listener.
-pub(crate) fn app(state: AppState) -> Router {
+pub(crate) fn app(server: &Server) -> Router {
+    let state = server.state.clone();
     let json_limit = state.config.limits.max_json_body as usize;
     let body_timeout = state.config.limits.body_read_timeout;
     let max_head = state.config.limits.max_header_size as usize;
     Router::<AppState>::new()
         .nest("/v1", v1::router(state.clone()))
-        .merge(restic::router(state.clone()))
-        .merge(mercury::main_router(state.clone()))
+        .merge(restic::router(server.restic.clone()))
+        .merge(mercury::main_router(server.mercury.clone()))
         .route("/healthz", get(http::health::healthz))
         .route("/readyz", get(http::health::readyz))
         .route("/health", get(http::health::health))
@@ -192,4 +205,45 @@ pub(crate) fn app(state: AppState) -> Router {
             http::metrics::observe,
         ))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod layout {
+    /// The shape this file's doc states: no protocol folder imports another, and the shared
+    /// layers (plumbing, rules, state) import none of them.
+    #[test]
+    fn no_protocol_imports_another_and_shared_layers_import_none() {
+        const PROTOCOLS: [&str; 3] = ["v1", "restic", "mercury"];
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut found = Vec::new();
+        let mut stack = vec![src.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("src is readable") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let rel = path.strip_prefix(&src).expect("below src");
+                let top = rel.iter().next().expect("non-empty").to_string_lossy();
+                let top = top.trim_end_matches(".rs");
+                let text = std::fs::read_to_string(&path).expect("readable");
+                let bound = match top {
+                    "http" | "rules" | "state" => PROTOCOLS.to_vec(),
+                    t if PROTOCOLS.contains(&t) => {
+                        PROTOCOLS.iter().copied().filter(|p| *p != t).collect()
+                    }
+                    _ => continue,
+                };
+                for other in bound {
+                    if text.contains(&format!("crate::{other}::"))
+                        || text.contains(&format!("crate::{other};"))
+                    {
+                        found.push(format!("{} imports crate::{other}", rel.display()));
+                    }
+                }
+            }
+        }
+        assert!(found.is_empty(), "{found:#?}");
+    }
 }

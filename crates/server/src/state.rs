@@ -39,95 +39,9 @@ pub struct Inner {
     pub metrics: crate::http::metrics::Metrics,
     /// Set while a collector pass runs, so kicks do not pile up.
     pub gc_running: std::sync::atomic::AtomicBool,
-    /// Group commit of restic blob reservations and file records.
-    pub restic_writes: crate::rules::batch::Batcher<
-        crate::rules::batch::ResticWrite,
-        crate::rules::batch::WriteResult,
-    >,
-    /// Mercury's client list, preshared key and counters.
-    pub mercury: crate::mercury::Mercury,
-    /// Recently verified restic credentials (see [`crate::restic`]).
-    pub auth_cache: std::sync::Mutex<std::collections::HashMap<String, CachedAuth>>,
-    /// Recently read restic files (see [`ObjectCache`]).
-    pub object_cache: ObjectCache,
+    /// Where caches of verified credentials hear of revocations.
+    pub revocations: crate::rules::credentials::Revocations,
 }
-
-/// Where recently read restic files are, reused for [`AUTH_CACHE_SECS`] so that a restore,
-/// a chain of small range reads of a few pack files, does not ask the database each time.
-///
-/// Only files named by the SHA-256 of their content are kept (everything but `config`): the
-/// server checks that hash on upload, so a name always means the same bytes, and an entry can
-/// only be stale by still pointing at a file that was deleted. A delete through this server
-/// removes the entry at once; a delete through another replica is seen within the reuse time,
-/// or at once if the blob is already gone (the read then asks the database again). Listings,
-/// writes and quota accounting always ask the database.
-#[derive(Default)]
-pub struct ObjectCache(
-    std::sync::Mutex<std::collections::HashMap<String, (Instant, enc_store::ResticObjectRow)>>,
-);
-
-impl ObjectCache {
-    /// Most entries kept; the map is emptied when it would grow past this.
-    const MAX: usize = 4096;
-
-    fn key(repo_id: &str, kind: &str, name: &str) -> String {
-        format!("{repo_id}/{kind}/{name}")
-    }
-
-    /// A fresh entry.
-    pub fn get(&self, repo_id: &str, kind: &str, name: &str) -> Option<enc_store::ResticObjectRow> {
-        let map = self.0.lock().expect("object cache");
-        map.get(&Self::key(repo_id, kind, name))
-            .filter(|(at, _)| at.elapsed().as_secs() < AUTH_CACHE_SECS)
-            .map(|(_, row)| row.clone())
-    }
-
-    /// Remembers where a content-named file is; `config` is never kept.
-    pub fn put(&self, repo_id: &str, kind: &str, row: &enc_store::ResticObjectRow) {
-        // Small files' bytes stay in the database (and its cache), not in this map.
-        if kind == "config" || row.data.is_some() {
-            return;
-        }
-        let mut map = self.0.lock().expect("object cache");
-        if map.len() >= Self::MAX {
-            map.clear();
-        }
-        map.insert(
-            Self::key(repo_id, kind, &row.name),
-            (Instant::now(), row.clone()),
-        );
-    }
-
-    /// Forgets one file.
-    pub fn forget(&self, repo_id: &str, kind: &str, name: &str) {
-        self.0
-            .lock()
-            .expect("object cache")
-            .remove(&Self::key(repo_id, kind, name));
-    }
-
-    /// Forgets everything.
-    pub fn clear(&self) {
-        self.0.lock().expect("object cache").clear();
-    }
-}
-
-/// A verified `user:token` with its repository, reused for [`AUTH_CACHE_SECS`].
-#[derive(Clone)]
-pub struct CachedAuth {
-    /// When it was verified against the database.
-    pub at: Instant,
-    /// The user.
-    pub user: enc_store::UserRow,
-    /// The token.
-    pub token: enc_store::AccessTokenRow,
-    /// The repository the token reaches.
-    pub repo: enc_store::ResticRepoRow,
-}
-
-/// How long a verified restic credential is reused without asking the database again. A
-/// revocation on this server takes effect at once; on another replica within this time.
-pub const AUTH_CACHE_SECS: u64 = 2;
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
@@ -137,18 +51,6 @@ impl std::ops::Deref for AppState {
 }
 
 impl Inner {
-    /// Forgets cached credentials: of one token, or all of them.
-    pub fn forget_auth(&self, token_id: Option<&str>) {
-        let mut cache = self.auth_cache.lock().expect("auth cache");
-        match token_id {
-            Some(id) => cache.retain(|_, c| c.token.id != id),
-            None => {
-                cache.clear();
-                self.object_cache.clear();
-            }
-        }
-    }
-
     /// Keyed hash (HMAC-SHA256 under the server secret) of a labelled value, hex.
     pub fn keyed_hash(&self, label: &str, value: &[u8]) -> String {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("any length");

@@ -32,7 +32,7 @@ pub async fn health(State(state): State<AppState>) -> axum::response::Response {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
         "storage": { "metadata": word(&meta), "blobs": word(&blobs) },
-        "mercury": { "active_connections": state.mercury.active_connections() },
+        "mercury": { "active_connections": state.metrics.mercury_connections.get() },
     });
     let status = if healthy {
         StatusCode::OK

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -44,6 +45,8 @@ pub struct Metrics {
     blob_ops: Family<BlobLabels, Counter>,
     blob_bytes: Family<BlobLabels, Counter>,
     requests: Family<RequestLabels, Histogram>,
+    /// Mercury connections open now, on both of its listeners.
+    pub mercury_connections: Gauge,
 }
 
 impl Default for Metrics {
@@ -72,8 +75,15 @@ impl Default for Metrics {
             "Time from request head to response head",
             requests.clone(),
         );
+        let mercury_connections = Gauge::default();
+        registry.register(
+            "mercury_connections",
+            "Mercury connections open now",
+            mercury_connections.clone(),
+        );
         Self {
             registry,
+            mercury_connections,
             blob_ops,
             blob_bytes,
             requests,

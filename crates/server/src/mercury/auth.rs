@@ -43,7 +43,7 @@ impl Conn {
                 }
             }
         } else {
-            key_principal(&state, &self.client, key).await
+            key_principal(&state, &self.mercury, &self.client, key).await
         };
         let Some(p) = principal else {
             let t = crate::rules::now();
@@ -113,8 +113,12 @@ impl Conn {
 }
 
 /// The client list, then the preshared key; both compared in constant time.
-pub(super) async fn key_principal(state: &AppState, client: &str, key: &str) -> Option<Principal> {
-    let mercury = &state.mercury;
+pub(super) async fn key_principal(
+    state: &AppState,
+    mercury: &Mercury,
+    client: &str,
+    key: &str,
+) -> Option<Principal> {
     let config = &state.config.mercury;
     let psk_ok = mercury.psk.is_some_and(|want| {
         let got: [u8; 32] = sha2::Sha256::digest(key.as_bytes()).into();

@@ -23,7 +23,6 @@
 //! answers with the dialect's error, never a silent drop.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -129,9 +128,23 @@ pub struct Mercury {
     psk: Option<[u8; 32]>,
     /// The client list by id.
     clients: HashMap<String, ClientEntry>,
-    /// Connections open now (both listeners). A limit of this process's resources, so it is
-    /// counted per replica; the hourly upload allowance is shared through the database.
-    active: AtomicUsize,
+}
+
+/// What Mercury's handlers get: the server's state and Mercury's own.
+#[derive(Clone)]
+pub struct MercuryState {
+    app: AppState,
+    mercury: std::sync::Arc<Mercury>,
+}
+
+impl MercuryState {
+    /// Mercury on the server's state.
+    pub fn new(app: AppState, mercury: Mercury) -> Self {
+        Self {
+            app,
+            mercury: std::sync::Arc::new(mercury),
+        }
+    }
 }
 
 impl Mercury {
@@ -180,13 +193,7 @@ impl Mercury {
                 .as_ref()
                 .map(|k| sha2::Sha256::digest(k.as_bytes()).into()),
             clients,
-            active: AtomicUsize::new(0),
         })
-    }
-
-    /// Connections open now.
-    pub fn active_connections(&self) -> usize {
-        self.active.load(Ordering::Relaxed)
     }
 }
 
@@ -205,14 +212,14 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
 // Routing.
 
 /// `/ws` on the main listener.
-pub fn main_router<S>(state: AppState) -> axum::Router<S> {
+pub fn main_router<S>(state: MercuryState) -> axum::Router<S> {
     axum::Router::new()
         .route("/ws", axum::routing::get(ws))
         .with_state(state)
 }
 
 async fn ws(
-    State(state): State<AppState>,
+    State(state): State<MercuryState>,
     peer: Option<axum::Extension<ClientAddr>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -228,7 +235,7 @@ async fn ws(
 }
 
 /// The dedicated listener: the upgrade on any path, Hecate's health endpoints without one.
-pub fn router(state: AppState) -> axum::Router {
+pub fn router(state: MercuryState) -> axum::Router {
     axum::Router::new()
         .route("/health", axum::routing::get(crate::http::health::health))
         .route("/livez", axum::routing::get(crate::http::health::livez))
@@ -237,19 +244,33 @@ pub fn router(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
-fn accept(state: AppState, upgrade: WebSocketUpgrade, peer: Option<ClientAddr>) -> Response {
+impl axum::extract::FromRef<MercuryState> for AppState {
+    fn from_ref(state: &MercuryState) -> AppState {
+        state.app.clone()
+    }
+}
+
+fn accept(hub: MercuryState, upgrade: WebSocketUpgrade, peer: Option<ClientAddr>) -> Response {
     let ip = peer.map(|p| p.0.ip().to_string()).unwrap_or_default();
+    let MercuryState {
+        app: state,
+        mercury,
+    } = hub;
     let client = state.keyed_hash("client", ip.as_bytes());
     upgrade
         .max_message_size(MAX_TEXT)
         .max_frame_size(MAX_TEXT)
         .on_upgrade(move |socket| async move {
-            let mercury = &state.mercury;
-            let n = mercury.active.fetch_add(1, Ordering::AcqRel) + 1;
-            let _slot = Slot(&state);
+            // Connections open now, on both listeners: a limit of this process's resources,
+            // so it is counted per replica (the hourly upload allowance is shared through the
+            // database). The gauge is what `/health` and `/metrics` report.
+            let open = &state.metrics.mercury_connections;
+            let n = open.inc() as usize + 1;
+            let _slot = Slot(open);
             let max = state.config.mercury.max_connections;
             let mut conn = Conn {
                 state: state.clone(),
+                mercury,
                 socket,
                 client,
                 dialect: None,
@@ -265,11 +286,11 @@ fn accept(state: AppState, upgrade: WebSocketUpgrade, peer: Option<ClientAddr>) 
 }
 
 /// Gives a connection slot back when the connection ends, however it ends.
-struct Slot<'a>(&'a AppState);
+struct Slot<'a>(&'a prometheus_client::metrics::gauge::Gauge);
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0.mercury.active.fetch_sub(1, Ordering::AcqRel);
+        self.0.dec();
     }
 }
 
@@ -373,6 +394,8 @@ type Step = Result<(), Stop>;
 
 struct Conn {
     state: AppState,
+    /// The client list and the preshared key.
+    mercury: std::sync::Arc<Mercury>,
     socket: WebSocket,
     /// Keyed hash of the client's address.
     client: String,

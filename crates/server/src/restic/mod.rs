@@ -24,13 +24,17 @@ use enc_store::{AccessTokenRow, NewResticObject, PutOutcome, ResticRepoRow, Stor
 use futures::StreamExt as _;
 use sha2::Digest as _;
 
-use crate::rules::batch::ResticWrite;
+use crate::rules::batch::Batcher;
 use crate::state::AppState;
 
+mod cache;
 mod failure;
 mod range;
+mod writes;
 
-use crate::rules::credentials::{Refusal, validate_repo_name, verify};
+use writes::{ResticWrite, WriteResult};
+
+use crate::rules::credentials::{Refusal, validate_repo_name};
 pub use failure::Failure;
 use failure::{quota_failure, unauthorized};
 use range::range;
@@ -119,7 +123,7 @@ fn basic(headers: &HeaderMap) -> Option<(String, String)> {
 
 /// An authenticated request on one repository.
 struct Ctx {
-    state: AppState,
+    state: Restic,
     user: UserRow,
     token: AccessTokenRow,
     repo_name: String,
@@ -172,9 +176,51 @@ impl Ctx {
     }
 }
 
-/// Every request under `/restic/`.
+/// The restic backend's state: the server's, its group commit and its caches.
+#[derive(Clone)]
+pub struct Restic(std::sync::Arc<Shared>);
+
+/// The contents of [`Restic`].
+pub struct Shared {
+    app: AppState,
+    /// Group commit of blob reservations and file records.
+    writes: Batcher<ResticWrite, WriteResult>,
+    /// Recently verified credentials.
+    logins: std::sync::Arc<cache::Logins>,
+    /// File lookups.
+    objects: std::sync::Arc<cache::Objects>,
+}
+
+impl Restic {
+    /// Starts the group-commit writer and registers the caches for revocations.
+    pub fn new(app: AppState) -> Self {
+        let logins = std::sync::Arc::new(cache::Logins::default());
+        let objects = std::sync::Arc::new(cache::Objects::new(app.meta.clone()));
+        let (l, o) = (logins.clone(), objects.clone());
+        app.revocations.subscribe(move |token_id| {
+            l.forget(token_id);
+            if token_id.is_none() {
+                o.clear();
+            }
+        });
+        Self(std::sync::Arc::new(Shared {
+            writes: writes::restic_writer(app.meta.clone()),
+            app,
+            logins,
+            objects,
+        }))
+    }
+}
+
+impl std::ops::Deref for Restic {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.0.app
+    }
+}
+
 /// restic's REST routes, under `/restic`.
-pub fn router<S>(state: AppState) -> axum::Router<S> {
+pub fn router<S>(state: Restic) -> axum::Router<S> {
     axum::Router::new()
         .route("/restic", axum::routing::any(handle))
         .route("/restic/", axum::routing::any(handle))
@@ -182,14 +228,14 @@ pub fn router<S>(state: AppState) -> axum::Router<S> {
         .with_state(state)
 }
 
-async fn handle(State(state): State<AppState>, req: Request) -> Response {
+async fn handle(State(state): State<Restic>, req: Request) -> Response {
     match serve(state, req).await {
         Ok(r) => r,
         Err(f) => f.into_response(),
     }
 }
 
-async fn serve(state: AppState, req: Request) -> Outcome {
+async fn serve(state: Restic, req: Request) -> Outcome {
     let client = crate::rules::credentials::client_hash(&state, req.extensions());
     let path = req.uri().path().to_string();
     let Some((user_seg, repo_seg, rest)) = split(&path) else {
@@ -199,52 +245,24 @@ async fn serve(state: AppState, req: Request) -> Outcome {
     let Some((user_name, token)) = basic(req.headers()) else {
         return Err(unauthorized());
     };
-    let cache_key = crate::rules::token_hash(&format!("{user_name}:{token}"));
-    let cached = {
-        let cache = state.auth_cache.lock().expect("auth cache");
-        cache
-            .get(&cache_key)
-            .filter(|c| c.at.elapsed().as_secs() < crate::state::AUTH_CACHE_SECS)
-            .cloned()
+    let login = match state
+        .0
+        .logins
+        .verify(&state, &user_name, &token, &client)
+        .await
+    {
+        Ok(login) => login,
+        Err(Refusal::Denied) => return Err(unauthorized()),
+        Err(Refusal::Throttled(secs)) => {
+            let mut f = Failure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many failed attempts; retry in {secs} s"),
+            );
+            f.retry_after = Some(secs);
+            return Err(f);
+        }
     };
-    let (user, token, known_repo) = match cached {
-        Some(c) => (c.user, c.token, Some(c.repo)),
-        None => match verify(&state, Some(user_name.as_str()), &token, "restic", &client).await {
-            Ok((user, token)) => {
-                let repo = enc_store::tenant::scope(
-                    user.id.clone(),
-                    state.meta.restic_repo(&user.id, &token.scope),
-                )
-                .await;
-                let repo = repo.ok().flatten();
-                if let Some(r) = &repo {
-                    let mut cache = state.auth_cache.lock().expect("auth cache");
-                    if cache.len() > 10_000 {
-                        cache.clear();
-                    }
-                    cache.insert(
-                        cache_key,
-                        crate::state::CachedAuth {
-                            at: std::time::Instant::now(),
-                            user: user.clone(),
-                            token: token.clone(),
-                            repo: r.clone(),
-                        },
-                    );
-                }
-                (user, token, repo)
-            }
-            Err(Refusal::Denied) => return Err(unauthorized()),
-            Err(Refusal::Throttled(secs)) => {
-                let mut f = Failure::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("too many failed attempts; retry in {secs} s"),
-                );
-                f.retry_after = Some(secs);
-                return Err(f);
-            }
-        },
-    };
+    let (user, token, known_repo) = (login.user, login.token, login.repo);
     if user_seg != user.name || repo_seg != token.scope {
         return Err(unauthorized());
     }
@@ -354,11 +372,12 @@ async fn object(
 
 async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap) -> Outcome {
     let repo = ctx.repo().await?;
-    let cache = &ctx.state.object_cache;
-    let (mut row, cached) = match cache.get(&repo.id, kind, name) {
-        Some(row) => (row, true),
-        None => (lookup(ctx, &repo.id, kind, name).await?, false),
-    };
+    let objects = &ctx.state.0.objects;
+    let not_found = || Failure::new(StatusCode::NOT_FOUND, format!("{kind}/{name} not found"));
+    let (mut row, cached) = objects
+        .get(&repo.id, kind, name)
+        .await?
+        .ok_or_else(not_found)?;
     let size = row.size as u64;
     if head {
         let mut resp = StatusCode::OK.into_response();
@@ -387,8 +406,10 @@ async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap
     if cached && matches!(got, Err(StoreError::NotFound)) {
         // Deleted through another replica since it was cached.
         // (Content-named, so a file stored again under the name has the same size.)
-        cache.forget(&repo.id, kind, name);
-        row = lookup(ctx, &repo.id, kind, name).await?;
+        row = objects
+            .refresh(&repo.id, kind, name)
+            .await?
+            .ok_or_else(not_found)?;
         got = bytes_of(ctx, &mut row, whole).await;
     }
     let stream = got.map_err(|e| match e {
@@ -432,23 +453,6 @@ async fn bytes_of(
     let at = (r.start as usize).min(end)..end;
     let bytes = bytes::Bytes::from(data).slice(at);
     Ok(futures::stream::once(std::future::ready(Ok(bytes))).boxed())
-}
-
-/// A file's row from the database, remembered in the object cache.
-async fn lookup(
-    ctx: &Ctx,
-    repo_id: &str,
-    kind: &str,
-    name: &str,
-) -> Result<enc_store::ResticObjectRow, Failure> {
-    let row = ctx
-        .state
-        .meta
-        .restic_object(repo_id, kind, name)
-        .await?
-        .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("{kind}/{name} not found")))?;
-    ctx.state.object_cache.put(repo_id, kind, &row);
-    Ok(row)
 }
 
 async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Body) -> Outcome {
@@ -518,7 +522,8 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
     if existing.is_none() && !inline {
         blob_key = format!("restic/{}/{kind}/{name}.{}", repo.id, uuid::Uuid::new_v4());
         state
-            .restic_writes
+            .0
+            .writes
             .submit(ResticWrite::Reserve(
                 blob_key.clone(),
                 crate::rules::now() + RESERVATION_SECS,
@@ -609,7 +614,8 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
         None => return Ok(StatusCode::OK.into_response()),
     };
     let put = state
-        .restic_writes
+        .0
+        .writes
         .submit(ResticWrite::Put(NewResticObject {
             repo_id: repo.id.clone(),
             user_id: ctx.user.id.clone(),
@@ -681,7 +687,7 @@ async fn remove(ctx: &Ctx, kind: &str, name: &str) -> Outcome {
         _ => {}
     }
     let repo = ctx.repo().await?;
-    ctx.state.object_cache.forget(&repo.id, kind, name);
+    ctx.state.0.objects.forget(&repo.id, kind, name);
     if let Some(size) = ctx
         .state
         .meta

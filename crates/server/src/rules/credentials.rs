@@ -177,3 +177,30 @@ pub fn dummy_hash() -> String {
         .expect("hashing a constant works")
         .to_string()
 }
+
+/// How long a cache may reuse a verified credential without asking the database again. A
+/// revocation on this replica takes effect at once ([`Revocations`]); on another replica
+/// within this time.
+pub const CACHE_SECS: u64 = 2;
+
+/// Where the caches of verified credentials (restic's logins) hear that a token was revoked
+/// or a user deleted on this replica, so they forget it at once.
+#[derive(Default)]
+pub struct Revocations(std::sync::Mutex<Vec<Forget>>);
+
+/// What a cache does on a revocation: forget one token (`Some(id)`) or everything (`None`).
+type Forget = Box<dyn Fn(Option<&str>) + Send + Sync>;
+
+impl Revocations {
+    /// Calls `forget` on every revocation from now on.
+    pub fn subscribe(&self, forget: impl Fn(Option<&str>) + Send + Sync + 'static) {
+        self.0.lock().expect("revocations").push(Box::new(forget));
+    }
+
+    /// A token (`Some(id)`) or any number of them (`None`: a user deleted) no longer holds.
+    pub fn revoke(&self, token_id: Option<&str>) {
+        for forget in self.0.lock().expect("revocations").iter() {
+            forget(token_id);
+        }
+    }
+}

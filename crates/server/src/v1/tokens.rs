@@ -140,7 +140,7 @@ pub async fn revoke(
     if !state.meta.delete_token(&s.user.id, &id).await? {
         return Err(ApiError::NotFound("token"));
     }
-    state.forget_auth(Some(&id));
+    state.revocations.revoke(Some(&id));
     state
         .audit(
             &s.user.name,

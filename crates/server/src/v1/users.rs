@@ -99,7 +99,7 @@ pub async fn delete_user(
     if name == s.user.name {
         return Err(ApiError::Conflict("you cannot remove yourself".into()));
     }
-    state.forget_auth(None);
+    state.revocations.revoke(None);
     state.meta.delete_user(&name).await.map_err(|e| match e {
         enc_store::StoreError::NotFound => ApiError::NotFound("user"),
         other => other.into(),
@@ -251,7 +251,7 @@ pub async fn delete_restic_repo(
         .await?
         .ok_or(ApiError::NotFound("repository"))?;
     state.meta.delete_restic_repo(&repo.id).await?;
-    state.forget_auth(None);
+    state.revocations.revoke(None);
     state
         .audit(
             &s.user.name,
