@@ -156,7 +156,7 @@ impl Conn {
                 if !empty {
                     self.write_chunk(Bytes::from(data)).await?;
                 }
-                let received = self.upload.as_ref().map_or(0, |u| u.received);
+                let received = self.upload.as_ref().map_or(0, |u| u.ingest.received());
                 // Hecate's client reads ChunkReceived after every chunk with data, and only
                 // UploadComplete after an empty final one.
                 if !empty || !is_final {

@@ -34,7 +34,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use enc_store::{BlobWriter, MercuryCommit, MercuryReservation, StoreError, UserRow};
+use enc_store::{MercuryCommit, MercuryReservation, StoreError, UserRow};
 use futures::StreamExt as _;
 use serde::Deserialize;
 use sha2::Digest as _;
@@ -42,6 +42,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::config::{DeclaredSize, MercuryConfig};
 use crate::http::serve::ClientAddr;
+use crate::rules::ingest::{Hash, Ingest, Limits, Refused};
 use crate::state::AppState;
 
 mod auth;
@@ -324,14 +325,11 @@ struct Principal {
 struct Upload {
     name: String,
     blob_key: String,
-    writer: Box<dyn BlobWriter>,
+    /// The bytes on their way, held to the size, space and quota limits.
+    ingest: Ingest,
     declared: Option<u64>,
-    received: u64,
     /// Text dialect: `DATA` was sent.
     receiving: bool,
-    /// Bytes already counted against the space limit / the user's quota when it started.
-    space_used: u64,
-    user_used: u64,
 }
 
 /// A refusal, sent in the connection's dialect.

@@ -104,8 +104,18 @@ impl Conn {
         let Some(accepted) = reserved else {
             return Err(Fail::new(Code::ServerError, "no free name; try again").into());
         };
-        let writer = match state.blobs.writer(&blob_key).await {
-            Ok(w) => w,
+        let exact = self.config().declared_size == DeclaredSize::Exact;
+        let room = |limit: Option<u64>, used: u64| limit.map(|l| l.saturating_sub(used));
+        let limits = Limits {
+            max,
+            room: match (room(limit, space_used), room(quota, user_used)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            declared: declared.filter(|_| exact),
+        };
+        let ingest = match Ingest::to_blob(&state.blobs, &blob_key, Hash::None, limits).await {
+            Ok(i) => i,
             Err(e) => {
                 let _ = state.meta.mercury_abort(&space, &accepted).await;
                 return Err(e.into());
@@ -114,12 +124,9 @@ impl Conn {
         self.upload = Some(Upload {
             name: accepted.clone(),
             blob_key,
-            writer,
+            ingest,
             declared,
-            received: 0,
             receiving: false,
-            space_used,
-            user_used,
         });
         Ok(accepted)
     }
@@ -134,44 +141,24 @@ impl Conn {
             .closing()
             .into());
         }
-        let exact = self.config().declared_size == DeclaredSize::Exact;
-        let p = self.principal()?;
-        let (max, limit, quota) = (p.max_file_size, p.space_limit, p.quota);
         let Some(u) = self.upload.as_mut() else {
             return Err(Fail::new(Code::InvalidRequest, "No upload in progress").into());
         };
-        let received = u.received + data.len() as u64;
-        if received > max {
-            return Err(Fail::new(
-                Code::FileTooLarge,
-                format!("File too large: more than {max} bytes; nothing stored"),
-            )
-            .closing()
-            .into());
-        }
-        if exact && u.declared.is_some_and(|d| received > d) {
-            return Err(Fail::new(
-                Code::InvalidRequest,
-                format!(
-                    "more bytes than the {} declared; nothing stored",
-                    u.declared.unwrap_or(0)
+        u.ingest.push(data).await.map_err(|why| {
+            let fail = match why {
+                Refused::TooLarge(max) => Fail::new(
+                    Code::FileTooLarge,
+                    format!("File too large: more than {max} bytes; nothing stored"),
                 ),
-            )
-            .closing()
-            .into());
-        }
-        if limit.is_some_and(|l| u.space_used + received > l)
-            || quota.is_some_and(|q| u.user_used + received > q)
-        {
-            return Err(
-                Fail::new(Code::QuotaExceeded, "Quota exceeded; nothing stored")
-                    .closing()
-                    .into(),
-            );
-        }
-        u.received = received;
-        u.writer.write(data).await.map_err(Fail::from)?;
-        Ok(())
+                Refused::LongerThanDeclared(d) => Fail::new(
+                    Code::InvalidRequest,
+                    format!("more bytes than the {d} declared; nothing stored"),
+                ),
+                Refused::Quota => Fail::new(Code::QuotaExceeded, "Quota exceeded; nothing stored"),
+                Refused::Store(e) => return Fail::from(e).into(),
+            };
+            fail.closing().into()
+        })
     }
 
     /// Makes the upload durable and visible; returns its size.
@@ -190,9 +177,9 @@ impl Conn {
         });
         let limit = p.space_limit;
         let state = self.state.clone();
-        if exact && u.declared.is_some_and(|d| d != u.received) {
+        if exact && u.declared.is_some_and(|d| d != u.ingest.received()) {
             let declared = u.declared.unwrap_or(0);
-            let received = u.received;
+            let received = u.ingest.received();
             self.upload = Some(u);
             self.abort_upload().await;
             return Err(Fail::new(
@@ -201,12 +188,15 @@ impl Conn {
             )
             .into());
         }
-        let (name, blob_key, size) = (u.name.clone(), u.blob_key.clone(), u.received);
-        if let Err(e) = u.writer.finish().await {
-            let _ = state.meta.mercury_abort(&space, &name).await;
-            crate::rules::gc::kick(&state);
-            return Err(e.into());
-        }
+        let (name, blob_key) = (u.name.clone(), u.blob_key.clone());
+        let size = match u.ingest.finish().await {
+            Ok(received) => received.size,
+            Err(e) => {
+                let _ = state.meta.mercury_abort(&space, &name).await;
+                crate::rules::gc::kick(&state);
+                return Err(e.into());
+            }
+        };
         let committed = state
             .meta
             .mercury_commit(MercuryCommit {
@@ -265,7 +255,7 @@ impl Conn {
         let Some(u) = self.upload.take() else {
             return;
         };
-        let _ = u.writer.abort().await;
+        u.ingest.abort().await;
         if let Some(p) = &self.who
             && let Err(e) = self.state.meta.mercury_abort(&p.space, &u.name).await
         {

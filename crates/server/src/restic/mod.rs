@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use enc_store::{AccessTokenRow, NewResticObject, PutOutcome, ResticRepoRow, StoreError, UserRow};
 use futures::StreamExt as _;
-use sha2::Digest as _;
 
 use crate::rules::batch::Batcher;
 use crate::state::AppState;
@@ -45,7 +44,7 @@ pub const TYPES: [&str; 5] = ["data", "index", "keys", "locks", "snapshots"];
 const V1: &str = "application/vnd.x.restic.rest.v1";
 const V2: &str = "application/vnd.x.restic.rest.v2";
 
-use crate::rules::ingest::{MAX_DRAIN, drain};
+use crate::rules::ingest::{Hash, Ingest, Limits, MAX_DRAIN, Refused, drain};
 
 /// An upload's blob stays reserved this long; after a crash the collector deletes it then.
 const RESERVATION_SECS: i64 = 24 * 3600;
@@ -516,10 +515,24 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
     // is the same content (a retry whose answer was lost). Check it, store nothing.
     // A small new file is gathered in memory and recorded with its bytes, without a blob.
     let inline = existing.is_none() && declared.is_some_and(|d| d <= INLINE_MAX);
-    let mut kept = Vec::new();
-    let mut writer = None;
+    let hash = if kind == "config" {
+        Hash::None
+    } else {
+        Hash::Sha256
+    };
+    let limits = Limits {
+        max,
+        room: quota
+            .filter(|_| existing.is_none() && !small)
+            .map(|q| q.saturating_sub(used)),
+        declared,
+    };
     let mut blob_key = String::new();
-    if existing.is_none() && !inline {
+    let mut ingest = if existing.is_some() {
+        Ingest::to_nothing(hash, limits)
+    } else if inline {
+        Ingest::to_memory(hash, limits)
+    } else {
         blob_key = format!("restic/{}/{kind}/{name}.{}", repo.id, uuid::Uuid::new_v4());
         state
             .0
@@ -530,88 +543,76 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
             ))
             .await
             .unwrap_or_else(|| Err(StoreError::Batch("server shutting down".into())))?;
-        writer = Some(state.blobs.writer(&blob_key).await?);
-    }
-    let abort = |w: Option<Box<dyn enc_store::BlobWriter>>, key: String| {
-        let state = state.clone();
+        Ingest::to_blob(&state.blobs, &blob_key, hash, limits).await?
+    };
+    // The reservation's blob is queued for deletion on any failure.
+    let forget = |key: &str| {
+        let (state, key) = ((*state).clone(), key.to_string());
         async move {
-            if let Some(w) = w {
-                let _ = w.abort().await;
-            }
             if !key.is_empty() {
                 let _ = state.meta.queue_blob(&key, crate::rules::now()).await;
             }
         }
     };
-    let mut hasher = sha2::Sha256::new();
-    let mut size: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                abort(writer, blob_key).await;
+                ingest.abort().await;
+                forget(&blob_key).await;
                 return Err(Failure::new(
                     StatusCode::BAD_REQUEST,
                     format!("upload interrupted: {e}"),
                 ));
             }
         };
-        size += chunk.len() as u64;
-        if size > max {
-            abort(writer, blob_key).await;
-            drain(&mut stream).await;
-            return Err(Failure::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("object larger than the server's limit of {max} bytes"),
-            )
-            .closing());
-        }
-        if existing.is_none() && !small && quota.is_some_and(|q| used + size > q) {
-            abort(writer, blob_key).await;
-            drain(&mut stream).await;
-            return Err(ctx.quota_refusal(kind, name).await);
-        }
-        hasher.update(&chunk);
-        if inline {
-            if declared.is_some_and(|d| size > d) {
-                return Err(Failure::new(
+        if let Err(why) = ingest.push(chunk).await {
+            forget(&blob_key).await;
+            return Err(match why {
+                Refused::TooLarge(max) => {
+                    drain(&mut stream).await;
+                    Failure::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("object larger than the server's limit of {max} bytes"),
+                    )
+                    .closing()
+                }
+                Refused::Quota => {
+                    drain(&mut stream).await;
+                    ctx.quota_refusal(kind, name).await
+                }
+                Refused::LongerThanDeclared(_) => Failure::new(
                     StatusCode::BAD_REQUEST,
                     "body longer than its Content-Length",
-                ));
-            }
-            kept.extend_from_slice(&chunk);
+                ),
+                Refused::Store(e) => e.into(),
+            });
         }
-        if let Some(w) = writer.as_mut()
-            && let Err(e) = w.write(chunk).await
-        {
-            abort(writer, blob_key).await;
+    }
+    let size = ingest.received();
+    let refusal = if declared.is_some_and(|d| d != size) {
+        Some(format!(
+            "body has {size} bytes, Content-Length said otherwise"
+        ))
+    } else if kind != "config" && ingest.digest() != name {
+        Some("the body's SHA-256 does not match the object name".into())
+    } else {
+        None
+    };
+    if let Some(why) = refusal {
+        ingest.abort().await;
+        forget(&blob_key).await;
+        return Err(Failure::new(StatusCode::BAD_REQUEST, why));
+    }
+    if existing.is_some() {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let data = match ingest.finish().await {
+        Ok(received) => received.data,
+        Err(e) => {
+            forget(&blob_key).await;
             return Err(e.into());
         }
-    }
-    if declared.is_some_and(|d| d != size) {
-        abort(writer, blob_key).await;
-        return Err(Failure::new(
-            StatusCode::BAD_REQUEST,
-            format!("body has {size} bytes, Content-Length said otherwise"),
-        ));
-    }
-    if kind != "config" && hex::encode(hasher.finalize()) != name {
-        abort(writer, blob_key).await;
-        return Err(Failure::new(
-            StatusCode::BAD_REQUEST,
-            "the body's SHA-256 does not match the object name",
-        ));
-    }
-    let data = match writer {
-        Some(w) => {
-            if let Err(e) = w.finish().await {
-                let _ = state.meta.queue_blob(&blob_key, crate::rules::now()).await;
-                return Err(e.into());
-            }
-            None
-        }
-        None if inline => Some(kept),
-        None => return Ok(StatusCode::OK.into_response()),
     };
     let put = state
         .0

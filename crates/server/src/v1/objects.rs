@@ -16,7 +16,7 @@ use futures::StreamExt as _;
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::ApiJson;
-use crate::rules::ingest::{MAX_DRAIN, drain};
+use crate::rules::ingest::{Hash, Ingest, Limits, MAX_DRAIN, Received, Refused, drain};
 use crate::rules::policy::Permission;
 use crate::state::AppState;
 use crate::v1::auth::Session;
@@ -136,55 +136,52 @@ pub async fn upload(
         }
         charged = len;
     }
-    let mut writer = state.blobs.writer(&blob_key).await?;
-    let mut hasher = blake3::Hasher::new();
-    let mut size: u64 = 0;
+    let limits = Limits {
+        max,
+        room: None,
+        declared: None,
+    };
+    let mut ingest = Ingest::to_blob(&state.blobs, &blob_key, Hash::Blake3, limits).await?;
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                let _ = writer.abort().await;
+                ingest.abort().await;
                 return Err(ApiError::BadRequest(format!("upload interrupted: {e}")));
             }
         };
-        size += chunk.len() as u64;
-        if size > max {
-            let _ = writer.abort().await;
-            drain(&mut stream).await;
-            return Err(too_large());
-        }
-        if size > charged {
+        let size = ingest.received() + chunk.len() as u64;
+        if size > charged && size <= max {
             // Charged ahead in steps (one statement per step, not per chunk); near the quota
             // exactly what is needed.
             let step = (size - charged).max(CHARGE_STEP.min(max - charged));
             let more = match pending.charge(step, quota).await {
-                Ok(()) => step,
+                Ok(()) => Ok(step),
                 Err(ApiError::QuotaExceeded(_)) if step > size - charged => {
                     let needed = size - charged;
-                    match pending.charge(needed, quota).await {
-                        Ok(()) => needed,
-                        Err(e) => {
-                            let _ = writer.abort().await;
-                            drain(&mut stream).await;
-                            return Err(e);
-                        }
-                    }
+                    pending.charge(needed, quota).await.map(|()| needed)
                 }
+                Err(e) => Err(e),
+            };
+            match more {
+                Ok(more) => charged += more,
                 Err(e) => {
-                    let _ = writer.abort().await;
+                    ingest.abort().await;
                     drain(&mut stream).await;
                     return Err(e);
                 }
-            };
-            charged += more;
+            }
         }
-        hasher.update(&chunk);
-        if let Err(e) = writer.write(chunk).await {
-            return Err(e.into());
+        match ingest.push(chunk).await {
+            Ok(()) => {}
+            Err(Refused::Store(e)) => return Err(e.into()),
+            Err(_) => {
+                drain(&mut stream).await;
+                return Err(too_large());
+            }
         }
     }
-    writer.finish().await?;
-    let hash = hasher.finalize().to_hex().to_string();
+    let Received { size, hash, .. } = ingest.finish().await?;
     if let Err(e) = state
         .meta
         .complete_upload(&upload_id, size as i64, &hash)
