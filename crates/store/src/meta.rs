@@ -134,14 +134,14 @@ pub trait Vaults: Send + Sync {
     /// Members of a vault (owner included).
     async fn members(&self, vault_id: &str) -> Result<Vec<Member>>;
     /// Adds or updates a member's wrapped keys (with the owner's signature over them, which
-    /// covers `access`: `write` or `read`).
+    /// covers `access`).
     async fn add_member(
         &self,
         vault_id: &str,
         user_id: &str,
         wrapped_keys: &str,
         signature: &str,
-        access: &str,
+        access: Access,
     ) -> Result<()>;
     /// Removes a member and installs a new generation with re-wrapped keys for every
     /// remaining member, atomically. `Conflict` if the generation is not current + 1 or the

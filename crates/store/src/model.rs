@@ -1,4 +1,85 @@
-//! Rows and inputs of the metadata store.
+//! Rows and inputs of the metadata store, and the closed sets of words some of their columns
+//! hold (typed here, stored as text).
+
+/// An enum of words stored as text: `as_str`, `Display`, and parsing (`FromStr`, and
+/// `TryFrom<String>` for `#[sqlx(try_from = "String")]`) whose error lists the words.
+macro_rules! words {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $v),+ }
+
+        impl $name {
+            /// The stored (and wire) form.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s),+ }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> std::result::Result<Self, String> {
+                match s {
+                    $($s => Ok($name::$v),)+
+                    _ => Err(format!("{s:?} is not one of {}", [$($s),+].join(", "))),
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> std::result::Result<Self, String> {
+                s.parse()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+words! {
+    /// The protocol an access token is for.
+    TokenKind { Restic = "restic", Mercury = "mercury" }
+}
+
+words! {
+    /// What an access token may do.
+    TokenMode {
+        /// Everything its scope allows.
+        Full = "full",
+        /// Add, never overwrite or delete (restic's locks excepted).
+        AppendOnly = "append-only",
+        /// Read only.
+        ReadOnly = "read-only",
+    }
+}
+
+words! {
+    /// The files of a restic repository: its one `config`, and the five directories of
+    /// content-named files.
+    ResticFile {
+        Config = "config",
+        Data = "data",
+        Index = "index",
+        Keys = "keys",
+        Locks = "locks",
+        Snapshots = "snapshots",
+    }
+}
+
+words! {
+    /// A vault member's right.
+    Access {
+        /// The owner, or a writer share.
+        Write = "write",
+        /// A read-only share.
+        Read = "read",
+    }
+}
 
 /// A user.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -128,8 +209,9 @@ pub struct VaultAccess {
     pub generation: i64,
     pub wrapped_keys: String,
     pub keys_signature: String,
-    /// The caller's right: `write` (the owner, or a writer share) or `read`.
-    pub access: String,
+    /// The caller's right.
+    #[sqlx(try_from = "String")]
+    pub access: Access,
     pub owner_key: String,
     pub objects: i64,
     pub bytes: i64,
@@ -144,8 +226,8 @@ pub struct Member {
     pub ed25519_public: String,
     pub recipient_sig: String,
     pub owner: bool,
-    /// `write` or `read`.
-    pub access: String,
+    #[sqlx(try_from = "String")]
+    pub access: Access,
 }
 
 /// A streamed upload awaiting commit.
@@ -225,12 +307,12 @@ pub struct AccessTokenRow {
     pub id: String,
     pub user_id: String,
     pub token_hash: String,
-    /// `restic` or `mercury`.
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: TokenKind,
     /// What the token reaches: the restic repository name (empty for Mercury).
     pub scope: String,
-    /// `full`, `append-only` or `read-only`.
-    pub mode: String,
+    #[sqlx(try_from = "String")]
+    pub mode: TokenMode,
     pub label: String,
     pub created: i64,
     pub expires: Option<i64>,

@@ -23,8 +23,14 @@ impl Conn {
                 .await);
         }
         let principal = if key.starts_with("enc_") {
-            match crate::rules::credentials::verify(&state, None, key, "mercury", &self.client)
-                .await
+            match crate::rules::credentials::verify(
+                &state,
+                None,
+                key,
+                enc_store::TokenKind::Mercury,
+                &self.client,
+            )
+            .await
             {
                 Ok((user, token)) => Some(self.user_principal(user, &token)),
                 Err(crate::rules::credentials::Refusal::Throttled(secs)) => {
@@ -95,13 +101,13 @@ impl Conn {
         token: &enc_store::AccessTokenRow,
     ) -> Principal {
         let quota = self.state.policy.quota_of(&user);
-        let mode = token.mode.as_str();
+
         Principal {
             token_id: Some(token.id.clone()),
             who: user.name.clone(),
             space: format!("user:{}", user.id),
             rate_key: format!("user:{}", user.id),
-            can_upload: mode != "read-only",
+            can_upload: token.mode != enc_store::TokenMode::ReadOnly,
             can_download: true,
             can_list: true,
             max_file_size: self.config().max_file_size,

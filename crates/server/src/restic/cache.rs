@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use enc_store::{AccessTokenRow, Meta, ResticObjectRow, ResticRepoRow, UserRow};
+use enc_store::{
+    AccessTokenRow, Meta, ResticFile, ResticObjectRow, ResticRepoRow, TokenKind, UserRow,
+};
 
 use crate::rules::credentials::{CACHE_SECS, Refusal, verify};
 use crate::state::AppState;
@@ -52,7 +54,8 @@ impl Logins {
         if let Some(login) = cached {
             return Ok(login);
         }
-        let (user, token) = verify(state, Some(user_name), token, "restic", client).await?;
+        let (user, token) =
+            verify(state, Some(user_name), token, TokenKind::Restic, client).await?;
         let repo = enc_store::tenant::scope(
             user.id.clone(),
             state.meta.restic_repo(&user.id, &token.scope),
@@ -148,7 +151,7 @@ impl Objects {
         let row = self.meta.restic_object(repo_id, kind, name).await?;
         if let Some(row) = row
             .as_ref()
-            .filter(|r| kind != "config" && r.data.is_none())
+            .filter(|r| kind != ResticFile::Config.as_str() && r.data.is_none())
         {
             let mut map = self.map.lock().expect("objects");
             if map.len() >= Self::MAX {

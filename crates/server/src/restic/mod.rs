@@ -20,7 +20,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use enc_store::{AccessTokenRow, NewResticObject, PutOutcome, ResticRepoRow, StoreError, UserRow};
+use enc_store::{
+    AccessTokenRow, NewResticObject, PutOutcome, ResticFile, ResticRepoRow, StoreError, TokenMode,
+    UserRow,
+};
 use futures::StreamExt as _;
 
 use crate::rules::batch::Batcher;
@@ -37,9 +40,6 @@ use crate::rules::credentials::{Refusal, validate_repo_name};
 pub use failure::Failure;
 use failure::{quota_failure, unauthorized};
 use range::range;
-
-/// Object types below a repository.
-pub const TYPES: [&str; 5] = ["data", "index", "keys", "locks", "snapshots"];
 
 const V1: &str = "application/vnd.x.restic.rest.v1";
 const V2: &str = "application/vnd.x.restic.rest.v2";
@@ -65,9 +65,9 @@ enum Target<'a> {
     /// `/config`.
     Config,
     /// `/{type}/` (list).
-    List(&'a str),
+    List(ResticFile),
     /// `/{type}/{name}`.
-    Object(&'a str, &'a str),
+    Object(ResticFile, &'a str),
 }
 
 /// Splits `/restic/<user>/<repo>/<rest>`; `None` when the path has no user and repo.
@@ -87,7 +87,8 @@ fn target(rest: &str) -> Result<Target<'_>, Failure> {
         _ => {}
     }
     let (kind, name) = rest.split_once('/').ok_or_else(not_found)?;
-    if !TYPES.contains(&kind) {
+    let kind: ResticFile = kind.parse().map_err(|_| not_found())?;
+    if kind == ResticFile::Config {
         return Err(not_found());
     }
     if name.is_empty() {
@@ -168,10 +169,10 @@ impl Ctx {
             })
     }
 
-    fn metric(&self, kind: &str, op: &str, bytes: u64) {
+    fn metric(&self, kind: ResticFile, op: &str, bytes: u64) {
         self.state
             .metrics
-            .blob(&self.user.name, &self.repo_name, kind, op, bytes);
+            .blob(&self.user.name, &self.repo_name, kind.as_str(), op, bytes);
     }
 }
 
@@ -285,7 +286,9 @@ async fn serve(state: Restic, req: Request) -> Outcome {
         match (target, method) {
             (Target::Root, Method::POST) => create_repo(&ctx, &parts).await,
             (Target::Root, _) => Err(Failure::method("POST")),
-            (Target::Config, m) => object(&ctx, m, "config", "config", &parts, body).await,
+            (Target::Config, m) => {
+                object(&ctx, m, ResticFile::Config, "config", &parts, body).await
+            }
             (Target::List(kind), Method::GET) => list(&ctx, kind, &parts.headers).await,
             (Target::List(_), _) => Err(Failure::method("GET")),
             (Target::Object(kind, name), m) => object(&ctx, m, kind, name, &parts, body).await,
@@ -305,7 +308,7 @@ async fn create_repo(ctx: &Ctx, parts: &Parts) -> Outcome {
             "POST on a repository needs ?create=true",
         ));
     }
-    if ctx.token.mode == "read-only" {
+    if ctx.token.mode == TokenMode::ReadOnly {
         return Err(ctx.refuse_write("", "read-only token").await);
     }
     let id = uuid::Uuid::new_v4().to_string();
@@ -329,9 +332,9 @@ async fn create_repo(ctx: &Ctx, parts: &Parts) -> Outcome {
     Ok(StatusCode::OK.into_response())
 }
 
-async fn list(ctx: &Ctx, kind: &str, headers: &HeaderMap) -> Outcome {
+async fn list(ctx: &Ctx, kind: ResticFile, headers: &HeaderMap) -> Outcome {
     let repo = ctx.repo().await?;
-    let rows = ctx.state.meta.restic_list(&repo.id, kind).await?;
+    let rows = ctx.state.meta.restic_list(&repo.id, kind.as_str()).await?;
     let v2 = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -353,7 +356,7 @@ async fn list(ctx: &Ctx, kind: &str, headers: &HeaderMap) -> Outcome {
 async fn object(
     ctx: &Ctx,
     method: Method,
-    kind: &str,
+    kind: ResticFile,
     name: &str,
     parts: &Parts,
     body: Body,
@@ -369,12 +372,12 @@ async fn object(
     }
 }
 
-async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap) -> Outcome {
+async fn read(ctx: &Ctx, head: bool, kind: ResticFile, name: &str, headers: &HeaderMap) -> Outcome {
     let repo = ctx.repo().await?;
     let objects = &ctx.state.0.objects;
     let not_found = || Failure::new(StatusCode::NOT_FOUND, format!("{kind}/{name} not found"));
     let (mut row, cached) = objects
-        .get(&repo.id, kind, name)
+        .get(&repo.id, kind.as_str(), name)
         .await?
         .ok_or_else(not_found)?;
     let size = row.size as u64;
@@ -406,7 +409,7 @@ async fn read(ctx: &Ctx, head: bool, kind: &str, name: &str, headers: &HeaderMap
         // Deleted through another replica since it was cached.
         // (Content-named, so a file stored again under the name has the same size.)
         row = objects
-            .refresh(&repo.id, kind, name)
+            .refresh(&repo.id, kind.as_str(), name)
             .await?
             .ok_or_else(not_found)?;
         got = bytes_of(ctx, &mut row, whole).await;
@@ -454,8 +457,14 @@ async fn bytes_of(
     Ok(futures::stream::once(std::future::ready(Ok(bytes))).boxed())
 }
 
-async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Body) -> Outcome {
-    if ctx.token.mode == "read-only" {
+async fn write(
+    ctx: &Ctx,
+    kind: ResticFile,
+    name: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Outcome {
+    if ctx.token.mode == TokenMode::ReadOnly {
         return Err(ctx
             .refuse_write(&format!("{kind}/{name}"), "read-only token")
             .await);
@@ -490,10 +499,15 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
     // A small file is recorded with its bytes, and its record finds out whether the name
     // existed and charges the quota atomically: no lookup first (a database round trip per
     // file), no early quota refusal (the body is small; the charge refuses it).
-    let small = kind != "config" && declared.is_some_and(|d| d <= INLINE_MAX);
+    let small = kind != ResticFile::Config && declared.is_some_and(|d| d <= INLINE_MAX);
     let existing = match small {
         true => None,
-        false => state.meta.restic_object(&repo.id, kind, name).await?,
+        false => {
+            state
+                .meta
+                .restic_object(&repo.id, kind.as_str(), name)
+                .await?
+        }
     };
     if let Some(len) = declared
         && existing.is_none()
@@ -505,7 +519,7 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
         }
         return Err(ctx.quota_refusal(kind, name).await);
     }
-    if kind == "config" && existing.is_some() {
+    if kind == ResticFile::Config && existing.is_some() {
         drain(&mut stream).await;
         return Err(ctx
             .refuse_write("config", "config exists and is never rewritten")
@@ -515,7 +529,7 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
     // is the same content (a retry whose answer was lost). Check it, store nothing.
     // A small new file is gathered in memory and recorded with its bytes, without a blob.
     let inline = existing.is_none() && declared.is_some_and(|d| d <= INLINE_MAX);
-    let hash = if kind == "config" {
+    let hash = if kind == ResticFile::Config {
         Hash::None
     } else {
         Hash::Sha256
@@ -594,7 +608,7 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
         Some(format!(
             "body has {size} bytes, Content-Length said otherwise"
         ))
-    } else if kind != "config" && ingest.digest() != name {
+    } else if kind != ResticFile::Config && ingest.digest() != name {
         Some("the body's SHA-256 does not match the object name".into())
     } else {
         None
@@ -657,7 +671,7 @@ async fn write(ctx: &Ctx, kind: &str, name: &str, headers: &HeaderMap, body: Bod
 }
 
 impl Ctx {
-    async fn quota_refusal(&self, kind: &str, name: &str) -> Failure {
+    async fn quota_refusal(&self, kind: ResticFile, name: &str) -> Failure {
         self.state
             .audit(
                 &self.user.name,
@@ -672,15 +686,15 @@ impl Ctx {
     }
 }
 
-async fn remove(ctx: &Ctx, kind: &str, name: &str) -> Outcome {
-    let target = if kind == "config" {
+async fn remove(ctx: &Ctx, kind: ResticFile, name: &str) -> Outcome {
+    let target = if kind == ResticFile::Config {
         "config".to_string()
     } else {
         format!("{kind}/{name}")
     };
-    match ctx.token.mode.as_str() {
-        "read-only" => return Err(ctx.refuse_write(&target, "read-only token").await),
-        "append-only" if kind != "locks" => {
+    match ctx.token.mode {
+        TokenMode::ReadOnly => return Err(ctx.refuse_write(&target, "read-only token").await),
+        TokenMode::AppendOnly if kind != ResticFile::Locks => {
             return Err(ctx
                 .refuse_write(&target, "append-only token deletes only locks")
                 .await);
@@ -688,11 +702,11 @@ async fn remove(ctx: &Ctx, kind: &str, name: &str) -> Outcome {
         _ => {}
     }
     let repo = ctx.repo().await?;
-    ctx.state.0.objects.forget(&repo.id, kind, name);
+    ctx.state.0.objects.forget(&repo.id, kind.as_str(), name);
     if let Some(size) = ctx
         .state
         .meta
-        .restic_delete(&repo.id, &ctx.user.id, kind, name)
+        .restic_delete(&repo.id, &ctx.user.id, kind.as_str(), name)
         .await?
     {
         ctx.metric(kind, "delete", size as u64);
@@ -713,10 +727,10 @@ mod tests {
         let h = "0".repeat(64);
         assert_eq!(target("").unwrap(), Target::Root);
         assert_eq!(target("config").unwrap(), Target::Config);
-        assert_eq!(target("keys/").unwrap(), Target::List("keys"));
+        assert_eq!(target("keys/").unwrap(), Target::List(ResticFile::Keys));
         assert_eq!(
             target(&format!("data/{h}")).unwrap(),
-            Target::Object("data", &h)
+            Target::Object(ResticFile::Data, &h)
         );
         for bad in ["data", "conf", "../x", "data/../config", "data%2F", "x/"] {
             assert_eq!(

@@ -7,7 +7,7 @@
 //! is never refused for someone else's failures: with 256 bits of secret, guessing is
 //! hopeless, so the throttle only stops noise, never the owner.
 
-use enc_store::{AccessTokenRow, UserRow};
+use enc_store::{AccessTokenRow, TokenKind, UserRow};
 use subtle::ConstantTimeEq as _;
 
 use crate::http::error::ApiError;
@@ -59,7 +59,7 @@ pub async fn verify(
     state: &AppState,
     user_name: Option<&str>,
     token: &str,
-    kind: &str,
+    kind: TokenKind,
     client: &str,
 ) -> Result<(UserRow, AccessTokenRow), Refusal> {
     match check(state, user_name, token, kind).await {
@@ -112,7 +112,7 @@ async fn check(
     state: &AppState,
     user_name: Option<&str>,
     token: &str,
-    kind: &str,
+    kind: TokenKind,
 ) -> enc_store::Result<Option<(UserRow, AccessTokenRow)>> {
     let Some(id) = token_id(token) else {
         return Ok(None);

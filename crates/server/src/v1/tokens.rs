@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use enc_proto::*;
-use enc_store::AccessTokenRow;
+use enc_store::{AccessTokenRow, TokenKind, TokenMode};
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::ApiJson;
@@ -17,15 +17,12 @@ use crate::state::AppState;
 use crate::v1::auth::Session;
 use crate::v1::users::require_permission;
 
-/// Token modes.
-pub const MODES: [&str; 3] = ["full", "append-only", "read-only"];
-
 fn info(t: &AccessTokenRow) -> TokenInfo {
     TokenInfo {
         id: t.id.clone(),
-        kind: t.kind.clone(),
+        kind: t.kind.to_string(),
         scope: t.scope.clone(),
-        mode: t.mode.clone(),
+        mode: t.mode.to_string(),
         label: t.label.clone(),
         created: t.created,
         expires: t.expires,
@@ -42,32 +39,28 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateTokenRequest>,
 ) -> ApiResult<Json<CreateTokenResponse>> {
     let mut req = req;
-    match req.kind.as_str() {
-        "restic" => validate_repo_name(&req.scope).map_err(ApiError::BadRequest)?,
+    let kind: TokenKind = req
+        .kind
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("unknown token kind: {e}")))?;
+    match kind {
+        TokenKind::Restic => validate_repo_name(&req.scope).map_err(ApiError::BadRequest)?,
         // A Mercury token reaches the user's archives; there is nothing else to scope.
-        "mercury" if req.scope.is_empty() || req.scope == MERCURY_SCOPE => {
+        TokenKind::Mercury if req.scope.is_empty() || req.scope == MERCURY_SCOPE => {
             req.scope = MERCURY_SCOPE.into();
         }
-        "mercury" => {
+        TokenKind::Mercury => {
             return Err(ApiError::BadRequest(format!(
                 "a mercury token reaches your archives; leave the scope empty (got {:?})",
                 req.scope
             )));
         }
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown token kind {other:?}; kinds are: restic, mercury"
-            )));
-        }
     }
-    if !MODES.contains(&req.mode.as_str()) {
-        return Err(ApiError::BadRequest(format!(
-            "unknown mode {:?}; modes are: {}",
-            req.mode,
-            MODES.join(", ")
-        )));
-    }
-    if req.mode != "read-only" {
+    let mode: TokenMode = req
+        .mode
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("unknown mode: {e}")))?;
+    if mode != TokenMode::ReadOnly {
         require_permission(&state, &s, Permission::WriteVaults)?;
     }
     if req.label.chars().count() > 128 || req.label.chars().any(char::is_control) {
@@ -91,9 +84,9 @@ pub async fn create(
         id: id.clone(),
         user_id: s.user.id.clone(),
         token_hash: token_hash(&token),
-        kind: req.kind,
+        kind,
         scope: req.scope,
-        mode: req.mode,
+        mode,
         label: req.label,
         created: now(),
         expires,

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use enc_proto::*;
-use enc_store::{NewVault, VaultAccess};
+use enc_store::{Access, NewVault, VaultAccess};
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::json::ApiJson;
@@ -22,7 +22,7 @@ pub(crate) fn info(v: VaultAccess) -> VaultInfo {
         generation: v.generation as u32,
         wrapped_keys: v.wrapped_keys,
         keys_signature: v.keys_signature,
-        access: v.access,
+        access: v.access.to_string(),
         keys_signer: v.owner_name.clone(),
         keys_signer_key: v.owner_key,
         objects: v.objects as u64,
@@ -50,7 +50,7 @@ pub(crate) fn row_id(owner_id: &str, signed_id: &str) -> String {
 
 /// Refuses a change to a vault shared with the caller read-only.
 pub(crate) fn writable(v: &VaultAccess) -> ApiResult<()> {
-    if v.access == "read" {
+    if v.access == Access::Read {
         return Err(ApiError::Forbidden(
             "this vault is shared with you read-only: pull and ls only (ask its owner for write access)".into(),
         ));
@@ -236,7 +236,7 @@ pub async fn members(
                 ed25519_public: m.ed25519_public,
                 recipient_signature: m.recipient_sig,
                 owner: m.owner,
-                access: m.access,
+                access: m.access.to_string(),
             })
             .collect(),
     ))
@@ -265,13 +265,17 @@ pub async fn share(
         return Err(ApiError::Conflict("you own this vault already".into()));
     }
     let generation = v.generation as u32;
-    let right = if req.read_only { "read" } else { "write" };
+    let right = if req.read_only {
+        Access::Read
+    } else {
+        Access::Write
+    };
     check_keys_signature(
         &s.user,
         &v.signed_id,
         &member.name,
         generation,
-        right,
+        right.as_str(),
         &req.wrapped_keys,
         &req.signature,
     )?;
@@ -322,7 +326,7 @@ pub async fn unshare(
             &v.signed_id,
             &m.name,
             req.generation,
-            &m.access,
+            m.access.as_str(),
             &mk.wrapped_keys,
             &mk.signature,
         )?;

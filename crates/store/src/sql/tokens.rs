@@ -20,9 +20,9 @@ impl Tokens for SqlMeta {
                 .bind(&t.id)
                 .bind(&t.user_id)
                 .bind(&t.token_hash)
-                .bind(&t.kind)
+                .bind(t.kind.as_str())
                 .bind(&t.scope)
-                .bind(&t.mode)
+                .bind(t.mode.as_str())
                 .bind(&t.label)
                 .bind(t.created)
                 .bind(t.expires),

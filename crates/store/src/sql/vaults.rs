@@ -107,7 +107,7 @@ impl Vaults for SqlMeta {
         user_id: &str,
         wrapped_keys: &str,
         signature: &str,
-        access: &str,
+        access: Access,
     ) -> Result<()> {
         let stmt = q(
             "INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature, access) \
@@ -119,7 +119,7 @@ impl Vaults for SqlMeta {
         .bind(user_id)
         .bind(wrapped_keys)
         .bind(signature)
-        .bind(access);
+        .bind(access.as_str());
         self.db.write_one(Scope::Tenant, stmt).await?;
         Ok(())
     }
