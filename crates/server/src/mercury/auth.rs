@@ -71,7 +71,14 @@ impl Conn {
         };
         if p.user.is_none() {
             state
-                .audit(&p.who, None, "mercury.auth", &p.space, "ok", &self.client)
+                .audit(
+                    &p.who,
+                    None,
+                    "mercury.auth",
+                    &p.space.to_string(),
+                    "ok",
+                    &self.client,
+                )
                 .await;
         }
         let who = p.who.clone();
@@ -105,8 +112,8 @@ impl Conn {
         Principal {
             token_id: Some(token.id.clone()),
             who: user.name.clone(),
-            space: format!("user:{}", user.id),
-            rate_key: format!("user:{}", user.id),
+            space: Space::User(user.id.clone()),
+            rate_key: Space::User(user.id.clone()).to_string(),
             can_upload: token.mode != enc_store::TokenMode::ReadOnly,
             can_download: true,
             can_list: true,
@@ -162,8 +169,8 @@ pub(super) async fn key_principal(
             token_id: None,
             who: format!("client:{}", c.client_id),
             user: None,
-            space: format!("client:{}", c.client_id),
-            rate_key: format!("client:{}", c.client_id),
+            space: Space::Client(c.client_id.clone()),
+            rate_key: Space::Client(c.client_id.clone()).to_string(),
             can_upload: p.can_upload,
             can_download: p.can_download,
             can_list: p.can_list,
@@ -178,7 +185,7 @@ pub(super) async fn key_principal(
         token_id: None,
         who: "psk".into(),
         user: None,
-        space: "psk".into(),
+        space: Space::Preshared,
         rate_key: format!("psk:{}", client),
         can_upload: true,
         can_download: true,

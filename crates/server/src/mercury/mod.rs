@@ -307,7 +307,7 @@ struct Principal {
     /// The token's id (re-checked while the connection lasts).
     token_id: Option<String>,
     /// Whose archives.
-    space: String,
+    space: Space,
     can_upload: bool,
     can_download: bool,
     can_list: bool,
@@ -319,6 +319,28 @@ struct Principal {
     quota: Option<u64>,
     /// Key of the hourly upload allowance.
     rate_key: String,
+}
+
+/// Whose archives a connection reaches: each credential has its own space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Space {
+    /// An enc user's, reached with a token of kind `mercury` (by user id).
+    User(String),
+    /// A client of the `auth.json` list's (by client id).
+    Client(String),
+    /// The preshared key's, one for everyone who holds it.
+    Preshared,
+}
+
+impl std::fmt::Display for Space {
+    /// The stored form: `user:<id>`, `client:<id>` or `psk`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Space::User(id) => write!(f, "user:{id}"),
+            Space::Client(id) => write!(f, "client:{id}"),
+            Space::Preshared => f.write_str("psk"),
+        }
+    }
 }
 
 /// An upload in progress.

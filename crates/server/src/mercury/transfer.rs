@@ -25,7 +25,7 @@ impl Conn {
         check_name(name).map_err(|m| Fail::new(Code::InvalidRequest, m).rejecting())?;
         let state = self.state.clone();
         let (space, rate_key, max, limit, quota) = (
-            p.space.clone(),
+            p.space.to_string(),
             p.rate_key.clone(),
             p.max_file_size,
             p.space_limit,
@@ -168,7 +168,7 @@ impl Conn {
             return Err(Fail::new(Code::InvalidRequest, "No upload in progress").into());
         };
         let p = self.principal()?;
-        let (space, who) = (p.space.clone(), p.who.clone());
+        let (space, who) = (p.space.to_string(), p.who.clone());
         let user = p.user.as_ref().map(|user| {
             (
                 user.id.clone(),
@@ -257,7 +257,11 @@ impl Conn {
         };
         u.ingest.abort().await;
         if let Some(p) = &self.who
-            && let Err(e) = self.state.meta.mercury_abort(&p.space, &u.name).await
+            && let Err(e) = self
+                .state
+                .meta
+                .mercury_abort(&p.space.to_string(), &u.name)
+                .await
         {
             tracing::warn!(error = %e, "dropping a mercury reservation failed; it expires later");
         }
@@ -273,7 +277,7 @@ impl Conn {
                 Fail::new(Code::AuthFailed, "Permission denied: this key may not list").into(),
             );
         }
-        let space = p.space.clone();
+        let space = p.space.to_string();
         Ok(self.state.meta.mercury_files(&space).await?)
     }
 
@@ -288,7 +292,7 @@ impl Conn {
             .into());
         }
         check_name(name).map_err(|m| Fail::new(Code::InvalidRequest, m))?;
-        let (space, who) = (p.space.clone(), p.who.clone());
+        let (space, who) = (p.space.to_string(), p.who.clone());
         let state = self.state.clone();
         let Some(file) = state.meta.mercury_file(&space, name).await? else {
             return Err(Fail::new(Code::FileNotFound, format!("File not found: {name}")).into());
