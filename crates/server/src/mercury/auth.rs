@@ -49,7 +49,7 @@ impl Conn {
                 }
             }
         } else {
-            key_principal(&state, &self.mercury, &self.client, key).await
+            key_principal(&state, &self.mercury, key).await
         };
         let Some(p) = principal else {
             let t = crate::rules::now();
@@ -113,7 +113,6 @@ impl Conn {
             token_id: Some(token.id.clone()),
             who: user.name.clone(),
             space: Space::User(user.id.clone()),
-            rate_key: Space::User(user.id.clone()).to_string(),
             can_upload: token.mode != enc_store::TokenMode::ReadOnly,
             can_download: true,
             can_list: true,
@@ -129,7 +128,6 @@ impl Conn {
 pub(super) async fn key_principal(
     state: &AppState,
     mercury: &Mercury,
-    client: &str,
     key: &str,
 ) -> Option<Principal> {
     let config = &state.config.mercury;
@@ -170,7 +168,6 @@ pub(super) async fn key_principal(
             who: format!("client:{}", c.client_id),
             user: None,
             space: Space::Client(c.client_id.clone()),
-            rate_key: Space::Client(c.client_id.clone()).to_string(),
             can_upload: p.can_upload,
             can_download: p.can_download,
             can_list: p.can_list,
@@ -186,7 +183,6 @@ pub(super) async fn key_principal(
         who: "psk".into(),
         user: None,
         space: Space::Preshared,
-        rate_key: format!("psk:{}", client),
         can_upload: true,
         can_download: true,
         can_list: true,

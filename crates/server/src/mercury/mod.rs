@@ -317,8 +317,6 @@ struct Principal {
     space_limit: Option<u64>,
     /// The user's quota.
     quota: Option<u64>,
-    /// Key of the hourly upload allowance.
-    rate_key: String,
 }
 
 /// Whose archives a connection reaches: each credential has its own space.
@@ -339,6 +337,17 @@ impl std::fmt::Display for Space {
             Space::User(id) => write!(f, "user:{id}"),
             Space::Client(id) => write!(f, "client:{id}"),
             Space::Preshared => f.write_str("psk"),
+        }
+    }
+}
+
+impl Space {
+    /// Whose hourly upload allowance an upload takes from: the space's, except that the
+    /// preshared key's is counted per client address (everyone holding it shares one space).
+    fn allowance(&self, client: &str) -> String {
+        match self {
+            Space::Preshared => format!("psk:{client}"),
+            other => other.to_string(),
         }
     }
 }

@@ -26,7 +26,7 @@ impl Conn {
         let state = self.state.clone();
         let (space, rate_key, max, limit, quota) = (
             p.space.to_string(),
-            p.rate_key.clone(),
+            p.space.allowance(&self.client),
             p.max_file_size,
             p.space_limit,
             p.quota,
