@@ -78,15 +78,8 @@ const SMALL_READ: u64 = 4 << 20;
 /// restic restore is a chain of small range reads that each wait for the last, and the hop to a
 /// blocking thread and back was a good part of each one.
 async fn read_small(file: std::path::PathBuf, r: std::ops::Range<u64>) -> Result<Vec<u8>> {
-    let io_err = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::NotFound => StoreError::NotFound,
-        _ => StoreError::Blob(object_store::Error::Generic {
-            store: "local",
-            source: Box::new(e),
-        }),
-    };
     let mut buf = vec![0u8; (r.end - r.start) as usize];
-    let f = std::fs::File::open(&file).map_err(io_err)?;
+    let f = std::fs::File::open(&file).map_err(StoreError::local)?;
     let mut done = 0;
     while done < buf.len() {
         let mut slices = [std::io::IoSliceMut::new(&mut buf[done..])];
@@ -96,7 +89,11 @@ async fn read_small(file: std::path::PathBuf, r: std::ops::Range<u64>) -> Result
             r.start + done as u64,
             rustix::io::ReadWriteFlags::NOWAIT,
         ) {
-            Ok(0) => return Err(io_err(std::io::ErrorKind::UnexpectedEof.into())),
+            Ok(0) => {
+                return Err(StoreError::local(std::io::Error::from(
+                    std::io::ErrorKind::UnexpectedEof,
+                )));
+            }
             Ok(n) => done += n,
             // Not cached (EAGAIN), or a kernel or filesystem without RWF_NOWAIT.
             Err(_) => break,
@@ -112,18 +109,13 @@ async fn read_small(file: std::path::PathBuf, r: std::ops::Range<u64>) -> Result
     })
     .await
     .map_err(|e| StoreError::Batch(format!("read task failed: {e}")))?
-    .map_err(io_err)
+    .map_err(StoreError::local)
 }
 
 impl ObjectBlobs {
     /// Blobs in a local directory, durable (`fsync`ed) on finish.
     pub fn local(dir: &std::path::Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Blob(object_store::Error::Generic {
-                store: "local",
-                source: Box::new(e),
-            })
-        })?;
+        std::fs::create_dir_all(dir).map_err(StoreError::local)?;
         let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?
             .with_fsync(true)
             .with_automatic_cleanup(true);
@@ -363,26 +355,13 @@ impl BlobStore for ObjectBlobs {
             // object_store reads local files 8 KiB at a time; read 1 MiB at a time instead.
             object_store::GetResultPayload::File(mut file, _) => {
                 use std::io::Seek as _;
-                let io_err = |e: std::io::Error| {
-                    StoreError::Blob(object_store::Error::Generic {
-                        store: "local",
-                        source: Box::new(e),
-                    })
-                };
                 file.seek(std::io::SeekFrom::Start(span.start))
-                    .map_err(io_err)?;
+                    .map_err(StoreError::local)?;
                 let file = tokio::fs::File::from_std(file);
                 let limited = tokio::io::AsyncReadExt::take(file, span.end - span.start);
                 Ok(
                     tokio_util::io::ReaderStream::with_capacity(limited, READ_CHUNK)
-                        .map(|r| {
-                            r.map_err(|e| {
-                                StoreError::Blob(object_store::Error::Generic {
-                                    store: "local",
-                                    source: Box::new(e),
-                                })
-                            })
-                        })
+                        .map(|r| r.map_err(StoreError::local))
                         .boxed(),
                 )
             }

@@ -64,10 +64,7 @@ impl Aligned {
 }
 
 fn io_err(path: &Path, what: &str, e: io::Error) -> StoreError {
-    StoreError::Blob(object_store::Error::Generic {
-        store: "local",
-        source: format!("{what} {}: {e}", path.display()).into(),
-    })
+    StoreError::local(format!("{what} {}: {e}", path.display()))
 }
 
 /// Opens `path` for writing, with `O_DIRECT` when asked.

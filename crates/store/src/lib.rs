@@ -56,6 +56,20 @@ pub enum StoreError {
     Blob(#[from] object_store::Error),
 }
 
+impl StoreError {
+    /// A failure of the local blob directory (`NotFound` for a missing file).
+    pub(crate) fn local(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        let source = e.into();
+        match source.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::NotFound => Self::NotFound,
+            _ => Self::Blob(object_store::Error::Generic {
+                store: "local",
+                source,
+            }),
+        }
+    }
+}
+
 /// Shorthand.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

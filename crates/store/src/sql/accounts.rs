@@ -1,6 +1,9 @@
 //! Accounts: the server secret, users, sessions, SSH keys and login challenges.
 
-use super::{SESSION_COLS, Scope, SqlMeta, USER_COLS, insert_vault, q, queue_blobs_of, unix_now};
+use super::{
+    SESSION_COLS, Scope, SqlMeta, Stored, USER_COLS, insert, insert_vault, q, queue_blobs_of,
+    queue_selected, unix_now,
+};
 use crate::*;
 
 #[async_trait::async_trait]
@@ -44,10 +47,7 @@ impl Users for SqlMeta {
             Some(_) => {
                 tx.execute(
                     q("UPDATE users SET role = ?, invite_hash = ?, invite_expires = ? WHERE name = ?")
-                        .bind(&inv.role)
-                        .bind(&inv.invite_hash)
-                        .bind(inv.expires)
-                        .bind(&inv.name),
+                        .binds((&inv.role, &inv.invite_hash, inv.expires, &inv.name)),
                 )
                 .await?;
             }
@@ -58,13 +58,15 @@ impl Users for SqlMeta {
                        invite_hash, invite_expires, created) \
                        VALUES (?, ?, ?, 'invited', ?, 0, 0, 0, ?, ?, ?)",
                     )
-                    .bind(&inv.id)
-                    .bind(&inv.name)
-                    .bind(&inv.role)
-                    .bind(&inv.salt)
-                    .bind(&inv.invite_hash)
-                    .bind(inv.expires)
-                    .bind(inv.now),
+                    .binds((
+                        &inv.id,
+                        &inv.name,
+                        &inv.role,
+                        &inv.salt,
+                        &inv.invite_hash,
+                        inv.expires,
+                        inv.now,
+                    )),
                 )
                 .await?;
             }
@@ -98,9 +100,7 @@ impl Users for SqlMeta {
                     "SELECT {USER_COLS} FROM users WHERE name = ? AND state = 'invited' \
                      AND invite_hash = ? AND invite_expires > ?"
                 ))
-                .bind(&reg.name)
-                .bind(&reg.invite_hash)
-                .bind(reg.now),
+                .binds((&reg.name, &reg.invite_hash, reg.now)),
             )
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -110,15 +110,17 @@ impl Users for SqlMeta {
                kdf_m = ?, kdf_t = ?, kdf_p = ?, auth_hash = ?, x25519_recipient = ?, \
                ed25519_public = ?, wrapped_keys = ?, recipient_sig = ? WHERE id = ?",
             )
-            .bind(reg.kdf.0)
-            .bind(reg.kdf.1)
-            .bind(reg.kdf.2)
-            .bind(&reg.auth_hash)
-            .bind(&reg.x25519_recipient)
-            .bind(&reg.ed25519_public)
-            .bind(&reg.wrapped_keys)
-            .bind(&reg.recipient_sig)
-            .bind(&user.id),
+            .binds((
+                reg.kdf.0,
+                reg.kdf.1,
+                reg.kdf.2,
+                &reg.auth_hash,
+                &reg.x25519_recipient,
+                &reg.ed25519_public,
+                &reg.wrapped_keys,
+                &reg.recipient_sig,
+                &user.id,
+            )),
         )
         .await?;
         insert_vault(
@@ -155,9 +157,7 @@ impl Users for SqlMeta {
             .db
             .write_one(
                 Scope::System,
-                q("UPDATE users SET quota_bytes = ? WHERE name = ?")
-                    .bind(quota)
-                    .bind(name),
+                q("UPDATE users SET quota_bytes = ? WHERE name = ?").binds((quota, name)),
             )
             .await?
         {
@@ -176,20 +176,12 @@ impl Users for SqlMeta {
         // Everything the user's rows reference goes on the collection queue with them.
         queue_blobs_of(&mut tx, "v.owner_id = ?", &id, now).await?;
         for from in [
-            "SELECT u.blob_key, ? FROM uploads u JOIN vaults v ON v.id = u.vault_id \
-             WHERE v.owner_id = ?",
-            "SELECT o.blob_key, ? FROM restic_objects o JOIN restic_repos r ON r.id = o.repo_id \
+            "u.blob_key FROM uploads u JOIN vaults v ON v.id = u.vault_id WHERE v.owner_id = ?",
+            "o.blob_key FROM restic_objects o JOIN restic_repos r ON r.id = o.repo_id \
              WHERE r.user_id = ? AND o.data IS NULL",
-            "SELECT blob_key, ? FROM mercury_files WHERE user_id = ?",
+            "blob_key FROM mercury_files WHERE user_id = ?",
         ] {
-            tx.execute(
-                q(format!(
-                    "INSERT INTO blob_gc (blob_key, queued) {from} ON CONFLICT DO NOTHING"
-                ))
-                .bind(now)
-                .bind(&id),
-            )
-            .await?;
+            queue_selected(&mut tx, now, from, (&id,)).await?;
         }
         tx.execute(q("DELETE FROM users WHERE id = ?").bind(&id))
             .await?;
@@ -201,9 +193,7 @@ impl Users for SqlMeta {
             .db
             .write_one(
                 Scope::System,
-                q("UPDATE users SET role = ? WHERE name = ?")
-                    .bind(role)
-                    .bind(name),
+                q("UPDATE users SET role = ? WHERE name = ?").binds((role, name)),
             )
             .await?
         {
@@ -216,22 +206,7 @@ impl Users for SqlMeta {
 #[async_trait::async_trait]
 impl Sessions for SqlMeta {
     async fn create_session(&self, s: SessionRow) -> Result<()> {
-        self.db
-            .write_one(
-                Scope::System,
-                q(format!(
-                    "INSERT INTO sessions ({SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                ))
-                .bind(s.id)
-                .bind(s.token_hash)
-                .bind(s.user_id)
-                .bind(s.method)
-                .bind(s.created)
-                .bind(s.last_seen)
-                .bind(s.device)
-                .bind(s.client),
-            )
-            .await?;
+        self.db.write_one(Scope::System, insert(&s, "")).await?;
         Ok(())
     }
 
@@ -270,10 +245,11 @@ impl Sessions for SqlMeta {
             }
             if stale {
                 tx.execute(
-                    q("UPDATE sessions SET last_seen = ? WHERE id = ? AND last_seen < ?")
-                        .bind(now)
-                        .bind(&session.id)
-                        .bind(now),
+                    q("UPDATE sessions SET last_seen = ? WHERE id = ? AND last_seen < ?").binds((
+                        now,
+                        &session.id,
+                        now,
+                    )),
                 )
                 .await?;
                 session.last_seen = now;
@@ -310,9 +286,7 @@ impl Sessions for SqlMeta {
             .db
             .write_one(
                 Scope::Tenant,
-                q("DELETE FROM sessions WHERE id = ? AND user_id = ?")
-                    .bind(session_id)
-                    .bind(user_id),
+                q("DELETE FROM sessions WHERE id = ? AND user_id = ?").binds((session_id, user_id)),
             )
             .await?
             > 0)
@@ -328,10 +302,11 @@ impl Sessions for SqlMeta {
         let mut tx = self.db.write(Scope::Tenant).await?;
         let done = tx
             .execute(
-                q("UPDATE users SET auth_hash = ?, wrapped_keys = ? WHERE id = ?")
-                    .bind(auth_hash)
-                    .bind(wrapped_keys)
-                    .bind(user_id),
+                q("UPDATE users SET auth_hash = ?, wrapped_keys = ? WHERE id = ?").binds((
+                    auth_hash,
+                    wrapped_keys,
+                    user_id,
+                )),
             )
             .await?;
         if done == 0 {
@@ -341,9 +316,7 @@ impl Sessions for SqlMeta {
         if let Some(keep) = end_others_but {
             ended = tx
                 .execute(
-                    q("DELETE FROM sessions WHERE user_id = ? AND id <> ?")
-                        .bind(user_id)
-                        .bind(keep),
+                    q("DELETE FROM sessions WHERE user_id = ? AND id <> ?").binds((user_id, keep)),
                 )
                 .await?;
         }
@@ -352,31 +325,22 @@ impl Sessions for SqlMeta {
     }
 
     async fn add_ssh_key(&self, k: SshKeyRow) -> Result<()> {
-        let stmt = q("INSERT INTO ssh_keys (user_id, fingerprint, public_key, comment, wrapped_keys, created) \
-               VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, fingerprint) DO UPDATE SET \
-               public_key = excluded.public_key, comment = excluded.comment, \
-               wrapped_keys = excluded.wrapped_keys, created = excluded.created")
-            .bind(k.user_id)
-            .bind(k.fingerprint)
-            .bind(k.public_key)
-            .bind(k.comment)
-            .bind(k.wrapped_keys)
-            .bind(k.created);
+        let stmt = insert(
+            &k,
+            "ON CONFLICT (user_id, fingerprint) DO UPDATE SET public_key = excluded.public_key, \
+             comment = excluded.comment, wrapped_keys = excluded.wrapped_keys, \
+             created = excluded.created",
+        );
         self.db.write_one(Scope::Tenant, stmt).await?;
         Ok(())
     }
 
     async fn ssh_keys(&self, user_id: &str) -> Result<Vec<SshKeyRow>> {
-        self.db
-            .read_all(
-                Scope::System,
-                q(
-                    "SELECT user_id, fingerprint, public_key, comment, wrapped_keys, created \
-               FROM ssh_keys WHERE user_id = ? ORDER BY created",
-                )
-                .bind(user_id),
-            )
-            .await
+        let cols = SshKeyRow::COLS;
+        let stmt = q(format!(
+            "SELECT {cols} FROM ssh_keys WHERE user_id = ? ORDER BY created"
+        ));
+        self.db.read_all(Scope::System, stmt.bind(user_id)).await
     }
 
     async fn put_challenge(
@@ -391,10 +355,7 @@ impl Sessions for SqlMeta {
             .await?;
         tx.execute(
             q("INSERT INTO ssh_challenges (id, user_name, challenge, expires) VALUES (?, ?, ?, ?)")
-                .bind(id)
-                .bind(user)
-                .bind(challenge)
-                .bind(expires),
+                .binds((id, user, challenge, expires)),
         )
         .await?;
         tx.commit().await
@@ -408,9 +369,7 @@ impl Sessions for SqlMeta {
                     "DELETE FROM ssh_challenges WHERE id = ? AND user_name = ? AND expires >= ? \
                    RETURNING challenge",
                 )
-                .bind(id)
-                .bind(user)
-                .bind(now),
+                .binds((id, user, now)),
             )
             .await?;
         tx.commit().await?;

@@ -37,16 +37,18 @@ impl Audit for SqlMeta {
                 "INSERT INTO audit (seq, ts, actor, actor_id, action, target, outcome, client, \
                prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
-            .bind(seq)
-            .bind(e.ts)
-            .bind(&e.actor)
-            .bind(&e.actor_id)
-            .bind(&e.action)
-            .bind(&e.target)
-            .bind(&e.outcome)
-            .bind(&e.client)
-            .bind(&prev_hash)
-            .bind(&hash),
+            .binds((
+                seq,
+                e.ts,
+                &e.actor,
+                &e.actor_id,
+                &e.action,
+                &e.target,
+                &e.outcome,
+                &e.client,
+                &prev_hash,
+                &hash,
+            )),
         )
         .await?;
         tx.commit().await?;

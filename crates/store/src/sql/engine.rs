@@ -61,32 +61,36 @@ pub struct EngineCounts {
     pub most_writing_at_once: u64,
 }
 
-/// A connection pool of one engine.
+/// A connection pool of one engine, with its counts.
 #[derive(Clone)]
-pub(crate) enum Db {
+pub(crate) struct Db {
+    pool: Pool,
+    stats: Arc<Stats>,
+}
+
+#[derive(Clone)]
+enum Pool {
     Sqlite {
         pool: SqlitePool,
         /// Serialises this process's write transactions.
         write_lock: Arc<tokio::sync::Mutex<()>>,
-        stats: Arc<Stats>,
     },
-    Pg {
-        pool: PgPool,
-        stats: Arc<Stats>,
-    },
+    Pg(PgPool),
 }
 
 /// An open transaction; dropped without [`Tx::commit`], it rolls back.
-pub(crate) enum Tx {
+pub(crate) struct Tx {
+    open: Open,
+    writing: Writer,
+}
+
+enum Open {
     Sqlite {
         tx: sqlx::Transaction<'static, Sqlite>,
-        _lock: Option<tokio::sync::OwnedMutexGuard<()>>,
-        writing: Writer,
+        /// The write lock, held by a transaction that may write.
+        lock: Option<tokio::sync::OwnedMutexGuard<()>>,
     },
-    Pg {
-        tx: sqlx::Transaction<'static, Postgres>,
-        writing: Writer,
-    },
+    Pg(sqlx::Transaction<'static, Postgres>),
 }
 
 /// Whether a transaction has written: counted when it is opened to write, or at its first
@@ -131,29 +135,23 @@ impl Db {
     /// SQLite, its writes serialised by `write_lock` (shared with whatever else writes
     /// through this pool).
     pub(crate) fn sqlite(pool: SqlitePool, write_lock: Arc<tokio::sync::Mutex<()>>) -> Self {
-        Self::Sqlite {
+        let pool = Pool::Sqlite { pool, write_lock };
+        Self {
             pool,
-            write_lock,
             stats: Default::default(),
         }
     }
 
     pub(crate) fn pg(pool: PgPool) -> Self {
-        Self::Pg {
-            pool,
+        Self {
+            pool: Pool::Pg(pool),
             stats: Default::default(),
-        }
-    }
-
-    fn stats(&self) -> &Arc<Stats> {
-        match self {
-            Self::Sqlite { stats, .. } | Self::Pg { stats, .. } => stats,
         }
     }
 
     /// What the engine has done so far.
     pub(crate) fn counts(&self) -> EngineCounts {
-        let s = self.stats();
+        let s = &self.stats;
         EngineCounts {
             transactions: s.transactions.load(Ordering::SeqCst),
             writes: s.writes.load(Ordering::SeqCst),
@@ -181,42 +179,35 @@ impl Db {
 
     /// A transaction that may write.
     pub(crate) async fn write(&self, scope: Scope) -> Result<Tx> {
-        self.stats().transactions.fetch_add(1, Ordering::Relaxed);
-        match self {
-            Self::Sqlite {
-                pool,
-                write_lock,
-                stats,
-            } => {
-                let lock = write_lock.clone().lock_owned().await;
-                let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(Tx::Sqlite {
-                    tx,
-                    _lock: Some(lock),
-                    writing: Writer::new(stats, true),
-                })
-            }
-            Self::Pg { pool, stats } => Ok(Tx::Pg {
-                tx: pg_begin(pool, scope).await?,
-                writing: Writer::new(stats, true),
-            }),
-        }
+        self.begin(scope, true).await
     }
 
     /// A transaction that reads (on PostgreSQL it could write too; see [`Tx::can_write`]).
     pub(crate) async fn read(&self, scope: Scope) -> Result<Tx> {
-        self.stats().transactions.fetch_add(1, Ordering::Relaxed);
-        match self {
-            Self::Sqlite { pool, stats, .. } => Ok(Tx::Sqlite {
+        self.begin(scope, false).await
+    }
+
+    async fn begin(&self, scope: Scope, write: bool) -> Result<Tx> {
+        self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+        let open = match &self.pool {
+            Pool::Sqlite { pool, write_lock } if write => {
+                let lock = write_lock.clone().lock_owned().await;
+                let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                Open::Sqlite {
+                    tx,
+                    lock: Some(lock),
+                }
+            }
+            Pool::Sqlite { pool, .. } => Open::Sqlite {
                 tx: pool.begin().await?,
-                _lock: None,
-                writing: Writer::new(stats, false),
-            }),
-            Self::Pg { pool, stats } => Ok(Tx::Pg {
-                tx: pg_begin(pool, scope).await?,
-                writing: Writer::new(stats, false),
-            }),
-        }
+                lock: None,
+            },
+            Pool::Pg(pool) => Open::Pg(pg_begin(pool, scope).await?),
+        };
+        Ok(Tx {
+            open,
+            writing: Writer::new(&self.stats, write),
+        })
     }
 }
 
@@ -264,6 +255,48 @@ impl Q {
         self.args.push(a.into());
         self
     }
+
+    /// Binds the next placeholders, one per element of a tuple, in order.
+    pub(crate) fn binds(mut self, args: impl Args) -> Self {
+        args.push_to(&mut self.args);
+        self
+    }
+
+    /// The statement's text, after checking (in debug builds: the conformance suite runs
+    /// every statement on both engines) that it has one `?` per bound value.
+    fn text(&self) -> &Text {
+        debug_assert_eq!(
+            self.sql.0.matches('?').count(),
+            self.args.len(),
+            "placeholders and bound values differ in: {}",
+            self.sql.0
+        );
+        &self.sql
+    }
+}
+
+/// Values for consecutive placeholders: a tuple of anything [`Arg`] is made from.
+pub(crate) trait Args {
+    fn push_to(self, args: &mut Vec<Arg>);
+}
+
+/// [`Args`] for tuples of each length named.
+macro_rules! args_tuples {
+    ($(($($t:ident),+))*) => {
+        $(impl<$($t: Into<Arg>),+> Args for ($($t,)+) {
+            #[allow(non_snake_case)]
+            fn push_to(self, args: &mut Vec<Arg>) {
+                let ($($t,)+) = self;
+                $(args.push($t.into());)+
+            }
+        })*
+    };
+}
+
+args_tuples! {
+    (A) (A, B) (A, B, C) (A, B, C, D) (A, B, C, D, E) (A, B, C, D, E, F) (A, B, C, D, E, F, G)
+    (A, B, C, D, E, F, G, H) (A, B, C, D, E, F, G, H, I) (A, B, C, D, E, F, G, H, I, J)
+    (A, B, C, D, E, F, G, H, I, J, K) (A, B, C, D, E, F, G, H, I, J, K, L)
 }
 
 /// `From` conversions into [`Arg`], one line each.
@@ -279,6 +312,10 @@ macro_rules! arg_from {
 
 arg_from! {
     i64 => |x| Arg::Int(Some(x)),
+    &i64 => |x| Arg::Int(Some(*x)),
+    &Option<i64> => |x| Arg::Int(*x),
+    &crate::TokenKind => |x| Arg::Text(Some(x.as_str().into())),
+    &crate::TokenMode => |x| Arg::Text(Some(x.as_str().into())),
     u32 => |x| Arg::Int(Some(x.into())),
     Option<i64> => |x| Arg::Int(x),
     bool => |x| Arg::Bool(x),
@@ -317,14 +354,18 @@ macro_rules! bind_all {
 /// a [`Row`]).
 macro_rules! on_engine {
     ($tx:expr, $q:expr, |$query:ident, $conn:ident, $wrap:ident| $run:expr) => {
-        match $tx {
-            Tx::Sqlite { tx, .. } => {
+        match &mut $tx.open {
+            Open::Sqlite { tx, .. } => {
+                $q.text();
                 let $query = bind_all!(sqlx::query($q.sql.into_sqlite()), &$q.args);
                 let ($conn, $wrap) = (&mut **tx, Row::Sqlite);
                 $run
             }
-            Tx::Pg { tx, .. } => {
-                let $query = bind_all!(sqlx::query(sqlx::AssertSqlSafe(pg_sql(&$q.sql))), &$q.args);
+            Open::Pg(tx) => {
+                let $query = bind_all!(
+                    sqlx::query(sqlx::AssertSqlSafe(pg_sql($q.text()))),
+                    &$q.args
+                );
                 let ($conn, $wrap) = (&mut **tx, Row::Pg);
                 $run
             }
@@ -396,9 +437,9 @@ impl Tx {
     /// Whether this transaction may write (a read transaction on SQLite may not: it would
     /// have to upgrade its lock, which can fail under a concurrent writer).
     pub(crate) fn can_write(&self) -> bool {
-        match self {
-            Self::Sqlite { _lock, .. } => _lock.is_some(),
-            Self::Pg { .. } => true,
+        match &self.open {
+            Open::Sqlite { lock, .. } => lock.is_some(),
+            Open::Pg(_) => true,
         }
     }
 
@@ -410,31 +451,24 @@ impl Tx {
 
     /// Runs a statement that changes rows; the number it changed.
     pub(crate) async fn execute(&mut self, q: Q) -> Result<u64> {
-        self.wrote();
+        self.writing.wrote();
         Ok(on_engine!(self, q, |query, conn, _wrap| query
             .execute(conn)
             .await?
             .rows_affected()))
     }
 
-    /// Counts this transaction as a writer from now on.
-    fn wrote(&mut self) {
-        match self {
-            Self::Sqlite { writing, .. } | Self::Pg { writing, .. } => writing.wrote(),
-        }
-    }
-
     /// The rows a changing statement returns (`… RETURNING`).
     pub(crate) async fn returning<T: FromRows>(&mut self, q: Q) -> Result<Vec<T>> {
-        self.wrote();
+        self.writing.wrote();
         self.all(q).await
     }
 
     /// A fragment with no form both engines accept: `sqlite`'s or `pg`'s.
     pub(crate) fn pick(&self, sqlite: &'static str, pg: &'static str) -> &'static str {
-        match self {
-            Self::Sqlite { .. } => sqlite,
-            Self::Pg { .. } => pg,
+        match self.open {
+            Open::Sqlite { .. } => sqlite,
+            Open::Pg(_) => pg,
         }
     }
 
@@ -479,7 +513,7 @@ impl Tx {
     /// Holds a lock named `what` until the transaction ends, across replicas (PostgreSQL's
     /// advisory lock); on SQLite the write transaction already holds the only write lock.
     pub(crate) async fn lock(&mut self, what: &str) -> Result<()> {
-        if let Self::Pg { tx, .. } = self {
+        if let Open::Pg(tx) = &mut self.open {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
                 .bind(what)
                 .execute(&mut **tx)
@@ -490,9 +524,9 @@ impl Tx {
 
     /// Makes the transaction's changes durable and visible.
     pub(crate) async fn commit(self) -> Result<()> {
-        match self {
-            Self::Sqlite { tx, .. } => tx.commit().await?,
-            Self::Pg { tx, .. } => tx.commit().await?,
+        match self.open {
+            Open::Sqlite { tx, .. } => tx.commit().await?,
+            Open::Pg(tx) => tx.commit().await?,
         }
         Ok(())
     }

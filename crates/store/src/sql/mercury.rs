@@ -20,11 +20,7 @@ impl Mercury for SqlMeta {
                     q("INSERT INTO mercury_files \
                        (space, name, state, size, blob_key, user_id, created) \
                        VALUES (?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT (space, name) DO NOTHING")
-                    .bind(&r.space)
-                    .bind(name)
-                    .bind(&r.blob_key)
-                    .bind(&r.user_id)
-                    .bind(r.now),
+                    .binds((&r.space, name, &r.blob_key, &r.user_id, r.now)),
                 )
                 .await?;
             if done == 1 {
@@ -47,11 +43,7 @@ impl Mercury for SqlMeta {
                     "UPDATE mercury_files SET state = 'stored', size = ?, created = ? \
                    WHERE space = ? AND name = ? AND blob_key = ? AND state = 'pending'",
                 )
-                .bind(c.size)
-                .bind(c.now)
-                .bind(&c.space)
-                .bind(&c.name)
-                .bind(&c.blob_key),
+                .binds((c.size, c.now, &c.space, &c.name, &c.blob_key)),
             )
             .await?;
         if done == 0 {
@@ -81,8 +73,7 @@ impl Mercury for SqlMeta {
                     "DELETE FROM mercury_files WHERE space = ? AND name = ? AND state = 'pending' \
                    RETURNING blob_key",
                 )
-                .bind(space)
-                .bind(name),
+                .binds((space, name)),
             )
             .await?;
         for (key,) in keys {
@@ -112,8 +103,7 @@ impl Mercury for SqlMeta {
                     "SELECT {FILE_COLS} FROM mercury_files \
                  WHERE space = ? AND name = ? AND state = 'stored'"
                 ))
-                .bind(space)
-                .bind(name),
+                .binds((space, name)),
             )
             .await
     }

@@ -8,7 +8,6 @@ pub(crate) mod engine;
 mod accounts;
 mod audit;
 mod mercury;
-mod meta;
 mod restic;
 mod restic_batch;
 mod throttle;
@@ -18,18 +17,75 @@ mod uploads;
 mod vaults;
 mod versions;
 
-pub(crate) use engine::{Db, Tx, q};
+pub(crate) use engine::{Args, Db, Q, Tx, q};
 pub use engine::{EngineCounts, Scope};
-pub use meta::SqlMeta;
 
 use crate::{NewVault, Result, StoreError};
 
-pub(crate) const USER_COLS: &str = "id, name, role, state, salt, kdf_m, kdf_t, kdf_p, invite_hash, \
-    invite_expires, auth_hash, x25519_recipient, ed25519_public, wrapped_keys, recipient_sig, created, \
-    usage_bytes, quota_bytes";
+/// The SQL metadata store, on SQLite ([`crate::sqlite::open`]) or PostgreSQL
+/// ([`crate::postgres::connect`]): one implementation of every concern of [`crate::meta`] for
+/// both engines, written in the concern's file of this module.
+pub struct SqlMeta {
+    db: Db,
+}
 
-pub(crate) const SESSION_COLS: &str =
-    "id, token_hash, user_id, method, created, last_seen, device, client";
+impl SqlMeta {
+    pub(crate) fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+/// A row type kept whole in one table, its columns named once: a `SELECT` of them and the
+/// `INSERT` of a row (see [`insert`]) come from one list, so they cannot disagree.
+pub(crate) trait Stored {
+    const TABLE: &'static str;
+    /// The columns, comma-separated, in the order of the fields.
+    const COLS: &'static str;
+    /// Binds the row's values in the order of [`Stored::COLS`].
+    fn bind_row(&self, q: Q) -> Q;
+}
+
+/// [`Stored`] for rows whose fields are the table's columns of the same names.
+macro_rules! stored {
+    ($($row:ty => $table:literal ($($col:ident),+ $(,)?);)*) => {$(
+        impl Stored for $row {
+            const TABLE: &'static str = $table;
+            const COLS: &'static str = stringify!($($col),+);
+            fn bind_row(&self, q: Q) -> Q {
+                q$(.bind(&self.$col))+
+            }
+        }
+    )*};
+}
+
+stored! {
+    crate::UserRow => "users" (
+        id, name, role, state, salt, kdf_m, kdf_t, kdf_p, invite_hash, invite_expires, auth_hash,
+        x25519_recipient, ed25519_public, wrapped_keys, recipient_sig, created, usage_bytes,
+        quota_bytes,
+    );
+    crate::SessionRow => "sessions" (
+        id, token_hash, user_id, method, created, last_seen, device, client,
+    );
+    crate::SshKeyRow => "ssh_keys" (user_id, fingerprint, public_key, comment, wrapped_keys, created);
+    crate::AccessTokenRow => "access_tokens" (
+        id, user_id, token_hash, kind, scope, mode, label, created, expires, last_used,
+    );
+    crate::UploadRow => "uploads" (id, vault_id, user_id, blob_key, size, hash, created);
+}
+
+/// `INSERT INTO` the row's table of the whole row, followed by `then` (an `ON CONFLICT`
+/// clause, or nothing).
+pub(crate) fn insert<R: Stored>(row: &R, then: &'static str) -> Q {
+    let marks = vec!["?"; R::COLS.split(',').count()].join(", ");
+    let (table, cols) = (R::TABLE, R::COLS);
+    row.bind_row(q(format!(
+        "INSERT INTO {table} ({cols}) VALUES ({marks}) {then}"
+    )))
+}
+
+pub(crate) const USER_COLS: &str = <crate::UserRow as Stored>::COLS;
+pub(crate) const SESSION_COLS: &str = <crate::SessionRow as Stored>::COLS;
 
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_now() -> i64 {
@@ -47,12 +103,31 @@ pub(crate) async fn queue_blobs_of(
     arg: &str,
     now: i64,
 ) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO blob_gc (blob_key, queued) \
-         SELECT ve.blob_key, ? FROM versions ve JOIN objects ob ON ve.object_id = ob.id \
-         JOIN vaults v ON v.id = ob.vault_id WHERE {filter} ON CONFLICT DO NOTHING"
+    let from = format!(
+        "ve.blob_key FROM versions ve JOIN objects ob ON ve.object_id = ob.id \
+         JOIN vaults v ON v.id = ob.vault_id WHERE {filter}"
     );
-    tx.execute(q(sql).bind(now).bind(arg)).await?;
+    queue_selected(tx, now, &from, (arg,)).await
+}
+
+/// Queues for collection at `now` the blob keys of `SELECT {from}` (`from` is built from
+/// constants; `args` are its placeholders' values); a key already queued keeps its time.
+pub(crate) async fn queue_selected(
+    tx: &mut Tx,
+    now: i64,
+    from: &str,
+    args: impl Args,
+) -> Result<()> {
+    // SQLite needs the WHERE of an INSERT … SELECT that has an ON CONFLICT clause.
+    let filter = if from.contains(" WHERE ") {
+        ""
+    } else {
+        " WHERE true"
+    };
+    let sql = format!(
+        "INSERT INTO blob_gc (queued, blob_key) SELECT ?, {from}{filter} ON CONFLICT DO NOTHING"
+    );
+    tx.execute(q(sql).bind(now).binds(args)).await?;
     Ok(())
 }
 
@@ -70,10 +145,7 @@ pub(crate) async fn charge(
                 .execute(
                     q("UPDATE users SET usage_bytes = usage_bytes + ? \
                        WHERE id = ? AND usage_bytes + ? <= ?")
-                    .bind(delta)
-                    .bind(user_id)
-                    .bind(delta)
-                    .bind(limit),
+                    .binds((delta, user_id, delta, limit)),
                 )
                 .await?;
             if done == 0 {
@@ -84,9 +156,7 @@ pub(crate) async fn charge(
             tx.execute(
                 q("UPDATE users SET usage_bytes = \
                    CASE WHEN usage_bytes + ? < 0 THEN 0 ELSE usage_bytes + ? END WHERE id = ?")
-                .bind(delta)
-                .bind(delta)
-                .bind(user_id),
+                .binds((delta, delta, user_id)),
             )
             .await?;
         }
@@ -121,8 +191,7 @@ pub(crate) async fn queue_at(tx: &mut Tx, key: &str, at: i64) -> Result<()> {
            SET queued = CASE WHEN excluded.queued < blob_gc.queued \
            THEN excluded.queued ELSE blob_gc.queued END",
         )
-        .bind(key)
-        .bind(at),
+        .binds((key, at)),
     )
     .await?;
     Ok(())
@@ -136,11 +205,7 @@ pub(crate) async fn insert_vault(tx: &mut Tx, v: &NewVault) -> Result<()> {
                 "INSERT INTO vaults (id, signed_id, owner_id, name, generation, created) \
                VALUES (?, ?, ?, ?, 1, ?)",
             )
-            .bind(&v.id)
-            .bind(&v.signed_id)
-            .bind(&v.owner_id)
-            .bind(&v.name)
-            .bind(v.now),
+            .binds((&v.id, &v.signed_id, &v.owner_id, &v.name, v.now)),
         )
         .await;
     match inserted {
@@ -151,10 +216,7 @@ pub(crate) async fn insert_vault(tx: &mut Tx, v: &NewVault) -> Result<()> {
     };
     tx.execute(
         q("INSERT INTO vault_members (vault_id, user_id, wrapped_keys, signature) VALUES (?, ?, ?, ?)")
-            .bind(&v.id)
-            .bind(&v.owner_id)
-            .bind(&v.wrapped_keys)
-            .bind(&v.signature),
+            .binds((&v.id, &v.owner_id, &v.wrapped_keys, &v.signature)),
     )
     .await?;
     Ok(())

@@ -1,9 +1,8 @@
 //! restic repositories and their files (tenant scope, except a batch's write: a batch holds
 //! files of many users, each charged to its own owner, so it runs in the system scope).
-//! The batch algorithm is [`crate::records`]; this file gives it its statements.
+//! A batch's algorithm is in `restic_batch.rs`.
 
-use super::restic_batch::{Inserted, RecordTx, insert_sql, padded_rows};
-use super::{Scope, SqlMeta, Tx, charge, q, unix_now};
+use super::{Scope, SqlMeta, Tx, charge, q, queue_at, queue_selected, unix_now};
 use crate::*;
 
 const REPO_COLS: &str = "r.id, r.user_id, r.name, r.created, \
@@ -48,99 +47,6 @@ async fn unqueue_many(tx: &mut Tx, keys: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Same name, same content: keep the stored copy, drop the new blob (if any) soon.
-async fn existed(tx: &mut Tx, o: &NewResticObject) -> Result<PutOutcome> {
-    if o.data.is_none() {
-        tx.execute(
-            q("UPDATE blob_gc SET queued = ? WHERE blob_key = ?")
-                .bind(o.now)
-                .bind(&o.blob_key),
-        )
-        .await?;
-    }
-    Ok(PutOutcome::Existed)
-}
-
-#[async_trait::async_trait]
-impl RecordTx for Tx {
-    async fn charge(&mut self, user_id: &str, delta: i64, quota: Option<i64>) -> Result<()> {
-        charge(self, user_id, delta, quota).await
-    }
-
-    async fn insert(&mut self, files: &[&NewResticObject]) -> Result<Vec<Inserted>> {
-        // PostgreSQL types the VALUES list from its first row; SQLite has no BYTEA (and its
-        // CAST to an unknown type would turn a blob into a number).
-        let row = self.pick(
-            "(?, ?, ?, ?, ?, ?, ?)",
-            "(?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT), CAST(? AS BYTEA))",
-        );
-        let rows = padded_rows(files.len());
-        let mut query = q(insert_sql(rows, row));
-        for o in files {
-            query = query
-                .bind(&o.repo_id)
-                .bind(&o.kind)
-                .bind(&o.name)
-                .bind(o.size)
-                .bind(&o.blob_key)
-                .bind(o.now)
-                .bind(o.data.as_deref());
-        }
-        for _ in files.len()..rows {
-            query = query
-                .bind(None::<&str>)
-                .bind(None::<&str>)
-                .bind(None::<&str>)
-                .bind(None::<i64>)
-                .bind(None::<&str>)
-                .bind(None::<i64>)
-                .bind(None::<&[u8]>);
-        }
-        self.returning(query).await
-    }
-
-    /// The charge comes first: when it is refused nothing has changed, so no savepoint is
-    /// needed around a file (two statements fewer per file).
-    async fn put_one(&mut self, o: &NewResticObject) -> Result<PutOutcome> {
-        match charge(self, &o.user_id, o.size, o.quota).await {
-            Ok(()) => {}
-            Err(StoreError::QuotaExceeded) => {
-                // A concurrent upload of the same file may have recorded it: not a refusal.
-                let exists: Option<i64> = self
-                    .scalar(
-                        q("SELECT CAST(1 AS BIGINT) FROM restic_objects \
-                           WHERE repo_id = ? AND kind = ? AND name = ?")
-                        .bind(&o.repo_id)
-                        .bind(&o.kind)
-                        .bind(&o.name),
-                    )
-                    .await?;
-                return match exists {
-                    Some(_) => existed(self, o).await,
-                    None => Err(StoreError::QuotaExceeded),
-                };
-            }
-            Err(other) => return Err(other),
-        }
-        // The batch's multi-row insert with one row: it skips an existing name or a gone
-        // repository.
-        if self.insert(&[o]).await?.is_empty() {
-            // Nothing recorded: give the charge back.
-            charge(self, &o.user_id, -o.size, None).await?;
-            let repo: Option<i64> = self
-                .scalar(
-                    q("SELECT CAST(1 AS BIGINT) FROM restic_repos WHERE id = ?").bind(&o.repo_id),
-                )
-                .await?;
-            if repo.is_none() {
-                return Err(StoreError::NotFound);
-            }
-            return existed(self, o).await;
-        }
-        Ok(PutOutcome::Stored)
-    }
-}
-
 #[async_trait::async_trait]
 impl Restic for SqlMeta {
     async fn restic_repo(&self, user_id: &str, name: &str) -> Result<Option<ResticRepoRow>> {
@@ -151,8 +57,7 @@ impl Restic for SqlMeta {
                     "SELECT id, user_id, name, created, CAST(0 AS BIGINT) AS objects, \
                CAST(0 AS BIGINT) AS bytes FROM restic_repos WHERE user_id = ? AND name = ?",
                 )
-                .bind(user_id)
-                .bind(name),
+                .binds((user_id, name)),
             )
             .await
     }
@@ -172,10 +77,7 @@ impl Restic for SqlMeta {
                     "INSERT INTO restic_repos (id, user_id, name, created) VALUES (?, ?, ?, ?) \
                    ON CONFLICT (user_id, name) DO NOTHING",
                 )
-                .bind(id)
-                .bind(user_id)
-                .bind(name)
-                .bind(now),
+                .binds((id, user_id, name, now)),
             )
             .await?
             > 0)
@@ -207,15 +109,8 @@ impl Restic for SqlMeta {
         let Some((owner, bytes)) = owner else {
             return Err(StoreError::NotFound);
         };
-        tx.execute(
-            q(
-                "INSERT INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM restic_objects \
-               WHERE repo_id = ? AND data IS NULL ON CONFLICT DO NOTHING",
-            )
-            .bind(unix_now())
-            .bind(repo_id),
-        )
-        .await?;
+        let from = "blob_key FROM restic_objects WHERE repo_id = ? AND data IS NULL";
+        queue_selected(&mut tx, unix_now(), from, (repo_id,)).await?;
         tx.execute(q("DELETE FROM restic_repos WHERE id = ?").bind(repo_id))
             .await?;
         charge(&mut tx, &owner, -bytes, None).await?;
@@ -233,9 +128,7 @@ impl Restic for SqlMeta {
                 Scope::Tenant,
                 q("SELECT name, size, blob_key, data FROM restic_objects \
                WHERE repo_id = ? AND kind = ? AND name = ?")
-                .bind(repo_id)
-                .bind(kind)
-                .bind(name),
+                .binds((repo_id, kind, name)),
             )
             .await
     }
@@ -248,8 +141,7 @@ impl Restic for SqlMeta {
                     "SELECT name, size, '' AS blob_key, CAST(NULL AS BYTEA) AS data \
                FROM restic_objects WHERE repo_id = ? AND kind = ?",
                 )
-                .bind(repo_id)
-                .bind(kind),
+                .binds((repo_id, kind)),
             )
             .await
     }
@@ -281,9 +173,7 @@ impl Restic for SqlMeta {
                     "DELETE FROM restic_objects WHERE repo_id = ? AND kind = ? AND name = ? \
                    RETURNING size, blob_key, data IS NOT NULL",
                 )
-                .bind(repo_id)
-                .bind(kind)
-                .bind(name),
+                .binds((repo_id, kind, name)),
             )
             .await?
             .into_iter()
@@ -292,12 +182,7 @@ impl Restic for SqlMeta {
             return Ok(None);
         };
         if !inline {
-            tx.execute(
-                q("INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) ON CONFLICT DO NOTHING")
-                    .bind(&blob_key)
-                    .bind(unix_now()),
-            )
-            .await?;
+            queue_at(&mut tx, &blob_key, unix_now()).await?;
         }
         charge(&mut tx, user_id, -size, None).await?;
         tx.commit().await?;

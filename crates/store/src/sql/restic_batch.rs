@@ -5,37 +5,23 @@
 //! exchange on PostgreSQL). A batch is instead charged once per user and inserted with one
 //! multi-row statement that returns what it inserted; only the files it did not insert (a
 //! name that existed, a repository deleted meanwhile) and the users whose files do not all
-//! fit their quota are then handled one by one, exactly as before. The algorithm lives here;
-//! [`RecordTx`] (a charge, the insert, a lone record) is implemented once, on the SQL
-//! engine's transaction, in `sql/restic.rs`.
+//! fit their quota are then handled one by one, exactly as before.
 
+use super::{Tx, charge, q};
 use crate::{NewResticObject, PutOutcome, Result, StoreError};
-
-/// What a backend does inside a batch's transaction for [`put_many`].
-#[async_trait::async_trait]
-pub(crate) trait RecordTx: Send {
-    /// Changes a user's usage by `delta`; a growth past `quota` is `QuotaExceeded` and
-    /// changes nothing.
-    async fn charge(&mut self, user_id: &str, delta: i64, quota: Option<i64>) -> Result<()>;
-    /// The multi-row insert of [`insert_sql`] for these files: the rows it inserted.
-    async fn insert(&mut self, files: &[&NewResticObject]) -> Result<Vec<Inserted>>;
-    /// Records one file on its own: charge first, then insert; `QuotaExceeded` or
-    /// `NotFound` (repository gone) leave nothing changed.
-    async fn put_one(&mut self, o: &NewResticObject) -> Result<PutOutcome>;
-}
 
 /// Records a batch's files: one charge per user and one multi-row insert for all of them. A
 /// user whose files do not all fit the quota has them recorded one by one, each charged or
 /// refused on its own; so are the files the insert skipped (a name that exists, a repository
 /// gone), after their charge is given back. `Err` only for a failure of the transaction.
 pub(crate) async fn put_many(
-    tx: &mut impl RecordTx,
+    tx: &mut Tx,
     puts: &[NewResticObject],
 ) -> Result<Vec<Result<PutOutcome>>> {
     let mut out: Vec<Option<Result<PutOutcome>>> = puts.iter().map(|_| None).collect();
     let mut bulk = Vec::new();
     for share in shares(puts) {
-        match tx.charge(share.user_id, share.bytes, share.quota).await {
+        match charge(tx, share.user_id, share.bytes, share.quota).await {
             Ok(()) => bulk.extend(share.files),
             Err(StoreError::QuotaExceeded) => {
                 for i in share.files {
@@ -51,14 +37,14 @@ pub(crate) async fn put_many(
     });
     for chunk in bulk.chunks(64) {
         let files: Vec<&NewResticObject> = chunk.iter().map(|&i| &puts[i]).collect();
-        let inserted = tx.insert(&files).await?;
+        let inserted = insert(tx, &files).await?;
         for (&i, done) in chunk.iter().zip(recorded(puts, chunk, &inserted)) {
             if done {
                 out[i] = Some(Ok(PutOutcome::Stored));
                 continue;
             }
             let o = &puts[i];
-            tx.charge(&o.user_id, -o.size, None).await?;
+            charge(tx, &o.user_id, -o.size, None).await?;
             out[i] = Some(one_of_many(tx, o).await?);
         }
     }
@@ -66,6 +52,89 @@ pub(crate) async fn put_many(
         .into_iter()
         .map(|r| r.unwrap_or(Err(StoreError::Batch("file left out of its batch".into()))))
         .collect())
+}
+
+/// Same name, same content: keep the stored copy, drop the new blob (if any) soon.
+async fn existed(tx: &mut Tx, o: &NewResticObject) -> Result<PutOutcome> {
+    if o.data.is_none() {
+        tx.execute(
+            q("UPDATE blob_gc SET queued = ? WHERE blob_key = ?").binds((o.now, &o.blob_key)),
+        )
+        .await?;
+    }
+    Ok(PutOutcome::Existed)
+}
+
+/// The multi-row insert of [`insert_sql`] for these files: the rows it inserted.
+async fn insert(tx: &mut Tx, files: &[&NewResticObject]) -> Result<Vec<Inserted>> {
+    // PostgreSQL types the VALUES list from its first row; SQLite has no BYTEA (and its
+    // CAST to an unknown type would turn a blob into a number).
+    let row = tx.pick(
+        "(?, ?, ?, ?, ?, ?, ?)",
+        "(?, ?, ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT), CAST(? AS BYTEA))",
+    );
+    let rows = padded_rows(files.len());
+    let mut query = q(insert_sql(rows, row));
+    for o in files {
+        query = query.binds((
+            &o.repo_id,
+            &o.kind,
+            &o.name,
+            o.size,
+            &o.blob_key,
+            o.now,
+            o.data.as_deref(),
+        ));
+    }
+    for _ in files.len()..rows {
+        query = query.binds((
+            None::<&str>,
+            None::<&str>,
+            None::<&str>,
+            None::<i64>,
+            None::<&str>,
+            None::<i64>,
+            None::<&[u8]>,
+        ));
+    }
+    tx.returning(query).await
+}
+
+/// The charge comes first: when it is refused nothing has changed, so no savepoint is
+/// needed around a file (two statements fewer per file).
+async fn put_one(tx: &mut Tx, o: &NewResticObject) -> Result<PutOutcome> {
+    match charge(tx, &o.user_id, o.size, o.quota).await {
+        Ok(()) => {}
+        Err(StoreError::QuotaExceeded) => {
+            // A concurrent upload of the same file may have recorded it: not a refusal.
+            let exists: Option<i64> = tx
+                .scalar(
+                    q("SELECT CAST(1 AS BIGINT) FROM restic_objects \
+                       WHERE repo_id = ? AND kind = ? AND name = ?")
+                    .binds((&o.repo_id, &o.kind, &o.name)),
+                )
+                .await?;
+            return match exists {
+                Some(_) => existed(tx, o).await,
+                None => Err(StoreError::QuotaExceeded),
+            };
+        }
+        Err(other) => return Err(other),
+    }
+    // The batch's multi-row insert with one row: it skips an existing name or a gone
+    // repository.
+    if insert(tx, &[o]).await?.is_empty() {
+        // Nothing recorded: give the charge back.
+        charge(tx, &o.user_id, -o.size, None).await?;
+        let repo: Option<i64> = tx
+            .scalar(q("SELECT CAST(1 AS BIGINT) FROM restic_repos WHERE id = ?").bind(&o.repo_id))
+            .await?;
+        if repo.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        return existed(tx, o).await;
+    }
+    Ok(PutOutcome::Stored)
 }
 
 /// Blob keys of the files a batch stored in blobs (not in their rows): the ones to take off
@@ -81,10 +150,10 @@ pub(crate) fn stored_blobs<'a>(
         .collect()
 }
 
-/// [`RecordTx::put_one`] inside a batch: a refusal is that file's answer, any other error
+/// [`put_one`] inside a batch: a refusal is that file's answer, any other error
 /// the batch's.
-async fn one_of_many(tx: &mut impl RecordTx, o: &NewResticObject) -> Result<Result<PutOutcome>> {
-    match tx.put_one(o).await {
+async fn one_of_many(tx: &mut Tx, o: &NewResticObject) -> Result<Result<PutOutcome>> {
+    match put_one(tx, o).await {
         Ok(done) => Ok(Ok(done)),
         Err(e @ (StoreError::QuotaExceeded | StoreError::NotFound)) => Ok(Err(e)),
         Err(other) => Err(other),

@@ -18,10 +18,7 @@ async fn set_throttle(
            ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
            next_allowed = excluded.next_allowed, updated = excluded.updated",
         )
-        .bind(key)
-        .bind(failures)
-        .bind(next_allowed)
-        .bind(now),
+        .binds((key, failures, next_allowed, now)),
     )
     .await?;
     Ok(())
@@ -73,9 +70,7 @@ impl Throttling for SqlMeta {
         let mut tx = self.db.write(Scope::System).await?;
         tx.lock(&format!("rate:{key}")).await?;
         tx.execute(
-            q("DELETE FROM rate_events WHERE key = ? AND at <= ?")
-                .bind(key)
-                .bind(now - window),
+            q("DELETE FROM rate_events WHERE key = ? AND at <= ?").binds((key, now - window)),
         )
         .await?;
         let used = tx
@@ -85,12 +80,8 @@ impl Throttling for SqlMeta {
         if used >= limit {
             return Ok(false);
         }
-        tx.execute(
-            q("INSERT INTO rate_events (key, at) VALUES (?, ?)")
-                .bind(key)
-                .bind(now),
-        )
-        .await?;
+        tx.execute(q("INSERT INTO rate_events (key, at) VALUES (?, ?)").binds((key, now)))
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -152,9 +143,7 @@ impl Throttling for SqlMeta {
                ON CONFLICT (key) DO UPDATE SET failures = 0, \
                next_allowed = excluded.next_allowed, updated = excluded.updated",
         )
-        .bind(key)
-        .bind(until)
-        .bind(now);
+        .binds((key, until, now));
         self.db.write_one(Scope::System, stmt).await?;
         Ok(())
     }

@@ -1,33 +1,15 @@
 //! Access tokens for restic and Mercury: listed and revoked by their user (tenant scope),
 //! looked up by id when a client presents one (system scope: the caller is not known yet).
 
-use super::{Scope, SqlMeta, q};
+use super::{Scope, SqlMeta, Stored, insert, q};
 use crate::*;
 
-const TOKEN_COLS: &str =
-    "id, user_id, token_hash, kind, scope, mode, label, created, expires, last_used";
+const TOKEN_COLS: &str = AccessTokenRow::COLS;
 
 #[async_trait::async_trait]
 impl Tokens for SqlMeta {
     async fn create_token(&self, t: AccessTokenRow) -> Result<()> {
-        self.db
-            .write_one(
-                Scope::Tenant,
-                q(
-                    "INSERT INTO access_tokens (id, user_id, token_hash, kind, scope, mode, label, \
-               created, expires, last_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                )
-                .bind(&t.id)
-                .bind(&t.user_id)
-                .bind(&t.token_hash)
-                .bind(t.kind.as_str())
-                .bind(&t.scope)
-                .bind(t.mode.as_str())
-                .bind(&t.label)
-                .bind(t.created)
-                .bind(t.expires),
-            )
-            .await?;
+        self.db.write_one(Scope::Tenant, insert(&t, "")).await?;
         Ok(())
     }
 
@@ -61,9 +43,7 @@ impl Tokens for SqlMeta {
             .db
             .write_one(
                 Scope::Tenant,
-                q("DELETE FROM access_tokens WHERE user_id = ? AND id = ?")
-                    .bind(user_id)
-                    .bind(id),
+                q("DELETE FROM access_tokens WHERE user_id = ? AND id = ?").binds((user_id, id)),
             )
             .await?
             > 0)
@@ -73,9 +53,7 @@ impl Tokens for SqlMeta {
         self.db
             .write_one(
                 Scope::System,
-                q("UPDATE access_tokens SET last_used = ? WHERE id = ?")
-                    .bind(now)
-                    .bind(id),
+                q("UPDATE access_tokens SET last_used = ? WHERE id = ?").binds((now, id)),
             )
             .await?;
         Ok(())

@@ -3,23 +3,18 @@
 //! after that committed.
 
 use super::uploads;
-use super::{Scope, SqlMeta, charge, q, queue_at, unix_now};
+use super::{Scope, SqlMeta, charge, q, queue_at, queue_selected, unix_now};
 use crate::*;
 
 #[async_trait::async_trait]
 impl Collection for SqlMeta {
     async fn prune(&self, now: i64, idle_secs: i64) -> Result<()> {
         let mut tx = self.db.write(Scope::System).await?;
-        tx.execute(
-            q("DELETE FROM sessions WHERE last_seen + ? < ?")
-                .bind(idle_secs)
-                .bind(now),
-        )
-        .await?;
+        tx.execute(q("DELETE FROM sessions WHERE last_seen + ? < ?").binds((idle_secs, now)))
+            .await?;
         tx.execute(
             q("DELETE FROM throttle WHERE updated < ? AND next_allowed < ?")
-                .bind(now - 86_400)
-                .bind(now),
+                .binds((now - 86_400, now)),
         )
         .await?;
         tx.execute(q("DELETE FROM rate_events WHERE at < ?").bind(now - 86_400))
@@ -32,31 +27,17 @@ impl Collection for SqlMeta {
     async fn expire_uploads(&self, completed_before: i64, before: i64) -> Result<u64> {
         let mut tx = self.db.write(Scope::System).await?;
         let charges: Vec<(String, i64)> = tx
-            .all(
-                q(uploads::EXPIRED_CHARGES)
-                    .bind(completed_before)
-                    .bind(before),
-            )
+            .all(q(uploads::EXPIRED_CHARGES).binds((completed_before, before)))
             .await?;
         for (owner, bytes) in charges {
             charge(&mut tx, &owner, -bytes, None).await?;
         }
-        tx.execute(
-            q(format!(
-                "INSERT INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM uploads \
-                 WHERE {} ON CONFLICT DO NOTHING",
-                uploads::EXPIRED
-            ))
-            .bind(unix_now())
-            .bind(completed_before)
-            .bind(before),
-        )
-        .await?;
+        let from = format!("blob_key FROM uploads WHERE {}", uploads::EXPIRED);
+        queue_selected(&mut tx, unix_now(), &from, (completed_before, before)).await?;
         let done = tx
             .execute(
                 q(format!("DELETE FROM uploads WHERE {}", uploads::EXPIRED))
-                    .bind(completed_before)
-                    .bind(before),
+                    .binds((completed_before, before)),
             )
             .await?;
         // A Mercury reservation's blob is already queued (for the end of its reservation).
@@ -73,8 +54,7 @@ impl Collection for SqlMeta {
         let keys: Vec<(String,)> = tx
             .all(
                 q("SELECT blob_key FROM blob_gc WHERE queued <= ? ORDER BY queued LIMIT ?")
-                    .bind(now)
-                    .bind(limit),
+                    .binds((now, limit)),
             )
             .await?;
         Ok(keys.into_iter().map(|(k,)| k).collect())
@@ -83,12 +63,8 @@ impl Collection for SqlMeta {
     async fn gc_retry_later(&self, keys: &[String], now: i64) -> Result<()> {
         let mut tx = self.db.write(Scope::System).await?;
         for k in keys {
-            tx.execute(
-                q("UPDATE blob_gc SET queued = ? WHERE blob_key = ?")
-                    .bind(now)
-                    .bind(k),
-            )
-            .await?;
+            tx.execute(q("UPDATE blob_gc SET queued = ? WHERE blob_key = ?").binds((now, k)))
+                .await?;
         }
         tx.commit().await
     }

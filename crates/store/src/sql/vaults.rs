@@ -1,7 +1,8 @@
 //! Vaults and their members (tenant scope: a vault is seen only through a membership).
 
 use super::{
-    Scope, SqlMeta, Tx, charge, credit_versions_of, insert_vault, q, queue_blobs_of, unix_now,
+    Scope, SqlMeta, Tx, charge, credit_versions_of, insert_vault, q, queue_blobs_of,
+    queue_selected, unix_now,
 };
 use crate::*;
 
@@ -15,12 +16,8 @@ const VAULT_ACCESS: &str = "SELECT v.id, v.signed_id, v.owner_id, o.name AS owne
 
 /// One vault as `user_id` sees it, in `tx`.
 async fn access_in(tx: &mut Tx, user_id: &str, vault_id: &str) -> Result<Option<VaultAccess>> {
-    tx.opt(
-        q(format!("{VAULT_ACCESS} WHERE m.user_id = ? AND v.id = ?"))
-            .bind(user_id)
-            .bind(vault_id),
-    )
-    .await
+    tx.opt(q(format!("{VAULT_ACCESS} WHERE m.user_id = ? AND v.id = ?")).binds((user_id, vault_id)))
+        .await
 }
 
 #[async_trait::async_trait]
@@ -30,8 +27,7 @@ impl Vaults for SqlMeta {
         let exists: Option<String> = tx
             .scalar(
                 q("SELECT id FROM vaults WHERE owner_id = ? AND name = ?")
-                    .bind(&v.owner_id)
-                    .bind(&v.name),
+                    .binds((&v.owner_id, &v.name)),
             )
             .await?;
         if exists.is_some() {
@@ -53,8 +49,7 @@ impl Vaults for SqlMeta {
                     "{VAULT_ACCESS} WHERE m.user_id = ? \
                  ORDER BY o.name <> (SELECT name FROM users WHERE id = ?), o.name, v.name"
                 ))
-                .bind(user_id)
-                .bind(user_id),
+                .binds((user_id, user_id)),
             )
             .await
     }
@@ -75,13 +70,11 @@ impl Vaults for SqlMeta {
             charge(&mut tx, &owner, -bytes, None).await?;
         }
         queue_blobs_of(&mut tx, "v.id = ?", vault_id, now).await?;
-        tx.execute(
-            q(
-                "INSERT INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM uploads \
-               WHERE vault_id = ? ON CONFLICT DO NOTHING",
-            )
-            .bind(now)
-            .bind(vault_id),
+        queue_selected(
+            &mut tx,
+            now,
+            "blob_key FROM uploads WHERE vault_id = ?",
+            (vault_id,),
         )
         .await?;
         tx.execute(q("DELETE FROM vaults WHERE id = ?").bind(vault_id))
@@ -115,11 +108,7 @@ impl Vaults for SqlMeta {
                wrapped_keys = excluded.wrapped_keys, signature = excluded.signature, \
                access = excluded.access",
         )
-        .bind(vault_id)
-        .bind(user_id)
-        .bind(wrapped_keys)
-        .bind(signature)
-        .bind(access.as_str());
+        .binds((vault_id, user_id, wrapped_keys, signature, access.as_str()));
         self.db.write_one(Scope::Tenant, stmt).await?;
         Ok(())
     }
@@ -150,8 +139,7 @@ impl Vaults for SqlMeta {
         let removed = tx
             .execute(
                 q("DELETE FROM vault_members WHERE vault_id = ? AND user_id = ?")
-                    .bind(vault_id)
-                    .bind(remove_user_id),
+                    .binds((vault_id, remove_user_id)),
             )
             .await?;
         if removed == 0 {
@@ -173,17 +161,13 @@ impl Vaults for SqlMeta {
             tx.execute(
                 q("UPDATE vault_members SET wrapped_keys = ?, signature = ? \
                    WHERE vault_id = ? AND user_id = ?")
-                .bind(wrapped)
-                .bind(signature)
-                .bind(vault_id)
-                .bind(user_id),
+                .binds((wrapped, signature, vault_id, user_id)),
             )
             .await?;
         }
         tx.execute(
             q("UPDATE vaults SET generation = ? WHERE id = ?")
-                .bind(i64::from(generation))
-                .bind(vault_id),
+                .binds((i64::from(generation), vault_id)),
         )
         .await?;
         tx.commit().await

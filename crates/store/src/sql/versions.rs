@@ -3,7 +3,10 @@
 
 use super::engine::FromRows;
 use super::uploads;
-use super::{Scope, SqlMeta, Tx, charge, credit_versions_of, q, queue_blobs_of, unix_now};
+use super::{
+    Scope, SqlMeta, Stored, Tx, charge, credit_versions_of, q, queue_at, queue_blobs_of,
+    queue_selected, unix_now,
+};
 use crate::*;
 
 const VERSION_COLS: &str = "ve.id, ve.version, ve.blob_key, ve.size, ve.hash, ve.generation, \
@@ -20,18 +23,17 @@ impl Versions for SqlMeta {
     async fn create_upload(&self, u: UploadRow, max_pending: i64) -> Result<()> {
         let mut tx = self.db.write(Scope::Tenant).await?;
         let done = tx
-            .execute(
-                q(uploads::CREATE)
-                    .bind(&u.id)
-                    .bind(&u.vault_id)
-                    .bind(&u.user_id)
-                    .bind(&u.blob_key)
-                    .bind(u.size)
-                    .bind(&u.hash)
-                    .bind(u.created)
-                    .bind(&u.user_id)
-                    .bind(max_pending),
-            )
+            .execute(q(uploads::CREATE).binds((
+                &u.id,
+                &u.vault_id,
+                &u.user_id,
+                &u.blob_key,
+                u.size,
+                &u.hash,
+                u.created,
+                &u.user_id,
+                max_pending,
+            )))
             .await?;
         if done == 0 {
             return Err(StoreError::Conflict("too many uploads in progress"));
@@ -56,15 +58,8 @@ impl Versions for SqlMeta {
             .ok_or(StoreError::NotFound)?;
         let kept = charged.min(size);
         charge(&mut tx, &owner, kept - charged, None).await?;
-        tx.execute(
-            q(uploads::COMPLETE)
-                .bind(size)
-                .bind(hash)
-                .bind(kept)
-                .bind(unix_now())
-                .bind(id),
-        )
-        .await?;
+        tx.execute(q(uploads::COMPLETE).binds((size, hash, kept, unix_now(), id)))
+            .await?;
         tx.commit().await
     }
 
@@ -73,12 +68,7 @@ impl Versions for SqlMeta {
         let pending: Option<(String, i64, String)> = locked(&mut tx, uploads::PENDING, id).await?;
         if let Some((owner, charged, blob_key)) = pending {
             charge(&mut tx, &owner, -charged, None).await?;
-            tx.execute(
-                q("INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) ON CONFLICT DO NOTHING")
-                    .bind(&blob_key)
-                    .bind(now),
-            )
-            .await?;
+            queue_at(&mut tx, &blob_key, now).await?;
             tx.execute(q(uploads::DELETE).bind(id)).await?;
         }
         tx.commit().await
@@ -88,13 +78,11 @@ impl Versions for SqlMeta {
         let mut tx = self.db.write(Scope::Tenant).await?;
         let upload: UploadRow = tx
             .opt(
-                q(
-                    "SELECT id, vault_id, user_id, blob_key, size, hash, created FROM uploads \
-                   WHERE id = ? AND vault_id = ? AND user_id = ?",
-                )
-                .bind(&c.upload_id)
-                .bind(&c.vault_id)
-                .bind(&c.user_id),
+                q(format!(
+                    "SELECT {} FROM uploads WHERE id = ? AND vault_id = ? AND user_id = ?",
+                    UploadRow::COLS
+                ))
+                .binds((&c.upload_id, &c.vault_id, &c.user_id)),
             )
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -113,9 +101,7 @@ impl Versions for SqlMeta {
                    WHERE m.vault_id = ? AND m.user_id = ? AND v.generation = ? \
                    AND m.access <> 'read'",
                 )
-                .bind(&c.vault_id)
-                .bind(&c.user_id)
-                .bind(c.generation),
+                .binds((&c.vault_id, &c.user_id, c.generation)),
             )
             .await?;
         let Some((author, author_key)) = author else {
@@ -129,8 +115,7 @@ impl Versions for SqlMeta {
         let object_id: Option<String> = tx
             .scalar(
                 q("SELECT id FROM objects WHERE vault_id = ? AND enc_name = ?")
-                    .bind(&c.vault_id)
-                    .bind(&c.enc_name),
+                    .binds((&c.vault_id, &c.enc_name)),
             )
             .await?;
         let object_id = match object_id {
@@ -139,10 +124,7 @@ impl Versions for SqlMeta {
                 let id = uuid::Uuid::new_v4().to_string();
                 tx.execute(
                     q("INSERT INTO objects (id, vault_id, enc_name, created) VALUES (?, ?, ?, ?)")
-                        .bind(&id)
-                        .bind(&c.vault_id)
-                        .bind(&c.enc_name)
-                        .bind(c.now),
+                        .binds((&id, &c.vault_id, &c.enc_name, c.now)),
                 )
                 .await?;
                 id
@@ -164,18 +146,20 @@ impl Versions for SqlMeta {
                signature, author_id, author, author_key, created) \
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
-            .bind(&upload.id)
-            .bind(&object_id)
-            .bind(c.version)
-            .bind(&upload.blob_key)
-            .bind(c.size)
-            .bind(&c.hash)
-            .bind(c.generation)
-            .bind(&c.signature)
-            .bind(&c.user_id)
-            .bind(&author)
-            .bind(&author_key)
-            .bind(c.now),
+            .binds((
+                &upload.id,
+                &object_id,
+                c.version,
+                &upload.blob_key,
+                c.size,
+                &c.hash,
+                c.generation,
+                &c.signature,
+                &c.user_id,
+                &author,
+                &author_key,
+                c.now,
+            )),
         )
         .await?;
         let charged: i64 = tx
@@ -188,27 +172,16 @@ impl Versions for SqlMeta {
             .one(
                 q("SELECT v.owner_id, (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) \
                    FROM versions WHERE object_id = ? AND version <= ?) FROM vaults v WHERE v.id = ?")
-                .bind(&object_id)
-                .bind(cutoff)
-                .bind(&c.vault_id),
+                .binds((&object_id, cutoff, &c.vault_id)),
             )
             .await?;
         // The upload's bytes were charged while they streamed.
         charge(&mut tx, &owner, c.size - pruned - charged, c.quota).await?;
-        tx.execute(
-            q(
-                "INSERT INTO blob_gc (blob_key, queued) SELECT blob_key, ? FROM versions \
-               WHERE object_id = ? AND version <= ? ON CONFLICT DO NOTHING",
-            )
-            .bind(c.now)
-            .bind(&object_id)
-            .bind(cutoff),
-        )
-        .await?;
+        let from = "blob_key FROM versions WHERE object_id = ? AND version <= ?";
+        queue_selected(&mut tx, c.now, from, (&object_id, cutoff)).await?;
         tx.execute(
             q("DELETE FROM versions WHERE object_id = ? AND version <= ?")
-                .bind(&object_id)
-                .bind(cutoff),
+                .binds((&object_id, cutoff)),
         )
         .await?;
         let row = tx
@@ -247,8 +220,7 @@ impl Versions for SqlMeta {
             "SELECT {VERSION_COLS} FROM objects ob JOIN versions ve ON ve.object_id = ob.id \
                  WHERE ob.vault_id = ? AND ob.enc_name = ? ORDER BY ve.version DESC"
         ))
-        .bind(vault_id)
-        .bind(enc_name);
+        .binds((vault_id, enc_name));
         self.db.read_all(Scope::Tenant, stmt).await
     }
 
@@ -257,8 +229,7 @@ impl Versions for SqlMeta {
             "SELECT {VERSION_COLS} FROM objects ob JOIN versions ve ON ve.object_id = ob.id \
                  WHERE ob.vault_id = ? AND ve.id = ?"
         ))
-        .bind(vault_id)
-        .bind(version_id);
+        .binds((vault_id, version_id));
         self.db.read_opt(Scope::Tenant, stmt).await
     }
 
@@ -267,8 +238,7 @@ impl Versions for SqlMeta {
         let object_id: Option<String> = tx
             .scalar(
                 q("SELECT id FROM objects WHERE vault_id = ? AND enc_name = ?")
-                    .bind(vault_id)
-                    .bind(enc_name),
+                    .binds((vault_id, enc_name)),
             )
             .await?;
         let Some(object_id) = object_id else {
