@@ -266,7 +266,7 @@ async fn user_create(
     require_server_state(config)?;
     let meta = crate::open_meta(config).await?;
     let ttl = expires.unwrap_or(config.invitation_ttl).as_secs() as i64;
-    let (token, expires_at) = crate::v1::auth::invite(&meta, name, role, ttl)
+    let (token, expires_at) = crate::v1::auth::invite(&*meta, name, role, ttl)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let entry = enc_store::NewAudit {

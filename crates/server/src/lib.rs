@@ -88,7 +88,10 @@ pub(crate) fn owner_only_dir(dir: &Path) -> anyhow::Result<()> {
 /// The deployment's server secret, which keys fake salts and client-address hashes: kept in
 /// the metadata store so every replica shares it. A `server.secret` file of an older data
 /// directory seeds it, so existing salts and hashes stay the same.
-async fn server_secret(meta: &enc_store::Meta, data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+async fn server_secret(
+    engine: &dyn enc_store::Engine,
+    data_dir: &Path,
+) -> anyhow::Result<[u8; 32]> {
     let legacy = data_dir.join("server.secret");
     let candidate = match std::fs::read(&legacy) {
         Ok(bytes) => bytes,
@@ -98,7 +101,7 @@ async fn server_secret(meta: &enc_store::Meta, data_dir: &Path) -> anyhow::Resul
             fresh.to_vec()
         }
     };
-    let stored = meta.server_secret(candidate).await?;
+    let stored = engine.server_secret(candidate).await?;
     stored
         .try_into()
         .map_err(|_| anyhow::anyhow!("the stored server secret is damaged (expected 32 bytes)"))
@@ -148,7 +151,7 @@ pub(crate) async fn open_state(config: Config) -> anyhow::Result<Server> {
         None => Policy::default(),
     };
     let mercury = mercury::Mercury::load(&config.mercury)?;
-    let secret = server_secret(&meta, &config.data_dir).await?;
+    let secret = server_secret(&*meta, &config.data_dir).await?;
     let dummy_hash = tokio::task::spawn_blocking(rules::credentials::dummy_hash).await?;
     let tls_fingerprint = if config.tls.insecure_http {
         String::new()

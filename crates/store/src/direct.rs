@@ -34,7 +34,9 @@ const PART: usize = 2 << 20;
 /// Parts being written while the next one fills.
 const IN_FLIGHT: usize = 2;
 
-/// A heap buffer whose usable region starts on an [`ALIGN`] boundary.
+/// A heap buffer whose usable region starts on an [`ALIGN`] boundary. The default one has no
+/// room at all (what a finished writer leaves behind).
+#[derive(Default)]
 struct Aligned {
     raw: Vec<u8>,
     start: usize,
@@ -42,14 +44,15 @@ struct Aligned {
 }
 
 impl Aligned {
-    fn new() -> Self {
+    /// Room for one part.
+    fn part() -> Self {
         let raw = vec![0u8; PART + ALIGN];
         // Moving the Vec never moves its heap block, so the offset stays right.
         let start = (ALIGN - raw.as_ptr() as usize % ALIGN) % ALIGN;
         Self { raw, start, len: 0 }
     }
     fn room(&self) -> usize {
-        PART - self.len
+        self.raw.len().saturating_sub(ALIGN) - self.len
     }
     fn fill(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.room());
@@ -187,7 +190,7 @@ impl DirectWriter {
             staging,
             file: Arc::new(file),
             direct: Arc::new(AtomicBool::new(direct)),
-            filling: Aligned::new(),
+            filling: Aligned::part(),
             spare: Vec::new(),
             in_flight: VecDeque::new(),
             offset: 0,
@@ -213,7 +216,7 @@ impl DirectWriter {
         while self.in_flight.len() >= IN_FLIGHT {
             self.reap_one().await?;
         }
-        let next = self.spare.pop().unwrap_or_else(Aligned::new);
+        let next = self.spare.pop().unwrap_or_else(Aligned::part);
         let buf = std::mem::replace(&mut self.filling, next);
         let (file, path, direct, offset) = (
             self.file.clone(),
@@ -248,14 +251,7 @@ impl BlobWriter for DirectWriter {
         while !self.in_flight.is_empty() {
             self.reap_one().await?;
         }
-        let tail = std::mem::replace(
-            &mut self.filling,
-            Aligned {
-                raw: Vec::new(),
-                start: 0,
-                len: 0,
-            },
-        );
+        let tail = std::mem::take(&mut self.filling);
         let (file, staging, dest, direct, offset) = (
             self.file.clone(),
             self.staging.clone(),

@@ -131,12 +131,8 @@ pub struct Registration {
     pub ed25519_public: String,
     pub wrapped_keys: String,
     pub recipient_sig: String,
-    /// The default vault's row id (see [`NewVault::id`]).
-    pub default_vault_id: String,
-    /// The id the client chose and signed over.
-    pub default_vault_signed_id: String,
-    pub default_vault_keys: String,
-    pub default_vault_sig: String,
+    /// The user's first vault, `default` (its owner must be the invited user).
+    pub default_vault: NewVault,
 }
 
 /// A session (token stored only as a hash).

@@ -13,7 +13,7 @@ impl Conn {
         let state = self.state.clone();
         let keys = [format!("mercury-ip:{}", self.client)];
         if let Err(crate::http::error::ApiError::TooManyAttempts(secs)) =
-            crate::rules::throttle::check_throttle(&state, &keys).await
+            crate::rules::throttle::check_throttle(&*state.meta, &keys).await
         {
             return Err(self
                 .auth_failed(

@@ -533,11 +533,11 @@ impl Conn {
             Some(user_id) => {
                 enc_store::tenant::scope(
                     user_id,
-                    crate::rules::credentials::still_valid(&state, &id),
+                    crate::rules::credentials::still_valid(&*state.meta, &id),
                 )
                 .await
             }
-            None => crate::rules::credentials::still_valid(&state, &id).await,
+            None => crate::rules::credentials::still_valid(&*state.meta, &id).await,
         };
         if valid {
             return Ok(());

@@ -4,11 +4,11 @@
 //! [`Logins`] at once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use enc_store::{
-    AccessTokenRow, Meta, ResticFile, ResticObjectRow, ResticRepoRow, TokenKind, UserRow,
+    AccessTokenRow, Restic, ResticFile, ResticObjectRow, ResticRepoRow, TokenKind, UserRow,
 };
 
 use crate::rules::credentials::{CACHE_SECS, Refusal, verify};
@@ -101,7 +101,7 @@ impl Logins {
 /// reader then calls [`Objects::refresh`]). Listings, writes and quota accounting always ask
 /// the database.
 pub struct Objects {
-    meta: Meta,
+    store: Arc<dyn Restic>,
     map: Mutex<HashMap<String, (Instant, ResticObjectRow)>>,
 }
 
@@ -109,10 +109,10 @@ impl Objects {
     /// Most entries kept; the map is emptied when it would grow past this.
     const MAX: usize = 4096;
 
-    /// The layer in front of `meta`.
-    pub fn new(meta: Meta) -> Self {
+    /// The layer in front of the store's restic files.
+    pub fn new(store: Arc<dyn Restic>) -> Self {
         Self {
-            meta,
+            store,
             map: Mutex::default(),
         }
     }
@@ -148,7 +148,7 @@ impl Objects {
         name: &str,
     ) -> enc_store::Result<Option<ResticObjectRow>> {
         self.forget(repo_id, kind, name);
-        let row = self.meta.restic_object(repo_id, kind, name).await?;
+        let row = self.store.restic_object(repo_id, kind, name).await?;
         if let Some(row) = row
             .as_ref()
             .filter(|r| kind != ResticFile::Config.as_str() && r.data.is_none())

@@ -15,9 +15,11 @@ pub enum ResticWrite {
 pub type WriteResult = enc_store::Result<Option<enc_store::PutOutcome>>;
 
 /// The writer of restic reservations and records: each batch is one transaction.
-pub fn restic_writer(meta: enc_store::Meta) -> Batcher<ResticWrite, WriteResult> {
+pub fn restic_writer(
+    store: std::sync::Arc<dyn enc_store::Restic>,
+) -> Batcher<ResticWrite, WriteResult> {
     Batcher::new(move |items: Vec<ResticWrite>| {
-        let meta = meta.clone();
+        let store = store.clone();
         async move {
             let mut reserve = Vec::new();
             let mut puts = Vec::new();
@@ -35,7 +37,7 @@ pub fn restic_writer(meta: enc_store::Meta) -> Batcher<ResticWrite, WriteResult>
                 }
             }
             let n = order.len();
-            match meta.restic_write_batch(reserve, puts).await {
+            match store.restic_write_batch(reserve, puts).await {
                 Ok(results) => {
                     let mut results = results.into_iter();
                     order

@@ -7,7 +7,7 @@
 //! is never refused for someone else's failures: with 256 bits of secret, guessing is
 //! hopeless, so the throttle only stops noise, never the owner.
 
-use enc_store::{AccessTokenRow, TokenKind, UserRow};
+use enc_store::{AccessTokenRow, TokenKind, Tokens, UserRow, Users};
 use subtle::ConstantTimeEq as _;
 
 use crate::http::error::ApiError;
@@ -62,7 +62,7 @@ pub async fn verify(
     kind: TokenKind,
     client: &str,
 ) -> Result<(UserRow, AccessTokenRow), Refusal> {
-    match check(state, user_name, token, kind).await {
+    match check(&*state.meta, user_name, token, kind).await {
         Ok(Some((user, row))) => {
             let t = now();
             let last = row.last_used.unwrap_or(0);
@@ -96,8 +96,8 @@ pub async fn verify(
 /// Whether a token that authenticated a long-lived connection still holds: it exists (not
 /// revoked), has not expired, and its user is still active. A storage failure counts as not
 /// valid (the connection ends; the client may reconnect).
-pub async fn still_valid(state: &AppState, token_id: &str) -> bool {
-    let row = match state.meta.token(token_id).await {
+pub async fn still_valid(store: &(impl Tokens + Users + ?Sized), token_id: &str) -> bool {
+    let row = match store.token(token_id).await {
         Ok(Some(row)) if row.expires.is_none_or(|e| e > now()) => row,
         Ok(_) => return false,
         Err(e) => {
@@ -105,11 +105,11 @@ pub async fn still_valid(state: &AppState, token_id: &str) -> bool {
             return false;
         }
     };
-    matches!(state.meta.user_by_id(&row.user_id).await, Ok(Some(u)) if u.state == "active")
+    matches!(store.user_by_id(&row.user_id).await, Ok(Some(u)) if u.state == "active")
 }
 
 async fn check(
-    state: &AppState,
+    store: &(impl Tokens + Users + ?Sized),
     user_name: Option<&str>,
     token: &str,
     kind: TokenKind,
@@ -117,7 +117,7 @@ async fn check(
     let Some(id) = token_id(token) else {
         return Ok(None);
     };
-    let Some(row) = state.meta.token(id).await? else {
+    let Some(row) = store.token(id).await? else {
         return Ok(None);
     };
     let hash_ok: bool = token_hash(token)
@@ -127,7 +127,7 @@ async fn check(
     if !hash_ok || row.kind != kind || row.expires.is_some_and(|e| e <= now()) {
         return Ok(None);
     }
-    let Some(user) = state.meta.user_by_id(&row.user_id).await? else {
+    let Some(user) = store.user_by_id(&row.user_id).await? else {
         return Ok(None);
     };
     if user_name.is_some_and(|n| n != user.name) || user.state != "active" {
@@ -141,7 +141,7 @@ async fn refuse(state: &AppState, user_name: Option<&str>, client: &str) -> Refu
     if let Some(name) = user_name {
         keys.push(format!("token-user:{name}"));
     }
-    if let Err(ApiError::TooManyAttempts(secs)) = check_throttle(state, &keys).await {
+    if let Err(ApiError::TooManyAttempts(secs)) = check_throttle(&*state.meta, &keys).await {
         return Refusal::Throttled(secs);
     }
     let t = now();

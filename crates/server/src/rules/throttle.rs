@@ -4,7 +4,7 @@
 use crate::http::error::{ApiError, ApiResult};
 use crate::rules::now;
 use crate::state::AppState;
-use enc_store::UserRow;
+use enc_store::{Throttling, UserRow};
 
 /// Failures allowed before backoff starts.
 pub const FREE_FAILURES: i64 = 5;
@@ -21,10 +21,10 @@ pub fn backoff(failures: i64) -> i64 {
 }
 
 /// Refuses with 429 while either the account or the client address is backing off.
-pub(crate) async fn check_throttle(state: &AppState, keys: &[String]) -> ApiResult<()> {
+pub(crate) async fn check_throttle(store: &dyn Throttling, keys: &[String]) -> ApiResult<()> {
     let now = now();
     for key in keys {
-        if let Some(t) = state.meta.throttle_get(key).await?
+        if let Some(t) = store.throttle_get(key).await?
             && t.failures >= FREE_FAILURES
             && t.next_allowed > now
         {
@@ -75,7 +75,7 @@ pub(crate) async fn gate(
     user: Option<&UserRow>,
     client: &str,
 ) -> ApiResult<()> {
-    match check_throttle(state, keys).await {
+    match check_throttle(&*state.meta, keys).await {
         Err(ApiError::TooManyAttempts(wait)) => {
             Err(throttled(state, name, user, client, wait as i64).await)
         }
@@ -83,9 +83,9 @@ pub(crate) async fn gate(
     }
 }
 
-pub(crate) async fn record_failure(state: &AppState, keys: &[String]) -> ApiResult<()> {
+pub(crate) async fn record_failure(store: &dyn Throttling, keys: &[String]) -> ApiResult<()> {
     for key in keys {
-        state.meta.throttle_fail(key, now(), backoff).await?;
+        store.throttle_fail(key, now(), backoff).await?;
     }
     Ok(())
 }
@@ -111,12 +111,11 @@ pub(crate) fn pair_key(user: &str, client: &str) -> String {
 /// address's. So failures from strangers' addresses back the account off everywhere except
 /// where its owner has logged in before; guesses from a known address still back off there.
 pub(crate) async fn throttle_keys(
-    state: &AppState,
+    store: &dyn Throttling,
     user: &str,
     client: &str,
 ) -> ApiResult<Vec<String>> {
-    let known = state
-        .meta
+    let known = store
         .throttle_get(&format!("known:{user}:{client}"))
         .await?
         .is_some_and(|t| t.next_allowed > now());
@@ -129,10 +128,13 @@ pub(crate) async fn throttle_keys(
 }
 
 /// Remembers that `user` logged in from `client`.
-pub(crate) async fn remember_address(state: &AppState, user: &str, client: &str) -> ApiResult<()> {
+pub(crate) async fn remember_address(
+    store: &dyn Throttling,
+    user: &str,
+    client: &str,
+) -> ApiResult<()> {
     let t = now();
-    state
-        .meta
+    store
         .throttle_mark(&format!("known:{user}:{client}"), t, t + KNOWN_ADDRESS_SECS)
         .await?;
     Ok(())
@@ -140,10 +142,10 @@ pub(crate) async fn remember_address(state: &AppState, user: &str, client: &str)
 
 /// A failed login also counts against the account as a whole when it was gated on the
 /// account-from-this-address key.
-pub(crate) async fn failed(state: &AppState, keys: &[String], user: &str) -> ApiResult<()> {
+pub(crate) async fn failed(store: &dyn Throttling, keys: &[String], user: &str) -> ApiResult<()> {
     let account = account_key(user);
     if keys[0] != account {
-        state.meta.throttle_fail(&account, now(), backoff).await?;
+        store.throttle_fail(&account, now(), backoff).await?;
     }
     Ok(())
 }
@@ -151,16 +153,16 @@ pub(crate) async fn failed(state: &AppState, keys: &[String], user: &str) -> Api
 /// After a success: the account starts afresh; the address only gets back the attempt counted
 /// up front, so successes on one account cannot wash away failures against others.
 pub(crate) async fn succeeded(
-    state: &AppState,
+    store: &dyn Throttling,
     keys: &[String],
     user: &str,
     client: &str,
 ) -> ApiResult<()> {
-    state.meta.throttle_clear(&keys[0]).await?;
-    state.meta.throttle_undo(&keys[1]).await?;
+    store.throttle_clear(&keys[0]).await?;
+    store.throttle_undo(&keys[1]).await?;
     let account = account_key(user);
     if keys[0] != account {
-        state.meta.throttle_clear(&account).await?;
+        store.throttle_clear(&account).await?;
     }
-    remember_address(state, user, client).await
+    remember_address(store, user, client).await
 }

@@ -45,7 +45,7 @@ pub async fn create_user(
     require_permission(&state, &s, Permission::ManageUsers)?;
     check_role(&state, &req.role)?;
     let ttl = state.config.invitation_ttl.as_secs() as i64;
-    let (invitation, expires_at) = invite(&state.meta, &req.name, &req.role, ttl).await?;
+    let (invitation, expires_at) = invite(&*state.meta, &req.name, &req.role, ttl).await?;
     state
         .audit(
             &s.user.name,

@@ -123,19 +123,10 @@ impl Users for SqlMeta {
             )),
         )
         .await?;
-        insert_vault(
-            &mut tx,
-            &NewVault {
-                id: reg.default_vault_id.clone(),
-                signed_id: reg.default_vault_signed_id.clone(),
-                owner_id: user.id.clone(),
-                name: "default".into(),
-                wrapped_keys: reg.default_vault_keys.clone(),
-                signature: reg.default_vault_sig.clone(),
-                now: reg.now,
-            },
-        )
-        .await?;
+        if reg.default_vault.owner_id != user.id {
+            return Err(StoreError::NotFound);
+        }
+        insert_vault(&mut tx, &reg.default_vault).await?;
         let user = tx
             .one(q(format!("SELECT {USER_COLS} FROM users WHERE id = ?")).bind(&user.id))
             .await?;
@@ -153,17 +144,10 @@ impl Users for SqlMeta {
     }
 
     async fn set_quota(&self, name: &str, quota: Option<i64>) -> Result<()> {
-        match self
-            .db
-            .write_one(
-                Scope::System,
-                q("UPDATE users SET quota_bytes = ? WHERE name = ?").binds((quota, name)),
-            )
-            .await?
-        {
-            0 => Err(StoreError::NotFound),
-            _ => Ok(()),
-        }
+        let stmt = q("UPDATE users SET quota_bytes = ? WHERE name = ?");
+        self.db
+            .write_found(Scope::System, stmt.binds((quota, name)))
+            .await
     }
 
     async fn delete_user(&self, name: &str) -> Result<()> {
@@ -189,17 +173,10 @@ impl Users for SqlMeta {
     }
 
     async fn set_role(&self, name: &str, role: &str) -> Result<()> {
-        match self
-            .db
-            .write_one(
-                Scope::System,
-                q("UPDATE users SET role = ? WHERE name = ?").binds((role, name)),
-            )
-            .await?
-        {
-            0 => Err(StoreError::NotFound),
-            _ => Ok(()),
-        }
+        let stmt = q("UPDATE users SET role = ? WHERE name = ?");
+        self.db
+            .write_found(Scope::System, stmt.binds((role, name)))
+            .await
     }
 }
 

@@ -32,37 +32,30 @@ impl Audit for SqlMeta {
                 client: &e.client,
             },
         );
-        tx.execute(
-            q(
-                "INSERT INTO audit (seq, ts, actor, actor_id, action, target, outcome, client, \
-               prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        let row = tx
+            .returning(
+                q(format!(
+                    "INSERT INTO audit (seq, ts, actor, actor_id, action, target, outcome, client, \
+                     prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {AUDIT_COLS}"
+                ))
+                .binds((
+                    seq,
+                    e.ts,
+                    &e.actor,
+                    &e.actor_id,
+                    &e.action,
+                    &e.target,
+                    &e.outcome,
+                    &e.client,
+                    &prev_hash,
+                    &hash,
+                )),
             )
-            .binds((
-                seq,
-                e.ts,
-                &e.actor,
-                &e.actor_id,
-                &e.action,
-                &e.target,
-                &e.outcome,
-                &e.client,
-                &prev_hash,
-                &hash,
-            )),
-        )
-        .await?;
+            .await?
+            .pop()
+            .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        Ok(AuditRow {
-            seq,
-            ts: e.ts,
-            actor: e.actor,
-            action: e.action,
-            target: e.target,
-            outcome: e.outcome,
-            client: e.client,
-            prev_hash,
-            hash,
-        })
+        Ok(row)
     }
 
     async fn audit_list(&self, actor_id: Option<&str>) -> Result<Vec<AuditRow>> {

@@ -12,7 +12,7 @@
 //!   PostgreSQL; on SQLite every write transaction already excludes every other, so it does
 //!   nothing.
 //!
-//! Rows come back as [`Row`], whose columns decode into any type both engines decode.
+//! Rows come back as any type both engines build ([`FromRows`]).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{PgPool, Postgres, Row as _, Sqlite, SqlitePool};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 use crate::Result;
 
@@ -165,6 +165,14 @@ impl Db {
         let changed = tx.execute(q).await?;
         tx.commit().await?;
         Ok(changed)
+    }
+
+    /// [`Db::write_one`] of a statement that must change a row: `NotFound` if none changed.
+    pub(crate) async fn write_found(&self, scope: Scope, q: Q) -> Result<()> {
+        match self.write_one(scope, q).await? {
+            0 => Err(crate::StoreError::NotFound),
+            _ => Ok(()),
+        }
     }
 
     /// Every row of one query, in a read transaction of its own.
@@ -350,15 +358,14 @@ macro_rules! bind_all {
 }
 
 /// Runs `$run` on either engine with `$query` (the statement in the engine's form with its
-/// arguments bound), `$conn` (the transaction's connection) and `$wrap` (the engine's row into
-/// a [`Row`]).
+/// arguments bound) and `$conn` (the transaction's connection).
 macro_rules! on_engine {
-    ($tx:expr, $q:expr, |$query:ident, $conn:ident, $wrap:ident| $run:expr) => {
+    ($tx:expr, $q:expr, |$query:ident, $conn:ident| $run:expr) => {
         match &mut $tx.open {
             Open::Sqlite { tx, .. } => {
                 $q.text();
                 let $query = bind_all!(sqlx::query($q.sql.into_sqlite()), &$q.args);
-                let ($conn, $wrap) = (&mut **tx, Row::Sqlite);
+                let $conn = &mut **tx;
                 $run
             }
             Open::Pg(tx) => {
@@ -366,34 +373,11 @@ macro_rules! on_engine {
                     sqlx::query(sqlx::AssertSqlSafe(pg_sql($q.text()))),
                     &$q.args
                 );
-                let ($conn, $wrap) = (&mut **tx, Row::Pg);
+                let $conn = &mut **tx;
                 $run
             }
         }
     };
-}
-
-/// A row of either engine.
-pub(crate) enum Row {
-    Sqlite(SqliteRow),
-    Pg(PgRow),
-}
-
-/// A column type both engines decode.
-pub(crate) trait Col:
-    for<'r> sqlx::Decode<'r, Sqlite>
-    + sqlx::Type<Sqlite>
-    + for<'r> sqlx::Decode<'r, Postgres>
-    + sqlx::Type<Postgres>
-{
-}
-
-impl<T> Col for T where
-    T: for<'r> sqlx::Decode<'r, Sqlite>
-        + sqlx::Type<Sqlite>
-        + for<'r> sqlx::Decode<'r, Postgres>
-        + sqlx::Type<Postgres>
-{
 }
 
 /// A row type both engines build (`#[derive(sqlx::FromRow)]`, tuples).
@@ -405,32 +389,6 @@ pub(crate) trait FromRows:
 impl<T> FromRows for T where
     T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin
 {
-}
-
-impl Row {
-    /// The column called `name`.
-    pub(crate) fn get<T: Col>(&self, name: &str) -> Result<T> {
-        Ok(match self {
-            Self::Sqlite(r) => r.try_get(name)?,
-            Self::Pg(r) => r.try_get(name)?,
-        })
-    }
-
-    /// The column at `i`.
-    pub(crate) fn at<T: Col>(&self, i: usize) -> Result<T> {
-        Ok(match self {
-            Self::Sqlite(r) => r.try_get(i)?,
-            Self::Pg(r) => r.try_get(i)?,
-        })
-    }
-
-    /// The row as a `T`.
-    pub(crate) fn to<T: FromRows>(&self) -> Result<T> {
-        Ok(match self {
-            Self::Sqlite(r) => T::from_row(r)?,
-            Self::Pg(r) => T::from_row(r)?,
-        })
-    }
 }
 
 impl Tx {
@@ -452,7 +410,7 @@ impl Tx {
     /// Runs a statement that changes rows; the number it changed.
     pub(crate) async fn execute(&mut self, q: Q) -> Result<u64> {
         self.writing.wrote();
-        Ok(on_engine!(self, q, |query, conn, _wrap| query
+        Ok(on_engine!(self, q, |query, conn| query
             .execute(conn)
             .await?
             .rows_affected()))
@@ -472,32 +430,24 @@ impl Tx {
         }
     }
 
-    /// Every row a query returns.
-    pub(crate) async fn rows(&mut self, q: Q) -> Result<Vec<Row>> {
-        Ok(on_engine!(self, q, |query, conn, wrap| query
-            .fetch_all(conn)
-            .await?
-            .into_iter()
-            .map(wrap)
-            .collect()))
-    }
-
-    /// The first row a query returns, if any.
-    pub(crate) async fn row(&mut self, q: Q) -> Result<Option<Row>> {
-        Ok(on_engine!(self, q, |query, conn, wrap| query
-            .fetch_optional(conn)
-            .await?
-            .map(wrap)))
-    }
-
     /// Every row as a `T`.
     pub(crate) async fn all<T: FromRows>(&mut self, q: Q) -> Result<Vec<T>> {
-        self.rows(q).await?.iter().map(Row::to).collect()
+        Ok(on_engine!(self, q, |query, conn| query
+            .fetch_all(conn)
+            .await?
+            .iter()
+            .map(T::from_row)
+            .collect::<Result<_, _>>()?))
     }
 
     /// The first row as a `T`, if any.
     pub(crate) async fn opt<T: FromRows>(&mut self, q: Q) -> Result<Option<T>> {
-        self.row(q).await?.as_ref().map(Row::to).transpose()
+        Ok(on_engine!(self, q, |query, conn| query
+            .fetch_optional(conn)
+            .await?
+            .as_ref()
+            .map(T::from_row)
+            .transpose()?))
     }
 
     /// The first row as a `T`; `NotFound` without one.
@@ -506,8 +456,11 @@ impl Tx {
     }
 
     /// The first column of the first row, if there is a row.
-    pub(crate) async fn scalar<T: Col>(&mut self, q: Q) -> Result<Option<T>> {
-        self.row(q).await?.map(|r| r.at(0)).transpose()
+    pub(crate) async fn scalar<T>(&mut self, q: Q) -> Result<Option<T>>
+    where
+        (T,): FromRows,
+    {
+        Ok(self.opt::<(T,)>(q).await?.map(|(t,)| t))
     }
 
     /// Holds a lock named `what` until the transaction ends, across replicas (PostgreSQL's

@@ -13,7 +13,6 @@ mod restic_batch;
 mod throttle;
 mod tokens;
 mod upkeep;
-mod uploads;
 mod vaults;
 mod versions;
 
@@ -67,7 +66,9 @@ stored! {
     crate::SessionRow => "sessions" (
         id, token_hash, user_id, method, created, last_seen, device, client,
     );
-    crate::SshKeyRow => "ssh_keys" (user_id, fingerprint, public_key, comment, wrapped_keys, created);
+    crate::SshKeyRow => "ssh_keys" (
+        user_id, fingerprint, public_key, comment, wrapped_keys, created,
+    );
     crate::AccessTokenRow => "access_tokens" (
         id, user_id, token_hash, kind, scope, mode, label, created, expires, last_used,
     );
@@ -209,7 +210,10 @@ pub(crate) async fn insert_vault(tx: &mut Tx, v: &NewVault) -> Result<()> {
         )
         .await;
     match inserted {
-        Err(StoreError::Database(e)) if is_unique_violation(&e) => {
+        Err(StoreError::Database(e))
+            if e.as_database_error()
+                .is_some_and(|d| d.is_unique_violation()) =>
+        {
             return Err(StoreError::Conflict("vault id in use; choose another"));
         }
         other => other?,
@@ -220,10 +224,4 @@ pub(crate) async fn insert_vault(tx: &mut Tx, v: &NewVault) -> Result<()> {
     )
     .await?;
     Ok(())
-}
-
-/// Whether a database error is a unique (or primary key) violation, on either engine.
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
 }

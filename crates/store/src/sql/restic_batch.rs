@@ -290,14 +290,7 @@ mod tests {
             put("a", "y", 1, None),
             put("a", "x", 1, None),
         ];
-        let ins = |n: &str| {
-            (
-                "r".to_string(),
-                "data".to_string(),
-                n.to_string(),
-                String::new(),
-            )
-        };
+        let ins = |n: &str| -> Inserted { ("r".into(), "data".into(), n.into(), String::new()) };
         assert_eq!(
             recorded(&puts, &[0, 1, 2], &[ins("x"), ins("y")]),
             [true, true, false]

@@ -2,9 +2,12 @@
 //! to collect. A blob is queued in the transaction that unreferenced it and deleted only
 //! after that committed.
 
-use super::uploads;
 use super::{Scope, SqlMeta, charge, q, queue_at, queue_selected, unix_now};
 use crate::*;
+
+/// Which uploads have expired: completed ones older than the first `?`, any older than the
+/// second (one still streaming after that is a crash's leftover).
+const EXPIRED: &str = "((size >= 0 AND created < ?) OR created < ?)";
 
 #[async_trait::async_trait]
 impl Collection for SqlMeta {
@@ -27,16 +30,22 @@ impl Collection for SqlMeta {
     async fn expire_uploads(&self, completed_before: i64, before: i64) -> Result<u64> {
         let mut tx = self.db.write(Scope::System).await?;
         let charges: Vec<(String, i64)> = tx
-            .all(q(uploads::EXPIRED_CHARGES).binds((completed_before, before)))
+            .all(
+                q("SELECT v.owner_id, CAST(SUM(u.charged) AS BIGINT) \
+     FROM uploads u JOIN vaults v ON v.id = u.vault_id \
+     WHERE ((u.size >= 0 AND u.created < ?) OR u.created < ?) AND u.charged > 0 \
+     GROUP BY v.owner_id")
+                .binds((completed_before, before)),
+            )
             .await?;
         for (owner, bytes) in charges {
             charge(&mut tx, &owner, -bytes, None).await?;
         }
-        let from = format!("blob_key FROM uploads WHERE {}", uploads::EXPIRED);
+        let from = format!("blob_key FROM uploads WHERE {}", EXPIRED);
         queue_selected(&mut tx, unix_now(), &from, (completed_before, before)).await?;
         let done = tx
             .execute(
-                q(format!("DELETE FROM uploads WHERE {}", uploads::EXPIRED))
+                q(format!("DELETE FROM uploads WHERE {}", EXPIRED))
                     .binds((completed_before, before)),
             )
             .await?;

@@ -64,7 +64,12 @@ impl Vaults for SqlMeta {
         let now = unix_now();
         credit_versions_of(&mut tx, "v.id = ?", vault_id).await?;
         let pending: Vec<(String, i64)> = tx
-            .all(q(super::uploads::VAULT_CHARGES).bind(vault_id))
+            .all(
+                q("SELECT v.owner_id, CAST(SUM(u.charged) AS BIGINT) \
+     FROM uploads u JOIN vaults v ON v.id = u.vault_id WHERE u.vault_id = ? AND u.charged > 0 \
+     GROUP BY v.owner_id")
+                .bind(vault_id),
+            )
             .await?;
         for (owner, bytes) in pending {
             charge(&mut tx, &owner, -bytes, None).await?;

@@ -1,8 +1,9 @@
 //! `/v1` uploads in flight and the versions they become (tenant scope). An upload is charged
-//! to its vault's owner while it streams; see [`super::uploads`] for the statements.
+//! to its vault's owner while it streams (`uploads.charged`), so bytes not committed yet count
+//! against the quota like committed ones; the charge becomes the version's at commit, or is
+//! given back when the upload is released or expires.
 
 use super::engine::FromRows;
-use super::uploads;
 use super::{
     Scope, SqlMeta, Stored, Tx, charge, credit_versions_of, q, queue_at, queue_blobs_of,
     queue_selected, unix_now,
@@ -11,6 +12,21 @@ use crate::*;
 
 const VERSION_COLS: &str = "ve.id, ve.version, ve.blob_key, ve.size, ve.hash, ve.generation, \
     ve.signature, ve.author, ve.author_key, ve.created";
+
+/// A name with its latest version.
+#[derive(sqlx::FromRow)]
+struct Listed {
+    enc_name: String,
+    #[sqlx(flatten)]
+    version: VersionRow,
+}
+
+/// The owner charged for an upload still streaming, and what it was charged.
+const STREAMING: &str = "SELECT v.owner_id, u.charged FROM uploads u \
+     JOIN vaults v ON v.id = u.vault_id WHERE u.id = ? AND u.size = -1";
+
+/// Forgets one upload.
+const DELETE: &str = "DELETE FROM uploads WHERE id = ?";
 
 /// Upload `id` as `sql` selects it, row-locked on PostgreSQL.
 async fn locked<T: FromRows>(tx: &mut Tx, sql: &'static str, id: &str) -> Result<Option<T>> {
@@ -23,17 +39,23 @@ impl Versions for SqlMeta {
     async fn create_upload(&self, u: UploadRow, max_pending: i64) -> Result<()> {
         let mut tx = self.db.write(Scope::Tenant).await?;
         let done = tx
-            .execute(q(uploads::CREATE).binds((
-                &u.id,
-                &u.vault_id,
-                &u.user_id,
-                &u.blob_key,
-                u.size,
-                &u.hash,
-                u.created,
-                &u.user_id,
-                max_pending,
-            )))
+            .execute(
+                q(
+                    "INSERT INTO uploads (id, vault_id, user_id, blob_key, size, hash, created) \
+     SELECT ?, ?, ?, ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM uploads WHERE user_id = ?) < ?",
+                )
+                .binds((
+                    &u.id,
+                    &u.vault_id,
+                    &u.user_id,
+                    &u.blob_key,
+                    u.size,
+                    &u.hash,
+                    u.created,
+                    &u.user_id,
+                    max_pending,
+                )),
+            )
             .await?;
         if done == 0 {
             return Err(StoreError::Conflict("too many uploads in progress"));
@@ -43,33 +65,49 @@ impl Versions for SqlMeta {
 
     async fn charge_upload(&self, id: &str, n: i64, quota: Option<i64>) -> Result<()> {
         let mut tx = self.db.write(Scope::Tenant).await?;
-        let (owner, _): (String, i64) = locked(&mut tx, uploads::STREAMING, id)
+        let (owner, _): (String, i64) = locked(&mut tx, STREAMING, id)
             .await?
             .ok_or(StoreError::NotFound)?;
         charge(&mut tx, &owner, n, quota).await?;
-        tx.execute(q(uploads::ADD_CHARGE).bind(n).bind(id)).await?;
+        tx.execute(
+            q("UPDATE uploads SET charged = charged + ? WHERE id = ?")
+                .bind(n)
+                .bind(id),
+        )
+        .await?;
         tx.commit().await
     }
 
     async fn complete_upload(&self, id: &str, size: i64, hash: &str) -> Result<()> {
         let mut tx = self.db.write(Scope::Tenant).await?;
-        let (owner, charged): (String, i64) = locked(&mut tx, uploads::STREAMING, id)
+        let (owner, charged): (String, i64) = locked(&mut tx, STREAMING, id)
             .await?
             .ok_or(StoreError::NotFound)?;
         let kept = charged.min(size);
         charge(&mut tx, &owner, kept - charged, None).await?;
-        tx.execute(q(uploads::COMPLETE).binds((size, hash, kept, unix_now(), id)))
+        // `created` counts from completion now: the commit must follow within the expiry.
+        let stmt = q(
+            "UPDATE uploads SET size = ?, hash = ?, charged = ?, created = ? \
+                      WHERE id = ? AND size = -1",
+        );
+        tx.execute(stmt.binds((size, hash, kept, unix_now(), id)))
             .await?;
         tx.commit().await
     }
 
     async fn release_upload(&self, id: &str, now: i64) -> Result<()> {
         let mut tx = self.db.write(Scope::Tenant).await?;
-        let pending: Option<(String, i64, String)> = locked(&mut tx, uploads::PENDING, id).await?;
+        let pending: Option<(String, i64, String)> = locked(
+            &mut tx,
+            "SELECT v.owner_id, u.charged, u.blob_key FROM uploads u \
+             JOIN vaults v ON v.id = u.vault_id WHERE u.id = ?",
+            id,
+        )
+        .await?;
         if let Some((owner, charged, blob_key)) = pending {
             charge(&mut tx, &owner, -charged, None).await?;
             queue_at(&mut tx, &blob_key, now).await?;
-            tx.execute(q(uploads::DELETE).bind(id)).await?;
+            tx.execute(q(DELETE).bind(id)).await?;
         }
         tx.commit().await
     }
@@ -163,10 +201,10 @@ impl Versions for SqlMeta {
         )
         .await?;
         let charged: i64 = tx
-            .scalar(q(uploads::CHARGED).bind(&upload.id))
+            .scalar(q("SELECT charged FROM uploads WHERE id = ?").bind(&upload.id))
             .await?
             .ok_or(StoreError::NotFound)?;
-        tx.execute(q(uploads::DELETE).bind(&upload.id)).await?;
+        tx.execute(q(DELETE).bind(&upload.id)).await?;
         let cutoff = c.version - i64::from(keep.max(1));
         let (owner, pruned): (String, i64) = tx
             .one(
@@ -197,9 +235,10 @@ impl Versions for SqlMeta {
     }
 
     async fn list_objects(&self, vault_id: &str) -> Result<Vec<(String, VersionRow)>> {
-        let mut tx = self.db.read(Scope::Tenant).await?;
-        let rows = tx
-            .rows(
+        let rows: Vec<Listed> = self
+            .db
+            .read_all(
+                Scope::Tenant,
                 q(format!(
                     "SELECT ob.enc_name, {VERSION_COLS} FROM objects ob \
                      JOIN versions ve ON ve.object_id = ob.id \
@@ -210,9 +249,7 @@ impl Versions for SqlMeta {
                 .bind(vault_id),
             )
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.get("enc_name")?, r.to()?)))
-            .collect()
+        Ok(rows.into_iter().map(|r| (r.enc_name, r.version)).collect())
     }
 
     async fn object_versions(&self, vault_id: &str, enc_name: &str) -> Result<Vec<VersionRow>> {

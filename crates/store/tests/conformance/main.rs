@@ -141,10 +141,15 @@ async fn user(meta: &Meta, name: &str) -> (UserRow, String) {
             ed25519_public: format!("ed-{name}"),
             wrapped_keys: "wrapped".into(),
             recipient_sig: "sig".into(),
-            default_vault_id: vault.clone(),
-            default_vault_signed_id: vault.clone(),
-            default_vault_keys: "vault-keys".into(),
-            default_vault_sig: "vault-sig".into(),
+            default_vault: NewVault {
+                id: vault.clone(),
+                signed_id: vault.clone(),
+                owner_id: id.clone(),
+                name: "default".into(),
+                wrapped_keys: "vault-keys".into(),
+                signature: "vault-sig".into(),
+                now: now(),
+            },
         })
         .await
         .expect("register");

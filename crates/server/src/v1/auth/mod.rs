@@ -7,7 +7,9 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use enc_proto::*;
-use enc_store::{NewInvitation, Registration, SessionLookup, SessionRow, SshKeyRow, UserRow};
+use enc_store::{
+    NewInvitation, NewVault, Registration, SessionLookup, SessionRow, SshKeyRow, UserRow,
+};
 use rand::RngCore;
 use subtle::ConstantTimeEq as _;
 
@@ -131,7 +133,7 @@ pub fn validate_user_name(name: &str) -> ApiResult<()> {
 /// Creates (or renews) an invitation; returns the token and its expiry. Used by the admin
 /// API and by `enc-server user create`.
 pub async fn invite(
-    meta: &enc_store::Meta,
+    users: &dyn enc_store::Users,
     name: &str,
     role: &str,
     ttl_secs: i64,
@@ -141,22 +143,23 @@ pub async fn invite(
     let mut salt = vec![0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut salt);
     let expires = now() + ttl_secs;
-    meta.invite_user(NewInvitation {
-        id: uuid::Uuid::new_v4().to_string(),
-        name: name.to_string(),
-        role: role.to_string(),
-        salt,
-        invite_hash: token_hash(&token),
-        expires,
-        now: now(),
-    })
-    .await
-    .map_err(|e| match e {
-        enc_store::StoreError::Conflict(_) => {
-            ApiError::Conflict(format!("user {name} already exists"))
-        }
-        other => other.into(),
-    })?;
+    users
+        .invite_user(NewInvitation {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_string(),
+            role: role.to_string(),
+            salt,
+            invite_hash: token_hash(&token),
+            expires,
+            now: now(),
+        })
+        .await
+        .map_err(|e| match e {
+            enc_store::StoreError::Conflict(_) => {
+                ApiError::Conflict(format!("user {name} already exists"))
+            }
+            other => other.into(),
+        })?;
     Ok((token, expires))
 }
 
@@ -380,7 +383,7 @@ pub async fn register(
                 .is_some_and(|h| bool::from(h.as_bytes().ct_eq(expected.as_bytes())))
     });
     let Some(invited) = invited else {
-        record_failure(&state, &ckey).await?;
+        record_failure(&*state.meta, &ckey).await?;
         return Err(deny_registration(&state, &req.user, &client).await);
     };
     let auth_hash = hash_auth_key(&state, key).await?;
@@ -396,11 +399,16 @@ pub async fn register(
             ed25519_public: req.ed25519_public,
             wrapped_keys: req.wrapped_keys,
             recipient_sig: req.recipient_signature,
-            // Vault ids are unique per owner: nobody else's id can collide with this one.
-            default_vault_id: crate::v1::vaults::row_id(&invited.id, &req.default_vault_id),
-            default_vault_signed_id: req.default_vault_id,
-            default_vault_keys: req.default_vault_keys,
-            default_vault_sig: req.default_vault_signature,
+            default_vault: NewVault {
+                // Vault ids are unique per owner: nobody else's id can collide with this one.
+                id: crate::v1::vaults::row_id(&invited.id, &req.default_vault_id),
+                signed_id: req.default_vault_id,
+                owner_id: invited.id.clone(),
+                name: "default".into(),
+                wrapped_keys: req.default_vault_keys,
+                signature: req.default_vault_signature,
+                now: now(),
+            },
         })
         .await;
     let user = match user {
@@ -420,7 +428,7 @@ pub async fn register(
             &client,
         )
         .await;
-    remember_address(&state, &user.name, &client).await?;
+    remember_address(&*state.meta, &user.name, &client).await?;
     Ok(Json(
         new_session(&state, &user, "register", None, device).await?,
     ))
@@ -448,10 +456,10 @@ pub async fn login(
     let key = decode_key(&req.auth_key)?;
     if validate_user_name(&req.user).is_err() {
         // No such account can exist; count it against the address only, answer as usual.
-        record_failure(&state, &[client_key(&client)]).await?;
+        record_failure(&*state.meta, &[client_key(&client)]).await?;
         return Err(ApiError::BadCredentials);
     }
-    let keys = throttle_keys(&state, &req.user, &client).await?;
+    let keys = throttle_keys(&*state.meta, &req.user, &client).await?;
     let user = state.meta.user_by_name(&req.user).await?;
     // Counted before the slow check, atomically with the gate, so concurrent guesses cannot
     // slip past it.
@@ -463,7 +471,7 @@ pub async fn login(
     let ok = verify_auth_key(&state, key, stored).await;
     match user {
         Some(user) if ok && user.state == "active" => {
-            succeeded(&state, &keys, &req.user, &client).await?;
+            succeeded(&*state.meta, &keys, &req.user, &client).await?;
             state
                 .audit(
                     &user.name,
@@ -479,7 +487,7 @@ pub async fn login(
             ))
         }
         user => {
-            failed(&state, &keys, &req.user).await?;
+            failed(&*state.meta, &keys, &req.user).await?;
             let id = user.as_ref().map(|u| u.id.as_str());
             state
                 .audit(&req.user, id, "login.failure", &req.user, "failed", &client)
@@ -509,14 +517,14 @@ pub async fn change_passphrase(
     enc_crypto::unb64(&req.new_wrapped_keys)
         .map_err(|_| ApiError::BadRequest("new_wrapped_keys is not base64".into()))?;
     let user = s.user.clone();
-    let keys = throttle_keys(&state, &user.name, &s.client).await?;
+    let keys = throttle_keys(&*state.meta, &user.name, &s.client).await?;
     attempt(&state, &keys, &user.name, Some(&user), &s.client).await?;
     let stored = user
         .auth_hash
         .clone()
         .unwrap_or_else(|| state.dummy_hash.clone());
     if !verify_auth_key(&state, current, stored).await {
-        failed(&state, &keys, &user.name).await?;
+        failed(&*state.meta, &keys, &user.name).await?;
         state
             .audit(
                 &user.name,
@@ -529,7 +537,7 @@ pub async fn change_passphrase(
             .await;
         return Err(ApiError::BadCredentials);
     }
-    succeeded(&state, &keys, &user.name, &s.client).await?;
+    succeeded(&*state.meta, &keys, &user.name, &s.client).await?;
     let hash = hash_auth_key(&state, new).await?;
     let keep = req.end_other_sessions.then_some(s.session_id.as_str());
     let ended = state

@@ -12,7 +12,7 @@ pub async fn ssh_challenge(
     ApiJson(req): ApiJson<SshChallengeRequest>,
 ) -> ApiResult<Json<SshChallengeResponse>> {
     validate_user_name(&req.user)?;
-    check_throttle(&state, &[client_key(&client)]).await?;
+    check_throttle(&*state.meta, &[client_key(&client)]).await?;
     let mut challenge = vec![0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut challenge);
     let id = uuid::Uuid::new_v4().to_string();
@@ -41,7 +41,7 @@ pub async fn ssh_login(
 ) -> ApiResult<Json<LoginResponse>> {
     let device = Device::of(&headers, req.device.as_deref());
     if validate_user_name(&req.user).is_err() {
-        record_failure(&state, &[client_key(&client)]).await?;
+        record_failure(&*state.meta, &[client_key(&client)]).await?;
         return Err(ApiError::BadCredentials);
     }
     // A signature cannot be guessed: an SSH login is gated on this account from this address
@@ -68,7 +68,7 @@ pub async fn ssh_login(
     }
     match (user, matched) {
         (Some(user), Some(key)) if user.state == "active" => {
-            succeeded(&state, &keys, &req.user, &client).await?;
+            succeeded(&*state.meta, &keys, &req.user, &client).await?;
             state
                 .audit(
                     &user.name,
@@ -84,7 +84,7 @@ pub async fn ssh_login(
             ))
         }
         (user, _) => {
-            failed(&state, &keys, &req.user).await?;
+            failed(&*state.meta, &keys, &req.user).await?;
             let id = user.as_ref().map(|u| u.id.as_str());
             state
                 .audit(
