@@ -9,6 +9,7 @@ mod direct;
 mod error;
 mod ops;
 mod profile;
+pub mod scan;
 mod tls;
 mod transfer;
 

@@ -10,6 +10,7 @@
 //! - [`VaultKeys`]: a vault's age identities (one per generation) and its name key, wrapped
 //!   to each member's age recipient.
 //! - [`commit_message`]: the exact bytes a device signs when it commits an object version.
+//! - [`tree`]: a vault tree's directory nodes and commits, in canonical bytes.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod kdf;
 mod seal;
 mod sign;
 mod stream;
+pub mod tree;
 mod vault;
 
 pub use bundle::{UserKeys, verifying_key};

@@ -156,6 +156,17 @@ impl VaultKeys {
         (enc, mac)
     }
 
+    /// A hasher of content ids (`cid`, see [`crate::tree::Piece`]): BLAKE3 keyed with a key
+    /// derived from the name key, so ids stay the same across key generations and mean
+    /// nothing to anyone without the vault's keys.
+    pub fn cid_hasher(&self) -> blake3::Hasher {
+        let hk = Hkdf::<Sha256>::new(None, self.name_key.as_ref());
+        let mut key = Zeroizing::new([0u8; 32]);
+        hk.expand(b"enc content id v1", key.as_mut())
+            .expect("valid length");
+        blake3::Hasher::new_keyed(&key)
+    }
+
     /// Encrypts an object name deterministically (base64url, no padding). Validates it first.
     pub fn encrypt_name(&self, name: &str) -> Result<String, CryptoError> {
         validate_name(name)?;
