@@ -37,7 +37,8 @@ pub struct Skipped {
 /// Walks `root` (not following links, its own or below it) and returns its entries in tree
 /// order (each directory's entries sorted bytewise, a directory before what it holds), and
 /// what was skipped: sockets, FIFOs and devices, names that are not UTF-8 or not valid entry
-/// names, what could not be read.
+/// names, what could not be read (a directory whole, never as if it were empty). A push
+/// leaves what the vault has at a skipped path as it is.
 pub fn scan(root: &Path) -> std::io::Result<(Vec<LocalEntry>, Vec<Skipped>)> {
     let mut out = Vec::new();
     let mut skipped = Vec::new();
@@ -120,7 +121,10 @@ fn walk(
             mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
             kind,
         });
+        let before = out.len();
         if is_dir && let Err(e) = walk(&full, &path, out, skipped) {
+            // Not an empty directory: what could not be read is skipped whole, with its entry.
+            out.truncate(before - 1);
             skipped.push(Skipped {
                 path,
                 why: e.to_string(),

@@ -112,22 +112,16 @@ pub(crate) async fn queue_blobs_of(
 }
 
 /// Queues for collection at `now` the blob keys of `SELECT {from}` (`from` is built from
-/// constants; `args` are its placeholders' values); a key already queued keeps its time.
+/// constants and has a `WHERE`, which SQLite needs before an upsert's `ON CONFLICT`; `args`
+/// are its placeholders' values); a key already queued keeps its time.
 pub(crate) async fn queue_selected(
     tx: &mut Tx,
     now: i64,
     from: &str,
     args: impl Args,
 ) -> Result<()> {
-    // SQLite needs the WHERE of an INSERT … SELECT that has an ON CONFLICT clause.
-    let filter = if from.contains(" WHERE ") {
-        ""
-    } else {
-        " WHERE true"
-    };
-    let sql = format!(
-        "INSERT INTO blob_gc (queued, blob_key) SELECT ?, {from}{filter} ON CONFLICT DO NOTHING"
-    );
+    let sql =
+        format!("INSERT INTO blob_gc (queued, blob_key) SELECT ?, {from} ON CONFLICT DO NOTHING");
     tx.execute(q(sql).bind(now).binds(args)).await?;
     Ok(())
 }
