@@ -114,22 +114,9 @@ fn mercury_connections_end_with_their_credentials_deadline_and_frame_limit() {
         .ok(&["token", "create", "--mercury", "--label", "hecate"])
         .trim()
         .to_string();
-    let child = f
-        .client(
-            &f.ws_url(),
-            &[
-                "script",
-                &format!("text:AUTH {token}"),
-                "recv",
-                "text:LIST",
-                "recvall:15",
-            ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python client");
-    std::thread::sleep(Duration::from_millis(1000));
+    // The revocation waits for the client's OK: a client slow to start (a loaded machine)
+    // must not meet a token already revoked.
+    let child = Authed::open(&f, &token, 15);
     let listed = alice.ok(&["token", "ls"]);
     let id = listed
         .lines()
@@ -139,16 +126,14 @@ fn mercury_connections_end_with_their_credentials_deadline_and_frame_limit() {
         .to_string();
     alice.ok(&["token", "revoke", &id]);
     let revoked = Instant::now();
-    let out = child.wait_with_output().expect("wait");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (text, stderr) = child.finish();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.first(), Some(&"OK"), "{text}");
     assert!(
         lines
             .iter()
             .any(|l| l.starts_with("ERROR the token was revoked")),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{text}{stderr}"
     );
     assert_eq!(lines.last(), Some(&"<closed 1008>"), "{text}");
     assert!(
@@ -160,49 +145,32 @@ fn mercury_connections_end_with_their_credentials_deadline_and_frame_limit() {
     let r = f.script(&[&format!("text:AUTH {token}"), "recvall:5"]);
     assert!(r[0].starts_with("ERROR Invalid authentication"), "{r:?}");
 
-    // So does a token that expires while connected, and one whose user is removed.
+    // So does a token that expires while connected, and one whose user is removed. The
+    // expiring one connects first, so that a slow start cannot outlast its 5 s.
     let short = alice
-        .ok(&["token", "create", "--mercury", "--expires", "3s"])
+        .ok(&["token", "create", "--mercury", "--expires", "5s"])
         .trim()
         .to_string();
+    let created = Instant::now();
+    let expiring = Authed::open(&f, &short, 20);
     let bob = f.server.user("bob", "user");
     let bobs = bob.ok(&["token", "create", "--mercury"]).trim().to_string();
-    let open = |token: &str| {
-        f.client(
-            &f.ws_url(),
-            &[
-                "script",
-                &format!("text:AUTH {token}"),
-                "recv",
-                "text:LIST",
-                "recvall:20",
-            ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python client")
-    };
-    let (expiring, removed) = (open(&short), open(&bobs));
-    let opened = Instant::now();
-    std::thread::sleep(Duration::from_millis(1000));
+    let removed = Authed::open(&f, &bobs, 20);
     let admin = f.server.user("root", "admin");
     admin.ok(&["user", "rm", "bob", "--yes"]);
     let bob_removed = Instant::now();
     for (child, what, since, within) in [
         (removed, "user removed", bob_removed, 6),
-        (expiring, "token expired", opened, 3 + 6),
+        (expiring, "token expired", created, 5 + 6),
     ] {
-        let out = child.wait_with_output().expect("wait");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let (text, stderr) = child.finish();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.first(), Some(&"OK"), "{what}: {text}");
         assert!(
             lines
                 .iter()
                 .any(|l| l.starts_with("ERROR the token was revoked")),
-            "{what}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
+            "{what}: {text}{stderr}"
         );
         assert_eq!(lines.last(), Some(&"<closed 1008>"), "{what}: {text}");
         assert!(
@@ -262,4 +230,52 @@ fn mercury_accepts_hecates_declared_sizes_by_default() {
         ],
     );
     assert!(same_file(&src, &back));
+}
+
+/// A scripted client that has authenticated (its first line, `OK`, has been read), listening
+/// for `recvall_s` seconds for what the server says next.
+struct Authed {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    first: String,
+}
+
+impl Authed {
+    fn open(f: &Fixture, token: &str, recvall_s: u32) -> Authed {
+        use std::io::BufRead;
+        let mut child = f
+            .client(
+                &f.ws_url(),
+                &[
+                    "script",
+                    &format!("text:AUTH {token}"),
+                    "recv",
+                    "text:LIST",
+                    &format!("recvall:{recvall_s}"),
+                ],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python client");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        stdout
+            .read_line(&mut first)
+            .expect("read the client's first line");
+        Authed {
+            child,
+            stdout,
+            first,
+        }
+    }
+
+    /// Everything the client printed, and its stderr, once it has ended.
+    fn finish(mut self) -> (String, String) {
+        use std::io::Read;
+        let mut text = std::mem::take(&mut self.first);
+        self.stdout.read_to_string(&mut text).expect("read stdout");
+        let out = self.child.wait_with_output().expect("wait");
+        (text, String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
