@@ -84,6 +84,7 @@ pub trait MetaStore:
     + Throttling
     + Vaults
     + Versions
+    + Trees
     + Collection
     + Tokens
     + Restic
@@ -100,6 +101,7 @@ impl<T> MetaStore for T where
         + Throttling
         + Vaults
         + Versions
+        + Trees
         + Collection
         + Tokens
         + Restic

@@ -187,6 +187,32 @@ pub trait Versions: Send + Sync {
     async fn delete_object(&self, vault_id: &str, enc_name: &str) -> Result<bool>;
 }
 
+/// Vault trees: signed commits, each on top of the one before, and the blobs they reference
+/// (tenant scope: seen only through a membership).
+#[async_trait::async_trait]
+pub trait Trees: Send + Sync {
+    /// Appends a commit if it is built on the vault's head (`seq` = head + 1, `prev` = the
+    /// head's hash), in one transaction: its adds become the vault's blobs (their charge
+    /// moves from the upload to the owner's usage, within `quota`), its releases are
+    /// credited and queued for collection. [`TreeAppend::Behind`] with the head if it is not
+    /// built on it. `NotFound` if the user may not write to the vault; `Conflict` if an add
+    /// is not a completed upload of this user to this vault, a release or the body's blob is
+    /// not a blob of the vault, or the body lies past its blob's end; `QuotaExceeded` if the
+    /// owner's quota has no room. Nothing changes on any of them.
+    async fn tree_append(&self, commit: NewTreeCommit) -> Result<TreeAppend>;
+    /// The vault's newest commit, if it has one.
+    async fn tree_head(&self, vault_id: &str) -> Result<Option<TreeCommitRow>>;
+    /// Up to `limit` commits after `after_seq`, oldest first.
+    async fn tree_commits(
+        &self,
+        vault_id: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<TreeCommitRow>>;
+    /// The vault's blobs of these ids that exist (in no particular order).
+    async fn tree_blobs(&self, vault_id: &str, ids: &[String]) -> Result<Vec<TreeBlobRow>>;
+}
+
 /// Housekeeping and the queue of blobs to delete (system scope). A blob is queued in the
 /// transaction that unreferenced it and deleted only after that committed.
 #[async_trait::async_trait]

@@ -404,3 +404,62 @@ pub struct MercuryCommit {
     pub space_limit: Option<i64>,
     pub now: i64,
 }
+
+/// A commit of a vault's tree as stored: the header and signature exactly as its author
+/// signed them, and what the server checked them against.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TreeCommitRow {
+    pub seq: i64,
+    /// Lower-case hex of the commit hash.
+    pub hash: String,
+    /// The previous commit's hash; empty for the first.
+    pub prev: String,
+    pub header: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub author_id: String,
+    pub created: i64,
+}
+
+/// A commit to append on top of a vault's head, with what the server read off its header.
+#[derive(Debug, Clone)]
+pub struct NewTreeCommit {
+    pub vault_id: String,
+    pub user_id: String,
+    pub seq: i64,
+    pub hash: String,
+    /// The head it was built on; empty for a vault's first commit.
+    pub prev: String,
+    pub header: Vec<u8>,
+    pub signature: Vec<u8>,
+    /// Completed uploads of this user to this vault that become the tree's blobs (named by
+    /// their upload ids).
+    pub adds: Vec<String>,
+    /// Blobs of the vault the tree no longer references.
+    pub releases: Vec<String>,
+    /// The blob holding the commit's body, and the end of the body's range in it: the blob
+    /// must be live once `adds` and `releases` are applied, and long enough.
+    pub body_blob: String,
+    pub body_end: i64,
+    /// The vault owner's quota, for what the adds weigh.
+    pub quota: Option<i64>,
+    pub now: i64,
+}
+
+/// What came of appending a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeAppend {
+    /// It is the vault's head now.
+    Appended(TreeCommitRow),
+    /// It was not built on the head, which is this one (`None`: the vault has no commit):
+    /// nothing changed.
+    Behind(Option<TreeCommitRow>),
+}
+
+/// A blob a vault's tree references.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TreeBlobRow {
+    pub id: String,
+    pub blob_key: String,
+    pub size: i64,
+    pub added_seq: i64,
+}

@@ -164,6 +164,7 @@ impl Users for SqlMeta {
             "o.blob_key FROM restic_objects o JOIN restic_repos r ON r.id = o.repo_id \
              WHERE r.user_id = ? AND o.data IS NULL",
             "blob_key FROM mercury_files WHERE user_id = ?",
+            "b.blob_key FROM tree_blobs b JOIN vaults v ON v.id = b.vault_id WHERE v.owner_id = ?",
         ] {
             queue_selected(&mut tx, now, from, (&id,)).await?;
         }

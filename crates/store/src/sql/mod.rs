@@ -12,6 +12,7 @@ mod restic;
 mod restic_batch;
 mod throttle;
 mod tokens;
+mod trees;
 mod upkeep;
 mod vaults;
 mod versions;

@@ -2,12 +2,12 @@
 //! to collect. A blob is queued in the transaction that unreferenced it and deleted only
 //! after that committed.
 
-use super::{Scope, SqlMeta, charge, q, queue_at, queue_selected, unix_now};
+use super::{Scope, SqlMeta, charge, q, queue_at, unix_now};
 use crate::*;
 
 /// Which uploads have expired: completed ones older than the first `?`, any older than the
 /// second (one still streaming after that is a crash's leftover).
-const EXPIRED: &str = "((size >= 0 AND created < ?) OR created < ?)";
+const EXPIRED: &str = "((u.size >= 0 AND u.created < ?) OR u.created < ?)";
 
 #[async_trait::async_trait]
 impl Collection for SqlMeta {
@@ -29,26 +29,27 @@ impl Collection for SqlMeta {
 
     async fn expire_uploads(&self, completed_before: i64, before: i64) -> Result<u64> {
         let mut tx = self.db.write(Scope::System).await?;
-        let charges: Vec<(String, i64)> = tx
+        // Row-locked first (on PostgreSQL), so an upload a commit is claiming at this moment
+        // is either claimed (and skipped here once that commit is in) or expired (and the
+        // commit finds it gone), never both: its blob queued while a version references it.
+        let lock = tx.locking("FOR UPDATE OF u");
+        let expired: Vec<(String, String, String, i64)> = tx
             .all(
-                q("SELECT v.owner_id, CAST(SUM(u.charged) AS BIGINT) \
-     FROM uploads u JOIN vaults v ON v.id = u.vault_id \
-     WHERE ((u.size >= 0 AND u.created < ?) OR u.created < ?) AND u.charged > 0 \
-     GROUP BY v.owner_id")
+                q(format!(
+                    "SELECT u.id, u.blob_key, v.owner_id, u.charged \
+                     FROM uploads u JOIN vaults v ON v.id = u.vault_id WHERE {EXPIRED} {lock}"
+                ))
                 .binds((completed_before, before)),
             )
             .await?;
-        for (owner, bytes) in charges {
-            charge(&mut tx, &owner, -bytes, None).await?;
+        let now = unix_now();
+        for (id, blob_key, owner, charged) in &expired {
+            charge(&mut tx, owner, -charged, None).await?;
+            queue_at(&mut tx, blob_key, now).await?;
+            tx.execute(q("DELETE FROM uploads WHERE id = ?").bind(id))
+                .await?;
         }
-        let from = format!("blob_key FROM uploads WHERE {}", EXPIRED);
-        queue_selected(&mut tx, unix_now(), &from, (completed_before, before)).await?;
-        let done = tx
-            .execute(
-                q(format!("DELETE FROM uploads WHERE {}", EXPIRED))
-                    .binds((completed_before, before)),
-            )
-            .await?;
+        let done = expired.len() as u64;
         // A Mercury reservation's blob is already queued (for the end of its reservation).
         tx.execute(
             q("DELETE FROM mercury_files WHERE state = 'pending' AND created < ?").bind(before),

@@ -74,14 +74,26 @@ impl Vaults for SqlMeta {
         for (owner, bytes) in pending {
             charge(&mut tx, &owner, -bytes, None).await?;
         }
+        let tree: Option<(String, i64)> = tx
+            .opt(
+                q(
+                    "SELECT v.owner_id, CAST(COALESCE(SUM(b.size), 0) AS BIGINT) \
+                   FROM vaults v JOIN tree_blobs b ON b.vault_id = v.id WHERE v.id = ? \
+                   GROUP BY v.owner_id",
+                )
+                .bind(vault_id),
+            )
+            .await?;
+        if let Some((owner, bytes)) = tree {
+            charge(&mut tx, &owner, -bytes, None).await?;
+        }
         queue_blobs_of(&mut tx, "v.id = ?", vault_id, now).await?;
-        queue_selected(
-            &mut tx,
-            now,
+        for from in [
             "blob_key FROM uploads WHERE vault_id = ?",
-            (vault_id,),
-        )
-        .await?;
+            "blob_key FROM tree_blobs WHERE vault_id = ?",
+        ] {
+            queue_selected(&mut tx, now, from, (vault_id,)).await?;
+        }
         tx.execute(q("DELETE FROM vaults WHERE id = ?").bind(vault_id))
             .await?;
         tx.commit().await

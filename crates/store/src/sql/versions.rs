@@ -114,10 +114,12 @@ impl Versions for SqlMeta {
 
     async fn commit_version(&self, c: NewVersion, keep: u32) -> Result<VersionRow> {
         let mut tx = self.db.write(Scope::Tenant).await?;
+        // Row-locked, as expiry locks it: the upload is claimed here or expired there.
+        let lock = tx.locking("FOR UPDATE");
         let upload: UploadRow = tx
             .opt(
                 q(format!(
-                    "SELECT {} FROM uploads WHERE id = ? AND vault_id = ? AND user_id = ?",
+                    "SELECT {} FROM uploads WHERE id = ? AND vault_id = ? AND user_id = ? {lock}",
                     UploadRow::COLS
                 ))
                 .binds((&c.upload_id, &c.vault_id, &c.user_id)),

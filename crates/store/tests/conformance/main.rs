@@ -14,6 +14,7 @@ use sqlx::Connection as _;
 
 mod engines;
 mod rls;
+mod trees;
 
 const APP_LOGIN: &str = "enc_conformance";
 const APP_PASSWORD: &str = "enc-conformance";

@@ -46,6 +46,42 @@ async fn fill(meta: &Meta, u: &UserRow, vault: &str) {
         )
         .await
         .expect("upload");
+        meta.create_upload(
+            UploadRow {
+                id: format!("tp-{id}"),
+                vault_id: vault.into(),
+                user_id: id.clone(),
+                blob_key: format!("b-tp-{id}"),
+                size: -1,
+                hash: String::new(),
+                created: now(),
+            },
+            64,
+        )
+        .await
+        .expect("pack upload");
+        meta.complete_upload(&format!("tp-{id}"), 10, "h")
+            .await
+            .expect("pack complete");
+        let appended = meta
+            .tree_append(NewTreeCommit {
+                vault_id: vault.into(),
+                user_id: id.clone(),
+                seq: 1,
+                hash: format!("c-{id}"),
+                prev: String::new(),
+                header: vec![1],
+                signature: vec![2],
+                adds: vec![format!("tp-{id}")],
+                releases: vec![],
+                body_blob: format!("tp-{id}"),
+                body_end: 10,
+                quota: None,
+                now: now(),
+            })
+            .await
+            .expect("tree commit");
+        assert!(matches!(appended, TreeAppend::Appended(_)), "{appended:?}");
         meta.create_token(AccessTokenRow {
             id: format!("tok-{id}"),
             user_id: id.clone(),
@@ -124,6 +160,11 @@ const TENANT_TABLES: &[(&str, &str)] = &[
     ("restic_objects", "substr(repo_id, 6)"),
     ("mercury_files", "user_id"),
     ("audit", "actor_id"),
+    ("tree_commits", "author_id"),
+    (
+        "tree_blobs",
+        "(SELECT owner_id FROM vaults v WHERE v.id = vault_id)",
+    ),
 ];
 
 /// The owners of the rows an unfiltered `SELECT` shows, in a transaction with `settings`.
