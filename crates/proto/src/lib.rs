@@ -604,3 +604,63 @@ pub struct ResticRepoInfo {
     /// Created at.
     pub created: i64,
 }
+
+/// `POST /v1/vaults/{id}/commits`: a signed commit of the vault's tree, on top of its head.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TreeCommitRequest {
+    /// The commit header's canonical bytes (`enc tree commit v1`), base64.
+    pub header: String,
+    /// The signer's Ed25519 signature over the header, base64.
+    pub signature: String,
+}
+
+/// One commit of a vault's tree, as its author signed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TreeCommitInfo {
+    /// 1 for the vault's first commit, then one more each.
+    pub seq: u64,
+    /// The commit hash (SHA-256 of header and signature), hex.
+    pub hash: String,
+    /// The header, base64.
+    pub header: String,
+    /// The signature, base64.
+    pub signature: String,
+    /// When the server accepted it (Unix seconds; the server's word, not signed).
+    pub created: i64,
+}
+
+/// `GET /v1/vaults/{id}/head`: the newest commit, if the vault has one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TreeHead {
+    pub head: Option<TreeCommitInfo>,
+}
+
+/// `GET /v1/vaults/{id}/commits?after=SEQ&limit=N`: commits after `after`, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TreeCommits {
+    pub commits: Vec<TreeCommitInfo>,
+}
+
+/// One range of a blob of a vault's tree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReadRange {
+    /// The blob's id (the upload id it was added under).
+    pub blob: String,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// `POST /v1/vaults/{id}/read`: many ranges, answered as one body of their bytes in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReadRequest {
+    pub ranges: Vec<ReadRange>,
+}

@@ -1,4 +1,4 @@
-//! The `/v1` API: accounts and sessions, users, tokens, vaults and their objects, the audit
+//! The `/v1` API: accounts and sessions, users, tokens, vaults, their objects and trees, the audit
 //! log and the OpenAPI document. Handlers answer [`ApiError`](crate::http::error::ApiError)'s
 //! JSON error body.
 
@@ -12,6 +12,7 @@ pub mod auth;
 pub mod objects;
 pub mod openapi;
 pub mod tokens;
+pub mod trees;
 pub mod users;
 pub mod vaults;
 
@@ -58,6 +59,12 @@ pub fn router<S>(state: AppState) -> Router<S> {
             get(objects::versions).delete(objects::remove),
         )
         .route("/vaults/{id}/blobs/{version_id}", get(objects::download))
+        .route("/vaults/{id}/head", get(trees::head))
+        .route(
+            "/vaults/{id}/commits",
+            get(trees::commits).post(trees::commit),
+        )
+        .route("/vaults/{id}/read", post(trees::read))
         .route("/audit", get(audit::list))
         .route("/openapi.json", get(openapi::serve))
         .fallback(crate::http::not_found)

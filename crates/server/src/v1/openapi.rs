@@ -3,7 +3,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{audit, auth, objects, tokens, users, vaults};
+use super::{audit, auth, objects, tokens, trees, users, vaults};
 
 /// The `/v1` API.
 #[derive(OpenApi)]
@@ -17,9 +17,10 @@ use super::{audit, auth, objects, tokens, users, vaults};
         vaults::members, vaults::share, vaults::unshare, objects::upload, objects::commit,
         objects::list, objects::versions, objects::remove, objects::download, audit::list,
         users::set_quota, users::restic_repos, users::delete_restic_repo, tokens::create,
-        tokens::list, tokens::revoke, auth::change_passphrase,
+        tokens::list, tokens::revoke, auth::change_passphrase, trees::commit, trees::head,
+        trees::commits, trees::read,
     ),
-    tags((name = "auth"), (name = "users"), (name = "vaults"), (name = "objects"), (name = "audit"), (name = "tokens"), (name = "restic"))
+    tags((name = "auth"), (name = "users"), (name = "vaults"), (name = "objects"), (name = "trees"), (name = "audit"), (name = "tokens"), (name = "restic"))
 )]
 pub struct ApiDoc;
 
