@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod docs;
 mod objects;
+mod tree;
 mod ui;
 
 use std::path::PathBuf;
@@ -154,6 +155,9 @@ enum Command {
         #[arg(long)]
         vault: Option<String>,
     },
+    /// A vault as one versioned, signed tree: push a directory, pull it back, list, log.
+    #[command(subcommand)]
+    Tree(tree::TreeCmd),
     /// Manage vaults.
     #[command(subcommand)]
     Vault(VaultCmd),
@@ -461,6 +465,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             versions,
         } => objects::ls(&profile, vault.as_deref(), long, json, versions.as_deref()),
         Command::Rm { names, vault } => objects::rm(&profile, &names, vault.as_deref()),
+        Command::Tree(cmd) => tree::run(&profile, cmd, json),
         Command::Vault(cmd) => admin::vault(&profile, cmd, json),
         Command::Key(cmd) => admin::key(&profile, cmd, json),
         Command::User(cmd) => admin::user(&profile, cmd, json),

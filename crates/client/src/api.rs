@@ -267,8 +267,41 @@ impl Api {
         path: &str,
         sink: std::sync::mpsc::SyncSender<std::io::Result<bytes::Bytes>>,
     ) -> Result<()> {
+        self.stream_chunks(self.bulk_request(reqwest::Method::GET, path), sink)
+    }
+
+    /// `POST`s JSON and streams the answer's body to `sink`, like [`Api::get_chunks`].
+    pub(crate) fn post_chunks<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+        sink: std::sync::mpsc::SyncSender<std::io::Result<bytes::Bytes>>,
+    ) -> Result<()> {
+        let rb = self.bulk_request(reqwest::Method::POST, path).json(body);
+        self.stream_chunks(rb, sink)
+    }
+
+    /// `POST`s JSON; the answer's whole body (on the pooled connection).
+    pub(crate) fn post_bytes<B: Serialize>(&self, path: &str, body: &B) -> Result<bytes::Bytes> {
+        let resp = self.send(self.request(reqwest::Method::POST, path).json(body))?;
+        resp.bytes().map_err(|e| self.transport(&e))
+    }
+
+    /// `PUT`s `bytes` as one body (on the pooled connection); JSON answer.
+    pub(crate) fn put_bytes<T: DeserializeOwned>(&self, path: &str, bytes: Vec<u8>) -> Result<T> {
+        let rb = self
+            .request(reqwest::Method::PUT, path)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes);
+        self.json(self.send(rb)?)
+    }
+
+    fn stream_chunks(
+        &self,
+        rb: reqwest::RequestBuilder,
+        sink: std::sync::mpsc::SyncSender<std::io::Result<bytes::Bytes>>,
+    ) -> Result<()> {
         use futures::StreamExt as _;
-        let rb = self.bulk_request(reqwest::Method::GET, path);
         self.runtime()?.block_on(async {
             let resp = rb.send().await.map_err(|e| self.transport(&e))?;
             let status = resp.status().as_u16();

@@ -12,13 +12,14 @@ mod profile;
 pub mod scan;
 mod tls;
 mod transfer;
+pub mod tree;
 
 pub use admin::{ChainCheck, check_chain};
 pub use api::Api;
 pub use enc_crypto::{plaintext_len, validate_name};
 pub use error::ClientError;
 pub use ops::{Account, LoginMethod, VaultCtx, key_fingerprint, login, register};
-pub use profile::{Profile, SavedConfig, SavedSession, ServerPins};
+pub use profile::{HeadPin, Profile, SavedConfig, SavedSession, ServerPins};
 pub use tls::probe_fingerprint;
 pub use transfer::{Progress, PullOptions};
 

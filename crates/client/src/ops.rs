@@ -243,7 +243,7 @@ pub struct Account {
     pub session: SavedSession,
     /// The account keys.
     pub keys: UserKeys,
-    profile: Profile,
+    pub(crate) profile: Profile,
 }
 
 impl Account {

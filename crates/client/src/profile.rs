@@ -38,6 +38,18 @@ pub struct ServerPins {
     /// Vault id → highest key generation seen.
     #[serde(default)]
     pub generations: BTreeMap<String, u32>,
+    /// Vault id → the newest tree commit this device has verified (the server may never
+    /// show it an older state or another history).
+    #[serde(default)]
+    pub heads: BTreeMap<String, HeadPin>,
+}
+
+/// A vault's newest verified commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadPin {
+    pub seq: u64,
+    /// The commit hash, hex.
+    pub hash: String,
 }
 
 /// A logged-in session on this device.

@@ -125,9 +125,18 @@ impl Write for Output<'_> {
 }
 
 /// Reads the chunks the download thread hands over.
-struct ChannelReader {
+pub(crate) struct ChannelReader {
     rx: std::sync::mpsc::Receiver<io::Result<bytes::Bytes>>,
     current: bytes::Bytes,
+}
+
+impl ChannelReader {
+    pub(crate) fn new(rx: std::sync::mpsc::Receiver<io::Result<bytes::Bytes>>) -> Self {
+        Self {
+            rx,
+            current: bytes::Bytes::new(),
+        }
+    }
 }
 
 impl Read for ChannelReader {
@@ -207,6 +216,51 @@ impl Account {
         progress: &dyn Progress,
     ) -> Result<VersionInfo> {
         let enc_name = v.keys.encrypt_name(name)?;
+        let receipt = self.upload_stream(v, input, what, progress)?;
+        // Commit as latest + 1; retry if someone else committed the same name meanwhile.
+        let mut attempt = 0;
+        loop {
+            let latest = self.versions(v, name)?.first().map_or(0, |x| x.version);
+            let version = latest + 1;
+            let fields = CommitFields {
+                vault_id: &v.info.signed_id,
+                object_id: &receipt.upload_id,
+                enc_name: &enc_name,
+                size: receipt.size,
+                hash: &receipt.hash,
+                version,
+                generation: v.keys.current_generation(),
+            };
+            let req = CommitRequest {
+                upload_id: receipt.upload_id.clone(),
+                enc_name: enc_name.clone(),
+                size: receipt.size,
+                hash: receipt.hash.clone(),
+                version,
+                generation: v.keys.current_generation(),
+                signature: self.keys.sign_b64(&commit_message(&fields)),
+            };
+            match self
+                .api
+                .post::<_, VersionInfo>(&format!("{}/objects", vault_path(v)), &req)
+            {
+                Err(e) if e.is_status(409) && attempt < 3 && e.to_string().contains("version") => {
+                    attempt += 1
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Encrypts what `input` yields to the vault's current key as one age file, streamed as
+    /// an upload, and checks that the server received exactly what was sent.
+    pub(crate) fn upload_stream(
+        &self,
+        v: &VaultCtx,
+        input: impl Read + Send,
+        what: &str,
+        progress: &dyn Progress,
+    ) -> Result<UploadReceipt> {
         let file = input;
         let recipient = v.keys.recipient();
         let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
@@ -243,40 +297,7 @@ impl Account {
             }
             Ok(receipt)
         });
-        let receipt = receipt?;
-        // Commit as latest + 1; retry if someone else committed the same name meanwhile.
-        let mut attempt = 0;
-        loop {
-            let latest = self.versions(v, name)?.first().map_or(0, |x| x.version);
-            let version = latest + 1;
-            let fields = CommitFields {
-                vault_id: &v.info.signed_id,
-                object_id: &receipt.upload_id,
-                enc_name: &enc_name,
-                size: receipt.size,
-                hash: &receipt.hash,
-                version,
-                generation: v.keys.current_generation(),
-            };
-            let req = CommitRequest {
-                upload_id: receipt.upload_id.clone(),
-                enc_name: enc_name.clone(),
-                size: receipt.size,
-                hash: receipt.hash.clone(),
-                version,
-                generation: v.keys.current_generation(),
-                signature: self.keys.sign_b64(&commit_message(&fields)),
-            };
-            match self
-                .api
-                .post::<_, VersionInfo>(&format!("{}/objects", vault_path(v)), &req)
-            {
-                Err(e) if e.is_status(409) && attempt < 3 && e.to_string().contains("version") => {
-                    attempt += 1
-                }
-                other => return other,
-            }
-        }
+        receipt
     }
 
     /// The version of `name` that `version` asks for (the latest when `None`), its signature
@@ -462,12 +483,7 @@ fn decrypt_into(
         let copied = io::copy(&mut BufReader::with_capacity(BUF, &mut *source), &mut out);
         copied.map_err(|e| out.error(e, "downloading"))?;
     } else {
-        let ids: Vec<&dyn age::Identity> = v
-            .keys
-            .identities()
-            .into_iter()
-            .map(|i| i as &dyn age::Identity)
-            .collect();
+        let ids = v.keys.age_identities();
         let opened = enc_crypto::decrypt_stream(&ids, &mut *source, ENCRYPT_THREADS, |plain| {
             out.write_all(plain)
         });

@@ -31,7 +31,8 @@ pub use sign::{
     verify_b64, verify_commit,
 };
 pub use stream::{
-    DecryptFailure, decrypt as decrypt_stream, encrypt as encrypt_stream, plaintext_len,
+    DecryptFailure, decrypt as decrypt_stream, encrypt as encrypt_stream, open as open_piece,
+    plaintext_len, seal as seal_piece,
 };
 pub use vault::{MAX_NAME_LEN, VaultKeys, validate_name};
 

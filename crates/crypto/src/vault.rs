@@ -83,6 +83,15 @@ impl VaultKeys {
         self.generations.values().rev().collect()
     }
 
+    /// [`VaultKeys::identities`] as the age decryptors take them.
+    pub fn age_identities(&self) -> Vec<&dyn age::Identity> {
+        self.generations
+            .values()
+            .rev()
+            .map(|i| i as &dyn age::Identity)
+            .collect()
+    }
+
     /// An age identity file (as `age -d -i` reads it) with every generation.
     pub fn export_identity_file(&self) -> Zeroizing<String> {
         let mut out = Zeroizing::new(String::new());

@@ -14,3 +14,4 @@ mod replicas;
 mod restic;
 mod restic_protocol;
 mod security;
+mod trees;

@@ -1,0 +1,383 @@
+//! `enc tree push|diff|pull|ls|log`: a vault as one versioned, signed tree.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use enc_client::tree::{ChangeKind, PushOptions, TreePullOptions};
+use enc_client::{Account, Profile};
+use enc_crypto::tree::Kind;
+
+use crate::ui;
+
+#[derive(Debug, Subcommand)]
+pub enum TreeCmd {
+    /// Push a directory as the vault's new state: one signed commit of what changed.
+    ///
+    /// Only what differs from the vault's current tree is sent (size and mtime first, then
+    /// the content's keyed hash). Modes, mtimes, symbolic links (as links) and empty
+    /// directories are kept. What is gone here stays in the vault unless --delete.
+    Push {
+        /// The directory whose content becomes the vault's tree.
+        dir: PathBuf,
+        /// Vault: NAME, or OWNER/NAME for one shared with you [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+        /// Also remove from the vault what is gone here (like `rsync --delete`).
+        #[arg(long)]
+        delete: bool,
+        /// Show what would change and send nothing (as `enc tree diff`).
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
+    /// Show what `enc tree push DIR` would do: + new, M changed, m mode or mtime only, - removed
+    /// (with --delete).
+    Diff {
+        /// The local directory.
+        dir: PathBuf,
+        /// Vault [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+        /// Count what --delete would remove.
+        #[arg(long)]
+        delete: bool,
+    },
+    /// Pull a file, a directory or the whole tree; every piece is checked before it is
+    /// written.
+    ///
+    /// Where it lands follows `cp -r`: `pull docs -o back` makes back/docs when back is a
+    /// directory, else back itself; without PATH the whole tree goes into the output
+    /// directory. Local files that differ are not overwritten unless --force.
+    Pull {
+        /// A path of the tree [default: the whole tree].
+        path: Option<String>,
+        /// Where to put it [default: the current directory].
+        #[arg(short, long, value_name = "DIR", default_value = ".")]
+        output: PathBuf,
+        /// Vault [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+        /// Overwrite local files, links and directories that differ from the tree.
+        #[arg(long)]
+        force: bool,
+        /// Also remove local files and directories under the landing directory that the
+        /// tree does not have (like `rsync --delete`).
+        #[arg(long)]
+        delete: bool,
+    },
+    /// List the tree (or what is under PATH).
+    Ls {
+        /// A directory or file of the tree.
+        path: Option<String>,
+        /// Vault [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+        /// Show mode, size and mtime.
+        #[arg(short, long)]
+        long: bool,
+    },
+    /// List the vault's commits, oldest first: who, from which host, when, how many paths.
+    /// Every commit's signature and its link to the one before are checked.
+    Log {
+        /// Vault [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+    },
+}
+
+pub fn run(profile: &Profile, cmd: TreeCmd, json: bool) -> anyhow::Result<()> {
+    let acct = Account::open(profile.clone())?;
+    match cmd {
+        TreeCmd::Push {
+            dir,
+            vault,
+            delete,
+            dry_run,
+        } => push(&acct, &dir, vault.as_deref(), delete, dry_run, json),
+        TreeCmd::Diff { dir, vault, delete } => {
+            push(&acct, &dir, vault.as_deref(), delete, true, json)
+        }
+        TreeCmd::Pull {
+            path,
+            output,
+            vault,
+            force,
+            delete,
+        } => pull(
+            &acct,
+            path.as_deref(),
+            &output,
+            vault.as_deref(),
+            (force, delete),
+            json,
+        ),
+        TreeCmd::Ls { path, vault, long } => {
+            ls(&acct, path.as_deref(), vault.as_deref(), long, json)
+        }
+        TreeCmd::Log { vault } => log(&acct, vault.as_deref(), json),
+    }
+}
+
+fn mark(k: ChangeKind) -> &'static str {
+    match k {
+        ChangeKind::New => "+",
+        ChangeKind::Changed => "M",
+        ChangeKind::Metadata => "m",
+        ChangeKind::Removed => "-",
+    }
+}
+
+fn push(
+    acct: &Account,
+    dir: &Path,
+    vault: Option<&str>,
+    delete: bool,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let v = acct.vault(vault)?;
+    let plan = acct.tree_plan(&v, dir, PushOptions { delete })?;
+    for s in &plan.skipped {
+        eprintln!("enc: skipping {}: {}", dir.join(&s.path).display(), s.why);
+    }
+    let counts = [
+        ChangeKind::New,
+        ChangeKind::Changed,
+        ChangeKind::Metadata,
+        ChangeKind::Removed,
+    ]
+    .map(|k| plan.count(k));
+    let line = format!(
+        "{} new, {} changed, {} metadata only, {} removed, {} unchanged",
+        counts[0], counts[1], counts[2], counts[3], plan.unchanged
+    );
+    if dry_run {
+        if json {
+            let list: Vec<_> = plan
+                .list
+                .iter()
+                .map(|(k, p)| serde_json::json!({"change": mark(*k), "path": p}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "changes": list, "new": counts[0], "changed": counts[1],
+                    "metadata": counts[2], "removed": counts[3], "unchanged": plan.unchanged,
+                    "bytes": plan.bytes,
+                }))?
+            );
+        } else {
+            for (k, p) in &plan.list {
+                println!("{} {p}", mark(*k));
+            }
+            ui::note!("would send {}: {line}", ui::size(plan.bytes));
+        }
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let bar = ui::Bar::new(plan.bytes, "push");
+    let (bytes, unchanged) = (plan.bytes, plan.unchanged);
+    let done = acct.tree_push(&v, plan, &bar);
+    bar.finish();
+    let done = done.context("pushing the tree")?;
+    for c in &done.conflicts {
+        eprintln!(
+            "enc: {c} was also changed by another push since this one began: this push's version is current, the other is its previous version (`enc tree log`)"
+        );
+    }
+    let (seq, short) = match &done.commit {
+        Some(c) => (Some(c.seq), c.short()),
+        None => (None, String::new()),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "commit": seq, "hash": done.commit.as_ref().map(|c| hex::encode(c.hash)),
+                "new": counts[0], "changed": counts[1], "metadata": counts[2],
+                "removed": counts[3], "unchanged": unchanged,
+                "sent": done.sent, "conflicts": done.conflicts, "rebased": done.rebased,
+            }))?
+        );
+        return Ok(());
+    }
+    match seq {
+        None => println!("up to date: nothing to push"),
+        Some(seq) => println!(
+            "commit {seq} ({short}): {line}; {} sent in {:.1} s",
+            ui::size(done.sent),
+            started.elapsed().as_secs_f64()
+        ),
+    }
+    ui::detail!("{} of file content", ui::size(bytes));
+    Ok(())
+}
+
+fn pull(
+    acct: &Account,
+    path: Option<&str>,
+    output: &Path,
+    vault: Option<&str>,
+    (force, delete): (bool, bool),
+    json: bool,
+) -> anyhow::Result<()> {
+    let v = acct.vault(vault)?;
+    let plan = acct.tree_pull_plan(
+        &v,
+        &TreePullOptions {
+            path,
+            dest: output,
+            force,
+            delete,
+        },
+    )?;
+    let removed = plan.remove.len();
+    let (seq, short, landing) = (
+        plan.commit().seq,
+        plan.commit().short(),
+        plan.landing.clone(),
+    );
+    let bar = ui::Bar::new(plan.bytes, "pull");
+    let done = acct.tree_pull(&v, plan, &bar);
+    bar.finish();
+    let done = done.context("pulling the tree")?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "commit": seq, "into": landing, "files": done.files, "dirs": done.dirs,
+                "links": done.links, "identical": done.identical, "bytes": done.bytes,
+                "removed": removed,
+            }))?
+        );
+    } else {
+        println!(
+            "commit {seq} ({short}) into {}: {} files ({}), {} directories, {} links; {} already there; {removed} removed",
+            landing.display(),
+            done.files,
+            ui::size(done.bytes),
+            done.dirs,
+            done.links,
+            done.identical
+        );
+    }
+    Ok(())
+}
+
+/// `drwxr-xr-x`.
+fn mode_string(kind: &Kind, mode: u32) -> String {
+    let t = match kind {
+        Kind::Dir { .. } => 'd',
+        Kind::Symlink { .. } => 'l',
+        Kind::File { .. } => '-',
+    };
+    let mut s = String::from(t);
+    for shift in [6, 3, 0] {
+        let bits = (mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    s
+}
+
+fn ls(
+    acct: &Account,
+    path: Option<&str>,
+    vault: Option<&str>,
+    long: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let v = acct.vault(vault)?;
+    let tree = acct.tree(&v)?;
+    let path = path.unwrap_or("").trim_matches('/');
+    let prefix = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
+    if !path.is_empty() && !tree.entries.contains_key(path) {
+        return Err(ui::usage(format!("no {path:?} in the vault's tree")));
+    }
+    let rows: Vec<_> = tree
+        .entries
+        .iter()
+        .filter(|(p, _)| p.as_str() == path || p.starts_with(&prefix))
+        .collect();
+    if json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(p, e)| {
+                let (kind, size, target) = match &e.kind {
+                    Kind::File { size, .. } => ("file", Some(*size), None),
+                    Kind::Dir { .. } => ("dir", None, None),
+                    Kind::Symlink { target } => ("symlink", None, Some(target.clone())),
+                };
+                serde_json::json!({"path": p, "kind": kind, "mode": format!("{:o}", e.mode),
+                    "mtime_ns": e.mtime_ns, "size": size, "target": target})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    for (p, e) in rows {
+        let shown = match &e.kind {
+            Kind::Dir { .. } => format!("{p}/"),
+            Kind::Symlink { target } if long => format!("{p} -> {target}"),
+            _ => p.clone(),
+        };
+        if long {
+            let size = match &e.kind {
+                Kind::File { size, .. } => size.to_string(),
+                _ => "-".into(),
+            };
+            println!(
+                "{}  {size:>12}  {}  {shown}",
+                mode_string(&e.kind, e.mode),
+                ui::time(e.mtime_ns.div_euclid(1_000_000_000))
+            );
+        } else {
+            println!("{shown}");
+        }
+    }
+    if let Some(c) = &tree.commit {
+        ui::detail!("commit {} ({})", c.seq, c.short());
+    }
+    Ok(())
+}
+
+fn log(acct: &Account, vault: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let v = acct.vault(vault)?;
+    let entries = acct.tree_log(&v)?;
+    if json {
+        let list: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({"seq": e.commit.seq, "hash": hex::encode(e.commit.hash),
+                    "author": e.author, "host": e.host, "time_ns": e.time_ns,
+                    "changes": e.changes, "accepted": e.commit.created})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.commit.seq.to_string(),
+                e.commit.short(),
+                e.author.clone(),
+                e.host.clone(),
+                ui::time(e.time_ns.div_euclid(1_000_000_000)),
+                e.changes.to_string(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        ui::note!("no commits yet: `enc tree push DIR` makes the first");
+        return Ok(());
+    }
+    ui::table(&["SEQ", "COMMIT", "AUTHOR", "HOST", "TIME", "PATHS"], &rows);
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! A vault as a versioned tree on the client (ARCHITECTURE.md, "Vault trees"): the head the
+//! server shows, checked against the newest commit this device has seen and linked to it by
+//! the chain of signed commits; the tree a commit names, read level by level in batches and
+//! checked piece by piece; the history. Push and pull live in their own files.
+
+mod merge;
+mod pull;
+mod push;
+
+use std::collections::BTreeMap;
+
+use enc_crypto::tree::{
+    CommitBody, CommitHeader, Entry, Hash, Kind, Loc, Node, Piece, commit_hash,
+};
+use enc_proto::{ReadRange, ReadRequest, TreeCommitInfo, TreeCommits, TreeHead};
+
+pub use pull::{PullPlan, PullSummary, TreePullOptions};
+pub use push::{ChangeKind, PushOptions, PushPlan, PushSummary};
+
+use crate::ops::{Account, VaultCtx};
+use crate::profile::HeadPin;
+use crate::{ClientError, Result};
+
+/// Files smaller than this are packed with others; larger ones are a blob of their own.
+pub(crate) const SMALL_FILE: u64 = 1 << 20;
+/// Largest pack of small pieces, and largest batch of one read.
+pub(crate) const PACK: usize = 16 << 20;
+/// Most ranges in one read (the server's limit).
+const MAX_RANGES: usize = 10_000;
+/// Most commits the server lists at a time.
+const PAGE: u64 = 1000;
+/// Most entries a tree may have: a hostile tree that names one node from many places cannot
+/// make the client walk without end.
+const MAX_TREE_ENTRIES: usize = 5_000_000;
+
+/// A commit whose signature, vault and place in the chain were checked.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub seq: u64,
+    pub hash: Hash,
+    pub header: CommitHeader,
+    /// When the server says it accepted it (Unix seconds; the server's word, not signed).
+    pub created: i64,
+}
+
+impl Commit {
+    /// The first 12 hex digits of the hash, as `enc tree log` shows it.
+    pub fn short(&self) -> String {
+        hex::encode(&self.hash[..6])
+    }
+}
+
+/// A vault's tree at one commit: every path (`/`-separated, relative) with its entry.
+#[derive(Debug, Default)]
+pub struct Tree {
+    /// `None`: the vault has no tree yet.
+    pub commit: Option<Commit>,
+    pub body: Option<CommitBody>,
+    pub entries: BTreeMap<String, Entry>,
+}
+
+/// One line of `enc tree log`.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub commit: Commit,
+    pub author: String,
+    pub host: String,
+    /// When the author made it, nanoseconds since the Unix epoch (the author's clock, signed).
+    pub time_ns: i64,
+    /// How many paths it changed.
+    pub changes: usize,
+}
+
+/// A piece to read: where, the hash its ciphertext must have, and the content id its
+/// plaintext must have (none for a commit body, which the header's hash names).
+pub(crate) struct Want<'a> {
+    pub loc: &'a Loc,
+    pub chash: &'a Hash,
+    pub cid: Option<&'a Hash>,
+}
+
+impl<'a> From<&'a Piece> for Want<'a> {
+    fn from(p: &'a Piece) -> Self {
+        Self {
+            loc: &p.loc,
+            chash: &p.chash,
+            cid: Some(&p.cid),
+        }
+    }
+}
+
+pub(crate) fn vault_path(v: &VaultCtx) -> String {
+    format!("/v1/vaults/{}", v.info.id)
+}
+
+pub(crate) fn join(base: &str, name: &str) -> String {
+    if base.is_empty() {
+        name.to_string()
+    } else {
+        format!("{base}/{name}")
+    }
+}
+
+/// The content id of `plain` in vault `v`.
+pub(crate) fn cid_of(v: &VaultCtx, plain: &[u8]) -> Hash {
+    let mut h = v.keys.cid_hasher();
+    h.update(plain);
+    *h.finalize().as_bytes()
+}
+
+/// Opens one small piece with the vault's keys.
+pub(crate) fn open(v: &VaultCtx, sealed: &[u8]) -> Result<Vec<u8>> {
+    let ids = v.keys.age_identities();
+    enc_crypto::open_piece(&ids, sealed).map_err(|e| {
+        ClientError::Integrity(match e {
+            enc_crypto::DecryptFailure::Header(age::DecryptError::NoMatchingKeys) => {
+                "a piece of this vault does not open with the vault keys you hold".into()
+            }
+            enc_crypto::DecryptFailure::Header(e) => {
+                format!("a piece is not a valid age file: {e}")
+            }
+            enc_crypto::DecryptFailure::Payload(e) => {
+                format!("a piece does not decrypt: {e} (stored data changed)")
+            }
+        })
+    })
+}
+
+impl Account {
+    /// Checks one commit as the server sent it: a canonical header for this vault, under the
+    /// sequence number and hash the server names, signed by the key pinned for its signer.
+    fn check_commit(&self, v: &VaultCtx, info: &TreeCommitInfo) -> Result<Commit> {
+        let bad = |what: String| {
+            ClientError::Integrity(format!("commit {} of this vault {what}", info.seq))
+        };
+        let header_bytes =
+            enc_crypto::unb64(&info.header).map_err(|_| bad("is not base64".into()))?;
+        let signature = enc_crypto::unb64(&info.signature)
+            .map_err(|_| bad("has a signature that is not base64".into()))?;
+        let header =
+            CommitHeader::decode(&header_bytes).map_err(|e| bad(format!("is malformed ({e})")))?;
+        if header.message() != header_bytes {
+            return Err(bad("is not in canonical form".into()));
+        }
+        if header.vault != v.info.signed_id {
+            return Err(bad("belongs to another vault".into()));
+        }
+        if header.seq != info.seq {
+            return Err(bad(format!(
+                "is served as commit {} (it says {})",
+                info.seq, header.seq
+            )));
+        }
+        let hash = commit_hash(&header_bytes, &signature);
+        if hex::encode(hash) != info.hash {
+            return Err(bad("is served under another hash".into()));
+        }
+        let user = &header.signer.user;
+        let key = self.trusted_key(user, &header.signer.key)?;
+        if key != header.signer.key {
+            return Err(bad(format!("names a key for {user} that is not theirs")));
+        }
+        enc_crypto::verify_b64(&key, &header_bytes, &info.signature)
+            .map_err(|_| bad(format!("does not carry a valid signature of {user}")))?;
+        Ok(Commit {
+            seq: info.seq,
+            hash,
+            header,
+            created: info.created,
+        })
+    }
+
+    /// Walks the commits after `after` up to `until`, each checked and linked to the one
+    /// before (`prev`: the hash the first must name; `None` when walking from the start),
+    /// handing each to `each`. Returns the last.
+    fn walk_chain(
+        &self,
+        v: &VaultCtx,
+        after: u64,
+        mut prev: Option<Hash>,
+        until: u64,
+        mut each: impl FnMut(&Commit) -> Result<()>,
+    ) -> Result<Option<Commit>> {
+        let mut at = after;
+        let mut last = None;
+        while at < until {
+            let page: TreeCommits = self.api.get(&format!(
+                "{}/commits?after={at}&limit={PAGE}",
+                vault_path(v)
+            ))?;
+            if page.commits.is_empty() {
+                return Err(ClientError::Integrity(format!(
+                    "the server's history of this vault stops at commit {at}, before its head {until}: commits are missing"
+                )));
+            }
+            for info in &page.commits {
+                let c = self.check_commit(v, info)?;
+                if c.seq != at + 1 {
+                    return Err(ClientError::Integrity(format!(
+                        "commit {} is missing from this vault's history (the server went from {at} to {})",
+                        at + 1,
+                        c.seq
+                    )));
+                }
+                if c.header.prev != prev {
+                    return Err(ClientError::Integrity(format!(
+                        "commit {} does not follow commit {at}: the history was rewritten",
+                        c.seq
+                    )));
+                }
+                each(&c)?;
+                prev = Some(c.hash);
+                at = c.seq;
+                last = Some(c);
+                if at >= until {
+                    break;
+                }
+            }
+        }
+        Ok(last)
+    }
+
+    fn head_pin(&self, v: &VaultCtx) -> Result<Option<HeadPin>> {
+        let config = self.profile.config()?;
+        Ok(config
+            .pins
+            .get(&self.session.server)
+            .and_then(|p| p.heads.get(&v.info.id))
+            .cloned())
+    }
+
+    /// Remembers `c` as the newest commit of the vault this device has seen (never goes back).
+    pub(crate) fn remember_head(&self, v: &VaultCtx, c: &Commit) -> Result<()> {
+        let mut config = self.profile.config()?;
+        let pins = config.pins.entry(self.session.server.clone()).or_default();
+        if pins.heads.get(&v.info.id).is_some_and(|p| p.seq >= c.seq) {
+            return Ok(());
+        }
+        pins.heads.insert(
+            v.info.id.clone(),
+            HeadPin {
+                seq: c.seq,
+                hash: hex::encode(c.hash),
+            },
+        );
+        self.profile.save_config(&config)
+    }
+
+    /// The vault's head as the server shows it, accepted only if it is, or descends through
+    /// signed commits from, the newest commit this device has seen (the whole chain is
+    /// checked the first time). Remembers it.
+    pub fn tree_head(&self, v: &VaultCtx) -> Result<Option<Commit>> {
+        let shown: TreeHead = self.api.get(&format!("{}/head", vault_path(v)))?;
+        let pin = self.head_pin(v)?;
+        let name = v.display_name(self.user());
+        let Some(info) = shown.head else {
+            return match pin {
+                Some(p) => Err(ClientError::Integrity(format!(
+                    "the server says vault {name} has no tree, but this device has seen its commit {} ({}): the server lost or is hiding its history",
+                    p.seq,
+                    &p.hash[..12]
+                ))),
+                None => Ok(None),
+            };
+        };
+        let head = self.check_commit(v, &info)?;
+        let (after, prev) = match &pin {
+            Some(p) if head.seq < p.seq => {
+                return Err(ClientError::Integrity(format!(
+                    "the server shows commit {} of vault {name}, but this device has already seen commit {}: the server is serving an older state (files changed since would look reverted, revived or hidden)",
+                    head.seq, p.seq
+                )));
+            }
+            Some(p) if head.seq == p.seq => {
+                if hex::encode(head.hash) != p.hash {
+                    return Err(fork(&name, p.seq));
+                }
+                return Ok(Some(head));
+            }
+            Some(p) => {
+                let mut h = [0u8; 32];
+                hex::decode_to_slice(&p.hash, &mut h).map_err(|_| {
+                    ClientError::Usage(format!(
+                        "the remembered head of vault {name} in {} is damaged",
+                        self.profile.dir().join("config.json").display()
+                    ))
+                })?;
+                (p.seq, Some(h))
+            }
+            None => (0, None),
+        };
+        let last = self
+            .walk_chain(v, after, prev, head.seq, |_| Ok(()))
+            .map_err(|e| match (&e, &pin) {
+                (ClientError::Integrity(m), Some(p)) if m.contains("does not follow") => {
+                    fork(&name, p.seq)
+                }
+                _ => e,
+            })?;
+        if last.as_ref().map(|c| c.hash) != Some(head.hash) {
+            return Err(ClientError::Integrity(format!(
+                "the head the server shows for vault {name} is not the end of the history it serves"
+            )));
+        }
+        self.remember_head(v, &head)?;
+        Ok(Some(head))
+    }
+
+    /// Reads pieces in batches (one request for many), checks each one's ciphertext hash,
+    /// opens it and checks its content id; hands `each` the piece's index and plaintext.
+    pub(crate) fn read_pieces(
+        &self,
+        v: &VaultCtx,
+        wants: &[Want<'_>],
+        mut each: impl FnMut(usize, Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let mut start = 0;
+        while start < wants.len() {
+            let mut end = start;
+            let mut bytes = 0u64;
+            while end < wants.len()
+                && end - start < MAX_RANGES
+                && (end == start || bytes + wants[end].loc.len <= PACK as u64)
+            {
+                bytes += wants[end].loc.len;
+                end += 1;
+            }
+            let batch = &wants[start..end];
+            let req = ReadRequest {
+                ranges: batch
+                    .iter()
+                    .map(|w| ReadRange {
+                        blob: w.loc.blob.clone(),
+                        offset: w.loc.offset,
+                        len: w.loc.len,
+                    })
+                    .collect(),
+            };
+            let body = self
+                .api
+                .post_bytes(&format!("{}/read", vault_path(v)), &req)?;
+            if body.len() as u64 != bytes {
+                return Err(ClientError::Integrity(format!(
+                    "the server sent {} bytes for pieces of {bytes}: stored data is missing or truncated",
+                    body.len()
+                )));
+            }
+            let mut at = 0usize;
+            for (i, w) in batch.iter().enumerate() {
+                let sealed = &body[at..at + w.loc.len as usize];
+                at += w.loc.len as usize;
+                if blake3::hash(sealed).as_bytes() != w.chash {
+                    return Err(ClientError::Integrity(
+                        "a piece of this vault is not the one its tree names (stored data changed or swapped)"
+                            .into(),
+                    ));
+                }
+                let plain = open(v, sealed)?;
+                if let Some(cid) = w.cid
+                    && cid_of(v, &plain) != *cid
+                {
+                    return Err(ClientError::Integrity(
+                        "a piece of this vault holds other content than its tree names".into(),
+                    ));
+                }
+                each(start + i, plain)?;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// A commit's body, read and checked against its header.
+    fn read_body(&self, v: &VaultCtx, c: &Commit) -> Result<CommitBody> {
+        let mut body = None;
+        let want = Want {
+            loc: &c.header.body,
+            chash: &c.header.body_hash,
+            cid: None,
+        };
+        self.read_pieces(v, &[want], |_, plain| {
+            body = Some(CommitBody::decode(&plain, &c.header).map_err(|e| {
+                ClientError::Integrity(format!("the body of commit {} is malformed: {e}", c.seq))
+            })?);
+            Ok(())
+        })?;
+        body.ok_or_else(|| ClientError::Integrity("a commit body is missing".into()))
+    }
+
+    /// The tree `commit` names (empty for `None`): every directory node read, a level at a
+    /// time, each checked.
+    pub fn read_tree(&self, v: &VaultCtx, commit: Option<Commit>) -> Result<Tree> {
+        let Some(c) = commit else {
+            return Ok(Tree::default());
+        };
+        let body = self.read_body(v, &c)?;
+        let mut entries = BTreeMap::new();
+        let mut level: Vec<(String, Piece)> = vec![(String::new(), body.root.clone())];
+        while !level.is_empty() {
+            let wants: Vec<Want<'_>> = level.iter().map(|(_, p)| Want::from(p)).collect();
+            let mut next = Vec::new();
+            self.read_pieces(v, &wants, |i, plain| {
+                let dir = &level[i].0;
+                let node = Node::decode(&plain).map_err(|e| {
+                    ClientError::Integrity(format!(
+                        "directory {:?} of this vault is malformed: {e}",
+                        if dir.is_empty() { "/" } else { dir }
+                    ))
+                })?;
+                for e in node.entries {
+                    let path = join(dir, &e.name);
+                    if let Kind::Dir { piece } = &e.kind {
+                        next.push((path.clone(), piece.clone()));
+                    }
+                    entries.insert(path, e);
+                }
+                if entries.len() > MAX_TREE_ENTRIES {
+                    return Err(ClientError::Integrity(format!(
+                        "this vault's tree has more than {MAX_TREE_ENTRIES} entries (a directory named from many places?)"
+                    )));
+                }
+                Ok(())
+            })?;
+            level = next;
+        }
+        Ok(Tree {
+            commit: Some(c),
+            body: Some(body),
+            entries,
+        })
+    }
+
+    /// The vault's tree at its verified head.
+    pub fn tree(&self, v: &VaultCtx) -> Result<Tree> {
+        let head = self.tree_head(v)?;
+        self.read_tree(v, head)
+    }
+
+    /// The vault's whole history, oldest first, every commit checked and linked, every body
+    /// read.
+    pub fn tree_log(&self, v: &VaultCtx) -> Result<Vec<LogEntry>> {
+        let Some(head) = self.tree_head(v)? else {
+            return Ok(Vec::new());
+        };
+        let mut commits = Vec::new();
+        self.walk_chain(v, 0, None, head.seq, |c| {
+            commits.push(c.clone());
+            Ok(())
+        })?;
+        if commits.last().map(|c| c.hash) != Some(head.hash) {
+            return Err(ClientError::Integrity(
+                "the vault's history does not end at its head".into(),
+            ));
+        }
+        let wants: Vec<Want<'_>> = commits
+            .iter()
+            .map(|c| Want {
+                loc: &c.header.body,
+                chash: &c.header.body_hash,
+                cid: None,
+            })
+            .collect();
+        let mut out = Vec::with_capacity(commits.len());
+        self.read_pieces(v, &wants, |i, plain| {
+            let c = &commits[i];
+            let body = CommitBody::decode(&plain, &c.header).map_err(|e| {
+                ClientError::Integrity(format!("the body of commit {} is malformed: {e}", c.seq))
+            })?;
+            out.push(LogEntry {
+                commit: c.clone(),
+                author: c.header.signer.user.clone(),
+                host: body.host,
+                time_ns: body.time_ns,
+                changes: body.changes.len(),
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+fn fork(name: &str, seq: u64) -> ClientError {
+    ClientError::Integrity(format!(
+        "the history the server shows for vault {name} forks from the one this device has seen at commit {seq}: the server is showing another version of the past"
+    ))
+}

@@ -1,0 +1,492 @@
+//! `enc tree pull`: a directory of a vault's tree (or all of it, or one file) into a local
+//! directory, with `cp -r`'s rule for where it lands. Everything that would be overwritten is
+//! checked before anything is written; each file is written to a temporary name beside its
+//! place and renamed there once its content checked out; links come last, and directories
+//! get their modes and mtimes after what is in them.
+
+use std::collections::HashMap;
+use std::fs::{File, FileTimes};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use enc_crypto::tree::{Entry, Kind, Piece};
+use enc_proto::{ReadRange, ReadRequest};
+
+use super::{Commit, Want, vault_path};
+use crate::ops::{Account, VaultCtx};
+use crate::transfer::{ChannelReader, Progress};
+use crate::{ClientError, Result};
+
+/// Where a pull lands: a path of the tree (or the whole tree) and a local directory.
+pub struct TreePullOptions<'a> {
+    /// A file or directory of the tree; the whole tree when `None` or empty.
+    pub path: Option<&'a str>,
+    /// Where it goes: into `dest` when `dest` is a directory that exists (as `cp -r`),
+    /// else as `dest`. The whole tree always goes into `dest`.
+    pub dest: &'a Path,
+    /// Overwrite local files that differ.
+    pub force: bool,
+    /// Also remove what is under the landing directory but not in the tree (`rsync
+    /// --delete`); only for a directory.
+    pub delete: bool,
+}
+
+/// What a pull will write, checked against what is already there.
+pub struct PullPlan {
+    commit: Commit,
+    /// Where the pulled path lands.
+    pub landing: PathBuf,
+    /// Whether the whole tree is pulled (into `landing`).
+    whole: bool,
+    /// (local path, entry, already there as it should be) in tree order: a directory
+    /// before what it holds.
+    writes: Vec<(PathBuf, Entry, bool)>,
+    /// Local paths in the way that `force` allows replacing.
+    replace: Vec<PathBuf>,
+    /// Local paths the tree does not have, removed with `delete`.
+    pub remove: Vec<PathBuf>,
+    /// Files already there with the right content.
+    pub identical: u64,
+    /// Plaintext bytes to fetch.
+    pub bytes: u64,
+}
+
+impl PullPlan {
+    /// The commit being pulled.
+    pub fn commit(&self) -> &Commit {
+        &self.commit
+    }
+}
+
+/// What a pull wrote.
+#[derive(Debug, Default)]
+pub struct PullSummary {
+    pub files: u64,
+    pub dirs: u64,
+    pub links: u64,
+    /// Files that were already there with the right content.
+    pub identical: u64,
+    /// Plaintext bytes written.
+    pub bytes: u64,
+}
+
+fn time_of(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+/// Mode bits to restore: setuid and setgid are dropped (a pulled file must not gain powers).
+fn safe_mode(mode: u32) -> u32 {
+    mode & 0o1777
+}
+
+/// Whether what is at `local` already is `e` (a file's content id decides when its size
+/// matches and its mtime does not).
+fn same(v: &VaultCtx, local: &Path, meta: &std::fs::Metadata, e: &Entry) -> Result<bool> {
+    Ok(match &e.kind {
+        Kind::Dir { .. } => meta.is_dir(),
+        Kind::Symlink { target } => {
+            meta.file_type().is_symlink()
+                && std::fs::read_link(local).is_ok_and(|t| t.as_os_str() == target.as_str())
+        }
+        Kind::File { size, piece } => {
+            if !meta.is_file() || meta.len() != *size {
+                false
+            } else if meta.mtime() * 1_000_000_000 + meta.mtime_nsec() == e.mtime_ns {
+                true
+            } else {
+                let mut h = v.keys.cid_hasher();
+                let mut f = File::open(local)
+                    .map_err(ClientError::io(format!("reading {}", local.display())))?;
+                io::copy(&mut f, &mut HashWriter(&mut h))
+                    .map_err(ClientError::io(format!("reading {}", local.display())))?;
+                *h.finalize().as_bytes() == piece.cid
+            }
+        }
+    })
+}
+
+struct HashWriter<'a>(&'a mut blake3::Hasher);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes a file through a temporary name in its directory, with its mode and mtime.
+fn write_file(path: &Path, e: &Entry, fill: impl FnOnce(&File) -> Result<()>) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".enc-pull-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(ClientError::io(format!(
+            "creating a temporary file in {}",
+            dir.display()
+        )))?;
+    let f = tmp.as_file();
+    fill(f)?;
+    let what = || ClientError::io(format!("writing {}", path.display()));
+    f.set_permissions(std::fs::Permissions::from_mode(safe_mode(e.mode)))
+        .map_err(what())?;
+    f.set_times(FileTimes::new().set_modified(time_of(e.mtime_ns)))
+        .map_err(what())?;
+    tmp.persist(path).map_err(|err| ClientError::Io {
+        context: format!("writing {}", path.display()),
+        source: err.error,
+    })?;
+    Ok(())
+}
+
+fn remove_any(path: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(ClientError::io(format!("reading {}", path.display())))?;
+    let r = if meta.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    r.map_err(ClientError::io(format!("removing {}", path.display())))
+}
+
+impl Account {
+    /// Reads the vault's verified tree and works out what a pull writes where, refusing (unless
+    /// `force`) when a local file, link or directory in the way differs from the tree.
+    pub fn tree_pull_plan(&self, v: &VaultCtx, opts: &TreePullOptions<'_>) -> Result<PullPlan> {
+        let tree = self.tree(v)?;
+        let Some(commit) = tree.commit.clone() else {
+            return Err(ClientError::Usage(format!(
+                "vault {} has no tree yet: `enc tree push DIR` makes one",
+                v.display_name(self.user())
+            )));
+        };
+        let path = opts.path.unwrap_or("").trim_matches('/');
+        let mut selected: Vec<(PathBuf, Entry)> = Vec::new();
+        let landing;
+        if path.is_empty() {
+            landing = opts.dest.to_path_buf();
+            for (p, e) in &tree.entries {
+                selected.push((landing.join(p), e.clone()));
+            }
+        } else {
+            let top = tree.entries.get(path).ok_or_else(|| {
+                ClientError::Usage(format!(
+                    "no {path:?} in the vault's tree; `enc tree ls` lists it"
+                ))
+            })?;
+            landing = if opts.dest.is_dir() {
+                opts.dest.join(&top.name)
+            } else {
+                opts.dest.to_path_buf()
+            };
+            selected.push((landing.clone(), top.clone()));
+            let prefix = format!("{path}/");
+            for (p, e) in tree.entries.range(prefix.clone()..) {
+                if !p.starts_with(&prefix) {
+                    break;
+                }
+                selected.push((landing.join(&p[prefix.len()..]), e.clone()));
+            }
+        }
+        let is_dir = path.is_empty()
+            || matches!(
+                selected.first(),
+                Some((
+                    _,
+                    Entry {
+                        kind: Kind::Dir { .. },
+                        ..
+                    }
+                ))
+            );
+        let mut remove = Vec::new();
+        if opts.delete && is_dir && landing.is_dir() {
+            let wanted: std::collections::HashSet<&Path> =
+                selected.iter().map(|(p, _)| p.as_path()).collect();
+            let (local, _) = crate::scan::scan(&landing)
+                .map_err(ClientError::io(format!("reading {}", landing.display())))?;
+            // Shallowest first: a directory removed takes what is in it along.
+            for l in local {
+                let full = landing.join(&l.path);
+                if !wanted.contains(full.as_path())
+                    && !remove.last().is_some_and(|r: &PathBuf| full.starts_with(r))
+                {
+                    remove.push(full);
+                }
+            }
+        }
+        let mut plan = PullPlan {
+            commit,
+            remove,
+            whole: path.is_empty(),
+            landing,
+            writes: Vec::with_capacity(selected.len()),
+            replace: Vec::new(),
+            identical: 0,
+            bytes: 0,
+        };
+        let mut differ = Vec::new();
+        for (local, e) in selected {
+            let mut there = false;
+            match std::fs::symlink_metadata(&local) {
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    return Err(ClientError::Io {
+                        context: format!("reading {}", local.display()),
+                        source: err,
+                    });
+                }
+                Ok(meta) => {
+                    if same(v, &local, &meta, &e)? {
+                        there = true;
+                        if let Kind::File { .. } = e.kind {
+                            plan.identical += 1;
+                        }
+                    } else {
+                        differ.push(local.clone());
+                    }
+                }
+            }
+            if let Kind::File { size, .. } = e.kind {
+                plan.bytes += size;
+            }
+            plan.writes.push((local, e, there));
+        }
+        if !differ.is_empty() && !opts.force {
+            let first = differ[0].display();
+            return Err(ClientError::Usage(format!(
+                "{} local path(s) differ from the vault's tree and would be overwritten (first: {first}); nothing was written: pass --force to overwrite them",
+                differ.len()
+            )));
+        }
+        plan.replace = differ;
+        Ok(plan)
+    }
+
+    /// Carries out a pull plan: directories, then files (small ones many per request, large
+    /// ones streamed), then links, then the directories' modes and mtimes, deepest first.
+    pub fn tree_pull(
+        &self,
+        v: &VaultCtx,
+        plan: PullPlan,
+        progress: &dyn Progress,
+    ) -> Result<PullSummary> {
+        let mut summary = PullSummary {
+            identical: plan.identical,
+            ..PullSummary::default()
+        };
+        for local in plan.replace.iter().chain(&plan.remove) {
+            remove_any(local)?;
+        }
+        let top = if plan.whole {
+            Some(plan.landing.as_path())
+        } else {
+            plan.landing.parent().filter(|p| !p.as_os_str().is_empty())
+        };
+        if let Some(top) = top {
+            std::fs::create_dir_all(top)
+                .map_err(ClientError::io(format!("creating {}", top.display())))?;
+        }
+        // Directories first, open to us while we fill them.
+        for (local, e, _) in &plan.writes {
+            if let Kind::Dir { .. } = e.kind {
+                match std::fs::create_dir(local) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
+                    Err(err) => {
+                        return Err(ClientError::Io {
+                            context: format!("creating {}", local.display()),
+                            source: err,
+                        });
+                    }
+                }
+                summary.dirs += 1;
+            } else if let Some(parent) = local.parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent)
+                    .map_err(ClientError::io(format!("creating {}", parent.display())))?;
+            }
+        }
+        // Files: what is already there only gets its mode and mtime; the rest is fetched.
+        let mut small: Vec<(&PathBuf, &Entry, &Piece)> = Vec::new();
+        for (local, e, there) in &plan.writes {
+            let Kind::File { size, piece } = &e.kind else {
+                continue;
+            };
+            if *there {
+                let f = File::options()
+                    .write(true)
+                    .open(local)
+                    .map_err(ClientError::io(format!("opening {}", local.display())))?;
+                f.set_permissions(std::fs::Permissions::from_mode(safe_mode(e.mode)))
+                    .and_then(|()| f.set_times(FileTimes::new().set_modified(time_of(e.mtime_ns))))
+                    .map_err(ClientError::io(format!("writing {}", local.display())))?;
+                progress.advance(*size);
+                continue;
+            }
+            if piece.loc.len < super::PACK as u64 / 4 {
+                small.push((local, e, piece));
+            } else {
+                self.pull_large(v, local, e, piece, progress)?;
+                summary.files += 1;
+                summary.bytes += size;
+            }
+        }
+        // Small files: one request for many; a piece named by several paths is read once.
+        let mut unique: Vec<&Piece> = Vec::new();
+        let mut index: HashMap<(&str, u64), usize> = HashMap::new();
+        let mut of_file = Vec::with_capacity(small.len());
+        for (_, _, piece) in &small {
+            let key = (piece.loc.blob.as_str(), piece.loc.offset);
+            let i = *index.entry(key).or_insert_with(|| {
+                unique.push(piece);
+                unique.len() - 1
+            });
+            of_file.push(i);
+        }
+        let mut users: Vec<Vec<usize>> = vec![Vec::new(); unique.len()];
+        for (f, i) in of_file.iter().enumerate() {
+            users[*i].push(f);
+        }
+        let wants: Vec<Want<'_>> = unique.iter().map(|p| Want::from(*p)).collect();
+        self.read_pieces(v, &wants, |i, plain| {
+            for &f in &users[i] {
+                let (local, e, _) = small[f];
+                write_file(local, e, |mut out| {
+                    out.write_all(&plain)
+                        .map_err(ClientError::io(format!("writing {}", local.display())))
+                })?;
+                progress.advance(plain.len() as u64);
+                summary.files += 1;
+                summary.bytes += plain.len() as u64;
+            }
+            Ok(())
+        })?;
+        // Links, then directories' modes and mtimes, deepest first.
+        for (local, e, there) in &plan.writes {
+            if let Kind::Symlink { target } = &e.kind {
+                if *there {
+                    continue;
+                }
+                if std::fs::symlink_metadata(local).is_ok() {
+                    remove_any(local)?;
+                }
+                std::os::unix::fs::symlink(target, local).map_err(ClientError::io(format!(
+                    "creating link {}",
+                    local.display()
+                )))?;
+                summary.links += 1;
+            }
+        }
+        for (local, e, _) in plan.writes.iter().rev() {
+            if let Kind::Dir { .. } = e.kind {
+                let what = ClientError::io(format!("setting the mode of {}", local.display()));
+                std::fs::set_permissions(local, std::fs::Permissions::from_mode(safe_mode(e.mode)))
+                    .map_err(what)?;
+                if let Ok(d) = File::open(local) {
+                    d.set_times(FileTimes::new().set_modified(time_of(e.mtime_ns)))
+                        .map_err(ClientError::io(format!(
+                            "setting the mtime of {}",
+                            local.display()
+                        )))?;
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Streams one large piece into its file, checking its ciphertext hash and content id.
+    fn pull_large(
+        &self,
+        v: &VaultCtx,
+        local: &Path,
+        e: &Entry,
+        piece: &Piece,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let req = ReadRequest {
+            ranges: vec![ReadRange {
+                blob: piece.loc.blob.clone(),
+                offset: piece.loc.offset,
+                len: piece.loc.len,
+            }],
+        };
+        let path = format!("{}/read", vault_path(v));
+        write_file(local, e, |mut out| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(8);
+            let mut chash = blake3::Hasher::new();
+            let mut cid = v.keys.cid_hasher();
+            let mut read = 0u64;
+            let (fetched, opened) = std::thread::scope(|scope| {
+                let fetch = scope.spawn(|| self.api.post_chunks(&path, &req, tx));
+                let mut source = Tee {
+                    inner: ChannelReader::new(rx),
+                    hasher: &mut chash,
+                    read: &mut read,
+                };
+                let ids = v.keys.age_identities();
+                let opened = enc_crypto::decrypt_stream(&ids, &mut source, 2, |plain| {
+                    cid.update(plain);
+                    progress.advance(plain.len() as u64);
+                    out.write_all(plain)
+                });
+                // Drain the rest so the hash covers the whole piece, then stop the fetch.
+                let drained = io::copy(&mut source, &mut io::sink());
+                drop(source);
+                let fetched = fetch
+                    .join()
+                    .unwrap_or_else(|_| Err(ClientError::Usage("download thread panicked".into())));
+                let opened = match opened {
+                    Ok(_) => drained.map(|_| ()).map_err(|e| e.to_string()),
+                    Err(enc_crypto::DecryptFailure::Header(e)) => Err(e.to_string()),
+                    Err(enc_crypto::DecryptFailure::Payload(e)) => Err(e.to_string()),
+                };
+                (fetched, opened)
+            });
+            fetched?;
+            opened.map_err(|m| {
+                ClientError::Integrity(format!("{}: {m} (stored data changed)", local.display()))
+            })?;
+            if read != piece.loc.len || chash.finalize().as_bytes() != &piece.chash {
+                return Err(ClientError::Integrity(format!(
+                    "{}: the stored piece is not the one the tree names (changed or swapped)",
+                    local.display()
+                )));
+            }
+            if cid.finalize().as_bytes() != &piece.cid {
+                return Err(ClientError::Integrity(format!(
+                    "{}: the stored piece holds other content than the tree names",
+                    local.display()
+                )));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Hashes and counts what is read through it.
+struct Tee<'a, R> {
+    inner: R,
+    hasher: &'a mut blake3::Hasher,
+    read: &'a mut u64,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        *self.read += n as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,690 @@
+//! `enc tree push`: a local directory onto a vault's tree as one signed commit. What changed
+//! is found by size and mtime first and confirmed by content id; new content is sealed (small
+//! files many to a pack, large ones streamed alone), the directory nodes on the changed paths
+//! are rebuilt bottom-up, and the commit is offered on the head it was built on. When another
+//! push landed first, the changes are applied again on the new head, signed again and
+//! offered again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use enc_crypto::tree::{
+    Change, CommitBody, CommitHeader, Entry, Hash, Kind, Loc, Node, Piece, Signer,
+};
+use enc_proto::{TreeCommitInfo, TreeCommitRequest, UploadReceipt};
+
+use super::merge::apply;
+use super::{Commit, Tree, cid_of, vault_path};
+use crate::ops::{Account, VaultCtx};
+use crate::scan::{Action, LocalEntry, LocalKind, Skipped, plan, scan};
+use crate::transfer::Progress;
+use crate::{ClientError, Result};
+
+/// How many times a push rebases onto a head that moved before it gives up.
+const ATTEMPTS: u32 = 5;
+
+/// What a push should do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PushOptions {
+    /// Also remove from the tree what is gone locally (`rsync --delete`).
+    pub delete: bool,
+}
+
+/// What a push does to one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeKind {
+    New,
+    Changed,
+    /// Only its mode or mtime.
+    Metadata,
+    Removed,
+}
+
+/// What a push would do, found without sending anything (`enc tree diff`).
+pub struct PushPlan {
+    root: PathBuf,
+    base: Tree,
+    /// Path → the entry it gets (`None`: removed); file content still to be sent has a
+    /// placeholder piece, and `send` names it.
+    changes: BTreeMap<String, Option<Entry>>,
+    send: Vec<String>,
+    /// The local directories, for parents another push removed meanwhile.
+    dirs: HashMap<String, Entry>,
+    /// Every change, for display.
+    pub list: Vec<(ChangeKind, String)>,
+    /// Files (and links) that stay as they are.
+    pub unchanged: u64,
+    /// Plaintext bytes of the files to send.
+    pub bytes: u64,
+    /// What the walk could not keep.
+    pub skipped: Vec<Skipped>,
+}
+
+impl PushPlan {
+    /// Whether the push has nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+    /// The commit it builds on.
+    pub fn base(&self) -> Option<&Commit> {
+        self.base.commit.as_ref()
+    }
+    /// How many paths of each kind change.
+    pub fn count(&self, kind: ChangeKind) -> u64 {
+        self.list.iter().filter(|(k, _)| *k == kind).count() as u64
+    }
+}
+
+/// What a push did.
+#[derive(Debug, Default)]
+pub struct PushSummary {
+    /// The commit it made (`None`: nothing had changed).
+    pub commit: Option<Commit>,
+    /// Ciphertext bytes sent.
+    pub sent: u64,
+    /// Paths another push changed too, since this one's base: this push's version is
+    /// current, the other stays in history as the previous version.
+    pub conflicts: Vec<String>,
+    /// How many times it was applied again on a head that had moved.
+    pub rebased: u32,
+}
+
+/// A path's entry, with a piece that the push fills in later.
+pub(crate) fn placeholder() -> Piece {
+    Piece {
+        loc: Loc {
+            blob: "pending".into(),
+            offset: 0,
+            len: 0,
+        },
+        cid: [0; 32],
+        chash: [0; 32],
+    }
+}
+
+fn name_of(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+pub(crate) fn parent_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(p, _)| p)
+}
+
+fn entry_of(l: &LocalEntry) -> Entry {
+    let kind = match &l.kind {
+        LocalKind::File { size } => Kind::File {
+            size: *size,
+            piece: placeholder(),
+        },
+        LocalKind::Dir => Kind::Dir {
+            piece: placeholder(),
+        },
+        LocalKind::Symlink { target } => Kind::Symlink {
+            target: target.clone(),
+        },
+    };
+    Entry {
+        name: name_of(&l.path),
+        mode: l.mode,
+        mtime_ns: l.mtime_ns,
+        kind,
+    }
+}
+
+fn file_cid(e: &Entry) -> Option<Hash> {
+    match &e.kind {
+        Kind::File { piece, .. } => Some(piece.cid),
+        _ => None,
+    }
+}
+
+/// Opens a file the walk found, refusing a link put in its place since.
+fn open_file(path: &Path) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(ClientError::io(format!("reading {}", path.display())))
+}
+
+fn read_small(path: &Path) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    open_file(path)?
+        .read_to_end(&mut buf)
+        .map_err(ClientError::io(format!("reading {}", path.display())))?;
+    Ok(buf)
+}
+
+/// Small pieces gathered into one blob of at most [`super::PACK`] bytes.
+struct Packer<K> {
+    buf: Vec<u8>,
+    items: Vec<(K, Hash, u64, u64, Hash)>,
+}
+
+impl<K> Packer<K> {
+    fn new() -> Self {
+        Self {
+            buf: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+
+    fn fits(&self, len: usize) -> bool {
+        self.buf.is_empty() || self.buf.len() + len <= super::PACK
+    }
+
+    fn add(&mut self, key: K, cid: Hash, sealed: &[u8]) {
+        let chash = *blake3::hash(sealed).as_bytes();
+        self.items
+            .push((key, cid, self.buf.len() as u64, sealed.len() as u64, chash));
+        self.buf.extend_from_slice(sealed);
+    }
+
+    /// Uploads the pack (if anything is in it) and returns each item's piece.
+    fn flush(&mut self, acct: &Account, v: &VaultCtx, up: &mut Uploads) -> Result<Vec<(K, Piece)>> {
+        if self.items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let blob = up.put(acct, v, buf)?;
+        Ok(self
+            .items
+            .drain(..)
+            .map(|(k, cid, offset, len, chash)| {
+                let loc = Loc {
+                    blob: blob.clone(),
+                    offset,
+                    len,
+                };
+                (k, Piece { loc, cid, chash })
+            })
+            .collect())
+    }
+}
+
+/// The uploads a push made: its commit's `adds`.
+#[derive(Default)]
+struct Uploads {
+    ids: Vec<String>,
+    sent: u64,
+}
+
+impl Uploads {
+    /// Uploads one blob held in memory and checks that the server got exactly it.
+    fn put(&mut self, acct: &Account, v: &VaultCtx, buf: Vec<u8>) -> Result<String> {
+        let (len, hash) = (buf.len() as u64, blake3::hash(&buf).to_hex().to_string());
+        let receipt: UploadReceipt = acct
+            .api
+            .put_bytes(&format!("{}/uploads", vault_path(v)), buf)?;
+        self.check(receipt, len, &hash)
+    }
+
+    fn check(&mut self, receipt: UploadReceipt, len: u64, hash: &str) -> Result<String> {
+        if receipt.size != len || receipt.hash != hash {
+            return Err(ClientError::Integrity(
+                "the server received different bytes than were sent".into(),
+            ));
+        }
+        self.sent += len;
+        self.ids.push(receipt.upload_id.clone());
+        Ok(receipt.upload_id)
+    }
+}
+
+/// Hashes (keyed) what passes through: a large file's content id while it streams.
+struct CidReader<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    size: u64,
+}
+
+impl<R: Read> Read for CidReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// A test hook: with `ENC_TEST_HOLD_COMMIT=PATH`, a push about to offer its first commit
+/// creates `PATH.ready` and waits (up to a minute) until `PATH` exists, so that a test can
+/// land another push on the head in between.
+fn hold_for_test() {
+    let Some(path) = std::env::var_os("ENC_TEST_HOLD_COMMIT").map(PathBuf::from) else {
+        return;
+    };
+    let _ = std::fs::write(path.with_extension("ready"), b"");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !path.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn hostname() -> String {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    let mut end = h.len().min(enc_crypto::tree::MAX_ENTRY_NAME);
+    while !h.is_char_boundary(end) {
+        end -= 1;
+    }
+    h[..end].to_string()
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+impl Account {
+    /// Walks `root` and compares it with the vault's verified head: what a push would do.
+    /// Files whose size matches but whose mtime does not are read and hashed.
+    pub fn tree_plan(&self, v: &VaultCtx, root: &Path, opts: PushOptions) -> Result<PushPlan> {
+        let meta = std::fs::metadata(root)
+            .map_err(ClientError::io(format!("reading {}", root.display())))?;
+        if !meta.is_dir() {
+            return Err(ClientError::Usage(format!(
+                "{} is not a directory",
+                root.display()
+            )));
+        }
+        let (local, skipped) =
+            scan(root).map_err(ClientError::io(format!("reading {}", root.display())))?;
+        let base = self.tree(v)?;
+        let by_path: HashMap<&str, &LocalEntry> =
+            local.iter().map(|l| (l.path.as_str(), l)).collect();
+        let kept = |path: &str| {
+            skipped
+                .iter()
+                .any(|s| path == s.path || path.starts_with(&format!("{}/", s.path)))
+        };
+        let mut p = PushPlan {
+            root: root.to_path_buf(),
+            changes: BTreeMap::new(),
+            send: Vec::new(),
+            dirs: local
+                .iter()
+                .filter(|l| l.kind == LocalKind::Dir)
+                .map(|l| (l.path.clone(), entry_of(l)))
+                .collect(),
+            list: Vec::new(),
+            unchanged: 0,
+            bytes: 0,
+            skipped: Vec::new(),
+            base: Tree::default(),
+        };
+        for (path, action) in plan(&local, &base.entries) {
+            let is_dir = by_path
+                .get(path.as_str())
+                .is_some_and(|l| l.kind == LocalKind::Dir);
+            let mut action = action;
+            if action == Action::Check {
+                let l = by_path[path.as_str()];
+                let cid = self.content_id(v, &root.join(&path), l)?;
+                action = if Some(cid) == base.entries.get(&path).and_then(file_cid) {
+                    Action::Metadata
+                } else {
+                    Action::Send
+                };
+            }
+            match action {
+                Action::Unchanged => {
+                    if !is_dir {
+                        p.unchanged += 1;
+                    }
+                }
+                Action::Metadata => {
+                    let l = by_path[path.as_str()];
+                    let mut e = base.entries[&path].clone();
+                    e.mode = l.mode;
+                    e.mtime_ns = l.mtime_ns;
+                    if let (LocalKind::Symlink { target }, Kind::Symlink { target: t }) =
+                        (&l.kind, &mut e.kind)
+                    {
+                        t.clone_from(target);
+                    }
+                    // A directory's own mtime moves whenever its content does: that is not
+                    // worth a line of its own.
+                    if !is_dir {
+                        p.list.push((ChangeKind::Metadata, path.clone()));
+                    }
+                    p.changes.insert(path, Some(e));
+                }
+                Action::Send => {
+                    let l = by_path[path.as_str()];
+                    let kind = if base.entries.contains_key(&path) {
+                        ChangeKind::Changed
+                    } else {
+                        ChangeKind::New
+                    };
+                    p.list.push((kind, path.clone()));
+                    if let LocalKind::File { size } = l.kind {
+                        p.bytes += size;
+                        p.send.push(path.clone());
+                    }
+                    p.changes.insert(path, Some(entry_of(l)));
+                }
+                Action::Gone if opts.delete && !kept(&path) => {
+                    p.list.push((ChangeKind::Removed, path.clone()));
+                    p.changes.insert(path, None);
+                }
+                Action::Gone | Action::Check => {}
+            }
+        }
+        p.list.sort_by(|a, b| a.1.cmp(&b.1));
+        p.skipped = skipped;
+        p.base = base;
+        Ok(p)
+    }
+
+    /// The content id of a local file.
+    fn content_id(&self, v: &VaultCtx, path: &Path, l: &LocalEntry) -> Result<Hash> {
+        if matches!(l.kind, LocalKind::File { size } if size < super::SMALL_FILE) {
+            return Ok(cid_of(v, &read_small(path)?));
+        }
+        let mut r = CidReader {
+            inner: open_file(path)?,
+            hasher: v.keys.cid_hasher(),
+            size: 0,
+        };
+        std::io::copy(&mut r, &mut std::io::sink())
+            .map_err(ClientError::io(format!("reading {}", path.display())))?;
+        Ok(*r.hasher.finalize().as_bytes())
+    }
+
+    /// Carries out a plan: sends the new content, then commits, rebasing onto a head that
+    /// moved meanwhile. Nothing changes when the plan is empty.
+    pub fn tree_push(
+        &self,
+        v: &VaultCtx,
+        plan: PushPlan,
+        progress: &dyn Progress,
+    ) -> Result<PushSummary> {
+        if plan.is_empty() {
+            return Ok(PushSummary::default());
+        }
+        let PushPlan {
+            root,
+            base,
+            mut changes,
+            send,
+            dirs,
+            ..
+        } = plan;
+        let mut up = Uploads::default();
+        let mut by_cid: HashMap<Hash, Piece> = HashMap::new();
+        for e in base.entries.values() {
+            if let Kind::File { piece, .. } = &e.kind {
+                by_cid.insert(piece.cid, piece.clone());
+            }
+        }
+        // Content: small files sealed into packs, large ones streamed alone.
+        let recipient = v.keys.recipient();
+        let mut packer = Packer::<Hash>::new();
+        let mut packed = std::collections::HashSet::new();
+        let mut cids: HashMap<String, (Hash, u64)> = HashMap::new();
+        for path in &send {
+            let full = root.join(path);
+            let Some(Some(Entry {
+                kind: Kind::File { size, .. },
+                ..
+            })) = changes.get(path)
+            else {
+                continue;
+            };
+            if *size < super::SMALL_FILE {
+                let plain = read_small(&full)?;
+                let cid = cid_of(v, &plain);
+                progress.advance(plain.len() as u64);
+                cids.insert(path.clone(), (cid, plain.len() as u64));
+                if by_cid.contains_key(&cid) || !packed.insert(cid) {
+                    continue;
+                }
+                let sealed = enc_crypto::seal_piece(&recipient, &plain)
+                    .map_err(ClientError::io("encrypting"))?;
+                if !packer.fits(sealed.len()) {
+                    by_cid.extend(packer.flush(self, v, &mut up)?);
+                }
+                packer.add(cid, cid, &sealed);
+            } else {
+                let mut reader = CidReader {
+                    inner: open_file(&full)?,
+                    hasher: v.keys.cid_hasher(),
+                    size: 0,
+                };
+                let receipt =
+                    self.upload_stream(v, &mut reader, &full.display().to_string(), progress)?;
+                let cid = *reader.hasher.finalize().as_bytes();
+                let (len, chash_hex) = (receipt.size, receipt.hash.clone());
+                let blob = up.check(receipt, len, &chash_hex)?;
+                let mut chash = [0u8; 32];
+                hex::decode_to_slice(&chash_hex, &mut chash)
+                    .map_err(|_| ClientError::Integrity("the upload's hash is not hex".into()))?;
+                cids.insert(path.clone(), (cid, reader.size));
+                by_cid.insert(
+                    cid,
+                    Piece {
+                        loc: Loc {
+                            blob,
+                            offset: 0,
+                            len,
+                        },
+                        cid,
+                        chash,
+                    },
+                );
+            }
+        }
+        by_cid.extend(packer.flush(self, v, &mut up)?);
+        for (path, (cid, len)) in &cids {
+            if let Some(Some(Entry {
+                kind: Kind::File { size, piece },
+                ..
+            })) = changes.get_mut(path)
+            {
+                *size = *len;
+                piece.clone_from(&by_cid[cid]);
+            }
+        }
+        let content_uploads = up.ids.clone();
+
+        // The tree: our changes on the base, then (after a refusal) on the newer head.
+        let ours = dirs;
+        let mut onto = base;
+        let mut summary = PushSummary::default();
+        let base_entries = onto.entries.clone();
+        loop {
+            let mut tree = onto.entries.clone();
+            let (touched, conflicts) = apply(&mut tree, &changes, &base_entries, &ours);
+            let root_piece = self.build_nodes(v, &mut tree, &touched, &mut up)?;
+            let prev = onto.commit.as_ref();
+            let seq = prev.map_or(1, |c| c.seq + 1);
+            let body = CommitBody {
+                vault: v.info.signed_id.clone(),
+                seq,
+                prev: prev.map(|c| c.hash),
+                generation: v.keys.current_generation(),
+                root: root_piece,
+                time_ns: now_ns(),
+                host: hostname(),
+                changes: changes
+                    .keys()
+                    .map(|p| Change {
+                        path: p.clone(),
+                        previous: onto.entries.get(p).and_then(file_cid),
+                    })
+                    .collect(),
+            };
+            let sealed = enc_crypto::seal_piece(&recipient, &body.encode())
+                .map_err(ClientError::io("encrypting"))?;
+            let body_hash = *blake3::hash(&sealed).as_bytes();
+            let len = sealed.len() as u64;
+            let blob = up.put(self, v, sealed)?;
+            let header = CommitHeader {
+                vault: v.info.signed_id.clone(),
+                seq,
+                prev: body.prev,
+                signer: Signer {
+                    user: self.user().to_string(),
+                    key: self.keys.verifying_key_b64(),
+                    certificate: None,
+                },
+                body: Loc {
+                    blob,
+                    offset: 0,
+                    len,
+                },
+                body_hash,
+                adds: up.ids.clone(),
+                releases: Vec::new(),
+            };
+            if summary.rebased == 0 {
+                hold_for_test();
+            }
+            let message = header.message();
+            let signature = self.keys.sign_b64(&message);
+            let req = TreeCommitRequest {
+                header: enc_crypto::b64(&message),
+                signature: signature.clone(),
+            };
+            match self
+                .api
+                .post::<_, TreeCommitInfo>(&format!("{}/commits", vault_path(v)), &req)
+            {
+                Ok(info) => {
+                    let sig = enc_crypto::unb64(&signature)?;
+                    let hash = enc_crypto::tree::commit_hash(&message, &sig);
+                    if info.seq != seq || info.hash != hex::encode(hash) {
+                        return Err(ClientError::Integrity(
+                            "the server acknowledged another commit than the one sent".into(),
+                        ));
+                    }
+                    let commit = Commit {
+                        seq,
+                        hash,
+                        header,
+                        created: info.created,
+                    };
+                    self.remember_head(v, &commit)?;
+                    summary.commit = Some(commit);
+                    summary.sent = up.sent;
+                    summary.conflicts = conflicts;
+                    return Ok(summary);
+                }
+                Err(e) if e.is_status(409) && summary.rebased + 1 < ATTEMPTS => {
+                    summary.rebased += 1;
+                    // What this attempt built on the old head is dropped (its uploads
+                    // expire); the content is kept.
+                    up.ids.clone_from(&content_uploads);
+                    onto = self.tree(v)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Rebuilds the directory nodes on the paths of `touched` (and every touched directory),
+    /// deepest first, a pack per level; returns the root's piece.
+    fn build_nodes(
+        &self,
+        v: &VaultCtx,
+        tree: &mut BTreeMap<String, Entry>,
+        touched: &BTreeSet<String>,
+        up: &mut Uploads,
+    ) -> Result<Piece> {
+        let mut dirty: BTreeSet<String> = BTreeSet::new();
+        dirty.insert(String::new());
+        for path in touched {
+            if matches!(
+                tree.get(path),
+                Some(Entry {
+                    kind: Kind::Dir { .. },
+                    ..
+                })
+            ) {
+                dirty.insert(path.clone());
+            }
+            let mut p = parent_of(path);
+            while !p.is_empty() && dirty.insert(p.to_string()) {
+                p = parent_of(p);
+            }
+        }
+        // A directory is dirty only if it is still in the tree.
+        dirty.retain(|d| d.is_empty() || tree.contains_key(d));
+        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        for path in tree.keys() {
+            let parent = parent_of(path);
+            if dirty.contains(parent) {
+                children.entry(parent).or_default().push(path.as_str());
+            }
+        }
+        let mut by_depth: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for d in &dirty {
+            let depth = if d.is_empty() {
+                0
+            } else {
+                d.matches('/').count() + 1
+            };
+            by_depth.entry(depth).or_default().push(d.clone());
+        }
+        let recipient = v.keys.recipient();
+        // Nodes sealed, per level, then written back once the level's pack is uploaded.
+        let mut built: Vec<(String, Vec<u8>, Hash)> = Vec::new();
+        let mut root = None;
+        let children: HashMap<String, Vec<String>> = children
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_iter().map(str::to_string).collect()))
+            .collect();
+        for (_, dirs) in by_depth.into_iter().rev() {
+            built.clear();
+            for d in dirs {
+                let entries: Vec<Entry> = children
+                    .get(&d)
+                    .map(|c| c.iter().map(|p| tree[p].clone()).collect())
+                    .unwrap_or_default();
+                let node = Node::canonical(entries)?;
+                let plain = node.encode();
+                let cid = cid_of(v, &plain);
+                let sealed = enc_crypto::seal_piece(&recipient, &plain)
+                    .map_err(ClientError::io("encrypting"))?;
+                built.push((d, sealed, cid));
+            }
+            let mut packer = Packer::<String>::new();
+            for (d, sealed, cid) in built.drain(..) {
+                if !packer.fits(sealed.len()) {
+                    self.place(tree, packer.flush(self, v, up)?, &mut root);
+                }
+                packer.add(d, cid, &sealed);
+            }
+            let placed = packer.flush(self, v, up)?;
+            self.place(tree, placed, &mut root);
+        }
+        root.ok_or_else(|| ClientError::Usage("no root directory was built".into()))
+    }
+
+    fn place(
+        &self,
+        tree: &mut BTreeMap<String, Entry>,
+        placed: Vec<(String, Piece)>,
+        root: &mut Option<Piece>,
+    ) {
+        for (d, piece) in placed {
+            if d.is_empty() {
+                *root = Some(piece);
+            } else if let Some(Entry {
+                kind: Kind::Dir { piece: p },
+                ..
+            }) = tree.get_mut(&d)
+            {
+                *p = piece;
+            }
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! Vault trees (issue 15): a directory pushed as one signed commit and pulled back whole,
+//! incremental pushes, a server that shows an old or forked history or swapped pieces, and two
+//! devices pushing at once.
+
+use std::fs::FileTimes;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::harness::*;
+
+fn set_mtime(path: &Path, secs: u64) {
+    let f = std::fs::File::open(path).expect("open");
+    f.set_times(FileTimes::new().set_modified(UNIX_EPOCH + Duration::new(secs, 123_456_789)))
+        .expect("set mtime");
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A small source tree: files small and large, an empty one, nested and empty directories,
+/// links inside and out of the tree, modes and mtimes of every kind.
+fn make_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("src/nested/deeper")).unwrap();
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    std::fs::create_dir_all(root.join("private")).unwrap();
+    std::fs::write(root.join("README.md"), b"# project\n").unwrap();
+    std::fs::write(root.join("empty.txt"), b"").unwrap();
+    for i in 0..30 {
+        std::fs::write(
+            root.join(format!("src/nested/file{i:02}.rs")),
+            format!("fn f{i}() {{}}\n").repeat(i + 1),
+        )
+        .unwrap();
+    }
+    // Two files with the same content (stored once), and two large ones of equal size.
+    std::fs::write(root.join("src/same-a.txt"), b"the same bytes").unwrap();
+    std::fs::write(root.join("src/same-b.txt"), b"the same bytes").unwrap();
+    random_file(&root.join("big-1.bin"), 3 << 20);
+    random_file(&root.join("big-2.bin"), 3 << 20);
+    std::fs::write(
+        root.join("src/nested/deeper/run.sh"),
+        b"#!/bin/sh\necho hi\n",
+    )
+    .unwrap();
+    chmod(&root.join("src/nested/deeper/run.sh"), 0o755);
+    std::fs::write(root.join("private/key"), b"secret").unwrap();
+    chmod(&root.join("private/key"), 0o600);
+    std::fs::write(root.join("suid"), b"x").unwrap();
+    chmod(&root.join("suid"), 0o4755);
+    std::os::unix::fs::symlink("nested/file01.rs", root.join("src/link")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("outside")).unwrap();
+    std::os::unix::fs::symlink("missing-target", root.join("dangling")).unwrap();
+    let mut t = 1_600_000_000;
+    for f in [
+        "README.md",
+        "empty.txt",
+        "big-1.bin",
+        "src/same-a.txt",
+        "private/key",
+    ] {
+        set_mtime(&root.join(f), t);
+        t += 86_400;
+    }
+    chmod(&root.join("private"), 0o700);
+    for d in ["src/nested/deeper", "empty", "private", "src"] {
+        set_mtime(&root.join(d), t);
+        t += 3600;
+    }
+}
+
+/// Every path under `root` with its kind, mode (setuid and setgid dropped, as a pull does)
+/// and, for all but links, its mtime in nanoseconds.
+fn listing(root: &Path) -> Vec<(String, String, u32, i64)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String, u32, i64)>) {
+        let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+        names.sort_by_key(|e| e.file_name());
+        for e in names {
+            let p = e.path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let (kind, mtime) = if m.file_type().is_symlink() {
+                ("link", 0)
+            } else if m.is_dir() {
+                ("dir", m.mtime() * 1_000_000_000 + m.mtime_nsec())
+            } else {
+                ("file", m.mtime() * 1_000_000_000 + m.mtime_nsec())
+            };
+            let mode = if kind == "link" { 0 } else { m.mode() & 0o1777 };
+            out.push((rel, kind.to_string(), mode, mtime));
+            if m.is_dir() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn diff_clean(a: &Path, b: &Path) {
+    let out = std::process::Command::new("diff")
+        .args(["-r", "--no-dereference"])
+        .arg(a)
+        .arg(b)
+        .output()
+        .expect("diff runs");
+    assert!(
+        out.status.success(),
+        "diff -r {} {}:\n{}",
+        a.display(),
+        b.display(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+fn commits(server: &Server) -> u64 {
+    server
+        .operator_sql("SELECT COUNT(*) FROM tree_commits WHERE seq > 0")
+        .parse()
+        .expect("a count")
+}
+
+/// Acceptance 1–3: a tree round-trips with `diff -r` clean and the same modes and mtimes;
+/// an unchanged re-push makes no commit; a change sends only itself; `--delete` removes;
+/// pulls follow `cp -r` and refuse to overwrite local changes unless `--force`.
+#[test]
+fn a_tree_round_trips_and_pushes_are_incremental() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let src = alice.path("project");
+    make_tree(&src);
+
+    let out = alice.ok(&["tree", "push", "project"]);
+    assert!(out.starts_with("commit 1 "), "{out}");
+    alice.ok(&["tree", "pull", "-o", "back"]);
+    diff_clean(&src, &alice.path("back"));
+    let mut want = listing(&src);
+    for row in &mut want {
+        if row.0 == "suid" {
+            assert_eq!(row.2, 0o755, "setuid is dropped");
+        }
+    }
+    assert_eq!(listing(&alice.path("back")), want);
+    assert_eq!(
+        std::fs::read_link(alice.path("back/outside")).unwrap(),
+        Path::new("/etc/passwd"),
+        "a link is stored as a link, never followed"
+    );
+
+    // Unchanged: no commit, nothing sent.
+    let out = alice.ok(&["tree", "push", "project"]);
+    assert!(out.contains("up to date"), "{out}");
+    assert_eq!(commits(&server), 1);
+    let blobs_before = server.blob_bytes("blobs");
+
+    // One file changed (same size, new content), one touched, one new, one gone.
+    std::fs::write(src.join("src/nested/file00.rs"), b"fn g0() {}\n").unwrap();
+    set_mtime(&src.join("README.md"), 1_700_000_000);
+    std::fs::write(src.join("src/new.txt"), b"new").unwrap();
+    std::fs::remove_file(src.join("empty.txt")).unwrap();
+    let diff = alice.ok(&["tree", "diff", "project", "--delete"]);
+    for line in [
+        "M src/nested/file00.rs",
+        "m README.md",
+        "+ src/new.txt",
+        "- empty.txt",
+    ] {
+        assert!(diff.lines().any(|l| l == line), "{line:?} in:\n{diff}");
+    }
+    let out = alice.ok(&["tree", "push", "project"]);
+    assert!(
+        out.starts_with("commit 2 ")
+            && out.contains("1 new, 1 changed, 1 metadata only, 0 removed"),
+        "{out}"
+    );
+    let grown = server.blob_bytes("blobs") - blobs_before;
+    assert!(
+        grown < 64 << 10,
+        "a small change sends a few KiB of nodes, not the tree ({grown} bytes)"
+    );
+    let out = alice.ok(&["tree", "push", "project", "--delete"]);
+    assert!(
+        out.contains("0 new, 0 changed, 0 metadata only, 1 removed"),
+        "{out}"
+    );
+    assert!(
+        alice
+            .ok(&["tree", "diff", "project", "--delete"])
+            .trim()
+            .is_empty()
+    );
+
+    // The old pull differs now: refused without --force, nothing written.
+    let before = listing(&alice.path("back"));
+    let err = alice.fail(&["tree", "pull", "-o", "back"]);
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(listing(&alice.path("back")), before);
+    alice.ok(&["tree", "pull", "-o", "back", "--force"]);
+    assert!(
+        alice.path("back/empty.txt").exists(),
+        "kept without --delete"
+    );
+    alice.ok(&["tree", "pull", "-o", "back", "--delete"]);
+    diff_clean(&src, &alice.path("back"));
+
+    // `cp -r`'s rule: into an existing directory, else as the named path.
+    alice.ok(&["tree", "pull", "src/nested", "-o", "copy"]);
+    diff_clean(&src.join("src/nested"), &alice.path("copy"));
+    alice.ok(&["tree", "pull", "src/nested", "-o", "copy"]);
+    diff_clean(&src.join("src/nested"), &alice.path("copy/nested"));
+    alice.ok(&["tree", "pull", "README.md", "-o", "copy"]);
+    assert_eq!(
+        std::fs::read(alice.path("copy/README.md")).unwrap(),
+        b"# project\n"
+    );
+
+    let ls = alice.ok(&["tree", "ls", "src"]);
+    assert!(ls.lines().any(|l| l == "src/nested/deeper/run.sh"), "{ls}");
+    let log: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["tree", "log", "--json"])).expect("json");
+    let log = log.as_array().expect("array");
+    assert_eq!(log.len(), 3);
+    assert!(log.iter().all(|c| c["author"] == "alice"));
+    assert_eq!(log[2]["changes"], 1);
+}
+
+/// Moves commit `seq` out of the server's sight (its row kept under a negative number), as a
+/// server hiding it would; `restore` puts every hidden commit back.
+fn hide_commit(server: &Server, seq: i64) {
+    server.operator_sql(&format!(
+        "UPDATE tree_commits SET seq = -seq WHERE seq = {seq}"
+    ));
+}
+
+fn restore_commits(server: &Server) {
+    server.operator_sql("UPDATE tree_commits SET seq = -seq WHERE seq < 0");
+}
+
+/// A second device of `u`'s account: its own configuration, logged in.
+fn device(server: &Server, u: &User) -> User {
+    let d = User::new(server, &u.name);
+    d.ok(&["login"]);
+    d
+}
+
+/// Acceptance 4: a client that saw a newer state refuses a server that reverts to an older
+/// one, drops a commit from the history, forks it, or swaps two files' contents.
+#[test]
+fn a_server_that_rolls_back_drops_forks_or_swaps_is_caught() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let src = alice.path("t");
+    std::fs::create_dir_all(&src).unwrap();
+    random_file(&src.join("one.bin"), 2 << 20);
+    random_file(&src.join("two.bin"), 2 << 20);
+    std::fs::write(src.join("a.txt"), b"version 1").unwrap();
+    alice.ok(&["tree", "push", "t"]);
+    let late = device(&server, &alice);
+    late.ok(&["tree", "ls"]);
+    for n in 2..=3 {
+        std::fs::write(src.join("a.txt"), format!("version {n}")).unwrap();
+        alice.ok(&["tree", "push", "t"]);
+    }
+
+    // Rollback: the newest commit hidden (a.txt would read "version 2").
+    hide_commit(&server, 3);
+    let err = alice.fail(&["tree", "ls"]);
+    assert!(err.contains("older state"), "{err}");
+    let err = alice.fail(&["tree", "pull", "-o", "out"]);
+    assert!(err.contains("older state"), "{err}");
+    assert!(!alice.path("out").exists());
+    restore_commits(&server);
+    alice.ok(&["tree", "ls"]);
+
+    // A commit dropped from the middle: the device that saw only commit 1 cannot link the
+    // head to it.
+    hide_commit(&server, 2);
+    let err = late.fail(&["tree", "ls"]);
+    assert!(err.contains("missing"), "{err}");
+    restore_commits(&server);
+
+    // A fork: commit 3 replaced by another commit 3 (validly signed, from a fresh device).
+    hide_commit(&server, 3);
+    let fresh = device(&server, &alice);
+    let other = fresh.path("t");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("a.txt"), b"another past").unwrap();
+    fresh.ok(&["tree", "push", "t"]);
+    let err = alice.fail(&["tree", "ls"]);
+    assert!(err.contains("forks"), "{err}");
+    // The device that saw only commit 1 cannot tell: 3' descends from 2 as 3 did.
+    server.operator_sql("DELETE FROM tree_commits WHERE seq = 3");
+    restore_commits(&server);
+    alice.ok(&["tree", "ls"]);
+
+    // Two files' contents swapped in storage: their pieces no longer match the tree.
+    let mut big: Vec<(String, u64)> = server
+        .blobs("blobs")
+        .into_iter()
+        .filter(|(_, n)| *n > 2 << 20)
+        .collect();
+    big.sort();
+    assert_eq!(big.len(), 2, "{big:?}");
+    let (a, b) = (server.read_blob(&big[0].0), server.read_blob(&big[1].0));
+    server.write_blob(&big[0].0, &b);
+    server.write_blob(&big[1].0, &a);
+    let err = alice.fail(&["tree", "pull", "one.bin", "-o", "one.bin"]);
+    assert!(err.contains("integrity"), "{err}");
+    assert!(!alice.path("one.bin").exists(), "nothing written");
+}
+
+/// Acceptance 5: two devices push at once. The second is refused on the moved head, applies
+/// its changes again on it, and lands; different paths merge, the same path takes the second
+/// push's content and says so; nothing is lost.
+#[test]
+fn two_devices_pushing_at_once_both_land() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let laptop = device(&server, &alice);
+    for u in [&alice, &laptop] {
+        let d = u.path("w");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("shared.txt"), b"base").unwrap();
+        std::fs::write(d.join("keep.txt"), b"kept").unwrap();
+        set_mtime(&d.join("shared.txt"), 1_600_000_000);
+        set_mtime(&d.join("keep.txt"), 1_600_000_000);
+    }
+    alice.ok(&["tree", "push", "w"]);
+    laptop.ok(&["tree", "ls"]);
+
+    std::fs::write(alice.path("w/shared.txt"), b"from alice's desktop").unwrap();
+    std::fs::write(alice.path("w/desk.txt"), b"desk").unwrap();
+    std::fs::write(laptop.path("w/shared.txt"), b"from the laptop").unwrap();
+    std::fs::write(laptop.path("w/lap.txt"), b"lap").unwrap();
+
+    // The laptop plans and uploads on commit 1, then waits; the desktop lands commit 2.
+    let hold = laptop.path("go");
+    let mut slow = laptop.cmd(&["tree", "push", "w"]);
+    slow.env("ENC_TEST_HOLD_COMMIT", &hold)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = slow.spawn().expect("spawn");
+    let ready = hold.with_extension("ready");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the laptop never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    alice.ok(&["tree", "push", "w"]);
+    std::fs::write(&hold, b"").unwrap();
+    let out = child.wait_with_output().expect("wait");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.starts_with("commit 3 "), "{stdout}");
+    assert!(
+        stderr.contains("shared.txt was also changed by another push"),
+        "{stderr}"
+    );
+
+    alice.ok(&["tree", "pull", "-o", "merged"]);
+    let read = |p: &str| std::fs::read_to_string(alice.path(&format!("merged/{p}"))).unwrap();
+    assert_eq!(read("shared.txt"), "from the laptop");
+    assert_eq!(read("desk.txt"), "desk");
+    assert_eq!(read("lap.txt"), "lap");
+    assert_eq!(read("keep.txt"), "kept");
+    let log: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["tree", "log", "--json"])).expect("json");
+    assert_eq!(log.as_array().map(Vec::len), Some(3));
+}
