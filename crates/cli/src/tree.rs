@@ -1,10 +1,10 @@
-//! `enc tree push|diff|pull|ls|log`: a vault as one versioned, signed tree.
+//! `enc tree push|diff|pull|ls|rm|mv|log`: a vault as one versioned, signed tree.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use enc_client::tree::{ChangeKind, PushOptions, TreePullOptions};
+use enc_client::tree::{At, ChangeKind, PushOptions, TreePullOptions};
 use enc_client::{Account, Profile};
 use enc_crypto::tree::Kind;
 
@@ -64,6 +64,16 @@ pub enum TreeCmd {
         /// tree does not have (like `rsync --delete`).
         #[arg(long)]
         delete: bool,
+        /// The tree as it was: a commit's number (as `enc tree log` shows it), the start of
+        /// its hash (6 hex digits or more), a time (2026-12-06, 2026-12-06T10:30:00Z; UTC
+        /// unless it says otherwise: the newest commit made at or before it), or an age
+        /// (2h, 3days: that long ago).
+        #[arg(long, value_name = "COMMIT|TIME")]
+        at: Option<String>,
+        /// Write the file's stored age file as it is, not its content: the stock `age -d`
+        /// opens it with the identity `enc key export` gives. One file only.
+        #[arg(long)]
+        raw: bool,
     },
     /// List the tree (or what is under PATH).
     Ls {
@@ -72,9 +82,43 @@ pub enum TreeCmd {
         /// Vault [default: default].
         #[arg(long)]
         vault: Option<String>,
+        /// The tree as it was (see `enc tree pull --help`).
+        #[arg(long, value_name = "COMMIT|TIME")]
+        at: Option<String>,
         /// Show mode, size and mtime.
         #[arg(short, long)]
         long: bool,
+    },
+    /// Remove files, links or directories from the vault's tree (one signed commit).
+    ///
+    /// A directory is removed with everything in it only when named with a trailing slash
+    /// (DIR/) or with --recursive, after a confirmation (or --yes). Earlier commits keep
+    /// what was removed: `enc tree pull --at` brings it back.
+    Rm {
+        /// Paths of the tree.
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Vault [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+        /// Remove directories with everything in them.
+        #[arg(short, long)]
+        recursive: bool,
+        /// Do not ask for confirmation before removing a directory.
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Move or rename paths of the vault's tree (one signed commit; no content is sent again).
+    ///
+    /// As `mv`: `enc tree mv a b` renames a to b, or moves it into b when b is a directory of
+    /// the tree; several sources need a directory.
+    Mv {
+        /// What to move, then where.
+        #[arg(required = true, num_args = 2.., value_name = "PATH")]
+        paths: Vec<String>,
+        /// Vault [default: default].
+        #[arg(long)]
+        vault: Option<String>,
     },
     /// List the vault's commits, oldest first: who, from which host, when, how many paths.
     /// Every commit's signature and its link to the one before are checked.
@@ -103,16 +147,46 @@ pub fn run(profile: &Profile, cmd: TreeCmd, json: bool) -> anyhow::Result<()> {
             vault,
             force,
             delete,
-        } => pull(
-            &acct,
-            path.as_deref(),
-            &output,
-            vault.as_deref(),
-            (force, delete),
-            json,
-        ),
-        TreeCmd::Ls { path, vault, long } => {
-            ls(&acct, path.as_deref(), vault.as_deref(), long, json)
+            at,
+            raw,
+        } => {
+            let at = at.as_deref().map(parse_at).transpose()?;
+            let opts = TreePullOptions {
+                path: path.as_deref(),
+                dest: &output,
+                force,
+                delete,
+                at: at.as_ref(),
+            };
+            pull(&acct, vault.as_deref(), &opts, raw, json)
+        }
+        TreeCmd::Ls {
+            path,
+            vault,
+            long,
+            at,
+        } => {
+            let at = at.as_deref().map(parse_at).transpose()?;
+            ls(
+                &acct,
+                path.as_deref(),
+                vault.as_deref(),
+                at.as_ref(),
+                long,
+                json,
+            )
+        }
+        TreeCmd::Rm {
+            paths,
+            vault,
+            recursive,
+            yes,
+        } => rm(&acct, &paths, vault.as_deref(), recursive, yes, json),
+        TreeCmd::Mv { mut paths, vault } => {
+            let to = paths.pop().unwrap_or_default();
+            let v = acct.vault(vault.as_deref())?;
+            let plan = acct.tree_mv_plan(&v, &paths, &to)?;
+            commit_edit(&acct, &v, plan, json)
         }
         TreeCmd::Log { vault } => log(&acct, vault.as_deref(), json),
     }
@@ -213,24 +287,81 @@ fn push(
     Ok(())
 }
 
+/// `--at`: a commit number, the start of a hash, a time or an age.
+fn parse_at(text: &str) -> anyhow::Result<At> {
+    let t = text.trim();
+    if !t.is_empty() && t.len() < 6 && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(At::Seq(t.parse()?));
+    }
+    if t.len() >= 6 && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(At::Hash(t.to_string()));
+    }
+    let when = if let Ok(d) = humantime::parse_duration(t) {
+        std::time::SystemTime::now().checked_sub(d)
+    } else if let Ok(when) = humantime::parse_rfc3339_weak(t) {
+        Some(when)
+    } else if let Ok(when) = humantime::parse_rfc3339_weak(&format!("{t} 00:00:00")) {
+        Some(when)
+    } else {
+        chrono_free_offset(t)
+    };
+    let Some(when) = when else {
+        return Err(ui::usage(format!(
+            "--at {text:?}: give a commit number, 6 or more hex digits of a commit hash, a time such as 2026-12-06T10:30:00Z, or an age such as 2h"
+        )));
+    };
+    let ns = match when.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    };
+    Ok(At::Time(ns))
+}
+
+/// A time with a UTC offset (`2026-12-06T10:30:00+01:00`), which humantime does not read.
+fn chrono_free_offset(t: &str) -> Option<std::time::SystemTime> {
+    let (base, sign, off) = match t.get(t.len().checked_sub(6)?..)? {
+        o if o.starts_with('+') => (&t[..t.len() - 6], 1i64, &o[1..]),
+        o if o.starts_with('-') => (&t[..t.len() - 6], -1i64, &o[1..]),
+        _ => return None,
+    };
+    let (h, m) = off.split_once(':')?;
+    let secs = sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60);
+    let local = humantime::parse_rfc3339_weak(base).ok()?;
+    if secs >= 0 {
+        local.checked_sub(std::time::Duration::from_secs(secs as u64))
+    } else {
+        local.checked_add(std::time::Duration::from_secs(secs.unsigned_abs()))
+    }
+}
+
 fn pull(
     acct: &Account,
-    path: Option<&str>,
-    output: &Path,
     vault: Option<&str>,
-    (force, delete): (bool, bool),
+    opts: &TreePullOptions<'_>,
+    raw: bool,
     json: bool,
 ) -> anyhow::Result<()> {
     let v = acct.vault(vault)?;
-    let plan = acct.tree_pull_plan(
-        &v,
-        &TreePullOptions {
-            path,
-            dest: output,
-            force,
-            delete,
-        },
-    )?;
+    if raw {
+        let bar = ui::Bar::new(0, "pull");
+        let done = acct.tree_pull_raw(&v, opts, &bar);
+        bar.finish();
+        let (dest, len) = done.context("pulling the stored file")?;
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"into": dest, "bytes": len}))?
+            );
+        } else {
+            println!(
+                "{} ({}): the stored age file",
+                dest.display(),
+                ui::size(len)
+            );
+        }
+        return Ok(());
+    }
+    let plan = acct.tree_pull_plan(&v, opts)?;
     let removed = plan.remove.len();
     let (seq, short, landing) = (
         plan.commit().seq,
@@ -285,11 +416,12 @@ fn ls(
     acct: &Account,
     path: Option<&str>,
     vault: Option<&str>,
+    at: Option<&At>,
     long: bool,
     json: bool,
 ) -> anyhow::Result<()> {
     let v = acct.vault(vault)?;
-    let tree = acct.tree(&v)?;
+    let tree = acct.tree_at(&v, at)?;
     let path = path.unwrap_or("").trim_matches('/');
     let prefix = if path.is_empty() {
         String::new()
@@ -342,6 +474,69 @@ fn ls(
     }
     if let Some(c) = &tree.commit {
         ui::detail!("commit {} ({})", c.seq, c.short());
+    }
+    Ok(())
+}
+
+fn rm(
+    acct: &Account,
+    paths: &[String],
+    vault: Option<&str>,
+    recursive: bool,
+    yes: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let v = acct.vault(vault)?;
+    let slash = paths.iter().any(|p| p.ends_with('/'));
+    let plan = acct.tree_rm_plan(&v, paths, recursive || slash)?;
+    let files = plan.count(ChangeKind::Removed);
+    if plan.paths() > paths.len() {
+        let question = format!(
+            "Remove {} from vault {} ({files} files and links)?",
+            paths.join(", "),
+            v.display_name(acct.user())
+        );
+        if !yes && !ui::confirm(&question)? {
+            anyhow::bail!("not removed (pass --yes to confirm without a terminal)");
+        }
+    }
+    commit_edit(acct, &v, plan, json)
+}
+
+/// Commits a plan that only edits the tree (`rm`, `mv`) and says what it did.
+fn commit_edit(
+    acct: &Account,
+    v: &enc_client::VaultCtx,
+    plan: enc_client::tree::PushPlan,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (new, removed) = (plan.count(ChangeKind::New), plan.count(ChangeKind::Removed));
+    let done = acct
+        .tree_push(v, plan, &())
+        .context("committing the change")?;
+    for c in &done.conflicts {
+        eprintln!(
+            "enc: {c} was also changed by another push since this one began: this change wins, the other is its previous version (`enc tree log`)"
+        );
+    }
+    let seq = done.commit.as_ref().map(|c| c.seq);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "commit": seq, "hash": done.commit.as_ref().map(|c| hex::encode(c.hash)),
+                "added": new, "removed": removed, "conflicts": done.conflicts,
+            }))?
+        );
+        return Ok(());
+    }
+    match &done.commit {
+        None => println!("nothing to change"),
+        Some(c) => println!(
+            "commit {} ({}): {new} added, {removed} removed",
+            c.seq,
+            c.short()
+        ),
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! the chain of signed commits; the tree a commit names, read level by level in batches and
 //! checked piece by piece; the history. Push and pull live in their own files.
 
+mod edit;
 mod merge;
 mod pull;
 mod push;
@@ -13,6 +14,8 @@ use enc_crypto::tree::{
     CommitBody, CommitHeader, Entry, Hash, Kind, Loc, Node, Piece, commit_hash,
 };
 use enc_proto::{ReadRange, ReadRequest, TreeCommitInfo, TreeCommits, TreeHead};
+
+pub use edit::tree_path;
 
 pub use pull::{PullPlan, PullSummary, TreePullOptions};
 pub use push::{ChangeKind, PushOptions, PushPlan, PushSummary};
@@ -69,6 +72,50 @@ pub struct LogEntry {
     pub time_ns: i64,
     /// How many paths it changed.
     pub changes: usize,
+}
+
+/// Which commit of a vault's history: `enc tree pull --at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum At {
+    /// Its sequence number.
+    Seq(u64),
+    /// The start of its hash, in hex (at least 6 digits).
+    Hash(String),
+    /// The newest commit its author made at or before this time (ns since the Unix epoch).
+    Time(i64),
+}
+
+impl At {
+    /// The commit of `log` (oldest first) that this names.
+    fn pick<'a>(&self, log: &'a [LogEntry]) -> Result<&'a LogEntry> {
+        let found = match self {
+            At::Seq(seq) => log.iter().find(|e| e.commit.seq == *seq).ok_or_else(|| {
+                format!(
+                    "this vault has commits 1 to {}, not {seq}",
+                    log.last().map_or(0, |e| e.commit.seq)
+                )
+            }),
+            At::Hash(prefix) => {
+                let prefix = prefix.to_ascii_lowercase();
+                let mut hits = log
+                    .iter()
+                    .filter(|e| hex::encode(e.commit.hash).starts_with(&prefix));
+                match (hits.next(), hits.next()) {
+                    (Some(e), None) => Ok(e),
+                    (None, _) => Err(format!("no commit of this vault starts with {prefix}")),
+                    (Some(_), Some(_)) => Err(format!(
+                        "several commits start with {prefix}: give more digits"
+                    )),
+                }
+            }
+            At::Time(ns) => log
+                .iter()
+                .rev()
+                .find(|e| e.time_ns <= *ns)
+                .ok_or_else(|| "the vault's first commit is later than that time".to_string()),
+        };
+        found.map_err(ClientError::Usage)
+    }
 }
 
 /// A piece to read: where, the hash its ciphertext must have, and the content id its
@@ -434,6 +481,23 @@ impl Account {
     pub fn tree(&self, v: &VaultCtx) -> Result<Tree> {
         let head = self.tree_head(v)?;
         self.read_tree(v, head)
+    }
+
+    /// The vault's tree at the commit `at` names (its head when `None`); that commit is one
+    /// of the verified chain that leads to the head.
+    pub fn tree_at(&self, v: &VaultCtx, at: Option<&At>) -> Result<Tree> {
+        let Some(at) = at else {
+            return self.tree(v);
+        };
+        let log = self.tree_log(v)?;
+        if log.is_empty() {
+            return Err(ClientError::Usage(format!(
+                "vault {} has no tree yet: `enc tree push DIR` makes one",
+                v.display_name(self.user())
+            )));
+        }
+        let commit = at.pick(&log)?.commit.clone();
+        self.read_tree(v, Some(commit))
     }
 
     /// The vault's whole history, oldest first, every commit checked and linked, every body

@@ -28,6 +28,8 @@ pub struct TreePullOptions<'a> {
     pub dest: &'a Path,
     /// Overwrite local files that differ.
     pub force: bool,
+    /// The tree as it was at this commit (the head when `None`).
+    pub at: Option<&'a super::At>,
     /// Also remove what is under the landing directory but not in the tree (`rsync
     /// --delete`); only for a directory.
     pub delete: bool,
@@ -163,7 +165,7 @@ impl Account {
     /// Reads the vault's verified tree and works out what a pull writes where, refusing (unless
     /// `force`) when a local file, link or directory in the way differs from the tree.
     pub fn tree_pull_plan(&self, v: &VaultCtx, opts: &TreePullOptions<'_>) -> Result<PullPlan> {
-        let tree = self.tree(v)?;
+        let tree = self.tree_at(v, opts.at)?;
         let Some(commit) = tree.commit.clone() else {
             return Err(ClientError::Usage(format!(
                 "vault {} has no tree yet: `enc tree push DIR` makes one",
@@ -404,6 +406,82 @@ impl Account {
             }
         }
         Ok(summary)
+    }
+
+    /// The stored age file of one file of the tree, as it is (`--raw`): the stock `age -d`
+    /// opens it with the vault's exported identity. Written under a temporary name and put in
+    /// place (into `dest` when that is a directory, as NAME.age) once its hash matched the
+    /// tree's. Returns where it went and its size.
+    pub fn tree_pull_raw(
+        &self,
+        v: &VaultCtx,
+        opts: &TreePullOptions<'_>,
+        progress: &dyn Progress,
+    ) -> Result<(PathBuf, u64)> {
+        let tree = self.tree_at(v, opts.at)?;
+        let path = super::tree_path(opts.path.unwrap_or(""))?;
+        let Some(e) = tree.entries.get(&path) else {
+            return Err(ClientError::Usage(format!(
+                "no {path:?} in the vault's tree; `enc tree ls` lists it"
+            )));
+        };
+        let Kind::File { piece, .. } = &e.kind else {
+            return Err(ClientError::Usage(format!(
+                "{path:?} is not a file: --raw gives one file's stored age file"
+            )));
+        };
+        let dest = if opts.dest.is_dir() {
+            opts.dest.join(format!("{}.age", e.name))
+        } else {
+            opts.dest.to_path_buf()
+        };
+        if dest.exists() && !opts.force {
+            return Err(ClientError::Usage(format!(
+                "{} exists; nothing was written: pass --force to overwrite it",
+                dest.display()
+            )));
+        }
+        let raw = Entry {
+            mode: 0o600,
+            ..e.clone()
+        };
+        let req = ReadRequest {
+            ranges: vec![ReadRange {
+                blob: piece.loc.blob.clone(),
+                offset: piece.loc.offset,
+                len: piece.loc.len,
+            }],
+        };
+        let route = format!("{}/read", vault_path(v));
+        write_file(&dest, &raw, |mut out| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(8);
+            let mut chash = blake3::Hasher::new();
+            let mut read = 0u64;
+            let (fetched, copied) = std::thread::scope(|scope| {
+                let fetch = scope.spawn(|| self.api.post_chunks(&route, &req, tx));
+                let mut source = Tee {
+                    inner: ChannelReader::new(rx),
+                    hasher: &mut chash,
+                    read: &mut read,
+                };
+                let copied = io::copy(&mut source, &mut out);
+                drop(source);
+                let fetched = fetch
+                    .join()
+                    .unwrap_or_else(|_| Err(ClientError::Usage("download thread panicked".into())));
+                (fetched, copied)
+            });
+            fetched?;
+            copied.map_err(ClientError::io(format!("writing {}", dest.display())))?;
+            progress.advance(read);
+            if read != piece.loc.len || chash.finalize().as_bytes() != &piece.chash {
+                return Err(ClientError::Integrity(format!(
+                    "{path}: the stored piece is not the one the tree names (changed or swapped)"
+                )));
+            }
+            Ok(())
+        })?;
+        Ok((dest, piece.loc.len))
     }
 
     /// Streams one large piece into its file, checking its ciphertext hash and content id.

@@ -64,6 +64,30 @@ pub struct PushPlan {
 }
 
 impl PushPlan {
+    /// A plan that only edits the tree (`rm`, `mv`): no content to send.
+    pub(super) fn edit(
+        base: Tree,
+        changes: BTreeMap<String, Option<Entry>>,
+        list: Vec<(ChangeKind, String)>,
+    ) -> Self {
+        Self {
+            root: PathBuf::new(),
+            base,
+            changes,
+            send: Vec::new(),
+            dirs: HashMap::new(),
+            list,
+            unchanged: 0,
+            bytes: 0,
+            skipped: Vec::new(),
+        }
+    }
+
+    /// How many paths of the tree it changes (a directory and what is in it count each).
+    pub fn paths(&self) -> usize {
+        self.changes.len()
+    }
+
     /// Whether the push has nothing to do.
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()

@@ -375,3 +375,112 @@ fn two_devices_pushing_at_once_both_land() {
         serde_json::from_str(&alice.ok(&["tree", "log", "--json"])).expect("json");
     assert_eq!(log.as_array().map(Vec::len), Some(3));
 }
+
+/// Acceptance 3 and 7: `rm` of a file and of a directory (refused without the slash or
+/// `--recursive`), `mv` without sending content again, the tree as it was (`--at` a commit
+/// number, a hash, a time), and a file's stored age file (`--raw`), packed or alone, opened by
+/// the stock `age -d`.
+#[test]
+fn rm_mv_at_and_raw() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let src = alice.path("p");
+    std::fs::create_dir_all(src.join("docs/old")).unwrap();
+    std::fs::write(src.join("README.md"), b"read me").unwrap();
+    std::fs::write(src.join("docs/a.txt"), b"a").unwrap();
+    std::fs::write(src.join("docs/old/b.txt"), b"b").unwrap();
+    random_file(&src.join("big.bin"), 2 << 20);
+    alice.ok(&["tree", "push", "p"]);
+
+    let err = alice.fail(&["tree", "rm", "docs"]);
+    assert!(err.contains("is a directory"), "{err}");
+    let err = alice.fail(&["tree", "rm", "nowhere.txt"]);
+    assert!(err.contains("no \"nowhere.txt\""), "{err}");
+    // Without a terminal, a directory's removal needs --yes; nothing changed meanwhile.
+    let err = alice.fail(&["tree", "rm", "docs/"]);
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(commits(&server), 1);
+    let out = alice.ok(&["tree", "rm", "docs/old/", "--yes"]);
+    assert!(
+        out.starts_with("commit 2 ") && out.contains("1 removed"),
+        "{out}"
+    );
+    let ls = alice.ok(&["tree", "ls"]);
+    assert!(!ls.contains("docs/old"), "{ls}");
+
+    // A move sends no content: only nodes and the commit body.
+    let before = server.blob_bytes("blobs");
+    let err = alice.fail(&["tree", "mv", "README.md", "docs/a.txt"]);
+    assert!(err.contains("already exists"), "{err}");
+    let err = alice.fail(&["tree", "mv", "docs", "docs/inside"]);
+    assert!(err.contains("into itself"), "{err}");
+    alice.ok(&["tree", "mv", "big.bin", "docs"]);
+    alice.ok(&["tree", "mv", "README.md", "NOTES.md"]);
+    let grown = server.blob_bytes("blobs") - before;
+    assert!(grown < 16 << 10, "a move sent {grown} bytes");
+    let ls = alice.ok(&["tree", "ls"]);
+    for want in ["NOTES.md", "docs/big.bin", "docs/a.txt"] {
+        assert!(ls.lines().any(|l| l == want), "{want} in {ls}");
+    }
+    assert!(
+        !ls.lines().any(|l| l == "README.md" || l == "big.bin"),
+        "{ls}"
+    );
+    alice.ok(&["tree", "pull", "-o", "now"]);
+    assert!(same_file(
+        &src.join("big.bin"),
+        &alice.path("now/docs/big.bin")
+    ));
+    assert_eq!(
+        std::fs::read(alice.path("now/NOTES.md")).unwrap(),
+        b"read me"
+    );
+
+    // The tree as it was: by number, by hash, by time.
+    alice.ok(&["tree", "pull", "--at", "1", "-o", "first"]);
+    diff_clean(&src, &alice.path("first"));
+    let log: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["tree", "log", "--json"])).expect("json");
+    let hash2 = log[1]["hash"].as_str().expect("hash").to_string();
+    let at2 = alice.ok(&["tree", "ls", "--at", &hash2[..10]]);
+    assert!(
+        at2.lines().any(|l| l == "README.md") && !at2.contains("docs/old"),
+        "{at2}"
+    );
+    let err = alice.fail(&["tree", "ls", "--at", "9"]);
+    assert!(err.contains("commits 1 to 4"), "{err}");
+    let err = alice.fail(&["tree", "ls", "--at", "1999-01-01"]);
+    assert!(err.contains("later than"), "{err}");
+    let err = alice.fail(&["tree", "ls", "--at", "yesterday-ish"]);
+    assert!(err.contains("--at"), "{err}");
+    let now = alice.ok(&["tree", "ls", "--at", "2100-01-01T00:00:00Z"]);
+    assert_eq!(now, ls, "a time after the last commit is the head");
+
+    // The stored age files, a packed one and one of its own, open with stock age.
+    if !have_tool("age") {
+        return;
+    }
+    std::fs::write(alice.path("id.txt"), alice.ok(&["key", "export"])).unwrap();
+    for (path, local) in [("NOTES.md", "README.md"), ("docs/big.bin", "big.bin")] {
+        let out = alice.ok(&["tree", "pull", "--raw", path, "-o", "raw.age", "--force"]);
+        assert!(out.contains("raw.age"), "{out}");
+        let dec = std::process::Command::new("age")
+            .args(["-d", "-i"])
+            .arg(alice.path("id.txt"))
+            .arg(alice.path("raw.age"))
+            .output()
+            .expect("age runs");
+        assert!(
+            dec.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dec.stderr)
+        );
+        assert_eq!(
+            dec.stdout,
+            std::fs::read(src.join(local)).unwrap(),
+            "{path}"
+        );
+    }
+    let err = alice.fail(&["tree", "pull", "--raw", "docs", "-o", "x.age"]);
+    assert!(err.contains("not a file"), "{err}");
+}
