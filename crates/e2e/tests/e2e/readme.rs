@@ -1,4 +1,4 @@
-//! The README's five-minute tour, restic section and Mercury section, run as written by a
+//! The README's five-minute tour, restic, vault-tree and Mercury sections, run as written by a
 //! shell on a fresh directory, substituting only the port (8443, which may be taken) and the
 //! configuration directory.
 
@@ -36,6 +36,7 @@ fn readme_tour_restic_and_mercury_sections_run_as_written() {
     let blocks: Vec<String> = [
         "## Five-minute tour",
         "## restic backups",
+        "## Versioned directories",
         "## Hecate archives",
     ]
     .iter()
@@ -83,4 +84,10 @@ fn readme_tour_restic_and_mercury_sections_run_as_written() {
         "restic backup: {stdout}"
     );
     assert!(stdout.contains("$argon2id$"), "hash-password: {stdout}");
+    assert_eq!(read("restored/src/main.rs"), "fn main() {}\n// changed\n");
+    assert_eq!(read("src-then/main.rs"), "fn main() {}\n");
+    assert_eq!(
+        std::fs::read_link(dir.path().join("restored/entry")).ok(),
+        Some(std::path::PathBuf::from("src/main.rs"))
+    );
 }
