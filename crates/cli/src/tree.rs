@@ -1,4 +1,4 @@
-//! `enc tree push|diff|pull|ls|rm|mv|log`: a vault as one versioned, signed tree.
+//! `enc tree push|diff|pull|ls|rm|mv|prune|log`: a vault as one versioned, signed tree.
 
 use std::path::{Path, PathBuf};
 
@@ -120,6 +120,21 @@ pub enum TreeCmd {
         #[arg(long)]
         vault: Option<String>,
     },
+    /// Give back the space of content and directories that the newest commits no longer
+    /// need (one signed commit that releases them; the server deletes them and lowers your
+    /// usage).
+    ///
+    /// The trees of the newest --keep commits stay whole (`--at` them works); older commits
+    /// stay in `enc tree log`, but what only they held is gone. A pack of small files is
+    /// given back when none of its pieces is needed any more.
+    Prune {
+        /// Vault [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+        /// How many of the newest commits keep their whole tree.
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        keep: u64,
+    },
     /// List the vault's commits, oldest first: who, from which host, when, how many paths.
     /// Every commit's signature and its link to the one before are checked.
     Log {
@@ -187,6 +202,31 @@ pub fn run(profile: &Profile, cmd: TreeCmd, json: bool) -> anyhow::Result<()> {
             let v = acct.vault(vault.as_deref())?;
             let plan = acct.tree_mv_plan(&v, &paths, &to)?;
             commit_edit(&acct, &v, plan, json)
+        }
+        TreeCmd::Prune { vault, keep } => {
+            let v = acct.vault(vault.as_deref())?;
+            let done = acct.tree_prune(&v, keep).context("pruning")?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "commit": done.commit.as_ref().map(|c| c.seq),
+                        "released": done.released, "kept": done.kept,
+                    }))?
+                );
+            } else {
+                match &done.commit {
+                    None => println!("nothing to give back ({} blobs kept)", done.kept),
+                    Some(c) => println!(
+                        "commit {} ({}): {} blobs given back, {} kept",
+                        c.seq,
+                        c.short(),
+                        done.released,
+                        done.kept
+                    ),
+                }
+            }
+            Ok(())
         }
         TreeCmd::Log { vault } => log(&acct, vault.as_deref(), json),
     }

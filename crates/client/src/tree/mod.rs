@@ -5,10 +5,11 @@
 
 mod edit;
 mod merge;
+mod prune;
 mod pull;
 mod push;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use enc_crypto::tree::{
     CommitBody, CommitHeader, Entry, Hash, Kind, Loc, Node, Piece, commit_hash,
@@ -17,6 +18,7 @@ use enc_proto::{ReadRange, ReadRequest, TreeCommitInfo, TreeCommits, TreeHead};
 
 pub use edit::tree_path;
 
+pub use prune::PruneSummary;
 pub use pull::{PullPlan, PullSummary, TreePullOptions};
 pub use push::{ChangeKind, PushOptions, PushPlan, PushSummary};
 
@@ -353,33 +355,40 @@ impl Account {
         Ok(Some(head))
     }
 
-    /// Reads pieces in batches (one request for many), checks each one's ciphertext hash,
-    /// opens it and checks its content id; hands `each` the piece's index and plaintext.
+    /// Reads pieces in batches (one request for many, in the order they lie in their blobs so
+    /// that the server reads neighbours as one range), checks each one's ciphertext hash,
+    /// opens it and checks its content id; hands `each` the piece's index in `wants` and its
+    /// plaintext, in storage order (not the order of `wants`).
     pub(crate) fn read_pieces(
         &self,
         v: &VaultCtx,
         wants: &[Want<'_>],
         mut each: impl FnMut(usize, Vec<u8>) -> Result<()>,
     ) -> Result<()> {
+        let mut order: Vec<usize> = (0..wants.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (wants[a].loc, wants[b].loc);
+            (a.blob.as_str(), a.offset).cmp(&(b.blob.as_str(), b.offset))
+        });
         let mut start = 0;
-        while start < wants.len() {
+        while start < order.len() {
             let mut end = start;
             let mut bytes = 0u64;
-            while end < wants.len()
+            while end < order.len()
                 && end - start < MAX_RANGES
-                && (end == start || bytes + wants[end].loc.len <= PACK as u64)
+                && (end == start || bytes + wants[order[end]].loc.len <= PACK as u64)
             {
-                bytes += wants[end].loc.len;
+                bytes += wants[order[end]].loc.len;
                 end += 1;
             }
-            let batch = &wants[start..end];
+            let batch = &order[start..end];
             let req = ReadRequest {
                 ranges: batch
                     .iter()
-                    .map(|w| ReadRange {
-                        blob: w.loc.blob.clone(),
-                        offset: w.loc.offset,
-                        len: w.loc.len,
+                    .map(|&i| ReadRange {
+                        blob: wants[i].loc.blob.clone(),
+                        offset: wants[i].loc.offset,
+                        len: wants[i].loc.len,
                     })
                     .collect(),
             };
@@ -393,7 +402,8 @@ impl Account {
                 )));
             }
             let mut at = 0usize;
-            for (i, w) in batch.iter().enumerate() {
+            for &i in batch {
+                let w = &wants[i];
                 let sealed = &body[at..at + w.loc.len as usize];
                 at += w.loc.len as usize;
                 if blake3::hash(sealed).as_bytes() != w.chash {
@@ -410,7 +420,7 @@ impl Account {
                         "a piece of this vault holds other content than its tree names".into(),
                     ));
                 }
-                each(start + i, plain)?;
+                each(i, plain)?;
             }
             start = end;
         }
@@ -497,7 +507,38 @@ impl Account {
             )));
         }
         let commit = at.pick(&log)?.commit.clone();
-        self.read_tree(v, Some(commit))
+        // What prunes gave back since: a tree that needs any of it is no longer whole.
+        let pruned = |by: &LogEntry| {
+            ClientError::Usage(format!(
+                "commit {} was pruned: commit {} gave back content only it needed; only the newest commits keep their whole tree (`enc tree prune --keep`)",
+                commit.seq, by.commit.seq
+            ))
+        };
+        let released: HashMap<&str, &LogEntry> = log
+            .iter()
+            .filter(|e| e.commit.seq > commit.seq)
+            .flat_map(|e| {
+                e.commit
+                    .header
+                    .releases
+                    .iter()
+                    .map(move |b| (b.as_str(), e))
+            })
+            .collect();
+        let tree = self.read_tree(v, Some(commit.clone())).map_err(|e| {
+            match released.values().next() {
+                Some(by) if e.is_status(404) => pruned(by),
+                _ => e,
+            }
+        })?;
+        for e in tree.entries.values() {
+            if let Kind::File { piece, .. } = &e.kind
+                && let Some(by) = released.get(piece.loc.blob.as_str())
+            {
+                return Err(pruned(by));
+            }
+        }
+        Ok(tree)
     }
 
     /// The vault's whole history, oldest first, every commit checked and linked, every body
@@ -524,13 +565,14 @@ impl Account {
                 cid: None,
             })
             .collect();
-        let mut out = Vec::with_capacity(commits.len());
+        // Pieces arrive in storage order; each entry goes to its commit's place.
+        let mut out: Vec<Option<LogEntry>> = vec![None; commits.len()];
         self.read_pieces(v, &wants, |i, plain| {
             let c = &commits[i];
             let body = CommitBody::decode(&plain, &c.header).map_err(|e| {
                 ClientError::Integrity(format!("the body of commit {} is malformed: {e}", c.seq))
             })?;
-            out.push(LogEntry {
+            out[i] = Some(LogEntry {
                 commit: c.clone(),
                 author: c.header.signer.user.clone(),
                 host: body.host,
@@ -539,7 +581,7 @@ impl Account {
             });
             Ok(())
         })?;
-        Ok(out)
+        Ok(out.into_iter().flatten().collect())
     }
 }
 

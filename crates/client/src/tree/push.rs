@@ -61,6 +61,8 @@ pub struct PushPlan {
     pub bytes: u64,
     /// What the walk could not keep.
     pub skipped: Vec<Skipped>,
+    /// Blobs the commit gives back (`enc tree prune`).
+    pub(super) releases: Vec<String>,
 }
 
 impl PushPlan {
@@ -80,6 +82,7 @@ impl PushPlan {
             unchanged: 0,
             bytes: 0,
             skipped: Vec::new(),
+            releases: Vec::new(),
         }
     }
 
@@ -90,7 +93,7 @@ impl PushPlan {
 
     /// Whether the push has nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
+        self.changes.is_empty() && self.releases.is_empty()
     }
     /// The commit it builds on.
     pub fn base(&self) -> Option<&Commit> {
@@ -343,6 +346,7 @@ impl Account {
             bytes: 0,
             skipped: Vec::new(),
             base: Tree::default(),
+            releases: Vec::new(),
         };
         for (path, action) in plan(&local, &base.entries) {
             let is_dir = by_path
@@ -440,6 +444,7 @@ impl Account {
             mut changes,
             send,
             dirs,
+            releases,
             ..
         } = plan;
         let mut up = Uploads::default();
@@ -527,7 +532,11 @@ impl Account {
         loop {
             let mut tree = onto.entries.clone();
             let (touched, conflicts) = apply(&mut tree, &changes, &base_entries, &ours);
-            let root_piece = self.build_nodes(v, &mut tree, &touched, &mut up)?;
+            let root_piece = match &onto.body {
+                // Nothing in the tree changed (a prune): the same root.
+                Some(body) if touched.is_empty() => body.root.clone(),
+                _ => self.build_nodes(v, &mut tree, &touched, &mut up)?,
+            };
             let prev = onto.commit.as_ref();
             let seq = prev.map_or(1, |c| c.seq + 1);
             let body = CommitBody {
@@ -567,7 +576,7 @@ impl Account {
                 },
                 body_hash,
                 adds: up.ids.clone(),
-                releases: Vec::new(),
+                releases: releases.clone(),
             };
             if summary.rebased == 0 {
                 hold_for_test();
@@ -602,12 +611,33 @@ impl Account {
                     summary.conflicts = conflicts;
                     return Ok(summary);
                 }
-                Err(e) if e.is_status(409) && summary.rebased + 1 < ATTEMPTS => {
+                // A prune is planned again from the new head by its caller.
+                Err(e)
+                    if e.is_status(409)
+                        && releases.is_empty()
+                        && summary.rebased + 1 < ATTEMPTS =>
+                {
                     summary.rebased += 1;
                     // What this attempt built on the old head is dropped (its uploads
                     // expire); the content is kept.
                     up.ids.clone_from(&content_uploads);
+                    let was = onto.commit.as_ref().map(|c| (c.seq, c.hash));
                     onto = self.tree(v)?;
+                    // Entries this push reuses (unchanged content, moves) must still be in
+                    // blobs the vault keeps: a prune since may have given them back.
+                    let gone = self.released_since(v, was, &onto)?;
+                    let stale = changes.iter().any(|(_, e)| match e {
+                        Some(Entry {
+                            kind: Kind::File { piece, .. },
+                            ..
+                        }) => gone.contains(&piece.loc.blob),
+                        _ => false,
+                    });
+                    if stale {
+                        return Err(ClientError::Usage(
+                            "a prune landed meanwhile and gave back content this push reuses; nothing was committed: run the push again".into(),
+                        ));
+                    }
                 }
                 Err(e) => return Err(e),
             }

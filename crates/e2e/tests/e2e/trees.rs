@@ -484,3 +484,57 @@ fn rm_mv_at_and_raw() {
     let err = alice.fail(&["tree", "pull", "--raw", "docs", "-o", "x.age"]);
     assert!(err.contains("not a file"), "{err}");
 }
+
+/// Acceptance 6 (reclaiming): `enc tree prune` gives back what the newest commits no longer
+/// need; the owner's usage falls by exactly those blobs, the head stays whole, the log keeps
+/// every commit, and a pull of a pruned commit says why it fails.
+#[test]
+fn prune_gives_space_back_and_usage_stays_exact() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let src = alice.path("p");
+    std::fs::create_dir_all(src.join("small")).unwrap();
+    for i in 0..20 {
+        std::fs::write(src.join(format!("small/{i}.txt")), format!("small {i}")).unwrap();
+    }
+    let usage = || -> i64 {
+        server
+            .operator_sql("SELECT usage_bytes FROM users WHERE name = 'alice'")
+            .parse()
+            .expect("a number")
+    };
+    let stored = || -> i64 {
+        server
+            .operator_sql("SELECT COALESCE(SUM(size), 0) FROM tree_blobs")
+            .parse()
+            .expect("a number")
+    };
+    for round in 0..3 {
+        random_file(&src.join("big.bin"), (2 << 20) + round);
+        std::fs::write(src.join("small/0.txt"), format!("round {round}")).unwrap();
+        alice.ok(&["tree", "push", "p"]);
+    }
+    assert_eq!(usage(), stored(), "usage is what the vault's blobs hold");
+    let before = usage();
+    let out = alice.ok(&["tree", "prune", "--keep", "3"]);
+    assert!(out.starts_with("nothing to give back"), "{out}");
+
+    let out = alice.ok(&["tree", "prune", "--keep", "1"]);
+    assert!(out.starts_with("commit 4 "), "{out}");
+    let after = usage();
+    assert_eq!(after, stored(), "usage is what the vault's blobs hold");
+    assert!(
+        before - after > 4 << 20,
+        "two old versions of big.bin were given back ({before} -> {after})"
+    );
+    let out = alice.ok(&["tree", "prune", "--keep", "1"]);
+    assert!(out.starts_with("nothing to give back"), "{out}");
+
+    alice.ok(&["tree", "pull", "-o", "back"]);
+    diff_clean(&src, &alice.path("back"));
+    let log: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["tree", "log", "--json"])).expect("json");
+    assert_eq!(log.as_array().map(Vec::len), Some(4));
+    let err = alice.fail(&["tree", "pull", "--at", "1", "-o", "old"]);
+    assert!(err.contains("pruned"), "{err}");
+}

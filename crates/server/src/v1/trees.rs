@@ -226,7 +226,7 @@ pub async fn read(
         .collect();
     let max = state.config.limits.max_object_size;
     let mut total = 0u64;
-    let mut plan = Vec::with_capacity(req.ranges.len());
+    let mut plan: Vec<(String, std::ops::Range<u64>)> = Vec::with_capacity(req.ranges.len());
     for r in &req.ranges {
         let Some((key, size)) = blobs.get(&r.blob) else {
             return Err(ApiError::NotFound("blob"));
@@ -244,7 +244,13 @@ pub async fn read(
                 "a read of more than {max} bytes: ask for fewer ranges at a time"
             )));
         }
-        plan.push((key.clone(), r.offset..end));
+        // Ranges that continue the one before in the same blob are read as one.
+        match plan.last_mut() {
+            Some((k, range)) if k.as_str() == key.as_str() && range.end == r.offset => {
+                range.end = end
+            }
+            _ => plan.push((key.clone(), r.offset..end)),
+        }
     }
     // One range after the other; a blob that fails mid-way ends the body early, which the
     // client sees as a short read (it knows every range's length).

@@ -1,0 +1,159 @@
+//! `enc tree prune`: gives back the blobs that neither the last few commits' trees nor any
+//! commit body needs. The set of the vault's blobs comes from the signed chain itself (each
+//! commit's adds less its releases), so the client decides from what it verified, and the
+//! server only checks that each released blob is the vault's; a blob leaves storage through
+//! the server's collection queue and the owner's usage drops by its size in the same
+//! transaction. Packs are given back whole, when none of their pieces is needed.
+
+use std::collections::{BTreeSet, HashSet};
+
+use enc_crypto::tree::{Hash, Kind, Node, Piece};
+
+use super::{Commit, Tree, Want};
+use crate::ops::{Account, VaultCtx};
+use crate::{ClientError, Result};
+
+/// How many times a prune is planned again on a head that moved.
+const ATTEMPTS: u32 = 5;
+
+/// What a prune did.
+#[derive(Debug, Default)]
+pub struct PruneSummary {
+    /// The commit that gave the blobs back (`None`: nothing to give back).
+    pub commit: Option<Commit>,
+    /// How many blobs it gave back, and how many the vault keeps.
+    pub released: usize,
+    pub kept: usize,
+}
+
+impl Account {
+    /// The blobs commits after `was` (seq, hash) up to `onto`'s gave back.
+    pub(super) fn released_since(
+        &self,
+        v: &VaultCtx,
+        was: Option<(u64, Hash)>,
+        onto: &Tree,
+    ) -> Result<HashSet<String>> {
+        let (after, prev) = was.map_or((0, None), |(s, h)| (s, Some(h)));
+        let until = onto.commit.as_ref().map_or(0, |c| c.seq);
+        let mut gone = HashSet::new();
+        self.walk_chain(v, after, prev, until, |c| {
+            gone.extend(c.header.releases.iter().cloned());
+            Ok(())
+        })?;
+        Ok(gone)
+    }
+
+    /// Gives back what the trees of the newest `keep` commits (at least 1) do not need;
+    /// older commits stay in `enc tree log`, but `--at` them may find their content gone.
+    pub fn tree_prune(&self, v: &VaultCtx, keep: u64) -> Result<PruneSummary> {
+        let keep = keep.max(1);
+        for _ in 0..ATTEMPTS {
+            let Some(head) = self.tree_head(v)? else {
+                return Ok(PruneSummary::default());
+            };
+            let mut commits = Vec::new();
+            self.walk_chain(v, 0, None, head.seq, |c| {
+                commits.push(c.clone());
+                Ok(())
+            })?;
+            let mut blobs = BTreeSet::new();
+            for c in &commits {
+                blobs.extend(c.header.adds.iter().cloned());
+                for r in &c.header.releases {
+                    blobs.remove(r);
+                }
+            }
+            let mut live: HashSet<String> =
+                commits.iter().map(|c| c.header.body.blob.clone()).collect();
+            let recent: Vec<Commit> = commits
+                .into_iter()
+                .filter(|c| c.seq + keep > head.seq)
+                .collect();
+            self.mark_live(v, &recent, &mut live)?;
+            let releases: Vec<String> = blobs
+                .iter()
+                .filter(|b| !live.contains(*b))
+                .cloned()
+                .collect();
+            let kept = blobs.len() - releases.len();
+            if releases.is_empty() {
+                return Ok(PruneSummary {
+                    kept,
+                    ..PruneSummary::default()
+                });
+            }
+            let tree = self.read_tree(v, Some(head))?;
+            let mut plan = super::PushPlan::edit(tree, Default::default(), Vec::new());
+            plan.releases = releases;
+            let released = plan.releases.len();
+            match self.tree_push(v, plan, &()) {
+                Ok(done) => {
+                    return Ok(PruneSummary {
+                        commit: done.commit,
+                        released,
+                        kept,
+                    });
+                }
+                Err(e) if e.is_status(409) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ClientError::Usage(
+            "the vault kept changing while the prune was planned; run it again".into(),
+        ))
+    }
+
+    /// Adds to `live` every blob the trees of `commits` name: their roots, directory nodes
+    /// and file contents. A node shared by several commits is read once.
+    fn mark_live(
+        &self,
+        v: &VaultCtx,
+        commits: &[Commit],
+        live: &mut HashSet<String>,
+    ) -> Result<()> {
+        let wants: Vec<Want<'_>> = commits
+            .iter()
+            .map(|c| Want {
+                loc: &c.header.body,
+                chash: &c.header.body_hash,
+                cid: None,
+            })
+            .collect();
+        let mut level: Vec<Piece> = Vec::new();
+        self.read_pieces(v, &wants, |i, plain| {
+            let c = &commits[i];
+            let body = enc_crypto::tree::CommitBody::decode(&plain, &c.header).map_err(|e| {
+                ClientError::Integrity(format!("the body of commit {} is malformed: {e}", c.seq))
+            })?;
+            level.push(body.root);
+            Ok(())
+        })?;
+        let mut seen: HashSet<(String, u64)> = HashSet::new();
+        while !level.is_empty() {
+            level.retain(|p| seen.insert((p.loc.blob.clone(), p.loc.offset)));
+            for p in &level {
+                live.insert(p.loc.blob.clone());
+            }
+            let wants: Vec<Want<'_>> = level.iter().map(Want::from).collect();
+            let mut next = Vec::new();
+            self.read_pieces(v, &wants, |_, plain| {
+                let node = Node::decode(&plain).map_err(|e| {
+                    ClientError::Integrity(format!("a directory is malformed: {e}"))
+                })?;
+                for e in node.entries {
+                    match e.kind {
+                        Kind::Dir { piece } => next.push(piece),
+                        Kind::File { piece, .. } => {
+                            live.insert(piece.loc.blob);
+                        }
+                        Kind::Symlink { .. } => {}
+                    }
+                }
+                Ok(())
+            })?;
+            level = next;
+        }
+        Ok(())
+    }
+}
