@@ -538,3 +538,66 @@ fn prune_gives_space_back_and_usage_stays_exact() {
     let err = alice.fail(&["tree", "pull", "--at", "1", "-o", "old"]);
     assert!(err.contains("pruned"), "{err}");
 }
+
+/// Acceptance 8: a shared vault's tree takes commits from every writer (each checked against
+/// the key pinned for its author), none from a read-only member or a removed one; every push
+/// is charged to the owner's quota and one over it commits nothing.
+#[test]
+fn shared_trees_follow_rights_and_the_owners_quota() {
+    let server = Server::start();
+    let root = server.user("root", "admin");
+    let alice = server.user("alice", "user");
+    let bob = server.user("bob", "user");
+    let carol = server.user("carol", "user");
+    alice.ok(&["vault", "create", "team"]);
+    alice.ok(&["vault", "share", "team", "bob"]);
+    alice.ok(&["vault", "share", "team", "carol", "--read-only"]);
+    let dir = alice.path("w");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("plan.txt"), b"the plan").unwrap();
+    alice.ok(&["tree", "push", "w", "--vault", "team"]);
+
+    // bob, a writer, adds to it; alice sees his commit, signed by him.
+    bob.ok(&["tree", "pull", "-o", "w", "--vault", "alice/team"]);
+    std::fs::write(bob.path("w/bob.txt"), b"from bob").unwrap();
+    let out = bob.ok(&["tree", "push", "w", "--vault", "alice/team"]);
+    assert!(out.starts_with("commit 2 "), "{out}");
+    let log: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["tree", "log", "--json", "--vault", "team"]))
+            .expect("json");
+    let authors: Vec<&str> = log
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|c| c["author"].as_str().expect("author"))
+        .collect();
+    assert_eq!(authors, ["alice", "bob"]);
+
+    // carol reads but cannot write.
+    carol.ok(&["tree", "pull", "-o", "w", "--vault", "alice/team"]);
+    assert_eq!(std::fs::read(carol.path("w/bob.txt")).unwrap(), b"from bob");
+    std::fs::write(carol.path("w/carol.txt"), b"no").unwrap();
+    carol.fail(&["tree", "push", "w", "--vault", "alice/team"]);
+    carol.fail(&["tree", "rm", "plan.txt", "--vault", "alice/team"]);
+    assert_eq!(commits(&server), 2);
+
+    // The owner's quota counts bob's pushes too; one over it commits nothing.
+    root.ok(&["user", "set-quota", "alice", "1MiB"]);
+    random_file(&bob.path("w/big.bin"), 2 << 20);
+    let err = bob.fail(&["tree", "push", "w", "--vault", "alice/team"]);
+    assert!(err.to_lowercase().contains("quota"), "{err}");
+    assert_eq!(commits(&server), 2);
+    root.ok(&["user", "set-quota", "alice", "100MiB"]);
+    let out = bob.ok(&["tree", "push", "w", "--vault", "alice/team"]);
+    assert!(out.starts_with("commit 3 "), "{out}");
+
+    // bob, removed, can no longer push; the others go on.
+    alice.ok(&["vault", "unshare", "team", "bob"]);
+    std::fs::write(bob.path("w/late.txt"), b"late").unwrap();
+    bob.fail(&["tree", "push", "w", "--vault", "alice/team"]);
+    std::fs::write(dir.join("after.txt"), b"after bob").unwrap();
+    alice.ok(&["tree", "push", "w", "--vault", "team"]);
+    carol.ok(&["tree", "pull", "-o", "w", "--vault", "alice/team", "--force"]);
+    assert_eq!(std::fs::read(carol.path("w/after.txt")).unwrap(), b"after bob");
+    assert!(!carol.path("w/late.txt").exists());
+}
