@@ -10,8 +10,9 @@ pull into an empty directory (checked with `diff -r`). Per row: wall time, serve
 (enc-server's for enc and restic, `rclone serve`'s for rclone), server peak RSS (reset before
 each row) and the client's peak RSS (from wait4).
 
-Usage: scripts/bench_tree.py [--files 10000] [--runs 1] [--workdir DIR] [--client-dir DIR]
-                             [--tools enc,restic,rclone]
+Usage: scripts/bench_tree.py [--files 10000] [--synthetic] [--runs 1] [--workdir DIR]
+                             [--client-dir DIR] [--tools enc,restic,rclone]
+--synthetic makes --files small random files instead (the 100,000-file memory check).
 Builds the release binaries first. Needs restic and rclone on the PATH (apt-get install restic
 rclone) and openssl for the shared certificate.
 """
@@ -48,6 +49,21 @@ def make_corpus(root, files):
                 n += 1
                 total += os.path.getsize(p)
     return n, total
+
+
+def make_synthetic(root, files):
+    """`files` small files (1 byte to 4 KiB of random bytes), 100 to a directory, 3 levels."""
+    rnd = random.Random(1)
+    total = 0
+    for i in range(files):
+        d = os.path.join(root, f"a{i // 10000:02}", f"b{(i // 100) % 100:02}")
+        if i % 100 == 0:
+            os.makedirs(d, exist_ok=True)
+        n = rnd.randint(1, 4096)
+        with open(os.path.join(d, f"f{i}.dat"), "wb") as f:
+            f.write(rnd.randbytes(n))
+        total += n
+    return files, total
 
 
 def change_one_percent(root, seed):
@@ -179,6 +195,8 @@ def rclone_rows(work, src, client, seed):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=10000)
+    ap.add_argument("--synthetic", action="store_true",
+                    help="--files small random files instead of a copy of real trees")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--tools", default="enc,restic,rclone")
     ap.add_argument("--workdir", default=None)
@@ -200,8 +218,12 @@ def main():
            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pristine = os.path.join(client, "pristine")
-        n, total = make_corpus(pristine, a.files)
-        print(f"corpus: {n} files, {total / 1e6:.0f} MB (/usr/share/doc + crate sources); "
+        if a.synthetic:
+            n, total = make_synthetic(pristine, a.files)
+        else:
+            n, total = make_corpus(pristine, a.files)
+        kind = "synthetic, 1 B to 4 KiB each" if a.synthetic else "/usr/share/doc + crate sources"
+        print(f"corpus: {n} files, {total / 1e6:.0f} MB ({kind}); "
               f"{a.runs} run(s); one enc-server for enc and restic", flush=True)
         results = {}
         for r in range(a.runs):

@@ -138,6 +138,28 @@ impl<'a> From<&'a Piece> for Want<'a> {
     }
 }
 
+/// `f` over `items` on every core (each thread a contiguous share), results in order.
+pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(8);
+    if threads < 2 || items.len() < 2 {
+        return items.iter().map(&f).collect();
+    }
+    let share = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let f = &f;
+        let parts: Vec<_> = items
+            .chunks(share)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().expect("a worker thread panicked"))
+            .collect()
+    })
+}
+
 pub(crate) fn vault_path(v: &VaultCtx) -> String {
     format!("/v1/vaults/{}", v.info.id)
 }
@@ -155,6 +177,26 @@ pub(crate) fn cid_of(v: &VaultCtx, plain: &[u8]) -> Hash {
     let mut h = v.keys.cid_hasher();
     h.update(plain);
     *h.finalize().as_bytes()
+}
+
+/// Checks a piece's ciphertext against the hash its tree names, opens it, and checks its
+/// content id.
+fn check_piece(v: &VaultCtx, w: &Want<'_>, sealed: &[u8]) -> Result<Vec<u8>> {
+    if blake3::hash(sealed).as_bytes() != w.chash {
+        return Err(ClientError::Integrity(
+            "a piece of this vault is not the one its tree names (stored data changed or swapped)"
+                .into(),
+        ));
+    }
+    let plain = open(v, sealed)?;
+    if let Some(cid) = w.cid
+        && cid_of(v, &plain) != *cid
+    {
+        return Err(ClientError::Integrity(
+            "a piece of this vault holds other content than its tree names".into(),
+        ));
+    }
+    Ok(plain)
 }
 
 /// Opens one small piece with the vault's keys.
@@ -357,13 +399,48 @@ impl Account {
 
     /// Reads pieces in batches (one request for many, in the order they lie in their blobs so
     /// that the server reads neighbours as one range), checks each one's ciphertext hash,
-    /// opens it and checks its content id; hands `each` the piece's index in `wants` and its
-    /// plaintext, in storage order (not the order of `wants`).
+    /// opens it and checks its content id (on every core); hands `each` the piece's index in
+    /// `wants` and its plaintext, in storage order (not the order of `wants`).
     pub(crate) fn read_pieces(
         &self,
         v: &VaultCtx,
         wants: &[Want<'_>],
         mut each: impl FnMut(usize, Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        self.fetch_pieces(v, wants, |spans, body| {
+            let opened = par_map(spans, |(i, span)| {
+                check_piece(v, &wants[*i], &body[span.clone()])
+            });
+            for ((i, _), plain) in spans.iter().zip(opened) {
+                each(*i, plain?)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// [`Account::read_pieces`] with `each` itself run on every core too (a pull's writes).
+    pub(crate) fn read_pieces_par(
+        &self,
+        v: &VaultCtx,
+        wants: &[Want<'_>],
+        each: impl Fn(usize, Vec<u8>) -> Result<()> + Sync,
+    ) -> Result<()> {
+        self.fetch_pieces(v, wants, |spans, body| {
+            par_map(spans, |(i, span)| {
+                each(*i, check_piece(v, &wants[*i], &body[span.clone()])?)
+            })
+            .into_iter()
+            .collect()
+        })
+    }
+
+    /// Fetches pieces in batches of at most [`PACK`] bytes, in storage order; hands `batch`
+    /// each body with every piece's index in `wants` and its place in the body.
+    fn fetch_pieces(
+        &self,
+        v: &VaultCtx,
+        wants: &[Want<'_>],
+        mut batch: impl FnMut(&[(usize, std::ops::Range<usize>)], &[u8]) -> Result<()>,
     ) -> Result<()> {
         let mut order: Vec<usize> = (0..wants.len()).collect();
         order.sort_by(|&a, &b| {
@@ -381,9 +458,9 @@ impl Account {
                 bytes += wants[order[end]].loc.len;
                 end += 1;
             }
-            let batch = &order[start..end];
+            let part = &order[start..end];
             let req = ReadRequest {
-                ranges: batch
+                ranges: part
                     .iter()
                     .map(|&i| ReadRange {
                         blob: wants[i].loc.blob.clone(),
@@ -401,27 +478,14 @@ impl Account {
                     body.len()
                 )));
             }
+            let mut spans = Vec::with_capacity(part.len());
             let mut at = 0usize;
-            for &i in batch {
-                let w = &wants[i];
-                let sealed = &body[at..at + w.loc.len as usize];
-                at += w.loc.len as usize;
-                if blake3::hash(sealed).as_bytes() != w.chash {
-                    return Err(ClientError::Integrity(
-                        "a piece of this vault is not the one its tree names (stored data changed or swapped)"
-                            .into(),
-                    ));
-                }
-                let plain = open(v, sealed)?;
-                if let Some(cid) = w.cid
-                    && cid_of(v, &plain) != *cid
-                {
-                    return Err(ClientError::Integrity(
-                        "a piece of this vault holds other content than its tree names".into(),
-                    ));
-                }
-                each(i, plain)?;
+            for &i in part {
+                let len = wants[i].loc.len as usize;
+                spans.push((i, at..at + len));
+                at += len;
             }
+            batch(&spans, &body)?;
             start = end;
         }
         Ok(())

@@ -362,7 +362,7 @@ impl Account {
             users[*i].push(f);
         }
         let wants: Vec<Want<'_>> = unique.iter().map(|p| Want::from(*p)).collect();
-        self.read_pieces(v, &wants, |i, plain| {
+        self.read_pieces_par(v, &wants, |i, plain| {
             for &f in &users[i] {
                 let (local, e, _) = small[f];
                 write_file(local, e, |mut out| {
@@ -370,11 +370,15 @@ impl Account {
                         .map_err(ClientError::io(format!("writing {}", local.display())))
                 })?;
                 progress.advance(plain.len() as u64);
-                summary.files += 1;
-                summary.bytes += plain.len() as u64;
             }
             Ok(())
         })?;
+        for (_, e, _) in &small {
+            if let Kind::File { size, .. } = e.kind {
+                summary.files += 1;
+                summary.bytes += size;
+            }
+        }
         // Links, then directories' modes and mtimes, deepest first.
         for (local, e, there) in &plan.writes {
             if let Kind::Symlink { target } = &e.kind {

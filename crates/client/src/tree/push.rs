@@ -17,7 +17,7 @@ use enc_crypto::tree::{
 use enc_proto::{TreeCommitInfo, TreeCommitRequest, UploadReceipt};
 
 use super::merge::apply;
-use super::{Commit, Tree, cid_of, vault_path};
+use super::{Commit, Tree, cid_of, par_map, vault_path};
 use crate::ops::{Account, VaultCtx};
 use crate::scan::{Action, LocalEntry, LocalKind, Skipped, plan, scan};
 use crate::transfer::Progress;
@@ -25,6 +25,9 @@ use crate::{ClientError, Result};
 
 /// How many times a push rebases onto a head that moved before it gives up.
 const ATTEMPTS: u32 = 5;
+/// Small files read and sealed together (on every core) before they are packed in order.
+const SEAL_GROUP: usize = 1024;
+const SEAL_GROUP_BYTES: u64 = 8 << 20;
 
 /// What a push should do.
 #[derive(Debug, Clone, Copy, Default)]
@@ -459,57 +462,92 @@ impl Account {
         let mut packer = Packer::<Hash>::new();
         let mut packed = std::collections::HashSet::new();
         let mut cids: HashMap<String, (Hash, u64)> = HashMap::new();
+        let mut small: Vec<(&String, u64)> = Vec::new();
+        let mut large: Vec<&String> = Vec::new();
         for path in &send {
-            let full = root.join(path);
-            let Some(Some(Entry {
+            if let Some(Some(Entry {
                 kind: Kind::File { size, .. },
                 ..
             })) = changes.get(path)
-            else {
-                continue;
-            };
-            if *size < super::SMALL_FILE {
-                let plain = read_small(&full)?;
+            {
+                if *size < super::SMALL_FILE {
+                    small.push((path, *size));
+                } else {
+                    large.push(path);
+                }
+            }
+        }
+        // Small files a group at a time: read, hashed and sealed on every core, then packed
+        // in order.
+        let mut rest = &small[..];
+        while !rest.is_empty() {
+            let mut n = 0;
+            let mut bytes = 0u64;
+            while n < rest.len()
+                && n < SEAL_GROUP
+                && (n == 0 || bytes + rest[n].1 <= SEAL_GROUP_BYTES)
+            {
+                bytes += rest[n].1;
+                n += 1;
+            }
+            let (group, after) = rest.split_at(n);
+            rest = after;
+            let known = &by_cid;
+            let sealed = par_map(group, |(path, _)| -> Result<(Hash, u64, Option<Vec<u8>>)> {
+                let plain = read_small(&root.join(path))?;
                 let cid = cid_of(v, &plain);
-                progress.advance(plain.len() as u64);
-                cids.insert(path.clone(), (cid, plain.len() as u64));
+                let sealed = if known.contains_key(&cid) {
+                    None
+                } else {
+                    Some(
+                        enc_crypto::seal_piece(&recipient, &plain)
+                            .map_err(ClientError::io("encrypting"))?,
+                    )
+                };
+                Ok((cid, plain.len() as u64, sealed))
+            });
+            for ((path, _), done) in group.iter().zip(sealed) {
+                let (cid, len, sealed) = done?;
+                progress.advance(len);
+                cids.insert((*path).clone(), (cid, len));
+                let Some(sealed) = sealed else { continue };
                 if by_cid.contains_key(&cid) || !packed.insert(cid) {
                     continue;
                 }
-                let sealed = enc_crypto::seal_piece(&recipient, &plain)
-                    .map_err(ClientError::io("encrypting"))?;
                 if !packer.fits(sealed.len()) {
                     by_cid.extend(packer.flush(self, v, &mut up)?);
                 }
                 packer.add(cid, cid, &sealed);
-            } else {
-                let mut reader = CidReader {
-                    inner: open_file(&full)?,
-                    hasher: v.keys.cid_hasher(),
-                    size: 0,
-                };
-                let receipt =
-                    self.upload_stream(v, &mut reader, &full.display().to_string(), progress)?;
-                let cid = *reader.hasher.finalize().as_bytes();
-                let (len, chash_hex) = (receipt.size, receipt.hash.clone());
-                let blob = up.check(receipt, len, &chash_hex)?;
-                let mut chash = [0u8; 32];
-                hex::decode_to_slice(&chash_hex, &mut chash)
-                    .map_err(|_| ClientError::Integrity("the upload's hash is not hex".into()))?;
-                cids.insert(path.clone(), (cid, reader.size));
-                by_cid.insert(
-                    cid,
-                    Piece {
-                        loc: Loc {
-                            blob,
-                            offset: 0,
-                            len,
-                        },
-                        cid,
-                        chash,
-                    },
-                );
             }
+        }
+        for path in large {
+            let full = root.join(path);
+            let mut reader = CidReader {
+                inner: open_file(&full)?,
+                hasher: v.keys.cid_hasher(),
+                size: 0,
+            };
+            let receipt =
+                self.upload_stream(v, &mut reader, &full.display().to_string(), progress)?;
+            let cid = *reader.hasher.finalize().as_bytes();
+            let (len, chash_hex) = (receipt.size, receipt.hash.clone());
+            let blob = up.check(receipt, len, &chash_hex)?;
+            let mut chash = [0u8; 32];
+            hex::decode_to_slice(&chash_hex, &mut chash)
+                .map_err(|_| ClientError::Integrity("the upload's hash is not hex".into()))?;
+            cids.insert(path.clone(), (cid, reader.size));
+            by_cid.insert(
+                cid,
+                Piece {
+                    loc: Loc {
+                        blob,
+                        offset: 0,
+                        len,
+                    },
+                    cid,
+                    chash,
+                },
+            );
         }
         by_cid.extend(packer.flush(self, v, &mut up)?);
         for (path, (cid, len)) in &cids {
@@ -526,12 +564,14 @@ impl Account {
 
         // The tree: our changes on the base, then (after a refusal) on the newer head.
         let ours = dirs;
-        let mut onto = base;
+        // The newer head after a refusal (`None`: the base); the base's entries are kept for
+        // telling which paths the other push changed.
+        let mut newer: Option<Tree> = None;
         let mut summary = PushSummary::default();
-        let base_entries = onto.entries.clone();
         loop {
+            let onto = newer.as_ref().unwrap_or(&base);
             let mut tree = onto.entries.clone();
-            let (touched, conflicts) = apply(&mut tree, &changes, &base_entries, &ours);
+            let (touched, conflicts) = apply(&mut tree, &changes, &base.entries, &ours);
             let root_piece = match &onto.body {
                 // Nothing in the tree changed (a prune): the same root.
                 Some(body) if touched.is_empty() => body.root.clone(),
@@ -622,10 +662,11 @@ impl Account {
                     // expire); the content is kept.
                     up.ids.clone_from(&content_uploads);
                     let was = onto.commit.as_ref().map(|c| (c.seq, c.hash));
-                    onto = self.tree(v)?;
+                    let head = self.tree(v)?;
+                    let onto = newer.insert(head);
                     // Entries this push reuses (unchanged content, moves) must still be in
                     // blobs the vault keeps: a prune since may have given them back.
-                    let gone = self.released_since(v, was, &onto)?;
+                    let gone = self.released_since(v, was, onto)?;
                     let stale = changes.iter().any(|(_, e)| match e {
                         Some(Entry {
                             kind: Kind::File { piece, .. },

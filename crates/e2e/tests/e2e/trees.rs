@@ -597,7 +597,18 @@ fn shared_trees_follow_rights_and_the_owners_quota() {
     bob.fail(&["tree", "push", "w", "--vault", "alice/team"]);
     std::fs::write(dir.join("after.txt"), b"after bob").unwrap();
     alice.ok(&["tree", "push", "w", "--vault", "team"]);
-    carol.ok(&["tree", "pull", "-o", "w", "--vault", "alice/team", "--force"]);
-    assert_eq!(std::fs::read(carol.path("w/after.txt")).unwrap(), b"after bob");
+    carol.ok(&[
+        "tree",
+        "pull",
+        "-o",
+        "w",
+        "--vault",
+        "alice/team",
+        "--force",
+    ]);
+    assert_eq!(
+        std::fs::read(carol.path("w/after.txt")).unwrap(),
+        b"after bob"
+    );
     assert!(!carol.path("w/late.txt").exists());
 }
