@@ -164,6 +164,18 @@ fn entry_of(l: &LocalEntry) -> Entry {
     }
 }
 
+/// Records what a file to send turned out to hold (its piece's place comes once it is stored).
+fn set_content(changes: &mut BTreeMap<String, Option<Entry>>, path: &str, cid: Hash, len: u64) {
+    if let Some(Some(Entry {
+        kind: Kind::File { size, piece },
+        ..
+    })) = changes.get_mut(path)
+    {
+        *size = len;
+        piece.cid = cid;
+    }
+}
+
 fn file_cid(e: &Entry) -> Option<Hash> {
     match &e.kind {
         Kind::File { piece, .. } => Some(piece.cid),
@@ -448,8 +460,10 @@ impl Account {
             send,
             dirs,
             releases,
+            list,
             ..
         } = plan;
+        drop(list);
         let mut up = Uploads::default();
         let mut by_cid: HashMap<Hash, Piece> = HashMap::new();
         for e in base.entries.values() {
@@ -461,7 +475,6 @@ impl Account {
         let recipient = v.keys.recipient();
         let mut packer = Packer::<Hash>::new();
         let mut packed = std::collections::HashSet::new();
-        let mut cids: HashMap<String, (Hash, u64)> = HashMap::new();
         let mut small: Vec<(&String, u64)> = Vec::new();
         let mut large: Vec<&String> = Vec::new();
         for path in &send {
@@ -509,7 +522,7 @@ impl Account {
             for ((path, _), done) in group.iter().zip(sealed) {
                 let (cid, len, sealed) = done?;
                 progress.advance(len);
-                cids.insert((*path).clone(), (cid, len));
+                set_content(&mut changes, path, cid, len);
                 let Some(sealed) = sealed else { continue };
                 if by_cid.contains_key(&cid) || !packed.insert(cid) {
                     continue;
@@ -535,7 +548,7 @@ impl Account {
             let mut chash = [0u8; 32];
             hex::decode_to_slice(&chash_hex, &mut chash)
                 .map_err(|_| ClientError::Integrity("the upload's hash is not hex".into()))?;
-            cids.insert(path.clone(), (cid, reader.size));
+            set_content(&mut changes, path, cid, reader.size);
             by_cid.insert(
                 cid,
                 Piece {
@@ -550,16 +563,18 @@ impl Account {
             );
         }
         by_cid.extend(packer.flush(self, v, &mut up)?);
-        for (path, (cid, len)) in &cids {
+        for path in &send {
             if let Some(Some(Entry {
-                kind: Kind::File { size, piece },
+                kind: Kind::File { piece, .. },
                 ..
             })) = changes.get_mut(path)
+                && let Some(stored) = by_cid.get(&piece.cid)
             {
-                *size = *len;
-                piece.clone_from(&by_cid[cid]);
+                piece.clone_from(stored);
             }
         }
+        drop(send);
+        drop(by_cid);
         let content_uploads = up.ids.clone();
 
         // The tree: our changes on the base, then (after a refusal) on the newer head.
@@ -713,13 +728,6 @@ impl Account {
         }
         // A directory is dirty only if it is still in the tree.
         dirty.retain(|d| d.is_empty() || tree.contains_key(d));
-        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
-        for path in tree.keys() {
-            let parent = parent_of(path);
-            if dirty.contains(parent) {
-                children.entry(parent).or_default().push(path.as_str());
-            }
-        }
         let mut by_depth: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         for d in &dirty {
             let depth = if d.is_empty() {
@@ -730,25 +738,32 @@ impl Account {
             by_depth.entry(depth).or_default().push(d.clone());
         }
         let recipient = v.keys.recipient();
-        // Nodes sealed, per level, then written back once the level's pack is uploaded.
         let mut built: Vec<(String, Vec<u8>, Hash)> = Vec::new();
         let mut root = None;
-        let children: HashMap<String, Vec<String>> = children
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.into_iter().map(str::to_string).collect()))
-            .collect();
+        // Deepest level first: a directory's node names its subdirectories' new pieces.
         for (_, dirs) in by_depth.into_iter().rev() {
             built.clear();
-            for d in dirs {
-                let entries: Vec<Entry> = children
-                    .get(&d)
-                    .map(|c| c.iter().map(|p| tree[p].clone()).collect())
-                    .unwrap_or_default();
-                let node = Node::canonical(entries)?;
-                let plain = node.encode();
+            let tree_now = &*tree;
+            let sealed = par_map(&dirs, |d| -> Result<(Vec<u8>, Hash)> {
+                let prefix = if d.is_empty() {
+                    String::new()
+                } else {
+                    format!("{d}/")
+                };
+                let entries: Vec<Entry> = tree_now
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .filter(|(k, _)| !k[prefix.len()..].contains('/'))
+                    .map(|(_, e)| e.clone())
+                    .collect();
+                let plain = Node::canonical(entries)?.encode();
                 let cid = cid_of(v, &plain);
                 let sealed = enc_crypto::seal_piece(&recipient, &plain)
                     .map_err(ClientError::io("encrypting"))?;
+                Ok((sealed, cid))
+            });
+            for (d, done) in dirs.into_iter().zip(sealed) {
+                let (sealed, cid) = done?;
                 built.push((d, sealed, cid));
             }
             let mut packer = Packer::<String>::new();
