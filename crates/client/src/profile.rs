@@ -42,6 +42,11 @@ pub struct ServerPins {
     /// show it an older state or another history).
     #[serde(default)]
     pub heads: BTreeMap<String, HeadPin>,
+    /// `VAULT:PATH:LOCAL DIRECTORY` → the commit (hex hash) that directory last matched, by
+    /// a pull of the tree's PATH into it or a push of it: what a later pull may overwrite
+    /// without `--force` (anything changed here since is a local change).
+    #[serde(default)]
+    pub synced: BTreeMap<String, String>,
 }
 
 /// A vault's newest verified commit.

@@ -27,6 +27,8 @@ const NAME_AAD: &[u8] = b"enc object name v1";
 pub struct VaultKeys {
     generations: BTreeMap<u32, age::x25519::Identity>,
     name_key: Zeroizing<[u8; 32]>,
+    /// The same identities, newest first, unwrapping with aws-lc-rs (made on first use).
+    fast: std::sync::OnceLock<Vec<crate::stream::x25519::FastIdentity>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -45,6 +47,7 @@ impl VaultKeys {
         Self {
             generations,
             name_key,
+            fast: std::sync::OnceLock::new(),
         }
     }
 
@@ -53,6 +56,7 @@ impl VaultKeys {
         let next = self.current_generation() + 1;
         self.generations
             .insert(next, age::x25519::Identity::generate());
+        self.fast = std::sync::OnceLock::new();
         next
     }
 
@@ -83,13 +87,25 @@ impl VaultKeys {
         self.generations.values().rev().collect()
     }
 
-    /// [`VaultKeys::identities`] as the age decryptors take them.
+    /// [`VaultKeys::identities`] as the age decryptors take them, unwrapping with aws-lc-rs's
+    /// X25519 (the age crate's own identities if one cannot be made).
     pub fn age_identities(&self) -> Vec<&dyn age::Identity> {
-        self.generations
-            .values()
-            .rev()
-            .map(|i| i as &dyn age::Identity)
-            .collect()
+        let fast = self.fast.get_or_init(|| {
+            self.generations
+                .values()
+                .rev()
+                .filter_map(|i| crate::stream::x25519::FastIdentity::new(i).ok())
+                .collect()
+        });
+        if fast.len() == self.generations.len() {
+            fast.iter().map(|i| i as &dyn age::Identity).collect()
+        } else {
+            self.generations
+                .values()
+                .rev()
+                .map(|i| i as &dyn age::Identity)
+                .collect()
+        }
     }
 
     /// An age identity file (as `age -d -i` reads it) with every generation.
@@ -151,6 +167,7 @@ impl VaultKeys {
         Ok(Self {
             generations,
             name_key,
+            fast: std::sync::OnceLock::new(),
         })
     }
 

@@ -38,6 +38,8 @@ pub struct TreePullOptions<'a> {
 /// What a pull will write, checked against what is already there.
 pub struct PullPlan {
     commit: Commit,
+    /// The tree's path being pulled (empty: all of it).
+    path: String,
     /// Where the pulled path lands.
     pub landing: PathBuf,
     /// Whether the whole tree is pulled (into `landing`).
@@ -125,6 +127,12 @@ impl Write for HashWriter<'_> {
     }
 }
 
+/// The key of a directory's record: the vault, the tree's path, the directory's real path.
+fn sync_key(v: &VaultCtx, path: &str, landing: &Path) -> String {
+    let real = std::fs::canonicalize(landing).unwrap_or_else(|_| landing.to_path_buf());
+    format!("{}:{path}:{}", v.info.id, real.display())
+}
+
 /// Writes a file through a temporary name in its directory, with its mode and mtime.
 fn write_file(path: &Path, e: &Entry, fill: impl FnOnce(&File) -> Result<()>) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -174,11 +182,13 @@ impl Account {
         };
         let path = opts.path.unwrap_or("").trim_matches('/');
         let mut selected: Vec<(PathBuf, Entry)> = Vec::new();
+        let mut paths: Vec<&str> = Vec::new();
         let landing;
         if path.is_empty() {
             landing = opts.dest.to_path_buf();
             for (p, e) in &tree.entries {
                 selected.push((landing.join(p), e.clone()));
+                paths.push(p);
             }
         } else {
             let top = tree.entries.get(path).ok_or_else(|| {
@@ -192,12 +202,14 @@ impl Account {
                 opts.dest.to_path_buf()
             };
             selected.push((landing.clone(), top.clone()));
+            paths.push(path);
             let prefix = format!("{path}/");
             for (p, e) in tree.entries.range(prefix.clone()..) {
                 if !p.starts_with(&prefix) {
                     break;
                 }
                 selected.push((landing.join(&p[prefix.len()..]), e.clone()));
+                paths.push(p);
             }
         }
         let is_dir = path.is_empty()
@@ -229,6 +241,7 @@ impl Account {
         }
         let mut plan = PullPlan {
             commit,
+            path: path.to_string(),
             remove,
             whole: path.is_empty(),
             landing,
@@ -238,7 +251,7 @@ impl Account {
             bytes: 0,
         };
         let mut differ = Vec::new();
-        for (local, e) in selected {
+        for ((local, e), tree_path) in selected.into_iter().zip(paths) {
             let mut there = false;
             match std::fs::symlink_metadata(&local) {
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
@@ -255,7 +268,7 @@ impl Account {
                             plan.identical += 1;
                         }
                     } else {
-                        differ.push(local.clone());
+                        differ.push((local.clone(), tree_path, meta));
                     }
                 }
             }
@@ -265,14 +278,68 @@ impl Account {
             plan.writes.push((local, e, there));
         }
         if !differ.is_empty() && !opts.force {
-            let first = differ[0].display();
-            return Err(ClientError::Usage(format!(
-                "{} local path(s) differ from the vault's tree and would be overwritten (first: {first}); nothing was written: pass --force to overwrite them",
-                differ.len()
-            )));
+            // What differs from the tree but is as this directory last matched (a pull or a
+            // push) changed in the vault, not here: that is what a pull is for.
+            let changed = match self.synced_tree(v, path, &plan.landing)? {
+                None => differ.iter().collect::<Vec<_>>(),
+                Some(then) => {
+                    let mut changed = Vec::new();
+                    for d in &differ {
+                        let (local, tree_path, meta) = d;
+                        let kept = match then.entries.get(*tree_path) {
+                            Some(old) => same(v, local, meta, old)?,
+                            None => false,
+                        };
+                        if !kept {
+                            changed.push(d);
+                        }
+                    }
+                    changed
+                }
+            };
+            if let Some((first, _, _)) = changed.first() {
+                return Err(ClientError::Usage(format!(
+                    "{} local path(s) would be overwritten that differ from what this directory last matched in the vault (first: {}); nothing was written: pass --force to overwrite them",
+                    changed.len(),
+                    first.display()
+                )));
+            }
         }
-        plan.replace = differ;
+        plan.replace = differ.into_iter().map(|(local, _, _)| local).collect();
         Ok(plan)
+    }
+
+    /// The tree `landing` last matched for `path` of the vault (`None`: no record, or its
+    /// commit is no longer whole).
+    fn synced_tree(&self, v: &VaultCtx, path: &str, landing: &Path) -> Result<Option<super::Tree>> {
+        let config = self.profile.config()?;
+        let Some(hash) = config
+            .pins
+            .get(&self.session.server)
+            .and_then(|p| p.synced.get(&sync_key(v, path, landing)))
+        else {
+            return Ok(None);
+        };
+        match self.tree_at(v, Some(&super::At::Hash(hash.clone()))) {
+            Ok(tree) => Ok(Some(tree)),
+            Err(ClientError::Usage(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Remembers that `landing` now matches `path` of the vault at `commit`.
+    pub(crate) fn remember_sync(
+        &self,
+        v: &VaultCtx,
+        path: &str,
+        landing: &Path,
+        commit: &Commit,
+    ) -> Result<()> {
+        let mut config = self.profile.config()?;
+        let pins = config.pins.entry(self.session.server.clone()).or_default();
+        pins.synced
+            .insert(sync_key(v, path, landing), hex::encode(commit.hash));
+        self.profile.save_config(&config)
     }
 
     /// Carries out a pull plan: directories, then files (small ones many per request, large
@@ -409,6 +476,7 @@ impl Account {
                 }
             }
         }
+        self.remember_sync(v, &plan.path, &plan.landing, &plan.commit)?;
         Ok(summary)
     }
 

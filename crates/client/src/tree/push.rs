@@ -661,6 +661,9 @@ impl Account {
                         created: info.created,
                     };
                     self.remember_head(v, &commit)?;
+                    if !root.as_os_str().is_empty() {
+                        self.remember_sync(v, "", &root, &commit)?;
+                    }
                     summary.commit = Some(commit);
                     summary.sent = up.sent;
                     summary.conflicts = conflicts;

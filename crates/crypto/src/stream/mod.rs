@@ -68,8 +68,7 @@ fn start(recipient: &age::x25519::Recipient) -> io::Result<(Vec<u8>, LessSafeKey
     let mut fk = Box::new([0u8; 16]);
     rand::rngs::OsRng.fill_bytes(fk.as_mut());
     let file_key = FileKey::new(fk);
-    let (stanzas, _) =
-        age::Recipient::wrap_file_key(recipient, &file_key).map_err(io::Error::other)?;
+    let stanzas = vec![x25519::wrap(&x25519::recipient_key(recipient)?, &file_key)?];
     let mut header = header_minus_mac(&stanzas);
     let mac_key = hkdf32(&[], file_key.expose_secret(), b"header");
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(mac_key.as_ref()).expect("any length");
@@ -537,6 +536,8 @@ pub fn decrypt(
     .map_err(DecryptFailure::Payload)?;
     Ok(total)
 }
+
+pub(crate) mod x25519;
 
 #[cfg(test)]
 mod tests;

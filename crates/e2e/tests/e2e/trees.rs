@@ -192,10 +192,15 @@ fn a_tree_round_trips_and_pushes_are_incremental() {
             .is_empty()
     );
 
-    // The old pull differs now: refused without --force, nothing written.
+    // back/ matched commit 1; a file edited in it since is a local change: the pull is
+    // refused without --force and writes nothing.
+    std::fs::write(alice.path("back/src/nested/file01.rs"), b"edited here").unwrap();
     let before = listing(&alice.path("back"));
     let err = alice.fail(&["tree", "pull", "-o", "back"]);
-    assert!(err.contains("--force"), "{err}");
+    assert!(
+        err.contains("1 local path(s)") && err.contains("--force"),
+        "{err}"
+    );
     assert_eq!(listing(&alice.path("back")), before);
     alice.ok(&["tree", "pull", "-o", "back", "--force"]);
     assert!(
@@ -204,6 +209,20 @@ fn a_tree_round_trips_and_pushes_are_incremental() {
     );
     alice.ok(&["tree", "pull", "-o", "back", "--delete"]);
     diff_clean(&src, &alice.path("back"));
+    // What changed in the vault, not here, is simply brought up to date.
+    std::fs::write(src.join("README.md"), b"# project, revised\n").unwrap();
+    alice.ok(&["tree", "push", "project"]);
+    alice.ok(&["tree", "pull", "-o", "back"]);
+    diff_clean(&src, &alice.path("back"));
+    // A directory the tree never went into: what differs there is refused.
+    std::fs::create_dir_all(alice.path("elsewhere")).unwrap();
+    std::fs::write(alice.path("elsewhere/README.md"), b"mine").unwrap();
+    let err = alice.fail(&["tree", "pull", "-o", "elsewhere"]);
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(
+        std::fs::read(alice.path("elsewhere/README.md")).unwrap(),
+        b"mine"
+    );
 
     // `cp -r`'s rule: into an existing directory, else as the named path.
     alice.ok(&["tree", "pull", "src/nested", "-o", "copy"]);
@@ -213,7 +232,7 @@ fn a_tree_round_trips_and_pushes_are_incremental() {
     alice.ok(&["tree", "pull", "README.md", "-o", "copy"]);
     assert_eq!(
         std::fs::read(alice.path("copy/README.md")).unwrap(),
-        b"# project\n"
+        b"# project, revised\n"
     );
 
     let ls = alice.ok(&["tree", "ls", "src"]);
@@ -221,7 +240,7 @@ fn a_tree_round_trips_and_pushes_are_incremental() {
     let log: serde_json::Value =
         serde_json::from_str(&alice.ok(&["tree", "log", "--json"])).expect("json");
     let log = log.as_array().expect("array");
-    assert_eq!(log.len(), 3);
+    assert_eq!(log.len(), 4);
     assert!(log.iter().all(|c| c["author"] == "alice"));
     assert_eq!(log[2]["changes"], 1);
 }
