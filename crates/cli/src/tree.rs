@@ -47,7 +47,9 @@ pub enum TreeCmd {
     ///
     /// Where it lands follows `cp -r`: `pull docs -o back` makes back/docs when back is a
     /// directory, else back itself; without PATH the whole tree goes into the output
-    /// directory. Local files that differ are not overwritten unless --force.
+    /// directory. What changed in the vault since the directory last matched it (a pull into
+    /// it or a push of it) is brought up to date; what changed here is not overwritten
+    /// unless --force.
     Pull {
         /// A path of the tree [default: the whole tree].
         path: Option<String>,
@@ -61,7 +63,8 @@ pub enum TreeCmd {
         #[arg(long)]
         force: bool,
         /// Also remove local files and directories under the landing directory that the
-        /// tree does not have (like `rsync --delete`).
+        /// tree does not have (like `rsync --delete`). Those added or changed here since the
+        /// directory last matched the vault are removed only with --force as well.
         #[arg(long)]
         delete: bool,
         /// The tree as it was: a commit's number (as `enc tree log` shows it), the start of

@@ -70,7 +70,12 @@ pub(crate) fn apply(
                     ..
                 })
             );
-            if !is_dir && let Some(mine) = ours.get(parent) {
+            // Ours, or (for rm and mv, which have no local view) the base's directory.
+            let again = ours.get(parent).or_else(|| {
+                base.get(parent)
+                    .filter(|e| matches!(e.kind, Kind::Dir { .. }))
+            });
+            if !is_dir && let Some(mine) = again {
                 if tree.get(parent).is_some() {
                     conflicts.push(parent.to_string());
                 }

@@ -453,9 +453,12 @@ impl Account {
             let mut bytes = 0u64;
             while end < order.len()
                 && end - start < MAX_RANGES
-                && (end == start || bytes + wants[order[end]].loc.len <= PACK as u64)
+                && (end == start
+                    || bytes
+                        .checked_add(wants[order[end]].loc.len)
+                        .is_some_and(|b| b <= PACK as u64))
             {
-                bytes += wants[order[end]].loc.len;
+                bytes = bytes.saturating_add(wants[order[end]].loc.len);
                 end += 1;
             }
             let part = &order[start..end];

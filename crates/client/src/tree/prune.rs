@@ -68,7 +68,7 @@ impl Account {
                 commits.iter().map(|c| c.header.body.blob.clone()).collect();
             let recent: Vec<Commit> = commits
                 .into_iter()
-                .filter(|c| c.seq + keep > head.seq)
+                .filter(|c| c.seq.saturating_add(keep) > head.seq)
                 .collect();
             self.mark_live(v, &recent, &mut live)?;
             let releases: Vec<String> = blobs

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fs::{File, FileTimes};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -127,6 +127,41 @@ impl Write for HashWriter<'_> {
     }
 }
 
+/// Whether `local` (with `meta`) is still what `tree_path` was in `then`, the tree the
+/// directory last matched: for a directory, everything in it too.
+fn as_synced(
+    v: &VaultCtx,
+    then: &super::Tree,
+    local: &Path,
+    tree_path: &str,
+    meta: &std::fs::Metadata,
+) -> Result<bool> {
+    let Some(old) = then.entries.get(tree_path) else {
+        return Ok(false);
+    };
+    if !same(v, local, meta, old)? {
+        return Ok(false);
+    }
+    if !meta.is_dir() {
+        return Ok(true);
+    }
+    let (inside, skipped) = crate::scan::scan(local)
+        .map_err(ClientError::io(format!("reading {}", local.display())))?;
+    if !skipped.is_empty() {
+        return Ok(false);
+    }
+    for l in inside {
+        let p = local.join(&l.path);
+        let m = std::fs::symlink_metadata(&p)
+            .map_err(ClientError::io(format!("reading {}", p.display())))?;
+        match then.entries.get(&super::join(tree_path, &l.path)) {
+            Some(old) if same(v, &p, &m, old)? => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
 /// The key of a directory's record: the vault, the tree's path, the directory's real path.
 fn sync_key(v: &VaultCtx, path: &str, landing: &Path) -> String {
     let real = std::fs::canonicalize(landing).unwrap_or_else(|_| landing.to_path_buf());
@@ -158,9 +193,17 @@ fn write_file(path: &Path, e: &Entry, fill: impl FnOnce(&File) -> Result<()>) ->
     Ok(())
 }
 
+/// Removes a file, link or directory (with what it holds); what is already gone (below
+/// something removed before) is fine.
 fn remove_any(path: &Path) -> Result<()> {
-    let meta = std::fs::symlink_metadata(path)
-        .map_err(ClientError::io(format!("reading {}", path.display())))?;
+    let meta = match std::fs::symlink_metadata(path) {
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            return Ok(());
+        }
+        other => other.map_err(ClientError::io(format!("reading {}", path.display())))?,
+    };
     let r = if meta.is_dir() {
         std::fs::remove_dir_all(path)
     } else {
@@ -254,7 +297,10 @@ impl Account {
         for ((local, e), tree_path) in selected.into_iter().zip(paths) {
             let mut there = false;
             match std::fs::symlink_metadata(&local) {
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                // Below a file in the way (which is then replaced): not there either.
+                Err(err)
+                    if err.kind() == io::ErrorKind::NotFound
+                        || err.raw_os_error() == Some(libc::ENOTDIR) => {}
                 Err(err) => {
                     return Err(ClientError::Io {
                         context: format!("reading {}", local.display()),
@@ -277,29 +323,36 @@ impl Account {
             }
             plan.writes.push((local, e, there));
         }
-        if !differ.is_empty() && !opts.force {
+        if (!differ.is_empty() || !plan.remove.is_empty()) && !opts.force {
             // What differs from the tree but is as this directory last matched (a pull or a
-            // push) changed in the vault, not here: that is what a pull is for.
-            let changed = match self.synced_tree(v, path, &plan.landing)? {
-                None => differ.iter().collect::<Vec<_>>(),
-                Some(then) => {
-                    let mut changed = Vec::new();
-                    for d in &differ {
-                        let (local, tree_path, meta) = d;
-                        let kept = match then.entries.get(*tree_path) {
-                            Some(old) => same(v, local, meta, old)?,
-                            None => false,
-                        };
-                        if !kept {
-                            changed.push(d);
-                        }
-                    }
-                    changed
+            // push) changed in the vault, not here: that is what a pull is for. Anything
+            // else is a local change. Without a record, all that differs is; what --delete
+            // removes is then the caller's explicit choice.
+            let then = self.synced_tree(v, path, &plan.landing)?;
+            let mut changed: Vec<&Path> = Vec::new();
+            for (local, tree_path, meta) in &differ {
+                let kept = match &then {
+                    None => false,
+                    Some(then) => as_synced(v, then, local, tree_path, meta)?,
+                };
+                if !kept {
+                    changed.push(local);
                 }
-            };
-            if let Some((first, _, _)) = changed.first() {
+            }
+            if let Some(then) = &then {
+                for local in &plan.remove {
+                    let rel = local.strip_prefix(&plan.landing).unwrap_or(local);
+                    let tree_path = super::join(path, &rel.to_string_lossy());
+                    let meta = std::fs::symlink_metadata(local)
+                        .map_err(ClientError::io(format!("reading {}", local.display())))?;
+                    if !as_synced(v, then, local, &tree_path, &meta)? {
+                        changed.push(local);
+                    }
+                }
+            }
+            if let Some(first) = changed.first() {
                 return Err(ClientError::Usage(format!(
-                    "{} local path(s) would be overwritten that differ from what this directory last matched in the vault (first: {}); nothing was written: pass --force to overwrite them",
+                    "{} local path(s) would be overwritten or removed that differ from what this directory last matched in the vault (first: {}); nothing was written: pass --force to overwrite them",
                     changed.len(),
                     first.display()
                 )));
@@ -371,7 +424,20 @@ impl Account {
             if let Kind::Dir { .. } = e.kind {
                 match std::fs::create_dir(local) {
                     Ok(()) => {}
-                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {
+                        // A directory an earlier pull left without owner write: open it while
+                        // it is filled (its mode is set again at the end).
+                        if let Ok(m) = std::fs::symlink_metadata(local)
+                            && m.is_dir()
+                            && m.permissions().mode() & 0o700 != 0o700
+                        {
+                            std::fs::set_permissions(
+                                local,
+                                std::fs::Permissions::from_mode(m.permissions().mode() | 0o700),
+                            )
+                            .map_err(ClientError::io(format!("opening {}", local.display())))?;
+                        }
+                    }
                     Err(err) => {
                         return Err(ClientError::Io {
                             context: format!("creating {}", local.display()),
@@ -394,8 +460,11 @@ impl Account {
                 continue;
             };
             if *there {
+                // Read-only is enough to set mode and times as their owner (and works on a
+                // file whose mode forbids writing).
                 let f = File::options()
-                    .write(true)
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
                     .open(local)
                     .map_err(ClientError::io(format!("opening {}", local.display())))?;
                 f.set_permissions(std::fs::Permissions::from_mode(safe_mode(e.mode)))

@@ -661,7 +661,9 @@ impl Account {
                         created: info.created,
                     };
                     self.remember_head(v, &commit)?;
-                    if !root.as_os_str().is_empty() {
+                    // After a rebase the commit also holds the other push's changes, which
+                    // this directory does not: it matches no commit then.
+                    if !root.as_os_str().is_empty() && summary.rebased == 0 {
                         self.remember_sync(v, "", &root, &commit)?;
                     }
                     summary.commit = Some(commit);

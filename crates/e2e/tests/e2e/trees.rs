@@ -207,7 +207,11 @@ fn a_tree_round_trips_and_pushes_are_incremental() {
         alice.path("back/empty.txt").exists(),
         "kept without --delete"
     );
-    alice.ok(&["tree", "pull", "-o", "back", "--delete"]);
+    // empty.txt is not in the commit back/ now matches: to --delete it is a local file's
+    // removal, which needs --force as well.
+    let err = alice.fail(&["tree", "pull", "-o", "back", "--delete"]);
+    assert!(err.contains("back/empty.txt"), "{err}");
+    alice.ok(&["tree", "pull", "-o", "back", "--delete", "--force"]);
     diff_clean(&src, &alice.path("back"));
     // What changed in the vault, not here, is simply brought up to date.
     std::fs::write(src.join("README.md"), b"# project, revised\n").unwrap();
@@ -630,4 +634,70 @@ fn shared_trees_follow_rights_and_the_owners_quota() {
         b"after bob"
     );
     assert!(!carol.path("w/late.txt").exists());
+}
+
+/// A pull never loses local work: a directory the vault turned into a file is replaced only
+/// if nothing in it changed here (else `--force`), `--delete` spares what was edited here, a
+/// file the vault turned into a directory is replaced, and read-only files and directories
+/// are pulled over again.
+#[test]
+fn pulls_never_lose_local_work() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let src = alice.path("w");
+    std::fs::create_dir_all(src.join("notes")).unwrap();
+    std::fs::create_dir_all(src.join("locked")).unwrap();
+    std::fs::write(src.join("notes/a.txt"), b"a").unwrap();
+    std::fs::write(src.join("f"), b"a file").unwrap();
+    std::fs::write(src.join("gone.txt"), b"to be removed").unwrap();
+    std::fs::write(src.join("locked/in.txt"), b"inside").unwrap();
+    std::fs::write(src.join("ro.txt"), b"read only").unwrap();
+    chmod(&src.join("ro.txt"), 0o444);
+    chmod(&src.join("locked"), 0o555);
+    alice.ok(&["tree", "push", "w"]);
+    alice.ok(&["tree", "pull", "-o", "copy"]);
+    let copy = alice.path("copy");
+
+    // Local work inside notes/; the vault makes notes a file and f a directory.
+    std::fs::write(copy.join("notes/new.txt"), b"local work").unwrap();
+    std::fs::write(copy.join("gone.txt"), b"edited here").unwrap();
+    std::fs::remove_dir_all(src.join("notes")).unwrap();
+    std::fs::write(src.join("notes"), b"now a file").unwrap();
+    std::fs::remove_file(src.join("f")).unwrap();
+    std::fs::create_dir_all(src.join("f")).unwrap();
+    std::fs::write(src.join("f/x"), b"in the new directory").unwrap();
+    std::fs::remove_file(src.join("gone.txt")).unwrap();
+    alice.ok(&["tree", "push", "w", "--delete"]);
+
+    let err = alice.fail(&["tree", "pull", "-o", "copy", "--delete"]);
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(
+        std::fs::read(copy.join("notes/new.txt")).unwrap(),
+        b"local work"
+    );
+    assert_eq!(
+        std::fs::read(copy.join("gone.txt")).unwrap(),
+        b"edited here"
+    );
+
+    // Without the local work, the same pull goes through without --force.
+    std::fs::remove_file(copy.join("notes/new.txt")).unwrap();
+    std::fs::write(copy.join("gone.txt"), b"to be removed").unwrap();
+    alice.ok(&["tree", "pull", "-o", "copy", "--delete"]);
+    diff_clean(&src, &copy);
+    assert_eq!(
+        std::fs::read(copy.join("f/x")).unwrap(),
+        b"in the new directory"
+    );
+    // Read-only file and directory, pulled over again after a change inside.
+    std::fs::write(src.join("ro.txt"), b"read only, changed").unwrap();
+    chmod(&src.join("ro.txt"), 0o444);
+    chmod(&src.join("locked"), 0o755);
+    std::fs::write(src.join("locked/in.txt"), b"inside, changed").unwrap();
+    chmod(&src.join("locked"), 0o555);
+    alice.ok(&["tree", "push", "w"]);
+    alice.ok(&["tree", "pull", "-o", "copy"]);
+    diff_clean(&src, &copy);
+    chmod(&src.join("locked"), 0o755);
+    chmod(&copy.join("locked"), 0o755);
 }
