@@ -327,6 +327,31 @@ impl Server {
         s
     }
 
+    /// A server on a copy of `data` (an embedded data directory written by an earlier build:
+    /// SQLite and local blobs, whatever `ENC_TEST_BACKEND` says).
+    pub fn start_on_copy_of(data: &Path) -> Self {
+        fn copy(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).expect("mkdir");
+            for e in std::fs::read_dir(from).expect("read fixture") {
+                let e = e.expect("entry");
+                let target = to.join(e.file_name());
+                if e.file_type().expect("type").is_dir() {
+                    copy(&e.path(), &target);
+                } else {
+                    std::fs::copy(e.path(), &target).expect("copy");
+                }
+            }
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cfg = tmp.path().join("enc-server.toml");
+        std::fs::write(&cfg, "").expect("write config");
+        copy(data, &tmp.path().join("data"));
+        let args = vec!["--config".to_string(), cfg.display().to_string()];
+        let mut s = Self::unstarted(tmp, cfg, args, Vec::new(), None, None);
+        s.spawn("127.0.0.1:0");
+        s
+    }
+
     /// A server with the default configuration.
     pub fn start() -> Self {
         Self::start_with("", &[])

@@ -15,3 +15,4 @@ mod restic;
 mod restic_protocol;
 mod security;
 mod trees;
+mod upgrade;

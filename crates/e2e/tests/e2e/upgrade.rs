@@ -1,0 +1,62 @@
+//! Issue 15, item 8: a data directory written by the build before vault trees (d75af37, by
+//! `scripts/make_upgrade_fixture.sh`) opens with this one: its objects, their versions and a
+//! shared vault stay readable and writable, and the same vaults take trees beside them.
+
+use std::path::Path;
+
+use crate::harness::*;
+
+#[test]
+fn a_data_directory_from_before_trees_stays_readable() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upgrade-v14/data");
+    let server = Server::start_on_copy_of(&fixture);
+    let alice = User::new(&server, "alice");
+    alice.ok(&["login"]);
+    let ls = alice.ok(&["ls"]);
+    assert_eq!(ls, "photos/cat.txt\nreport.txt\n", "{ls}");
+    let versions = alice.ok(&["ls", "--versions", "report.txt", "--json"]);
+    let versions: serde_json::Value = serde_json::from_str(&versions).expect("json");
+    assert_eq!(versions.as_array().map(Vec::len), Some(2), "{versions}");
+    alice.ok(&["pull", "report.txt", "-o", "now.txt"]);
+    assert_eq!(
+        std::fs::read(alice.path("now.txt")).unwrap(),
+        b"second version\n"
+    );
+    alice.ok(&["pull", "report.txt", "--version", "1", "-o", "then.txt"]);
+    assert_eq!(
+        std::fs::read(alice.path("then.txt")).unwrap(),
+        b"first version\n"
+    );
+    alice.ok(&["pull", "photos/cat.txt", "-o", "cat.txt"]);
+    assert_eq!(std::fs::read(alice.path("cat.txt")).unwrap(), b"a cat\n");
+
+    // bob still reads the vault alice shared with him, and alice still writes objects.
+    let bob = User::new(&server, "bob");
+    bob.ok(&["login"]);
+    bob.ok(&[
+        "pull",
+        "plan.txt",
+        "--vault",
+        "alice/team",
+        "-o",
+        "plan.txt",
+    ]);
+    assert_eq!(std::fs::read(bob.path("plan.txt")).unwrap(), b"the plan\n");
+    std::fs::write(alice.path("new.txt"), b"after the upgrade").unwrap();
+    alice.ok(&["push", "new.txt"]);
+
+    // The same vaults take trees beside their objects, shared ones included.
+    std::fs::create_dir_all(alice.path("dir/sub")).unwrap();
+    std::fs::write(alice.path("dir/sub/a.txt"), b"a tree file").unwrap();
+    alice.ok(&["tree", "push", "dir"]);
+    alice.ok(&["tree", "push", "dir", "--vault", "team"]);
+    bob.ok(&["tree", "pull", "-o", "got", "--vault", "alice/team"]);
+    assert_eq!(
+        std::fs::read(bob.path("got/sub/a.txt")).unwrap(),
+        b"a tree file"
+    );
+    let ls = alice.ok(&["ls"]);
+    assert!(ls.contains("new.txt") && ls.contains("report.txt"), "{ls}");
+    // The audit chain the earlier build began goes on whole (an exit status of 0).
+    alice.ok(&["audit", "--verify", "--all"]);
+}
