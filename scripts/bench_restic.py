@@ -25,7 +25,7 @@ files (written through the page cache, never fsynced) but not enc's (written wit
 Builds the release binaries first. Needs restic and rclone on the PATH.
 """
 import argparse, json, os, resource, shutil, subprocess, sys, tempfile, time
-from benchlib import sh, cpu_seconds, peak_rss_mib, free_port, wait_port, mean
+from benchlib import make_cert, sh, cpu_seconds, peak_rss_mib, free_port, wait_port, mean
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release")
@@ -205,13 +205,7 @@ def main():
     try:
         # One self-signed P-256 certificate for both servers (the kind enc makes for itself).
         # enc-server's admin commands no longer create a data directory, so openssl makes it.
-        certdir = os.path.join(work, "cert")
-        os.makedirs(certdir)
-        cert = (os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem"))
-        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-           "-nodes", "-keyout", cert[1], "-out", cert[0], "-days", "30", "-subj", "/CN=localhost",
-           "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cert = make_cert(work)
         src = os.path.join(client, "corpus")
         total = make_corpus(src, a.big_mib, a.small)
         print(f"corpus: {total / (1 << 20):.0f} MiB ({a.small} small files + {a.big_mib} MiB file); "

@@ -17,7 +17,7 @@ Builds the release binaries first. Needs restic and rclone on the PATH (apt-get 
 rclone) and openssl for the shared certificate.
 """
 import argparse, os, random, shutil, subprocess, sys, tempfile, time
-from benchlib import sh, cpu_seconds, peak_rss_mib, reset_peak, free_port, wait_port, mean
+from benchlib import make_cert, sh, cpu_seconds, peak_rss_mib, reset_peak, free_port, wait_port, mean
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release")
@@ -210,13 +210,7 @@ def main():
     work = tempfile.mkdtemp(prefix="enc-bench-tree-", dir=a.workdir)
     client = tempfile.mkdtemp(prefix="enc-bench-tree-client-", dir=a.client_dir)
     try:
-        certdir = os.path.join(work, "cert")
-        os.makedirs(certdir)
-        cert = (os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem"))
-        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-           "-nodes", "-keyout", cert[1], "-out", cert[0], "-days", "30", "-subj", "/CN=localhost",
-           "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cert = make_cert(work)
         pristine = os.path.join(client, "pristine")
         if a.synthetic:
             n, total = make_synthetic(pristine, a.files)

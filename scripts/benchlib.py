@@ -47,3 +47,16 @@ def wait_port(port, deadline=30):
 
 def mean(xs):
     return sum(xs) / len(xs)
+
+
+def make_cert(work):
+    """A self-signed P-256 certificate for 127.0.0.1 and localhost (the kind enc makes for
+    itself), made by openssl under `work`; returns (cert.pem, key.pem)."""
+    certdir = os.path.join(work, "cert")
+    os.makedirs(certdir)
+    cert = (os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem"))
+    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+       "-nodes", "-keyout", cert[1], "-out", cert[0], "-days", "30", "-subj", "/CN=localhost",
+       "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert

@@ -608,12 +608,8 @@ impl Account {
         Ok(tree)
     }
 
-    /// The vault's whole history, oldest first, every commit checked and linked, every body
-    /// read.
-    pub fn tree_log(&self, v: &VaultCtx) -> Result<Vec<LogEntry>> {
-        let Some(head) = self.tree_head(v)? else {
-            return Ok(Vec::new());
-        };
+    /// Every commit from the first to `head`, oldest first, each checked and linked.
+    pub(crate) fn history(&self, v: &VaultCtx, head: &Commit) -> Result<Vec<Commit>> {
         let mut commits = Vec::new();
         self.walk_chain(v, 0, None, head.seq, |c| {
             commits.push(c.clone());
@@ -624,6 +620,16 @@ impl Account {
                 "the vault's history does not end at its head".into(),
             ));
         }
+        Ok(commits)
+    }
+
+    /// The vault's whole history, oldest first, every commit checked and linked, every body
+    /// read.
+    pub fn tree_log(&self, v: &VaultCtx) -> Result<Vec<LogEntry>> {
+        let Some(head) = self.tree_head(v)? else {
+            return Ok(Vec::new());
+        };
+        let commits = self.history(v, &head)?;
         let wants: Vec<Want<'_>> = commits
             .iter()
             .map(|c| Want {

@@ -52,11 +52,7 @@ impl Account {
             let Some(head) = self.tree_head(v)? else {
                 return Ok(PruneSummary::default());
             };
-            let mut commits = Vec::new();
-            self.walk_chain(v, 0, None, head.seq, |c| {
-                commits.push(c.clone());
-                Ok(())
-            })?;
+            let commits = self.history(v, &head)?;
             let mut blobs = BTreeSet::new();
             for c in &commits {
                 blobs.extend(c.header.adds.iter().cloned());
