@@ -8,6 +8,7 @@ mod merge;
 mod prune;
 mod pull;
 mod push;
+mod upload;
 
 use std::collections::{BTreeMap, HashMap};
 

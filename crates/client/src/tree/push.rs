@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use enc_crypto::tree::{
     Change, CommitBody, CommitHeader, Entry, Hash, Kind, Loc, Node, Piece, Signer,
 };
-use enc_proto::{TreeCommitInfo, TreeCommitRequest, UploadReceipt};
+use enc_proto::{TreeCommitInfo, TreeCommitRequest};
 
 use super::merge::apply;
+use super::upload::{CidReader, Packer, Uploads};
 use super::{Commit, Tree, cid_of, par_map, vault_path};
 use crate::ops::{Account, VaultCtx};
 use crate::scan::{Action, LocalEntry, LocalKind, Skipped, plan, scan};
@@ -198,98 +199,6 @@ fn read_small(path: &Path) -> Result<Vec<u8>> {
         .read_to_end(&mut buf)
         .map_err(ClientError::io(format!("reading {}", path.display())))?;
     Ok(buf)
-}
-
-/// Small pieces gathered into one blob of at most [`super::PACK`] bytes.
-struct Packer<K> {
-    buf: Vec<u8>,
-    items: Vec<(K, Hash, u64, u64, Hash)>,
-}
-
-impl<K> Packer<K> {
-    fn new() -> Self {
-        Self {
-            buf: Vec::new(),
-            items: Vec::new(),
-        }
-    }
-
-    fn fits(&self, len: usize) -> bool {
-        self.buf.is_empty() || self.buf.len() + len <= super::PACK
-    }
-
-    fn add(&mut self, key: K, cid: Hash, sealed: &[u8]) {
-        let chash = *blake3::hash(sealed).as_bytes();
-        self.items
-            .push((key, cid, self.buf.len() as u64, sealed.len() as u64, chash));
-        self.buf.extend_from_slice(sealed);
-    }
-
-    /// Uploads the pack (if anything is in it) and returns each item's piece.
-    fn flush(&mut self, acct: &Account, v: &VaultCtx, up: &mut Uploads) -> Result<Vec<(K, Piece)>> {
-        if self.items.is_empty() {
-            return Ok(Vec::new());
-        }
-        let buf = std::mem::take(&mut self.buf);
-        let blob = up.put(acct, v, buf)?;
-        Ok(self
-            .items
-            .drain(..)
-            .map(|(k, cid, offset, len, chash)| {
-                let loc = Loc {
-                    blob: blob.clone(),
-                    offset,
-                    len,
-                };
-                (k, Piece { loc, cid, chash })
-            })
-            .collect())
-    }
-}
-
-/// The uploads a push made: its commit's `adds`.
-#[derive(Default)]
-struct Uploads {
-    ids: Vec<String>,
-    sent: u64,
-}
-
-impl Uploads {
-    /// Uploads one blob held in memory and checks that the server got exactly it.
-    fn put(&mut self, acct: &Account, v: &VaultCtx, buf: Vec<u8>) -> Result<String> {
-        let (len, hash) = (buf.len() as u64, blake3::hash(&buf).to_hex().to_string());
-        let receipt: UploadReceipt = acct
-            .api
-            .put_bytes(&format!("{}/uploads", vault_path(v)), buf)?;
-        self.check(receipt, len, &hash)
-    }
-
-    fn check(&mut self, receipt: UploadReceipt, len: u64, hash: &str) -> Result<String> {
-        if receipt.size != len || receipt.hash != hash {
-            return Err(ClientError::Integrity(
-                "the server received different bytes than were sent".into(),
-            ));
-        }
-        self.sent += len;
-        self.ids.push(receipt.upload_id.clone());
-        Ok(receipt.upload_id)
-    }
-}
-
-/// Hashes (keyed) what passes through: a large file's content id while it streams.
-struct CidReader<R> {
-    inner: R,
-    hasher: blake3::Hasher,
-    size: u64,
-}
-
-impl<R: Read> Read for CidReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
 }
 
 /// A test hook: with `ENC_TEST_HOLD_COMMIT=PATH`, a push about to offer its first commit
