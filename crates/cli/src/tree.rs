@@ -53,7 +53,7 @@ pub enum TreeCmd {
     Pull {
         /// A path of the tree [default: the whole tree].
         path: Option<String>,
-        /// Where to put it [default: the current directory].
+        /// Where to put it (a directory, or for one file also a file name).
         #[arg(short, long, value_name = "DIR", default_value = ".")]
         output: PathBuf,
         /// Vault [default: default].
