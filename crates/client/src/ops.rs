@@ -105,7 +105,7 @@ pub fn register(api: &Api, user: &str, invitation: &str, passphrase: &str) -> Re
 }
 
 /// This machine's host name, which names the session's device on the server.
-fn host_name() -> Option<String> {
+pub(crate) fn host_name() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .ok()

@@ -89,33 +89,43 @@ pub enum At {
 }
 
 impl At {
-    /// The commit of `log` (oldest first) that this names.
-    fn pick<'a>(&self, log: &'a [LogEntry]) -> Result<&'a LogEntry> {
+    /// The commit of `commits` (the history, oldest first) that this names; `times` gives each
+    /// one's signed time, read only when a time is asked for.
+    fn pick<'a>(
+        &self,
+        commits: &'a [Commit],
+        times: impl FnOnce() -> Result<Vec<i64>>,
+    ) -> Result<&'a Commit> {
         let found = match self {
-            At::Seq(seq) => log.iter().find(|e| e.commit.seq == *seq).ok_or_else(|| {
+            At::Seq(seq) => commits.iter().find(|c| c.seq == *seq).ok_or_else(|| {
                 format!(
                     "this vault has commits 1 to {}, not {seq}",
-                    log.last().map_or(0, |e| e.commit.seq)
+                    commits.last().map_or(0, |c| c.seq)
                 )
             }),
             At::Hash(prefix) => {
                 let prefix = prefix.to_ascii_lowercase();
-                let mut hits = log
+                let mut hits = commits
                     .iter()
-                    .filter(|e| hex::encode(e.commit.hash).starts_with(&prefix));
+                    .filter(|c| hex::encode(c.hash).starts_with(&prefix));
                 match (hits.next(), hits.next()) {
-                    (Some(e), None) => Ok(e),
+                    (Some(c), None) => Ok(c),
                     (None, _) => Err(format!("no commit of this vault starts with {prefix}")),
                     (Some(_), Some(_)) => Err(format!(
                         "several commits start with {prefix}: give more digits"
                     )),
                 }
             }
-            At::Time(ns) => log
-                .iter()
-                .rev()
-                .find(|e| e.time_ns <= *ns)
-                .ok_or_else(|| "the vault's first commit is later than that time".to_string()),
+            At::Time(ns) => {
+                let times = times()?;
+                commits
+                    .iter()
+                    .zip(times)
+                    .rev()
+                    .find(|(_, t)| t <= ns)
+                    .map(|(c, _)| c)
+                    .ok_or_else(|| "the vault's first commit is later than that time".to_string())
+            }
         };
         found.map_err(ClientError::Usage)
     }
@@ -178,6 +188,24 @@ pub(crate) fn cid_of(v: &VaultCtx, plain: &[u8]) -> Hash {
     let mut h = v.keys.cid_hasher();
     h.update(plain);
     *h.finalize().as_bytes()
+}
+
+/// Opens a local file the walk found, refusing a link put in its place since.
+pub(crate) fn open_file(path: &std::path::Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(ClientError::io(format!("reading {}", path.display())))
+}
+
+/// The content id of a local file, read as it streams.
+pub(crate) fn local_cid(v: &VaultCtx, path: &std::path::Path) -> Result<Hash> {
+    let mut h = v.keys.cid_hasher();
+    h.update_reader(open_file(path)?)
+        .map_err(ClientError::io(format!("reading {}", path.display())))?;
+    Ok(*h.finalize().as_bytes())
 }
 
 /// Checks a piece's ciphertext against the hash its tree names, opens it, and checks its
@@ -497,19 +525,35 @@ impl Account {
 
     /// A commit's body, read and checked against its header.
     fn read_body(&self, v: &VaultCtx, c: &Commit) -> Result<CommitBody> {
-        let mut body = None;
-        let want = Want {
-            loc: &c.header.body,
-            chash: &c.header.body_hash,
-            cid: None,
-        };
-        self.read_pieces(v, &[want], |_, plain| {
-            body = Some(CommitBody::decode(&plain, &c.header).map_err(|e| {
+        let mut bodies = self.read_bodies(v, std::slice::from_ref(c))?;
+        bodies
+            .pop()
+            .ok_or_else(|| ClientError::Integrity("a commit body is missing".into()))
+    }
+
+    /// The bodies of `commits` (in their order), read in batches, each checked against its
+    /// header.
+    pub(crate) fn read_bodies(&self, v: &VaultCtx, commits: &[Commit]) -> Result<Vec<CommitBody>> {
+        let wants: Vec<Want<'_>> = commits
+            .iter()
+            .map(|c| Want {
+                loc: &c.header.body,
+                chash: &c.header.body_hash,
+                cid: None,
+            })
+            .collect();
+        // Pieces arrive in storage order; each body goes to its commit's place.
+        let mut out: Vec<Option<CommitBody>> = vec![None; commits.len()];
+        self.read_pieces(v, &wants, |i, plain| {
+            let c = &commits[i];
+            out[i] = Some(CommitBody::decode(&plain, &c.header).map_err(|e| {
                 ClientError::Integrity(format!("the body of commit {} is malformed: {e}", c.seq))
             })?);
             Ok(())
         })?;
-        body.ok_or_else(|| ClientError::Integrity("a commit body is missing".into()))
+        out.into_iter()
+            .map(|b| b.ok_or_else(|| ClientError::Integrity("a commit body is missing".into())))
+            .collect()
     }
 
     /// The tree `commit` names (empty for `None`): every directory node read, a level at a
@@ -567,31 +611,34 @@ impl Account {
         let Some(at) = at else {
             return self.tree(v);
         };
-        let log = self.tree_log(v)?;
-        if log.is_empty() {
+        let Some(head) = self.tree_head(v)? else {
             return Err(ClientError::Usage(format!(
                 "vault {} has no tree yet: `enc tree push DIR` makes one",
                 v.display_name(self.user())
             )));
-        }
-        let commit = at.pick(&log)?.commit.clone();
+        };
+        // The signed headers say everything but the time; bodies are read only for a time.
+        let history = self.history(v, &head)?;
+        let commit = at
+            .pick(&history, || {
+                Ok(self
+                    .read_bodies(v, &history)?
+                    .iter()
+                    .map(|b| b.time_ns)
+                    .collect())
+            })?
+            .clone();
         // What prunes gave back since: a tree that needs any of it is no longer whole.
-        let pruned = |by: &LogEntry| {
+        let pruned = |by: &Commit| {
             ClientError::Usage(format!(
                 "commit {} was pruned: commit {} gave back content only it needed; only the newest commits keep their whole tree (`enc tree prune --keep`)",
-                commit.seq, by.commit.seq
+                commit.seq, by.seq
             ))
         };
-        let released: HashMap<&str, &LogEntry> = log
+        let released: HashMap<&str, &Commit> = history
             .iter()
-            .filter(|e| e.commit.seq > commit.seq)
-            .flat_map(|e| {
-                e.commit
-                    .header
-                    .releases
-                    .iter()
-                    .map(move |b| (b.as_str(), e))
-            })
+            .filter(|c| c.seq > commit.seq)
+            .flat_map(|c| c.header.releases.iter().map(move |b| (b.as_str(), c)))
             .collect();
         let tree = self.read_tree(v, Some(commit.clone())).map_err(|e| {
             match released.values().next() {
@@ -631,31 +678,18 @@ impl Account {
             return Ok(Vec::new());
         };
         let commits = self.history(v, &head)?;
-        let wants: Vec<Want<'_>> = commits
-            .iter()
-            .map(|c| Want {
-                loc: &c.header.body,
-                chash: &c.header.body_hash,
-                cid: None,
-            })
-            .collect();
-        // Pieces arrive in storage order; each entry goes to its commit's place.
-        let mut out: Vec<Option<LogEntry>> = vec![None; commits.len()];
-        self.read_pieces(v, &wants, |i, plain| {
-            let c = &commits[i];
-            let body = CommitBody::decode(&plain, &c.header).map_err(|e| {
-                ClientError::Integrity(format!("the body of commit {} is malformed: {e}", c.seq))
-            })?;
-            out[i] = Some(LogEntry {
-                commit: c.clone(),
-                author: c.header.signer.user.clone(),
+        let bodies = self.read_bodies(v, &commits)?;
+        Ok(commits
+            .into_iter()
+            .zip(bodies)
+            .map(|(commit, body)| LogEntry {
+                author: commit.header.signer.user.clone(),
                 host: body.host,
                 time_ns: body.time_ns,
                 changes: body.changes.len(),
-            });
-            Ok(())
-        })?;
-        Ok(out.into_iter().flatten().collect())
+                commit,
+            })
+            .collect())
     }
 }
 

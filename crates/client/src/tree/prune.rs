@@ -66,7 +66,12 @@ impl Account {
                 .into_iter()
                 .filter(|c| c.seq.saturating_add(keep) > head.seq)
                 .collect();
-            self.mark_live(v, &recent, &mut live)?;
+            let mut bodies = self.read_bodies(v, &recent)?;
+            self.mark_live(
+                v,
+                bodies.iter().map(|b| b.root.clone()).collect(),
+                &mut live,
+            )?;
             let releases: Vec<String> = blobs
                 .iter()
                 .filter(|b| !live.contains(*b))
@@ -79,7 +84,13 @@ impl Account {
                     ..PruneSummary::default()
                 });
             }
-            let tree = self.read_tree(v, Some(head))?;
+            // A prune changes no path: its commit needs the head and its root (the last of
+            // the recent bodies), not the head's entries.
+            let tree = Tree {
+                commit: Some(head),
+                body: bodies.pop(),
+                entries: Default::default(),
+            };
             let mut plan = super::PushPlan::edit(tree, Default::default(), Vec::new());
             plan.releases = releases;
             let released = plan.releases.len();
@@ -100,31 +111,14 @@ impl Account {
         ))
     }
 
-    /// Adds to `live` every blob the trees of `commits` name: their roots, directory nodes
-    /// and file contents. A node shared by several commits is read once.
+    /// Adds to `live` every blob the trees whose roots are `level` name: their directory nodes and file
+    /// contents. A node shared by several trees is read once.
     fn mark_live(
         &self,
         v: &VaultCtx,
-        commits: &[Commit],
+        mut level: Vec<Piece>,
         live: &mut HashSet<String>,
     ) -> Result<()> {
-        let wants: Vec<Want<'_>> = commits
-            .iter()
-            .map(|c| Want {
-                loc: &c.header.body,
-                chash: &c.header.body_hash,
-                cid: None,
-            })
-            .collect();
-        let mut level: Vec<Piece> = Vec::new();
-        self.read_pieces(v, &wants, |i, plain| {
-            let c = &commits[i];
-            let body = enc_crypto::tree::CommitBody::decode(&plain, &c.header).map_err(|e| {
-                ClientError::Integrity(format!("the body of commit {} is malformed: {e}", c.seq))
-            })?;
-            level.push(body.root);
-            Ok(())
-        })?;
         let mut seen: HashSet<(String, u64)> = HashSet::new();
         while !level.is_empty() {
             level.retain(|p| seen.insert((p.loc.blob.clone(), p.loc.offset)));

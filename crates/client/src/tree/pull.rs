@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use enc_crypto::tree::{Entry, Kind, Piece};
 use enc_proto::{ReadRange, ReadRequest};
 
+use super::upload::Hashing;
 use super::{Commit, Want, vault_path};
 use crate::ops::{Account, VaultCtx};
 use crate::transfer::{ChannelReader, Progress};
@@ -104,27 +105,10 @@ fn same(v: &VaultCtx, local: &Path, meta: &std::fs::Metadata, e: &Entry) -> Resu
             } else if meta.mtime() * 1_000_000_000 + meta.mtime_nsec() == e.mtime_ns {
                 true
             } else {
-                let mut h = v.keys.cid_hasher();
-                let mut f = File::open(local)
-                    .map_err(ClientError::io(format!("reading {}", local.display())))?;
-                io::copy(&mut f, &mut HashWriter(&mut h))
-                    .map_err(ClientError::io(format!("reading {}", local.display())))?;
-                *h.finalize().as_bytes() == piece.cid
+                super::local_cid(v, local)? == piece.cid
             }
         }
     })
-}
-
-struct HashWriter<'a>(&'a mut blake3::Hasher);
-
-impl Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Whether `local` (with `meta`) is still what `tree_path` was in `then`, the tree the
@@ -586,41 +570,13 @@ impl Account {
             mode: 0o600,
             ..e.clone()
         };
-        let req = ReadRequest {
-            ranges: vec![ReadRange {
-                blob: piece.loc.blob.clone(),
-                offset: piece.loc.offset,
-                len: piece.loc.len,
-            }],
-        };
-        let route = format!("{}/read", vault_path(v));
         write_file(&dest, &raw, |mut out| {
-            let (tx, rx) = std::sync::mpsc::sync_channel(8);
-            let mut chash = blake3::Hasher::new();
-            let mut read = 0u64;
-            let (fetched, copied) = std::thread::scope(|scope| {
-                let fetch = scope.spawn(|| self.api.post_chunks(&route, &req, tx));
-                let mut source = Tee {
-                    inner: ChannelReader::new(rx),
-                    hasher: &mut chash,
-                    read: &mut read,
-                };
-                let copied = io::copy(&mut source, &mut out);
-                drop(source);
-                let fetched = fetch
-                    .join()
-                    .unwrap_or_else(|_| Err(ClientError::Usage("download thread panicked".into())));
-                (fetched, copied)
-            });
-            fetched?;
-            copied.map_err(ClientError::io(format!("writing {}", dest.display())))?;
-            progress.advance(read);
-            if read != piece.loc.len || chash.finalize().as_bytes() != &piece.chash {
-                return Err(ClientError::Integrity(format!(
-                    "{path}: the stored piece is not the one the tree names (changed or swapped)"
-                )));
-            }
-            Ok(())
+            self.stream_piece(v, piece, &path, |source| {
+                let n = io::copy(source, &mut out)
+                    .map_err(ClientError::io(format!("writing {}", dest.display())))?;
+                progress.advance(n);
+                Ok(())
+            })
         })?;
         Ok((dest, piece.loc.len))
     }
@@ -634,6 +590,44 @@ impl Account {
         piece: &Piece,
         progress: &dyn Progress,
     ) -> Result<()> {
+        let what = local.display().to_string();
+        write_file(local, e, |mut out| {
+            let mut cid = v.keys.cid_hasher();
+            self.stream_piece(v, piece, &what, |source| {
+                let ids = v.keys.age_identities();
+                enc_crypto::decrypt_stream(&ids, source, 2, |plain| {
+                    cid.update(plain);
+                    progress.advance(plain.len() as u64);
+                    out.write_all(plain)
+                })
+                .map(|_| ())
+                .map_err(|e| {
+                    let m = match e {
+                        enc_crypto::DecryptFailure::Header(e) => e.to_string(),
+                        enc_crypto::DecryptFailure::Payload(e) => e.to_string(),
+                    };
+                    ClientError::Integrity(format!("{what}: {m} (stored data changed)"))
+                })
+            })?;
+            if cid.finalize().as_bytes() != &piece.cid {
+                return Err(ClientError::Integrity(format!(
+                    "{what}: the stored piece holds other content than the tree names"
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    /// Streams one piece's stored bytes through `consume` on this thread while another
+    /// fetches them, reads what `consume` left, and checks length and hash against the tree
+    /// (`what` names the piece in errors).
+    fn stream_piece<T>(
+        &self,
+        v: &VaultCtx,
+        piece: &Piece,
+        what: &str,
+        consume: impl FnOnce(&mut dyn Read) -> Result<T>,
+    ) -> Result<T> {
         let req = ReadRequest {
             ranges: vec![ReadRange {
                 blob: piece.loc.blob.clone(),
@@ -641,71 +635,36 @@ impl Account {
                 len: piece.loc.len,
             }],
         };
-        let path = format!("{}/read", vault_path(v));
-        write_file(local, e, |mut out| {
-            let (tx, rx) = std::sync::mpsc::sync_channel(8);
-            let mut chash = blake3::Hasher::new();
-            let mut cid = v.keys.cid_hasher();
-            let mut read = 0u64;
-            let (fetched, opened) = std::thread::scope(|scope| {
-                let fetch = scope.spawn(|| self.api.post_chunks(&path, &req, tx));
-                let mut source = Tee {
-                    inner: ChannelReader::new(rx),
-                    hasher: &mut chash,
-                    read: &mut read,
-                };
-                let ids = v.keys.age_identities();
-                let opened = enc_crypto::decrypt_stream(&ids, &mut source, 2, |plain| {
-                    cid.update(plain);
-                    progress.advance(plain.len() as u64);
-                    out.write_all(plain)
-                });
-                // Drain the rest so the hash covers the whole piece, then stop the fetch.
-                let drained = io::copy(&mut source, &mut io::sink());
-                drop(source);
-                let fetched = fetch
-                    .join()
-                    .unwrap_or_else(|_| Err(ClientError::Usage("download thread panicked".into())));
-                let opened = match opened {
-                    Ok(_) => drained.map(|_| ()).map_err(|e| e.to_string()),
-                    Err(enc_crypto::DecryptFailure::Header(e)) => Err(e.to_string()),
-                    Err(enc_crypto::DecryptFailure::Payload(e)) => Err(e.to_string()),
-                };
-                (fetched, opened)
+        let route = format!("{}/read", vault_path(v));
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let (fetched, consumed, hasher, read) = std::thread::scope(|scope| {
+            let fetch = scope.spawn(|| self.api.post_chunks(&route, &req, tx));
+            let mut source = Hashing::new(ChannelReader::new(rx), blake3::Hasher::new());
+            // The rest is read too, so that the hash covers the whole piece and the fetch ends.
+            let consumed = consume(&mut source).and_then(|t| {
+                io::copy(&mut source, &mut io::sink())
+                    .map_err(ClientError::io(format!("reading {what}")))?;
+                Ok(t)
             });
-            fetched?;
-            opened.map_err(|m| {
-                ClientError::Integrity(format!("{}: {m} (stored data changed)", local.display()))
-            })?;
-            if read != piece.loc.len || chash.finalize().as_bytes() != &piece.chash {
-                return Err(ClientError::Integrity(format!(
-                    "{}: the stored piece is not the one the tree names (changed or swapped)",
-                    local.display()
-                )));
-            }
-            if cid.finalize().as_bytes() != &piece.cid {
-                return Err(ClientError::Integrity(format!(
-                    "{}: the stored piece holds other content than the tree names",
-                    local.display()
-                )));
-            }
-            Ok(())
-        })
-    }
-}
-
-/// Hashes and counts what is read through it.
-struct Tee<'a, R> {
-    inner: R,
-    hasher: &'a mut blake3::Hasher,
-    read: &'a mut u64,
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        *self.read += n as u64;
-        Ok(n)
+            // Dropping the reader ends the channel, so that a fetch still sending stops.
+            let Hashing {
+                inner,
+                hasher,
+                read,
+            } = source;
+            drop(inner);
+            let fetched = fetch
+                .join()
+                .unwrap_or_else(|_| Err(ClientError::Usage("download thread panicked".into())));
+            (fetched, consumed, hasher, read)
+        });
+        fetched?;
+        let t = consumed?;
+        if read != piece.loc.len || hasher.finalize().as_bytes() != &piece.chash {
+            return Err(ClientError::Integrity(format!(
+                "{what}: the stored piece is not the one the tree names (changed or swapped)"
+            )));
+        }
+        Ok(t)
     }
 }

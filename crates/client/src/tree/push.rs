@@ -6,9 +6,7 @@
 //! offered again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use enc_crypto::tree::{
@@ -17,8 +15,8 @@ use enc_crypto::tree::{
 use enc_proto::{TreeCommitInfo, TreeCommitRequest};
 
 use super::merge::apply;
-use super::upload::{CidReader, Packer, Uploads};
-use super::{Commit, Tree, cid_of, par_map, vault_path};
+use super::upload::{Hashing, Packer, Uploads};
+use super::{Commit, Tree, cid_of, open_file, par_map, vault_path};
 use crate::ops::{Account, VaultCtx};
 use crate::scan::{Action, LocalEntry, LocalKind, Skipped, plan, scan};
 use crate::transfer::Progress;
@@ -184,15 +182,6 @@ fn file_cid(e: &Entry) -> Option<Hash> {
     }
 }
 
-/// Opens a file the walk found, refusing a link put in its place since.
-fn open_file(path: &Path) -> Result<File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(ClientError::io(format!("reading {}", path.display())))
-}
-
 fn read_small(path: &Path) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     open_file(path)?
@@ -215,12 +204,9 @@ fn hold_for_test() {
     }
 }
 
+/// This machine's name, as a commit records it (cut to what a tree entry name may hold).
 fn hostname() -> String {
-    let h = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into());
+    let h = crate::ops::host_name().unwrap_or_else(|| "unknown".into());
     let mut end = h.len().min(enc_crypto::tree::MAX_ENTRY_NAME);
     while !h.is_char_boundary(end) {
         end -= 1;
@@ -278,8 +264,7 @@ impl Account {
                 .is_some_and(|l| l.kind == LocalKind::Dir);
             let mut action = action;
             if action == Action::Check {
-                let l = by_path[path.as_str()];
-                let cid = self.content_id(v, &root.join(&path), l)?;
+                let cid = super::local_cid(v, &root.join(&path))?;
                 action = if Some(cid) == base.entries.get(&path).and_then(file_cid) {
                     Action::Metadata
                 } else {
@@ -334,21 +319,6 @@ impl Account {
         p.skipped = skipped;
         p.base = base;
         Ok(p)
-    }
-
-    /// The content id of a local file.
-    fn content_id(&self, v: &VaultCtx, path: &Path, l: &LocalEntry) -> Result<Hash> {
-        if matches!(l.kind, LocalKind::File { size } if size < super::SMALL_FILE) {
-            return Ok(cid_of(v, &read_small(path)?));
-        }
-        let mut r = CidReader {
-            inner: open_file(path)?,
-            hasher: v.keys.cid_hasher(),
-            size: 0,
-        };
-        std::io::copy(&mut r, &mut std::io::sink())
-            .map_err(ClientError::io(format!("reading {}", path.display())))?;
-        Ok(*r.hasher.finalize().as_bytes())
     }
 
     /// Carries out a plan: sends the new content, then commits, rebasing onto a head that
@@ -444,11 +414,7 @@ impl Account {
         }
         for path in large {
             let full = root.join(path);
-            let mut reader = CidReader {
-                inner: open_file(&full)?,
-                hasher: v.keys.cid_hasher(),
-                size: 0,
-            };
+            let mut reader = Hashing::new(open_file(&full)?, v.keys.cid_hasher());
             let receipt =
                 self.upload_stream(v, &mut reader, &full.display().to_string(), progress)?;
             let cid = *reader.hasher.finalize().as_bytes();
@@ -457,7 +423,7 @@ impl Account {
             let mut chash = [0u8; 32];
             hex::decode_to_slice(&chash_hex, &mut chash)
                 .map_err(|_| ClientError::Integrity("the upload's hash is not hex".into()))?;
-            set_content(&mut changes, path, cid, reader.size);
+            set_content(&mut changes, path, cid, reader.read);
             by_cid.insert(
                 cid,
                 Piece {

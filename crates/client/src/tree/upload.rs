@@ -1,6 +1,6 @@
 //! How a push stores what it sends: small pieces gathered into packs (one upload each), blobs
-//! uploaded from memory and checked against what the server says it received, and a large
-//! file's content id computed while it streams.
+//! uploaded from memory and checked against what the server says it received, and the hashing
+//! reader that streams go through.
 
 use std::io::Read;
 
@@ -92,18 +92,29 @@ impl Uploads {
     }
 }
 
-/// Hashes (keyed) what passes through: a large file's content id while it streams.
-pub(super) struct CidReader<R> {
+/// Hashes and counts what is read through it: a large file's content id while it is sent, a
+/// piece's ciphertext hash while it is received.
+pub(super) struct Hashing<R> {
     pub(super) inner: R,
     pub(super) hasher: blake3::Hasher,
-    pub(super) size: u64,
+    pub(super) read: u64,
 }
 
-impl<R: Read> Read for CidReader<R> {
+impl<R> Hashing<R> {
+    pub(super) fn new(inner: R, hasher: blake3::Hasher) -> Self {
+        Self {
+            inner,
+            hasher,
+            read: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.size += n as u64;
+        self.read += n as u64;
         Ok(n)
     }
 }
