@@ -701,3 +701,44 @@ fn pulls_never_lose_local_work() {
     chmod(&src.join("locked"), 0o755);
     chmod(&copy.join("locked"), 0o755);
 }
+
+/// Bad input to `enc tree` gets one line that says what is wrong, and changes nothing.
+#[test]
+fn tree_bad_input_is_refused_and_changes_nothing() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    std::fs::write(alice.path("file.txt"), b"not a directory").unwrap();
+    let err = alice.fail(&["tree", "push", "file.txt"]);
+    assert!(err.contains("is not a directory"), "{err}");
+    let err = alice.fail(&["tree", "push", "missing"]);
+    assert!(err.contains("missing"), "{err}");
+    let err = alice.fail(&["tree", "pull", "-o", "out"]);
+    assert!(err.contains("has no tree yet"), "{err}");
+    assert_eq!(commits(&server), 0);
+
+    std::fs::create_dir_all(alice.path("d")).unwrap();
+    std::fs::write(alice.path("d/a.txt"), b"a").unwrap();
+    alice.ok(&["tree", "push", "d"]);
+    for (args, says) in [
+        (
+            &["tree", "pull", "nowhere", "-o", "out"][..],
+            "no \"nowhere\"",
+        ),
+        (&["tree", "ls", "nowhere"][..], "no \"nowhere\""),
+        (&["tree", "rm", "../a.txt"][..], ".."),
+        (&["tree", "mv", "a.txt"][..], "PATH"),
+        (&["tree", "mv", "a.txt", "b.txt", "c.txt"][..], "directory"),
+        (&["tree", "prune", "--keep", "x"][..], "--keep"),
+        (&["tree", "push", "d", "--vault", "nope"][..], "nope"),
+    ] {
+        let err = alice.fail(args);
+        assert!(err.contains(says), "{args:?}: {err}");
+        let first = err.trim().lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("enc: ") || first.starts_with("error: "),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(commits(&server), 1);
+    assert!(!alice.path("out").exists());
+}
