@@ -138,12 +138,12 @@ def start_enc(work, cert):
 def enc_rows(srv, env, src, client, seed):
     enc = os.path.join(BIN, "enc")
     out = {}
-    out["first push"] = srv.row(lambda: run([enc, "tree", "push", src], env))
-    out["unchanged re-push"] = srv.row(lambda: run([enc, "tree", "push", src], env))
+    out["first push"] = srv.row(lambda: run([enc, "push", src + "/."], env))
+    out["unchanged re-push"] = srv.row(lambda: run([enc, "push", src + "/."], env))
     change_one_percent(src, seed)
-    out["1 % changed"] = srv.row(lambda: run([enc, "tree", "push", src], env))
+    out["1 % changed"] = srv.row(lambda: run([enc, "push", src + "/."], env))
     dst = tempfile.mkdtemp(prefix="pull-", dir=client)
-    out["full pull"] = srv.row(lambda: run([enc, "tree", "pull", "-o", dst], env))
+    out["full pull"] = srv.row(lambda: run([enc, "pull", "-o", dst], env))
     sh("diff", "-r", "--no-dereference", src, dst, stdout=subprocess.DEVNULL)
     shutil.rmtree(dst)
     return out

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod docs;
 mod objects;
+mod push;
 mod tree;
 mod ui;
 
@@ -17,7 +18,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "enc",
     version,
-    after_help = "Start: `enc register --server https://HOST:8443 --user NAME --token TOKEN` with the token an admin gave you, then `enc push FILE`, `enc ls`, `enc pull NAME`.\nConfiguration lives in $ENC_CONFIG_DIR (default ~/.config/enc).\n\nOutput: results on stdout, progress and messages on stderr.\nExit status: 0 success, 1 error, 2 wrong usage, 3 done in part (what failed is listed on stderr), 141 stdout closed early."
+    after_help = "Start: `enc register --server https://HOST:8443 --user NAME --token TOKEN` with the token an admin gave you, then `enc push DIR`, `enc ls`, `enc pull PATH`, `enc log`.\nConfiguration lives in $ENC_CONFIG_DIR (default ~/.config/enc).\n\nOutput: results on stdout, progress and messages on stderr.\nExit status: 0 success, 1 error, 2 wrong usage, 3 done in part (what failed is listed on stderr), 141 stdout closed early."
 )]
 pub struct Cli {
     /// Server URL, e.g. https://host:8443 [default: the one saved at login].
@@ -96,68 +97,13 @@ enum Command {
     Logout,
     /// Show who you are logged in as, where, and whether the session is alive.
     Status,
-    /// Encrypt and upload files or directories (recursively).
-    ///
-    /// Prints each stored object with its new version on stdout. A file that cannot be read
-    /// is reported and skipped (exit status 3); anything the server refuses stops the push.
-    Push {
-        /// Files or directories; `-` reads standard input (with --as NAME).
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// Vault: NAME, or OWNER/NAME for one shared with you [default: default].
-        #[arg(long)]
-        vault: Option<String>,
-        /// Store a single file under this name.
-        #[arg(long = "as")]
-        as_name: Option<String>,
-    },
-    /// Download, verify and decrypt objects (a name, or a directory prefix).
-    ///
-    /// Nothing is written to a file unless its signature, size and hash check out. When
-    /// several objects are asked for, one that fails is reported and the others are still
-    /// pulled (exit status 3).
-    Pull {
-        /// Object names.
-        #[arg(required = true)]
-        names: Vec<String>,
-        /// Output file (one object), `-` for standard output, or a directory [default: the
-        /// object's name, here].
-        #[arg(short, long, value_name = "PATH")]
-        output: Option<PathBuf>,
-        /// Vault [default: default].
-        #[arg(long)]
-        vault: Option<String>,
-        /// Fetch this version instead of the latest (`enc ls --versions NAME` lists them).
-        #[arg(long, value_name = "N")]
-        version: Option<u64>,
-        /// Write the ciphertext exactly as stored (an age file).
-        #[arg(long)]
-        raw: bool,
-    },
-    /// List objects.
-    Ls {
-        /// Vault [default: default].
-        #[arg(long)]
-        vault: Option<String>,
-        /// Show version, size, time and author.
-        #[arg(short, long)]
-        long: bool,
-        /// List the stored versions of this name instead.
-        #[arg(long, value_name = "NAME")]
-        versions: Option<String>,
-    },
-    /// Remove objects with all their versions.
-    Rm {
-        /// Object names.
-        #[arg(required = true)]
-        names: Vec<String>,
-        /// Vault [default: default].
-        #[arg(long)]
-        vault: Option<String>,
-    },
-    /// A vault as one versioned, signed tree: push a directory, pull it back, list, log.
-    #[command(subcommand)]
+    #[command(flatten)]
     Tree(tree::TreeCmd),
+    /// The single files (objects) that vaults held before versioned trees: read them, or
+    /// remove them to give back their space. A vault takes new objects only until its
+    /// first `enc push`, which imports them into its tree.
+    #[command(subcommand)]
+    Object(ObjectCmd),
     /// Manage vaults.
     #[command(subcommand)]
     Vault(VaultCmd),
@@ -201,6 +147,70 @@ enum Command {
         /// Write every page into this directory (e.g. /usr/local/share/man/man1).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ObjectCmd {
+    /// Encrypt and upload files or directories as objects (a vault with a tree refuses
+    /// them: use `enc push`).
+    ///
+    /// Prints each stored object with its new version on stdout. A file that cannot be read
+    /// is reported and skipped (exit status 3); anything the server refuses stops the push.
+    Push {
+        /// Files or directories; `-` reads standard input (with --as NAME).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Vault: NAME, or OWNER/NAME for one shared with you [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+        /// Store a single file under this name.
+        #[arg(long = "as")]
+        as_name: Option<String>,
+    },
+    /// Download, verify and decrypt objects (a name, or a directory prefix).
+    ///
+    /// Nothing is written to a file unless its signature, size and hash check out. When
+    /// several objects are asked for, one that fails is reported and the others are still
+    /// pulled (exit status 3).
+    Pull {
+        /// Object names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Output file (one object), `-` for standard output, or a directory [default: the
+        /// object's name, here].
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// Vault [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+        /// Fetch this version instead of the latest (`enc object ls --versions NAME` lists them).
+        #[arg(long, value_name = "N")]
+        version: Option<u64>,
+        /// Write the ciphertext exactly as stored (an age file).
+        #[arg(long)]
+        raw: bool,
+    },
+    /// List objects.
+    Ls {
+        /// Vault [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+        /// Show version, size, time and author.
+        #[arg(short, long)]
+        long: bool,
+        /// List the stored versions of this name instead.
+        #[arg(long, value_name = "NAME")]
+        versions: Option<String>,
+    },
+    /// Remove objects with all their versions.
+    Rm {
+        /// Object names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Vault [default: default].
+        #[arg(long)]
+        vault: Option<String>,
     },
 }
 
@@ -439,18 +449,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login { ref ssh_key } => auth::login(&cli, &profile, ssh_key.as_deref()),
         Command::Logout => auth::logout(&profile),
         Command::Status => auth::status(&profile, json),
-        Command::Push {
+        Command::Object(ObjectCmd::Push {
             paths,
             vault,
             as_name,
-        } => objects::push(&profile, &paths, vault.as_deref(), as_name.as_deref(), json),
-        Command::Pull {
+        }) => objects::push(&profile, &paths, vault.as_deref(), as_name.as_deref(), json),
+        Command::Object(ObjectCmd::Pull {
             names,
             output,
             vault,
             version,
             raw,
-        } => objects::pull(
+        }) => objects::pull(
             &profile,
             &names,
             output.as_deref(),
@@ -459,12 +469,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             raw,
             json,
         ),
-        Command::Ls {
+        Command::Object(ObjectCmd::Ls {
             vault,
             long,
             versions,
-        } => objects::ls(&profile, vault.as_deref(), long, json, versions.as_deref()),
-        Command::Rm { names, vault } => objects::rm(&profile, &names, vault.as_deref()),
+        }) => objects::ls(&profile, vault.as_deref(), long, json, versions.as_deref()),
+        Command::Object(ObjectCmd::Rm { names, vault }) => {
+            objects::rm(&profile, &names, vault.as_deref())
+        }
         Command::Tree(cmd) => tree::run(&profile, cmd, json),
         Command::Vault(cmd) => admin::vault(&profile, cmd, json),
         Command::Key(cmd) => admin::key(&profile, cmd, json),

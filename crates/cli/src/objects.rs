@@ -1,4 +1,4 @@
-//! `enc push`, `pull`, `ls`, `rm`.
+//! `enc object push|pull|ls|rm`: the single objects of vaults from before trees.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -104,7 +104,7 @@ pub fn push(
 ) -> anyhow::Result<()> {
     if paths.iter().any(|p| is_dash(p)) && (paths.len() != 1 || as_name.is_none()) {
         return Err(ui::usage(
-            "`-` (standard input) is pushed alone and needs a name: enc push - --as NAME",
+            "`-` (standard input) is pushed alone and needs a name: enc object push - --as NAME",
         ));
     }
     let mut files = Vec::new();
@@ -237,7 +237,7 @@ pub fn pull(
             .filter(|(name, _)| name.starts_with(&prefix))
             .collect();
         if under.is_empty() {
-            bail!("no object named {n:?}; `enc ls` lists them");
+            bail!("no object named {n:?}; `enc object ls` lists them");
         }
         wanted.extend(
             under

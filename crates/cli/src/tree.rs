@@ -1,48 +1,55 @@
-//! `enc tree push|diff|pull|ls|rm|mv|prune|log`: a vault as one versioned, signed tree.
+//! `enc push|sync|diff|pull|ls|rm|mv|log|prune`: a vault as one versioned, signed tree.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use enc_client::tree::{At, ChangeKind, PushOptions, TreePullOptions};
+use enc_client::tree::{At, ChangeKind, TreePullOptions, tree_path};
 use enc_client::{Account, Profile};
 use enc_crypto::tree::Kind;
 
-use crate::ui;
+use crate::push::{Target, push};
+use crate::{objects, ui};
 
+/// The commands of a vault's tree (at the top level: `enc push`, `enc pull`, …).
 #[derive(Debug, Subcommand)]
 pub enum TreeCmd {
-    /// Push a directory as the vault's new state: one signed commit of what changed.
+    /// Encrypt and push files and directories: one signed commit of what changed.
     ///
     /// Only what differs from the vault's current tree is sent (size and mtime first, then
-    /// the content's keyed hash). Modes, mtimes, symbolic links (as links) and empty
-    /// directories are kept. What is gone here stays in the vault unless --delete.
+    /// the content's keyed hash): an unchanged file makes no new version. Modes, mtimes,
+    /// symbolic links (as links, never followed) and empty directories are kept. What is
+    /// gone here stays in the vault unless --delete (or `enc sync`). A vault written by an
+    /// enc from before trees gets its files imported into the tree first.
     Push {
-        /// The directory whose content becomes the vault's tree.
-        dir: PathBuf,
-        /// Vault: NAME, or OWNER/NAME for one shared with you [default: default].
-        #[arg(long)]
-        vault: Option<String>,
-        /// Also remove from the vault what is gone here (like `rsync --delete`).
+        #[command(flatten)]
+        target: Target,
+        /// Also remove from the vault what is gone here, inside each pushed directory
+        /// (like `rsync --delete`).
         #[arg(long)]
         delete: bool,
-        /// Show what would change and send nothing (as `enc tree diff`).
+        /// Show what would change and send nothing (as `enc diff`).
         #[arg(long, short = 'n')]
         dry_run: bool,
     },
-    /// Show what `enc tree push DIR` would do: + new, M changed, m mode or mtime only, - removed
+    /// Make the vault's copy of each directory match it: `enc push --delete`.
+    Sync {
+        #[command(flatten)]
+        target: Target,
+        /// Show what would change and send nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
+    /// Show what `enc push` would do: + new, M changed, m mode or mtime only, - removed
     /// (with --delete).
     Diff {
-        /// The local directory.
-        dir: PathBuf,
-        /// Vault [default: default].
-        #[arg(long)]
-        vault: Option<String>,
+        #[command(flatten)]
+        target: Target,
         /// Count what --delete would remove.
         #[arg(long)]
         delete: bool,
     },
-    /// Pull a file, a directory or the whole tree; every piece is checked before it is
+    /// Pull files, directories or the whole tree; every piece is checked before it is
     /// written.
     ///
     /// Where it lands follows `cp -r`: `pull docs -o back` makes back/docs when back is a
@@ -51,9 +58,10 @@ pub enum TreeCmd {
     /// it or a push of it) is brought up to date; what changed here is not overwritten
     /// unless --force.
     Pull {
-        /// A path of the tree [default: the whole tree].
-        path: Option<String>,
-        /// Where to put it (a directory, or for one file also a file name).
+        /// Paths of the tree [default: the whole tree].
+        paths: Vec<String>,
+        /// Where to put them: a directory, or for one file also a file name, or `-` for
+        /// standard output.
         #[arg(short, long, value_name = "DIR", default_value = ".")]
         output: PathBuf,
         /// Vault [default: default].
@@ -67,10 +75,10 @@ pub enum TreeCmd {
         /// directory last matched the vault are removed only with --force as well.
         #[arg(long)]
         delete: bool,
-        /// The tree as it was: a commit's number (as `enc tree log` shows it), the start of
-        /// its hash (6 hex digits or more), a time (2026-12-06, 2026-12-06T10:30:00Z; UTC
-        /// unless it says otherwise: the newest commit made at or before it), or an age
-        /// (2h, 3days: that long ago).
+        /// The tree as it was: a commit's number (as `enc log` shows it), the start of its
+        /// hash (6 hex digits or more), a time (2026-12-06, 2026-12-06T10:30:00Z; UTC unless
+        /// it says otherwise: the newest commit made at or before it), or an age (2h, 3days:
+        /// that long ago).
         #[arg(long, value_name = "COMMIT|TIME")]
         at: Option<String>,
         /// Write the file's stored age file as it is, not its content: the stock `age -d`
@@ -85,7 +93,7 @@ pub enum TreeCmd {
         /// Vault [default: default].
         #[arg(long)]
         vault: Option<String>,
-        /// The tree as it was (see `enc tree pull --help`).
+        /// The tree as it was (see `enc pull --help`).
         #[arg(long, value_name = "COMMIT|TIME")]
         at: Option<String>,
         /// Show mode, size and mtime.
@@ -96,7 +104,7 @@ pub enum TreeCmd {
     ///
     /// A directory is removed with everything in it only when named with a trailing slash
     /// (DIR/) or with --recursive, after a confirmation (or --yes). Earlier commits keep
-    /// what was removed: `enc tree pull --at` brings it back.
+    /// what was removed: `enc pull --at` brings it back.
     Rm {
         /// Paths of the tree.
         #[arg(required = true)]
@@ -113,7 +121,7 @@ pub enum TreeCmd {
     },
     /// Move or rename paths of the vault's tree (one signed commit; no content is sent again).
     ///
-    /// As `mv`: `enc tree mv a b` renames a to b, or moves it into b when b is a directory of
+    /// As `mv`: `enc mv a b` renames a to b, or moves it into b when b is a directory of
     /// the tree; several sources need a directory.
     Mv {
         /// What to move, then where.
@@ -123,13 +131,23 @@ pub enum TreeCmd {
         #[arg(long)]
         vault: Option<String>,
     },
+    /// List the vault's commits, oldest first: who, from which host, when, how many paths
+    /// (with PATH: only the commits that changed it or what is under it, i.e. its versions).
+    /// Every commit's signature and its link to the one before are checked.
+    Log {
+        /// A path of the tree.
+        path: Option<String>,
+        /// Vault [default: default].
+        #[arg(long)]
+        vault: Option<String>,
+    },
     /// Give back the space of content and directories that the newest commits no longer
     /// need (one signed commit that releases them; the server deletes them and lowers your
     /// usage).
     ///
     /// The trees of the newest --keep commits stay whole (`--at` them works); older commits
-    /// stay in `enc tree log`, but what only they held is gone. A pack of small files is
-    /// given back when none of its pieces is needed any more.
+    /// stay in `enc log`, but what only they held is gone. A pack of small files is given
+    /// back when none of its pieces is needed any more.
     Prune {
         /// Vault [default: default].
         #[arg(long)]
@@ -138,29 +156,20 @@ pub enum TreeCmd {
         #[arg(long, default_value_t = 10, value_name = "N")]
         keep: u64,
     },
-    /// List the vault's commits, oldest first: who, from which host, when, how many paths.
-    /// Every commit's signature and its link to the one before are checked.
-    Log {
-        /// Vault [default: default].
-        #[arg(long)]
-        vault: Option<String>,
-    },
 }
 
 pub fn run(profile: &Profile, cmd: TreeCmd, json: bool) -> anyhow::Result<()> {
     let acct = Account::open(profile.clone())?;
     match cmd {
         TreeCmd::Push {
-            dir,
-            vault,
+            target,
             delete,
             dry_run,
-        } => push(&acct, &dir, vault.as_deref(), delete, dry_run, json),
-        TreeCmd::Diff { dir, vault, delete } => {
-            push(&acct, &dir, vault.as_deref(), delete, true, json)
-        }
+        } => push(&acct, &target, delete, dry_run, json),
+        TreeCmd::Sync { target, dry_run } => push(&acct, &target, true, dry_run, json),
+        TreeCmd::Diff { target, delete } => push(&acct, &target, delete, true, json),
         TreeCmd::Pull {
-            path,
+            paths,
             output,
             vault,
             force,
@@ -169,14 +178,35 @@ pub fn run(profile: &Profile, cmd: TreeCmd, json: bool) -> anyhow::Result<()> {
             raw,
         } => {
             let at = at.as_deref().map(parse_at).transpose()?;
-            let opts = TreePullOptions {
-                path: path.as_deref(),
-                dest: &output,
-                force,
-                delete,
-                at: at.as_ref(),
+            let v = acct.vault(vault.as_deref())?;
+            if at.is_none() && before_trees(&acct, &v)? {
+                let names = if paths.is_empty() {
+                    acct.list(&v)?.into_iter().map(|(n, _)| n).collect()
+                } else {
+                    paths
+                };
+                let out = Some(output.as_path());
+                return objects::pull(profile, &names, out, vault.as_deref(), None, raw, json);
+            }
+            if paths.len() > 1 && (raw || output.as_os_str() == "-") {
+                return Err(ui::usage("--raw and -o - take one path"));
+            }
+            let paths: Vec<Option<&str>> = if paths.is_empty() {
+                vec![None]
+            } else {
+                paths.iter().map(|p| Some(p.as_str())).collect()
             };
-            pull(&acct, vault.as_deref(), &opts, raw, json)
+            for path in paths {
+                let opts = TreePullOptions {
+                    path,
+                    dest: &output,
+                    force,
+                    delete,
+                    at: at.as_ref(),
+                };
+                pull(&acct, &v, &opts, raw, json)?;
+            }
+            Ok(())
         }
         TreeCmd::Ls {
             path,
@@ -185,6 +215,12 @@ pub fn run(profile: &Profile, cmd: TreeCmd, json: bool) -> anyhow::Result<()> {
             at,
         } => {
             let at = at.as_deref().map(parse_at).transpose()?;
+            if at.is_none()
+                && path.is_none()
+                && before_trees(&acct, &acct.vault(vault.as_deref())?)?
+            {
+                return objects::ls(profile, vault.as_deref(), long, json, None);
+            }
             ls(
                 &acct,
                 path.as_deref(),
@@ -231,103 +267,21 @@ pub fn run(profile: &Profile, cmd: TreeCmd, json: bool) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        TreeCmd::Log { vault } => log(&acct, vault.as_deref(), json),
+        TreeCmd::Log { path, vault } => log(&acct, path.as_deref(), vault.as_deref(), json),
     }
 }
 
-fn mark(k: ChangeKind) -> &'static str {
-    match k {
-        ChangeKind::New => "+",
-        ChangeKind::Changed => "M",
-        ChangeKind::Metadata => "m",
-        ChangeKind::Removed => "-",
+/// A vault written by an enc from before trees, not pushed to since: it is read through its
+/// objects until the first push imports them.
+fn before_trees(acct: &Account, v: &enc_client::VaultCtx) -> anyhow::Result<bool> {
+    if acct.objects_to_import(v)? == 0 {
+        return Ok(false);
     }
-}
-
-fn push(
-    acct: &Account,
-    dir: &Path,
-    vault: Option<&str>,
-    delete: bool,
-    dry_run: bool,
-    json: bool,
-) -> anyhow::Result<()> {
-    let v = acct.vault(vault)?;
-    let plan = acct.tree_plan(&v, dir, PushOptions { delete })?;
-    for s in &plan.skipped {
-        eprintln!("enc: skipping {}: {}", dir.join(&s.path).display(), s.why);
-    }
-    let counts = [
-        ChangeKind::New,
-        ChangeKind::Changed,
-        ChangeKind::Metadata,
-        ChangeKind::Removed,
-    ]
-    .map(|k| plan.count(k));
-    let line = format!(
-        "{} new, {} changed, {} metadata only, {} removed, {} unchanged",
-        counts[0], counts[1], counts[2], counts[3], plan.unchanged
+    ui::note!(
+        "vault {} holds files stored before versioned trees: read as they are; the next `enc push` to it imports them",
+        v.display_name(acct.user())
     );
-    if dry_run {
-        if json {
-            let list: Vec<_> = plan
-                .list
-                .iter()
-                .map(|(k, p)| serde_json::json!({"change": mark(*k), "path": p}))
-                .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "changes": list, "new": counts[0], "changed": counts[1],
-                    "metadata": counts[2], "removed": counts[3], "unchanged": plan.unchanged,
-                    "bytes": plan.bytes,
-                }))?
-            );
-        } else {
-            for (k, p) in &plan.list {
-                println!("{} {p}", mark(*k));
-            }
-            ui::note!("would send {}: {line}", ui::size(plan.bytes));
-        }
-        return Ok(());
-    }
-    let started = std::time::Instant::now();
-    let bar = ui::Bar::new(plan.bytes, "push");
-    let (bytes, unchanged) = (plan.bytes, plan.unchanged);
-    let done = acct.tree_push(&v, plan, &bar);
-    bar.finish();
-    let done = done.context("pushing the tree")?;
-    for c in &done.conflicts {
-        eprintln!(
-            "enc: {c} was also changed by another push since this one began: this push's version is current, the other is its previous version (`enc tree log`)"
-        );
-    }
-    let (seq, short) = match &done.commit {
-        Some(c) => (Some(c.seq), c.short()),
-        None => (None, String::new()),
-    };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "commit": seq, "hash": done.commit.as_ref().map(|c| hex::encode(c.hash)),
-                "new": counts[0], "changed": counts[1], "metadata": counts[2],
-                "removed": counts[3], "unchanged": unchanged,
-                "sent": done.sent, "conflicts": done.conflicts, "rebased": done.rebased,
-            }))?
-        );
-        return Ok(());
-    }
-    match seq {
-        None => println!("up to date: nothing to push"),
-        Some(seq) => println!(
-            "commit {seq} ({short}): {line}; {} sent in {:.1} s",
-            ui::size(done.sent),
-            started.elapsed().as_secs_f64()
-        ),
-    }
-    ui::detail!("{} of file content", ui::size(bytes));
-    Ok(())
+    Ok(true)
 }
 
 /// `--at`: a commit number, the start of a hash, a time or an age.
@@ -379,15 +333,36 @@ fn chrono_free_offset(t: &str) -> Option<std::time::SystemTime> {
 
 fn pull(
     acct: &Account,
-    vault: Option<&str>,
+    v: &enc_client::VaultCtx,
     opts: &TreePullOptions<'_>,
     raw: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let v = acct.vault(vault)?;
+    if opts.dest.as_os_str() == "-" {
+        if json || raw {
+            return Err(ui::usage(
+                "-o - writes the file's content to standard output: no --json or --raw with it",
+            ));
+        }
+        let Some(path) = opts.path else {
+            return Err(ui::usage("-o - takes one file: name it"));
+        };
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+        let bar = ui::Bar::new(0, path);
+        let got = acct.tree_cat(v, path, opts.at, &mut out, &bar);
+        bar.finish();
+        let got = got.with_context(|| format!("pulling {path}"));
+        if let Err(e) = &got
+            && !ui::broken_pipe(e)
+        {
+            eprintln!("enc: what was written to stdout is incomplete or not the vault's file");
+        }
+        got?;
+        return Ok(());
+    }
     if raw {
         let bar = ui::Bar::new(0, "pull");
-        let done = acct.tree_pull_raw(&v, opts, &bar);
+        let done = acct.tree_pull_raw(v, opts, &bar);
         bar.finish();
         let (dest, len) = done.context("pulling the stored file")?;
         if json {
@@ -404,7 +379,7 @@ fn pull(
         }
         return Ok(());
     }
-    let plan = acct.tree_pull_plan(&v, opts)?;
+    let plan = acct.tree_pull_plan(v, opts)?;
     let removed = plan.remove.len();
     let (seq, short, landing) = (
         plan.commit().seq,
@@ -412,7 +387,7 @@ fn pull(
         plan.landing.clone(),
     );
     let bar = ui::Bar::new(plan.bytes, "pull");
-    let done = acct.tree_pull(&v, plan, &bar);
+    let done = acct.tree_pull(v, plan, &bar);
     bar.finish();
     let done = done.context("pulling the tree")?;
     if json {
@@ -559,7 +534,7 @@ fn commit_edit(
         .context("committing the change")?;
     for c in &done.conflicts {
         eprintln!(
-            "enc: {c} was also changed by another push since this one began: this change wins, the other is its previous version (`enc tree log`)"
+            "enc: {c} was also changed by another push since this one began: this change wins, the other is its previous version (`enc log`)"
         );
     }
     let seq = done.commit.as_ref().map(|c| c.seq);
@@ -584,16 +559,24 @@ fn commit_edit(
     Ok(())
 }
 
-fn log(acct: &Account, vault: Option<&str>, json: bool) -> anyhow::Result<()> {
+fn log(acct: &Account, path: Option<&str>, vault: Option<&str>, json: bool) -> anyhow::Result<()> {
     let v = acct.vault(vault)?;
-    let entries = acct.tree_log(&v)?;
+    let mut entries = acct.tree_log(&v)?;
+    if let Some(p) = path {
+        let p = tree_path(p).map_err(|e| ui::usage(format!("{p:?}: {e}")))?;
+        let under = format!("{p}/");
+        entries.retain(|e| e.paths.iter().any(|c| *c == p || c.starts_with(&under)));
+        if entries.is_empty() {
+            return Err(ui::usage(format!("no commit changed {p:?}")));
+        }
+    }
     if json {
         let list: Vec<_> = entries
             .iter()
             .map(|e| {
                 serde_json::json!({"seq": e.commit.seq, "hash": hex::encode(e.commit.hash),
                     "author": e.author, "host": e.host, "time_ns": e.time_ns,
-                    "changes": e.changes, "accepted": e.commit.created})
+                    "changes": e.paths.len(), "accepted": e.commit.created})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
@@ -608,12 +591,12 @@ fn log(acct: &Account, vault: Option<&str>, json: bool) -> anyhow::Result<()> {
                 e.author.clone(),
                 e.host.clone(),
                 ui::time(e.time_ns.div_euclid(1_000_000_000)),
-                e.changes.to_string(),
+                e.paths.len().to_string(),
             ]
         })
         .collect();
     if rows.is_empty() {
-        ui::note!("no commits yet: `enc tree push DIR` makes the first");
+        ui::note!("no commits yet: `enc push DIR` makes the first");
         return Ok(());
     }
     ui::table(&["SEQ", "COMMIT", "AUTHOR", "HOST", "TIME", "PATHS"], &rows);

@@ -1,4 +1,4 @@
-//! Changes made on the tree itself, with no local directory: `enc tree rm` and `enc tree mv`.
+//! Changes made on the tree itself, with no local directory: `enc rm` and `enc mv`.
 //! Each is one signed commit, made by the push machinery (so it rebases like a push); a move
 //! sends no content: the moved entries keep their pieces.
 
@@ -80,7 +80,7 @@ impl Account {
             }
             let Some(e) = base.entries.get(&path) else {
                 return Err(ClientError::Usage(format!(
-                    "no {path:?} in the vault's tree; `enc tree ls` lists it"
+                    "no {path:?} in the vault's tree; `enc ls` lists it"
                 )));
             };
             if is_dir(Some(e)) && !recursive {
@@ -112,7 +112,7 @@ impl Account {
             let src = tree_path(raw)?;
             let Some(top) = base.entries.get(&src) else {
                 return Err(ClientError::Usage(format!(
-                    "no {src:?} in the vault's tree; `enc tree ls` lists it"
+                    "no {src:?} in the vault's tree; `enc ls` lists it"
                 )));
             };
             if src.is_empty() {
@@ -133,7 +133,7 @@ impl Account {
             }
             if base.entries.contains_key(&dst) || changes.get(&dst).is_some_and(Option::is_some) {
                 return Err(ClientError::Usage(format!(
-                    "{dst:?} already exists in the vault's tree: remove it first (`enc tree rm`)"
+                    "{dst:?} already exists in the vault's tree: remove it first (`enc rm`)"
                 )));
             }
             let parent = parent_of(&dst);

@@ -4,10 +4,12 @@
 //! checked piece by piece; the history. Push and pull live in their own files.
 
 mod edit;
+mod import;
 mod merge;
 mod prune;
 mod pull;
 mod push;
+mod source;
 mod upload;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,9 +21,11 @@ use enc_proto::{ReadRange, ReadRequest, TreeCommitInfo, TreeCommits, TreeHead};
 
 pub use edit::tree_path;
 
+pub use import::ImportSummary;
 pub use prune::PruneSummary;
 pub use pull::{PullPlan, PullSummary, TreePullOptions};
 pub use push::{ChangeKind, PushOptions, PushPlan, PushSummary};
+pub use source::Source;
 
 use crate::ops::{Account, VaultCtx};
 use crate::profile::HeadPin;
@@ -50,7 +54,7 @@ pub struct Commit {
 }
 
 impl Commit {
-    /// The first 12 hex digits of the hash, as `enc tree log` shows it.
+    /// The first 12 hex digits of the hash, as `enc log` shows it.
     pub fn short(&self) -> String {
         hex::encode(&self.hash[..6])
     }
@@ -65,7 +69,7 @@ pub struct Tree {
     pub entries: BTreeMap<String, Entry>,
 }
 
-/// One line of `enc tree log`.
+/// One line of `enc log`.
 #[derive(Debug, Clone)]
 pub struct LogEntry {
     pub commit: Commit,
@@ -73,11 +77,11 @@ pub struct LogEntry {
     pub host: String,
     /// When the author made it, nanoseconds since the Unix epoch (the author's clock, signed).
     pub time_ns: i64,
-    /// How many paths it changed.
-    pub changes: usize,
+    /// The paths it changed, as its author signed them.
+    pub paths: Vec<String>,
 }
 
-/// Which commit of a vault's history: `enc tree pull --at`.
+/// Which commit of a vault's history: `enc pull --at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum At {
     /// Its sequence number.
@@ -613,7 +617,7 @@ impl Account {
         };
         let Some(head) = self.tree_head(v)? else {
             return Err(ClientError::Usage(format!(
-                "vault {} has no tree yet: `enc tree push DIR` makes one",
+                "vault {} has no tree yet: `enc push DIR` makes one",
                 v.display_name(self.user())
             )));
         };
@@ -631,7 +635,7 @@ impl Account {
         // What prunes gave back since: a tree that needs any of it is no longer whole.
         let pruned = |by: &Commit| {
             ClientError::Usage(format!(
-                "commit {} was pruned: commit {} gave back content only it needed; only the newest commits keep their whole tree (`enc tree prune --keep`)",
+                "commit {} was pruned: commit {} gave back content only it needed; only the newest commits keep their whole tree (`enc prune --keep`)",
                 commit.seq, by.seq
             ))
         };
@@ -686,7 +690,7 @@ impl Account {
                 author: commit.header.signer.user.clone(),
                 host: body.host,
                 time_ns: body.time_ns,
-                changes: body.changes.len(),
+                paths: body.changes.into_iter().map(|c| c.path).collect(),
                 commit,
             })
             .collect())

@@ -1,4 +1,4 @@
-//! `enc tree prune`: gives back the blobs that neither the last few commits' trees nor any
+//! `enc prune`: gives back the blobs that neither the last few commits' trees nor any
 //! commit body needs. The set of the vault's blobs comes from the signed chain itself (each
 //! commit's adds less its releases), so the client decides from what it verified, and the
 //! server only checks that each released blob is the vault's; a blob leaves storage through
@@ -45,7 +45,7 @@ impl Account {
     }
 
     /// Gives back what the trees of the newest `keep` commits (at least 1) do not need;
-    /// older commits stay in `enc tree log`, but `--at` them may find their content gone.
+    /// older commits stay in `enc log`, but `--at` them may find their content gone.
     pub fn tree_prune(&self, v: &VaultCtx, keep: u64) -> Result<PruneSummary> {
         let keep = keep.max(1);
         for _ in 0..ATTEMPTS {

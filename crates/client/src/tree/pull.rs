@@ -1,4 +1,4 @@
-//! `enc tree pull`: a directory of a vault's tree (or all of it, or one file) into a local
+//! `enc pull`: a directory of a vault's tree (or all of it, or one file) into a local
 //! directory, with `cp -r`'s rule for where it lands. Everything that would be overwritten is
 //! checked before anything is written; each file is written to a temporary name beside its
 //! place and renamed there once its content checked out; links come last, and directories
@@ -203,7 +203,7 @@ impl Account {
         let tree = self.tree_at(v, opts.at)?;
         let Some(commit) = tree.commit.clone() else {
             return Err(ClientError::Usage(format!(
-                "vault {} has no tree yet: `enc tree push DIR` makes one",
+                "vault {} has no tree yet: `enc push DIR` makes one",
                 v.display_name(self.user())
             )));
         };
@@ -220,7 +220,7 @@ impl Account {
         } else {
             let top = tree.entries.get(path).ok_or_else(|| {
                 ClientError::Usage(format!(
-                    "no {path:?} in the vault's tree; `enc tree ls` lists it"
+                    "no {path:?} in the vault's tree; `enc ls` lists it"
                 ))
             })?;
             landing = if opts.dest.is_dir() {
@@ -547,7 +547,7 @@ impl Account {
         let path = super::tree_path(opts.path.unwrap_or(""))?;
         let Some(e) = tree.entries.get(&path) else {
             return Err(ClientError::Usage(format!(
-                "no {path:?} in the vault's tree; `enc tree ls` lists it"
+                "no {path:?} in the vault's tree; `enc ls` lists it"
             )));
         };
         let Kind::File { piece, .. } = &e.kind else {
@@ -592,30 +592,77 @@ impl Account {
     ) -> Result<()> {
         let what = local.display().to_string();
         write_file(local, e, |mut out| {
-            let mut cid = v.keys.cid_hasher();
-            self.stream_piece(v, piece, &what, |source| {
-                let ids = v.keys.age_identities();
-                enc_crypto::decrypt_stream(&ids, source, 2, |plain| {
-                    cid.update(plain);
-                    progress.advance(plain.len() as u64);
-                    out.write_all(plain)
-                })
-                .map(|_| ())
-                .map_err(|e| {
-                    let m = match e {
-                        enc_crypto::DecryptFailure::Header(e) => e.to_string(),
-                        enc_crypto::DecryptFailure::Payload(e) => e.to_string(),
-                    };
-                    ClientError::Integrity(format!("{what}: {m} (stored data changed)"))
-                })
-            })?;
-            if cid.finalize().as_bytes() != &piece.cid {
-                return Err(ClientError::Integrity(format!(
-                    "{what}: the stored piece holds other content than the tree names"
-                )));
-            }
-            Ok(())
+            self.decrypt_piece(v, piece, &what, &mut out, progress)
         })
+    }
+
+    /// One file of the tree, decrypted, into `out` (`enc pull PATH -o -`). Each chunk is
+    /// authenticated before it is written, but whether the whole is the content the tree
+    /// names is known only at the end: an error then means the output must not be used.
+    /// Returns the file's size.
+    pub fn tree_cat(
+        &self,
+        v: &VaultCtx,
+        path: &str,
+        at: Option<&super::At>,
+        out: &mut (dyn Write + Send),
+        progress: &dyn Progress,
+    ) -> Result<u64> {
+        let tree = self.tree_at(v, at)?;
+        let path = super::tree_path(path)?;
+        let Some(Entry {
+            kind: Kind::File { piece, size },
+            ..
+        }) = tree.entries.get(&path)
+        else {
+            return Err(ClientError::Usage(format!(
+                "no file {path:?} in the vault's tree; `enc ls` lists it"
+            )));
+        };
+        self.decrypt_piece(v, piece, &path, out, progress)?;
+        out.flush().map_err(ClientError::io("writing the output"))?;
+        Ok(*size)
+    }
+
+    /// Streams one piece, decrypted, into `out`, checking its ciphertext hash and content id.
+    fn decrypt_piece(
+        &self,
+        v: &VaultCtx,
+        piece: &Piece,
+        what: &str,
+        out: &mut (dyn Write + Send),
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let mut cid = v.keys.cid_hasher();
+        // A failed write is the output's fault (a full disk, a closed pipe), not the data's.
+        let mut written = Ok(());
+        self.stream_piece(v, piece, what, |source| {
+            let ids = v.keys.age_identities();
+            enc_crypto::decrypt_stream(&ids, source, 2, |plain| {
+                cid.update(plain);
+                progress.advance(plain.len() as u64);
+                out.write_all(plain).inspect_err(|e| {
+                    written = Err(io::Error::new(e.kind(), e.to_string()));
+                })
+            })
+            .map(|_| ())
+            .map_err(|e| {
+                if let Err(w) = std::mem::replace(&mut written, Ok(())) {
+                    return ClientError::io("writing the output")(w);
+                }
+                let m = match e {
+                    enc_crypto::DecryptFailure::Header(e) => e.to_string(),
+                    enc_crypto::DecryptFailure::Payload(e) => e.to_string(),
+                };
+                ClientError::Integrity(format!("{what}: {m} (stored data changed)"))
+            })
+        })?;
+        if cid.finalize().as_bytes() != &piece.cid {
+            return Err(ClientError::Integrity(format!(
+                "{what}: the stored piece holds other content than the tree names"
+            )));
+        }
+        Ok(())
     }
 
     /// Streams one piece's stored bytes through `consume` on this thread while another

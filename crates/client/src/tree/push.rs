@@ -1,4 +1,4 @@
-//! `enc tree push`: a local directory onto a vault's tree as one signed commit. What changed
+//! `enc push`: a local directory onto a vault's tree as one signed commit. What changed
 //! is found by size and mtime first and confirmed by content id; new content is sealed (small
 //! files many to a pack, large ones streamed alone), the directory nodes on the changed paths
 //! are rebuilt bottom-up, and the commit is offered on the head it was built on. When another
@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use enc_crypto::tree::{
@@ -15,8 +16,10 @@ use enc_crypto::tree::{
 use enc_proto::{TreeCommitInfo, TreeCommitRequest};
 
 use super::merge::apply;
+use super::source::Source;
+use super::source::{check_sources, local_path, mtime_ns};
 use super::upload::{Hashing, Packer, Uploads};
-use super::{Commit, Tree, cid_of, open_file, par_map, vault_path};
+use super::{Commit, Tree, cid_of, join, open_file, par_map, vault_path};
 use crate::ops::{Account, VaultCtx};
 use crate::scan::{Action, LocalEntry, LocalKind, Skipped, plan, scan};
 use crate::transfer::Progress;
@@ -45,9 +48,9 @@ pub enum ChangeKind {
     Removed,
 }
 
-/// What a push would do, found without sending anything (`enc tree diff`).
+/// What a push would do, found without sending anything (`enc diff`).
 pub struct PushPlan {
-    root: PathBuf,
+    sources: Vec<Source>,
     base: Tree,
     /// Path → the entry it gets (`None`: removed); file content still to be sent has a
     /// placeholder piece, and `send` names it.
@@ -63,8 +66,11 @@ pub struct PushPlan {
     pub bytes: u64,
     /// What the walk could not keep.
     pub skipped: Vec<Skipped>,
-    /// Blobs the commit gives back (`enc tree prune`).
+    /// Blobs the commit gives back (`enc prune`).
     pub(super) releases: Vec<String>,
+    /// Whether the pushed directories are remembered as matching the commit (not for a
+    /// temporary directory).
+    pub(super) remember: bool,
 }
 
 impl PushPlan {
@@ -75,7 +81,7 @@ impl PushPlan {
         list: Vec<(ChangeKind, String)>,
     ) -> Self {
         Self {
-            root: PathBuf::new(),
+            sources: Vec::new(),
             base,
             changes,
             send: Vec::new(),
@@ -85,6 +91,7 @@ impl PushPlan {
             bytes: 0,
             skipped: Vec::new(),
             releases: Vec::new(),
+            remember: false,
         }
     }
 
@@ -221,29 +228,97 @@ fn now_ns() -> i64 {
 }
 
 impl Account {
-    /// Walks `root` and compares it with the vault's verified head: what a push would do.
-    /// Files whose size matches but whose mtime does not are read and hashed.
-    pub fn tree_plan(&self, v: &VaultCtx, root: &Path, opts: PushOptions) -> Result<PushPlan> {
-        let meta = std::fs::metadata(root)
-            .map_err(ClientError::io(format!("reading {}", root.display())))?;
-        if !meta.is_dir() {
-            return Err(ClientError::Usage(format!(
-                "{} is not a directory",
-                root.display()
-            )));
-        }
-        let (local, skipped) =
-            scan(root).map_err(ClientError::io(format!("reading {}", root.display())))?;
+    /// Walks every source and compares it with the vault's verified head: what a push would
+    /// do. Files whose size matches but whose mtime does not are read and hashed.
+    pub fn tree_plan(
+        &self,
+        v: &VaultCtx,
+        sources: &[Source],
+        opts: PushOptions,
+    ) -> Result<PushPlan> {
+        check_sources(sources)?;
         let base = self.tree(v)?;
+        let mut local: Vec<LocalEntry> = Vec::new();
+        let mut skipped: Vec<Skipped> = Vec::new();
+        // Where a --delete may remove: inside each pushed directory.
+        let mut scopes: Vec<&str> = Vec::new();
+        for s in sources {
+            let shown = s.local.display();
+            let meta =
+                std::fs::metadata(&s.local).map_err(ClientError::io(format!("reading {shown}")))?;
+            let mut top = vec![];
+            if !s.dest.is_empty() {
+                top.push(LocalEntry {
+                    path: s.dest.clone(),
+                    mode: meta.permissions().mode() & 0o7777,
+                    mtime_ns: mtime_ns(&meta),
+                    kind: if meta.is_dir() {
+                        LocalKind::Dir
+                    } else if meta.is_file() {
+                        LocalKind::File { size: meta.len() }
+                    } else {
+                        return Err(ClientError::Usage(format!(
+                            "{shown} is not a file or a directory"
+                        )));
+                    },
+                });
+            } else if !meta.is_dir() {
+                return Err(ClientError::Usage(format!("{shown} is not a directory")));
+            }
+            // Parents the tree does not have yet are made, as `mkdir -p` would.
+            let mut parent = parent_of(&s.dest);
+            while !parent.is_empty() {
+                let made = local.iter().any(|l| l.path == parent);
+                if !made
+                    && !matches!(
+                        base.entries.get(parent).map(|e| &e.kind),
+                        Some(Kind::Dir { .. })
+                    )
+                {
+                    local.push(LocalEntry {
+                        path: parent.to_string(),
+                        mode: 0o755,
+                        mtime_ns: now_ns(),
+                        kind: LocalKind::Dir,
+                    });
+                }
+                parent = parent_of(parent);
+            }
+            local.extend(top);
+            if meta.is_dir() {
+                let (found, skip) =
+                    scan(&s.local).map_err(ClientError::io(format!("reading {shown}")))?;
+                local.extend(found.into_iter().map(|mut l| {
+                    l.path = join(&s.dest, &l.path);
+                    l
+                }));
+                skipped.extend(skip.into_iter().map(|mut k| {
+                    k.path = join(&s.dest, &k.path);
+                    k
+                }));
+                scopes.push(&s.dest);
+            }
+        }
+        let within = |path: &str, scope: &str| {
+            scope.is_empty()
+                || path == scope
+                || path.strip_prefix(scope).is_some_and(|r| r.starts_with('/'))
+        };
         let by_path: HashMap<&str, &LocalEntry> =
             local.iter().map(|l| (l.path.as_str(), l)).collect();
-        let kept = |path: &str| {
-            skipped
-                .iter()
-                .any(|s| path == s.path || path.starts_with(&format!("{}/", s.path)))
-        };
+        // The part of the tree this push speaks for: what it names, and what is below the
+        // directories it pushes.
+        let remote: BTreeMap<String, Entry> = base
+            .entries
+            .iter()
+            .filter(|(path, _)| {
+                by_path.contains_key(path.as_str()) || scopes.iter().any(|s| within(path, s))
+            })
+            .map(|(p, e)| (p.clone(), e.clone()))
+            .collect();
+        let kept = |path: &str| skipped.iter().any(|s| within(path, &s.path));
         let mut p = PushPlan {
-            root: root.to_path_buf(),
+            sources: sources.to_vec(),
             changes: BTreeMap::new(),
             send: Vec::new(),
             dirs: local
@@ -257,14 +332,15 @@ impl Account {
             skipped: Vec::new(),
             base: Tree::default(),
             releases: Vec::new(),
+            remember: true,
         };
-        for (path, action) in plan(&local, &base.entries) {
+        for (path, action) in plan(&local, &remote) {
             let is_dir = by_path
                 .get(path.as_str())
                 .is_some_and(|l| l.kind == LocalKind::Dir);
             let mut action = action;
             if action == Action::Check {
-                let cid = super::local_cid(v, &root.join(&path))?;
+                let cid = super::local_cid(v, &local_path(sources, &path))?;
                 action = if Some(cid) == base.entries.get(&path).and_then(file_cid) {
                     Action::Metadata
                 } else {
@@ -333,13 +409,14 @@ impl Account {
             return Ok(PushSummary::default());
         }
         let PushPlan {
-            root,
+            sources,
             base,
             mut changes,
             send,
             dirs,
             releases,
             list,
+            remember,
             ..
         } = plan;
         drop(list);
@@ -386,7 +463,7 @@ impl Account {
             rest = after;
             let known = &by_cid;
             let sealed = par_map(group, |(path, _)| -> Result<(Hash, u64, Option<Vec<u8>>)> {
-                let plain = read_small(&root.join(path))?;
+                let plain = read_small(&local_path(&sources, path))?;
                 let cid = cid_of(v, &plain);
                 let sealed = if known.contains_key(&cid) {
                     None
@@ -413,7 +490,7 @@ impl Account {
             }
         }
         for path in large {
-            let full = root.join(path);
+            let full = local_path(&sources, path);
             let mut reader = Hashing::new(open_file(&full)?, v.keys.cid_hasher());
             let receipt =
                 self.upload_stream(v, &mut reader, &full.display().to_string(), progress)?;
@@ -538,8 +615,10 @@ impl Account {
                     self.remember_head(v, &commit)?;
                     // After a rebase the commit also holds the other push's changes, which
                     // this directory does not: it matches no commit then.
-                    if !root.as_os_str().is_empty() && summary.rebased == 0 {
-                        self.remember_sync(v, "", &root, &commit)?;
+                    if remember && summary.rebased == 0 {
+                        for s in sources.iter().filter(|s| s.local.is_dir()) {
+                            self.remember_sync(v, &s.dest, &s.local, &commit)?;
+                        }
                     }
                     summary.commit = Some(commit);
                     summary.sent = up.sent;

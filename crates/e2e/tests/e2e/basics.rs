@@ -57,8 +57,8 @@ fn newcomer_path_with_no_configuration() {
     };
     alice.ok(&["register", "--token", token.trim()]);
     random_file(&alice.path("big.bin"), 100 << 20);
-    alice.ok(&["push", "big.bin"]);
-    alice.ok(&["pull", "big.bin", "-o", "back.bin"]);
+    alice.ok(&["object", "push", "big.bin"]);
+    alice.ok(&["object", "pull", "big.bin", "-o", "back.bin"]);
     assert!(same_file(&alice.path("big.bin"), &alice.path("back.bin")));
     let _ = child.kill();
     let _ = child.wait();
@@ -70,33 +70,41 @@ fn versions_are_kept_listed_and_pullable() {
     let alice = server.user("alice", "admin");
     for i in 1..=5 {
         std::fs::write(alice.path("notes.txt"), format!("version {i}\n")).unwrap();
-        alice.ok(&["push", "notes.txt"]);
+        alice.ok(&["object", "push", "notes.txt"]);
     }
-    let versions = alice.ok(&["ls", "--versions", "notes.txt"]);
+    let versions = alice.ok(&["object", "ls", "--versions", "notes.txt"]);
     let numbers: Vec<&str> = versions
         .lines()
         .skip(1)
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
     assert_eq!(numbers, ["5", "4", "3"], "three newest kept: {versions}");
-    alice.ok(&["pull", "notes.txt", "--version", "4", "-o", "v4.txt"]);
+    alice.ok(&[
+        "object",
+        "pull",
+        "notes.txt",
+        "--version",
+        "4",
+        "-o",
+        "v4.txt",
+    ]);
     assert_eq!(
         std::fs::read_to_string(alice.path("v4.txt")).unwrap(),
         "version 4\n"
     );
-    alice.ok(&["pull", "notes.txt", "-o", "latest.txt"]);
+    alice.ok(&["object", "pull", "notes.txt", "-o", "latest.txt"]);
     assert_eq!(
         std::fs::read_to_string(alice.path("latest.txt")).unwrap(),
         "version 5\n"
     );
-    let err = alice.fail(&["pull", "notes.txt", "--version", "1"]);
+    let err = alice.fail(&["object", "pull", "notes.txt", "--version", "1"]);
     assert!(err.contains("no version 1"), "{err}");
     // Pruned blobs are deleted: exactly three blob files remain.
     std::thread::sleep(std::time::Duration::from_millis(500));
     let blobs = server.blobs("blobs").len();
     assert_eq!(blobs, 3, "pruned versions' blobs are deleted");
-    alice.ok(&["rm", "notes.txt"]);
-    assert_eq!(alice.ok(&["ls"]), "");
+    alice.ok(&["object", "rm", "notes.txt"]);
+    assert_eq!(alice.ok(&["object", "ls"]), "");
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(
         server.blobs("blobs").len(),
@@ -127,29 +135,39 @@ fn directories_push_recursively_and_pull_by_prefix() {
     std::fs::create_dir_all(alice.path("proj/src")).unwrap();
     std::fs::write(alice.path("proj/README"), "readme").unwrap();
     std::fs::write(alice.path("proj/src/main.rs"), "fn main() {}").unwrap();
-    alice.ok(&["push", "proj"]);
-    assert_eq!(alice.ok(&["ls"]), "proj/README\nproj/src/main.rs\n");
-    alice.ok(&["pull", "proj", "-o", "out"]);
+    alice.ok(&["object", "push", "proj"]);
+    assert_eq!(
+        alice.ok(&["object", "ls"]),
+        "proj/README\nproj/src/main.rs\n"
+    );
+    alice.ok(&["object", "pull", "proj", "-o", "out"]);
     assert_eq!(
         std::fs::read_to_string(alice.path("out/proj/src/main.rs")).unwrap(),
         "fn main() {}"
     );
-    let json: serde_json::Value = serde_json::from_str(&alice.ok(&["ls", "--json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["object", "ls", "--json"])).unwrap();
     assert_eq!(json[0]["name"], "proj/README");
     assert_eq!(json[0]["version"], 1);
 
     // A server or user other than the session's is refused, not silently replaced by it.
-    let err = alice.fail(&["ls", "--server", "https://127.0.0.1:1"]);
+    let err = alice.fail(&["object", "ls", "--server", "https://127.0.0.1:1"]);
     assert!(
         err.contains("logged in to") && err.contains("enc logout"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
-    let err = alice.fail(&["push", "proj", "--user", "bob"]);
+    let err = alice.fail(&["object", "push", "proj", "--user", "bob"]);
     assert!(err.contains("logged in as alice, not bob"), "{err}");
     // The same server with a trailing slash is the same server.
     let same = format!("{}/", server.url);
-    assert_eq!(alice.ok(&["ls", "--server", &same]).lines().count(), 2);
+    assert_eq!(
+        alice
+            .ok(&["object", "ls", "--server", &same])
+            .lines()
+            .count(),
+        2
+    );
 }
 
 /// Acceptance 3: `enc key export` + `enc pull --raw` → stock `age -d -i` gives the bytes back.
@@ -161,10 +179,10 @@ fn age_cli_decrypts_raw_objects() {
     let server = Server::start();
     let alice = server.user("alice", "user");
     random_file(&alice.path("data.bin"), 3 << 20);
-    alice.ok(&["push", "data.bin"]);
+    alice.ok(&["object", "push", "data.bin"]);
     let identity = alice.ok(&["key", "export"]);
     std::fs::write(alice.path("id.txt"), identity).unwrap();
-    alice.ok(&["pull", "--raw", "data.bin", "-o", "data.age"]);
+    alice.ok(&["object", "pull", "--raw", "data.bin", "-o", "data.age"]);
     let out = Command::new("age")
         .args(["-d", "-i"])
         .arg(alice.path("id.txt"))
@@ -189,11 +207,12 @@ fn sharing_and_unsharing() {
     let bob = server.user("bob", "user");
     alice.ok(&["vault", "create", "team"]);
     std::fs::write(alice.path("plan.txt"), "the plan").unwrap();
-    alice.ok(&["push", "plan.txt", "--vault", "team"]);
+    alice.ok(&["object", "push", "plan.txt", "--vault", "team"]);
     alice.ok(&["vault", "share", "team", "bob"]);
     let listed = bob.ok(&["vault", "ls"]);
     assert!(listed.contains("alice/team"), "{listed}");
     bob.ok(&[
+        "object",
         "pull",
         "plan.txt",
         "--vault",
@@ -210,13 +229,23 @@ fn sharing_and_unsharing() {
 
     alice.ok(&["vault", "unshare", "team", "bob"]);
     std::fs::write(alice.path("secret.txt"), "after unshare").unwrap();
-    alice.ok(&["push", "secret.txt", "--vault", "team"]);
+    alice.ok(&["object", "push", "secret.txt", "--vault", "team"]);
     assert!(!bob.ok(&["vault", "ls"]).contains("alice/team"));
-    let err = bob.fail(&["pull", "secret.txt", "--vault", "alice/team"]);
+    let err = bob.fail(&["object", "pull", "secret.txt", "--vault", "alice/team"]);
     assert!(err.contains("no vault"), "{err}");
     // Alice still reads old and new objects.
-    alice.ok(&["pull", "plan.txt", "--vault", "team", "-o", "p2.txt"]);
-    alice.ok(&["pull", "secret.txt", "--vault", "team", "-o", "s2.txt"]);
+    alice.ok(&[
+        "object", "pull", "plan.txt", "--vault", "team", "-o", "p2.txt",
+    ]);
+    alice.ok(&[
+        "object",
+        "pull",
+        "secret.txt",
+        "--vault",
+        "team",
+        "-o",
+        "s2.txt",
+    ]);
     assert_eq!(
         std::fs::read_to_string(alice.path("s2.txt")).unwrap(),
         "after unshare"
@@ -224,6 +253,7 @@ fn sharing_and_unsharing() {
     // Even with the raw ciphertext (say, leaked by the server), Bob's old keys do not open it.
     if have_tool("age") {
         alice.ok(&[
+            "object",
             "pull",
             "--raw",
             "secret.txt",
@@ -255,7 +285,7 @@ fn admin_manages_users() {
     let carol = User::new(&server, "carol");
     carol.ok(&["register", "--token", token.trim()]);
     std::fs::write(carol.path("f"), vec![7u8; 5000]).unwrap();
-    carol.ok(&["push", "f"]);
+    carol.ok(&["object", "push", "f"]);
     let users = admin.ok(&["user", "ls"]);
     assert!(
         users
@@ -382,9 +412,9 @@ fn policy_file_defines_roles() {
     let admin = server.user("root", "admin");
     let reader = server.user("rita", "reader");
     std::fs::write(reader.path("f"), "x").unwrap();
-    let err = reader.fail(&["push", "f"]);
+    let err = reader.fail(&["object", "push", "f"]);
     assert!(err.contains("may not"), "{err}");
-    reader.ok(&["ls"]);
+    reader.ok(&["object", "ls"]);
     // Roles outside the policy are refused, on the server machine and through the API.
     let out = server.admin_cmd(&[
         "user",
@@ -458,13 +488,21 @@ fn versions_survive_the_removal_of_their_author() {
     admin.ok(&["vault", "create", "team"]);
     admin.ok(&["vault", "share", "team", "bob"]);
     std::fs::write(bob.path("by-bob.txt"), "written by bob").unwrap();
-    bob.ok(&["push", "by-bob.txt", "--vault", "root/team"]);
+    bob.ok(&["object", "push", "by-bob.txt", "--vault", "root/team"]);
     admin.ok(&["user", "rm", "bob", "--yes"]);
-    admin.ok(&["pull", "by-bob.txt", "--vault", "team", "-o", "got.txt"]);
+    admin.ok(&[
+        "object",
+        "pull",
+        "by-bob.txt",
+        "--vault",
+        "team",
+        "-o",
+        "got.txt",
+    ]);
     assert_eq!(
         std::fs::read_to_string(admin.path("got.txt")).unwrap(),
         "written by bob"
     );
-    let long = admin.ok(&["ls", "--long", "--vault", "team"]);
+    let long = admin.ok(&["object", "ls", "--long", "--vault", "team"]);
     assert!(long.contains("bob"), "{long}");
 }

@@ -71,7 +71,7 @@ fn stdin_stdout_json_quiet_verbose_and_tables() {
     let pushed = with_stdin(&alice, &["push", "-", "--as", "piped.bin"], &data);
     assert!(pushed.status.success(), "{}", text(&pushed.stderr));
     assert!(
-        text(&pushed.stdout).starts_with("piped.bin\tversion 1\t3.0 MiB"),
+        text(&pushed.stdout).starts_with("commit 1 ("),
         "{}",
         text(&pushed.stdout)
     );
@@ -113,14 +113,15 @@ fn stdin_stdout_json_quiet_verbose_and_tables() {
     std::fs::write(alice.path("a.txt"), "alpha\n").unwrap();
     let json: serde_json::Value =
         serde_json::from_str(&alice.ok(&["--json", "push", "a.txt"])).expect("push --json");
-    assert_eq!(json[0]["name"], "a.txt", "{json}");
-    assert_eq!(json[0]["version"], 1, "{json}");
-    assert_eq!(json[0]["size"], 6, "{json}");
+    assert_eq!(json["commit"], 2, "{json}");
+    assert_eq!(json["new"], 1, "{json}");
+    assert_eq!(json["unchanged"], 0, "{json}");
     let json: serde_json::Value =
         serde_json::from_str(&alice.ok(&["pull", "a.txt", "-o", "got.txt", "--json"]))
             .expect("pull --json");
-    assert_eq!(json[0]["version"], 1, "{json}");
-    assert_eq!(json[0]["size"], 6, "{json}");
+    assert_eq!(json["commit"], 2, "{json}");
+    assert_eq!(json["files"], 1, "{json}");
+    assert_eq!(json["bytes"], 6, "{json}");
     assert_eq!(
         std::fs::read_to_string(alice.path("got.txt")).unwrap(),
         "alpha\n"
@@ -133,13 +134,7 @@ fn stdin_stdout_json_quiet_verbose_and_tables() {
         serde_json::from_str(&alice.ok(&["key", "ls-ssh", "--json"])).expect("ls-ssh --json");
     assert!(json.as_array().is_some_and(|a| a.is_empty()), "{json}");
 
-    // -q: results and errors only; -v: the time and rate of each file.
-    let out = alice.run(&["pull", "a.txt", "-o", "loud.txt"]);
-    assert!(
-        text(&out.stderr).contains("a.txt (version 1)"),
-        "{}",
-        text(&out.stderr)
-    );
+    // -q: results and errors only; -v: how much content and how fast.
     let out = alice.run(&["-q", "pull", "a.txt", "-o", "quiet.txt"]);
     assert!(
         out.status.success() && out.stderr.is_empty(),
@@ -152,16 +147,27 @@ fn stdin_stdout_json_quiet_verbose_and_tables() {
         "{}",
         text(&out.stderr)
     );
+    std::fs::write(alice.path("a.txt"), "alpha, again\n").unwrap();
     let out = alice.run(&["-v", "push", "a.txt"]);
     assert!(text(&out.stderr).contains("/s"), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("a.txt\tversion 2"));
+    assert!(
+        text(&out.stdout).starts_with("commit 3 ("),
+        "{}",
+        text(&out.stdout)
+    );
     let out = alice.run(&["-q", "-v", "ls"]);
     assert_eq!(out.status.code(), Some(2), "-q and -v together");
 
     // Tables: headers over columns that line up.
     alice.ok(&["token", "create", "--mercury", "--label", "hecate laptop"]);
-    assert_aligned(&alice.ok(&["ls", "--long"]), "ls --long");
-    assert_aligned(&alice.ok(&["ls", "--versions", "a.txt"]), "ls --versions");
+    assert_aligned(&alice.ok(&["log"]), "log");
+    assert_aligned(&alice.ok(&["log", "a.txt"]), "log PATH");
+    std::fs::write(alice.path("b.txt"), "beta\n").unwrap();
+    alice.ok(&["object", "push", "b.txt", "--vault", "spare"]);
+    assert_aligned(
+        &alice.ok(&["object", "ls", "--long", "--vault", "spare"]),
+        "object ls --long",
+    );
     assert_aligned(&alice.ok(&["vault", "ls"]), "vault ls");
     assert_aligned(&alice.ok(&["token", "ls"]), "token ls");
     assert_aligned(&alice.ok(&["session", "ls"]), "session ls");
@@ -184,7 +190,7 @@ fn partial_work_exits_3_and_says_what_failed() {
         .status()
         .expect("mkfifo");
     assert!(fifo.success());
-    let out = alice.run(&["push", "mixed"]);
+    let out = alice.run(&["object", "push", "mixed"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
@@ -199,10 +205,10 @@ fn partial_work_exits_3_and_says_what_failed() {
     let before: Vec<String> = server.blobs("blobs").into_iter().map(|b| b.0).collect();
     std::fs::create_dir(alice.path("docs")).unwrap();
     std::fs::write(alice.path("docs/good"), "good").unwrap();
-    alice.ok(&["push", "docs/good"]);
+    alice.ok(&["object", "push", "docs/good"]);
     std::fs::write(alice.path("docs/bad"), vec![9u8; 100_000]).unwrap();
     let good_blobs: Vec<String> = server.blobs("blobs").into_iter().map(|b| b.0).collect();
-    alice.ok(&["push", "docs/bad"]);
+    alice.ok(&["object", "push", "docs/bad"]);
     let bad = server
         .blobs("blobs")
         .into_iter()
@@ -213,7 +219,7 @@ fn partial_work_exits_3_and_says_what_failed() {
     let mid = damaged.len() / 2;
     damaged[mid] ^= 1;
     server.write_blob(&bad, &damaged);
-    let out = alice.run(&["pull", "docs", "-o", "back"]);
+    let out = alice.run(&["object", "pull", "docs", "-o", "back"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert_eq!(
         std::fs::read_to_string(alice.path("back/docs/good")).unwrap(),
@@ -234,9 +240,9 @@ fn partial_work_exits_3_and_says_what_failed() {
     );
 
     // Wrong usage is 2, any other error 1.
-    let out = alice.run(&["pull", "docs/good", "docs/bad", "--version", "1"]);
+    let out = alice.run(&["object", "pull", "docs/good", "docs/bad", "--version", "1"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    let out = alice.run(&["pull", "no-such-thing"]);
+    let out = alice.run(&["object", "pull", "no-such-thing"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let out = alice.run(&["no-such-command"]);
     assert_eq!(out.status.code(), Some(2), "clap's own usage error");

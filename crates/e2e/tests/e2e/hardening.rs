@@ -102,7 +102,7 @@ fn uploads_in_flight_are_charged_capped_and_released() {
     assert_eq!(usage(&server, "alice"), 300 << 10);
     // `enc push` commits and the usage is the committed ciphertext.
     std::fs::write(alice.path("a.txt"), b"hello").expect("write");
-    alice.ok(&["push", "a.txt"]);
+    alice.ok(&["object", "push", "a.txt"]);
 
     // A connection dropped mid-body releases its upload at once, not after the expiry.
     root.ok(&["user", "set-quota", "alice", "100MiB"]);
@@ -144,7 +144,7 @@ fn uploads_in_flight_are_charged_capped_and_released() {
     // Uncommitted uploads expire (2 s here, counted in whole seconds) at the collector's
     // next pass, which a removal starts; the charges come back with them.
     std::thread::sleep(Duration::from_millis(3500));
-    alice.ok(&["rm", "a.txt"]);
+    alice.ok(&["object", "rm", "a.txt"]);
     eventually(20, "expired uploads dropped and given back", || {
         pending_uploads(&server) == 0 && usage(&server, "alice") == 0
     });
@@ -261,7 +261,7 @@ fn strangers_cannot_lock_an_owner_out() {
     let started = Instant::now();
     alice.ok(&["login"]);
     assert!(started.elapsed() < Duration::from_secs(10));
-    alice.ok(&["ls"]);
+    alice.ok(&["object", "ls"]);
     // Guessing from the owner's own address still backs off there.
     let local = from_address(1);
     let mut last = 0;
@@ -336,7 +336,7 @@ fn server_files_are_private_and_logs_plain() {
     let server = Server::start();
     let alice = server.user("alice", "user");
     std::fs::write(alice.path("a"), b"a").expect("write");
-    alice.ok(&["push", "a"]);
+    alice.ok(&["object", "push", "a"]);
     let mode = |p: &std::path::Path| {
         std::fs::metadata(p)
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -394,7 +394,7 @@ fn passphrase_change_rewraps_and_can_end_other_sessions() {
     let server = Server::start();
     let alice = server.user("alice", "user");
     std::fs::write(alice.path("secret.txt"), b"still mine").expect("write");
-    alice.ok(&["push", "secret.txt"]);
+    alice.ok(&["object", "push", "secret.txt"]);
     let laptop = User::new(&server, "alice");
     laptop.ok(&["login"]);
     let new_file = alice.path("new-pass");
@@ -412,7 +412,7 @@ fn passphrase_change_rewraps_and_can_end_other_sessions() {
         "{}",
         String::from_utf8_lossy(&err.stderr)
     );
-    laptop.ok(&["ls"]);
+    laptop.ok(&["object", "ls"]);
     // A new passphrase too short is refused before anything is sent.
     let short = alice.path("short");
     std::fs::write(&short, "short\n").expect("write");
@@ -431,9 +431,9 @@ fn passphrase_change_rewraps_and_can_end_other_sessions() {
         "--end-other-sessions",
     ]);
     assert!(out.is_empty(), "results only: {out}");
-    let err = laptop.fail(&["ls"]);
+    let err = laptop.fail(&["object", "ls"]);
     assert!(err.contains("enc login"), "{err}");
-    alice.ok(&["ls"]);
+    alice.ok(&["object", "ls"]);
     alice.ok(&["logout"]);
     let err = alice.fail(&["login"]);
     assert!(err.contains("wrong user name or passphrase"), "{err}");
@@ -447,7 +447,7 @@ fn passphrase_change_rewraps_and_can_end_other_sessions() {
         "{}",
         String::from_utf8_lossy(&login.stderr)
     );
-    alice.ok(&["pull", "secret.txt", "-o", "back.txt"]);
+    alice.ok(&["object", "pull", "secret.txt", "-o", "back.txt"]);
     assert_eq!(
         std::fs::read(alice.path("back.txt")).expect("read"),
         b"still mine"
@@ -461,25 +461,28 @@ fn sizes_are_plaintext_sizes_everywhere() {
     let server = Server::start();
     let alice = server.user("alice", "user");
     std::fs::write(alice.path("tiny"), b"abc").expect("write");
-    let pushed = alice.ok(&["push", "tiny"]);
+    let pushed = alice.ok(&["object", "push", "tiny"]);
     assert!(pushed.contains("3 B"), "{pushed}");
-    let long = alice.ok(&["ls", "--long"]);
+    let long = alice.ok(&["object", "ls", "--long"]);
     assert!(long.contains(" 3 B "), "{long}");
-    let versions = alice.ok(&["ls", "--versions", "tiny"]);
+    let versions = alice.ok(&["object", "ls", "--versions", "tiny"]);
     assert!(versions.contains("3 B"), "{versions}");
-    let json: serde_json::Value = serde_json::from_str(&alice.ok(&["ls", "--json"])).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["object", "ls", "--json"])).expect("json");
     assert_eq!(json[0]["size"], 3, "{json}");
     assert!(
         json[0]["stored_size"].as_u64().expect("stored") > 3,
         "{json}"
     );
     let json: serde_json::Value =
-        serde_json::from_str(&alice.ok(&["ls", "--json", "--versions", "tiny"])).expect("json");
+        serde_json::from_str(&alice.ok(&["object", "ls", "--json", "--versions", "tiny"]))
+            .expect("json");
     assert_eq!(json[0]["size"], 3, "{json}");
     // And a file over one 64 KiB chunk.
     random_file(&alice.path("big"), 200_000);
-    alice.ok(&["push", "big"]);
-    let json: serde_json::Value = serde_json::from_str(&alice.ok(&["ls", "--json"])).expect("json");
+    alice.ok(&["object", "push", "big"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["object", "ls", "--json"])).expect("json");
     let big = json
         .as_array()
         .expect("array")
@@ -534,7 +537,7 @@ fn quota_words_are_the_ones_shown() {
     };
     assert_eq!(quota("alice"), 1 << 20);
     random_file(&alice.path("two"), 2 << 20);
-    alice.fail(&["push", "two"]);
+    alice.fail(&["object", "push", "two"]);
     root.ok(&["user", "set-quota", "alice", "unlimited"]);
     assert!(quota("alice").is_null(), "unlimited");
     assert!(
@@ -542,7 +545,7 @@ fn quota_words_are_the_ones_shown() {
             .lines()
             .any(|l| l.starts_with("alice") && l.ends_with("unlimited"))
     );
-    alice.ok(&["push", "two"]);
+    alice.ok(&["object", "push", "two"]);
     root.ok(&["user", "set-quota", "alice", "default"]);
     assert_eq!(quota("alice"), 1 << 20);
     let err = root.fail(&["user", "set-quota", "alice", "lots"]);
@@ -576,7 +579,7 @@ fn connection_errors_say_what_to_do() {
     assert!(err.contains("use https://"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     server.kill9();
-    let err = alice.fail(&["ls"]);
+    let err = alice.fail(&["object", "ls"]);
     assert!(
         err.contains("connection refused") && err.contains("is enc-server running"),
         "{err}"
@@ -598,7 +601,7 @@ fn connection_errors_say_what_to_do() {
         err.contains("on this device") && err.contains("expires"),
         "{err}"
     );
-    assert!(alice.fail(&["ls"]).contains("not logged in"));
+    assert!(alice.fail(&["object", "ls"]).contains("not logged in"));
 }
 
 /// `vault share --read-only`: the member pulls and lists but cannot push or remove (the
@@ -612,7 +615,7 @@ fn read_only_shares_are_signed_and_enforced() {
     let carol = server.user("carol", "user");
     alice.ok(&["vault", "create", "team"]);
     std::fs::write(alice.path("plan.txt"), b"the plan").expect("write");
-    alice.ok(&["push", "plan.txt", "--vault", "team"]);
+    alice.ok(&["object", "push", "plan.txt", "--vault", "team"]);
     alice.ok(&["vault", "share", "team", "bob", "--read-only"]);
     alice.ok(&["vault", "share", "team", "carol"]);
     let members = alice.ok(&["vault", "members", "team"]);
@@ -629,17 +632,28 @@ fn read_only_shares_are_signed_and_enforced() {
         "{members}"
     );
     // bob reads...
-    assert_eq!(bob.ok(&["ls", "--vault", "alice/team"]), "plan.txt\n");
-    bob.ok(&["pull", "plan.txt", "--vault", "alice/team", "-o", "got.txt"]);
+    assert_eq!(
+        bob.ok(&["object", "ls", "--vault", "alice/team"]),
+        "plan.txt\n"
+    );
+    bob.ok(&[
+        "object",
+        "pull",
+        "plan.txt",
+        "--vault",
+        "alice/team",
+        "-o",
+        "got.txt",
+    ]);
     assert_eq!(
         std::fs::read(bob.path("got.txt")).expect("read"),
         b"the plan"
     );
     // ...and nothing else.
     std::fs::write(bob.path("mine.txt"), b"bob's").expect("write");
-    let err = bob.fail(&["push", "mine.txt", "--vault", "alice/team"]);
+    let err = bob.fail(&["object", "push", "mine.txt", "--vault", "alice/team"]);
     assert!(err.contains("read-only"), "{err}");
-    let err = bob.fail(&["rm", "plan.txt", "--vault", "alice/team"]);
+    let err = bob.fail(&["object", "rm", "plan.txt", "--vault", "alice/team"]);
     assert!(err.contains("read-only"), "{err}");
     let vid = alice.vault_id("team");
     let r = http()
@@ -649,25 +663,33 @@ fn read_only_shares_are_signed_and_enforced() {
         .send()
         .expect("PUT");
     assert_eq!(r.status(), 403);
-    assert_eq!(alice.ok(&["ls", "--vault", "team"]), "plan.txt\n");
+    assert_eq!(alice.ok(&["object", "ls", "--vault", "team"]), "plan.txt\n");
     // carol (a writer) may.
     std::fs::write(carol.path("c.txt"), b"carol's").expect("write");
-    carol.ok(&["push", "c.txt", "--vault", "alice/team"]);
+    carol.ok(&["object", "push", "c.txt", "--vault", "alice/team"]);
     // Unsharing carol re-signs bob's keys with his right: still read-only, still readable.
     alice.ok(&["vault", "unshare", "team", "carol"]);
-    bob.ok(&["pull", "c.txt", "--vault", "alice/team", "-o", "c-got.txt"]);
+    bob.ok(&[
+        "object",
+        "pull",
+        "c.txt",
+        "--vault",
+        "alice/team",
+        "-o",
+        "c-got.txt",
+    ]);
     assert!(
-        bob.fail(&["push", "mine.txt", "--vault", "alice/team"])
+        bob.fail(&["object", "push", "mine.txt", "--vault", "alice/team"])
             .contains("read-only")
     );
     // A server that upgrades bob to a writer is caught: the owner signed "read".
     server.operator_sql("UPDATE vault_members SET access = 'write' WHERE access = 'read'");
-    let err = bob.fail(&["ls", "--vault", "alice/team"]);
+    let err = bob.fail(&["object", "ls", "--vault", "alice/team"]);
     assert!(err.contains("not signed by its owner"), "{err}");
     // The owner can make it a writer share for real.
     server.operator_sql("UPDATE vault_members SET access = 'read' WHERE access = 'write' AND signature <> '' AND user_id = (SELECT id FROM users WHERE name = 'bob')");
     alice.ok(&["vault", "share", "team", "bob"]);
-    bob.ok(&["push", "mine.txt", "--vault", "alice/team"]);
+    bob.ok(&["object", "push", "mine.txt", "--vault", "alice/team"]);
 }
 
 /// Vault ids are unique per owner: creating a vault with another tenant's id succeeds
@@ -680,7 +702,7 @@ fn vault_ids_are_unique_per_owner() {
     let bob = server.user("bob", "user");
     alice.ok(&["vault", "create", "team"]);
     std::fs::write(alice.path("a.txt"), b"alice's").expect("write");
-    alice.ok(&["push", "a.txt", "--vault", "team"]);
+    alice.ok(&["object", "push", "a.txt", "--vault", "team"]);
     let listed: serde_json::Value =
         serde_json::from_str(&alice.ok(&["vault", "ls", "--json"])).expect("json");
     let signed = listed
@@ -702,11 +724,11 @@ fn vault_ids_are_unique_per_owner() {
         );
     }
     std::fs::write(bob.path("b.txt"), b"bob's").expect("write");
-    bob.ok(&["push", "b.txt", "--vault", "copy"]);
-    assert_eq!(bob.ok(&["ls", "--vault", "copy"]), "b.txt\n");
-    assert_eq!(alice.ok(&["ls", "--vault", "team"]), "a.txt\n");
+    bob.ok(&["object", "push", "b.txt", "--vault", "copy"]);
+    assert_eq!(bob.ok(&["object", "ls", "--vault", "copy"]), "b.txt\n");
+    assert_eq!(alice.ok(&["object", "ls", "--vault", "team"]), "a.txt\n");
     assert!(
-        bob.fail(&["ls", "--vault", "alice/team"])
+        bob.fail(&["object", "ls", "--vault", "alice/team"])
             .contains("no vault")
     );
     // Only one's own id conflicts, and says so.

@@ -27,7 +27,7 @@ fn tampered_or_truncated_blobs_are_detected() {
     let server = Server::start();
     let alice = server.user("alice", "user");
     random_file(&alice.path("doc.bin"), 1 << 20);
-    alice.ok(&["push", "doc.bin"]);
+    alice.ok(&["object", "push", "doc.bin"]);
     let blobs = blob_files(&server);
     assert_eq!(blobs.len(), 1);
     let blob = &blobs[0];
@@ -52,7 +52,7 @@ fn tampered_or_truncated_blobs_are_detected() {
         ),
     ] {
         server.write_blob(blob, &damaged);
-        let err = alice.fail(&["pull", "doc.bin", "-o", "out.bin"]);
+        let err = alice.fail(&["object", "pull", "doc.bin", "-o", "out.bin"]);
         assert!(err.contains("integrity"), "{what}: {err}");
         assert!(!alice.path("out.bin").exists(), "{what}: no output file");
         assert!(
@@ -61,7 +61,7 @@ fn tampered_or_truncated_blobs_are_detected() {
         );
     }
     server.write_blob(blob, &original);
-    alice.ok(&["pull", "doc.bin", "-o", "out.bin"]);
+    alice.ok(&["object", "pull", "doc.bin", "-o", "out.bin"]);
     assert!(same_file(&alice.path("doc.bin"), &alice.path("out.bin")));
 }
 
@@ -72,11 +72,11 @@ fn crash_during_large_push() {
     let mut server = Server::start();
     let alice = server.user("alice", "user");
     random_file(&alice.path("early.bin"), 2 << 20);
-    alice.ok(&["push", "early.bin"]);
+    alice.ok(&["object", "push", "early.bin"]);
     random_file(&alice.path("huge.bin"), 1 << 30);
 
     let mut push = alice
-        .cmd(&["push", "huge.bin"])
+        .cmd(&["object", "push", "huge.bin"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -98,18 +98,18 @@ fn crash_during_large_push() {
         "the interrupted upload's staging file is swept at start-up"
     );
     assert_eq!(
-        alice.ok(&["ls"]),
+        alice.ok(&["object", "ls"]),
         "early.bin\n",
         "the interrupted object is not listed"
     );
-    alice.ok(&["pull", "early.bin", "-o", "early.out"]);
+    alice.ok(&["object", "pull", "early.bin", "-o", "early.out"]);
     assert!(same_file(
         &alice.path("early.bin"),
         &alice.path("early.out")
     ));
-    alice.ok(&["push", "huge.bin"]);
-    assert_eq!(alice.ok(&["ls"]), "early.bin\nhuge.bin\n");
-    alice.ok(&["pull", "huge.bin", "-o", "huge.out"]);
+    alice.ok(&["object", "push", "huge.bin"]);
+    assert_eq!(alice.ok(&["object", "ls"]), "early.bin\nhuge.bin\n");
+    alice.ok(&["object", "pull", "huge.bin", "-o", "huge.out"]);
     assert!(same_file(&alice.path("huge.bin"), &alice.path("huge.out")));
     let _ = std::fs::remove_file(alice.path("huge.out"));
     let _ = std::fs::remove_file(alice.path("huge.bin"));
@@ -122,7 +122,7 @@ fn graceful_shutdown_finishes_in_flight_uploads() {
     let alice = server.user("alice", "user");
     random_file(&alice.path("mid.bin"), 200 << 20);
     let mut push = alice
-        .cmd(&["push", "mid.bin"])
+        .cmd(&["object", "push", "mid.bin"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -134,10 +134,10 @@ fn graceful_shutdown_finishes_in_flight_uploads() {
     // The upload either completed and committed before the server went away, or failed and
     // left nothing visible; it must never be half-visible.
     server.restart();
-    let listed = alice.ok(&["ls"]);
+    let listed = alice.ok(&["object", "ls"]);
     if out.status.success() {
         assert_eq!(listed, "mid.bin\n");
-        alice.ok(&["pull", "mid.bin", "-o", "mid.out"]);
+        alice.ok(&["object", "pull", "mid.bin", "-o", "mid.out"]);
         assert!(same_file(&alice.path("mid.bin"), &alice.path("mid.out")));
     } else {
         assert_eq!(listed, "");

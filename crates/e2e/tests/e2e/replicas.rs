@@ -31,9 +31,9 @@ fn replicas_share_sessions_objects_and_throttling_and_survive_a_kill() {
     // Session made on replica 1, used on replica 2; object through 1, back through 2.
     let alice = behind_lb("alice");
     random_file(&alice.path("a.bin"), 8 << 20);
-    alice.ok(&["push", "a.bin"]);
+    alice.ok(&["object", "push", "a.bin"]);
     lb.route_to(&r2);
-    alice.ok(&["pull", "a.bin", "-o", "a.out"]);
+    alice.ok(&["object", "pull", "a.bin", "-o", "a.out"]);
     assert!(same_file(&alice.path("a.bin"), &alice.path("a.out")));
     // Still the one session made on replica 1 (no new login happened on replica 2).
     let sessions = alice.ok(&["session", "ls"]);
@@ -69,7 +69,7 @@ fn replicas_share_sessions_objects_and_throttling_and_survive_a_kill() {
     lb.route_to(&r1);
     random_file(&alice.path("big.bin"), 200 << 20);
     let mut push = alice
-        .cmd(&["push", "big.bin"])
+        .cmd(&["object", "push", "big.bin"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -81,20 +81,20 @@ fn replicas_share_sessions_objects_and_throttling_and_survive_a_kill() {
     r1.kill9();
     assert!(!push.wait().expect("wait").success(), "push cannot succeed");
     lb.route_to(&r2);
-    alice.ok(&["push", "big.bin"]);
-    assert_eq!(alice.ok(&["ls"]), "a.bin\nbig.bin\n");
-    let versions = alice.ok(&["ls", "--versions", "big.bin"]);
+    alice.ok(&["object", "push", "big.bin"]);
+    assert_eq!(alice.ok(&["object", "ls"]), "a.bin\nbig.bin\n");
+    let versions = alice.ok(&["object", "ls", "--versions", "big.bin"]);
     assert_eq!(
         versions.lines().count(),
         2,
         "a header and exactly one version: {versions}"
     );
-    alice.ok(&["pull", "big.bin", "-o", "big.out"]);
+    alice.ok(&["object", "pull", "big.bin", "-o", "big.out"]);
     assert!(same_file(&alice.path("big.bin"), &alice.path("big.out")));
     // Replica 1 comes back and serves the same state.
     r1.restart();
     lb.route_to(&r1);
-    assert_eq!(alice.ok(&["ls"]), "a.bin\nbig.bin\n");
+    assert_eq!(alice.ok(&["object", "ls"]), "a.bin\nbig.bin\n");
     let _ = std::fs::remove_file(alice.path("big.bin"));
     let _ = std::fs::remove_file(alice.path("big.out"));
 }

@@ -34,6 +34,7 @@ fn server_data_holds_no_plaintext_names_contents_or_keys() {
     )
     .unwrap();
     alice.ok(&[
+        "object",
         "push",
         "notes.txt",
         "--as",
@@ -41,6 +42,7 @@ fn server_data_holds_no_plaintext_names_contents_or_keys() {
     ]);
     alice.ok(&["vault", "create", "other"]);
     alice.ok(&[
+        "object",
         "push",
         "notes.txt",
         "--vault",
@@ -138,11 +140,11 @@ fn isolation_matrix() {
     let alice = server.user("alice", "user");
     let bob = server.user("bob", "user");
     std::fs::write(alice.path("a.txt"), "alice's").unwrap();
-    alice.ok(&["push", "a.txt"]);
+    alice.ok(&["object", "push", "a.txt"]);
     alice.ok(&["vault", "create", "private"]);
-    alice.ok(&["push", "a.txt", "--vault", "private"]);
+    alice.ok(&["object", "push", "a.txt", "--vault", "private"]);
     std::fs::write(bob.path("b.txt"), "bob's").unwrap();
-    bob.ok(&["push", "b.txt"]);
+    bob.ok(&["object", "push", "b.txt"]);
 
     let at = alice.token();
     let bt = bob.token();
@@ -382,12 +384,12 @@ fn isolation_matrix() {
     );
     assert!(s == 400 || s == 404, "{s} {b}");
     // Bob's listing shows only his own.
-    assert_eq!(bob.ok(&["ls"]), "b.txt\n");
+    assert_eq!(bob.ok(&["object", "ls"]), "b.txt\n");
     assert!(!bob.ok(&["vault", "ls"]).contains("private"));
     // Alice's data and session are untouched.
-    assert_eq!(alice.ok(&["ls"]), "a.txt\n");
-    assert_eq!(alice.ok(&["ls", "--vault", "private"]), "a.txt\n");
-    alice.ok(&["pull", "a.txt", "-o", "back.txt"]);
+    assert_eq!(alice.ok(&["object", "ls"]), "a.txt\n");
+    assert_eq!(alice.ok(&["object", "ls", "--vault", "private"]), "a.txt\n");
+    alice.ok(&["object", "pull", "a.txt", "-o", "back.txt"]);
     assert_eq!(
         std::fs::read_to_string(alice.path("back.txt")).unwrap(),
         "alice's"
@@ -402,10 +404,10 @@ fn sessions_expire_refresh_and_end_on_logout() {
     // Activity inside the window keeps the session alive past the timeout.
     for _ in 0..4 {
         std::thread::sleep(Duration::from_millis(1000));
-        alice.ok(&["ls"]);
+        alice.ok(&["object", "ls"]);
     }
     std::thread::sleep(Duration::from_millis(3500));
-    let err = alice.fail(&["ls"]);
+    let err = alice.fail(&["object", "ls"]);
     assert!(err.contains("session expired — run `enc login`"), "{err}");
     alice.ok(&["login"]);
     let old = alice.token();
@@ -417,7 +419,7 @@ fn sessions_expire_refresh_and_end_on_logout() {
         .send()
         .unwrap();
     assert_eq!(resp.status(), 401, "the old token is rejected after logout");
-    let err = alice.fail(&["ls"]);
+    let err = alice.fail(&["object", "ls"]);
     assert!(err.contains("not logged in"), "{err}");
 }
 
@@ -455,7 +457,7 @@ fn sessions_can_be_listed_and_revoked() {
     let id = other["id"].as_str().unwrap().to_string();
     assert!(list.lines().any(|l| l.starts_with(&id)), "{list}");
     alice.ok(&["session", "revoke", &id]);
-    let err = laptop.fail(&["ls"]);
+    let err = laptop.fail(&["object", "ls"]);
     assert!(err.contains("run `enc login`"), "{err}");
     alice.ok(&["status"]);
 }
@@ -563,7 +565,7 @@ fn ssh_key_login() {
     alice.ok(&["key", "add-ssh", "id_ed25519.pub"]);
     assert!(alice.ok(&["key", "ls-ssh"]).contains("alice@laptop"));
     std::fs::write(alice.path("f.txt"), "via ssh").unwrap();
-    alice.ok(&["push", "f.txt"]);
+    alice.ok(&["object", "push", "f.txt"]);
     // A second device with only the SSH key: no passphrase needed.
     let device = User::new(&server, "alice");
     let out = device
@@ -577,7 +579,7 @@ fn ssh_key_login() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    device.ok(&["pull", "f.txt", "-o", "f.txt"]);
+    device.ok(&["object", "pull", "f.txt", "-o", "f.txt"]);
     assert_eq!(
         std::fs::read_to_string(device.path("f.txt")).unwrap(),
         "via ssh"
@@ -599,8 +601,8 @@ fn admin_audit_chain_verifies() {
     let admin = server.user("root", "admin");
     let alice = server.user("alice", "user");
     std::fs::write(alice.path("x"), "x").unwrap();
-    alice.ok(&["push", "x"]);
-    alice.ok(&["rm", "x"]);
+    alice.ok(&["object", "push", "x"]);
+    alice.ok(&["object", "rm", "x"]);
     let all = admin.ok(&["audit", "--all", "--verify"]);
     for action in [
         "user.create",
@@ -632,8 +634,8 @@ fn a_malicious_server_cannot_substitute_or_replay_keys() {
     alice.ok(&["vault", "create", "team"]);
     alice.ok(&["vault", "share", "team", "bob"]);
     std::fs::write(bob.path("b.txt"), "from bob").unwrap();
-    bob.ok(&["push", "b.txt", "--vault", "alice/team"]);
-    alice.ok(&["pull", "b.txt", "--vault", "team", "-o", "b.txt"]); // pins bob's key
+    bob.ok(&["object", "push", "b.txt", "--vault", "alice/team"]);
+    alice.ok(&["object", "pull", "b.txt", "--vault", "team", "-o", "b.txt"]); // pins bob's key
     let team = alice.vault_id("team");
     let alice_id = server.operator_sql("SELECT id FROM users WHERE name = 'alice'");
     let old = server.operator_sql(
@@ -650,18 +652,18 @@ fn a_malicious_server_cannot_substitute_or_replay_keys() {
             "UPDATE vault_members SET signature = (SELECT signature FROM vault_members WHERE vault_id = '{default_vault}') WHERE vault_id = '{team}' AND user_id = '{alice_id}'"
         ),
     );
-    let err = alice.fail(&["ls", "--vault", "team"]);
+    let err = alice.fail(&["object", "ls", "--vault", "team"]);
     assert!(err.contains("not signed by its owner"), "{err}");
     server.operator_sql(
         &format!(
             "UPDATE vault_members SET signature = '{old_sig}' WHERE vault_id = '{team}' AND user_id = '{alice_id}'"
         ),
     );
-    alice.ok(&["ls", "--vault", "team"]);
+    alice.ok(&["object", "ls", "--vault", "team"]);
 
     // Replay: after an unshare, the server offers the old generation's keys again.
     alice.ok(&["vault", "unshare", "team", "bob"]);
-    alice.ok(&["ls", "--vault", "team"]);
+    alice.ok(&["object", "ls", "--vault", "team"]);
     server.operator_sql(
         &format!(
             "UPDATE vault_members SET wrapped_keys = '{old_wrap}', signature = '{old_sig}' WHERE vault_id = '{team}' AND user_id = '{alice_id}'"
@@ -670,7 +672,9 @@ fn a_malicious_server_cannot_substitute_or_replay_keys() {
     server.operator_sql(&format!(
         "UPDATE vaults SET generation = 1 WHERE id = '{team}'"
     ));
-    let err = alice.fail(&["push", "b.txt", "--vault", "team", "--as", "new.txt"]);
+    let err = alice.fail(&[
+        "object", "push", "b.txt", "--vault", "team", "--as", "new.txt",
+    ]);
     assert!(err.contains("refusing old keys"), "{err}");
 
     // Key swap: the server presents another key for bob than the one pinned.

@@ -132,9 +132,9 @@ fn a_tree_round_trips_and_pushes_are_incremental() {
     let src = alice.path("project");
     make_tree(&src);
 
-    let out = alice.ok(&["tree", "push", "project"]);
+    let out = alice.ok(&["push", "project/."]);
     assert!(out.starts_with("commit 1 "), "{out}");
-    alice.ok(&["tree", "pull", "-o", "back"]);
+    alice.ok(&["pull", "-o", "back"]);
     diff_clean(&src, &alice.path("back"));
     let mut want = listing(&src);
     for row in &mut want {
@@ -150,7 +150,7 @@ fn a_tree_round_trips_and_pushes_are_incremental() {
     );
 
     // Unchanged: no commit, nothing sent.
-    let out = alice.ok(&["tree", "push", "project"]);
+    let out = alice.ok(&["push", "project/."]);
     assert!(out.contains("up to date"), "{out}");
     assert_eq!(commits(&server), 1);
     let blobs_before = server.blob_bytes("blobs");
@@ -160,7 +160,7 @@ fn a_tree_round_trips_and_pushes_are_incremental() {
     set_mtime(&src.join("README.md"), 1_700_000_000);
     std::fs::write(src.join("src/new.txt"), b"new").unwrap();
     std::fs::remove_file(src.join("empty.txt")).unwrap();
-    let diff = alice.ok(&["tree", "diff", "project", "--delete"]);
+    let diff = alice.ok(&["diff", "project/.", "--delete"]);
     for line in [
         "M src/nested/file00.rs",
         "m README.md",
@@ -169,7 +169,7 @@ fn a_tree_round_trips_and_pushes_are_incremental() {
     ] {
         assert!(diff.lines().any(|l| l == line), "{line:?} in:\n{diff}");
     }
-    let out = alice.ok(&["tree", "push", "project"]);
+    let out = alice.ok(&["push", "project/."]);
     assert!(
         out.starts_with("commit 2 ")
             && out.contains("1 new, 1 changed, 1 metadata only, 0 removed"),
@@ -180,14 +180,14 @@ fn a_tree_round_trips_and_pushes_are_incremental() {
         grown < 64 << 10,
         "a small change sends a few KiB of nodes, not the tree ({grown} bytes)"
     );
-    let out = alice.ok(&["tree", "push", "project", "--delete"]);
+    let out = alice.ok(&["push", "project/.", "--delete"]);
     assert!(
         out.contains("0 new, 0 changed, 0 metadata only, 1 removed"),
         "{out}"
     );
     assert!(
         alice
-            .ok(&["tree", "diff", "project", "--delete"])
+            .ok(&["diff", "project/.", "--delete"])
             .trim()
             .is_empty()
     );
@@ -196,32 +196,32 @@ fn a_tree_round_trips_and_pushes_are_incremental() {
     // refused without --force and writes nothing.
     std::fs::write(alice.path("back/src/nested/file01.rs"), b"edited here").unwrap();
     let before = listing(&alice.path("back"));
-    let err = alice.fail(&["tree", "pull", "-o", "back"]);
+    let err = alice.fail(&["pull", "-o", "back"]);
     assert!(
         err.contains("1 local path(s)") && err.contains("--force"),
         "{err}"
     );
     assert_eq!(listing(&alice.path("back")), before);
-    alice.ok(&["tree", "pull", "-o", "back", "--force"]);
+    alice.ok(&["pull", "-o", "back", "--force"]);
     assert!(
         alice.path("back/empty.txt").exists(),
         "kept without --delete"
     );
     // empty.txt is not in the commit back/ now matches: to --delete it is a local file's
     // removal, which needs --force as well.
-    let err = alice.fail(&["tree", "pull", "-o", "back", "--delete"]);
+    let err = alice.fail(&["pull", "-o", "back", "--delete"]);
     assert!(err.contains("back/empty.txt"), "{err}");
-    alice.ok(&["tree", "pull", "-o", "back", "--delete", "--force"]);
+    alice.ok(&["pull", "-o", "back", "--delete", "--force"]);
     diff_clean(&src, &alice.path("back"));
     // What changed in the vault, not here, is simply brought up to date.
     std::fs::write(src.join("README.md"), b"# project, revised\n").unwrap();
-    alice.ok(&["tree", "push", "project"]);
-    alice.ok(&["tree", "pull", "-o", "back"]);
+    alice.ok(&["push", "project/."]);
+    alice.ok(&["pull", "-o", "back"]);
     diff_clean(&src, &alice.path("back"));
     // A directory the tree never went into: what differs there is refused.
     std::fs::create_dir_all(alice.path("elsewhere")).unwrap();
     std::fs::write(alice.path("elsewhere/README.md"), b"mine").unwrap();
-    let err = alice.fail(&["tree", "pull", "-o", "elsewhere"]);
+    let err = alice.fail(&["pull", "-o", "elsewhere"]);
     assert!(err.contains("--force"), "{err}");
     assert_eq!(
         std::fs::read(alice.path("elsewhere/README.md")).unwrap(),
@@ -229,20 +229,19 @@ fn a_tree_round_trips_and_pushes_are_incremental() {
     );
 
     // `cp -r`'s rule: into an existing directory, else as the named path.
-    alice.ok(&["tree", "pull", "src/nested", "-o", "copy"]);
+    alice.ok(&["pull", "src/nested", "-o", "copy"]);
     diff_clean(&src.join("src/nested"), &alice.path("copy"));
-    alice.ok(&["tree", "pull", "src/nested", "-o", "copy"]);
+    alice.ok(&["pull", "src/nested", "-o", "copy"]);
     diff_clean(&src.join("src/nested"), &alice.path("copy/nested"));
-    alice.ok(&["tree", "pull", "README.md", "-o", "copy"]);
+    alice.ok(&["pull", "README.md", "-o", "copy"]);
     assert_eq!(
         std::fs::read(alice.path("copy/README.md")).unwrap(),
         b"# project, revised\n"
     );
 
-    let ls = alice.ok(&["tree", "ls", "src"]);
+    let ls = alice.ok(&["ls", "src"]);
     assert!(ls.lines().any(|l| l == "src/nested/deeper/run.sh"), "{ls}");
-    let log: serde_json::Value =
-        serde_json::from_str(&alice.ok(&["tree", "log", "--json"])).expect("json");
+    let log: serde_json::Value = serde_json::from_str(&alice.ok(&["log", "--json"])).expect("json");
     let log = log.as_array().expect("array");
     assert_eq!(log.len(), 4);
     assert!(log.iter().all(|c| c["author"] == "alice"));
@@ -279,28 +278,28 @@ fn a_server_that_rolls_back_drops_forks_or_swaps_is_caught() {
     random_file(&src.join("one.bin"), 2 << 20);
     random_file(&src.join("two.bin"), 2 << 20);
     std::fs::write(src.join("a.txt"), b"version 1").unwrap();
-    alice.ok(&["tree", "push", "t"]);
+    alice.ok(&["push", "t/."]);
     let late = device(&server, &alice);
-    late.ok(&["tree", "ls"]);
+    late.ok(&["ls"]);
     for n in 2..=3 {
         std::fs::write(src.join("a.txt"), format!("version {n}")).unwrap();
-        alice.ok(&["tree", "push", "t"]);
+        alice.ok(&["push", "t/."]);
     }
 
     // Rollback: the newest commit hidden (a.txt would read "version 2").
     hide_commit(&server, 3);
-    let err = alice.fail(&["tree", "ls"]);
+    let err = alice.fail(&["ls"]);
     assert!(err.contains("older state"), "{err}");
-    let err = alice.fail(&["tree", "pull", "-o", "out"]);
+    let err = alice.fail(&["pull", "-o", "out"]);
     assert!(err.contains("older state"), "{err}");
     assert!(!alice.path("out").exists());
     restore_commits(&server);
-    alice.ok(&["tree", "ls"]);
+    alice.ok(&["ls"]);
 
     // A commit dropped from the middle: the device that saw only commit 1 cannot link the
     // head to it.
     hide_commit(&server, 2);
-    let err = late.fail(&["tree", "ls"]);
+    let err = late.fail(&["ls"]);
     assert!(err.contains("missing"), "{err}");
     restore_commits(&server);
 
@@ -310,13 +309,13 @@ fn a_server_that_rolls_back_drops_forks_or_swaps_is_caught() {
     let other = fresh.path("t");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("a.txt"), b"another past").unwrap();
-    fresh.ok(&["tree", "push", "t"]);
-    let err = alice.fail(&["tree", "ls"]);
+    fresh.ok(&["push", "t/."]);
+    let err = alice.fail(&["ls"]);
     assert!(err.contains("forks"), "{err}");
     // The device that saw only commit 1 cannot tell: 3' descends from 2 as 3 did.
     server.operator_sql("DELETE FROM tree_commits WHERE seq = 3");
     restore_commits(&server);
-    alice.ok(&["tree", "ls"]);
+    alice.ok(&["ls"]);
 
     // Two files' contents swapped in storage: their pieces no longer match the tree.
     let mut big: Vec<(String, u64)> = server
@@ -329,7 +328,7 @@ fn a_server_that_rolls_back_drops_forks_or_swaps_is_caught() {
     let (a, b) = (server.read_blob(&big[0].0), server.read_blob(&big[1].0));
     server.write_blob(&big[0].0, &b);
     server.write_blob(&big[1].0, &a);
-    let err = alice.fail(&["tree", "pull", "one.bin", "-o", "one.bin"]);
+    let err = alice.fail(&["pull", "one.bin", "-o", "one.bin"]);
     assert!(err.contains("integrity"), "{err}");
     assert!(!alice.path("one.bin").exists(), "nothing written");
 }
@@ -350,8 +349,8 @@ fn two_devices_pushing_at_once_both_land() {
         set_mtime(&d.join("shared.txt"), 1_600_000_000);
         set_mtime(&d.join("keep.txt"), 1_600_000_000);
     }
-    alice.ok(&["tree", "push", "w"]);
-    laptop.ok(&["tree", "ls"]);
+    alice.ok(&["push", "w/."]);
+    laptop.ok(&["ls"]);
 
     std::fs::write(alice.path("w/shared.txt"), b"from alice's desktop").unwrap();
     std::fs::write(alice.path("w/desk.txt"), b"desk").unwrap();
@@ -360,7 +359,7 @@ fn two_devices_pushing_at_once_both_land() {
 
     // The laptop plans and uploads on commit 1, then waits; the desktop lands commit 2.
     let hold = laptop.path("go");
-    let mut slow = laptop.cmd(&["tree", "push", "w"]);
+    let mut slow = laptop.cmd(&["push", "w/."]);
     slow.env("ENC_TEST_HOLD_COMMIT", &hold)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -374,7 +373,7 @@ fn two_devices_pushing_at_once_both_land() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    alice.ok(&["tree", "push", "w"]);
+    alice.ok(&["push", "w/."]);
     std::fs::write(&hold, b"").unwrap();
     let out = child.wait_with_output().expect("wait");
     let (stdout, stderr) = (
@@ -388,14 +387,13 @@ fn two_devices_pushing_at_once_both_land() {
         "{stderr}"
     );
 
-    alice.ok(&["tree", "pull", "-o", "merged"]);
+    alice.ok(&["pull", "-o", "merged"]);
     let read = |p: &str| std::fs::read_to_string(alice.path(&format!("merged/{p}"))).unwrap();
     assert_eq!(read("shared.txt"), "from the laptop");
     assert_eq!(read("desk.txt"), "desk");
     assert_eq!(read("lap.txt"), "lap");
     assert_eq!(read("keep.txt"), "kept");
-    let log: serde_json::Value =
-        serde_json::from_str(&alice.ok(&["tree", "log", "--json"])).expect("json");
+    let log: serde_json::Value = serde_json::from_str(&alice.ok(&["log", "--json"])).expect("json");
     assert_eq!(log.as_array().map(Vec::len), Some(3));
 }
 
@@ -413,35 +411,35 @@ fn rm_mv_at_and_raw() {
     std::fs::write(src.join("docs/a.txt"), b"a").unwrap();
     std::fs::write(src.join("docs/old/b.txt"), b"b").unwrap();
     random_file(&src.join("big.bin"), 2 << 20);
-    alice.ok(&["tree", "push", "p"]);
+    alice.ok(&["push", "p/."]);
 
-    let err = alice.fail(&["tree", "rm", "docs"]);
+    let err = alice.fail(&["rm", "docs"]);
     assert!(err.contains("is a directory"), "{err}");
-    let err = alice.fail(&["tree", "rm", "nowhere.txt"]);
+    let err = alice.fail(&["rm", "nowhere.txt"]);
     assert!(err.contains("no \"nowhere.txt\""), "{err}");
     // Without a terminal, a directory's removal needs --yes; nothing changed meanwhile.
-    let err = alice.fail(&["tree", "rm", "docs/"]);
+    let err = alice.fail(&["rm", "docs/"]);
     assert!(err.contains("--yes"), "{err}");
     assert_eq!(commits(&server), 1);
-    let out = alice.ok(&["tree", "rm", "docs/old/", "--yes"]);
+    let out = alice.ok(&["rm", "docs/old/", "--yes"]);
     assert!(
         out.starts_with("commit 2 ") && out.contains("1 removed"),
         "{out}"
     );
-    let ls = alice.ok(&["tree", "ls"]);
+    let ls = alice.ok(&["ls"]);
     assert!(!ls.contains("docs/old"), "{ls}");
 
     // A move sends no content: only nodes and the commit body.
     let before = server.blob_bytes("blobs");
-    let err = alice.fail(&["tree", "mv", "README.md", "docs/a.txt"]);
+    let err = alice.fail(&["mv", "README.md", "docs/a.txt"]);
     assert!(err.contains("already exists"), "{err}");
-    let err = alice.fail(&["tree", "mv", "docs", "docs/inside"]);
+    let err = alice.fail(&["mv", "docs", "docs/inside"]);
     assert!(err.contains("into itself"), "{err}");
-    alice.ok(&["tree", "mv", "big.bin", "docs"]);
-    alice.ok(&["tree", "mv", "README.md", "NOTES.md"]);
+    alice.ok(&["mv", "big.bin", "docs"]);
+    alice.ok(&["mv", "README.md", "NOTES.md"]);
     let grown = server.blob_bytes("blobs") - before;
     assert!(grown < 16 << 10, "a move sent {grown} bytes");
-    let ls = alice.ok(&["tree", "ls"]);
+    let ls = alice.ok(&["ls"]);
     for want in ["NOTES.md", "docs/big.bin", "docs/a.txt"] {
         assert!(ls.lines().any(|l| l == want), "{want} in {ls}");
     }
@@ -449,7 +447,7 @@ fn rm_mv_at_and_raw() {
         !ls.lines().any(|l| l == "README.md" || l == "big.bin"),
         "{ls}"
     );
-    alice.ok(&["tree", "pull", "-o", "now"]);
+    alice.ok(&["pull", "-o", "now"]);
     assert!(same_file(
         &src.join("big.bin"),
         &alice.path("now/docs/big.bin")
@@ -460,23 +458,22 @@ fn rm_mv_at_and_raw() {
     );
 
     // The tree as it was: by number, by hash, by time.
-    alice.ok(&["tree", "pull", "--at", "1", "-o", "first"]);
+    alice.ok(&["pull", "--at", "1", "-o", "first"]);
     diff_clean(&src, &alice.path("first"));
-    let log: serde_json::Value =
-        serde_json::from_str(&alice.ok(&["tree", "log", "--json"])).expect("json");
+    let log: serde_json::Value = serde_json::from_str(&alice.ok(&["log", "--json"])).expect("json");
     let hash2 = log[1]["hash"].as_str().expect("hash").to_string();
-    let at2 = alice.ok(&["tree", "ls", "--at", &hash2[..10]]);
+    let at2 = alice.ok(&["ls", "--at", &hash2[..10]]);
     assert!(
         at2.lines().any(|l| l == "README.md") && !at2.contains("docs/old"),
         "{at2}"
     );
-    let err = alice.fail(&["tree", "ls", "--at", "9"]);
+    let err = alice.fail(&["ls", "--at", "9"]);
     assert!(err.contains("commits 1 to 4"), "{err}");
-    let err = alice.fail(&["tree", "ls", "--at", "1999-01-01"]);
+    let err = alice.fail(&["ls", "--at", "1999-01-01"]);
     assert!(err.contains("later than"), "{err}");
-    let err = alice.fail(&["tree", "ls", "--at", "yesterday-ish"]);
+    let err = alice.fail(&["ls", "--at", "yesterday-ish"]);
     assert!(err.contains("--at"), "{err}");
-    let now = alice.ok(&["tree", "ls", "--at", "2100-01-01T00:00:00Z"]);
+    let now = alice.ok(&["ls", "--at", "2100-01-01T00:00:00Z"]);
     assert_eq!(now, ls, "a time after the last commit is the head");
 
     // The stored age files, a packed one and one of its own, open with stock age.
@@ -485,7 +482,7 @@ fn rm_mv_at_and_raw() {
     }
     std::fs::write(alice.path("id.txt"), alice.ok(&["key", "export"])).unwrap();
     for (path, local) in [("NOTES.md", "README.md"), ("docs/big.bin", "big.bin")] {
-        let out = alice.ok(&["tree", "pull", "--raw", path, "-o", "raw.age", "--force"]);
+        let out = alice.ok(&["pull", "--raw", path, "-o", "raw.age", "--force"]);
         assert!(out.contains("raw.age"), "{out}");
         let dec = std::process::Command::new("age")
             .args(["-d", "-i"])
@@ -504,7 +501,7 @@ fn rm_mv_at_and_raw() {
             "{path}"
         );
     }
-    let err = alice.fail(&["tree", "pull", "--raw", "docs", "-o", "x.age"]);
+    let err = alice.fail(&["pull", "--raw", "docs", "-o", "x.age"]);
     assert!(err.contains("not a file"), "{err}");
 }
 
@@ -535,14 +532,14 @@ fn prune_gives_space_back_and_usage_stays_exact() {
     for round in 0..3 {
         random_file(&src.join("big.bin"), (2 << 20) + round);
         std::fs::write(src.join("small/0.txt"), format!("round {round}")).unwrap();
-        alice.ok(&["tree", "push", "p"]);
+        alice.ok(&["push", "p/."]);
     }
     assert_eq!(usage(), stored(), "usage is what the vault's blobs hold");
     let before = usage();
-    let out = alice.ok(&["tree", "prune", "--keep", "3"]);
+    let out = alice.ok(&["prune", "--keep", "3"]);
     assert!(out.starts_with("nothing to give back"), "{out}");
 
-    let out = alice.ok(&["tree", "prune", "--keep", "1"]);
+    let out = alice.ok(&["prune", "--keep", "1"]);
     assert!(out.starts_with("commit 4 "), "{out}");
     let after = usage();
     assert_eq!(after, stored(), "usage is what the vault's blobs hold");
@@ -550,15 +547,14 @@ fn prune_gives_space_back_and_usage_stays_exact() {
         before - after > 4 << 20,
         "two old versions of big.bin were given back ({before} -> {after})"
     );
-    let out = alice.ok(&["tree", "prune", "--keep", "1"]);
+    let out = alice.ok(&["prune", "--keep", "1"]);
     assert!(out.starts_with("nothing to give back"), "{out}");
 
-    alice.ok(&["tree", "pull", "-o", "back"]);
+    alice.ok(&["pull", "-o", "back"]);
     diff_clean(&src, &alice.path("back"));
-    let log: serde_json::Value =
-        serde_json::from_str(&alice.ok(&["tree", "log", "--json"])).expect("json");
+    let log: serde_json::Value = serde_json::from_str(&alice.ok(&["log", "--json"])).expect("json");
     assert_eq!(log.as_array().map(Vec::len), Some(4));
-    let err = alice.fail(&["tree", "pull", "--at", "1", "-o", "old"]);
+    let err = alice.fail(&["pull", "--at", "1", "-o", "old"]);
     assert!(err.contains("pruned"), "{err}");
 }
 
@@ -578,16 +574,15 @@ fn shared_trees_follow_rights_and_the_owners_quota() {
     let dir = alice.path("w");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("plan.txt"), b"the plan").unwrap();
-    alice.ok(&["tree", "push", "w", "--vault", "team"]);
+    alice.ok(&["push", "w/.", "--vault", "team"]);
 
     // bob, a writer, adds to it; alice sees his commit, signed by him.
-    bob.ok(&["tree", "pull", "-o", "w", "--vault", "alice/team"]);
+    bob.ok(&["pull", "-o", "w", "--vault", "alice/team"]);
     std::fs::write(bob.path("w/bob.txt"), b"from bob").unwrap();
-    let out = bob.ok(&["tree", "push", "w", "--vault", "alice/team"]);
+    let out = bob.ok(&["push", "w/.", "--vault", "alice/team"]);
     assert!(out.starts_with("commit 2 "), "{out}");
     let log: serde_json::Value =
-        serde_json::from_str(&alice.ok(&["tree", "log", "--json", "--vault", "team"]))
-            .expect("json");
+        serde_json::from_str(&alice.ok(&["log", "--json", "--vault", "team"])).expect("json");
     let authors: Vec<&str> = log
         .as_array()
         .expect("array")
@@ -597,38 +592,30 @@ fn shared_trees_follow_rights_and_the_owners_quota() {
     assert_eq!(authors, ["alice", "bob"]);
 
     // carol reads but cannot write.
-    carol.ok(&["tree", "pull", "-o", "w", "--vault", "alice/team"]);
+    carol.ok(&["pull", "-o", "w", "--vault", "alice/team"]);
     assert_eq!(std::fs::read(carol.path("w/bob.txt")).unwrap(), b"from bob");
     std::fs::write(carol.path("w/carol.txt"), b"no").unwrap();
-    carol.fail(&["tree", "push", "w", "--vault", "alice/team"]);
-    carol.fail(&["tree", "rm", "plan.txt", "--vault", "alice/team"]);
+    carol.fail(&["push", "w/.", "--vault", "alice/team"]);
+    carol.fail(&["rm", "plan.txt", "--vault", "alice/team"]);
     assert_eq!(commits(&server), 2);
 
     // The owner's quota counts bob's pushes too; one over it commits nothing.
     root.ok(&["user", "set-quota", "alice", "1MiB"]);
     random_file(&bob.path("w/big.bin"), 2 << 20);
-    let err = bob.fail(&["tree", "push", "w", "--vault", "alice/team"]);
+    let err = bob.fail(&["push", "w/.", "--vault", "alice/team"]);
     assert!(err.to_lowercase().contains("quota"), "{err}");
     assert_eq!(commits(&server), 2);
     root.ok(&["user", "set-quota", "alice", "100MiB"]);
-    let out = bob.ok(&["tree", "push", "w", "--vault", "alice/team"]);
+    let out = bob.ok(&["push", "w/.", "--vault", "alice/team"]);
     assert!(out.starts_with("commit 3 "), "{out}");
 
     // bob, removed, can no longer push; the others go on.
     alice.ok(&["vault", "unshare", "team", "bob"]);
     std::fs::write(bob.path("w/late.txt"), b"late").unwrap();
-    bob.fail(&["tree", "push", "w", "--vault", "alice/team"]);
+    bob.fail(&["push", "w/.", "--vault", "alice/team"]);
     std::fs::write(dir.join("after.txt"), b"after bob").unwrap();
-    alice.ok(&["tree", "push", "w", "--vault", "team"]);
-    carol.ok(&[
-        "tree",
-        "pull",
-        "-o",
-        "w",
-        "--vault",
-        "alice/team",
-        "--force",
-    ]);
+    alice.ok(&["push", "w/.", "--vault", "team"]);
+    carol.ok(&["pull", "-o", "w", "--vault", "alice/team", "--force"]);
     assert_eq!(
         std::fs::read(carol.path("w/after.txt")).unwrap(),
         b"after bob"
@@ -654,8 +641,8 @@ fn pulls_never_lose_local_work() {
     std::fs::write(src.join("ro.txt"), b"read only").unwrap();
     chmod(&src.join("ro.txt"), 0o444);
     chmod(&src.join("locked"), 0o555);
-    alice.ok(&["tree", "push", "w"]);
-    alice.ok(&["tree", "pull", "-o", "copy"]);
+    alice.ok(&["push", "w/."]);
+    alice.ok(&["pull", "-o", "copy"]);
     let copy = alice.path("copy");
 
     // Local work inside notes/; the vault makes notes a file and f a directory.
@@ -667,9 +654,9 @@ fn pulls_never_lose_local_work() {
     std::fs::create_dir_all(src.join("f")).unwrap();
     std::fs::write(src.join("f/x"), b"in the new directory").unwrap();
     std::fs::remove_file(src.join("gone.txt")).unwrap();
-    alice.ok(&["tree", "push", "w", "--delete"]);
+    alice.ok(&["push", "w/.", "--delete"]);
 
-    let err = alice.fail(&["tree", "pull", "-o", "copy", "--delete"]);
+    let err = alice.fail(&["pull", "-o", "copy", "--delete"]);
     assert!(err.contains("--force"), "{err}");
     assert_eq!(
         std::fs::read(copy.join("notes/new.txt")).unwrap(),
@@ -683,7 +670,7 @@ fn pulls_never_lose_local_work() {
     // Without the local work, the same pull goes through without --force.
     std::fs::remove_file(copy.join("notes/new.txt")).unwrap();
     std::fs::write(copy.join("gone.txt"), b"to be removed").unwrap();
-    alice.ok(&["tree", "pull", "-o", "copy", "--delete"]);
+    alice.ok(&["pull", "-o", "copy", "--delete"]);
     diff_clean(&src, &copy);
     assert_eq!(
         std::fs::read(copy.join("f/x")).unwrap(),
@@ -695,8 +682,8 @@ fn pulls_never_lose_local_work() {
     chmod(&src.join("locked"), 0o755);
     std::fs::write(src.join("locked/in.txt"), b"inside, changed").unwrap();
     chmod(&src.join("locked"), 0o555);
-    alice.ok(&["tree", "push", "w"]);
-    alice.ok(&["tree", "pull", "-o", "copy"]);
+    alice.ok(&["push", "w/."]);
+    alice.ok(&["pull", "-o", "copy"]);
     diff_clean(&src, &copy);
     chmod(&src.join("locked"), 0o755);
     chmod(&copy.join("locked"), 0o755);
@@ -708,28 +695,35 @@ fn tree_bad_input_is_refused_and_changes_nothing() {
     let server = Server::start();
     let alice = server.user("alice", "user");
     std::fs::write(alice.path("file.txt"), b"not a directory").unwrap();
-    let err = alice.fail(&["tree", "push", "file.txt"]);
-    assert!(err.contains("is not a directory"), "{err}");
-    let err = alice.fail(&["tree", "push", "missing"]);
-    assert!(err.contains("missing"), "{err}");
-    let err = alice.fail(&["tree", "pull", "-o", "out"]);
+    for (args, says) in [
+        (&["push", "file.txt/."][..], "file.txt"),
+        (&["push", "missing"][..], "missing"),
+        (&["push", "file.txt", "--as", "../x"][..], ".."),
+        (&["push", "-"][..], "--as NAME"),
+        (&["push", "file.txt", "file.txt"][..], "both land"),
+        (
+            &["push", "file.txt", "missing", "--as", "x"][..],
+            "one PATH",
+        ),
+    ] {
+        let err = alice.fail(args);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let err = alice.fail(&["pull", "-o", "out"]);
     assert!(err.contains("has no tree yet"), "{err}");
     assert_eq!(commits(&server), 0);
 
     std::fs::create_dir_all(alice.path("d")).unwrap();
     std::fs::write(alice.path("d/a.txt"), b"a").unwrap();
-    alice.ok(&["tree", "push", "d"]);
+    alice.ok(&["push", "d/."]);
     for (args, says) in [
-        (
-            &["tree", "pull", "nowhere", "-o", "out"][..],
-            "no \"nowhere\"",
-        ),
-        (&["tree", "ls", "nowhere"][..], "no \"nowhere\""),
-        (&["tree", "rm", "../a.txt"][..], ".."),
-        (&["tree", "mv", "a.txt"][..], "PATH"),
-        (&["tree", "mv", "a.txt", "b.txt", "c.txt"][..], "directory"),
-        (&["tree", "prune", "--keep", "x"][..], "--keep"),
-        (&["tree", "push", "d", "--vault", "nope"][..], "nope"),
+        (&["pull", "nowhere", "-o", "out"][..], "no \"nowhere\""),
+        (&["ls", "nowhere"][..], "no \"nowhere\""),
+        (&["rm", "../a.txt"][..], ".."),
+        (&["mv", "a.txt"][..], "PATH"),
+        (&["mv", "a.txt", "b.txt", "c.txt"][..], "directory"),
+        (&["prune", "--keep", "x"][..], "--keep"),
+        (&["push", "d/.", "--vault", "nope"][..], "nope"),
     ] {
         let err = alice.fail(args);
         assert!(err.contains(says), "{args:?}: {err}");
@@ -741,4 +735,67 @@ fn tree_bad_input_is_refused_and_changes_nothing() {
     }
     assert_eq!(commits(&server), 1);
     assert!(!alice.path("out").exists());
+}
+
+/// `enc push` puts each path where `cp -r` would (a directory under its own name, `DIR/.` as
+/// the top, `--to` inside another directory); `enc sync` removes only inside what it pushes;
+/// `enc log PATH` lists a path's versions.
+#[test]
+fn pushed_paths_land_as_cp_r_puts_them() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    std::fs::create_dir_all(alice.path("photos")).unwrap();
+    std::fs::write(alice.path("photos/cat.jpg"), b"a cat").unwrap();
+    std::fs::write(alice.path("notes.txt"), b"notes").unwrap();
+    alice.ok(&["push", "photos/", "notes.txt"]);
+    alice.ok(&["push", "photos", "--to", "archive/2026"]);
+    let ls = alice.ok(&["ls"]);
+    assert_eq!(
+        ls,
+        "archive/\narchive/2026/\narchive/2026/photos/\narchive/2026/photos/cat.jpg\nnotes.txt\nphotos/\nphotos/cat.jpg\n",
+        "{ls}"
+    );
+
+    // sync removes what is gone inside photos/, and nothing outside it.
+    std::fs::remove_file(alice.path("photos/cat.jpg")).unwrap();
+    std::fs::write(alice.path("photos/dog.jpg"), b"a dog").unwrap();
+    let out = alice.ok(&["sync", "photos"]);
+    assert!(out.contains("1 new") && out.contains("1 removed"), "{out}");
+    let ls = alice.ok(&["ls"]);
+    assert!(
+        ls.contains("photos/dog.jpg\n")
+            && !ls.contains("\nphotos/cat.jpg")
+            && ls.contains("archive/2026/photos/cat.jpg")
+            && ls.contains("notes.txt"),
+        "{ls}"
+    );
+
+    // A pull lands the same way back: photos into back/photos.
+    std::fs::create_dir_all(alice.path("back")).unwrap();
+    alice.ok(&["pull", "photos", "notes.txt", "-o", "back"]);
+    assert_eq!(
+        std::fs::read(alice.path("back/photos/dog.jpg")).unwrap(),
+        b"a dog"
+    );
+    assert_eq!(
+        std::fs::read(alice.path("back/notes.txt")).unwrap(),
+        b"notes"
+    );
+
+    // Versions of one path: the commits that changed it, and each one's content.
+    std::fs::write(alice.path("notes.txt"), b"notes, revised").unwrap();
+    alice.ok(&["push", "notes.txt"]);
+    let log: serde_json::Value =
+        serde_json::from_str(&alice.ok(&["log", "notes.txt", "--json"])).expect("json");
+    let seqs: Vec<_> = log
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| c["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, [1, 4], "{log}");
+    let first = alice.ok(&["pull", "notes.txt", "--at", "1", "-o", "-"]);
+    assert_eq!(first, "notes");
+    let err = alice.fail(&["log", "nowhere"]);
+    assert!(err.contains("no commit changed"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! Issue 15, item 8: a data directory written by the build before vault trees (d75af37, by
 //! `scripts/make_upgrade_fixture.sh`) opens with this one: its objects, their versions and a
-//! shared vault stay readable and writable, and the same vaults take trees beside them.
+//! shared vault stay readable, and the first `enc push` to a vault imports its objects into
+//! its tree.
 
 use std::path::Path;
 
@@ -12,9 +13,10 @@ fn a_data_directory_from_before_trees_stays_readable() {
     let server = Server::start_on_copy_of(&fixture);
     let alice = User::new(&server, "alice");
     alice.ok(&["login"]);
+    // Before any push, `enc ls` and `enc pull` read the vault's objects as they are.
     let ls = alice.ok(&["ls"]);
     assert_eq!(ls, "photos/cat.txt\nreport.txt\n", "{ls}");
-    let versions = alice.ok(&["ls", "--versions", "report.txt", "--json"]);
+    let versions = alice.ok(&["object", "ls", "--versions", "report.txt", "--json"]);
     let versions: serde_json::Value = serde_json::from_str(&versions).expect("json");
     assert_eq!(versions.as_array().map(Vec::len), Some(2), "{versions}");
     alice.ok(&["pull", "report.txt", "-o", "now.txt"]);
@@ -22,7 +24,15 @@ fn a_data_directory_from_before_trees_stays_readable() {
         std::fs::read(alice.path("now.txt")).unwrap(),
         b"second version\n"
     );
-    alice.ok(&["pull", "report.txt", "--version", "1", "-o", "then.txt"]);
+    alice.ok(&[
+        "object",
+        "pull",
+        "report.txt",
+        "--version",
+        "1",
+        "-o",
+        "then.txt",
+    ]);
     assert_eq!(
         std::fs::read(alice.path("then.txt")).unwrap(),
         b"first version\n"
@@ -30,7 +40,7 @@ fn a_data_directory_from_before_trees_stays_readable() {
     alice.ok(&["pull", "photos/cat.txt", "-o", "cat.txt"]);
     assert_eq!(std::fs::read(alice.path("cat.txt")).unwrap(), b"a cat\n");
 
-    // bob still reads the vault alice shared with him, and alice still writes objects.
+    // bob still reads the vault alice shared with him.
     let bob = User::new(&server, "bob");
     bob.ok(&["login"]);
     bob.ok(&[
@@ -42,21 +52,57 @@ fn a_data_directory_from_before_trees_stays_readable() {
         "plan.txt",
     ]);
     assert_eq!(std::fs::read(bob.path("plan.txt")).unwrap(), b"the plan\n");
-    std::fs::write(alice.path("new.txt"), b"after the upgrade").unwrap();
-    alice.ok(&["push", "new.txt"]);
 
-    // The same vaults take trees beside their objects, shared ones included.
+    // The first push imports the objects as the tree's first commit, then commits its own.
+    std::fs::write(alice.path("new.txt"), b"after the upgrade").unwrap();
+    let out = alice.ok(&["push", "new.txt"]);
+    assert!(
+        out.contains("commit 1") && out.contains("2 files imported"),
+        "{out}"
+    );
+    assert!(out.contains("commit 2"), "{out}");
+    let ls = alice.ok(&["ls"]);
+    assert_eq!(ls, "new.txt\nphotos/\nphotos/cat.txt\nreport.txt\n", "{ls}");
+    alice.ok(&["pull", "-o", "tree"]);
+    assert_eq!(
+        std::fs::read(alice.path("tree/report.txt")).unwrap(),
+        b"second version\n"
+    );
+    assert_eq!(
+        std::fs::read(alice.path("tree/photos/cat.txt")).unwrap(),
+        b"a cat\n"
+    );
+    // Older versions stay readable as objects; new objects are refused, so nothing lands
+    // where the tree does not show it.
+    alice.ok(&[
+        "object",
+        "pull",
+        "report.txt",
+        "--version",
+        "1",
+        "-o",
+        "then-again.txt",
+    ]);
+    assert_eq!(
+        std::fs::read(alice.path("then-again.txt")).unwrap(),
+        b"first version\n"
+    );
+    let err = alice.fail(&["object", "push", "new.txt"]);
+    assert!(err.contains("versioned tree since commit"), "{err}");
+
+    // A shared vault upgrades the same way, and its member reads the tree.
     std::fs::create_dir_all(alice.path("dir/sub")).unwrap();
     std::fs::write(alice.path("dir/sub/a.txt"), b"a tree file").unwrap();
-    alice.ok(&["tree", "push", "dir"]);
-    alice.ok(&["tree", "push", "dir", "--vault", "team"]);
-    bob.ok(&["tree", "pull", "-o", "got", "--vault", "alice/team"]);
+    alice.ok(&["push", "dir/.", "--vault", "team"]);
+    bob.ok(&["pull", "-o", "got", "--vault", "alice/team"]);
     assert_eq!(
         std::fs::read(bob.path("got/sub/a.txt")).unwrap(),
         b"a tree file"
     );
-    let ls = alice.ok(&["ls"]);
-    assert!(ls.contains("new.txt") && ls.contains("report.txt"), "{ls}");
+    assert_eq!(
+        std::fs::read(bob.path("got/plan.txt")).unwrap(),
+        b"the plan\n"
+    );
     // The audit chain the earlier build began goes on whole (an exit status of 0).
     alice.ok(&["audit", "--verify", "--all"]);
 }

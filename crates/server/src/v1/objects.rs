@@ -279,6 +279,14 @@ pub async fn commit(
     let v = access(&state, &s, &id).await?;
     crate::v1::vaults::writable(&v)?;
     check_enc_name(&req.enc_name)?;
+    // A vault with a tree takes new content only as commits of it: an object written now
+    // would be where no tree client looks (ARCHITECTURE.md, "Upgrade").
+    if let Some(head) = state.meta.tree_head(&v.id).await? {
+        return Err(ApiError::Conflict(format!(
+            "this vault is a versioned tree since commit {} and takes no single objects: push with an enc that has `enc push DIR` commits (upgrade enc)",
+            head.seq
+        )));
+    }
     if req.generation as i64 != v.generation {
         return Err(ApiError::Conflict(format!(
             "the vault's keys were rotated (generation {}); fetch them again and re-encrypt",

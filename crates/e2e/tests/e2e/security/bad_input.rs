@@ -17,8 +17,8 @@ fn bad_input_is_refused_and_changes_nothing() {
     let token = server.invite("alice", "user");
     alice.ok(&["register", "--token", &token]);
     std::fs::write(alice.path("ok.txt"), "fine").unwrap();
-    alice.ok(&["push", "ok.txt"]);
-    let before_ls = alice.ok(&["ls", "--json"]);
+    alice.ok(&["object", "push", "ok.txt"]);
+    let before_ls = alice.ok(&["object", "ls", "--json"]);
     let before_blobs = server.blobs("blobs").len();
 
     // Names, refused by the client before anything is sent.
@@ -30,7 +30,9 @@ fn bad_input_is_refused_and_changes_nothing() {
         "nul\0byte",
         long.as_str(),
     ] {
-        let out = alice.cmd(&["push", "ok.txt", "--as", bad]).output();
+        let out = alice
+            .cmd(&["object", "push", "ok.txt", "--as", bad])
+            .output();
         match out {
             Ok(o) => {
                 assert!(!o.status.success(), "{bad:?} accepted");
@@ -44,7 +46,7 @@ fn bad_input_is_refused_and_changes_nothing() {
     }
     // Oversize through the CLI, and through the API with and without Content-Length.
     random_file(&alice.path("big.bin"), 2 << 20);
-    let err = alice.fail(&["push", "big.bin"]);
+    let err = alice.fail(&["object", "push", "big.bin"]);
     assert!(err.contains("limit"), "{err}");
     let c = http();
     let at = alice.token();
@@ -139,7 +141,7 @@ fn bad_input_is_refused_and_changes_nothing() {
     );
 
     // Nothing stored changed: same listing, same blobs, no new vault.
-    assert_eq!(alice.ok(&["ls", "--json"]), before_ls);
+    assert_eq!(alice.ok(&["object", "ls", "--json"]), before_ls);
     assert!(!alice.ok(&["vault", "ls"]).contains("v2"));
     std::thread::sleep(Duration::from_millis(300));
     let after_blobs = server.blobs("blobs").len();
