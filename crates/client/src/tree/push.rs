@@ -19,7 +19,7 @@ use super::merge::apply;
 use super::source::Source;
 use super::source::{check_sources, local_path, mtime_ns};
 use super::upload::{Hashing, Packer, Uploads};
-use super::{Commit, Tree, cid_of, join, open_file, par_map, vault_path};
+use super::{Commit, Tree, cid_of, join, open_file, par_map, par_queue, vault_path};
 use crate::ops::{Account, VaultCtx};
 use crate::scan::{Action, LocalEntry, LocalKind, Skipped, plan, scan};
 use crate::transfer::Progress;
@@ -30,6 +30,8 @@ const ATTEMPTS: u32 = 5;
 /// Small files read and sealed together (on every core) before they are packed in order.
 const SEAL_GROUP: usize = 1024;
 const SEAL_GROUP_BYTES: u64 = 8 << 20;
+/// Large files uploaded at once.
+const LARGE_UPLOADS: usize = 3;
 
 /// What a push should do.
 #[derive(Debug, Clone, Copy, Default)]
@@ -489,18 +491,23 @@ impl Account {
                 packer.add(cid, cid, &sealed);
             }
         }
-        for path in large {
+        // Large files a few at a time, each streamed and sealed on its own threads: a link
+        // that waits on one upload's round trips carries another's bytes meanwhile.
+        let uploaded = par_queue(&large, LARGE_UPLOADS, |path| {
             let full = local_path(&sources, path);
             let mut reader = Hashing::new(open_file(&full)?, v.keys.cid_hasher());
             let receipt =
                 self.upload_stream(v, &mut reader, &full.display().to_string(), progress)?;
-            let cid = *reader.hasher.finalize().as_bytes();
+            Ok::<_, ClientError>((receipt, *reader.hasher.finalize().as_bytes(), reader.read))
+        });
+        for (path, done) in large.iter().zip(uploaded) {
+            let (receipt, cid, read) = done?;
             let (len, chash_hex) = (receipt.size, receipt.hash.clone());
             let blob = up.check(receipt, len, &chash_hex)?;
             let mut chash = [0u8; 32];
             hex::decode_to_slice(&chash_hex, &mut chash)
                 .map_err(|_| ClientError::Integrity("the upload's hash is not hex".into()))?;
-            set_content(&mut changes, path, cid, reader.read);
+            set_content(&mut changes, path, cid, read);
             by_cid.insert(
                 cid,
                 Piece {
