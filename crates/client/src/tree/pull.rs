@@ -16,6 +16,7 @@ use enc_proto::{ReadRange, ReadRequest};
 
 use super::upload::Hashing;
 use super::{Commit, Want, vault_path};
+use crate::direct::DirectOut;
 use crate::ops::{Account, VaultCtx};
 use crate::transfer::{ChannelReader, Progress};
 use crate::{ClientError, Result};
@@ -175,6 +176,20 @@ fn write_file(path: &Path, e: &Entry, fill: impl FnOnce(&File) -> Result<()>) ->
         source: err.error,
     })?;
     Ok(())
+}
+
+/// Flushes the filesystem that holds `path` (a pulled file or directory) to disk.
+fn sync_fs(path: &Path) -> Result<()> {
+    let at = if path.is_dir() {
+        path
+    } else {
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+    };
+    let dir = File::open(at).map_err(ClientError::io(format!("opening {}", at.display())))?;
+    rustix::fs::syncfs(&dir)
+        .map_err(|e| ClientError::io(format!("syncing {}", at.display()))(e.into()))
 }
 
 /// Removes a file, link or directory (with what it holds); what is already gone (below
@@ -529,6 +544,9 @@ impl Account {
                 }
             }
         }
+        // What was written reaches the disk before the directory is recorded as matching the
+        // commit: one `syncfs` for the whole pull, not an `fsync` a file.
+        sync_fs(&plan.landing)?;
         self.remember_sync(v, &plan.path, &plan.landing, &plan.commit)?;
         Ok(summary)
     }
@@ -578,6 +596,7 @@ impl Account {
                 Ok(())
             })
         })?;
+        sync_fs(&dest)?;
         Ok((dest, piece.loc.len))
     }
 
@@ -591,8 +610,12 @@ impl Account {
         progress: &dyn Progress,
     ) -> Result<()> {
         let what = local.display().to_string();
-        write_file(local, e, |mut out| {
-            self.decrypt_piece(v, piece, &what, &mut out, progress)
+        write_file(local, e, |f| {
+            // Around the page cache, as an object pull writes (BENCHMARKS.md, "Core").
+            let mut out = DirectOut::new(f);
+            self.decrypt_piece(v, piece, &what, &mut out, progress)?;
+            out.finish()
+                .map_err(ClientError::io(format!("writing {what}")))
         })
     }
 
