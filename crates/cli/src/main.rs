@@ -99,9 +99,10 @@ enum Command {
     Status,
     #[command(flatten)]
     Tree(tree::TreeCmd),
-    /// The single files (objects) that vaults held before versioned trees: read them, or
-    /// remove them to give back their space. A vault takes new objects only until its
-    /// first `enc push`, which imports them into its tree.
+    /// The single files (objects) of vaults from before versioned trees.
+    ///
+    /// Read them, or remove them to give back their space. A vault takes new objects only
+    /// until its first `enc push`, which imports them into its tree.
     #[command(subcommand)]
     Object(ObjectCmd),
     /// Manage vaults.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use enc_client::Account;
-use enc_client::tree::{ChangeKind, PushOptions, Source, tree_path};
+use enc_client::tree::{ChangeKind, PushOptions, Source, check_sources, tree_path};
 
 use crate::ui;
 
@@ -114,11 +114,7 @@ fn join(dir: &str, name: &str) -> String {
 }
 
 /// A vault written before trees becomes one first: its objects are the first commit.
-fn import(acct: &Account, v: &enc_client::VaultCtx, json: bool) -> anyhow::Result<()> {
-    let n = acct.objects_to_import(v)?;
-    if n == 0 {
-        return Ok(());
-    }
+fn import(acct: &Account, v: &enc_client::VaultCtx, n: usize, json: bool) -> anyhow::Result<()> {
     ui::note!(
         "vault {} holds {n} files stored before versioned trees: importing them as its first commit",
         v.display_name(acct.user())
@@ -132,6 +128,9 @@ fn import(acct: &Account, v: &enc_client::VaultCtx, json: bool) -> anyhow::Resul
             "enc: not imported: {}: {} (still readable with `enc object pull`)",
             s.path, s.why
         );
+    }
+    if done.push.commit.is_none() {
+        ui::note!("another device made the vault's first commit meanwhile: its tree stands");
     }
     if let (Some(c), false) = (&done.push.commit, json) {
         println!(
@@ -152,9 +151,30 @@ pub fn push(
     json: bool,
 ) -> anyhow::Result<()> {
     let v = acct.vault(target.vault.as_deref())?;
+    let name = v.display_name(acct.user());
+    if v.info.access == "read" {
+        return Err(anyhow::anyhow!(
+            "vault {name} is shared with you read-only: pushing needs write access"
+        ));
+    }
     let (sources, _stdin) = sources(target)?;
-    if !dry_run {
-        import(acct, &v, json)?;
+    // What the push names is checked before anything is imported or sent.
+    for s in &sources {
+        std::fs::metadata(&s.local).with_context(|| format!("reading {}", s.local.display()))?;
+    }
+    check_sources(&sources)?;
+    let to_import = acct.objects_to_import(&v)?;
+    if to_import > 0 && delete {
+        return Err(ui::usage(format!(
+            "vault {name} holds {to_import} files stored before versioned trees: run `enc push` without --delete first (it imports them as the tree's first commit), then `enc sync`"
+        )));
+    }
+    if to_import > 0 && dry_run {
+        ui::note!(
+            "a push would first import the {to_import} files vault {name} holds from before versioned trees (commit 1); below, what it would do after that"
+        );
+    } else if to_import > 0 {
+        import(acct, &v, to_import, json)?;
     }
     let plan = acct.tree_plan(&v, &sources, PushOptions { delete })?;
     for s in &plan.skipped {

@@ -131,9 +131,11 @@ pub enum TreeCmd {
         #[arg(long)]
         vault: Option<String>,
     },
-    /// List the vault's commits, oldest first: who, from which host, when, how many paths
-    /// (with PATH: only the commits that changed it or what is under it, i.e. its versions).
-    /// Every commit's signature and its link to the one before are checked.
+    /// List the vault's commits, oldest first: who, from which host, when, how many paths.
+    ///
+    /// With PATH, only the commits that changed it or what is under it: its versions, which
+    /// `enc pull PATH --at N` brings back. Every commit's signature and its link to the one
+    /// before are checked.
     Log {
         /// A path of the tree.
         path: Option<String>,
@@ -141,10 +143,9 @@ pub enum TreeCmd {
         #[arg(long)]
         vault: Option<String>,
     },
-    /// Give back the space of content and directories that the newest commits no longer
-    /// need (one signed commit that releases them; the server deletes them and lowers your
-    /// usage).
+    /// Give back the space of what the newest commits no longer need.
     ///
+    /// One signed commit releases it; the server deletes it and lowers your usage at once.
     /// The trees of the newest --keep commits stay whole (`--at` them works); older commits
     /// stay in `enc log`, but what only they held is gone. A pack of small files is given
     /// back when none of its pieces is needed any more.
@@ -180,8 +181,42 @@ pub fn run(profile: &Profile, cmd: TreeCmd, json: bool) -> anyhow::Result<()> {
             let at = at.as_deref().map(parse_at).transpose()?;
             let v = acct.vault(vault.as_deref())?;
             if at.is_none() && before_trees(&acct, &v)? {
+                if delete {
+                    return Err(ui::usage(
+                        "--delete needs a tree: this vault's files are from before versioned trees (`enc push` imports them)",
+                    ));
+                }
+                let listing: Vec<String> = acct.list(&v)?.into_iter().map(|(n, _)| n).collect();
+                let wanted: Vec<&String> = listing
+                    .iter()
+                    .filter(|n| {
+                        paths.is_empty()
+                            || paths.iter().any(|p| {
+                                let p = p.trim_end_matches('/');
+                                *n == p || n.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
+                            })
+                    })
+                    .collect();
+                // As a tree pull: nothing here is overwritten unless --force.
+                let into_dir = output.is_dir() || wanted.len() > 1;
+                for n in wanted
+                    .iter()
+                    .filter(|_| !force && output.as_os_str() != "-")
+                {
+                    let dest = if into_dir {
+                        output.join(n)
+                    } else {
+                        output.clone()
+                    };
+                    if dest.exists() {
+                        return Err(ui::usage(format!(
+                            "{} exists; nothing was written: pass --force to overwrite it",
+                            dest.display()
+                        )));
+                    }
+                }
                 let names = if paths.is_empty() {
-                    acct.list(&v)?.into_iter().map(|(n, _)| n).collect()
+                    listing.clone()
                 } else {
                     paths
                 };
@@ -190,6 +225,11 @@ pub fn run(profile: &Profile, cmd: TreeCmd, json: bool) -> anyhow::Result<()> {
             }
             if paths.len() > 1 && (raw || output.as_os_str() == "-") {
                 return Err(ui::usage("--raw and -o - take one path"));
+            }
+            if paths.len() > 1 {
+                // Several paths land inside the output directory, each under its own name.
+                std::fs::create_dir_all(&output)
+                    .with_context(|| format!("creating {}", output.display()))?;
             }
             let paths: Vec<Option<&str>> = if paths.is_empty() {
                 vec![None]
@@ -440,6 +480,13 @@ fn ls(
 ) -> anyhow::Result<()> {
     let v = acct.vault(vault)?;
     let tree = acct.tree_at(&v, at)?;
+    if v.info.objects > 0 && tree.commit.is_some() && at.is_none() {
+        ui::note!(
+            "vault {} also holds {} objects from before its tree: `enc object ls` lists them, `enc object rm` gives back their space",
+            v.display_name(acct.user()),
+            v.info.objects
+        );
+    }
     let path = path.unwrap_or("").trim_matches('/');
     let prefix = if path.is_empty() {
         String::new()

@@ -19,6 +19,10 @@ pub fn tree_path(path: &str) -> Result<String> {
             "{path:?}: a path of the tree has no . or .. parts"
         )));
     }
+    for p in &parts {
+        enc_crypto::tree::validate_entry_name(p)
+            .map_err(|e| ClientError::Usage(format!("{path:?}: {e}")))?;
+    }
     Ok(parts.join("/"))
 }
 

@@ -19,10 +19,11 @@ use crate::{ClientError, Result};
 pub struct ImportSummary {
     /// The first commit, holding the imported files.
     pub push: PushSummary,
-    /// How many objects became files of the tree.
+    /// How many objects became files of the tree (0 when another device's commit came
+    /// first: its tree stands).
     pub files: u64,
-    /// Objects that could not become a path of the tree (a name that is both a file and a
-    /// directory, say), and why; they stay readable with `enc object pull`.
+    /// Objects that cannot be a path of the tree (a name that is also another object's
+    /// directory), and why; they stay readable with `enc object pull`.
     pub skipped: Vec<Skipped>,
 }
 
@@ -30,7 +31,7 @@ impl Account {
     /// Whether a push to `v` must first import objects written before trees: the vault has
     /// no tree yet and holds objects. Returns how many.
     pub fn objects_to_import(&self, v: &VaultCtx) -> Result<usize> {
-        if self.tree_head(v)?.is_some() {
+        if v.info.objects == 0 || self.tree_head(v)?.is_some() {
             return Ok(0);
         }
         Ok(self.list(v)?.len())
@@ -45,7 +46,23 @@ impl Account {
             .tempdir()
             .map_err(ClientError::io("creating a temporary directory"))?;
         let mut summary = ImportSummary::default();
+        // A name that another name has as its directory cannot be a file of the tree.
+        let names: std::collections::BTreeSet<&str> =
+            objects.iter().map(|(n, _)| n.as_str()).collect();
+        let is_dir = |name: &str| {
+            names
+                .range::<str, _>((std::ops::Bound::Excluded(name), std::ops::Bound::Unbounded))
+                .next()
+                .is_some_and(|n| n.strip_prefix(name).is_some_and(|r| r.starts_with('/')))
+        };
         for (name, ver) in &objects {
+            if is_dir(name) {
+                summary.skipped.push(Skipped {
+                    path: name.clone(),
+                    why: "other objects have it as their directory".into(),
+                });
+                continue;
+            }
             let dest = dir.path().join(name);
             let landed = (|| {
                 let parent = dest.parent().unwrap_or(dir.path());
@@ -70,15 +87,13 @@ impl Account {
                         dest.display()
                     )))
             })();
-            match landed {
-                Ok(()) => summary.files += 1,
-                // A damaged or forged object stops the import: nothing is committed.
-                Err(e @ ClientError::Integrity(_)) => return Err(e),
-                Err(e) => summary.skipped.push(Skipped {
-                    path: name.clone(),
-                    why: e.to_string(),
-                }),
-            }
+            // Anything else that goes wrong (a damaged object, the network, a full disk) stops
+            // the import before it commits: nothing is left out for good.
+            landed.map_err(|e| match e {
+                ClientError::Integrity(m) => ClientError::Integrity(format!("{name}: {m}")),
+                e => e,
+            })?;
+            summary.files += 1;
         }
         let source = Source {
             local: dir.path().to_path_buf(),
@@ -86,7 +101,16 @@ impl Account {
         };
         let mut plan = self.tree_plan(v, &[source], PushOptions::default())?;
         plan.remember = false;
-        summary.push = self.tree_push(v, plan, &())?;
+        // Only as the first commit: when another device imported (or pushed) meanwhile, its
+        // tree stands and this import is dropped.
+        plan.rebase = false;
+        match self.tree_push(v, plan, &()) {
+            Ok(done) => summary.push = done,
+            Err(e) if e.is_status(409) && self.tree_head(v)?.is_some() => {
+                summary.files = 0;
+            }
+            Err(e) => return Err(e),
+        }
         Ok(summary)
     }
 }

@@ -25,7 +25,7 @@ pub use import::ImportSummary;
 pub use prune::PruneSummary;
 pub use pull::{PullPlan, PullSummary, TreePullOptions};
 pub use push::{ChangeKind, PushOptions, PushPlan, PushSummary};
-pub use source::Source;
+pub use source::{Source, check_sources};
 
 use crate::ops::{Account, VaultCtx};
 use crate::profile::HeadPin;

@@ -633,14 +633,18 @@ impl Account {
     ) -> Result<u64> {
         let tree = self.tree_at(v, at)?;
         let path = super::tree_path(path)?;
-        let Some(Entry {
-            kind: Kind::File { piece, size },
-            ..
-        }) = tree.entries.get(&path)
-        else {
-            return Err(ClientError::Usage(format!(
-                "no file {path:?} in the vault's tree; `enc ls` lists it"
-            )));
+        let (piece, size) = match tree.entries.get(&path).map(|e| &e.kind) {
+            Some(Kind::File { piece, size }) => (piece, size),
+            Some(_) => {
+                return Err(ClientError::Usage(format!(
+                    "{path:?} is not a file: standard output takes one file"
+                )));
+            }
+            None => {
+                return Err(ClientError::Usage(format!(
+                    "no {path:?} in the vault's tree; `enc ls` lists it"
+                )));
+            }
         };
         self.decrypt_piece(v, piece, &path, out, progress)?;
         out.flush().map_err(ClientError::io("writing the output"))?;

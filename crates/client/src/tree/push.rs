@@ -73,6 +73,8 @@ pub struct PushPlan {
     /// Whether the pushed directories are remembered as matching the commit (not for a
     /// temporary directory).
     pub(super) remember: bool,
+    /// Whether a refused commit is applied again on the newer head (not for an import).
+    pub(super) rebase: bool,
 }
 
 impl PushPlan {
@@ -94,6 +96,7 @@ impl PushPlan {
             skipped: Vec::new(),
             releases: Vec::new(),
             remember: false,
+            rebase: true,
         }
     }
 
@@ -267,16 +270,37 @@ impl Account {
             } else if !meta.is_dir() {
                 return Err(ClientError::Usage(format!("{shown} is not a directory")));
             }
+            // As `cp -r`: a directory does not replace a file, nor a file a directory.
+            let tree_dir = |path: &str| {
+                base.entries
+                    .get(path)
+                    .map(|e| matches!(e.kind, Kind::Dir { .. }))
+            };
+            match tree_dir(&s.dest) {
+                Some(true) if !meta.is_dir() => {
+                    return Err(ClientError::Usage(format!(
+                        "/{} is a directory in the vault and {shown} is not: remove it first (`enc rm {}/`) or push elsewhere (--to, --as)",
+                        s.dest, s.dest
+                    )));
+                }
+                Some(false) if meta.is_dir() => {
+                    return Err(ClientError::Usage(format!(
+                        "/{} is a file in the vault and {shown} is a directory: remove it first (`enc rm {}`) or push elsewhere (--to, --as)",
+                        s.dest, s.dest
+                    )));
+                }
+                _ => {}
+            }
             // Parents the tree does not have yet are made, as `mkdir -p` would.
             let mut parent = parent_of(&s.dest);
             while !parent.is_empty() {
+                if tree_dir(parent) == Some(false) {
+                    return Err(ClientError::Usage(format!(
+                        "/{parent} is a file in the vault, not a directory to put {shown} in"
+                    )));
+                }
                 let made = local.iter().any(|l| l.path == parent);
-                if !made
-                    && !matches!(
-                        base.entries.get(parent).map(|e| &e.kind),
-                        Some(Kind::Dir { .. })
-                    )
-                {
+                if !made && tree_dir(parent) != Some(true) {
                     local.push(LocalEntry {
                         path: parent.to_string(),
                         mode: 0o755,
@@ -335,6 +359,7 @@ impl Account {
             base: Tree::default(),
             releases: Vec::new(),
             remember: true,
+            rebase: true,
         };
         for (path, action) in plan(&local, &remote) {
             let is_dir = by_path
@@ -419,6 +444,7 @@ impl Account {
             releases,
             list,
             remember,
+            rebase,
             ..
         } = plan;
         drop(list);
@@ -635,6 +661,7 @@ impl Account {
                 // A prune is planned again from the new head by its caller.
                 Err(e)
                     if e.is_status(409)
+                        && rebase
                         && releases.is_empty()
                         && summary.rebased + 1 < ATTEMPTS =>
                 {

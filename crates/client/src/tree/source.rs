@@ -15,7 +15,7 @@ pub struct Source {
 }
 
 /// Sources that would land on one another are refused: each path of the tree gets one.
-pub(super) fn check_sources(sources: &[Source]) -> Result<()> {
+pub fn check_sources(sources: &[Source]) -> Result<()> {
     for (i, a) in sources.iter().enumerate() {
         for b in &sources[i + 1..] {
             let under = |x: &str, y: &str| {

@@ -798,4 +798,34 @@ fn pushed_paths_land_as_cp_r_puts_them() {
     assert_eq!(first, "notes");
     let err = alice.fail(&["log", "nowhere"]);
     assert!(err.contains("no commit changed"), "{err}");
+
+    // As `cp -r`, a file does not replace a directory, nor a directory a file, and --to
+    // does not go through a file; nothing changes.
+    std::fs::write(alice.path("file"), b"f").unwrap();
+    std::fs::create_dir_all(alice.path("x/notes.txt")).unwrap();
+    for (args, says) in [
+        (
+            &["push", "file", "--as", "photos"][..],
+            "is a directory in the vault",
+        ),
+        (&["push", "x/notes.txt"][..], "is a file in the vault"),
+        (
+            &["push", "file", "--to", "notes.txt"][..],
+            "is a file in the vault",
+        ),
+    ] {
+        let err = alice.fail(args);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(commits(&server), 4);
+    // Several paths into an output that does not exist yet: each inside it.
+    alice.ok(&["pull", "photos", "notes.txt", "-o", "fresh"]);
+    assert_eq!(
+        std::fs::read(alice.path("fresh/photos/dog.jpg")).unwrap(),
+        b"a dog"
+    );
+    assert_eq!(
+        std::fs::read(alice.path("fresh/notes.txt")).unwrap(),
+        b"notes, revised"
+    );
 }

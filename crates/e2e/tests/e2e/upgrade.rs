@@ -53,8 +53,23 @@ fn a_data_directory_from_before_trees_stays_readable() {
     ]);
     assert_eq!(std::fs::read(bob.path("plan.txt")).unwrap(), b"the plan\n");
 
-    // The first push imports the objects as the tree's first commit, then commits its own.
+    // Before it is a tree, a pull overwrites nothing unless --force, --delete and a sync
+    // are refused (a sync would remove what it imports), and a dry run says what comes.
+    let err = alice.fail(&["pull", "report.txt", "-o", "now.txt"]);
+    assert!(err.contains("--force"), "{err}");
+    alice.ok(&["pull", "report.txt", "-o", "now.txt", "--force"]);
+    let err = alice.fail(&["pull", "--delete", "-o", "x"]);
+    assert!(err.contains("needs a tree"), "{err}");
     std::fs::write(alice.path("new.txt"), b"after the upgrade").unwrap();
+    let err = alice.fail(&["sync", "new.txt"]);
+    assert!(err.contains("without --delete first"), "{err}");
+    let out = alice.run(&["push", "-n", "new.txt"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("would first import the 2 files"),
+        "{out:?}"
+    );
+
+    // The first push imports the objects as the tree's first commit, then commits its own.
     let out = alice.ok(&["push", "new.txt"]);
     assert!(
         out.contains("commit 1") && out.contains("2 files imported"),
@@ -88,7 +103,7 @@ fn a_data_directory_from_before_trees_stays_readable() {
         b"first version\n"
     );
     let err = alice.fail(&["object", "push", "new.txt"]);
-    assert!(err.contains("versioned tree since commit"), "{err}");
+    assert!(err.contains("signed tree since commit"), "{err}");
 
     // A shared vault upgrades the same way, and its member reads the tree.
     std::fs::create_dir_all(alice.path("dir/sub")).unwrap();

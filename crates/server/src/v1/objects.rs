@@ -283,7 +283,7 @@ pub async fn commit(
     // would be where no tree client looks (ARCHITECTURE.md, "Upgrade").
     if let Some(head) = state.meta.tree_head(&v.id).await? {
         return Err(ApiError::Conflict(format!(
-            "this vault is a versioned tree since commit {} and takes no single objects: push with an enc that has `enc push DIR` commits (upgrade enc)",
+            "this vault holds a signed tree since commit {} and takes no single objects: `enc push` commits to the tree (an enc from before trees needs an upgrade)",
             head.seq
         )));
     }
