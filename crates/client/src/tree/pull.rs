@@ -545,8 +545,11 @@ impl Account {
             }
         }
         // What was written reaches the disk before the directory is recorded as matching the
-        // commit: one `syncfs` for the whole pull, not an `fsync` a file.
-        sync_fs(&plan.landing)?;
+        // commit: a large file was synced on its own; small files, links and directories by
+        // one `syncfs` for the whole pull rather than an `fsync` each.
+        if !small.is_empty() || summary.links + summary.dirs > 0 {
+            sync_fs(&plan.landing)?;
+        }
         self.remember_sync(v, &plan.path, &plan.landing, &plan.commit)?;
         Ok(summary)
     }
@@ -594,9 +597,10 @@ impl Account {
                     .map_err(ClientError::io(format!("writing {}", dest.display())))?;
                 progress.advance(n);
                 Ok(())
-            })
+            })?;
+            out.sync_data()
+                .map_err(ClientError::io(format!("writing {}", dest.display())))
         })?;
-        sync_fs(&dest)?;
         Ok((dest, piece.loc.len))
     }
 
@@ -615,6 +619,7 @@ impl Account {
             let mut out = DirectOut::new(f);
             self.decrypt_piece(v, piece, &what, &mut out, progress)?;
             out.finish()
+                .and_then(|()| f.sync_data())
                 .map_err(ClientError::io(format!("writing {what}")))
         })
     }
@@ -660,31 +665,61 @@ impl Account {
         out: &mut (dyn Write + Send),
         progress: &dyn Progress,
     ) -> Result<()> {
+        // The content id is hashed on a thread of its own while this one writes: a large
+        // pull then costs what an object pull did (BENCHMARKS.md, "Core").
+        let (to_hash, chunks) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+        // Buffers come back once hashed, so the copies reuse memory instead of mapping more.
+        let (give_back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
+        let returned = std::sync::Mutex::new(returned);
         let mut cid = v.keys.cid_hasher();
         // A failed write is the output's fault (a full disk, a closed pipe), not the data's.
         let mut written = Ok(());
-        self.stream_piece(v, piece, what, |source| {
-            let ids = v.keys.age_identities();
-            enc_crypto::decrypt_stream(&ids, source, 2, |plain| {
-                cid.update(plain);
-                progress.advance(plain.len() as u64);
-                out.write_all(plain).inspect_err(|e| {
-                    written = Err(io::Error::new(e.kind(), e.to_string()));
-                })
-            })
-            .map(|_| ())
-            .map_err(|e| {
-                if let Err(w) = std::mem::replace(&mut written, Ok(())) {
-                    return ClientError::io("writing the output")(w);
+        let (streamed, cid) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(move || {
+                for c in chunks {
+                    cid.update(&c);
+                    let _ = give_back.send(c);
                 }
-                let m = match e {
-                    enc_crypto::DecryptFailure::Header(e) => e.to_string(),
-                    enc_crypto::DecryptFailure::Payload(e) => e.to_string(),
-                };
-                ClientError::Integrity(format!("{what}: {m} (stored data changed)"))
-            })
-        })?;
-        if cid.finalize().as_bytes() != &piece.cid {
+                cid.finalize()
+            });
+            let streamed = self.stream_piece(v, piece, what, |source| {
+                let ids = v.keys.age_identities();
+                enc_crypto::decrypt_stream(&ids, source, 2, |plain| {
+                    // The hashing thread ends only when this side does: a send cannot fail
+                    // before then, and a failure is caught by the content check anyway.
+                    let mut buf = returned
+                        .lock()
+                        .ok()
+                        .and_then(|r| r.try_recv().ok())
+                        .unwrap_or_default();
+                    buf.clear();
+                    buf.extend_from_slice(plain);
+                    let _ = to_hash.send(buf);
+                    progress.advance(plain.len() as u64);
+                    out.write_all(plain).inspect_err(|e| {
+                        written = Err(io::Error::new(e.kind(), e.to_string()));
+                    })
+                })
+                .map(|_| ())
+                .map_err(|e| {
+                    if let Err(w) = std::mem::replace(&mut written, Ok(())) {
+                        return ClientError::io("writing the output")(w);
+                    }
+                    let m = match e {
+                        enc_crypto::DecryptFailure::Header(e) => e.to_string(),
+                        enc_crypto::DecryptFailure::Payload(e) => e.to_string(),
+                    };
+                    ClientError::Integrity(format!("{what}: {m} (stored data changed)"))
+                })
+            });
+            drop(to_hash);
+            let cid = hashing
+                .join()
+                .unwrap_or_else(|_| blake3::Hasher::new().finalize());
+            (streamed, cid)
+        });
+        streamed?;
+        if cid.as_bytes() != &piece.cid {
             return Err(ClientError::Integrity(format!(
                 "{what}: the stored piece holds other content than the tree names"
             )));
