@@ -42,9 +42,11 @@ pub struct ServerPins {
     /// show it an older state or another history).
     #[serde(default)]
     pub heads: BTreeMap<String, HeadPin>,
-    /// `VAULT:PATH:LOCAL DIRECTORY` → the commit (hex hash) that directory last matched, by
+    /// `VAULT:HASH` → the commit (hex hash) a local directory last matched, by
     /// a pull of the tree's PATH into it or a push of it: what a later pull may overwrite
-    /// without `--force` (anything changed here since is a local change).
+    /// without `--force` (anything changed here since is a local change). HASH is keyed by
+    /// the vault's key over the tree's path and the directory's real path, so the file does
+    /// not say which directories mirror which vault.
     #[serde(default)]
     pub synced: BTreeMap<String, String>,
 }

@@ -147,10 +147,26 @@ fn as_synced(
     Ok(true)
 }
 
-/// The key of a directory's record: the vault, the tree's path, the directory's real path.
+/// The key of a directory's record: the vault, then a hash keyed by the vault's key of the
+/// tree's path and the directory's real path, so the profile does not list which local
+/// directories mirror which paths of which vault.
 fn sync_key(v: &VaultCtx, path: &str, landing: &Path) -> String {
-    let real = std::fs::canonicalize(landing).unwrap_or_else(|_| landing.to_path_buf());
-    format!("{}:{path}:{}", v.info.id, real.display())
+    let real = real_path(landing);
+    let mut h = v.keys.cid_hasher();
+    h.update(b"enc sync record v1\0");
+    h.update(path.as_bytes());
+    h.update(b"\0");
+    h.update(real.as_os_str().as_encoded_bytes());
+    format!("{}:{}", v.info.id, h.finalize().to_hex())
+}
+
+/// The key the build before keyed records used: kept to find its records once.
+fn plain_sync_key(v: &VaultCtx, path: &str, landing: &Path) -> String {
+    format!("{}:{path}:{}", v.info.id, real_path(landing).display())
+}
+
+fn real_path(landing: &Path) -> PathBuf {
+    std::fs::canonicalize(landing).unwrap_or_else(|_| landing.to_path_buf())
 }
 
 /// Writes a file through a temporary name in its directory, with its mode and mtime.
@@ -365,11 +381,11 @@ impl Account {
     /// commit is no longer whole).
     fn synced_tree(&self, v: &VaultCtx, path: &str, landing: &Path) -> Result<Option<super::Tree>> {
         let config = self.profile.config()?;
-        let Some(hash) = config
-            .pins
-            .get(&self.session.server)
-            .and_then(|p| p.synced.get(&sync_key(v, path, landing)))
-        else {
+        let synced = config.pins.get(&self.session.server).map(|p| &p.synced);
+        let Some(hash) = synced.and_then(|s| {
+            s.get(&sync_key(v, path, landing))
+                .or_else(|| s.get(&plain_sync_key(v, path, landing)))
+        }) else {
             return Ok(None);
         };
         match self.tree_at(v, Some(&super::At::Hash(hash.clone()))) {
@@ -389,6 +405,7 @@ impl Account {
     ) -> Result<()> {
         let mut config = self.profile.config()?;
         let pins = config.pins.entry(self.session.server.clone()).or_default();
+        pins.synced.remove(&plain_sync_key(v, path, landing));
         pins.synced
             .insert(sync_key(v, path, landing), hex::encode(commit.hash));
         self.profile.save_config(&config)

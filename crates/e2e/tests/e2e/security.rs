@@ -145,6 +145,14 @@ fn isolation_matrix() {
     alice.ok(&["object", "push", "a.txt", "--vault", "private"]);
     std::fs::write(bob.path("b.txt"), "bob's").unwrap();
     bob.ok(&["object", "push", "b.txt"]);
+    // A vault of alice's that is a tree: its head, commits and blobs.
+    alice.ok(&["vault", "create", "tree"]);
+    alice.ok(&["push", "a.txt", "--vault", "tree"]);
+    let tv = alice.vault_id("tree");
+    let tree_blob = server.operator_sql(&format!(
+        "SELECT id FROM tree_blobs WHERE vault_id = '{tv}' LIMIT 1"
+    ));
+    assert!(!tree_blob.is_empty(), "alice's tree has a blob");
 
     let at = alice.token();
     let bt = bob.token();
@@ -205,6 +213,7 @@ fn isolation_matrix() {
         serde_json::json!({"upload_id": upload, "enc_name": name, "size": 100, "hash": "00",
             "version": 1, "generation": 1, "signature": "AAAA"})
     };
+    let read = |blob: &str| serde_json::json!({"ranges": [{"blob": blob, "offset": 0, "len": 1}]});
     // (real, fake) pairs of the same request.
     let cases: Vec<(Req, Req)> = vec![
         (
@@ -345,6 +354,67 @@ fn isolation_matrix() {
         ),
         (
             Req {
+                method: "GET",
+                path: format!("/v1/vaults/{tv}/head"),
+                body: None,
+            },
+            Req {
+                method: "GET",
+                path: format!("/v1/vaults/{fake_vault}/head"),
+                body: None,
+            },
+        ),
+        (
+            Req {
+                method: "GET",
+                path: format!("/v1/vaults/{tv}/commits"),
+                body: None,
+            },
+            Req {
+                method: "GET",
+                path: format!("/v1/vaults/{fake_vault}/commits"),
+                body: None,
+            },
+        ),
+        (
+            Req {
+                method: "POST",
+                path: format!("/v1/vaults/{tv}/commits"),
+                body: Some(serde_json::json!({"header": "AAAA", "signature": "AAAA"})),
+            },
+            Req {
+                method: "POST",
+                path: format!("/v1/vaults/{fake_vault}/commits"),
+                body: Some(serde_json::json!({"header": "AAAA", "signature": "AAAA"})),
+            },
+        ),
+        (
+            Req {
+                method: "POST",
+                path: format!("/v1/vaults/{tv}/read"),
+                body: Some(read(&tree_blob)),
+            },
+            Req {
+                method: "POST",
+                path: format!("/v1/vaults/{fake_vault}/read"),
+                body: Some(read(fake_id)),
+            },
+        ),
+        // Alice's blob named through bob's own vault is as unknown as a made-up one.
+        (
+            Req {
+                method: "POST",
+                path: format!("/v1/vaults/{bv}/read"),
+                body: Some(read(&tree_blob)),
+            },
+            Req {
+                method: "POST",
+                path: format!("/v1/vaults/{bv}/read"),
+                body: Some(read(fake_id)),
+            },
+        ),
+        (
+            Req {
                 method: "DELETE",
                 path: format!("/v1/sessions/{alice_session}"),
                 body: None,
@@ -389,6 +459,7 @@ fn isolation_matrix() {
     // Alice's data and session are untouched.
     assert_eq!(alice.ok(&["object", "ls"]), "a.txt\n");
     assert_eq!(alice.ok(&["object", "ls", "--vault", "private"]), "a.txt\n");
+    assert_eq!(alice.ok(&["ls", "--vault", "tree"]), "a.txt\n");
     alice.ok(&["object", "pull", "a.txt", "-o", "back.txt"]);
     assert_eq!(
         std::fs::read_to_string(alice.path("back.txt")).unwrap(),

@@ -828,4 +828,11 @@ fn pushed_paths_land_as_cp_r_puts_them() {
         std::fs::read(alice.path("fresh/notes.txt")).unwrap(),
         b"notes, revised"
     );
+    // The records of what each directory last matched name neither the directory nor the
+    // vault's paths.
+    let config = std::fs::read_to_string(alice.path("config/config.json")).expect("config");
+    assert!(config.contains("\"synced\""), "{config}");
+    for name in ["fresh", "back", "photos", "notes.txt"] {
+        assert!(!config.contains(name), "{name} in {config}");
+    }
 }
