@@ -142,6 +142,11 @@ pub enum TreeCmd {
         /// Vault [default: default].
         #[arg(long)]
         vault: Option<String>,
+        /// Check that a commit another device shows (its hash, or the start of it: 6 hex
+        /// digits or more) is in the history this device verified; exit 1 if not, which
+        /// means the server shows the two devices different histories.
+        #[arg(long, value_name = "HASH")]
+        verify: Option<String>,
     },
     /// Give back the space of what the newest commits no longer need.
     ///
@@ -307,7 +312,21 @@ pub fn run(profile: &Profile, cmd: TreeCmd, json: bool) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        TreeCmd::Log { path, vault } => log(&acct, path.as_deref(), vault.as_deref(), json),
+        TreeCmd::Log {
+            path,
+            vault,
+            verify: Some(hash),
+        } => {
+            if path.is_some() {
+                return Err(ui::usage("--verify takes no PATH"));
+            }
+            verify(&acct, vault.as_deref(), &hash, json)
+        }
+        TreeCmd::Log {
+            path,
+            vault,
+            verify: None,
+        } => log(&acct, path.as_deref(), vault.as_deref(), json),
     }
 }
 
@@ -602,6 +621,44 @@ fn commit_edit(
             c.seq,
             c.short()
         ),
+    }
+    Ok(())
+}
+
+/// `enc log --verify HASH`: whether another device's commit is in this device's history.
+fn verify(acct: &Account, vault: Option<&str>, hash: &str, json: bool) -> anyhow::Result<()> {
+    let want = hash.trim().to_ascii_lowercase();
+    if want.len() < 6 || want.len() > 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ui::usage(format!(
+            "--verify {hash:?}: give 6 to 64 hex digits of a commit hash"
+        )));
+    }
+    let v = acct.vault(vault)?;
+    let entries = acct.tree_log(&v)?;
+    let head = entries.last().map(|e| e.commit.short()).unwrap_or_default();
+    let Some(found) = entries
+        .iter()
+        .find(|e| hex::encode(e.commit.hash).starts_with(&want))
+    else {
+        anyhow::bail!(
+            "commit {want} is not in the history of vault {} that this device verified (its head: {}): if another device shows it, the server is showing the two devices different histories",
+            v.display_name(acct.user()),
+            if head.is_empty() { "none" } else { &head }
+        );
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "seq": found.commit.seq, "hash": hex::encode(found.commit.hash), "in_history": true,
+            }))?
+        );
+    } else {
+        println!(
+            "commit {} ({}) is in this device's verified history (head {head})",
+            found.commit.seq,
+            found.commit.short()
+        );
     }
     Ok(())
 }

@@ -395,6 +395,14 @@ fn two_devices_pushing_at_once_both_land() {
     assert_eq!(read("keep.txt"), "kept");
     let log: serde_json::Value = serde_json::from_str(&alice.ok(&["log", "--json"])).expect("json");
     assert_eq!(log.as_array().map(Vec::len), Some(3));
+    // The two devices compare by hand: each one's newest commit is in the other's history.
+    let newest = log[2]["hash"].as_str().expect("hash");
+    let out = laptop.ok(&["log", "--verify", &newest[..12]]);
+    assert!(out.contains("commit 3 ("), "{out}");
+    let err = laptop.fail(&["log", "--verify", "0123456789ab"]);
+    assert!(err.contains("different histories"), "{err}");
+    let err = laptop.fail(&["log", "--verify", "xyz"]);
+    assert!(err.contains("hex digits"), "{err}");
 }
 
 /// Acceptance 3 and 7: `rm` of a file and of a directory (refused without the slash or
