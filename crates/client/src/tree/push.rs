@@ -361,14 +361,28 @@ impl Account {
             remember: true,
             rebase: true,
         };
-        for (path, action) in plan(&local, &remote) {
+        let actions = plan(&local, &remote);
+        // Files whose size matches but whose mtime does not are hashed on every core (after
+        // a checkout or a `touch`, that can be most of the tree).
+        let checks: Vec<&str> = actions
+            .iter()
+            .filter(|(_, a)| *a == Action::Check)
+            .map(|(p, _)| p.as_str())
+            .collect();
+        let hashed = par_map(&checks, |p| super::local_cid(v, &local_path(sources, p)));
+        let mut cids: HashMap<&str, Hash> = HashMap::with_capacity(checks.len());
+        for (p, cid) in checks.iter().zip(hashed) {
+            cids.insert(p, cid?);
+        }
+        for (path, action) in &actions {
+            let path = path.clone();
             let is_dir = by_path
                 .get(path.as_str())
                 .is_some_and(|l| l.kind == LocalKind::Dir);
-            let mut action = action;
+            let mut action = *action;
             if action == Action::Check {
-                let cid = super::local_cid(v, &local_path(sources, &path))?;
-                action = if Some(cid) == base.entries.get(&path).and_then(file_cid) {
+                let cid = cids.get(path.as_str()).copied();
+                action = if cid.is_some() && cid == base.entries.get(&path).and_then(file_cid) {
                     Action::Metadata
                 } else {
                     Action::Send
