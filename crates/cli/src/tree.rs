@@ -152,8 +152,9 @@ pub enum TreeCmd {
     ///
     /// One signed commit releases it; the server deletes it and lowers your usage at once.
     /// The trees of the newest --keep commits stay whole (`--at` them works); older commits
-    /// stay in `enc log`, but what only they held is gone. A pack of small files is given
-    /// back when none of its pieces is needed any more.
+    /// stay in `enc log`, but what only they held is gone. Small files travel in packs: a
+    /// pack goes when no kept commit needs any of it, and one mostly given up first has the
+    /// current tree's pieces moved to a new pack (one more commit that changes no file).
     Prune {
         /// Vault [default: default].
         #[arg(long)]
@@ -296,9 +297,18 @@ pub fn run(profile: &Profile, cmd: TreeCmd, json: bool) -> anyhow::Result<()> {
                     serde_json::to_string_pretty(&serde_json::json!({
                         "commit": done.commit.as_ref().map(|c| c.seq),
                         "released": done.released, "kept": done.kept,
+                        "rewrite": done.rewrite.as_ref().map(|c| c.seq), "moved": done.moved,
                     }))?
                 );
             } else {
+                if let Some(c) = &done.rewrite {
+                    println!(
+                        "commit {} ({}): {} pieces moved out of packs mostly given up, which go once no kept commit needs them",
+                        c.seq,
+                        c.short(),
+                        done.moved
+                    );
+                }
                 match &done.commit {
                     None => println!("nothing to give back ({} blobs kept)", done.kept),
                     Some(c) => println!(

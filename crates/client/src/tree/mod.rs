@@ -6,6 +6,7 @@
 mod edit;
 mod import;
 mod merge;
+mod nodes;
 mod prune;
 mod pull;
 mod push;

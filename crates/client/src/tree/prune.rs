@@ -3,12 +3,15 @@
 //! commit's adds less its releases), so the client decides from what it verified, and the
 //! server only checks that each released blob is the vault's; a blob leaves storage through
 //! the server's collection queue and the owner's usage drops by its size in the same
-//! transaction. Packs are given back whole, when none of their pieces is needed.
+//! transaction. Packs are given back whole, when none of their pieces is needed; one mostly
+//! given up first has the head tree's pieces moved to a new pack by a commit that changes no
+//! path (ARCHITECTURE.md, "Reclaiming space").
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use enc_crypto::tree::{Hash, Kind, Node, Piece};
 
+use super::upload::{Packer, Uploads};
 use super::{Commit, Tree, Want};
 use crate::ops::{Account, VaultCtx};
 use crate::{ClientError, Result};
@@ -24,6 +27,10 @@ pub struct PruneSummary {
     /// How many blobs it gave back, and how many the vault keeps.
     pub released: usize,
     pub kept: usize,
+    /// The commit that moved the head's live pieces out of packs mostly dead, and how many
+    /// pieces it moved (their old packs go once no kept commit needs them).
+    pub rewrite: Option<Commit>,
+    pub moved: usize,
 }
 
 impl Account {
@@ -48,6 +55,7 @@ impl Account {
     /// older commits stay in `enc log`, but `--at` them may find their content gone.
     pub fn tree_prune(&self, v: &VaultCtx, keep: u64) -> Result<PruneSummary> {
         let keep = keep.max(1);
+        let mut rewrite: Option<(Commit, usize)> = None;
         for _ in 0..ATTEMPTS {
             let Some(head) = self.tree_head(v)? else {
                 return Ok(PruneSummary::default());
@@ -62,25 +70,50 @@ impl Account {
             }
             let mut live: HashSet<String> =
                 commits.iter().map(|c| c.header.body.blob.clone()).collect();
+            let commits_all = commits.clone();
             let recent: Vec<Commit> = commits
                 .into_iter()
                 .filter(|c| c.seq.saturating_add(keep) > head.seq)
                 .collect();
+            // Every piece a kept commit needs, by blob: commit bodies (never released) and the
+            // recent trees' nodes and contents.
+            let mut extents: HashMap<String, HashSet<(u64, u64)>> = HashMap::new();
+            for c in &commits_all {
+                let b = &c.header.body;
+                extents
+                    .entry(b.blob.clone())
+                    .or_default()
+                    .insert((b.offset, b.len));
+            }
             let mut bodies = self.read_bodies(v, &recent)?;
             self.mark_live(
                 v,
                 bodies.iter().map(|b| b.root.clone()).collect(),
                 &mut live,
+                &mut extents,
             )?;
+            if rewrite.is_none() {
+                let sparse = sparse_packs(&extents);
+                if !sparse.is_empty()
+                    && let Some(done) = self.rewrite_packs(v, &head, &sparse)?
+                {
+                    // Planned again from the new head: with --keep 1 the old packs go now.
+                    rewrite = Some(done);
+                    continue;
+                }
+            }
             let releases: Vec<String> = blobs
                 .iter()
                 .filter(|b| !live.contains(*b))
                 .cloned()
                 .collect();
             let kept = blobs.len() - releases.len();
+            let (rewrite_commit, moved) = rewrite.clone().map_or((None, 0), |(c, n)| (Some(c), n));
             if releases.is_empty() {
                 return Ok(PruneSummary {
                     kept,
+                    rewrite: rewrite_commit,
+                    moved,
                     ..PruneSummary::default()
                 });
             }
@@ -100,6 +133,8 @@ impl Account {
                         commit: done.commit,
                         released,
                         kept,
+                        rewrite: rewrite_commit,
+                        moved,
                     });
                 }
                 Err(e) if e.is_status(409) => continue,
@@ -118,12 +153,20 @@ impl Account {
         v: &VaultCtx,
         mut level: Vec<Piece>,
         live: &mut HashSet<String>,
+        extents: &mut HashMap<String, HashSet<(u64, u64)>>,
     ) -> Result<()> {
         let mut seen: HashSet<(String, u64)> = HashSet::new();
+        let mut mark = |p: &Piece| {
+            live.insert(p.loc.blob.clone());
+            extents
+                .entry(p.loc.blob.clone())
+                .or_default()
+                .insert((p.loc.offset, p.loc.len));
+        };
         while !level.is_empty() {
             level.retain(|p| seen.insert((p.loc.blob.clone(), p.loc.offset)));
             for p in &level {
-                live.insert(p.loc.blob.clone());
+                mark(p);
             }
             let wants: Vec<Want<'_>> = level.iter().map(Want::from).collect();
             let mut next = Vec::new();
@@ -134,9 +177,7 @@ impl Account {
                 for e in node.entries {
                     match e.kind {
                         Kind::Dir { piece } => next.push(piece),
-                        Kind::File { piece, .. } => {
-                            live.insert(piece.loc.blob);
-                        }
+                        Kind::File { piece, .. } => mark(&piece),
                         Kind::Symlink { .. } => {}
                     }
                 }
@@ -146,4 +187,101 @@ impl Account {
         }
         Ok(())
     }
+
+    /// Moves the head tree's pieces out of `sparse` packs: reads them (checked), seals them
+    /// into new packs and commits the head's tree with their new places. No path changes;
+    /// never rebased (a moved head makes the caller plan again). Returns the commit and how
+    /// many pieces moved, or `None` when the head names none of them.
+    fn rewrite_packs(
+        &self,
+        v: &VaultCtx,
+        head: &Commit,
+        sparse: &HashSet<String>,
+    ) -> Result<Option<(Commit, usize)>> {
+        let tree = self.read_tree(v, Some(head.clone()))?;
+        let mut changes: BTreeMap<String, Option<enc_crypto::tree::Entry>> = BTreeMap::new();
+        let mut moving: Vec<(String, Piece)> = Vec::new();
+        for (path, e) in &tree.entries {
+            match &e.kind {
+                Kind::File { piece, .. } if sparse.contains(&piece.loc.blob) => {
+                    moving.push((path.clone(), piece.clone()));
+                }
+                // A directory whose node sits in a sparse pack is built again.
+                Kind::Dir { piece } if sparse.contains(&piece.loc.blob) => {
+                    changes.insert(path.clone(), Some(e.clone()));
+                }
+                _ => {}
+            }
+        }
+        let root_sparse = tree
+            .body
+            .as_ref()
+            .is_some_and(|b| sparse.contains(&b.root.loc.blob));
+        if moving.is_empty() && changes.is_empty() && !root_sparse {
+            return Ok(None);
+        }
+        // Each piece once, however many paths name it.
+        let mut unique: Vec<Piece> = Vec::new();
+        let mut at: HashMap<(String, u64), usize> = HashMap::new();
+        for (_, p) in &moving {
+            at.entry((p.loc.blob.clone(), p.loc.offset))
+                .or_insert_with(|| {
+                    unique.push(p.clone());
+                    unique.len() - 1
+                });
+        }
+        let wants: Vec<Want<'_>> = unique.iter().map(Want::from).collect();
+        let recipient = v.keys.recipient();
+        let mut packer = Packer::<usize>::new();
+        let mut up = Uploads::default();
+        let mut placed: HashMap<usize, Piece> = HashMap::new();
+        self.read_pieces(v, &wants, |i, plain| {
+            let sealed = enc_crypto::seal_piece(&recipient, &plain)
+                .map_err(ClientError::io("encrypting"))?;
+            if !packer.fits(sealed.len()) {
+                placed.extend(packer.flush(self, v, &mut up)?);
+            }
+            packer.add(i, unique[i].cid, &sealed);
+            Ok(())
+        })?;
+        placed.extend(packer.flush(self, v, &mut up)?);
+        let dirs = changes.len();
+        for (path, old) in &moving {
+            let i = at[&(old.loc.blob.clone(), old.loc.offset)];
+            let mut e = tree.entries[path].clone();
+            if let Kind::File { piece, .. } = &mut e.kind {
+                piece.clone_from(&placed[&i]);
+            }
+            changes.insert(path.clone(), Some(e));
+        }
+        let moved = unique.len() + dirs;
+        let mut plan = super::PushPlan::edit(tree, changes, Vec::new());
+        plan.rebase = false;
+        plan.uploaded = up.ids;
+        let done = match self.tree_push(v, plan, &()) {
+            Ok(done) => done,
+            Err(e) if e.is_status(409) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(done.commit.map(|c| (c, moved)))
+    }
+}
+
+/// Smallest pack worth rewriting.
+const REWRITE_MIN: u64 = 64 << 10;
+
+/// Packs whose pieces the kept commits need make up less than half of them. A pack's size is
+/// not in the chain: the end of the furthest piece any kept commit names stands for it, which
+/// errs toward keeping (dead pieces after it are not counted).
+fn sparse_packs(extents: &HashMap<String, HashSet<(u64, u64)>>) -> HashSet<String> {
+    extents
+        .iter()
+        .filter(|(_, pieces)| pieces.len() > 1 || pieces.iter().any(|(o, _)| *o > 0))
+        .filter(|(_, pieces)| {
+            let end = pieces.iter().map(|(o, l)| o + l).max().unwrap_or(0);
+            let live: u64 = pieces.iter().map(|(_, l)| l).sum();
+            end >= REWRITE_MIN && live * 2 < end
+        })
+        .map(|(b, _)| b.clone())
+        .collect()
 }

@@ -19,6 +19,24 @@ fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
+/// What the server charges a user.
+fn usage_of(server: &Server, user: &str) -> i64 {
+    server
+        .operator_sql(&format!(
+            "SELECT usage_bytes FROM users WHERE name = '{user}'"
+        ))
+        .parse()
+        .expect("a number")
+}
+
+/// What every vault's tree blobs hold.
+fn stored_in_trees(server: &Server) -> i64 {
+    server
+        .operator_sql("SELECT COALESCE(SUM(size), 0) FROM tree_blobs")
+        .parse()
+        .expect("a number")
+}
+
 /// A small source tree: files small and large, an empty one, nested and empty directories,
 /// links inside and out of the tree, modes and mtimes of every kind.
 fn make_tree(root: &Path) {
@@ -525,18 +543,8 @@ fn prune_gives_space_back_and_usage_stays_exact() {
     for i in 0..20 {
         std::fs::write(src.join(format!("small/{i}.txt")), format!("small {i}")).unwrap();
     }
-    let usage = || -> i64 {
-        server
-            .operator_sql("SELECT usage_bytes FROM users WHERE name = 'alice'")
-            .parse()
-            .expect("a number")
-    };
-    let stored = || -> i64 {
-        server
-            .operator_sql("SELECT COALESCE(SUM(size), 0) FROM tree_blobs")
-            .parse()
-            .expect("a number")
-    };
+    let usage = || usage_of(&server, "alice");
+    let stored = || stored_in_trees(&server);
     for round in 0..3 {
         random_file(&src.join("big.bin"), (2 << 20) + round);
         std::fs::write(src.join("small/0.txt"), format!("round {round}")).unwrap();
@@ -564,6 +572,52 @@ fn prune_gives_space_back_and_usage_stays_exact() {
     assert_eq!(log.as_array().map(Vec::len), Some(4));
     let err = alice.fail(&["pull", "--at", "1", "-o", "old"]);
     assert!(err.contains("pruned"), "{err}");
+}
+
+/// A pack of small files most of which are gone is rewritten by a prune: the head's pieces
+/// move to a new pack, the old one is given back whole, usage stays exact, and everything
+/// still pulls back.
+#[test]
+fn prune_rewrites_packs_mostly_given_up() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let src = alice.path("p");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..200u8 {
+        let body = vec![b'a' + i % 26; 2000 + usize::from(i)];
+        std::fs::write(src.join(format!("f{i:03}.txt")), body).unwrap();
+    }
+    let usage = || usage_of(&server, "alice");
+    let stored = || stored_in_trees(&server);
+    alice.ok(&["push", "p/."]);
+    for i in 0..180 {
+        std::fs::remove_file(src.join(format!("f{i:03}.txt"))).unwrap();
+    }
+    alice.ok(&["sync", "p/."]);
+    let laptop = device(&server, &alice);
+    laptop.ok(&["ls"]);
+    let before = stored();
+    assert_eq!(usage(), before);
+    let out = alice.ok(&["prune", "--keep", "1"]);
+    assert!(out.contains("pieces moved"), "{out}");
+    let after = stored();
+    assert_eq!(usage(), after, "usage is what the vault's blobs hold");
+    assert!(
+        after * 3 < before,
+        "the mostly dead pack went ({before} -> {after})"
+    );
+    alice.ok(&["pull", "-o", "back"]);
+    diff_clean(&src, &alice.path("back"));
+    // Nothing left to move, nothing left to give back.
+    let out = alice.ok(&["prune", "--keep", "1"]);
+    assert!(
+        out.starts_with("nothing to give back") && !out.contains("moved"),
+        "{out}"
+    );
+    // Another device, which saw the tree before the rewrite, takes the new head (signed,
+    // linked to what it saw) and reads the same files from their new places.
+    laptop.ok(&["pull", "-o", "lap"]);
+    diff_clean(&src, &laptop.path("lap"));
 }
 
 /// Acceptance 8: a shared vault's tree takes commits from every writer (each checked against
