@@ -336,14 +336,22 @@ impl Account {
             local.iter().map(|l| (l.path.as_str(), l)).collect();
         // The part of the tree this push speaks for: what it names, and what is below the
         // directories it pushes.
-        let remote: BTreeMap<String, Entry> = base
-            .entries
-            .iter()
-            .filter(|(path, _)| {
-                by_path.contains_key(path.as_str()) || scopes.iter().any(|s| within(path, s))
-            })
-            .map(|(p, e)| (p.clone(), e.clone()))
-            .collect();
+        // A push of the whole tree speaks for all of it (no copy of a large tree).
+        let remote: std::borrow::Cow<'_, BTreeMap<String, Entry>> =
+            if scopes.iter().any(|s| s.is_empty()) {
+                std::borrow::Cow::Borrowed(&base.entries)
+            } else {
+                std::borrow::Cow::Owned(
+                    base.entries
+                        .iter()
+                        .filter(|(path, _)| {
+                            by_path.contains_key(path.as_str())
+                                || scopes.iter().any(|s| within(path, s))
+                        })
+                        .map(|(p, e)| (p.clone(), e.clone()))
+                        .collect(),
+                )
+            };
         let kept = |path: &str| skipped.iter().any(|s| within(path, &s.path));
         let mut p = PushPlan {
             sources: sources.to_vec(),
