@@ -154,7 +154,8 @@ pub enum TreeCmd {
     /// The trees of the newest --keep commits stay whole (`--at` them works); older commits
     /// stay in `enc log`, but what only they held is gone. Small files travel in packs: a
     /// pack goes when no kept commit needs any of it, and one mostly given up first has the
-    /// current tree's pieces moved to a new pack (one more commit that changes no file).
+    /// current tree's pieces moved to a new pack (one more commit that changes no file and
+    /// stands in for the head it rewrote).
     Prune {
         /// Vault [default: default].
         #[arg(long)]

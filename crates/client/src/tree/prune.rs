@@ -56,10 +56,17 @@ impl Account {
     pub fn tree_prune(&self, v: &VaultCtx, keep: u64) -> Result<PruneSummary> {
         let keep = keep.max(1);
         let mut rewrite: Option<(Commit, usize)> = None;
+        // The window of kept commits is counted from the head the prune began on. A pack
+        // rewrite's commit then stands in for the head it rewrote (the same files, in new
+        // packs), so it does not push the oldest kept commit out of the window.
+        let mut window: Option<(u64, u64)> = None;
+        let mut no_rewrite = false;
         for _ in 0..ATTEMPTS {
             let Some(head) = self.tree_head(v)? else {
                 return Ok(PruneSummary::default());
             };
+            let (floor, rewritten) =
+                *window.get_or_insert((head.seq.saturating_add(1).saturating_sub(keep), head.seq));
             let commits = self.history(v, &head)?;
             let mut blobs = BTreeSet::new();
             for c in &commits {
@@ -73,7 +80,7 @@ impl Account {
             let commits_all = commits.clone();
             let recent: Vec<Commit> = commits
                 .into_iter()
-                .filter(|c| c.seq.saturating_add(keep) > head.seq)
+                .filter(|c| c.seq >= floor && !(rewrite.is_some() && c.seq == rewritten))
                 .collect();
             // Every piece a kept commit needs, by blob: commit bodies (never released) and the
             // recent trees' nodes and contents.
@@ -92,14 +99,22 @@ impl Account {
                 &mut live,
                 &mut extents,
             )?;
-            if rewrite.is_none() {
+            if rewrite.is_none() && !no_rewrite && head.seq == rewritten {
                 let sparse = sparse_packs(&extents);
-                if !sparse.is_empty()
-                    && let Some(done) = self.rewrite_packs(v, &head, &sparse)?
-                {
-                    // Planned again from the new head: with --keep 1 the old packs go now.
-                    rewrite = Some(done);
-                    continue;
+                if !sparse.is_empty() {
+                    match self.rewrite_packs(v, &head, &sparse) {
+                        Ok(Some(done)) => {
+                            // Planned again from the new head: with --keep 1 the old packs
+                            // go now.
+                            rewrite = Some(done);
+                            continue;
+                        }
+                        Ok(None) => {}
+                        // A rewrite stores before it gives back: at the quota (or on any
+                        // refusal of its uploads) the prune still gives back what is dead.
+                        Err(ClientError::Api { .. }) => no_rewrite = true,
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             let releases: Vec<String> = blobs
@@ -222,13 +237,12 @@ impl Account {
         }
         // Each piece once, however many paths name it.
         let mut unique: Vec<Piece> = Vec::new();
-        let mut at: HashMap<(String, u64), usize> = HashMap::new();
+        let mut at: HashMap<PieceKey, usize> = HashMap::new();
         for (_, p) in &moving {
-            at.entry((p.loc.blob.clone(), p.loc.offset))
-                .or_insert_with(|| {
-                    unique.push(p.clone());
-                    unique.len() - 1
-                });
+            at.entry(key_of(p)).or_insert_with(|| {
+                unique.push(p.clone());
+                unique.len() - 1
+            });
         }
         let wants: Vec<Want<'_>> = unique.iter().map(Want::from).collect();
         let recipient = v.keys.recipient();
@@ -247,7 +261,7 @@ impl Account {
         placed.extend(packer.flush(self, v, &mut up)?);
         let dirs = changes.len();
         for (path, old) in &moving {
-            let i = at[&(old.loc.blob.clone(), old.loc.offset)];
+            let i = at[&key_of(old)];
             let mut e = tree.entries[path].clone();
             if let Kind::File { piece, .. } = &mut e.kind {
                 piece.clone_from(&placed[&i]);
@@ -260,11 +274,22 @@ impl Account {
         plan.uploaded = up.ids;
         let done = match self.tree_push(v, plan, &()) {
             Ok(done) => done,
-            Err(e) if e.is_status(409) => return Ok(None),
+            // The head moved: planned again. Any other refusal is the caller's to handle.
+            Err(e) if e.is_status(409) && self.tree_head(v)?.map(|c| c.hash) != Some(head.hash) => {
+                return Ok(None);
+            }
             Err(e) => return Err(e),
         };
         Ok(done.commit.map(|c| (c, moved)))
     }
+}
+
+/// A piece as a whole (place and hashes): two entries share a new piece only if they named
+/// the same one.
+type PieceKey = (String, u64, u64, Hash, Hash);
+
+fn key_of(p: &Piece) -> PieceKey {
+    (p.loc.blob.clone(), p.loc.offset, p.loc.len, p.cid, p.chash)
 }
 
 /// Smallest pack worth rewriting.

@@ -594,12 +594,24 @@ fn prune_rewrites_packs_mostly_given_up() {
         std::fs::remove_file(src.join(format!("f{i:03}.txt"))).unwrap();
     }
     alice.ok(&["sync", "p/."]);
+    std::fs::write(src.join("f199.txt"), b"changed").unwrap();
+    alice.ok(&["push", "p/."]);
     let laptop = device(&server, &alice);
     laptop.ok(&["ls"]);
     let before = stored();
     assert_eq!(usage(), before);
-    let out = alice.ok(&["prune", "--keep", "1"]);
+    // --keep 2: the rewrite's commit stands in for the head it rewrote, so commit 2 (the one
+    // before) stays whole; its pack cannot go yet.
+    let out = alice.ok(&["prune", "--keep", "2"]);
     assert!(out.contains("pieces moved"), "{out}");
+    assert_eq!(usage(), stored(), "usage is what the vault's blobs hold");
+    alice.ok(&["pull", "--at", "2", "-o", "at2"]);
+    assert_eq!(
+        std::fs::read(alice.path("at2/f199.txt")).unwrap(),
+        vec![b'a' + 199 % 26; 2199]
+    );
+    // --keep 1: only the newest tree, whose pieces moved; the mostly dead pack goes.
+    alice.ok(&["prune", "--keep", "1"]);
     let after = stored();
     assert_eq!(usage(), after, "usage is what the vault's blobs hold");
     assert!(
