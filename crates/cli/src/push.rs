@@ -51,11 +51,19 @@ fn sources(t: &Target) -> anyhow::Result<(Vec<Source>, Option<tempfile::TempDir>
     if t.as_name.is_some() && t.paths.len() != 1 {
         return Err(ui::usage("--as names one file: give one PATH"));
     }
+    // NAME (or a path's own name) under --to: one tree path, checked name by name.
+    let under = |name: &str, what: &dyn std::fmt::Display| {
+        tree_path(&format!("{to}/{name}")).map_err(|e| ui::usage(format!("{what}: {e}")))
+    };
+    let as_dest = match &t.as_name {
+        Some(name) => Some(under(name, &format_args!("--as {name:?}"))?),
+        None => None,
+    };
     let mut out = Vec::new();
     let mut stdin = None;
     for path in &t.paths {
         if path.as_os_str() == "-" {
-            let Some(name) = &t.as_name else {
+            let Some(dest) = as_dest.clone() else {
                 return Err(ui::usage("`-` (standard input) needs --as NAME"));
             };
             let dir = tempfile::Builder::new()
@@ -67,24 +75,15 @@ fn sources(t: &Target) -> anyhow::Result<(Vec<Source>, Option<tempfile::TempDir>
             std::io::copy(&mut std::io::stdin().lock(), &mut f)
                 .context("reading standard input")?;
             f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-            out.push(Source {
-                local: file,
-                dest: join(
-                    &to,
-                    &tree_path(name).map_err(|e| ui::usage(format!("--as {name:?}: {e}")))?,
-                ),
-            });
+            out.push(Source { local: file, dest });
             stdin = Some(dir);
             continue;
         }
         let raw = path.as_os_str().as_bytes();
         // `.`, `DIR/.`, `/`: the directory's content, as `cp -r DIR/. DEST` copies it.
         let content = raw == b"." || raw.ends_with(b"/.") || path.file_name().is_none();
-        let dest = if let Some(name) = &t.as_name {
-            join(
-                &to,
-                &tree_path(name).map_err(|e| ui::usage(format!("--as {name:?}: {e}")))?,
-            )
+        let dest = if let Some(dest) = &as_dest {
+            dest.clone()
         } else if content {
             to.clone()
         } else {
@@ -92,10 +91,7 @@ fn sources(t: &Target) -> anyhow::Result<(Vec<Source>, Option<tempfile::TempDir>
             let name = name
                 .to_str()
                 .ok_or_else(|| ui::usage(format!("{}: the name is not UTF-8", path.display())))?;
-            join(
-                &to,
-                &tree_path(name).map_err(|e| ui::usage(format!("{}: {e}", path.display())))?,
-            )
+            under(name, &path.display())?
         };
         out.push(Source {
             local: path.clone(),
@@ -103,14 +99,6 @@ fn sources(t: &Target) -> anyhow::Result<(Vec<Source>, Option<tempfile::TempDir>
         });
     }
     Ok((out, stdin))
-}
-
-fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
-    }
 }
 
 /// A vault written before trees becomes one first: its objects are the first commit.

@@ -7,6 +7,12 @@ use std::path::Path;
 
 use crate::harness::*;
 
+/// `report.txt` as its first object version, into `out`.
+fn first_version(alice: &User, out: &str) {
+    alice.ok(&["object", "pull", "report.txt", "--version", "1", "-o", out]);
+    alice.assert_file(out, b"first version\n");
+}
+
 #[test]
 fn a_data_directory_from_before_trees_stays_readable() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upgrade-v14/data");
@@ -20,25 +26,10 @@ fn a_data_directory_from_before_trees_stays_readable() {
     let versions: serde_json::Value = serde_json::from_str(&versions).expect("json");
     assert_eq!(versions.as_array().map(Vec::len), Some(2), "{versions}");
     alice.ok(&["pull", "report.txt", "-o", "now.txt"]);
-    assert_eq!(
-        std::fs::read(alice.path("now.txt")).unwrap(),
-        b"second version\n"
-    );
-    alice.ok(&[
-        "object",
-        "pull",
-        "report.txt",
-        "--version",
-        "1",
-        "-o",
-        "then.txt",
-    ]);
-    assert_eq!(
-        std::fs::read(alice.path("then.txt")).unwrap(),
-        b"first version\n"
-    );
+    alice.assert_file("now.txt", b"second version\n");
+    first_version(&alice, "then.txt");
     alice.ok(&["pull", "photos/cat.txt", "-o", "cat.txt"]);
-    assert_eq!(std::fs::read(alice.path("cat.txt")).unwrap(), b"a cat\n");
+    alice.assert_file("cat.txt", b"a cat\n");
 
     // bob still reads the vault alice shared with him.
     let bob = User::new(&server, "bob");
@@ -51,7 +42,7 @@ fn a_data_directory_from_before_trees_stays_readable() {
         "-o",
         "plan.txt",
     ]);
-    assert_eq!(std::fs::read(bob.path("plan.txt")).unwrap(), b"the plan\n");
+    bob.assert_file("plan.txt", b"the plan\n");
 
     // Before it is a tree, a pull overwrites nothing unless --force, --delete and a sync
     // are refused (a sync would remove what it imports), and a dry run says what comes.
@@ -79,29 +70,11 @@ fn a_data_directory_from_before_trees_stays_readable() {
     let ls = alice.ok(&["ls"]);
     assert_eq!(ls, "new.txt\nphotos/\nphotos/cat.txt\nreport.txt\n", "{ls}");
     alice.ok(&["pull", "-o", "tree"]);
-    assert_eq!(
-        std::fs::read(alice.path("tree/report.txt")).unwrap(),
-        b"second version\n"
-    );
-    assert_eq!(
-        std::fs::read(alice.path("tree/photos/cat.txt")).unwrap(),
-        b"a cat\n"
-    );
+    alice.assert_file("tree/report.txt", b"second version\n");
+    alice.assert_file("tree/photos/cat.txt", b"a cat\n");
     // Older versions stay readable as objects; new objects are refused, so nothing lands
     // where the tree does not show it.
-    alice.ok(&[
-        "object",
-        "pull",
-        "report.txt",
-        "--version",
-        "1",
-        "-o",
-        "then-again.txt",
-    ]);
-    assert_eq!(
-        std::fs::read(alice.path("then-again.txt")).unwrap(),
-        b"first version\n"
-    );
+    first_version(&alice, "then-again.txt");
     let err = alice.fail(&["object", "push", "new.txt"]);
     assert!(err.contains("signed tree since commit"), "{err}");
 
@@ -110,14 +83,8 @@ fn a_data_directory_from_before_trees_stays_readable() {
     std::fs::write(alice.path("dir/sub/a.txt"), b"a tree file").unwrap();
     alice.ok(&["push", "dir/.", "--vault", "team"]);
     bob.ok(&["pull", "-o", "got", "--vault", "alice/team"]);
-    assert_eq!(
-        std::fs::read(bob.path("got/sub/a.txt")).unwrap(),
-        b"a tree file"
-    );
-    assert_eq!(
-        std::fs::read(bob.path("got/plan.txt")).unwrap(),
-        b"the plan\n"
-    );
+    bob.assert_file("got/sub/a.txt", b"a tree file");
+    bob.assert_file("got/plan.txt", b"the plan\n");
     // The audit chain the earlier build began goes on whole (an exit status of 0).
     alice.ok(&["audit", "--verify", "--all"]);
 }

@@ -113,6 +113,16 @@ impl User {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// Asserts that the file at `rel` in this user's working directory holds `want`.
+    #[track_caller]
+    pub fn assert_file(&self, rel: &str, want: impl AsRef<[u8]>) {
+        let got = std::fs::read(self.path(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"));
+        assert!(
+            got == want.as_ref(),
+            "{rel} holds other bytes than expected"
+        );
+    }
+
     /// A path inside this user's working directory.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
