@@ -10,11 +10,13 @@
 //! - [`VaultKeys`]: a vault's age identities (one per generation) and its name key, wrapped
 //!   to each member's age recipient.
 //! - [`commit_message`]: the exact bytes a device signs when it commits an object version.
+//! - [`device`]: the account chain of device keys, and device backups' signed entries.
 //! - [`tree`]: a vault tree's directory nodes and commits, in canonical bytes.
 #![forbid(unsafe_code)]
 
 pub mod audit;
 mod bundle;
+pub mod device;
 mod error;
 pub mod kdf;
 mod seal;

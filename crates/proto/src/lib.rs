@@ -7,6 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod devices;
+pub use devices::*;
+
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
@@ -203,6 +206,15 @@ pub struct MeResponse {
     pub session_id: String,
     /// Idle timeout in seconds.
     pub idle_timeout_secs: u64,
+    /// The account's user id (signed into device links and backups).
+    #[serde(default)]
+    pub user_id: String,
+    /// The server's instance id (signed into backups, so none moves to another server).
+    #[serde(default)]
+    pub server_id: String,
+    /// The calling session's device, once its login certified one.
+    #[serde(default)]
+    pub device_id: Option<String>,
 }
 
 /// One session of the caller.

@@ -60,6 +60,12 @@ impl Inner {
         hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
+    /// The deployment's instance id, the same on every replica (derived from the server
+    /// secret): signed into device backups so that none can be moved to another server.
+    pub fn server_id(&self) -> String {
+        self.keyed_hash("server id", b"")
+    }
+
     /// Appends an audit entry; a failure is logged, never hidden from the operator.
     pub async fn audit(
         &self,

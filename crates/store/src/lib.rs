@@ -90,6 +90,8 @@ pub trait MetaStore:
     + Restic
     + Mercury
     + Audit
+    + Devices
+    + Backups
     + 'static
 {
 }
@@ -107,6 +109,8 @@ impl<T> MetaStore for T where
         + Restic
         + Mercury
         + Audit
+        + Devices
+        + Backups
         + 'static
 {
 }

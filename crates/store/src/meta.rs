@@ -328,3 +328,65 @@ pub trait Audit: Send + Sync {
     /// Entries in chain order; only those of `actor_id` if given.
     async fn audit_list(&self, actor_id: Option<&str>) -> Result<Vec<AuditRow>>;
 }
+
+/// Devices and the account chain that certifies and revokes them (tenant scope: a user's
+/// own).
+#[async_trait::async_trait]
+pub trait Devices: Send + Sync {
+    /// *Tenant scope.* The user's account chain, in order.
+    async fn account_chain(&self, user_id: &str) -> Result<Vec<AccountLinkRow>>;
+    /// *Tenant scope.* Appends a `device-add` link and its device, and binds the session
+    /// `session_id` (if any) to the device, in one transaction. `Conflict` if the link is not
+    /// the chain's next (`seq` one more than the last, `prev` its hash) or the device id is
+    /// taken.
+    async fn add_device(
+        &self,
+        link: AccountLinkRow,
+        device: DeviceRow,
+        session_id: Option<&str>,
+    ) -> Result<()>;
+    /// *Tenant scope.* Appends a `device-revoke` link, marks the device revoked and ends its
+    /// sessions and tokens, in one transaction. `Conflict` if the link is not the chain's
+    /// next; `NotFound` if the device is not the user's or is revoked already.
+    async fn revoke_device(&self, link: AccountLinkRow, now: i64) -> Result<Revoked>;
+    /// *Tenant scope.* Renames a device; false if the user has no such device.
+    async fn rename_device(&self, user_id: &str, device_id: &str, name: &str) -> Result<bool>;
+    /// *Tenant scope.* The user's devices, oldest first.
+    async fn devices(&self, user_id: &str) -> Result<Vec<DeviceRow>>;
+    /// *Tenant scope.* One device of the user.
+    async fn device(&self, user_id: &str, device_id: &str) -> Result<Option<DeviceRow>>;
+    /// *Tenant scope.* Records that a device was used (kept to the minute).
+    async fn touch_device(&self, user_id: &str, device_id: &str, now: i64) -> Result<()>;
+}
+
+/// Device backups: each device's signed chain of backups and tombstones (tenant scope).
+#[async_trait::async_trait]
+pub trait Backups: Send + Sync {
+    /// *Tenant scope.* The device's last entry, if it has one.
+    async fn backup_head(&self, user_id: &str, device_id: &str) -> Result<Option<BackupRow>>;
+    /// *Tenant scope.* Appends a backup to its device's chain with its content (`data` for
+    /// content kept in the row, else `row.blob_key`, whose reservation it claims), and charges
+    /// the user, in one transaction. `Conflict` if it is not the chain's next entry (counter
+    /// one more than the last, `prev` its hash) or the device was revoked meanwhile;
+    /// `QuotaExceeded` if the quota has no room.
+    async fn put_backup(
+        &self,
+        row: BackupRow,
+        data: Option<Vec<u8>>,
+        quota: Option<i64>,
+    ) -> Result<()>;
+    /// *Tenant scope.* Appends a tombstone and deletes its target's content (credited to the
+    /// user, its blob queued), in one transaction. `Conflict` as for [`Backups::put_backup`];
+    /// `NotFound` if the target is not a live backup of the user.
+    async fn tombstone_backup(&self, row: BackupRow) -> Result<()>;
+    /// *Tenant scope.* Live backups (not deleted, not tombstones), newest first.
+    async fn list_backups(&self, user_id: &str, filter: BackupFilter) -> Result<Vec<BackupRow>>;
+    /// *Tenant scope.* One entry of the user's chains.
+    async fn backup(&self, user_id: &str, id: &str) -> Result<Option<BackupRow>>;
+    /// *Tenant scope.* The content of a backup kept in its row.
+    async fn backup_data(&self, user_id: &str, id: &str) -> Result<Option<Vec<u8>>>;
+    /// *Tenant scope.* Every entry of one device's chain (deleted ones included), by counter.
+    async fn backup_chain(&self, user_id: &str, device_id: &str) -> Result<Vec<BackupRow>>;
+    /// *System scope.* Backups accepted per day and classification (metadata only).
+    async fn backup_usage(&self) -> Result<Vec<BackupUsageRow>>;
+}

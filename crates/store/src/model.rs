@@ -43,7 +43,7 @@ macro_rules! words {
 
 words! {
     /// The protocol an access token is for.
-    TokenKind { Restic = "restic", Mercury = "mercury" }
+    TokenKind { Restic = "restic", Mercury = "mercury", Backups = "backups" }
 }
 
 words! {
@@ -148,6 +148,8 @@ pub struct SessionRow {
     pub device: String,
     /// The client program and version (its User-Agent, at most 64 characters).
     pub client: String,
+    /// The device the session belongs to, once its login certified one.
+    pub device_id: Option<String>,
 }
 
 /// Outcome of [`crate::MetaStore::touch_session`].
@@ -313,6 +315,9 @@ pub struct AccessTokenRow {
     pub created: i64,
     pub expires: Option<i64>,
     pub last_used: Option<i64>,
+    /// The device whose session made it (an app's token: the app's device); revoking the
+    /// device revokes the token.
+    pub device_id: Option<String>,
 }
 
 /// A restic repository with its totals.
@@ -462,4 +467,93 @@ pub struct TreeBlobRow {
     pub blob_key: String,
     pub size: i64,
     pub added_seq: i64,
+}
+
+/// One link of a user's account chain, as signed by the account key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccountLinkRow {
+    pub user_id: String,
+    pub seq: i64,
+    /// SHA-256 of the signed message (what the next link names as `prev`).
+    pub hash: String,
+    pub prev: String,
+    /// `device-add` or `device-revoke`.
+    pub kind: String,
+    pub device_id: String,
+    pub device_name: String,
+    pub device_key: String,
+    pub created: i64,
+    pub signature: String,
+}
+
+/// A device of a user: the key a link certified, and the link that revoked it, if one did.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeviceRow {
+    pub user_id: String,
+    pub id: String,
+    pub name: String,
+    pub public_key: String,
+    pub created: i64,
+    pub last_seen: i64,
+    pub added_seq: i64,
+    pub revoked_seq: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// What revoking a device ended.
+#[derive(Debug, Clone, Default)]
+pub struct Revoked {
+    /// Sessions ended.
+    pub sessions: u64,
+    /// Ids of the tokens revoked (for the caches that hold verified ones).
+    pub tokens: Vec<String>,
+}
+
+/// One entry of a device's backup chain: a backup or a tombstone, with what the server
+/// checked it against.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BackupRow {
+    pub user_id: String,
+    /// The entry's hash (SHA-256 of its signed message).
+    pub id: String,
+    pub device_id: String,
+    /// `backup` or `tombstone`.
+    pub kind: String,
+    pub counter: i64,
+    pub prev: String,
+    pub classification: String,
+    pub size: i64,
+    pub content_hash: String,
+    pub target: String,
+    pub created: i64,
+    pub signature: String,
+    /// When the server accepted it.
+    pub received: i64,
+    /// The account chain's length when the server accepted it: the device's certificate
+    /// was at or below it, and no revocation of the device was.
+    pub chain_seq: i64,
+    /// When a tombstone deleted it.
+    pub deleted: Option<i64>,
+    /// Where content larger than a row holds is kept.
+    pub blob_key: Option<String>,
+}
+
+/// The backups accepted on one day with one classification (the usage report).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BackupUsageRow {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub classification: String,
+    pub backups: i64,
+    pub bytes: i64,
+}
+
+/// Which backups a listing shows, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct BackupFilter {
+    pub device_id: Option<String>,
+    pub classification: Option<String>,
+    /// Only entries older than this `(received, id)` (the cursor).
+    pub before: Option<(i64, String)>,
+    pub limit: i64,
 }

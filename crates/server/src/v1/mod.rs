@@ -9,6 +9,8 @@ use crate::state::AppState;
 
 pub mod audit;
 pub mod auth;
+pub mod backups;
+pub mod devices;
 pub mod objects;
 pub mod openapi;
 pub mod tokens;
@@ -33,6 +35,15 @@ pub fn router<S>(state: AppState) -> Router<S> {
             "/ssh-keys",
             get(auth::list_ssh_keys).post(auth::add_ssh_key),
         )
+        .route("/account/chain", get(devices::chain))
+        .route("/devices", get(devices::list).post(devices::add))
+        .route("/devices/{id}/name", put(devices::rename))
+        .route("/devices/{id}/revoke", post(devices::revoke))
+        .route("/devices/{id}/chain", get(backups::chain))
+        .route("/backups", get(backups::list).post(backups::put))
+        .route("/backups/{id}", get(backups::get).delete(backups::remove))
+        .route("/backups/{id}/content", get(backups::content))
+        .route("/admin/backups/usage", get(backups::usage))
         .route("/users", get(users::list_users).post(users::create_user))
         .route("/users/{name}", delete(users::delete_user))
         .route("/users/{name}/role", put(users::set_role))

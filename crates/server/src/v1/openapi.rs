@@ -3,12 +3,12 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{audit, auth, objects, tokens, trees, users, vaults};
+use super::{audit, auth, backups, devices, objects, tokens, trees, users, vaults};
 
 /// The `/v1` API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "enc", description = "Zero-knowledge encrypted storage. The server stores only ciphertext, encrypted names, wrapped keys and hashes. Authenticate with `Authorization: Bearer <session token>`. Every error is `{\"error\":{\"code\":…,\"message\":…}}`."),
+    info(title = "enc", description = "Zero-knowledge encrypted storage. The server stores only ciphertext, encrypted names, wrapped keys and hashes. Authenticate with `Authorization: Bearer <session token>` (the backups routes also take a token of kind `backups`, an app's device credential). Every error is `{\"error\":{\"code\":…,\"message\":…}}`."),
     paths(
         auth::prelogin, auth::register, auth::login, auth::ssh_challenge, auth::ssh_login,
         auth::logout, auth::me, auth::list_sessions, auth::revoke_session, auth::add_ssh_key,
@@ -18,9 +18,11 @@ use super::{audit, auth, objects, tokens, trees, users, vaults};
         objects::list, objects::versions, objects::remove, objects::download, audit::list,
         users::set_quota, users::restic_repos, users::delete_restic_repo, tokens::create,
         tokens::list, tokens::revoke, auth::change_passphrase, trees::commit, trees::head,
-        trees::commits, trees::read,
+        trees::commits, trees::read, devices::chain, devices::add, devices::list,
+        devices::rename, devices::revoke, backups::put, backups::list, backups::get,
+        backups::content, backups::remove, backups::chain, backups::usage,
     ),
-    tags((name = "auth"), (name = "users"), (name = "vaults"), (name = "objects"), (name = "trees"), (name = "audit"), (name = "tokens"), (name = "restic"))
+    tags((name = "auth"), (name = "users"), (name = "vaults"), (name = "objects"), (name = "trees"), (name = "audit"), (name = "tokens"), (name = "restic"), (name = "devices"), (name = "backups"))
 )]
 pub struct ApiDoc;
 

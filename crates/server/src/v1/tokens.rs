@@ -55,6 +55,18 @@ pub async fn create(
                 req.scope
             )));
         }
+        // A backups token acts as the device of the session that makes it.
+        TokenKind::Backups if !req.scope.is_empty() => {
+            return Err(ApiError::BadRequest(
+                "a backups token acts as your device; leave the scope empty".into(),
+            ));
+        }
+        TokenKind::Backups if s.device_id.is_none() => {
+            return Err(ApiError::BadRequest(
+                "this session has no device key to act as: run `enc login` again, or `enc device add` for an app".into(),
+            ));
+        }
+        TokenKind::Backups => {}
     }
     let mode: TokenMode = req
         .mode
@@ -91,6 +103,7 @@ pub async fn create(
         created: now(),
         expires,
         last_used: None,
+        device_id: s.device_id.clone(),
     };
     state.meta.create_token(row.clone()).await?;
     state

@@ -165,6 +165,7 @@ impl Users for SqlMeta {
              WHERE r.user_id = ? AND o.data IS NULL",
             "blob_key FROM mercury_files WHERE user_id = ?",
             "b.blob_key FROM tree_blobs b JOIN vaults v ON v.id = b.vault_id WHERE v.owner_id = ?",
+            "blob_key FROM backups WHERE user_id = ? AND blob_key IS NOT NULL",
         ] {
             queue_selected(&mut tx, now, from, (&id,)).await?;
         }

@@ -7,6 +7,8 @@ pub(crate) mod engine;
 
 mod accounts;
 mod audit;
+mod backups;
+mod devices;
 mod mercury;
 mod restic;
 mod restic_batch;
@@ -65,13 +67,24 @@ stored! {
         quota_bytes,
     );
     crate::SessionRow => "sessions" (
-        id, token_hash, user_id, method, created, last_seen, device, client,
+        id, token_hash, user_id, method, created, last_seen, device, client, device_id,
     );
     crate::SshKeyRow => "ssh_keys" (
         user_id, fingerprint, public_key, comment, wrapped_keys, created,
     );
     crate::AccessTokenRow => "access_tokens" (
         id, user_id, token_hash, kind, scope, mode, label, created, expires, last_used,
+        device_id,
+    );
+    crate::AccountLinkRow => "account_links" (
+        user_id, seq, hash, prev, kind, device_id, device_name, device_key, created, signature,
+    );
+    crate::DeviceRow => "devices" (
+        user_id, id, name, public_key, created, last_seen, added_seq, revoked_seq, revoked_at,
+    );
+    crate::BackupRow => "backups" (
+        user_id, id, device_id, kind, counter, prev, classification, size, content_hash, target,
+        created, signature, received, chain_seq, deleted, blob_key,
     );
     crate::UploadRow => "uploads" (id, vault_id, user_id, blob_key, size, hash, created);
 }

@@ -19,6 +19,7 @@ async fn engines_agree_on_transactions_and_conflicts() {
             last_seen: t - 5,
             device: String::new(),
             client: String::new(),
+            device_id: None,
         })
         .await
         .expect("session");

@@ -12,6 +12,7 @@ use enc_store::*;
 use enc_store::{postgres, sqlite};
 use sqlx::Connection as _;
 
+mod devices;
 mod engines;
 mod rls;
 mod trees;
@@ -231,6 +232,7 @@ async fn accounts_sessions_and_throttling() {
             last_seen: now() - 100,
             device: String::new(),
             client: String::new(),
+            device_id: None,
         })
         .await
         .expect("session");

@@ -15,6 +15,7 @@ async fn fill(meta: &Meta, u: &UserRow, vault: &str) {
         last_seen: now(),
         device: String::new(),
         client: String::new(),
+        device_id: None,
     })
     .await
     .expect("session");
@@ -93,9 +94,58 @@ async fn fill(meta: &Meta, u: &UserRow, vault: &str) {
             created: now(),
             expires: None,
             last_used: None,
+            device_id: None,
         })
         .await
         .expect("token");
+        let device = DeviceRow {
+            user_id: id.clone(),
+            id: format!("dev-{id}"),
+            name: "laptop".into(),
+            public_key: "k".into(),
+            created: now(),
+            last_seen: now(),
+            added_seq: 1,
+            revoked_seq: None,
+            revoked_at: None,
+        };
+        let link = AccountLinkRow {
+            user_id: id.clone(),
+            seq: 1,
+            hash: format!("h-{id}"),
+            prev: String::new(),
+            kind: "device-add".into(),
+            device_id: device.id.clone(),
+            device_name: "laptop".into(),
+            device_key: "k".into(),
+            created: now(),
+            signature: "s".into(),
+        };
+        meta.add_device(link, device, None).await.expect("device");
+        meta.put_backup(
+            BackupRow {
+                user_id: id.clone(),
+                id: format!("b-{id}"),
+                device_id: format!("dev-{id}"),
+                kind: "backup".into(),
+                counter: 1,
+                prev: String::new(),
+                classification: "Internal".into(),
+                size: 3,
+                content_hash: "h".into(),
+                target: String::new(),
+                created: now(),
+                signature: "s".into(),
+                received: now(),
+                chain_seq: 0,
+                deleted: None,
+                blob_key: None,
+            },
+            Some(b"abc".to_vec()),
+            None,
+        )
+        .await
+        .expect("backup");
         meta.create_restic_repo(&format!("repo-{id}"), &id, "main", now())
             .await
             .expect("repo");
@@ -161,6 +211,9 @@ const TENANT_TABLES: &[(&str, &str)] = &[
     ("mercury_files", "user_id"),
     ("audit", "actor_id"),
     ("tree_commits", "author_id"),
+    ("account_links", "user_id"),
+    ("devices", "user_id"),
+    ("backups", "user_id"),
     (
         "tree_blobs",
         "(SELECT owner_id FROM vaults v WHERE v.id = vault_id)",

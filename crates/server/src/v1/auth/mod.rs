@@ -31,6 +31,8 @@ pub struct Session {
     pub session_id: String,
     /// Keyed hash of the client address.
     pub client: String,
+    /// The session's device, once its login certified one.
+    pub device_id: Option<String>,
 }
 
 /// Keyed hash of the client address, for audit and throttling.
@@ -73,6 +75,20 @@ pub async fn session_scope(
     let Some(token) = bearer(req.headers()) else {
         return next.run(req).await;
     };
+    if token.starts_with("enc_") {
+        // An access token of kind `backups`: an app acting as its device.
+        let client = client_hash(&state, req.extensions());
+        let found = crate::v1::backups::look_up_token(&state, token, &client).await;
+        let tenant = match &found {
+            crate::v1::backups::BackupsToken::Valid(user, _) => Some(user.id.clone()),
+            crate::v1::backups::BackupsToken::Refused(_) => None,
+        };
+        req.extensions_mut().insert(found);
+        return match tenant {
+            Some(user_id) => enc_store::tenant::scope(user_id, next.run(req)).await,
+            None => next.run(req).await,
+        };
+    }
     let Ok(found) = look_up_session(&state, token).await else {
         return next.run(req).await;
     };
@@ -105,6 +121,7 @@ impl FromRequestParts<AppState> for Session {
                     user,
                     session_id: session.id,
                     client: client_of(state, parts),
+                    device_id: session.device_id,
                 })
             }
             SessionLookup::Expired => Err(ApiError::SessionExpired),
@@ -295,6 +312,7 @@ async fn new_session(
             last_seen: now(),
             device: device.name,
             client: device.client,
+            device_id: None,
         })
         .await?;
     Ok(LoginResponse {
@@ -584,6 +602,9 @@ pub async fn me(State(state): State<AppState>, s: Session) -> Json<MeResponse> {
         role: s.user.role,
         session_id: s.session_id,
         idle_timeout_secs: state.config.session_idle_timeout.as_secs(),
+        user_id: s.user.id,
+        server_id: state.server_id(),
+        device_id: s.device_id,
     })
 }
 

@@ -1,0 +1,86 @@
+-- Devices and signed backups (issue 16).
+--
+-- The account chain: each link signed by the account's Ed25519 key, in sequence, each naming
+-- the previous link's hash. A device is added (certified) and revoked only by a link.
+CREATE TABLE account_links (
+    user_id     TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    seq         BIGINT NOT NULL,
+    hash        TEXT NOT NULL,
+    prev        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    device_id   TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    device_key  TEXT NOT NULL,
+    created     BIGINT NOT NULL,
+    signature   TEXT NOT NULL,
+    PRIMARY KEY (user_id, seq)
+);
+
+-- A user's devices: the key the chain certified, the link that added it and the one that
+-- revoked it. `name` is the label shown (a rename changes it; the certificate keeps the
+-- name it was certified with).
+CREATE TABLE devices (
+    user_id     TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    id          TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    public_key  TEXT NOT NULL,
+    created     BIGINT NOT NULL,
+    last_seen   BIGINT NOT NULL,
+    added_seq   BIGINT NOT NULL,
+    revoked_seq BIGINT,
+    revoked_at  BIGINT,
+    PRIMARY KEY (user_id, id)
+);
+
+-- Sessions and tokens belong to the device that made them; revoking it ends them.
+ALTER TABLE sessions ADD COLUMN device_id TEXT;
+-- SQLite cannot widen a CHECK in place: access_tokens is made again with the new kind
+-- (`backups`, an app's device credential) and the device column. Nothing references it.
+CREATE TABLE access_tokens_new (
+    id          TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    token_hash  TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('restic', 'mercury', 'backups')),
+    scope       TEXT NOT NULL,
+    mode        TEXT NOT NULL CHECK (mode IN ('full', 'append-only', 'read-only')),
+    label       TEXT NOT NULL,
+    created     INTEGER NOT NULL,
+    expires     INTEGER,
+    last_used   INTEGER,
+    device_id   TEXT
+);
+INSERT INTO access_tokens_new (id, user_id, token_hash, kind, scope, mode, label, created,
+    expires, last_used)
+    SELECT id, user_id, token_hash, kind, scope, mode, label, created, expires, last_used
+    FROM access_tokens;
+DROP TABLE access_tokens;
+ALTER TABLE access_tokens_new RENAME TO access_tokens;
+CREATE INDEX access_tokens_user ON access_tokens (user_id);
+CREATE INDEX sessions_device ON sessions (user_id, device_id);
+CREATE INDEX access_tokens_device ON access_tokens (user_id, device_id);
+
+-- Each device's chain of backups and tombstones, as the device signed them. A deleted
+-- backup keeps its signed metadata (so the chain has no gap) and loses its content.
+-- Content up to 32 KiB is kept in `data`; larger content in the blob at `blob_key`.
+CREATE TABLE backups (
+    user_id        TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    id             TEXT NOT NULL,
+    device_id      TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    counter        BIGINT NOT NULL,
+    prev           TEXT NOT NULL,
+    classification TEXT NOT NULL,
+    size           BIGINT NOT NULL,
+    content_hash   TEXT NOT NULL,
+    target         TEXT NOT NULL,
+    created        BIGINT NOT NULL,
+    signature      TEXT NOT NULL,
+    received       BIGINT NOT NULL,
+    chain_seq      BIGINT NOT NULL,
+    deleted        BIGINT,
+    blob_key       TEXT,
+    data           BLOB,
+    PRIMARY KEY (user_id, id),
+    UNIQUE (user_id, device_id, counter)
+);
+CREATE INDEX backups_listing ON backups (user_id, received, id);

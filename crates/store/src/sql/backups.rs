@@ -1,0 +1,239 @@
+//! Device backups (tenant scope): each device's chain of signed entries, appended only on
+//! top of its last entry, in the transaction that stores the content (in the row, or by
+//! claiming the blob's reservation) and charges the user.
+
+use super::{Scope, SqlMeta, Stored, charge, insert, q, queue_at};
+use crate::*;
+
+const BACKUP_COLS: &str = BackupRow::COLS;
+
+/// Locks the device's chain and checks that `row` comes next and its device stands; returns
+/// the account chain's length, where the device's certificate and revocation are checked.
+async fn check_next(tx: &mut super::Tx, row: &BackupRow) -> Result<i64> {
+    tx.lock(&format!("backups:{}:{}", row.user_id, row.device_id))
+        .await?;
+    let device: Option<(Option<i64>,)> = tx
+        .opt(
+            q("SELECT revoked_seq FROM devices WHERE user_id = ? AND id = ?")
+                .binds((&row.user_id, &row.device_id)),
+        )
+        .await?;
+    match device {
+        Some((None,)) => {}
+        _ => return Err(StoreError::Conflict("the device is revoked")),
+    }
+    let last: Option<(i64, String)> = tx
+        .opt(
+            q(
+                "SELECT counter, id FROM backups WHERE user_id = ? AND device_id = ? \
+               ORDER BY counter DESC LIMIT 1",
+            )
+            .binds((&row.user_id, &row.device_id)),
+        )
+        .await?;
+    let (counter, hash) = last.unwrap_or((0, String::new()));
+    if row.counter != counter + 1 || row.prev != hash {
+        return Err(StoreError::Conflict(
+            "out of order: the entry is not the device's next (its counter and prev)",
+        ));
+    }
+    let seq: Option<i64> = tx
+        .scalar(
+            q("SELECT COALESCE(MAX(seq), 0) FROM account_links WHERE user_id = ?")
+                .bind(&row.user_id),
+        )
+        .await?;
+    Ok(seq.unwrap_or(0))
+}
+
+#[async_trait::async_trait]
+impl Backups for SqlMeta {
+    async fn backup_head(&self, user_id: &str, device_id: &str) -> Result<Option<BackupRow>> {
+        self.db
+            .read_opt(
+                Scope::Tenant,
+                q(format!(
+                    "SELECT {BACKUP_COLS} FROM backups WHERE user_id = ? AND device_id = ? \
+                     ORDER BY counter DESC LIMIT 1"
+                ))
+                .binds((user_id, device_id)),
+            )
+            .await
+    }
+
+    async fn put_backup(
+        &self,
+        mut row: BackupRow,
+        data: Option<Vec<u8>>,
+        quota: Option<i64>,
+    ) -> Result<()> {
+        let mut tx = self.db.write(Scope::Tenant).await?;
+        row.chain_seq = check_next(&mut tx, &row).await?;
+        charge(&mut tx, &row.user_id, row.size, quota).await?;
+        if let Some(key) = &row.blob_key {
+            let claimed = tx
+                .execute(q("DELETE FROM blob_gc WHERE blob_key = ?").bind(key))
+                .await?;
+            if claimed == 0 {
+                return Err(StoreError::Conflict("the upload's reservation expired"));
+            }
+        }
+        let inserted = tx.execute(insert(&row, "ON CONFLICT DO NOTHING")).await?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict("that backup is stored already"));
+        }
+        if let Some(data) = data {
+            tx.execute(
+                q("UPDATE backups SET data = ? WHERE user_id = ? AND id = ?").binds((
+                    data,
+                    &row.user_id,
+                    &row.id,
+                )),
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn tombstone_backup(&self, mut row: BackupRow) -> Result<()> {
+        let mut tx = self.db.write(Scope::Tenant).await?;
+        row.chain_seq = check_next(&mut tx, &row).await?;
+        let target: Option<(i64, Option<String>)> = tx
+            .opt(
+                q(
+                    "SELECT size, blob_key FROM backups WHERE user_id = ? AND id = ? \
+                   AND kind = 'backup' AND deleted IS NULL",
+                )
+                .binds((&row.user_id, &row.target)),
+            )
+            .await?;
+        let (size, blob_key) = target.ok_or(StoreError::NotFound)?;
+        let inserted = tx.execute(insert(&row, "ON CONFLICT DO NOTHING")).await?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict("that entry is stored already"));
+        }
+        tx.execute(
+            q("UPDATE backups SET deleted = ?, data = NULL WHERE user_id = ? AND id = ?").binds((
+                row.received,
+                &row.user_id,
+                &row.target,
+            )),
+        )
+        .await?;
+        charge(&mut tx, &row.user_id, -size, None).await?;
+        if let Some(key) = blob_key {
+            queue_at(&mut tx, &key, row.received).await?;
+        }
+        tx.commit().await
+    }
+
+    async fn list_backups(&self, user_id: &str, f: BackupFilter) -> Result<Vec<BackupRow>> {
+        let (before_t, before_id) = f.before.unwrap_or((i64::MAX, String::new()));
+        self.db
+            .read_all(
+                Scope::Tenant,
+                q(format!(
+                    "SELECT {BACKUP_COLS} FROM backups WHERE user_id = ? AND kind = 'backup' \
+                     AND deleted IS NULL \
+                     AND (? = '' OR device_id = ?) AND (? = '' OR classification = ?) \
+                     AND (received < ? OR (received = ? AND id < ?)) \
+                     ORDER BY received DESC, id DESC LIMIT ?"
+                ))
+                .binds((user_id, f.device_id.as_deref().unwrap_or("")))
+                .binds((f.device_id.as_deref().unwrap_or(""),))
+                .binds((
+                    f.classification.as_deref().unwrap_or(""),
+                    f.classification.as_deref().unwrap_or(""),
+                ))
+                .binds((before_t, before_t, before_id, f.limit)),
+            )
+            .await
+    }
+
+    async fn backup(&self, user_id: &str, id: &str) -> Result<Option<BackupRow>> {
+        self.db
+            .read_opt(
+                Scope::Tenant,
+                q(format!(
+                    "SELECT {BACKUP_COLS} FROM backups WHERE user_id = ? AND id = ?"
+                ))
+                .binds((user_id, id)),
+            )
+            .await
+    }
+
+    async fn backup_data(&self, user_id: &str, id: &str) -> Result<Option<Vec<u8>>> {
+        let row: Option<(Option<Vec<u8>>,)> = self
+            .db
+            .read_opt(
+                Scope::Tenant,
+                q("SELECT data FROM backups WHERE user_id = ? AND id = ?").binds((user_id, id)),
+            )
+            .await?;
+        Ok(row.and_then(|(d,)| d))
+    }
+
+    async fn backup_chain(&self, user_id: &str, device_id: &str) -> Result<Vec<BackupRow>> {
+        self.db
+            .read_all(
+                Scope::Tenant,
+                q(format!(
+                    "SELECT {BACKUP_COLS} FROM backups WHERE user_id = ? AND device_id = ? \
+                     ORDER BY counter"
+                ))
+                .binds((user_id, device_id)),
+            )
+            .await
+    }
+
+    async fn backup_usage(&self) -> Result<Vec<BackupUsageRow>> {
+        // Days are counted in whole UTC days of `received`, the same arithmetic on both
+        // engines; the day's date is formatted by the caller.
+        let rows: Vec<(i64, String, i64, i64)> = self
+            .db
+            .read_all(
+                Scope::System,
+                q(
+                    "SELECT CAST(received / 86400 AS BIGINT) AS d, classification, \
+                   CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(size), 0) AS BIGINT) \
+                   FROM backups WHERE kind = 'backup' AND deleted IS NULL \
+                   GROUP BY CAST(received / 86400 AS BIGINT), classification \
+                   ORDER BY d, classification",
+                ),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(d, classification, backups, bytes)| BackupUsageRow {
+                day: civil_day(d),
+                classification,
+                backups,
+                bytes,
+            })
+            .collect())
+    }
+}
+
+/// `YYYY-MM-DD` of a day number since 1970-01-01 (Howard Hinnant's civil-from-days).
+fn civil_day(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn days_format_as_dates() {
+        assert_eq!(super::civil_day(0), "1970-01-01");
+        assert_eq!(super::civil_day(20_428), "2025-12-06");
+        assert_eq!(super::civil_day(11_016), "2000-02-29");
+    }
+}

@@ -1,0 +1,154 @@
+//! Devices and the account chain (tenant scope): a link is appended only on top of the last
+//! one, in the transaction that adds or revokes its device; a revocation ends the device's
+//! sessions and tokens in that same transaction.
+
+use super::{Scope, SqlMeta, Stored, insert, q};
+use crate::*;
+
+const LINK_COLS: &str = AccountLinkRow::COLS;
+const DEVICE_COLS: &str = DeviceRow::COLS;
+
+/// Locks the user's chain and checks that `link` comes next.
+async fn check_next(tx: &mut super::Tx, link: &AccountLinkRow) -> Result<()> {
+    tx.lock(&format!("chain:{}", link.user_id)).await?;
+    let last: Option<(i64, String)> = tx
+        .opt(
+            q("SELECT seq, hash FROM account_links WHERE user_id = ? ORDER BY seq DESC LIMIT 1")
+                .bind(&link.user_id),
+        )
+        .await?;
+    let (seq, hash) = last.unwrap_or((0, String::new()));
+    if link.seq != seq + 1 || link.prev != hash {
+        return Err(StoreError::Conflict(
+            "the account chain moved: fetch it and sign the next link again",
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Devices for SqlMeta {
+    async fn account_chain(&self, user_id: &str) -> Result<Vec<AccountLinkRow>> {
+        self.db
+            .read_all(
+                Scope::Tenant,
+                q(format!(
+                    "SELECT {LINK_COLS} FROM account_links WHERE user_id = ? ORDER BY seq"
+                ))
+                .bind(user_id),
+            )
+            .await
+    }
+
+    async fn add_device(
+        &self,
+        link: AccountLinkRow,
+        device: DeviceRow,
+        session_id: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.db.write(Scope::Tenant).await?;
+        check_next(&mut tx, &link).await?;
+        let taken: Option<(String,)> = tx
+            .opt(
+                q("SELECT id FROM devices WHERE user_id = ? AND id = ?")
+                    .binds((&device.user_id, &device.id)),
+            )
+            .await?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict("that device id is taken"));
+        }
+        tx.execute(insert(&link, "")).await?;
+        tx.execute(insert(&device, "")).await?;
+        if let Some(session) = session_id {
+            tx.execute(
+                q("UPDATE sessions SET device_id = ? WHERE id = ? AND user_id = ?").binds((
+                    &device.id,
+                    session,
+                    &device.user_id,
+                )),
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn revoke_device(&self, link: AccountLinkRow, now: i64) -> Result<Revoked> {
+        let mut tx = self.db.write(Scope::Tenant).await?;
+        check_next(&mut tx, &link).await?;
+        let done = tx
+            .execute(
+                q("UPDATE devices SET revoked_seq = ?, revoked_at = ? \
+                   WHERE user_id = ? AND id = ? AND revoked_seq IS NULL")
+                .binds((link.seq, now, &link.user_id, &link.device_id)),
+            )
+            .await?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.execute(insert(&link, "")).await?;
+        let sessions = tx
+            .execute(
+                q("DELETE FROM sessions WHERE user_id = ? AND device_id = ?")
+                    .binds((&link.user_id, &link.device_id)),
+            )
+            .await?;
+        let tokens: Vec<(String,)> = tx
+            .returning(
+                q("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ? RETURNING id")
+                    .binds((&link.user_id, &link.device_id)),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Revoked {
+            sessions,
+            tokens: tokens.into_iter().map(|(id,)| id).collect(),
+        })
+    }
+
+    async fn rename_device(&self, user_id: &str, device_id: &str, name: &str) -> Result<bool> {
+        Ok(self
+            .db
+            .write_one(
+                Scope::Tenant,
+                q("UPDATE devices SET name = ? WHERE user_id = ? AND id = ?")
+                    .binds((name, user_id, device_id)),
+            )
+            .await?
+            > 0)
+    }
+
+    async fn devices(&self, user_id: &str) -> Result<Vec<DeviceRow>> {
+        self.db
+            .read_all(
+                Scope::Tenant,
+                q(format!(
+                    "SELECT {DEVICE_COLS} FROM devices WHERE user_id = ? ORDER BY added_seq"
+                ))
+                .bind(user_id),
+            )
+            .await
+    }
+
+    async fn device(&self, user_id: &str, device_id: &str) -> Result<Option<DeviceRow>> {
+        self.db
+            .read_opt(
+                Scope::Tenant,
+                q(format!(
+                    "SELECT {DEVICE_COLS} FROM devices WHERE user_id = ? AND id = ?"
+                ))
+                .binds((user_id, device_id)),
+            )
+            .await
+    }
+
+    async fn touch_device(&self, user_id: &str, device_id: &str, now: i64) -> Result<()> {
+        self.db
+            .write_one(
+                Scope::Tenant,
+                q("UPDATE devices SET last_seen = ? WHERE user_id = ? AND id = ? AND last_seen < ?")
+                    .binds((now, user_id, device_id, now - 60)),
+            )
+            .await?;
+        Ok(())
+    }
+}
