@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod devices;
 mod docs;
 mod objects;
 mod push;
@@ -117,6 +118,14 @@ enum Command {
     /// List or revoke your sessions.
     #[command(subcommand)]
     Session(SessionCmd),
+    /// Your devices: each login certifies a key of its own with your account key; list,
+    /// rename, revoke, or certify an app's key.
+    #[command(subcommand)]
+    Device(devices::DeviceCmd),
+    /// Device backups: files encrypted to your account key, signed by this device, in a
+    /// chain the server cannot reorder, relabel or replay.
+    #[command(subcommand)]
+    Backup(devices::BackupCmd),
     /// Change your passphrase.
     #[command(subcommand)]
     Passphrase(PassphraseCmd),
@@ -483,6 +492,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(cmd) => admin::key(&profile, cmd, json),
         Command::User(cmd) => admin::user(&profile, cmd, json),
         Command::Session(cmd) => admin::session(&profile, cmd, json),
+        Command::Device(cmd) => devices::device(&profile, cmd, json),
+        Command::Backup(cmd) => devices::backup(&profile, cmd, json),
         Command::Passphrase(PassphraseCmd::Change {
             new_passphrase_file,
             end_other_sessions,

@@ -363,6 +363,31 @@ impl Api {
         Ok(())
     }
 
+    /// `POST`s `len` bytes of `file` as a streamed body; JSON answer.
+    pub(crate) fn post_file<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        file: std::fs::File,
+        len: u64,
+    ) -> Result<T> {
+        let rb = self
+            .request(reqwest::Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(reqwest::blocking::Body::sized(file, len));
+        self.json(self.send(rb)?)
+    }
+
+    /// `DELETE`, JSON answer.
+    pub(crate) fn delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.json(self.send(self.request(reqwest::Method::DELETE, path))?)
+    }
+
+    /// `GET`s a body into `out`; the bytes written.
+    pub(crate) fn get_to(&self, path: &str, out: &mut impl std::io::Write) -> Result<u64> {
+        let mut resp = self.send(self.request(reqwest::Method::GET, path))?;
+        resp.copy_to(out).map_err(|e| self.transport(&e))
+    }
+
     /// `DELETE`.
     pub fn delete(&self, path: &str) -> Result<()> {
         self.send(self.request(reqwest::Method::DELETE, path))?;
@@ -375,4 +400,22 @@ impl Api {
             detail: format!("unexpected answer: {}", error_chain(&e)),
         })
     }
+}
+
+/// `?name=value&…` with every value percent-encoded (all but unreserved characters).
+pub(crate) fn query(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        out.push_str(k);
+        out.push('=');
+        for b in v.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
 }

@@ -5,6 +5,8 @@
 
 mod admin;
 mod api;
+pub mod backups;
+pub mod devices;
 mod direct;
 mod error;
 mod ops;

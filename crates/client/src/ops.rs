@@ -56,6 +56,10 @@ fn session_of(api: &Api, resp: LoginResponse, keys: &UserKeys) -> Result<SavedSe
             "the server's copy of your public keys does not match your key bundle".into(),
         ));
     }
+    // Every login is a device: a key of its own, certified by the account key just
+    // unwrapped, signs this device's backups.
+    let authed = api.clone().with_token(&resp.token);
+    let (device_id, device_key) = crate::devices::certify_this_device(&authed, keys)?;
     Ok(SavedSession {
         server: api.base().to_string(),
         user: resp.user,
@@ -63,6 +67,8 @@ fn session_of(api: &Api, resp: LoginResponse, keys: &UserKeys) -> Result<SavedSe
         token: resp.token,
         session_id: resp.session_id,
         keys: keys.to_secret_json().to_string(),
+        device_id: Some(device_id),
+        device_key: Some(device_key),
     })
 }
 

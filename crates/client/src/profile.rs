@@ -49,6 +49,13 @@ pub struct ServerPins {
     /// not say which directories mirror which vault.
     #[serde(default)]
     pub synced: BTreeMap<String, String>,
+    /// User id → the newest account chain link this device has verified (a server may
+    /// never show it a shorter chain, or another one).
+    #[serde(default)]
+    pub chains: BTreeMap<String, HeadPin>,
+    /// Device id → its newest backup chain entry this device has verified.
+    #[serde(default)]
+    pub backups: BTreeMap<String, HeadPin>,
 }
 
 /// A vault's newest verified commit.
@@ -74,6 +81,12 @@ pub struct SavedSession {
     pub session_id: String,
     /// The account's secret keys (see `enc_crypto::UserKeys::to_secret_json`).
     pub keys: String,
+    /// This device's id, once its login certified its key.
+    #[serde(default)]
+    pub device_id: Option<String>,
+    /// This device's Ed25519 secret, base64.
+    #[serde(default)]
+    pub device_key: Option<String>,
 }
 
 impl std::fmt::Debug for SavedSession {

@@ -259,6 +259,10 @@ pub struct BackupList {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct BackupChain {
+    /// The account's user id (the first field every entry signs).
+    pub user_id: String,
+    /// The server's instance id (the second).
+    pub server_id: String,
     /// The entries.
     pub entries: Vec<BackupInfo>,
 }

@@ -516,6 +516,8 @@ pub struct BackupRow {
     pub user_id: String,
     /// The entry's hash (SHA-256 of its signed message).
     pub id: String,
+    /// The user's entries in the order the server accepted them (set by the store).
+    pub seq: i64,
     pub device_id: String,
     /// `backup` or `tombstone`.
     pub kind: String,
@@ -553,7 +555,7 @@ pub struct BackupUsageRow {
 pub struct BackupFilter {
     pub device_id: Option<String>,
     pub classification: Option<String>,
-    /// Only entries older than this `(received, id)` (the cursor).
-    pub before: Option<(i64, String)>,
+    /// Only entries accepted before this `seq` (the cursor).
+    pub before: Option<i64>,
     pub limit: i64,
 }

@@ -5,6 +5,7 @@ mod harness;
 
 mod basics;
 mod cli;
+mod devices;
 mod hardening;
 mod integrity;
 mod limits;

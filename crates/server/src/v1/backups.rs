@@ -176,6 +176,18 @@ fn store_refusal(e: StoreError) -> ApiError {
 }
 
 /// `POST /v1/backups`: one backup, its body the ciphertext, its signed metadata in the query.
+///
+/// The device signs, with its Ed25519 key, the bytes `enc backup v1` and a zero byte,
+/// then eight fields each as its UTF-8 length (big-endian u64) and bytes: user id and server
+/// id (as `GET /v1/devices/{id}/chain` gives them), device, kind (`backup`), prev,
+/// classification, hash, target (empty); then counter, size and created, each a big-endian
+/// 64-bit integer. The entry's id is the lower-case hex SHA-256 of those bytes, and the
+/// device's next entry names it as `prev`. A tombstone (`DELETE /v1/backups/{id}`) signs the
+/// same fields with kind `tombstone`, the target's classification, an empty hash, size 0
+/// and the target's id. The server accepts only the device's next counter and prev, and
+/// refuses with 403 a signature that does not verify, a revoked device, or another device's
+/// entry; with 409 one out of order (a replay too); with 400 a body whose size or SHA-256
+/// differ from the signed ones.
 #[utoipa::path(post, path = "/v1/backups", params(PutBackupParams),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, body = BackupInfo), (status = 400, body = ErrorBody),
@@ -310,6 +322,7 @@ pub async fn put(
     let row = BackupRow {
         user_id: d.user.id.clone(),
         id,
+        seq: 0,
         device_id: d.device_id.clone(),
         kind: EntryKind::Backup.as_str().into(),
         counter: p.counter as i64,
@@ -395,15 +408,15 @@ fn require_permission_of(state: &AppState, user: &UserRow) -> ApiResult<()> {
     }
 }
 
-/// The opaque cursor of a listing: `(received, id)` sealed with a MAC under the server
-/// secret and bound to the user, so a client can neither forge nor move one.
-fn seal_cursor(state: &AppState, user_id: &str, received: i64, id: &str) -> String {
-    let body = format!("{received}.{id}");
+/// The opaque cursor of a listing: the last entry's `seq`, sealed with a MAC under the
+/// server secret and bound to the user, so a client can neither forge nor move one.
+fn seal_cursor(state: &AppState, user_id: &str, seq: i64) -> String {
+    let body = seq.to_string();
     let tag = state.keyed_hash("backup cursor", format!("{user_id}\0{body}").as_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{body}.{tag}"))
 }
 
-fn open_cursor(state: &AppState, user_id: &str, cursor: &str) -> ApiResult<(i64, String)> {
+fn open_cursor(state: &AppState, user_id: &str, cursor: &str) -> ApiResult<i64> {
     let bad = || ApiError::BadRequest("cursor: not one this server gave you".into());
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
@@ -417,8 +430,7 @@ fn open_cursor(state: &AppState, user_id: &str, cursor: &str) -> ApiResult<(i64,
     )) {
         return Err(bad());
     }
-    let (received, id) = body.split_once('.').ok_or_else(bad)?;
-    Ok((received.parse().map_err(|_| bad())?, id.to_string()))
+    body.parse().map_err(|_| bad())
 }
 
 /// `GET /v1/backups`: the caller's live backups, newest first, a page at a time.
@@ -461,7 +473,7 @@ pub async fn list(
     let more = rows.len() > limit as usize;
     let page: Vec<BackupRow> = rows.into_iter().take(limit as usize).collect();
     let next_cursor = match page.last() {
-        Some(last) if more => Some(seal_cursor(&state, &d.user.id, last.received, &last.id)),
+        Some(last) if more => Some(seal_cursor(&state, &d.user.id, last.seq)),
         _ => None,
     };
     Ok(Json(BackupList {
@@ -568,6 +580,7 @@ pub async fn remove(
     let row = BackupRow {
         user_id: d.user.id.clone(),
         id: entry.hash(),
+        seq: 0,
         device_id: d.device_id.clone(),
         kind: EntryKind::Tombstone.as_str().into(),
         counter: p.counter as i64,
@@ -619,6 +632,8 @@ pub async fn chain(
     }
     let rows = state.meta.backup_chain(&d.user.id, &id).await?;
     Ok(Json(BackupChain {
+        user_id: d.user.id.clone(),
+        server_id: state.server_id(),
         entries: rows.into_iter().map(info).collect(),
     }))
 }

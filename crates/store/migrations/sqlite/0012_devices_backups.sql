@@ -59,12 +59,14 @@ CREATE INDEX access_tokens_user ON access_tokens (user_id);
 CREATE INDEX sessions_device ON sessions (user_id, device_id);
 CREATE INDEX access_tokens_device ON access_tokens (user_id, device_id);
 
--- Each device's chain of backups and tombstones, as the device signed them. A deleted
+-- Each device's chain of backups and tombstones, as the device signed them, numbered per
+-- user in the order the server accepted them (`seq`: what "newest first" means). A deleted
 -- backup keeps its signed metadata (so the chain has no gap) and loses its content.
 -- Content up to 32 KiB is kept in `data`; larger content in the blob at `blob_key`.
 CREATE TABLE backups (
     user_id        TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     id             TEXT NOT NULL,
+    seq            BIGINT NOT NULL,
     device_id      TEXT NOT NULL,
     kind           TEXT NOT NULL,
     counter        BIGINT NOT NULL,
@@ -81,6 +83,6 @@ CREATE TABLE backups (
     blob_key       TEXT,
     data           BLOB,
     PRIMARY KEY (user_id, id),
-    UNIQUE (user_id, device_id, counter)
+    UNIQUE (user_id, device_id, counter),
+    UNIQUE (user_id, seq)
 );
-CREATE INDEX backups_listing ON backups (user_id, received, id);

@@ -7,11 +7,11 @@ use crate::*;
 
 const BACKUP_COLS: &str = BackupRow::COLS;
 
-/// Locks the device's chain and checks that `row` comes next and its device stands; returns
-/// the account chain's length, where the device's certificate and revocation are checked.
-async fn check_next(tx: &mut super::Tx, row: &BackupRow) -> Result<i64> {
-    tx.lock(&format!("backups:{}:{}", row.user_id, row.device_id))
-        .await?;
+/// Locks the user's chains and checks that `row` comes next in its device's and that the
+/// device stands; numbers it after the user's last entry, and records the account chain's
+/// length (where the device's certificate and revocation are checked).
+async fn check_next(tx: &mut super::Tx, row: &mut BackupRow) -> Result<()> {
+    tx.lock(&format!("backups:{}", row.user_id)).await?;
     let device: Option<(Option<i64>,)> = tx
         .opt(
             q("SELECT revoked_seq FROM devices WHERE user_id = ? AND id = ?")
@@ -37,13 +37,18 @@ async fn check_next(tx: &mut super::Tx, row: &BackupRow) -> Result<i64> {
             "out of order: the entry is not the device's next (its counter and prev)",
         ));
     }
-    let seq: Option<i64> = tx
+    let links: Option<i64> = tx
         .scalar(
             q("SELECT COALESCE(MAX(seq), 0) FROM account_links WHERE user_id = ?")
                 .bind(&row.user_id),
         )
         .await?;
-    Ok(seq.unwrap_or(0))
+    row.chain_seq = links.unwrap_or(0);
+    let last: Option<i64> = tx
+        .scalar(q("SELECT COALESCE(MAX(seq), 0) FROM backups WHERE user_id = ?").bind(&row.user_id))
+        .await?;
+    row.seq = last.unwrap_or(0) + 1;
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -68,7 +73,7 @@ impl Backups for SqlMeta {
         quota: Option<i64>,
     ) -> Result<()> {
         let mut tx = self.db.write(Scope::Tenant).await?;
-        row.chain_seq = check_next(&mut tx, &row).await?;
+        check_next(&mut tx, &mut row).await?;
         charge(&mut tx, &row.user_id, row.size, quota).await?;
         if let Some(key) = &row.blob_key {
             let claimed = tx
@@ -97,7 +102,7 @@ impl Backups for SqlMeta {
 
     async fn tombstone_backup(&self, mut row: BackupRow) -> Result<()> {
         let mut tx = self.db.write(Scope::Tenant).await?;
-        row.chain_seq = check_next(&mut tx, &row).await?;
+        check_next(&mut tx, &mut row).await?;
         let target: Option<(i64, Option<String>)> = tx
             .opt(
                 q(
@@ -128,7 +133,7 @@ impl Backups for SqlMeta {
     }
 
     async fn list_backups(&self, user_id: &str, f: BackupFilter) -> Result<Vec<BackupRow>> {
-        let (before_t, before_id) = f.before.unwrap_or((i64::MAX, String::new()));
+        let before = f.before.unwrap_or(i64::MAX);
         self.db
             .read_all(
                 Scope::Tenant,
@@ -136,8 +141,7 @@ impl Backups for SqlMeta {
                     "SELECT {BACKUP_COLS} FROM backups WHERE user_id = ? AND kind = 'backup' \
                      AND deleted IS NULL \
                      AND (? = '' OR device_id = ?) AND (? = '' OR classification = ?) \
-                     AND (received < ? OR (received = ? AND id < ?)) \
-                     ORDER BY received DESC, id DESC LIMIT ?"
+                     AND seq < ? ORDER BY seq DESC LIMIT ?"
                 ))
                 .binds((user_id, f.device_id.as_deref().unwrap_or("")))
                 .binds((f.device_id.as_deref().unwrap_or(""),))
@@ -145,7 +149,7 @@ impl Backups for SqlMeta {
                     f.classification.as_deref().unwrap_or(""),
                     f.classification.as_deref().unwrap_or(""),
                 ))
-                .binds((before_t, before_t, before_id, f.limit)),
+                .binds((before, f.limit)),
             )
             .await
     }

@@ -83,7 +83,7 @@ stored! {
         user_id, id, name, public_key, created, last_seen, added_seq, revoked_seq, revoked_at,
     );
     crate::BackupRow => "backups" (
-        user_id, id, device_id, kind, counter, prev, classification, size, content_hash, target,
+        user_id, id, seq, device_id, kind, counter, prev, classification, size, content_hash, target,
         created, signature, received, chain_seq, deleted, blob_key,
     );
     crate::UploadRow => "uploads" (id, vault_id, user_id, blob_key, size, hash, created);

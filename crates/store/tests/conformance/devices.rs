@@ -37,6 +37,7 @@ fn entry(user: &str, dev: &str, counter: i64, prev: &str, received: i64) -> Back
     BackupRow {
         user_id: user.into(),
         id: format!("{dev}-{counter}"),
+        seq: 0,
         device_id: dev.into(),
         kind: "backup".into(),
         counter,
@@ -168,7 +169,7 @@ async fn devices_and_backups_append_in_order_and_revocation_ends_everything() {
                     &u,
                     BackupFilter {
                         device_id: Some("d1".into()),
-                        before: Some((all[1].received, all[1].id.clone())),
+                        before: Some(all[1].seq),
                         limit: 10,
                         ..Default::default()
                     },

@@ -126,6 +126,7 @@ async fn fill(meta: &Meta, u: &UserRow, vault: &str) {
             BackupRow {
                 user_id: id.clone(),
                 id: format!("b-{id}"),
+                seq: 0,
                 device_id: format!("dev-{id}"),
                 kind: "backup".into(),
                 counter: 1,

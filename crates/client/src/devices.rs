@@ -1,0 +1,376 @@
+//! Devices: this device's key certified at login, the account chain verified from its first
+//! link, and the commands that list, rename, add and revoke devices.
+//!
+//! The chain is verified whole every time it is read: each link's hash is recomputed, names
+//! the one before, and carries the account key's signature; an addition names a new device,
+//! a revocation one that stands. The newest link seen is remembered, and a server that later
+//! shows a shorter chain, or another one, is refused (TUF's rule).
+
+use std::collections::BTreeMap;
+
+use enc_crypto::UserKeys;
+use enc_crypto::device::{DeviceKey, Link, LinkKind};
+use enc_proto::*;
+
+use crate::ops::{Account, host_name};
+use crate::profile::HeadPin;
+use crate::{Api, ClientError, Profile, Result};
+
+/// What a verified chain says about one device.
+#[derive(Debug, Clone)]
+pub struct Certified {
+    /// Its Ed25519 public key, base64.
+    pub key: String,
+    /// The link that added it.
+    pub added: u64,
+    /// The link that revoked it, if one did.
+    pub revoked: Option<u64>,
+}
+
+impl Certified {
+    /// Whether a signature accepted when the chain was `chain_seq` links long counts.
+    pub fn valid_at(&self, chain_seq: u64) -> bool {
+        self.added <= chain_seq && self.revoked.is_none_or(|r| r > chain_seq)
+    }
+}
+
+/// An account chain, verified from its first link.
+#[derive(Debug, Clone)]
+pub struct VerifiedChain {
+    /// Device id → what the chain says of it.
+    pub devices: BTreeMap<String, Certified>,
+    /// Links in the chain.
+    pub len: u64,
+    /// The last link's hash (empty for none).
+    pub head: String,
+}
+
+fn bad(what: String) -> ClientError {
+    ClientError::Integrity(format!("the account chain is not valid: {what}"))
+}
+
+/// Verifies a chain of `user_id` from its first link against `account_key` (base64).
+pub fn verify_chain(
+    user_id: &str,
+    account_key: &str,
+    chain: &AccountChain,
+) -> Result<VerifiedChain> {
+    if chain.user_id != user_id {
+        return Err(bad(format!("it is user {}'s, not yours", chain.user_id)));
+    }
+    if chain.account_key != account_key {
+        return Err(bad("it names another account key than yours".into()));
+    }
+    let mut out = VerifiedChain {
+        devices: BTreeMap::new(),
+        len: 0,
+        head: String::new(),
+    };
+    for (i, l) in chain.links.iter().enumerate() {
+        let seq = i as u64 + 1;
+        let kind = LinkKind::parse(&l.kind)
+            .ok_or_else(|| bad(format!("link {seq} is of kind {:?}", l.kind)))?;
+        let link = Link {
+            user_id,
+            seq: l.seq,
+            prev: &l.prev,
+            kind,
+            device_id: &l.device_id,
+            device_name: &l.device_name,
+            device_key: &l.device_key,
+            created: l.created,
+        };
+        if l.seq != seq || l.prev != out.head || link.hash() != l.hash {
+            return Err(bad(format!("link {seq} does not follow link {}", seq - 1)));
+        }
+        enc_crypto::verify_b64(account_key, &link.message(), &l.signature)
+            .map_err(|_| bad(format!("link {seq}'s signature does not verify")))?;
+        match kind {
+            LinkKind::DeviceAdd => {
+                if out.devices.contains_key(&l.device_id) {
+                    return Err(bad(format!("link {seq} adds device {} again", l.device_id)));
+                }
+                out.devices.insert(
+                    l.device_id.clone(),
+                    Certified {
+                        key: l.device_key.clone(),
+                        added: seq,
+                        revoked: None,
+                    },
+                );
+            }
+            LinkKind::DeviceRevoke => match out.devices.get_mut(&l.device_id) {
+                Some(d) if d.revoked.is_none() => d.revoked = Some(seq),
+                _ => return Err(bad(format!("link {seq} revokes no standing device"))),
+            },
+        }
+        out.len = seq;
+        out.head = l.hash.clone();
+    }
+    Ok(out)
+}
+
+/// Fetches, verifies and pins the account chain; refuses one shorter than, or diverging
+/// from, the newest this device has seen.
+pub(crate) fn fetch_chain(
+    api: &Api,
+    profile: &Profile,
+    server: &str,
+    user_id: &str,
+    account_key: &str,
+) -> Result<VerifiedChain> {
+    let chain: AccountChain = api.get("/v1/account/chain")?;
+    let verified = verify_chain(user_id, account_key, &chain)?;
+    let mut config = profile.config()?;
+    let pins = config.pins.entry(server.to_string()).or_default();
+    if let Some(seen) = pins.chains.get(user_id) {
+        let at = chain.links.get(seen.seq.saturating_sub(1) as usize);
+        if seen.seq > verified.len || at.is_some_and(|l| l.hash != seen.hash) {
+            return Err(ClientError::Integrity(format!(
+                "the server shows an account chain of {} links where this device has seen {} (a rollback or another history): refusing it",
+                verified.len, seen.seq
+            )));
+        }
+    }
+    if pins
+        .chains
+        .get(user_id)
+        .is_none_or(|s| s.seq < verified.len)
+    {
+        pins.chains.insert(
+            user_id.to_string(),
+            HeadPin {
+                seq: verified.len,
+                hash: verified.head.clone(),
+            },
+        );
+        profile.save_config(&config)?;
+    }
+    Ok(verified)
+}
+
+/// The signature of the chain's next `device-add` link for a new device key.
+fn add_request(
+    keys: &UserKeys,
+    user_id: &str,
+    chain: &VerifiedChain,
+    device_id: &str,
+    name: &str,
+    device_key: &str,
+) -> AddDeviceRequest {
+    let created = unix_now();
+    let link = Link {
+        user_id,
+        seq: chain.len + 1,
+        prev: &chain.head,
+        kind: LinkKind::DeviceAdd,
+        device_id,
+        device_name: name,
+        device_key,
+        created,
+    };
+    AddDeviceRequest {
+        seq: link.seq,
+        prev: chain.head.clone(),
+        device_id: device_id.to_string(),
+        device_name: name.to_string(),
+        device_key: device_key.to_string(),
+        created,
+        signature: keys.sign_b64(&link.message()),
+        bind_session: false,
+        issue_token: false,
+    }
+}
+
+/// Certifies a fresh key for this device, with the account key the login just unwrapped,
+/// and makes the new session the device's. Returns the device id and its secret.
+pub(crate) fn certify_this_device(api: &Api, keys: &UserKeys) -> Result<(String, String)> {
+    let me: MeResponse = api.get("/v1/me")?;
+    let listed: AccountChain = api.get("/v1/account/chain")?;
+    let chain = verify_chain(&me.user_id, &keys.verifying_key_b64(), &listed)?;
+    let device = DeviceKey::generate();
+    let device_id = uuid::Uuid::new_v4().to_string();
+    let name: String = host_name()
+        .unwrap_or_else(|| "device".into())
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    let name = if name.is_empty() {
+        "device".into()
+    } else {
+        name
+    };
+    let mut req = add_request(
+        keys,
+        &me.user_id,
+        &chain,
+        &device_id,
+        &name,
+        &device.public_b64(),
+    );
+    req.bind_session = true;
+    let _: AddDeviceResponse = api.post("/v1/devices", &req)?;
+    Ok((device_id, device.secret_b64().to_string()))
+}
+
+impl Account {
+    /// The caller's user id and the server's instance id.
+    pub(crate) fn ids(&self) -> Result<(String, String)> {
+        let me = self.me()?;
+        Ok((me.user_id, me.server_id))
+    }
+
+    /// The account chain, verified and pinned.
+    pub fn account_chain(&self) -> Result<VerifiedChain> {
+        let (user_id, _) = self.ids()?;
+        fetch_chain(
+            &self.api,
+            &self.profile,
+            &self.session.server,
+            &user_id,
+            &self.keys.verifying_key_b64(),
+        )
+    }
+
+    /// The devices, each checked against the verified chain (a device the chain does not
+    /// certify with the key the server shows is refused).
+    pub fn devices(&self) -> Result<Vec<DeviceInfo>> {
+        let chain = self.account_chain()?;
+        let list: Vec<DeviceInfo> = self.api.get("/v1/devices")?;
+        for d in &list {
+            let certified = chain.devices.get(&d.id);
+            let ok = certified.is_some_and(|c| {
+                c.key == d.public_key
+                    && c.revoked.map(|r| r as i64) == d.revoked_seq.map(|r| r as i64)
+            });
+            if !ok {
+                return Err(ClientError::Integrity(format!(
+                    "the server lists device {} in a way the signed account chain does not",
+                    d.id
+                )));
+            }
+        }
+        Ok(list)
+    }
+
+    /// One device named by id, unique id prefix or name.
+    pub fn find_device(&self, spec: &str) -> Result<DeviceInfo> {
+        let list = self.devices()?;
+        let matches: Vec<&DeviceInfo> = list
+            .iter()
+            .filter(|d| d.id == spec || d.name == spec)
+            .collect();
+        let matches = if matches.is_empty() {
+            list.iter()
+                .filter(|d| spec.len() >= 4 && d.id.starts_with(spec))
+                .collect()
+        } else {
+            matches
+        };
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(ClientError::Usage(format!(
+                "no device {spec:?}: see `enc device ls`"
+            ))),
+            _ => Err(ClientError::Usage(format!(
+                "{spec:?} names several devices: give its id (see `enc device ls`)"
+            ))),
+        }
+    }
+
+    /// Renames a device.
+    pub fn rename_device(&self, spec: &str, name: &str) -> Result<DeviceInfo> {
+        let d = self.find_device(spec)?;
+        self.api.put_empty(
+            &format!("/v1/devices/{}/name", d.id),
+            &RenameDeviceRequest {
+                name: name.to_string(),
+            },
+        )?;
+        Ok(d)
+    }
+
+    /// Certifies a key generated elsewhere (an app's) as a device, and issues it a token
+    /// of kind `backups`.
+    pub fn add_device(&self, public_key: &str, name: &str) -> Result<(DeviceInfo, String)> {
+        let chain = self.account_chain()?;
+        let (user_id, _) = self.ids()?;
+        let device_id = uuid::Uuid::new_v4().to_string();
+        let mut req = add_request(&self.keys, &user_id, &chain, &device_id, name, public_key);
+        req.issue_token = true;
+        let resp: AddDeviceResponse = self.api.post("/v1/devices", &req)?;
+        self.account_chain()?;
+        let token = resp.token.ok_or_else(|| {
+            ClientError::Integrity("the server issued no token for the device".into())
+        })?;
+        Ok((resp.device, token))
+    }
+
+    /// Revokes a device with the chain's next link; what it ended.
+    pub fn revoke_device(&self, spec: &str) -> Result<(DeviceInfo, RevokeDeviceResponse)> {
+        let d = self.find_device(spec)?;
+        if d.revoked_seq.is_some() {
+            return Err(ClientError::Usage(format!(
+                "device {} ({}) is revoked already",
+                d.name, d.id
+            )));
+        }
+        let chain = self.account_chain()?;
+        let (user_id, _) = self.ids()?;
+        let created = unix_now();
+        let link = Link {
+            user_id: &user_id,
+            seq: chain.len + 1,
+            prev: &chain.head,
+            kind: LinkKind::DeviceRevoke,
+            device_id: &d.id,
+            device_name: "",
+            device_key: "",
+            created,
+        };
+        let resp: RevokeDeviceResponse = self.api.post(
+            &format!("/v1/devices/{}/revoke", d.id),
+            &RevokeDeviceRequest {
+                seq: link.seq,
+                prev: chain.head.clone(),
+                created,
+                signature: self.keys.sign_b64(&link.message()),
+            },
+        )?;
+        if self.session.device_id.as_deref() != Some(d.id.as_str()) {
+            self.account_chain()?;
+        }
+        Ok((d, resp))
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// An Ed25519 public key given as an OpenSSH `ssh-ed25519 …` line or as the base64 of its 32
+/// bytes; the base64 of the 32 bytes.
+pub fn parse_public_key(text: &str) -> Result<String> {
+    let text = text.trim();
+    let b64 = if text.starts_with("ssh-ed25519 ") {
+        let key = ssh_key::PublicKey::from_openssh(text)
+            .map_err(|e| ClientError::Usage(format!("not an OpenSSH public key: {e}")))?;
+        match key.key_data() {
+            ssh_key::public::KeyData::Ed25519(k) => enc_crypto::b64(&k.0),
+            _ => return Err(ClientError::Usage("not an Ed25519 key".into())),
+        }
+    } else {
+        text.to_string()
+    };
+    enc_crypto::verifying_key(&b64).map_err(|_| {
+        ClientError::Usage(
+            "the public key must be an `ssh-ed25519 …` line or the base64 of 32 bytes".into(),
+        )
+    })?;
+    Ok(b64)
+}
