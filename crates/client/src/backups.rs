@@ -106,7 +106,7 @@ impl Account {
         let mut config = self.profile.config()?;
         let pins = config.pins.entry(self.session.server.clone()).or_default();
         let len = listed.entries.len() as u64;
-        if let Some(seen) = pins.backups.get(device_id) {
+        if let Some(seen) = pins.device_heads.get(device_id) {
             let at = listed.entries.get(seen.seq.saturating_sub(1) as usize);
             if seen.seq > len || at.is_some_and(|b| b.id != seen.hash) {
                 return Err(ClientError::Integrity(format!(
@@ -115,8 +115,8 @@ impl Account {
                 )));
             }
         }
-        if pins.backups.get(device_id).is_none_or(|s| s.seq < len) {
-            pins.backups.insert(
+        if pins.device_heads.get(device_id).is_none_or(|s| s.seq < len) {
+            pins.device_heads.insert(
                 device_id.to_string(),
                 HeadPin {
                     seq: len,
@@ -131,8 +131,12 @@ impl Account {
     fn pin_backup(&self, device_id: &str, counter: u64, id: &str) -> Result<()> {
         let mut config = self.profile.config()?;
         let pins = config.pins.entry(self.session.server.clone()).or_default();
-        if pins.backups.get(device_id).is_none_or(|s| s.seq < counter) {
-            pins.backups.insert(
+        if pins
+            .device_heads
+            .get(device_id)
+            .is_none_or(|s| s.seq < counter)
+        {
+            pins.device_heads.insert(
                 device_id.to_string(),
                 HeadPin {
                     seq: counter,

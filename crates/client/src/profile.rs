@@ -51,11 +51,11 @@ pub struct ServerPins {
     pub synced: BTreeMap<String, String>,
     /// User id → the newest account chain link this device has verified (a server may
     /// never show it a shorter chain, or another one).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub chains: BTreeMap<String, HeadPin>,
-    /// Device id → its newest backup chain entry this device has verified.
-    #[serde(default)]
-    pub backups: BTreeMap<String, HeadPin>,
+    /// Device id → the newest entry of its backup chain this device has verified.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub device_heads: BTreeMap<String, HeadPin>,
 }
 
 /// A vault's newest verified commit.

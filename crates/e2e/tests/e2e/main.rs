@@ -14,6 +14,7 @@ mod readme;
 mod replicas;
 mod restic;
 mod restic_protocol;
+mod schema;
 mod security;
 mod trees;
 mod upgrade;

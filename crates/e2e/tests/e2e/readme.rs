@@ -1,4 +1,4 @@
-//! The README's five-minute tour, restic, vault-tree and Mercury sections, run as written by a
+//! The README's five-minute tour, restic, vault-tree, device and Mercury sections, run as written by a
 //! shell on a fresh directory, substituting only the port (8443, which may be taken) and the
 //! configuration directory.
 
@@ -20,7 +20,7 @@ fn block_after(readme: &str, heading: &str) -> String {
 
 #[test]
 fn readme_tour_restic_and_mercury_sections_run_as_written() {
-    for tool in ["age", "restic", "hostname", "awk"] {
+    for tool in ["age", "restic", "hostname", "awk", "ssh-keygen"] {
         if !have_tool(tool) {
             return;
         }
@@ -37,6 +37,7 @@ fn readme_tour_restic_and_mercury_sections_run_as_written() {
         "## Five-minute tour",
         "## restic backups",
         "## Versioned directories",
+        "## Devices and device backups",
         "## Hecate archives",
     ]
     .iter()
@@ -79,6 +80,7 @@ fn readme_tour_restic_and_mercury_sections_run_as_written() {
     assert_eq!(read("copy.pdf"), "quarterly figures\n");
     assert_eq!(read("report-again.pdf"), "revised figures\n");
     assert_eq!(read("bobs-plan.txt"), "the plan\n");
+    assert_eq!(read("report-backup.pdf"), "revised figures\n");
     assert!(
         stdout.contains("snapshot") && stdout.contains("saved"),
         "restic backup: {stdout}"

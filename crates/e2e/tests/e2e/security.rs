@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::harness::*;
 
 mod bad_input;
+mod devices_isolation;
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use enc_crypto::device::{CLASSIFICATIONS, Entry, EntryKind};
@@ -21,7 +21,7 @@ use enc_store::{BackupFilter, BackupRow, StoreError, UserRow};
 use futures::StreamExt as _;
 
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::json::ApiQuery;
+use crate::http::json::{ApiQuery, query_of};
 use crate::rules::credentials::Refusal;
 use crate::rules::ingest::{Hash, Ingest, Limits, Refused, drain};
 use crate::rules::now;
@@ -129,7 +129,7 @@ fn check_hex(field: &str, v: &str, empty_ok: bool) -> ApiResult<()> {
 fn check_entry(d: &Device, device: &str, counter: u64, prev: &str, sig: &str) -> ApiResult<()> {
     if device != d.device_id {
         return Err(ApiError::Forbidden(format!(
-            "this credential acts as device {}; an entry of device {device:.64} must come from it",
+            "this credential acts as device {}: it may send only that device's entries",
             d.device_id
         )));
     }
@@ -197,7 +197,7 @@ fn store_refusal(e: StoreError) -> ApiError {
 pub async fn put(
     State(state): State<AppState>,
     d: Device,
-    ApiQuery(p): ApiQuery<PutBackupParams>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<BackupInfo>)> {
@@ -205,6 +205,10 @@ pub async fn put(
     let refuse = async |stream: &mut axum::body::BodyDataStream, e: ApiError| {
         drain(stream).await;
         e
+    };
+    let p: PutBackupParams = match query_of(&uri) {
+        Ok(p) => p,
+        Err(e) => return Err(refuse(&mut stream, e).await),
     };
     if let Err(e) = check_put(&state, &d, &p, &headers).await {
         return Err(refuse(&mut stream, e).await);
@@ -547,7 +551,6 @@ pub async fn remove(
     Path(id): Path<String>,
     ApiQuery(p): ApiQuery<TombstoneParams>,
 ) -> ApiResult<Json<BackupInfo>> {
-    check_entry(&d, &p.device, p.counter, &p.prev, &p.signature)?;
     // Another tenant's id answers like one that does not exist, before anything is checked.
     let target = state
         .meta
@@ -555,6 +558,7 @@ pub async fn remove(
         .await?
         .filter(|r| r.kind == "backup" && r.deleted.is_none())
         .ok_or(ApiError::NotFound("backup"))?;
+    check_entry(&d, &p.device, p.counter, &p.prev, &p.signature)?;
     let server_id = state.server_id();
     let entry = Entry {
         user_id: &d.user.id,
