@@ -119,7 +119,7 @@ pub fn register(cli: &Cli, profile: &Profile, token: &str) -> anyhow::Result<()>
     // Reach the server before asking anyone for a passphrase.
     api.reachable()?;
     let pass = ui::new_passphrase(cli.passphrase_file.as_deref(), "Passphrase")?;
-    let session = enc_client::register(&api, &user, token, &pass)?;
+    let session = enc_client::register(&api, profile, &user, token, &pass)?;
     save(profile, &server, &user, fp, &session)?;
     ui::note!(
         "registered {user} on {server} (role {}); you are logged in",
@@ -145,7 +145,7 @@ pub fn login(cli: &Cli, profile: &Profile, ssh_key: Option<&Path>) -> anyhow::Re
         },
         None => LoginMethod::Passphrase(ui::passphrase(cli.passphrase_file.as_deref())?),
     };
-    let session = enc_client::login(&api, &user, method)?;
+    let session = enc_client::login(&api, profile, &user, method)?;
     save(profile, &server, &user, fp, &session)?;
     ui::note!("logged in as {user} on {server}");
     Ok(())

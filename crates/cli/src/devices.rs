@@ -146,8 +146,12 @@ pub fn device(profile: &Profile, cmd: DeviceCmd, json: bool) -> anyhow::Result<(
                 println!("{}", serde_json::to_string_pretty(&ended)?);
             }
             eprintln!(
-                "device {} ({}) revoked: {} session(s) and {} token(s) ended",
-                d.name, d.id, ended.sessions, ended.tokens
+                "device {} ({}, key {}) revoked: {} session(s) and {} token(s) ended",
+                d.name,
+                d.id,
+                enc_crypto::device::key_fingerprint(&d.public_key),
+                ended.sessions,
+                ended.tokens
             );
             if acct.session.device_id.as_deref() == Some(d.id.as_str()) {
                 eprintln!("that was this device: run `enc login` to use enc here again");

@@ -382,10 +382,19 @@ impl Api {
         self.json(self.send(self.request(reqwest::Method::DELETE, path))?)
     }
 
-    /// `GET`s a body into `out`; the bytes written.
-    pub(crate) fn get_to(&self, path: &str, out: &mut impl std::io::Write) -> Result<u64> {
-        let mut resp = self.send(self.request(reqwest::Method::GET, path))?;
-        resp.copy_to(out).map_err(|e| self.transport(&e))
+    /// `GET`s a body into `out`, at most `max` bytes of it; the bytes written.
+    pub(crate) fn get_to(
+        &self,
+        path: &str,
+        out: &mut impl std::io::Write,
+        max: u64,
+    ) -> Result<u64> {
+        use std::io::Read as _;
+        let resp = self.send(self.request(reqwest::Method::GET, path))?;
+        std::io::copy(&mut resp.take(max), out).map_err(|e| ClientError::Transport {
+            server: self.base.clone(),
+            detail: format!("reading the answer: {e}"),
+        })
     }
 
     /// `DELETE`.

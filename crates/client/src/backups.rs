@@ -101,13 +101,32 @@ impl Account {
                 )));
             }
             check_entry(chain, b, &user_id, &server_id)?;
+            // A revoked device's chain ends where its revocation says.
+            if let Some((last, id)) = chain.devices.get(device_id).and_then(|c| c.end.as_ref())
+                && (b.counter > *last || (b.counter == *last && b.id != *id))
+            {
+                return Err(ClientError::Integrity(format!(
+                    "device {device_id}'s backup chain goes on after its revocation (entry {}): refusing it",
+                    b.counter
+                )));
+            }
             prev = b.id.clone();
+        }
+        let len = listed.entries.len() as u64;
+        if let Some((last, _)) = chain.devices.get(device_id).and_then(|c| c.end.as_ref())
+            && len < *last
+        {
+            return Err(ClientError::Integrity(format!(
+                "the server shows {len} entries of device {device_id}'s backup chain where its revocation signed {last}"
+            )));
         }
         let mut config = self.profile.config()?;
         let pins = config.pins.entry(self.session.server.clone()).or_default();
-        let len = listed.entries.len() as u64;
         if let Some(seen) = pins.device_heads.get(device_id) {
-            let at = listed.entries.get(seen.seq.saturating_sub(1) as usize);
+            let at = seen
+                .seq
+                .checked_sub(1)
+                .and_then(|i| listed.entries.get(i as usize));
             if seen.seq > len || at.is_some_and(|b| b.id != seen.hash) {
                 return Err(ClientError::Integrity(format!(
                     "the server shows device {device_id}'s backup chain with {len} entries where this device has seen {}: a rollback or another history",
@@ -115,7 +134,7 @@ impl Account {
                 )));
             }
         }
-        if pins.device_heads.get(device_id).is_none_or(|s| s.seq < len) {
+        if len > 0 && pins.device_heads.get(device_id).is_none_or(|s| s.seq < len) {
             pins.device_heads.insert(
                 device_id.to_string(),
                 HeadPin {
@@ -243,7 +262,13 @@ impl Account {
                 pairs.push(("cursor", c));
             }
             let page: BackupList = self.api.get(&format!("/v1/backups{}", query(&pairs)))?;
+            let empty = page.backups.is_empty();
             out.extend(page.backups);
+            // A server that keeps handing out cursors for empty pages does not keep this
+            // loop going.
+            if empty || page.next_cursor == cursor {
+                break;
+            }
             if limit.is_some_and(|l| out.len() >= l) {
                 out.truncate(limit.unwrap_or(usize::MAX));
                 break;
@@ -282,9 +307,11 @@ impl Account {
         }
         let io = || ClientError::io("keeping the download in a temporary file");
         let mut file = tempfile::tempfile().map_err(io())?;
-        let size = self
-            .api
-            .get_to(&format!("/v1/backups/{id}/content"), &mut file)?;
+        let size = self.api.get_to(
+            &format!("/v1/backups/{id}/content"),
+            &mut file,
+            info.size + 1,
+        )?;
         file.rewind().map_err(io())?;
         let mut hasher = Sha256::new();
         std::io::copy(&mut (&file), &mut hasher).map_err(io())?;

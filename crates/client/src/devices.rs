@@ -25,6 +25,8 @@ pub struct Certified {
     pub added: u64,
     /// The link that revoked it, if one did.
     pub revoked: Option<u64>,
+    /// Where the revocation ended its backup chain: the last entry's counter and id.
+    pub end: Option<(u64, String)>,
 }
 
 impl Certified {
@@ -79,6 +81,8 @@ pub fn verify_chain(
             device_name: &l.device_name,
             device_key: &l.device_key,
             created: l.created,
+            last_counter: l.last_counter,
+            last_entry: &l.last_entry,
         };
         if l.seq != seq || l.prev != out.head || link.hash() != l.hash {
             return Err(bad(format!("link {seq} does not follow link {}", seq - 1)));
@@ -96,11 +100,15 @@ pub fn verify_chain(
                         key: l.device_key.clone(),
                         added: seq,
                         revoked: None,
+                        end: None,
                     },
                 );
             }
             LinkKind::DeviceRevoke => match out.devices.get_mut(&l.device_id) {
-                Some(d) if d.revoked.is_none() => d.revoked = Some(seq),
+                Some(d) if d.revoked.is_none() => {
+                    d.revoked = Some(seq);
+                    d.end = Some((l.last_counter, l.last_entry.clone()));
+                }
                 _ => return Err(bad(format!("link {seq} revokes no standing device"))),
             },
         }
@@ -124,7 +132,10 @@ pub(crate) fn fetch_chain(
     let mut config = profile.config()?;
     let pins = config.pins.entry(server.to_string()).or_default();
     if let Some(seen) = pins.chains.get(user_id) {
-        let at = chain.links.get(seen.seq.saturating_sub(1) as usize);
+        let at = seen
+            .seq
+            .checked_sub(1)
+            .and_then(|i| chain.links.get(i as usize));
         if seen.seq > verified.len || at.is_some_and(|l| l.hash != seen.hash) {
             return Err(ClientError::Integrity(format!(
                 "the server shows an account chain of {} links where this device has seen {} (a rollback or another history): refusing it",
@@ -168,6 +179,8 @@ fn add_request(
         device_name: name,
         device_key,
         created,
+        last_counter: 0,
+        last_entry: "",
     };
     AddDeviceRequest {
         seq: link.seq,
@@ -182,12 +195,31 @@ fn add_request(
     }
 }
 
+/// What a login's certification of its device gives the session.
+pub(crate) struct ThisDevice {
+    pub device_id: String,
+    pub device_key: String,
+    pub user_id: String,
+    pub server_id: String,
+}
+
 /// Certifies a fresh key for this device, with the account key the login just unwrapped,
-/// and makes the new session the device's. Returns the device id and its secret.
-pub(crate) fn certify_this_device(api: &Api, keys: &UserKeys) -> Result<(String, String)> {
+/// and makes the new session the device's. The chain it extends is verified and checked
+/// against the newest this profile has seen of it (a server showing a chain cut short before
+/// a revocation gets no signature on top of it).
+pub(crate) fn certify_this_device(
+    api: &Api,
+    profile: &Profile,
+    keys: &UserKeys,
+) -> Result<ThisDevice> {
     let me: MeResponse = api.get("/v1/me")?;
-    let listed: AccountChain = api.get("/v1/account/chain")?;
-    let chain = verify_chain(&me.user_id, &keys.verifying_key_b64(), &listed)?;
+    let chain = fetch_chain(
+        api,
+        profile,
+        api.base(),
+        &me.user_id,
+        &keys.verifying_key_b64(),
+    )?;
     let device = DeviceKey::generate();
     let device_id = uuid::Uuid::new_v4().to_string();
     let name: String = host_name()
@@ -211,13 +243,33 @@ pub(crate) fn certify_this_device(api: &Api, keys: &UserKeys) -> Result<(String,
     );
     req.bind_session = true;
     let _: AddDeviceResponse = api.post("/v1/devices", &req)?;
-    Ok((device_id, device.secret_b64().to_string()))
+    fetch_chain(
+        api,
+        profile,
+        api.base(),
+        &me.user_id,
+        &keys.verifying_key_b64(),
+    )?;
+    Ok(ThisDevice {
+        device_id,
+        device_key: device.secret_b64().to_string(),
+        user_id: me.user_id,
+        server_id: me.server_id,
+    })
 }
 
 impl Account {
-    /// The caller's user id and the server's instance id.
+    /// The caller's user id and the server's instance id, as the login saw them.
     pub(crate) fn ids(&self) -> Result<(String, String)> {
         let me = self.me()?;
+        let pinned = (&self.session.user_id, &self.session.server_id);
+        if let (Some(user), Some(server)) = pinned
+            && (*user != me.user_id || *server != me.server_id)
+        {
+            return Err(ClientError::Integrity(
+                "the server names another account or server than at login: refusing it".into(),
+            ));
+        }
         Ok((me.user_id, me.server_id))
     }
 
@@ -254,19 +306,33 @@ impl Account {
         Ok(list)
     }
 
-    /// One device named by id, unique id prefix or name.
+    /// One device named by id, unique id prefix, or name (as shown, or as the chain
+    /// certified it); a name two devices answer to is refused.
     pub fn find_device(&self, spec: &str) -> Result<DeviceInfo> {
+        let chain: AccountChain = self.api.get("/v1/account/chain")?;
+        let certified_as = |id: &str| {
+            chain
+                .links
+                .iter()
+                .find(|l| l.kind == "device-add" && l.device_id == id)
+                .map(|l| l.device_name.clone())
+        };
         let list = self.devices()?;
-        let matches: Vec<&DeviceInfo> = list
-            .iter()
-            .filter(|d| d.id == spec || d.name == spec)
-            .collect();
-        let matches = if matches.is_empty() {
-            list.iter()
-                .filter(|d| spec.len() >= 4 && d.id.starts_with(spec))
-                .collect()
+        let by_id: Vec<&DeviceInfo> = list.iter().filter(|d| d.id == spec).collect();
+        let matches: Vec<&DeviceInfo> = if by_id.is_empty() {
+            let by_name: Vec<&DeviceInfo> = list
+                .iter()
+                .filter(|d| d.name == spec || certified_as(&d.id).as_deref() == Some(spec))
+                .collect();
+            if by_name.is_empty() {
+                list.iter()
+                    .filter(|d| spec.len() >= 4 && d.id.starts_with(spec))
+                    .collect()
+            } else {
+                by_name
+            }
         } else {
-            matches
+            by_id
         };
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
@@ -318,6 +384,12 @@ impl Account {
         }
         let chain = self.account_chain()?;
         let (user_id, _) = self.ids()?;
+        // The revocation signs where the device's backup chain ends, so that no entry the
+        // server shows after it counts, whatever it claims.
+        let entries = self.backup_chain(&chain, &d.id)?;
+        let (last_counter, last_entry) = entries
+            .last()
+            .map_or((0, String::new()), |e| (e.counter, e.id.clone()));
         let created = unix_now();
         let link = Link {
             user_id: &user_id,
@@ -328,12 +400,16 @@ impl Account {
             device_name: "",
             device_key: "",
             created,
+            last_counter,
+            last_entry: &last_entry,
         };
         let resp: RevokeDeviceResponse = self.api.post(
             &format!("/v1/devices/{}/revoke", d.id),
             &RevokeDeviceRequest {
                 seq: link.seq,
                 prev: chain.head.clone(),
+                last_counter,
+                last_entry: last_entry.clone(),
                 created,
                 signature: self.keys.sign_b64(&link.message()),
             },

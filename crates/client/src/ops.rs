@@ -49,7 +49,12 @@ fn derive(api: &Api, user: &str, passphrase: &str) -> Result<enc_crypto::Account
     Ok(enc_crypto::kdf::derive(passphrase.as_bytes(), &salt, kdf)?)
 }
 
-fn session_of(api: &Api, resp: LoginResponse, keys: &UserKeys) -> Result<SavedSession> {
+fn session_of(
+    api: &Api,
+    profile: &Profile,
+    resp: LoginResponse,
+    keys: &UserKeys,
+) -> Result<SavedSession> {
     if resp.x25519_recipient != keys.recipient() || resp.ed25519_public != keys.verifying_key_b64()
     {
         return Err(ClientError::Integrity(
@@ -59,7 +64,7 @@ fn session_of(api: &Api, resp: LoginResponse, keys: &UserKeys) -> Result<SavedSe
     // Every login is a device: a key of its own, certified by the account key just
     // unwrapped, signs this device's backups.
     let authed = api.clone().with_token(&resp.token);
-    let (device_id, device_key) = crate::devices::certify_this_device(&authed, keys)?;
+    let certified = crate::devices::certify_this_device(&authed, profile, keys)?;
     Ok(SavedSession {
         server: api.base().to_string(),
         user: resp.user,
@@ -67,13 +72,21 @@ fn session_of(api: &Api, resp: LoginResponse, keys: &UserKeys) -> Result<SavedSe
         token: resp.token,
         session_id: resp.session_id,
         keys: keys.to_secret_json().to_string(),
-        device_id: Some(device_id),
-        device_key: Some(device_key),
+        device_id: Some(certified.device_id),
+        device_key: Some(certified.device_key),
+        user_id: Some(certified.user_id),
+        server_id: Some(certified.server_id),
     })
 }
 
 /// Redeems an invitation: makes the account's keys, uploads them wrapped, returns a session.
-pub fn register(api: &Api, user: &str, invitation: &str, passphrase: &str) -> Result<SavedSession> {
+pub fn register(
+    api: &Api,
+    profile: &Profile,
+    user: &str,
+    invitation: &str,
+    passphrase: &str,
+) -> Result<SavedSession> {
     // A new account chooses its own parameters; only the salt comes from the server.
     let (salt, _) = prelogin(api, user)?;
     let kdf = KdfParams::default();
@@ -107,7 +120,7 @@ pub fn register(api: &Api, user: &str, invitation: &str, passphrase: &str) -> Re
         device: host_name(),
     };
     let resp: LoginResponse = api.post("/v1/auth/register", &req)?;
-    session_of(api, resp, &keys)
+    session_of(api, profile, resp, &keys)
 }
 
 /// This machine's host name, which names the session's device on the server.
@@ -150,7 +163,12 @@ fn ssh_seed(key: &ssh_key::PrivateKey) -> Result<Zeroizing<[u8; 32]>> {
 }
 
 /// Logs in and returns the session to store.
-pub fn login(api: &Api, user: &str, method: LoginMethod<'_>) -> Result<SavedSession> {
+pub fn login(
+    api: &Api,
+    profile: &Profile,
+    user: &str,
+    method: LoginMethod<'_>,
+) -> Result<SavedSession> {
     match method {
         LoginMethod::Passphrase(passphrase) => {
             let derived = derive(api, user, &passphrase)?;
@@ -165,7 +183,7 @@ pub fn login(api: &Api, user: &str, method: LoginMethod<'_>) -> Result<SavedSess
             let keys = UserKeys::unwrap(&derived.kek, &resp.wrapped_keys).map_err(|_| {
                 ClientError::Integrity("cannot unwrap your key bundle with this passphrase".into())
             })?;
-            session_of(api, resp, &keys)
+            session_of(api, profile, resp, &keys)
         }
         LoginMethod::Ssh {
             key_path,
@@ -217,7 +235,7 @@ pub fn login(api: &Api, user: &str, method: LoginMethod<'_>) -> Result<SavedSess
                     })?
                 }
             };
-            session_of(api, resp, &keys)
+            session_of(api, profile, resp, &keys)
         }
     }
 }

@@ -87,6 +87,13 @@ pub struct SavedSession {
     /// This device's Ed25519 secret, base64.
     #[serde(default)]
     pub device_key: Option<String>,
+    /// The account's user id, as this login saw it (a server that later names another is
+    /// refused: the pins of the account chain are kept by it).
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The server's instance id, as this login saw it.
+    #[serde(default)]
+    pub server_id: Option<String>,
 }
 
 impl std::fmt::Debug for SavedSession {

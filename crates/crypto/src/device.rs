@@ -59,6 +59,12 @@ pub struct Link<'a> {
     pub device_key: &'a str,
     /// Seconds since the Unix epoch, as the signer's clock said.
     pub created: i64,
+    /// A revocation's end of the device's backup chain: its last entry accepted before the
+    /// revocation (counter, and id; 0 and empty for none, and in an addition). Entries after
+    /// it are not the device's, whatever the server says.
+    pub last_counter: u64,
+    /// See [`Link::last_counter`].
+    pub last_entry: &'a str,
 }
 
 fn field(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -77,11 +83,13 @@ impl Link<'_> {
             self.device_id,
             self.device_name,
             self.device_key,
+            self.last_entry,
         ] {
             field(&mut out, f.as_bytes());
         }
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(&self.created.to_be_bytes());
+        out.extend_from_slice(&self.last_counter.to_be_bytes());
         out
     }
 
@@ -324,14 +332,27 @@ mod tests {
             device_name: "laptop",
             device_key: &public,
             created: 5,
+            last_counter: 0,
+            last_entry: "",
         };
         let sig = account.sign_b64(&link.message());
         verify_b64(&account.verifying_key_b64(), &link.message(), &sig).unwrap();
-        let revoke = Link {
-            kind: LinkKind::DeviceRevoke,
-            ..link.clone()
-        };
-        assert!(verify_b64(&account.verifying_key_b64(), &revoke.message(), &sig).is_err());
+        for other in [
+            Link {
+                kind: LinkKind::DeviceRevoke,
+                ..link.clone()
+            },
+            Link {
+                last_counter: 1,
+                ..link.clone()
+            },
+            Link {
+                last_entry: "ab",
+                ..link.clone()
+            },
+        ] {
+            assert!(verify_b64(&account.verifying_key_b64(), &other.message(), &sig).is_err());
+        }
         let again = DeviceKey::from_secret_b64(&device.secret_b64()).unwrap();
         assert_eq!(again.public_b64(), public);
         assert!(key_fingerprint(&public).starts_with("SHA256:"));

@@ -28,6 +28,12 @@ pub struct AccountLink {
     pub created: i64,
     /// The account key's Ed25519 signature, base64.
     pub signature: String,
+    /// A revocation's end of the device's backup chain: its last entry's counter (0: none).
+    #[serde(default)]
+    pub last_counter: u64,
+    /// That entry's id (empty: none).
+    #[serde(default)]
+    pub last_entry: String,
 }
 
 /// `GET /v1/account/chain`.
@@ -89,6 +95,12 @@ pub struct RevokeDeviceRequest {
     pub seq: u64,
     /// The chain's last link's hash.
     pub prev: String,
+    /// The device's last backup entry's counter (0 for none): entries after it are refused.
+    #[serde(default)]
+    pub last_counter: u64,
+    /// That entry's id (empty for none).
+    #[serde(default)]
+    pub last_entry: String,
     /// Unix seconds.
     pub created: i64,
     /// The account key's signature over the link, base64.

@@ -484,6 +484,9 @@ pub struct AccountLinkRow {
     pub device_key: String,
     pub created: i64,
     pub signature: String,
+    /// A revocation's end of the device's backup chain: its last entry (0 and empty: none).
+    pub last_counter: i64,
+    pub last_entry: String,
 }
 
 /// A device of a user: the key a link certified, and the link that revoked it, if one did.

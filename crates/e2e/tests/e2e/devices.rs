@@ -85,6 +85,55 @@ fn devices_are_certified_renamed_and_revoked_at_once() {
         .expect("kept");
     assert_eq!(revoked["revoked_seq"], 3, "{revoked:?}");
     assert_eq!(revoked["sessions"].as_array().map(Vec::len), Some(0));
+    // A server holding the revoked phone's stolen key cannot add to its chain: the
+    // revocation signed where the chain ends, whatever position the server claims.
+    let stolen: Value =
+        json(&std::fs::read_to_string(phone.path("config/session.json")).expect("phone's session"));
+    let key = enc_crypto::device::DeviceKey::from_secret_b64(
+        stolen["device_key"].as_str().expect("device key"),
+    )
+    .expect("key");
+    let me: Value = http()
+        .get(format!("{}/v1/me", server.url))
+        .bearer_auth(alice.token())
+        .send()
+        .expect("me")
+        .json()
+        .expect("json");
+    let (user_id, server_id) = (
+        me["user_id"].as_str().expect("user id"),
+        me["server_id"].as_str().expect("server id"),
+    );
+    let first = server.operator_sql(&format!(
+        "SELECT id FROM backups WHERE device_id = '{phone_id}' AND counter = 1"
+    ));
+    let forged = enc_crypto::device::Entry {
+        user_id,
+        server_id,
+        device_id: &phone_id,
+        kind: enc_crypto::device::EntryKind::Backup,
+        counter: 2,
+        prev: first.trim(),
+        classification: "Restricted",
+        size: 0,
+        content_hash: &sha256_hex(b""),
+        target: "",
+        created: 1,
+    };
+    let forged_id = forged.hash();
+    server.operator_sql(&format!(
+        "INSERT INTO backups (user_id, id, seq, device_id, kind, counter, prev, classification, \
+         size, content_hash, target, created, signature, received, chain_seq) VALUES \
+         ('{user_id}', '{forged_id}', 99, '{phone_id}', 'backup', 2, '{}', 'Restricted', 0, \
+         '{}', '', 1, '{}', 1, 2)",
+        first.trim(),
+        sha256_hex(b""),
+        key.sign_b64(&forged.message())
+    ));
+    let caught = alice.fail(&["backup", "get", &forged_id, "-o", "forged"]);
+    assert!(caught.contains("after its revocation"), "{caught}");
+    server.operator_sql(&format!("DELETE FROM backups WHERE id = '{forged_id}'"));
+
     // Revoking it again says so; what it signed before stays readable.
     let again = alice.fail(&["device", "revoke", &phone_id]);
     assert!(again.contains("revoked already"), "{again}");

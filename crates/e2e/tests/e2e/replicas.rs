@@ -212,3 +212,59 @@ fn restic_delete_on_one_replica_is_seen_by_the_other() {
         .expect("text");
     assert_eq!(listed.trim(), "[]", "listings always ask the database");
 }
+
+/// A device revoked through one replica: its session fails at once on the other, and a
+/// token it made (already verified and cached there) within the cache's 2 s.
+#[test]
+fn a_device_revoked_on_one_replica_is_refused_by_the_other_within_seconds() {
+    let Some(r1) = Server::start_scaled_out("") else {
+        return;
+    };
+    let r2 = r1.replica();
+    let alice = r1.user("alice", "user");
+    let mut phone = User::new(&r2, "alice");
+    phone.ok(&["login"]);
+    let token = restic_token(&phone, "repo", "full");
+    let c = http();
+    let restic_status = |s: &Server| {
+        c.get(format!("{}/restic/alice/repo/config", s.url))
+            .basic_auth("alice", Some(&token))
+            .send()
+            .expect("answer")
+            .status()
+            .as_u16()
+    };
+    // Replica 2 has verified (and cached) the token.
+    assert_ne!(restic_status(&r2), 401);
+    phone.ok(&["backup", "ls"]);
+    let devices: serde_json::Value =
+        serde_json::from_str(&phone.ok(&["device", "ls", "--json"])).expect("json");
+    let id = devices
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|d| d["current"] == true)
+        .and_then(|d| d["id"].as_str())
+        .expect("this device")
+        .to_string();
+    alice.ok(&["device", "revoke", &id]);
+    let revoked = std::time::Instant::now();
+    // The session: on the next request, on the replica that did not revoke it.
+    let refused = phone.fail(&["backup", "ls"]);
+    assert!(refused.contains("enc login"), "{refused}");
+    // The token: at once on the replica that revoked it, within 2 s on the other.
+    assert_eq!(restic_status(&r1), 401);
+    loop {
+        if restic_status(&r2) == 401 {
+            break;
+        }
+        assert!(
+            revoked.elapsed() < Duration::from_millis(2500),
+            "replica 2 still accepts a revoked device's token after {:?}",
+            revoked.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    phone.server = r1.url.clone();
+    phone.ok(&["login"]);
+}

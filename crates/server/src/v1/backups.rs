@@ -56,38 +56,70 @@ pub async fn look_up_token(state: &AppState, token: &str, client: &str) -> Backu
     }
 }
 
-/// The device making a request: its user, id and the client's address hash.
+/// The device making a request: its user, id, certified key and the client's address hash.
+/// A device that a revocation ended is refused here, whatever credential it presents (a
+/// token made in the instant before the revocation included).
 pub struct Device {
     user: UserRow,
     device_id: String,
+    key: String,
     client: String,
+    /// An app's token reaches only its own device's entries; a login's session the whole
+    /// account's.
+    own_only: bool,
 }
 
 impl FromRequestParts<AppState> for Device {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        if let Some(token) = parts.extensions.get::<BackupsToken>().cloned() {
-            return match token {
-                BackupsToken::Valid(user, device_id) => Ok(Self {
-                    user: *user,
+        let (user, device_id, client, own_only) = if let Some(token) =
+            parts.extensions.get::<BackupsToken>().cloned()
+        {
+            match token {
+                BackupsToken::Valid(user, device_id) => (
+                    *user,
                     device_id,
-                    client: crate::rules::credentials::client_hash(state, &parts.extensions),
-                }),
-                BackupsToken::Refused(Some(secs)) => Err(ApiError::TooManyAttempts(secs)),
-                BackupsToken::Refused(None) => Err(ApiError::Unauthenticated),
-            };
+                    crate::rules::credentials::client_hash(state, &parts.extensions),
+                    true,
+                ),
+                BackupsToken::Refused(Some(secs)) => {
+                    return Err(ApiError::TooManyAttempts(secs));
+                }
+                BackupsToken::Refused(None) => return Err(ApiError::Unauthenticated),
+            }
+        } else {
+            let s = Session::from_request_parts(parts, state).await?;
+            let device_id = s.device_id.ok_or_else(|| {
+                ApiError::Forbidden(
+                    "this session has no device key: run `enc login` again to certify one".into(),
+                )
+            })?;
+            (s.user, device_id, s.client, false)
+        };
+        let device = state
+            .meta
+            .device(&user.id, &device_id)
+            .await?
+            .filter(|d| d.revoked_seq.is_none())
+            .ok_or(ApiError::Unauthenticated)?;
+        let t = now();
+        if device.last_seen < t - 60 {
+            let _ = state.meta.touch_device(&user.id, &device_id, t).await;
         }
-        let s = Session::from_request_parts(parts, state).await?;
-        let device_id = s.device_id.ok_or_else(|| {
-            ApiError::Forbidden(
-                "this session has no device key: run `enc login` again to certify one".into(),
-            )
-        })?;
         Ok(Self {
-            user: s.user,
+            user,
             device_id,
-            client: s.client,
+            key: device.public_key,
+            client,
+            own_only,
         })
+    }
+}
+
+impl Device {
+    /// Whether this caller may see an entry of `device_id`.
+    fn reaches(&self, device_id: &str) -> bool {
+        !self.own_only || device_id == self.device_id
     }
 }
 
@@ -141,14 +173,6 @@ fn check_entry(d: &Device, device: &str, counter: u64, prev: &str, sig: &str) ->
         return Err(ApiError::BadRequest("signature: base64 of 64 bytes".into()));
     }
     Ok(())
-}
-
-/// The device's certified key, if it stands.
-async fn device_key(state: &AppState, d: &Device) -> ApiResult<String> {
-    match state.meta.device(&d.user.id, &d.device_id).await? {
-        Some(dev) if dev.revoked_seq.is_none() => Ok(dev.public_key),
-        _ => Err(ApiError::Forbidden("the device is revoked".into())),
-    }
 }
 
 /// The device's next counter and prev, as the chain stands.
@@ -227,11 +251,7 @@ pub async fn put(
         target: "",
         created: p.created,
     };
-    let key = match device_key(&state, &d).await {
-        Ok(k) => k,
-        Err(e) => return Err(refuse(&mut stream, e).await),
-    };
-    if enc_crypto::verify_b64(&key, &entry.message(), &p.signature).is_err() {
+    if enc_crypto::verify_b64(&d.key, &entry.message(), &p.signature).is_err() {
         state
             .audit(
                 &d.user.name,
@@ -267,7 +287,10 @@ pub async fn put(
     };
     let id = entry.hash();
     let t = now();
-    let blob_key = (p.size > IN_ROW).then(|| format!("backups/{}/{}", d.user.id, id));
+    // A key of its own per upload: two uploads of one entry (a retry) never share a blob,
+    // so the loser's release cannot take the winner's.
+    let blob_key =
+        (p.size > IN_ROW).then(|| format!("backups/{}/{}/{}", d.user.id, id, uuid::Uuid::new_v4()));
     let mut ingest = match &blob_key {
         Some(key) => {
             // Reserved before the first byte: after a crash the collector deletes it.
@@ -350,7 +373,6 @@ pub async fn put(
         release(&blob_key).await;
         return Err(store_refusal(e));
     }
-    let _ = state.meta.touch_device(&d.user.id, &d.device_id, t).await;
     state
         .audit(
             &d.user.name,
@@ -467,7 +489,20 @@ pub async fn list(
         .list_backups(
             &d.user.id,
             BackupFilter {
-                device_id: p.device.filter(|x| !x.is_empty()),
+                device_id: if d.own_only {
+                    // An app's token lists its own device's backups only.
+                    match p.device.filter(|x| !x.is_empty()) {
+                        Some(x) if x != d.device_id => {
+                            return Ok(Json(BackupList {
+                                backups: Vec::new(),
+                                next_cursor: None,
+                            }));
+                        }
+                        _ => Some(d.device_id.clone()),
+                    }
+                } else {
+                    p.device.filter(|x| !x.is_empty())
+                },
                 classification: p.classification,
                 before,
                 limit: i64::from(limit) + 1,
@@ -498,6 +533,7 @@ pub async fn get(
         .meta
         .backup(&d.user.id, &id)
         .await?
+        .filter(|r| d.reaches(&r.device_id))
         .ok_or(ApiError::NotFound("backup"))?;
     Ok(Json(info(row)))
 }
@@ -514,19 +550,20 @@ pub async fn content(
         .meta
         .backup(&d.user.id, &id)
         .await?
-        .filter(|r| r.kind == "backup" && r.deleted.is_none())
+        .filter(|r| r.kind == "backup" && r.deleted.is_none() && d.reaches(&r.device_id))
         .ok_or(ApiError::NotFound("backup"))?;
     let body = match &row.blob_key {
         Some(key) => Body::from_stream(state.blobs.read(key).await.map_err(|e| match e {
             StoreError::NotFound => ApiError::Internal(format!("blob {key} missing")),
             other => other.into(),
         })?),
+        // A tombstone may have landed since the row was read: then there is nothing to send.
         None => Body::from(
             state
                 .meta
                 .backup_data(&d.user.id, &id)
                 .await?
-                .unwrap_or_default(),
+                .ok_or(ApiError::NotFound("backup"))?,
         ),
     };
     let mut resp = body.into_response();
@@ -556,8 +593,9 @@ pub async fn remove(
         .meta
         .backup(&d.user.id, &id)
         .await?
-        .filter(|r| r.kind == "backup" && r.deleted.is_none())
+        .filter(|r| r.kind == "backup" && r.deleted.is_none() && d.reaches(&r.device_id))
         .ok_or(ApiError::NotFound("backup"))?;
+    require_permission_of(&state, &d.user)?;
     check_entry(&d, &p.device, p.counter, &p.prev, &p.signature)?;
     let server_id = state.server_id();
     let entry = Entry {
@@ -573,8 +611,7 @@ pub async fn remove(
         target: &target.id,
         created: p.created,
     };
-    let key = device_key(&state, &d).await?;
-    enc_crypto::verify_b64(&key, &entry.message(), &p.signature).map_err(|_| {
+    enc_crypto::verify_b64(&d.key, &entry.message(), &p.signature).map_err(|_| {
         ApiError::Forbidden(
             "the tombstone's signature does not verify with the device's key".into(),
         )
@@ -631,7 +668,7 @@ pub async fn chain(
     d: Device,
     Path(id): Path<String>,
 ) -> ApiResult<Json<BackupChain>> {
-    if state.meta.device(&d.user.id, &id).await?.is_none() {
+    if !d.reaches(&id) || state.meta.device(&d.user.id, &id).await?.is_none() {
         return Err(ApiError::NotFound("device"));
     }
     let rows = state.meta.backup_chain(&d.user.id, &id).await?;

@@ -30,9 +30,12 @@ fn check_name(name: &str) -> ApiResult<()> {
 
 /// Checks a device id: a UUID, as the client chose it.
 pub(crate) fn check_device_id(id: &str) -> ApiResult<()> {
-    uuid::Uuid::parse_str(id)
-        .map(|_| ())
-        .map_err(|_| ApiError::BadRequest("device id must be a UUID".into()))
+    match uuid::Uuid::parse_str(id) {
+        Ok(u) if u.hyphenated().to_string() == id => Ok(()),
+        _ => Err(ApiError::BadRequest(
+            "device id must be a UUID in lower-case hyphenated form".into(),
+        )),
+    }
 }
 
 fn link_info(l: AccountLinkRow) -> AccountLink {
@@ -46,6 +49,8 @@ fn link_info(l: AccountLinkRow) -> AccountLink {
         device_key: l.device_key,
         created: l.created,
         signature: l.signature,
+        last_counter: l.last_counter as u64,
+        last_entry: l.last_entry,
     }
 }
 
@@ -90,6 +95,8 @@ fn signed_link(s: &Session, link: &Link<'_>, signature: &str) -> ApiResult<Accou
         device_key: link.device_key.to_string(),
         created: link.created,
         signature: signature.to_string(),
+        last_counter: link.last_counter as i64,
+        last_entry: link.last_entry.to_string(),
     })
 }
 
@@ -137,6 +144,8 @@ pub async fn add(
         device_name: &req.device_name,
         device_key: &req.device_key,
         created: req.created,
+        last_counter: 0,
+        last_entry: "",
     };
     let row = signed_link(&s, &link, &req.signature)?;
     let t = now();
@@ -163,12 +172,12 @@ pub async fn add(
     let token = if req.issue_token {
         let mut raw = [0u8; 8];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
-        let id = hex::encode(raw);
-        let token = crate::rules::random_token(&format!("enc_{id}_"));
+        let token_id = hex::encode(raw);
+        let token = crate::rules::random_token(&format!("enc_{token_id}_"));
         state
             .meta
             .create_token(AccessTokenRow {
-                id,
+                id: token_id.clone(),
                 user_id: s.user.id.clone(),
                 token_hash: token_hash(&token),
                 kind: TokenKind::Backups,
@@ -181,6 +190,12 @@ pub async fn add(
                 device_id: Some(req.device_id.clone()),
             })
             .await?;
+        if !crate::v1::tokens::device_stands(&state, &s.user.id, &req.device_id).await? {
+            state.meta.delete_token(&s.user.id, &token_id).await?;
+            return Err(ApiError::Conflict(
+                "the device was revoked meanwhile".into(),
+            ));
+        }
         Some(token)
     } else {
         None
@@ -246,6 +261,23 @@ pub async fn rename(
     ApiJson(req): ApiJson<RenameDeviceRequest>,
 ) -> ApiResult<StatusCode> {
     check_name(&req.name)?;
+    // A name that is another device's (as shown, or as certified) would let one device pass
+    // for another in `enc device revoke NAME`.
+    let devices = state.meta.devices(&s.user.id).await?;
+    if !devices.iter().any(|d| d.id == id) {
+        return Err(ApiError::NotFound("device"));
+    }
+    let links = state.meta.account_chain(&s.user.id).await?;
+    let taken = devices.iter().any(|d| d.id != id && d.name == req.name)
+        || links
+            .iter()
+            .any(|l| l.device_id != id && l.device_name == req.name);
+    if taken {
+        return Err(ApiError::Conflict(format!(
+            "another device is named {:?}; choose another name",
+            req.name
+        )));
+    }
     if !state.meta.rename_device(&s.user.id, &id, &req.name).await? {
         return Err(ApiError::NotFound("device"));
     }
@@ -292,6 +324,8 @@ pub async fn revoke(
         device_name: "",
         device_key: "",
         created: req.created,
+        last_counter: req.last_counter,
+        last_entry: &req.last_entry,
     };
     let row = signed_link(&s, &link, &req.signature)?;
     let revoked = state

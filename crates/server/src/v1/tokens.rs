@@ -66,6 +66,11 @@ pub async fn create(
                 "this session has no device key to act as: run `enc login` again, or `enc device add` for an app".into(),
             ));
         }
+        TokenKind::Backups if req.mode != "full" => {
+            return Err(ApiError::BadRequest(
+                "a backups token acts as your device: its mode is full".into(),
+            ));
+        }
         TokenKind::Backups => {}
     }
     let mode: TokenMode = req
@@ -106,6 +111,14 @@ pub async fn create(
         device_id: s.device_id.clone(),
     };
     state.meta.create_token(row.clone()).await?;
+    // A revocation of the session's device that committed meanwhile deleted the device's
+    // tokens before this one existed: this one must not outlive it.
+    if let Some(device) = &s.device_id
+        && !device_stands(&state, &s.user.id, device).await?
+    {
+        state.meta.delete_token(&s.user.id, &id).await?;
+        return Err(ApiError::Unauthenticated);
+    }
     state
         .audit(
             &s.user.name,
@@ -158,4 +171,17 @@ pub async fn revoke(
         )
         .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether a device of the user exists and is not revoked.
+pub(crate) async fn device_stands(
+    state: &AppState,
+    user_id: &str,
+    device: &str,
+) -> ApiResult<bool> {
+    Ok(state
+        .meta
+        .device(user_id, device)
+        .await?
+        .is_some_and(|d| d.revoked_seq.is_none()))
 }

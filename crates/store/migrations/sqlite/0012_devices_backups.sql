@@ -13,6 +13,9 @@ CREATE TABLE account_links (
     device_key  TEXT NOT NULL,
     created     BIGINT NOT NULL,
     signature   TEXT NOT NULL,
+    -- A revocation's end of the device's backup chain (0 and empty in an addition).
+    last_counter BIGINT NOT NULL,
+    last_entry  TEXT NOT NULL,
     PRIMARY KEY (user_id, seq)
 );
 

@@ -11,6 +11,9 @@ const BACKUP_COLS: &str = BackupRow::COLS;
 /// device stands; numbers it after the user's last entry, and records the account chain's
 /// length (where the device's certificate and revocation are checked).
 async fn check_next(tx: &mut super::Tx, row: &mut BackupRow) -> Result<()> {
+    // The account chain's lock first, as a revocation takes it: an entry is either accepted
+    // before a revocation of its device, or sees it.
+    tx.lock(&format!("chain:{}", row.user_id)).await?;
     tx.lock(&format!("backups:{}", row.user_id)).await?;
     let device: Option<(Option<i64>,)> = tx
         .opt(

@@ -85,6 +85,22 @@ impl Devices for SqlMeta {
         if done == 0 {
             return Err(StoreError::NotFound);
         }
+        // The link names where the device's backup chain ends; an entry accepted since the
+        // revoker read it (which took this lock too) makes it wrong.
+        let last: Option<(i64, String)> = tx
+            .opt(
+                q(
+                    "SELECT counter, id FROM backups WHERE user_id = ? AND device_id = ? \
+                   ORDER BY counter DESC LIMIT 1",
+                )
+                .binds((&link.user_id, &link.device_id)),
+            )
+            .await?;
+        if last.unwrap_or((0, String::new())) != (link.last_counter, link.last_entry.clone()) {
+            return Err(StoreError::Conflict(
+                "the device's backup chain moved since the revocation was signed: sign it again",
+            ));
+        }
         tx.execute(insert(&link, "")).await?;
         let sessions = tx
             .execute(

@@ -16,6 +16,8 @@ fn link(user: &str, seq: i64, prev: &str, kind: &str, device: &str) -> AccountLi
         device_key: "key".into(),
         created: now(),
         signature: "sig".into(),
+        last_counter: 0,
+        last_entry: String::new(),
     }
 }
 
@@ -221,10 +223,14 @@ async fn devices_and_backups_append_in_order_and_revocation_ends_everything() {
 
             // Revocation: a signed link, the device's sessions and tokens gone, its entries
             // refused from then on.
-            let revoked = meta
-                .revoke_device(link(&u, 3, "link-2", "device-revoke", "d1"), now())
-                .await
-                .expect("revoke");
+            // The revocation names where the device's chain ends: a wrong end is refused.
+            let stale = link(&u, 3, "link-2", "device-revoke", "d1");
+            let got = meta.revoke_device(stale, now()).await;
+            assert!(matches!(got, Err(StoreError::Conflict(_))), "{got:?}");
+            let mut revoke = link(&u, 3, "link-2", "device-revoke", "d1");
+            revoke.last_counter = 2;
+            revoke.last_entry = "d1-2".into();
+            let revoked = meta.revoke_device(revoke, now()).await.expect("revoke");
             assert_eq!(revoked.sessions, 1);
             assert_eq!(revoked.tokens, ["tok1"]);
             assert!(meta.token("tok1").await.expect("token").is_none());

@@ -120,6 +120,8 @@ async fn fill(meta: &Meta, u: &UserRow, vault: &str) {
             device_key: "k".into(),
             created: now(),
             signature: "s".into(),
+            last_counter: 0,
+            last_entry: String::new(),
         };
         meta.add_device(link, device, None).await.expect("device");
         meta.put_backup(
