@@ -172,6 +172,7 @@ pub(crate) async fn open_state(config: Config) -> anyhow::Result<Server> {
         gc_running: std::sync::atomic::AtomicBool::new(false),
         revocations: Default::default(),
         tls_fingerprint,
+        backup_writer: state::backup_writer(meta.clone()),
     }));
     Ok(Server {
         restic: restic::Restic::new(state.clone()),

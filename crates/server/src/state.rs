@@ -41,6 +41,34 @@ pub struct Inner {
     pub gc_running: std::sync::atomic::AtomicBool,
     /// Where caches of verified credentials hear of revocations.
     pub revocations: crate::rules::credentials::Revocations,
+    /// Device backups' group commit: concurrent uploads' entries and audit entries written in
+    /// one transaction.
+    pub backup_writer: BackupWriter,
+}
+
+/// The writer of device backups (see [`crate::rules::batch`]).
+pub type BackupWriter = crate::rules::batch::Batcher<
+    enc_store::NewBackup,
+    Result<enc_store::BackupRow, enc_store::StoreError>,
+>;
+
+/// Spawns the writer of device backups: each batch is one transaction.
+pub fn backup_writer(meta: Meta) -> BackupWriter {
+    crate::rules::batch::Batcher::new(move |items: Vec<enc_store::NewBackup>| {
+        let meta = meta.clone();
+        async move {
+            let n = items.len();
+            match meta.put_backups(items).await {
+                Ok(results) => results,
+                Err(e) => {
+                    let msg = e.to_string();
+                    (0..n)
+                        .map(|_| Err(enc_store::StoreError::Batch(msg.clone())))
+                        .collect()
+                }
+            }
+        }
+    })
 }
 
 impl std::ops::Deref for AppState {

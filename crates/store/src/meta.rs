@@ -374,7 +374,11 @@ pub trait Backups: Send + Sync {
         row: BackupRow,
         data: Option<Vec<u8>>,
         quota: Option<i64>,
-    ) -> Result<()>;
+    ) -> Result<BackupRow>;
+    /// *System scope.* Group commit: appends each backup as [`Backups::put_backup`] would,
+    /// with its audit entry, all in one transaction (one commit to disk). Each item's outcome
+    /// is its own (an item refused changed nothing); `Err` only if the transaction failed.
+    async fn put_backups(&self, items: Vec<NewBackup>) -> Result<Vec<Result<BackupRow>>>;
     /// *Tenant scope.* Appends a tombstone and deletes its target's content (credited to the
     /// user, its blob queued), in one transaction. `Conflict` as for [`Backups::put_backup`];
     /// `NotFound` if the target is not a live backup of the user.

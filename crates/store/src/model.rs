@@ -562,3 +562,13 @@ pub struct BackupFilter {
     pub before: Option<i64>,
     pub limit: i64,
 }
+
+/// One backup for [`crate::Backups::put_backups`]: the entry, its content when kept in the
+/// row, the user's quota, and the audit entry written with it.
+#[derive(Debug, Clone)]
+pub struct NewBackup {
+    pub row: BackupRow,
+    pub data: Option<Vec<u8>>,
+    pub quota: Option<i64>,
+    pub audit: NewAudit,
+}

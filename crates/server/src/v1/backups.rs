@@ -365,29 +365,37 @@ pub async fn put(
         deleted: None,
         blob_key: blob_key.clone(),
     };
-    if let Err(e) = state
-        .meta
-        .put_backup(row.clone(), received.data, quota)
+    let audit = enc_store::NewAudit {
+        ts: t,
+        actor: d.user.name.clone(),
+        actor_id: Some(d.user.id.clone()),
+        action: "backup.put".into(),
+        target: format!(
+            "{} {} #{} {}",
+            row.id, d.device_id, p.counter, p.classification
+        ),
+        outcome: "ok".into(),
+        client: d.client.clone(),
+    };
+    // Concurrent uploads share one transaction (and one commit to disk), each entry with
+    // its audit entry.
+    let written = state
+        .backup_writer
+        .submit(enc_store::NewBackup {
+            row,
+            data: received.data,
+            quota,
+            audit,
+        })
         .await
-    {
-        release(&blob_key).await;
-        return Err(store_refusal(e));
+        .unwrap_or_else(|| Err(StoreError::Batch("the server is shutting down".into())));
+    match written {
+        Ok(stored) => Ok((StatusCode::CREATED, Json(info(stored)))),
+        Err(e) => {
+            release(&blob_key).await;
+            Err(store_refusal(e))
+        }
     }
-    state
-        .audit(
-            &d.user.name,
-            Some(&d.user.id),
-            "backup.put",
-            &format!(
-                "{} {} #{} {}",
-                row.id, d.device_id, p.counter, p.classification
-            ),
-            "ok",
-            &d.client,
-        )
-        .await;
-    let stored = state.meta.backup(&d.user.id, &row.id).await?.unwrap_or(row);
-    Ok((StatusCode::CREATED, Json(info(stored))))
 }
 
 /// The checks of a backup's metadata that need no lookup.

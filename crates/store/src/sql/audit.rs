@@ -12,48 +12,7 @@ const AUDIT_COLS: &str = "seq, ts, actor, action, target, outcome, client, prev_
 impl Audit for SqlMeta {
     async fn audit_append(&self, e: NewAudit) -> Result<AuditRow> {
         let mut tx = self.db.write(Scope::System).await?;
-        tx.lock("audit").await?;
-        let last: Option<(i64, String)> = tx
-            .opt(q("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
-            .await?;
-        let (seq, prev_hash) = match last {
-            Some((s, h)) => (s + 1, h),
-            None => (1, GENESIS.to_string()),
-        };
-        let hash = audit_hash(
-            &prev_hash,
-            &AuditFields {
-                seq,
-                ts: e.ts,
-                actor: &e.actor,
-                action: &e.action,
-                target: &e.target,
-                outcome: &e.outcome,
-                client: &e.client,
-            },
-        );
-        let row = tx
-            .returning(
-                q(format!(
-                    "INSERT INTO audit (seq, ts, actor, actor_id, action, target, outcome, client, \
-                     prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {AUDIT_COLS}"
-                ))
-                .binds((
-                    seq,
-                    e.ts,
-                    &e.actor,
-                    &e.actor_id,
-                    &e.action,
-                    &e.target,
-                    &e.outcome,
-                    &e.client,
-                    &prev_hash,
-                    &hash,
-                )),
-            )
-            .await?
-            .pop()
-            .ok_or(StoreError::NotFound)?;
+        let row = append_in(&mut tx, &e).await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -69,4 +28,52 @@ impl Audit for SqlMeta {
         };
         tx.all(query).await
     }
+}
+
+/// Appends an entry to the chain inside a transaction of the caller's (in system scope:
+/// the chain's last entry must be seen whoever's it is), under the chain's lock.
+pub(crate) async fn append_in(tx: &mut super::Tx, e: &NewAudit) -> Result<AuditRow> {
+    tx.lock("audit").await?;
+    let last: Option<(i64, String)> = tx
+        .opt(q("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
+        .await?;
+    let (seq, prev_hash) = match last {
+        Some((s, h)) => (s + 1, h),
+        None => (1, GENESIS.to_string()),
+    };
+    let hash = audit_hash(
+        &prev_hash,
+        &AuditFields {
+            seq,
+            ts: e.ts,
+            actor: &e.actor,
+            action: &e.action,
+            target: &e.target,
+            outcome: &e.outcome,
+            client: &e.client,
+        },
+    );
+    let row = tx
+        .returning(
+            q(format!(
+                "INSERT INTO audit (seq, ts, actor, actor_id, action, target, outcome, client, \
+                     prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {AUDIT_COLS}"
+            ))
+            .binds((
+                seq,
+                e.ts,
+                &e.actor,
+                &e.actor_id,
+                &e.action,
+                &e.target,
+                &e.outcome,
+                &e.client,
+                &prev_hash,
+                &hash,
+            )),
+        )
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound)?;
+    Ok(row)
 }

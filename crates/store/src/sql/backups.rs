@@ -54,6 +54,42 @@ async fn check_next(tx: &mut super::Tx, row: &mut BackupRow) -> Result<()> {
     Ok(())
 }
 
+/// Appends one backup inside a transaction: every check before any change, so a refused one
+/// (`Conflict`, `QuotaExceeded`) leaves the transaction as it found it.
+async fn put_in(
+    tx: &mut super::Tx,
+    mut row: BackupRow,
+    data: Option<Vec<u8>>,
+    quota: Option<i64>,
+) -> Result<BackupRow> {
+    check_next(tx, &mut row).await?;
+    if let Some(key) = &row.blob_key {
+        let reserved: Option<(String,)> = tx
+            .opt(q("SELECT blob_key FROM blob_gc WHERE blob_key = ?").bind(key))
+            .await?;
+        if reserved.is_none() {
+            return Err(StoreError::Conflict("the upload's reservation expired"));
+        }
+    }
+    charge(tx, &row.user_id, row.size, quota).await?;
+    if let Some(key) = &row.blob_key {
+        tx.execute(q("DELETE FROM blob_gc WHERE blob_key = ?").bind(key))
+            .await?;
+    }
+    tx.execute(insert(&row, "")).await?;
+    if let Some(data) = data {
+        tx.execute(
+            q("UPDATE backups SET data = ? WHERE user_id = ? AND id = ?").binds((
+                data,
+                &row.user_id,
+                &row.id,
+            )),
+        )
+        .await?;
+    }
+    Ok(row)
+}
+
 #[async_trait::async_trait]
 impl Backups for SqlMeta {
     async fn backup_head(&self, user_id: &str, device_id: &str) -> Result<Option<BackupRow>> {
@@ -71,36 +107,31 @@ impl Backups for SqlMeta {
 
     async fn put_backup(
         &self,
-        mut row: BackupRow,
+        row: BackupRow,
         data: Option<Vec<u8>>,
         quota: Option<i64>,
-    ) -> Result<()> {
+    ) -> Result<BackupRow> {
         let mut tx = self.db.write(Scope::Tenant).await?;
-        check_next(&mut tx, &mut row).await?;
-        charge(&mut tx, &row.user_id, row.size, quota).await?;
-        if let Some(key) = &row.blob_key {
-            let claimed = tx
-                .execute(q("DELETE FROM blob_gc WHERE blob_key = ?").bind(key))
-                .await?;
-            if claimed == 0 {
-                return Err(StoreError::Conflict("the upload's reservation expired"));
+        let row = put_in(&mut tx, row, data, quota).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn put_backups(&self, items: Vec<NewBackup>) -> Result<Vec<Result<BackupRow>>> {
+        let mut tx = self.db.write(Scope::System).await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            match put_in(&mut tx, item.row, item.data, item.quota).await {
+                Ok(row) => {
+                    super::audit::append_in(&mut tx, &item.audit).await?;
+                    out.push(Ok(row));
+                }
+                Err(e @ (StoreError::Conflict(_) | StoreError::QuotaExceeded)) => out.push(Err(e)),
+                Err(e) => return Err(e),
             }
         }
-        let inserted = tx.execute(insert(&row, "ON CONFLICT DO NOTHING")).await?;
-        if inserted == 0 {
-            return Err(StoreError::Conflict("that backup is stored already"));
-        }
-        if let Some(data) = data {
-            tx.execute(
-                q("UPDATE backups SET data = ? WHERE user_id = ? AND id = ?").binds((
-                    data,
-                    &row.user_id,
-                    &row.id,
-                )),
-            )
-            .await?;
-        }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(out)
     }
 
     async fn tombstone_backup(&self, mut row: BackupRow) -> Result<()> {

@@ -244,12 +244,53 @@ async fn devices_and_backups_append_in_order_and_revocation_ends_everything() {
             assert!(matches!(got, Err(StoreError::NotFound)), "{got:?}");
             let d1 = meta.device(&u, "d1").await.expect("device").expect("kept");
             assert_eq!(d1.revoked_seq, Some(3));
+            // Group commit: each item on its own, an audit entry with each one stored.
+            let audits = meta.audit_list(None).await.expect("audit").len();
+            let item = |row: BackupRow| NewBackup {
+                row,
+                data: Some(b"0123456789".to_vec()),
+                quota: None,
+                audit: NewAudit {
+                    ts: now(),
+                    actor: "alice".into(),
+                    actor_id: Some(u.clone()),
+                    action: "backup.put".into(),
+                    target: "t".into(),
+                    outcome: "ok".into(),
+                    client: "c".into(),
+                },
+            };
+            let out = meta
+                .put_backups(vec![
+                    item(entry(&u, "d2", 3, "tomb", t + 6)),
+                    item(entry(&u, "d2", 3, "tomb", t + 6)),
+                    item(entry(&u, "d1", 3, "d1-2", t + 6)),
+                    item(entry(&u, "d2", 4, "d2-3", t + 7)),
+                ])
+                .await
+                .expect("batch");
+            assert!(out[0].is_ok() && out[3].is_ok(), "{out:?}");
+            assert!(matches!(out[1], Err(StoreError::Conflict(_))), "{out:?}");
+            assert!(matches!(out[2], Err(StoreError::Conflict(_))), "{out:?}");
+            assert_eq!(
+                meta.audit_list(None).await.expect("audit").len(),
+                audits + 2
+            );
+            assert_eq!(
+                meta.backup_head(&u, "d2")
+                    .await
+                    .expect("head")
+                    .expect("some")
+                    .counter,
+                4
+            );
             assert!(meta.rename_device(&u, "d2", "phone").await.expect("rename"));
             assert_eq!(meta.devices(&u).await.expect("devices")[1].name, "phone");
         })
         .await;
         let usage = meta.backup_usage().await.expect("usage");
-        assert_eq!(usage.iter().map(|r| r.backups).sum::<i64>(), 2);
+        // d1's second, d2's first and the two of the group commit (d1's first was deleted).
+        assert_eq!(usage.iter().map(|r| r.backups).sum::<i64>(), 4);
         assert!(
             usage
                 .iter()
