@@ -173,7 +173,16 @@ pub(crate) async fn open_state(config: Config) -> anyhow::Result<Server> {
         revocations: Default::default(),
         tls_fingerprint,
         backup_writer: state::backup_writer(meta.clone()),
+        backup_tokens: Default::default(),
     }));
+    {
+        let weak = Arc::downgrade(&state.0);
+        state.revocations.subscribe(move |_| {
+            if let Some(s) = weak.upgrade() {
+                s.backup_tokens.clear();
+            }
+        });
+    }
     Ok(Server {
         restic: restic::Restic::new(state.clone()),
         mercury: mercury::MercuryState::new(state.clone(), mercury),

@@ -44,6 +44,8 @@ pub struct Inner {
     /// Device backups' group commit: concurrent uploads' entries and audit entries written in
     /// one transaction.
     pub backup_writer: BackupWriter,
+    /// Verified `backups` tokens (emptied by every revocation on this replica).
+    pub backup_tokens: crate::v1::backups::TokenCache,
 }
 
 /// The writer of device backups (see [`crate::rules::batch`]).

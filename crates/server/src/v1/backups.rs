@@ -29,6 +29,7 @@ use crate::rules::policy::Permission;
 use crate::state::AppState;
 use crate::v1::auth::Session;
 use crate::v1::users::require_permission;
+use std::time::Instant;
 
 /// Content up to this size is kept in its row (one transaction, no blob); larger content in a
 /// blob of its own.
@@ -37,23 +38,75 @@ const IN_ROW: u64 = 32 << 10;
 /// What the `/v1` middleware found for a bearer token of kind `backups`.
 #[derive(Clone)]
 pub enum BackupsToken {
-    /// Valid: the user, and the device the token acts as.
-    Valid(Box<UserRow>, String),
-    /// Refused (wrong, revoked, expired) or throttled.
+    /// Valid: the user, and the device the token acts as (standing when looked up).
+    Valid(Box<UserRow>, Box<enc_store::DeviceRow>),
+    /// Refused (wrong, revoked, expired; or its device is revoked) or throttled.
     Refused(Option<u64>),
 }
 
-/// Verifies a bearer token of kind `backups` for the middleware.
+/// Verified `backups` tokens, reused for [`CACHE_SECS`](crate::rules::credentials::CACHE_SECS)
+/// (an app posts many backups a second); keyed by the token's hash. Any revocation on this
+/// replica empties it at once; other replicas drop an entry within the 2 s. The store checks
+/// the device again in the transaction that appends an entry, so no entry lands after a
+/// revocation whatever this cache holds.
+#[derive(Default)]
+pub struct TokenCache(std::sync::Mutex<std::collections::HashMap<String, (Instant, BackupsToken)>>);
+
+impl TokenCache {
+    fn get(&self, key: &str) -> Option<BackupsToken> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, found) = map.get(key)?;
+        (at.elapsed().as_secs() < crate::rules::credentials::CACHE_SECS).then(|| found.clone())
+    }
+
+    fn put(&self, key: String, found: BackupsToken) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= 10_000 {
+            map.retain(|_, (at, _)| at.elapsed().as_secs() < crate::rules::credentials::CACHE_SECS);
+        }
+        map.insert(key, (Instant::now(), found));
+    }
+
+    /// Forgets everything (a revocation).
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// Verifies a bearer token of kind `backups` for the middleware, and that its device stands.
 pub async fn look_up_token(state: &AppState, token: &str, client: &str) -> BackupsToken {
     use crate::rules::credentials::verify;
-    match verify(state, None, token, enc_store::TokenKind::Backups, client).await {
+    let key = crate::rules::token_hash(token);
+    if let Some(found) = state.backup_tokens.get(&key) {
+        return found;
+    }
+    let found = match verify(state, None, token, enc_store::TokenKind::Backups, client).await {
         Ok((user, row)) => match row.device_id {
-            Some(device) => BackupsToken::Valid(Box::new(user), device),
+            Some(device) => {
+                let standing = enc_store::tenant::scope(user.id.clone(), async {
+                    state.meta.device(&user.id, &device).await
+                })
+                .await;
+                match standing {
+                    Ok(Some(d)) if d.revoked_seq.is_none() => {
+                        BackupsToken::Valid(Box::new(user), Box::new(d))
+                    }
+                    Ok(_) => BackupsToken::Refused(None),
+                    Err(e) => {
+                        tracing::error!(error = %e, "looking a token's device up failed");
+                        return BackupsToken::Refused(None);
+                    }
+                }
+            }
             None => BackupsToken::Refused(None),
         },
-        Err(Refusal::Throttled(secs)) => BackupsToken::Refused(Some(secs)),
-        Err(Refusal::Denied) => BackupsToken::Refused(None),
+        Err(Refusal::Throttled(secs)) => return BackupsToken::Refused(Some(secs)),
+        Err(Refusal::Denied) => return BackupsToken::Refused(None),
+    };
+    if matches!(found, BackupsToken::Valid(..)) {
+        state.backup_tokens.put(key, found.clone());
     }
+    found
 }
 
 /// The device making a request: its user, id, certified key and the client's address hash.
@@ -72,46 +125,41 @@ pub struct Device {
 impl FromRequestParts<AppState> for Device {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let (user, device_id, client, own_only) = if let Some(token) =
-            parts.extensions.get::<BackupsToken>().cloned()
-        {
-            match token {
-                BackupsToken::Valid(user, device_id) => (
-                    *user,
-                    device_id,
-                    crate::rules::credentials::client_hash(state, &parts.extensions),
-                    true,
-                ),
-                BackupsToken::Refused(Some(secs)) => {
-                    return Err(ApiError::TooManyAttempts(secs));
-                }
-                BackupsToken::Refused(None) => return Err(ApiError::Unauthenticated),
-            }
-        } else {
-            let s = Session::from_request_parts(parts, state).await?;
-            let device_id = s.device_id.ok_or_else(|| {
-                ApiError::Forbidden(
-                    "this session has no device key: run `enc login` again to certify one".into(),
-                )
-            })?;
-            (s.user, device_id, s.client, false)
-        };
+        if let Some(token) = parts.extensions.get::<BackupsToken>().cloned() {
+            return match token {
+                BackupsToken::Valid(user, device) => Ok(Self {
+                    user: *user,
+                    device_id: device.id,
+                    key: device.public_key,
+                    client: crate::rules::credentials::client_hash(state, &parts.extensions),
+                    own_only: true,
+                }),
+                BackupsToken::Refused(Some(secs)) => Err(ApiError::TooManyAttempts(secs)),
+                BackupsToken::Refused(None) => Err(ApiError::Unauthenticated),
+            };
+        }
+        let s = Session::from_request_parts(parts, state).await?;
+        let device_id = s.device_id.ok_or_else(|| {
+            ApiError::Forbidden(
+                "this session has no device key: run `enc login` again to certify one".into(),
+            )
+        })?;
         let device = state
             .meta
-            .device(&user.id, &device_id)
+            .device(&s.user.id, &device_id)
             .await?
             .filter(|d| d.revoked_seq.is_none())
             .ok_or(ApiError::Unauthenticated)?;
         let t = now();
         if device.last_seen < t - 60 {
-            let _ = state.meta.touch_device(&user.id, &device_id, t).await;
+            let _ = state.meta.touch_device(&s.user.id, &device_id, t).await;
         }
         Ok(Self {
-            user,
+            user: s.user,
             device_id,
             key: device.public_key,
-            client,
-            own_only,
+            client: s.client,
+            own_only: false,
         })
     }
 }
@@ -267,7 +315,11 @@ pub async fn put(
         );
         return Err(refuse(&mut stream, e).await);
     }
-    if let Err(e) = expect_next(&state, &d, p.counter, &p.prev).await {
+    // A large body is refused before it is read when it cannot be the device's next entry;
+    // a small one is checked where it is appended (one lookup less per backup).
+    if p.size > IN_ROW
+        && let Err(e) = expect_next(&state, &d, p.counter, &p.prev).await
+    {
         return Err(refuse(&mut stream, e).await);
     }
     let quota = state

@@ -15,42 +15,31 @@ async fn check_next(tx: &mut super::Tx, row: &mut BackupRow) -> Result<()> {
     // before a revocation of its device, or sees it.
     tx.lock(&format!("chain:{}", row.user_id)).await?;
     tx.lock(&format!("backups:{}", row.user_id)).await?;
-    let device: Option<(Option<i64>,)> = tx
-        .opt(
-            q("SELECT revoked_seq FROM devices WHERE user_id = ? AND id = ?")
-                .binds((&row.user_id, &row.device_id)),
+    // One statement for everything the order depends on: whether the device stands, its
+    // last entry, the account chain's length and the user's last number.
+    let (standing, counter, hash, links, last): (i64, i64, String, i64, i64) = tx
+        .one(
+            q("SELECT \
+               (SELECT COUNT(*) FROM devices WHERE user_id = ? AND id = ? AND revoked_seq IS NULL), \
+               COALESCE((SELECT MAX(counter) FROM backups WHERE user_id = ? AND device_id = ?), 0), \
+               COALESCE((SELECT id FROM backups WHERE user_id = ? AND device_id = ? \
+                         ORDER BY counter DESC LIMIT 1), ''), \
+               COALESCE((SELECT MAX(seq) FROM account_links WHERE user_id = ?), 0), \
+               COALESCE((SELECT MAX(seq) FROM backups WHERE user_id = ?), 0)")
+            .binds((&row.user_id, &row.device_id, &row.user_id, &row.device_id))
+            .binds((&row.user_id, &row.device_id, &row.user_id, &row.user_id)),
         )
         .await?;
-    match device {
-        Some((None,)) => {}
-        _ => return Err(StoreError::Conflict("the device is revoked")),
+    if standing == 0 {
+        return Err(StoreError::Conflict("the device is revoked"));
     }
-    let last: Option<(i64, String)> = tx
-        .opt(
-            q(
-                "SELECT counter, id FROM backups WHERE user_id = ? AND device_id = ? \
-               ORDER BY counter DESC LIMIT 1",
-            )
-            .binds((&row.user_id, &row.device_id)),
-        )
-        .await?;
-    let (counter, hash) = last.unwrap_or((0, String::new()));
     if row.counter != counter + 1 || row.prev != hash {
         return Err(StoreError::Conflict(
             "out of order: the entry is not the device's next (its counter and prev)",
         ));
     }
-    let links: Option<i64> = tx
-        .scalar(
-            q("SELECT COALESCE(MAX(seq), 0) FROM account_links WHERE user_id = ?")
-                .bind(&row.user_id),
-        )
-        .await?;
-    row.chain_seq = links.unwrap_or(0);
-    let last: Option<i64> = tx
-        .scalar(q("SELECT COALESCE(MAX(seq), 0) FROM backups WHERE user_id = ?").bind(&row.user_id))
-        .await?;
-    row.seq = last.unwrap_or(0) + 1;
+    row.chain_seq = links;
+    row.seq = last + 1;
     Ok(())
 }
 
