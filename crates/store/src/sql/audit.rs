@@ -77,3 +77,56 @@ pub(crate) async fn append_in(tx: &mut super::Tx, e: &NewAudit) -> Result<AuditR
         .ok_or(StoreError::NotFound)?;
     Ok(row)
 }
+
+/// Appends several entries to the chain in order, inside a transaction of the caller's (in
+/// system scope), under the chain's lock: one read of the chain's end and one insert.
+pub(crate) async fn append_many_in(tx: &mut super::Tx, entries: &[NewAudit]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    tx.lock("audit").await?;
+    let last: Option<(i64, String)> = tx
+        .opt(q("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
+        .await?;
+    let (mut seq, mut prev_hash) = match last {
+        Some((s, h)) => (s, h),
+        None => (0, GENESIS.to_string()),
+    };
+    for chunk in entries.chunks(64) {
+        let marks = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut stmt = q(format!(
+            "INSERT INTO audit (seq, ts, actor, actor_id, action, target, outcome, client, \
+             prev_hash, hash) VALUES {marks}"
+        ));
+        for e in chunk {
+            seq += 1;
+            let hash = audit_hash(
+                &prev_hash,
+                &AuditFields {
+                    seq,
+                    ts: e.ts,
+                    actor: &e.actor,
+                    action: &e.action,
+                    target: &e.target,
+                    outcome: &e.outcome,
+                    client: &e.client,
+                },
+            );
+            stmt = stmt.binds((
+                seq,
+                e.ts,
+                &e.actor,
+                &e.actor_id,
+                &e.action,
+                &e.target,
+                &e.outcome,
+                &e.client,
+                &prev_hash,
+                &hash,
+            ));
+            prev_hash = hash;
+        }
+        tx.execute(stmt).await?;
+    }
+    Ok(())
+}

@@ -109,16 +109,18 @@ impl Backups for SqlMeta {
     async fn put_backups(&self, items: Vec<NewBackup>) -> Result<Vec<Result<BackupRow>>> {
         let mut tx = self.db.write(Scope::System).await?;
         let mut out = Vec::with_capacity(items.len());
+        let mut audits = Vec::with_capacity(items.len());
         for item in items {
             match put_in(&mut tx, item.row, item.data, item.quota).await {
                 Ok(row) => {
-                    super::audit::append_in(&mut tx, &item.audit).await?;
+                    audits.push(item.audit);
                     out.push(Ok(row));
                 }
                 Err(e @ (StoreError::Conflict(_) | StoreError::QuotaExceeded)) => out.push(Err(e)),
                 Err(e) => return Err(e),
             }
         }
+        super::audit::append_many_in(&mut tx, &audits).await?;
         tx.commit().await?;
         Ok(out)
     }
