@@ -44,8 +44,10 @@ pub struct Inner {
     /// Device backups' group commit: concurrent uploads' entries and audit entries written in
     /// one transaction.
     pub backup_writer: BackupWriter,
-    /// Verified `backups` tokens (emptied by every revocation on this replica).
-    pub backup_tokens: crate::v1::backups::TokenCache,
+    /// Verified `backups` tokens with their user and standing device (emptied by every
+    /// revocation on this replica).
+    pub backup_tokens:
+        crate::rules::credentials::Verified<(enc_store::UserRow, enc_store::DeviceRow)>,
 }
 
 /// The writer of device backups (see [`crate::rules::batch`]).

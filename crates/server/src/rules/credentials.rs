@@ -204,3 +204,39 @@ impl Revocations {
         }
     }
 }
+
+/// Verified credentials reused for [`CACHE_SECS`], keyed by the token's hash (never the
+/// token). Whoever holds one subscribes it to [`Revocations`] to empty it at once on a
+/// revocation on this replica; other replicas drop an entry within [`CACHE_SECS`].
+pub struct Verified<T>(
+    std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, T)>>,
+);
+
+impl<T> Default for Verified<T> {
+    fn default() -> Self {
+        Self(Default::default())
+    }
+}
+
+impl<T: Clone> Verified<T> {
+    /// What was verified under `key`, if it is recent enough.
+    pub fn get(&self, key: &str) -> Option<T> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, found) = map.get(key)?;
+        (at.elapsed().as_secs() < CACHE_SECS).then(|| found.clone())
+    }
+
+    /// Remembers a verification (the oldest entries go first past 10,000).
+    pub fn put(&self, key: String, found: T) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= 10_000 {
+            map.retain(|_, (at, _)| at.elapsed().as_secs() < CACHE_SECS);
+        }
+        map.insert(key, (std::time::Instant::now(), found));
+    }
+
+    /// Forgets everything (a revocation).
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}

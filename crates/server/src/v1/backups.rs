@@ -29,7 +29,6 @@ use crate::rules::policy::Permission;
 use crate::state::AppState;
 use crate::v1::auth::Session;
 use crate::v1::users::require_permission;
-use std::time::Instant;
 
 /// Content up to this size is kept in its row (one transaction, no blob); larger content in a
 /// blob of its own.
@@ -44,41 +43,12 @@ pub enum BackupsToken {
     Refused(Option<u64>),
 }
 
-/// Verified `backups` tokens, reused for [`CACHE_SECS`](crate::rules::credentials::CACHE_SECS)
-/// (an app posts many backups a second); keyed by the token's hash. Any revocation on this
-/// replica empties it at once; other replicas drop an entry within the 2 s. The store checks
-/// the device again in the transaction that appends an entry, so no entry lands after a
-/// revocation whatever this cache holds.
-#[derive(Default)]
-pub struct TokenCache(std::sync::Mutex<std::collections::HashMap<String, (Instant, BackupsToken)>>);
-
-impl TokenCache {
-    fn get(&self, key: &str) -> Option<BackupsToken> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let (at, found) = map.get(key)?;
-        (at.elapsed().as_secs() < crate::rules::credentials::CACHE_SECS).then(|| found.clone())
-    }
-
-    fn put(&self, key: String, found: BackupsToken) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= 10_000 {
-            map.retain(|_, (at, _)| at.elapsed().as_secs() < crate::rules::credentials::CACHE_SECS);
-        }
-        map.insert(key, (Instant::now(), found));
-    }
-
-    /// Forgets everything (a revocation).
-    pub fn clear(&self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-}
-
 /// Verifies a bearer token of kind `backups` for the middleware, and that its device stands.
 pub async fn look_up_token(state: &AppState, token: &str, client: &str) -> BackupsToken {
     use crate::rules::credentials::verify;
     let key = crate::rules::token_hash(token);
-    if let Some(found) = state.backup_tokens.get(&key) {
-        return found;
+    if let Some((user, device)) = state.backup_tokens.get(&key) {
+        return BackupsToken::Valid(Box::new(user), Box::new(device));
     }
     let found = match verify(state, None, token, enc_store::TokenKind::Backups, client).await {
         Ok((user, row)) => match row.device_id {
@@ -103,8 +73,10 @@ pub async fn look_up_token(state: &AppState, token: &str, client: &str) -> Backu
         Err(Refusal::Throttled(secs)) => return BackupsToken::Refused(Some(secs)),
         Err(Refusal::Denied) => return BackupsToken::Refused(None),
     };
-    if matches!(found, BackupsToken::Valid(..)) {
-        state.backup_tokens.put(key, found.clone());
+    if let BackupsToken::Valid(user, device) = &found {
+        state
+            .backup_tokens
+            .put(key, ((**user).clone(), (**device).clone()));
     }
     found
 }
