@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 
 use crate::http::error::error_response;
 
+mod drain;
 pub mod error;
 pub mod health;
 pub mod json;

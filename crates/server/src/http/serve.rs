@@ -199,7 +199,10 @@ impl Connection {
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ClientAddr(peer));
             let open = activity.begin();
-            let response = app.clone().oneshot(req.map(Body::new));
+            // A body the handler leaves unread is drained after the answer (see `drain`).
+            let response = app
+                .clone()
+                .oneshot(req.map(|b| Body::new(super::drain::DrainOnDrop::new(b))));
             async move {
                 let response = response.await?;
                 // The request stays open until its response body is done or dropped.

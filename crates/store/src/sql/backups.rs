@@ -79,6 +79,176 @@ async fn put_in(
     Ok(row)
 }
 
+/// Where a device's chain and its user's numbering stand inside a group commit.
+struct Head {
+    standing: bool,
+    counter: i64,
+    id: String,
+    links: i64,
+}
+
+/// A group commit's appends with as few statements as the batch allows: one look at each
+/// device's chain, one charge per user (per item only for a user whose quota is near), one
+/// claim of the blob reservations, one multi-row insert of the entries and one of their
+/// audit entries. Each item is decided on its own, in order, exactly as [`put_in`] would:
+/// a refused item changes nothing, and a device's later items in the batch, which named the
+/// refused one as `prev`, are refused as out of order.
+async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Result<BackupRow>>> {
+    use std::collections::HashMap;
+    let mut users: Vec<String> = items.iter().map(|i| i.row.user_id.clone()).collect();
+    users.sort();
+    users.dedup();
+    // In one order for every batch (the chain's lock first, as revocations take it).
+    for u in &users {
+        tx.lock(&format!("chain:{u}")).await?;
+        tx.lock(&format!("backups:{u}")).await?;
+    }
+    let mut heads: HashMap<(String, String), Head> = HashMap::new();
+    let mut seqs: HashMap<String, i64> = HashMap::new();
+    let mut out: Vec<Result<BackupRow>> = Vec::with_capacity(items.len());
+    let mut kept: Vec<(BackupRow, Option<Vec<u8>>, NewAudit, Option<i64>)> = Vec::new();
+    // First pass: the order, against each device's chain as the batch extends it.
+    for item in items {
+        let NewBackup {
+            row,
+            data,
+            quota,
+            audit,
+        } = item;
+        let k = (row.user_id.clone(), row.device_id.clone());
+        if !heads.contains_key(&k) {
+            let (standing, counter, id, links, last): (i64, i64, String, i64, i64) = tx
+                .one(
+                    q("SELECT \
+                       (SELECT COUNT(*) FROM devices WHERE user_id = ? AND id = ? \
+                        AND revoked_seq IS NULL), \
+                       COALESCE((SELECT MAX(counter) FROM backups WHERE user_id = ? \
+                                 AND device_id = ?), 0), \
+                       COALESCE((SELECT id FROM backups WHERE user_id = ? AND device_id = ? \
+                                 ORDER BY counter DESC LIMIT 1), ''), \
+                       COALESCE((SELECT MAX(seq) FROM account_links WHERE user_id = ?), 0), \
+                       COALESCE((SELECT MAX(seq) FROM backups WHERE user_id = ?), 0)")
+                    .binds((&row.user_id, &row.device_id, &row.user_id, &row.device_id))
+                    .binds((&row.user_id, &row.device_id, &row.user_id, &row.user_id)),
+                )
+                .await?;
+            seqs.entry(row.user_id.clone()).or_insert(last);
+            heads.insert(
+                k.clone(),
+                Head {
+                    standing: standing > 0,
+                    counter,
+                    id,
+                    links,
+                },
+            );
+        }
+        let head = heads.get_mut(&k).expect("looked up above");
+        if !head.standing {
+            out.push(Err(StoreError::Conflict("the device is revoked")));
+            continue;
+        }
+        if row.counter != head.counter + 1 || row.prev != head.id {
+            out.push(Err(StoreError::Conflict(
+                "out of order: the entry is not the device's next (its counter and prev)",
+            )));
+            continue;
+        }
+        if let Some(key) = &row.blob_key {
+            let reserved: Option<(String,)> = tx
+                .opt(q("SELECT blob_key FROM blob_gc WHERE blob_key = ?").bind(key))
+                .await?;
+            if reserved.is_none() {
+                out.push(Err(StoreError::Conflict(
+                    "the upload's reservation expired",
+                )));
+                continue;
+            }
+        }
+        head.counter = row.counter;
+        head.id = row.id.clone();
+        let mut row = row;
+        row.chain_seq = head.links;
+        out.push(Ok(row.clone()));
+        kept.push((row, data, audit, quota));
+    }
+    // Second pass: the quota, all of a user's bytes at once; item by item only when that
+    // does not fit, in order, each refusal refusing the device's later items too.
+    let mut refused: Vec<Option<StoreError>> = (0..kept.len()).map(|_| None).collect();
+    for u in &users {
+        let mine: Vec<usize> = (0..kept.len())
+            .filter(|&i| kept[i].0.user_id == *u)
+            .collect();
+        let total: i64 = mine.iter().map(|&i| kept[i].0.size).sum();
+        let quota = mine.iter().find_map(|&i| kept[i].3);
+        if total == 0 || charge(tx, u, total, quota).await.is_ok() {
+            continue;
+        }
+        let mut cut: Vec<String> = Vec::new();
+        for &i in &mine {
+            let row = &kept[i].0;
+            if cut.contains(&row.device_id) {
+                refused[i] = Some(StoreError::Conflict(
+                    "out of order: the entry before it in the device's chain was refused",
+                ));
+                continue;
+            }
+            match charge(tx, u, row.size, quota).await {
+                Ok(()) => {}
+                Err(StoreError::QuotaExceeded) => {
+                    refused[i] = Some(StoreError::QuotaExceeded);
+                    cut.push(row.device_id.clone());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    // The results in item order, then the writes of what stands.
+    let mut kept_iter = kept.into_iter().zip(refused);
+    let mut rows: Vec<(BackupRow, Option<Vec<u8>>)> = Vec::new();
+    let mut audits: Vec<NewAudit> = Vec::new();
+    for slot in out.iter_mut() {
+        if slot.is_err() {
+            continue;
+        }
+        let Some(((mut row, data, audit, _), refusal)) = kept_iter.next() else {
+            break;
+        };
+        if let Some(e) = refusal {
+            *slot = Err(e);
+            continue;
+        }
+        let seq = seqs.entry(row.user_id.clone()).or_insert(0);
+        *seq += 1;
+        row.seq = *seq;
+        *slot = Ok(row.clone());
+        rows.push((row, data));
+        audits.push(audit);
+    }
+    let claims: Vec<&String> = rows
+        .iter()
+        .filter_map(|(r, _)| r.blob_key.as_ref())
+        .collect();
+    for key in claims {
+        tx.execute(q("DELETE FROM blob_gc WHERE blob_key = ?").bind(key))
+            .await?;
+    }
+    let cols = BACKUP_COLS;
+    let per_row = vec!["?"; cols.split(',').count() + 1].join(", ");
+    for chunk in rows.chunks(32) {
+        let values = vec![format!("({per_row})"); chunk.len()].join(", ");
+        let mut stmt = q(format!(
+            "INSERT INTO backups ({cols}, data) VALUES {values}"
+        ));
+        for (row, data) in chunk {
+            stmt = row.bind_row(stmt).bind(data.clone());
+        }
+        tx.execute(stmt).await?;
+    }
+    super::audit::append_many_in(tx, &audits).await?;
+    Ok(out)
+}
+
 #[async_trait::async_trait]
 impl Backups for SqlMeta {
     async fn backup_head(&self, user_id: &str, device_id: &str) -> Result<Option<BackupRow>> {
@@ -108,19 +278,7 @@ impl Backups for SqlMeta {
 
     async fn put_backups(&self, items: Vec<NewBackup>) -> Result<Vec<Result<BackupRow>>> {
         let mut tx = self.db.write(Scope::System).await?;
-        let mut out = Vec::with_capacity(items.len());
-        let mut audits = Vec::with_capacity(items.len());
-        for item in items {
-            match put_in(&mut tx, item.row, item.data, item.quota).await {
-                Ok(row) => {
-                    audits.push(item.audit);
-                    out.push(Ok(row));
-                }
-                Err(e @ (StoreError::Conflict(_) | StoreError::QuotaExceeded)) => out.push(Err(e)),
-                Err(e) => return Err(e),
-            }
-        }
-        super::audit::append_many_in(&mut tx, &audits).await?;
+        let out = put_many(&mut tx, items).await?;
         tx.commit().await?;
         Ok(out)
     }

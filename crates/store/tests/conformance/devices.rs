@@ -284,13 +284,50 @@ async fn devices_and_backups_append_in_order_and_revocation_ends_everything() {
                     .counter,
                 4
             );
+            // Near the quota the batch decides item by item: what fits is kept, the first
+            // that does not is refused, and the device's later items with it.
+            let used = meta
+                .user_by_id(&u)
+                .await
+                .expect("user")
+                .expect("row")
+                .usage_bytes;
+            let near = |row: BackupRow| NewBackup {
+                quota: Some(used + 15),
+                ..item(row)
+            };
+            let out = meta
+                .put_backups(vec![
+                    near(entry(&u, "d2", 5, "d2-4", t + 8)),
+                    near(entry(&u, "d2", 6, "d2-5", t + 8)),
+                    near(entry(&u, "d2", 7, "d2-6", t + 8)),
+                ])
+                .await
+                .expect("batch");
+            assert!(out[0].is_ok(), "{out:?}");
+            assert!(matches!(out[1], Err(StoreError::QuotaExceeded)), "{out:?}");
+            assert!(matches!(out[2], Err(StoreError::Conflict(_))), "{out:?}");
+            let after = meta
+                .user_by_id(&u)
+                .await
+                .expect("user")
+                .expect("row")
+                .usage_bytes;
+            assert_eq!(after, used + 10);
+            let head = meta
+                .backup_head(&u, "d2")
+                .await
+                .expect("head")
+                .expect("some");
+            assert_eq!(head.counter, 5);
             assert!(meta.rename_device(&u, "d2", "phone").await.expect("rename"));
             assert_eq!(meta.devices(&u).await.expect("devices")[1].name, "phone");
         })
         .await;
         let usage = meta.backup_usage().await.expect("usage");
-        // d1's second, d2's first and the two of the group commit (d1's first was deleted).
-        assert_eq!(usage.iter().map(|r| r.backups).sum::<i64>(), 4);
+        // d1's second, d2's first and the three of the group commits (d1's first was
+        // deleted).
+        assert_eq!(usage.iter().map(|r| r.backups).sum::<i64>(), 5);
         assert!(
             usage
                 .iter()
