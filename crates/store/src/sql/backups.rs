@@ -79,6 +79,9 @@ async fn put_in(
     Ok(row)
 }
 
+/// An item that passed the order check: its row, content, audit entry and quota.
+type Kept = (BackupRow, Option<Vec<u8>>, NewAudit, Option<i64>);
+
 /// Where a device's chain and its user's numbering stand inside a group commit.
 struct Head {
     standing: bool,
@@ -106,7 +109,7 @@ async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Resul
     let mut heads: HashMap<(String, String), Head> = HashMap::new();
     let mut seqs: HashMap<String, i64> = HashMap::new();
     let mut out: Vec<Result<BackupRow>> = Vec::with_capacity(items.len());
-    let mut kept: Vec<(BackupRow, Option<Vec<u8>>, NewAudit, Option<i64>)> = Vec::new();
+    let mut kept: Vec<Kept> = Vec::new();
     // First pass: the order, against each device's chain as the batch extends it.
     for item in items {
         let NewBackup {
