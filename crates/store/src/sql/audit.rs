@@ -12,7 +12,13 @@ const AUDIT_COLS: &str = "seq, ts, actor, action, target, outcome, client, prev_
 impl Audit for SqlMeta {
     async fn audit_append(&self, e: NewAudit) -> Result<AuditRow> {
         let mut tx = self.db.write(Scope::System).await?;
-        let row = append_in(&mut tx, &e).await?;
+        append_many_in(&mut tx, std::slice::from_ref(&e)).await?;
+        // Still under the chain's lock: the last entry is this one.
+        let row = tx
+            .one(q(format!(
+                "SELECT {AUDIT_COLS} FROM audit ORDER BY seq DESC LIMIT 1"
+            )))
+            .await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -30,56 +36,9 @@ impl Audit for SqlMeta {
     }
 }
 
-/// Appends an entry to the chain inside a transaction of the caller's (in system scope:
-/// the chain's last entry must be seen whoever's it is), under the chain's lock.
-pub(crate) async fn append_in(tx: &mut super::Tx, e: &NewAudit) -> Result<AuditRow> {
-    tx.lock("audit").await?;
-    let last: Option<(i64, String)> = tx
-        .opt(q("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
-        .await?;
-    let (seq, prev_hash) = match last {
-        Some((s, h)) => (s + 1, h),
-        None => (1, GENESIS.to_string()),
-    };
-    let hash = audit_hash(
-        &prev_hash,
-        &AuditFields {
-            seq,
-            ts: e.ts,
-            actor: &e.actor,
-            action: &e.action,
-            target: &e.target,
-            outcome: &e.outcome,
-            client: &e.client,
-        },
-    );
-    let row = tx
-        .returning(
-            q(format!(
-                "INSERT INTO audit (seq, ts, actor, actor_id, action, target, outcome, client, \
-                     prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {AUDIT_COLS}"
-            ))
-            .binds((
-                seq,
-                e.ts,
-                &e.actor,
-                &e.actor_id,
-                &e.action,
-                &e.target,
-                &e.outcome,
-                &e.client,
-                &prev_hash,
-                &hash,
-            )),
-        )
-        .await?
-        .pop()
-        .ok_or(StoreError::NotFound)?;
-    Ok(row)
-}
-
-/// Appends several entries to the chain in order, inside a transaction of the caller's (in
-/// system scope), under the chain's lock: one read of the chain's end and one insert.
+/// Appends entries to the chain in order, inside a transaction of the caller's (in system
+/// scope: the chain's end must be seen whoever's it is), under the chain's lock: one read of
+/// the chain's end and one insert per 64 entries.
 pub(crate) async fn append_many_in(tx: &mut super::Tx, entries: &[NewAudit]) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
