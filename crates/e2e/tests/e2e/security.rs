@@ -113,6 +113,27 @@ struct Req {
     body: Option<serde_json::Value>,
 }
 
+/// Each `(real, made-up)` pair of requests, sent with `token`: the real id (another
+/// tenant's) answers 404 exactly as the made-up one does.
+fn answer_like_made_up_ids(server: &Server, token: &str, cases: &[(Req, Req)]) {
+    for (real, fake) in cases {
+        let (rs, rb) = send(server, token, real);
+        let (fs, fb) = send(server, token, fake);
+        assert_eq!(
+            rs, 404,
+            "{} {} must be 404 for another tenant, got {rs}: {rb}",
+            real.method, real.path
+        );
+        assert_eq!(
+            (rs, &rb),
+            (fs, &fb),
+            "{} {}: answer differs from a nonexistent id",
+            real.method,
+            real.path
+        );
+    }
+}
+
 fn send(server: &Server, token: &str, r: &Req) -> (u16, String) {
     let c = http();
     let url = format!("{}{}", server.url, r.path);
@@ -427,22 +448,7 @@ fn isolation_matrix() {
             },
         ),
     ];
-    for (real, fake) in &cases {
-        let (rs, rb) = send(&server, &bt, real);
-        let (fs, fb) = send(&server, &bt, fake);
-        assert_eq!(
-            rs, 404,
-            "{} {} must be 404 for bob, got {rs}: {rb}",
-            real.method, real.path
-        );
-        assert_eq!(
-            (rs, &rb),
-            (fs, &fb),
-            "{} {}: answer differs from a nonexistent id",
-            real.method,
-            real.path
-        );
-    }
+    answer_like_made_up_ids(&server, &bt, &cases);
     // Bob's commit of alice's pending upload into bob's own vault is refused like a missing one.
     let (s, b) = send(
         &server,

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use enc_crypto::device::{CLASSIFICATIONS, Entry, EntryKind};
@@ -21,7 +21,7 @@ use enc_store::{BackupFilter, BackupRow, StoreError, UserRow};
 use futures::StreamExt as _;
 
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::json::{ApiQuery, query_of};
+use crate::http::json::ApiQuery;
 use crate::rules::credentials::Refusal;
 use crate::rules::ingest::{Hash, Ingest, Limits, Refused, drain};
 use crate::rules::now;
@@ -241,7 +241,7 @@ fn store_refusal(e: StoreError) -> ApiError {
 pub async fn put(
     State(state): State<AppState>,
     d: Device,
-    uri: Uri,
+    ApiQuery(p): ApiQuery<PutBackupParams>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<BackupInfo>)> {
@@ -249,10 +249,6 @@ pub async fn put(
     let refuse = async |stream: &mut axum::body::BodyDataStream, e: ApiError| {
         drain(stream).await;
         e
-    };
-    let p: PutBackupParams = match query_of(&uri) {
-        Ok(p) => p,
-        Err(e) => return Err(refuse(&mut stream, e).await),
     };
     if let Err(e) = check_put(&state, &d, &p, &headers).await {
         return Err(refuse(&mut stream, e).await);

@@ -7,6 +7,27 @@ use crate::*;
 
 const BACKUP_COLS: &str = BackupRow::COLS;
 
+/// Where a device's chain stands, in one statement: whether the device stands (1 or 0), its
+/// last entry's counter and id, the account chain's length and the user's last number.
+async fn chain_state(
+    tx: &mut super::Tx,
+    user: &str,
+    device: &str,
+) -> Result<(i64, i64, String, i64, i64)> {
+    tx.one(
+        q("SELECT \
+           (SELECT COUNT(*) FROM devices WHERE user_id = ? AND id = ? AND revoked_seq IS NULL), \
+           COALESCE((SELECT MAX(counter) FROM backups WHERE user_id = ? AND device_id = ?), 0), \
+           COALESCE((SELECT id FROM backups WHERE user_id = ? AND device_id = ? \
+                     ORDER BY counter DESC LIMIT 1), ''), \
+           COALESCE((SELECT MAX(seq) FROM account_links WHERE user_id = ?), 0), \
+           COALESCE((SELECT MAX(seq) FROM backups WHERE user_id = ?), 0)")
+        .binds((user, device, user, device))
+        .binds((user, device, user, user)),
+    )
+    .await
+}
+
 /// Locks the user's chains and checks that `row` comes next in its device's and that the
 /// device stands; numbers it after the user's last entry, and records the account chain's
 /// length (where the device's certificate and revocation are checked).
@@ -17,19 +38,8 @@ async fn check_next(tx: &mut super::Tx, row: &mut BackupRow) -> Result<()> {
     tx.lock(&format!("backups:{}", row.user_id)).await?;
     // One statement for everything the order depends on: whether the device stands, its
     // last entry, the account chain's length and the user's last number.
-    let (standing, counter, hash, links, last): (i64, i64, String, i64, i64) = tx
-        .one(
-            q("SELECT \
-               (SELECT COUNT(*) FROM devices WHERE user_id = ? AND id = ? AND revoked_seq IS NULL), \
-               COALESCE((SELECT MAX(counter) FROM backups WHERE user_id = ? AND device_id = ?), 0), \
-               COALESCE((SELECT id FROM backups WHERE user_id = ? AND device_id = ? \
-                         ORDER BY counter DESC LIMIT 1), ''), \
-               COALESCE((SELECT MAX(seq) FROM account_links WHERE user_id = ?), 0), \
-               COALESCE((SELECT MAX(seq) FROM backups WHERE user_id = ?), 0)")
-            .binds((&row.user_id, &row.device_id, &row.user_id, &row.device_id))
-            .binds((&row.user_id, &row.device_id, &row.user_id, &row.user_id)),
-        )
-        .await?;
+    let (standing, counter, hash, links, last) =
+        chain_state(tx, &row.user_id, &row.device_id).await?;
     if standing == 0 {
         return Err(StoreError::Conflict("the device is revoked"));
     }
@@ -120,21 +130,8 @@ async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Resul
         } = item;
         let k = (row.user_id.clone(), row.device_id.clone());
         if !heads.contains_key(&k) {
-            let (standing, counter, id, links, last): (i64, i64, String, i64, i64) = tx
-                .one(
-                    q("SELECT \
-                       (SELECT COUNT(*) FROM devices WHERE user_id = ? AND id = ? \
-                        AND revoked_seq IS NULL), \
-                       COALESCE((SELECT MAX(counter) FROM backups WHERE user_id = ? \
-                                 AND device_id = ?), 0), \
-                       COALESCE((SELECT id FROM backups WHERE user_id = ? AND device_id = ? \
-                                 ORDER BY counter DESC LIMIT 1), ''), \
-                       COALESCE((SELECT MAX(seq) FROM account_links WHERE user_id = ?), 0), \
-                       COALESCE((SELECT MAX(seq) FROM backups WHERE user_id = ?), 0)")
-                    .binds((&row.user_id, &row.device_id, &row.user_id, &row.device_id))
-                    .binds((&row.user_id, &row.device_id, &row.user_id, &row.user_id)),
-                )
-                .await?;
+            let (standing, counter, id, links, last) =
+                chain_state(tx, &row.user_id, &row.device_id).await?;
             seqs.entry(row.user_id.clone()).or_insert(last);
             heads.insert(
                 k.clone(),
