@@ -1,12 +1,12 @@
 //! `enc vault …`, `key …`, `user …`, `session …`, `audit`.
 
 use anyhow::bail;
-use enc_client::{Account, ChainCheck, Profile, check_chain};
+use enc_client::{ChainCheck, Profile, check_chain};
 
 use crate::{KeyCmd, ResticCmd, SessionCmd, TokenCmd, UserCmd, VaultCmd, ui};
 
 pub fn vault(profile: &Profile, cmd: VaultCmd, json: bool) -> anyhow::Result<()> {
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     match cmd {
         VaultCmd::Create { name, id } => {
             let v = acct.create_vault(&name, id.as_deref())?;
@@ -106,7 +106,7 @@ pub fn vault(profile: &Profile, cmd: VaultCmd, json: bool) -> anyhow::Result<()>
 }
 
 pub fn key(profile: &Profile, cmd: KeyCmd, json: bool) -> anyhow::Result<()> {
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     match cmd {
         KeyCmd::Export { vault } => {
             let v = acct.vault(vault.as_deref())?;
@@ -152,7 +152,7 @@ pub fn key(profile: &Profile, cmd: KeyCmd, json: bool) -> anyhow::Result<()> {
 }
 
 pub fn user(profile: &Profile, cmd: UserCmd, json: bool) -> anyhow::Result<()> {
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     match cmd {
         UserCmd::Create { name, role } => {
             let inv = acct.create_user(&name, &role)?;
@@ -219,7 +219,7 @@ pub fn user(profile: &Profile, cmd: UserCmd, json: bool) -> anyhow::Result<()> {
 }
 
 pub fn session(profile: &Profile, cmd: SessionCmd, json: bool) -> anyhow::Result<()> {
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     match cmd {
         SessionCmd::Ls => {
             let sessions = acct.sessions()?;
@@ -275,7 +275,7 @@ pub fn session(profile: &Profile, cmd: SessionCmd, json: bool) -> anyhow::Result
 }
 
 pub fn audit(profile: &Profile, all: bool, verify: bool, json: bool) -> anyhow::Result<()> {
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     let resp = acct.audit(all)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&resp.entries)?);
@@ -317,7 +317,7 @@ pub fn audit(profile: &Profile, all: bool, verify: bool, json: bool) -> anyhow::
 }
 
 pub fn token(profile: &Profile, cmd: TokenCmd, json: bool) -> anyhow::Result<()> {
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     match cmd {
         TokenCmd::Create {
             restic,
@@ -412,7 +412,7 @@ pub fn token(profile: &Profile, cmd: TokenCmd, json: bool) -> anyhow::Result<()>
 }
 
 pub fn restic(profile: &Profile, cmd: ResticCmd, json: bool) -> anyhow::Result<()> {
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     match cmd {
         ResticCmd::Ls => {
             let repos = acct.restic_repos()?;

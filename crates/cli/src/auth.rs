@@ -174,7 +174,7 @@ pub fn logout(profile: &Profile) -> anyhow::Result<()> {
 }
 
 pub fn status(profile: &Profile, json: bool) -> anyhow::Result<()> {
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     let me = acct.me()?;
     let key = enc_client::key_fingerprint(&acct.keys.verifying_key_b64());
     if json {
@@ -205,7 +205,7 @@ pub fn change_passphrase(
     new_file: Option<&Path>,
     end_other_sessions: bool,
 ) -> anyhow::Result<()> {
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     let current = ui::passphrase(current_file)?;
     let new = match new_file {
         Some(f) => ui::new_passphrase(Some(f), "New passphrase")?,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use enc_client::{Account, Profile};
+use enc_client::Profile;
 
 use crate::ui;
 
@@ -28,13 +28,15 @@ pub enum DeviceCmd {
     /// stays valid: the revocation is a signed link of the account chain.
     ///
     /// A revoked device keeps what it already read, and the account's X25519 key it held.
+    /// Asks for the passphrase: the revocation is signed with the account's key.
     Revoke {
         /// The device: its id, a unique id prefix, or its name.
         device: String,
     },
     /// Certify an Ed25519 key generated elsewhere (an app's) as a device of yours, and print
     /// a token of kind `backups` for it (shown once): the app signs its backups with its own
-    /// key and authenticates with the token, and never needs your passphrase.
+    /// key and authenticates with the token, and never needs your passphrase. Asks for
+    /// yours: the certificate is signed with the account's key.
     Add {
         /// The app's public key: an OpenSSH `ssh-ed25519 …` line, or the base64 of the 32
         /// raw bytes.
@@ -95,7 +97,7 @@ pub enum BackupCmd {
 }
 
 pub fn device(profile: &Profile, cmd: DeviceCmd, json: bool) -> anyhow::Result<()> {
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     match cmd {
         DeviceCmd::Ls => {
             let devices = acct.devices()?;
@@ -179,7 +181,7 @@ pub fn device(profile: &Profile, cmd: DeviceCmd, json: bool) -> anyhow::Result<(
 }
 
 pub fn backup(profile: &Profile, cmd: BackupCmd, json: bool) -> anyhow::Result<()> {
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     match cmd {
         BackupCmd::Put { file, class } => {
             let stored = if file.as_os_str() == "-" {

@@ -226,7 +226,8 @@ enum ObjectCmd {
 
 #[derive(Debug, Subcommand)]
 enum VaultCmd {
-    /// Create a vault.
+    /// Create a vault. Asks for the passphrase: the vault's keys are signed with the
+    /// account's key, which no device keeps.
     Create {
         /// Vault name: letters, digits, '.', '_', '-'.
         name: String,
@@ -237,7 +238,8 @@ enum VaultCmd {
     /// List your vaults and those shared with you (as OWNER/NAME).
     Ls,
     /// Share a vault with a user (read and write, or --read-only). The right is part of what
-    /// you sign for them, and the server enforces it.
+    /// you sign for them (with the account's key: asks for the passphrase), and the server
+    /// enforces it.
     Share {
         /// Your vault.
         name: String,
@@ -247,7 +249,8 @@ enum VaultCmd {
         #[arg(long)]
         read_only: bool,
     },
-    /// Stop sharing: the user loses access and new writes use new keys.
+    /// Stop sharing: the user loses access and new writes use new keys (signed with the
+    /// account's key: asks for the passphrase).
     Unshare {
         /// Your vault.
         name: String,
@@ -428,6 +431,7 @@ fn main() -> std::process::ExitCode {
     quiet_on_broken_pipe();
     let cli = Cli::parse();
     ui::set_level(cli.quiet, cli.verbose);
+    ui::set_passphrase_file(cli.passphrase_file.clone());
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

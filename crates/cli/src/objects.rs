@@ -3,7 +3,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use enc_client::{Account, Profile, PullOptions};
+use enc_client::{Profile, PullOptions};
 
 use crate::ui;
 
@@ -146,7 +146,7 @@ pub fn push(
             )
         })?;
     }
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     let v = acct.vault(vault)?;
     let (mut done, mut failed) = (Vec::new(), skipped);
     let (mut total, started) = (0u64, std::time::Instant::now());
@@ -220,7 +220,7 @@ pub fn pull(
             "--json and -o - both want stdout: pull into a file to get JSON",
         ));
     }
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     let v = acct.vault(vault)?;
     // Expand directory prefixes into the names under them.
     let listing = acct.list(&v)?;
@@ -333,7 +333,7 @@ pub fn ls(
     json: bool,
     versions: Option<&str>,
 ) -> anyhow::Result<()> {
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     let v = acct.vault(vault)?;
     if let Some(name) = versions {
         let vs = acct.versions(&v, name)?;
@@ -398,7 +398,7 @@ fn plain(stored: u64) -> u64 {
 }
 
 pub fn rm(profile: &Profile, names: &[String], vault: Option<&str>) -> anyhow::Result<()> {
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     let v = acct.vault(vault)?;
     for n in names {
         acct.remove(&v, n)?;

@@ -167,7 +167,7 @@ pub enum TreeCmd {
 }
 
 pub fn run(profile: &Profile, cmd: TreeCmd, json: bool) -> anyhow::Result<()> {
-    let acct = Account::open(profile.clone())?;
+    let acct = ui::account(profile)?;
     match cmd {
         TreeCmd::Push {
             target,

@@ -163,6 +163,27 @@ fn prompt(text: &str) -> anyhow::Result<Zeroizing<String>> {
     Ok(Zeroizing::new(rpassword::prompt_password(text)?))
 }
 
+/// `--passphrase-file`, as given on the command line (set once, in `main`).
+static PASSPHRASE_FILE: std::sync::OnceLock<Option<std::path::PathBuf>> =
+    std::sync::OnceLock::new();
+
+/// Remembers `--passphrase-file` for the acts of the account that need the passphrase.
+pub fn set_passphrase_file(file: Option<std::path::PathBuf>) {
+    let _ = PASSPHRASE_FILE.set(file);
+}
+
+/// The stored session, which asks for the passphrase (`--passphrase-file`,
+/// `ENC_PASSPHRASE` or a prompt) only if an act of the account needs the account's signing
+/// key: certifying or revoking a device, creating, sharing or unsharing a vault.
+pub fn account(profile: &enc_client::Profile) -> anyhow::Result<enc_client::Account> {
+    Ok(
+        enc_client::Account::open(profile.clone())?.with_unlock(Box::new(|| {
+            let file = PASSPHRASE_FILE.get().and_then(|f| f.as_deref());
+            passphrase(file).map_err(|e| enc_client::ClientError::Usage(e.to_string()))
+        })),
+    )
+}
+
 /// The passphrase from `--passphrase-file`, `ENC_PASSPHRASE` or a prompt.
 pub fn passphrase(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
     match given_passphrase(file)? {

@@ -66,7 +66,7 @@ fn check_entry(
 }
 
 impl Account {
-    fn device_key(&self) -> Result<(String, DeviceKey)> {
+    pub(crate) fn device_key(&self) -> Result<(String, DeviceKey)> {
         match (&self.session.device_id, &self.session.device_key) {
             (Some(id), Some(key)) => Ok((id.clone(), DeviceKey::from_secret_b64(key)?)),
             _ => Err(ClientError::Usage(

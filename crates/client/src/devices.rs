@@ -7,6 +7,7 @@
 //! shows a shorter chain, or another one, is refused (TUF's rule).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use enc_crypto::UserKeys;
 use enc_crypto::device::{DeviceKey, Link, LinkKind};
@@ -27,6 +28,8 @@ pub struct Certified {
     pub revoked: Option<u64>,
     /// Where the revocation ended its backup chain: the last entry's counter and id.
     pub end: Option<(u64, String)>,
+    /// Where the revocation ended its tree commits: vault id → last seq.
+    pub commit_ends: BTreeMap<String, u64>,
 }
 
 impl Certified {
@@ -83,6 +86,7 @@ pub fn verify_chain(
             created: l.created,
             last_counter: l.last_counter,
             last_entry: &l.last_entry,
+            commit_ends: &l.commit_ends,
         };
         if l.seq != seq || l.prev != out.head || link.hash() != l.hash {
             return Err(bad(format!("link {seq} does not follow link {}", seq - 1)));
@@ -101,6 +105,7 @@ pub fn verify_chain(
                         added: seq,
                         revoked: None,
                         end: None,
+                        commit_ends: BTreeMap::new(),
                     },
                 );
             }
@@ -108,6 +113,10 @@ pub fn verify_chain(
                 Some(d) if d.revoked.is_none() => {
                     d.revoked = Some(seq);
                     d.end = Some((l.last_counter, l.last_entry.clone()));
+                    d.commit_ends = enc_crypto::device::parse_commit_ends(&l.commit_ends)
+                        .ok_or_else(|| bad(format!("link {seq}'s commit ends are malformed")))?
+                        .into_iter()
+                        .collect();
                 }
                 _ => return Err(bad(format!("link {seq} revokes no standing device"))),
             },
@@ -128,7 +137,18 @@ pub(crate) fn fetch_chain(
     account_key: &str,
 ) -> Result<VerifiedChain> {
     let chain: AccountChain = api.get("/v1/account/chain")?;
-    let verified = verify_chain(user_id, account_key, &chain)?;
+    pin_chain(profile, server, user_id, account_key, &chain)
+}
+
+/// Verifies `chain` and pins it (see [`fetch_chain`]).
+fn pin_chain(
+    profile: &Profile,
+    server: &str,
+    user_id: &str,
+    account_key: &str,
+    chain: &AccountChain,
+) -> Result<VerifiedChain> {
+    let verified = verify_chain(user_id, account_key, chain)?;
     let mut config = profile.config()?;
     let pins = config.pins.entry(server.to_string()).or_default();
     if let Some(seen) = pins.chains.get(user_id) {
@@ -181,6 +201,7 @@ fn add_request(
         created,
         last_counter: 0,
         last_entry: "",
+        commit_ends: "",
     };
     AddDeviceRequest {
         seq: link.seq,
@@ -363,7 +384,8 @@ impl Account {
         let chain = self.account_chain()?;
         let (user_id, _) = self.ids()?;
         let device_id = uuid::Uuid::new_v4().to_string();
-        let mut req = add_request(&self.keys, &user_id, &chain, &device_id, name, public_key);
+        let keys = self.account_keys()?;
+        let mut req = add_request(keys, &user_id, &chain, &device_id, name, public_key);
         req.issue_token = true;
         let resp: AddDeviceResponse = self.api.post("/v1/devices", &req)?;
         self.account_chain()?;
@@ -390,6 +412,9 @@ impl Account {
         let (last_counter, last_entry) = entries
             .last()
             .map_or((0, String::new()), |e| (e.counter, e.id.clone()));
+        // And where its tree commits end in each vault: a commit it signs past its vault's
+        // end, or in a vault not named, does not count.
+        self.check_commit_ends(&d)?;
         let created = unix_now();
         let link = Link {
             user_id: &user_id,
@@ -402,7 +427,9 @@ impl Account {
             created,
             last_counter,
             last_entry: &last_entry,
+            commit_ends: &d.commit_ends,
         };
+        let signature = self.account_keys()?.sign_b64(&link.message());
         let resp: RevokeDeviceResponse = self.api.post(
             &format!("/v1/devices/{}/revoke", d.id),
             &RevokeDeviceRequest {
@@ -410,14 +437,111 @@ impl Account {
                 prev: chain.head.clone(),
                 last_counter,
                 last_entry: last_entry.clone(),
+                commit_ends: d.commit_ends.clone(),
                 created,
-                signature: self.keys.sign_b64(&link.message()),
+                signature,
             },
         )?;
         if self.session.device_id.as_deref() != Some(d.id.as_str()) {
             self.account_chain()?;
         }
         Ok((d, resp))
+    }
+}
+
+impl Account {
+    /// Checks the commit ends the server names for a device about to be revoked, in each
+    /// vault this account can read: the commit at the end is there and the device signed it
+    /// (a server that named a later end could pass commits forged with the revoked key).
+    fn check_commit_ends(&self, d: &DeviceInfo) -> Result<()> {
+        let ends = enc_crypto::device::parse_commit_ends(&d.commit_ends).ok_or_else(|| {
+            ClientError::Integrity("the server lists malformed commit ends for the device".into())
+        })?;
+        for (vault, seq) in ends {
+            let page: TreeCommits = match self.api.get(&format!(
+                "/v1/vaults/{vault}/commits?after={}&limit=1",
+                seq - 1
+            )) {
+                Ok(p) => p,
+                // A vault this account has left: its members check its commits themselves.
+                Err(e) if e.is_status(404) || e.is_status(403) => continue,
+                Err(e) => return Err(e),
+            };
+            let signed_by_it = page.commits.first().is_some_and(|c| {
+                c.seq == seq
+                    && enc_crypto::unb64(&c.header)
+                        .ok()
+                        .and_then(|h| enc_crypto::tree::CommitHeader::decode(&h).ok())
+                        .is_some_and(|h| {
+                            h.signer.certificate.as_deref() == Some(d.id.as_str())
+                                && h.signer.key == d.public_key
+                        })
+            });
+            if !signed_by_it {
+                return Err(ClientError::Integrity(format!(
+                    "the server says device {} last committed to vault {vault} at {seq}, which it did not sign",
+                    d.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `user`'s account chain, verified and pinned, as a reader of `vault_id` sees it (their
+    /// own chain for this account); kept for the rest of the process.
+    pub(crate) fn signer_chain(&self, vault_id: &str, user: &str) -> Result<Arc<VerifiedChain>> {
+        if let Some(c) = self.signer_chains.lock().expect("not poisoned").get(user) {
+            return Ok(c.clone());
+        }
+        let verified = if user == self.user() {
+            self.account_chain()?
+        } else {
+            let chain: AccountChain = self
+                .api
+                .get(&format!("/v1/vaults/{vault_id}/chains/{user}"))?;
+            let key = self.trusted_key(user, &chain.account_key)?;
+            pin_chain(
+                &self.profile,
+                &self.session.server,
+                &chain.user_id,
+                &key,
+                &chain,
+            )?
+        };
+        let verified = Arc::new(verified);
+        self.signer_chains
+            .lock()
+            .expect("not poisoned")
+            .insert(user.to_string(), verified.clone());
+        Ok(verified)
+    }
+
+    /// Whether `user`'s device `device_id` with `key` may have signed commit `seq` of vault
+    /// `vault_id`: certified by the user's account chain and standing, or revoked with that
+    /// commit at or before the end its revocation signed for the vault. `Err` with the
+    /// reason otherwise.
+    pub(crate) fn check_device_signer(
+        &self,
+        vault_id: &str,
+        user: &str,
+        device_id: &str,
+        key: &str,
+        seq: u64,
+    ) -> std::result::Result<(), String> {
+        let chain = self
+            .signer_chain(vault_id, user)
+            .map_err(|e| format!("has a signer whose account chain cannot be checked ({e})"))?;
+        let Some(d) = chain.devices.get(device_id).filter(|d| d.key == key) else {
+            return Err(format!(
+                "is signed by a device key {user}'s account chain does not certify"
+            ));
+        };
+        if d.revoked.is_some() && d.commit_ends.get(vault_id).is_none_or(|end| seq > *end) {
+            return Err(format!(
+                "is signed by {user}'s device {device_id} after its revocation"
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -20,7 +20,7 @@ pub use admin::{ChainCheck, check_chain};
 pub use api::Api;
 pub use enc_crypto::{plaintext_len, validate_name};
 pub use error::ClientError;
-pub use ops::{Account, LoginMethod, VaultCtx, key_fingerprint, login, register};
+pub use ops::{Account, LoginMethod, Unlock, VaultCtx, key_fingerprint, login, register};
 pub use profile::{HeadPin, Profile, SavedConfig, SavedSession, ServerPins};
 pub use tls::probe_fingerprint;
 pub use transfer::{Progress, PullOptions};

@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use enc_crypto::{KdfParams, UserKeys, VaultKeys};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use enc_crypto::{HeldKeys, KdfParams, UserKeys, VaultKeys};
 use enc_proto::*;
 use zeroize::Zeroizing;
 
@@ -71,7 +74,9 @@ fn session_of(
         role: resp.role,
         token: resp.token,
         session_id: resp.session_id,
-        keys: keys.to_secret_json().to_string(),
+        // The device keeps the X25519 identity and the account's public key: not the
+        // account's signing key, which left memory with `keys`.
+        keys: keys.held().to_secret_json().to_string(),
         device_id: Some(certified.device_id),
         device_key: Some(certified.device_key),
         user_id: Some(certified.user_id),
@@ -259,15 +264,22 @@ impl VaultCtx {
     }
 }
 
+/// Supplies the account passphrase when an act of the account needs its signing key.
+pub type Unlock = Box<dyn Fn() -> Result<Zeroizing<String>> + Send + Sync>;
+
 /// A logged-in account on this device.
 pub struct Account {
     /// The API, authenticated.
     pub api: Api,
     /// The stored session.
     pub session: SavedSession,
-    /// The account keys.
-    pub keys: UserKeys,
+    /// What the device keeps of the account's keys (no signing key).
+    pub keys: HeldKeys,
     pub(crate) profile: Profile,
+    unlock: Option<Unlock>,
+    unlocked: OnceLock<UserKeys>,
+    /// Account chains of the signers met while verifying, by user name.
+    pub(crate) signer_chains: Mutex<HashMap<String, Arc<crate::devices::VerifiedChain>>>,
 }
 
 impl Account {
@@ -277,13 +289,63 @@ impl Account {
         let config = profile.config()?;
         let fp = config.fingerprints.get(&session.server).cloned();
         let api = Api::new(&session.server, fp.as_deref())?.with_token(&session.token);
-        let keys = UserKeys::from_secret_json(&session.keys)?;
+        let (keys, had_secret) = HeldKeys::from_secret_json(&session.keys)?;
+        let mut session = session;
+        if had_secret {
+            // A session of a build that kept the account's signing key on the device: it
+            // is dropped from the file now.
+            session.keys = keys.to_secret_json().to_string();
+            profile.save_session(&session)?;
+        }
         Ok(Self {
             api,
             session,
             keys,
             profile,
+            unlock: None,
+            unlocked: OnceLock::new(),
+            signer_chains: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Where the passphrase comes from when an act of the account (certifying or revoking
+    /// a device, sharing, signing a vault's keys) needs the account's signing key.
+    pub fn with_unlock(mut self, unlock: Unlock) -> Self {
+        self.unlock = Some(unlock);
+        self
+    }
+
+    /// The account's whole key bundle, unwrapped in memory from the server's copy with
+    /// `passphrase`, and checked against the keys this device holds.
+    fn unlock_with(&self, passphrase: &str) -> Result<UserKeys> {
+        let derived = derive(&self.api, self.user(), passphrase)?;
+        let wrapped: AccountKeysResponse = self.api.get("/v1/account/keys")?;
+        let keys = UserKeys::unwrap(&derived.kek, &wrapped.wrapped_keys).map_err(|_| {
+            ClientError::Usage("wrong passphrase: it does not unwrap your account keys".into())
+        })?;
+        if keys.verifying_key_b64() != self.keys.verifying_key_b64()
+            || keys.recipient() != self.keys.recipient()
+        {
+            return Err(ClientError::Integrity(
+                "the server's wrapped account keys are not the ones this device knows".into(),
+            ));
+        }
+        Ok(keys)
+    }
+
+    /// The account's signing key, for an act of the account: asked for once per process
+    /// (the passphrase), never written to disk.
+    pub(crate) fn account_keys(&self) -> Result<&UserKeys> {
+        if let Some(keys) = self.unlocked.get() {
+            return Ok(keys);
+        }
+        let unlock = self.unlock.as_ref().ok_or_else(|| {
+            ClientError::Usage(
+                "this needs the account passphrase (devices keep no account signing key)".into(),
+            )
+        })?;
+        let keys = self.unlock_with(&unlock()?)?;
+        Ok(self.unlocked.get_or_init(|| keys))
     }
 
     /// The user name.
@@ -323,7 +385,7 @@ impl Account {
         let req = enc_proto::ChangePassphraseRequest {
             auth_key: enc_crypto::b64(old.auth_key.as_ref()),
             new_auth_key: enc_crypto::b64(fresh.auth_key.as_ref()),
-            new_wrapped_keys: self.keys.wrap(&fresh.kek),
+            new_wrapped_keys: self.unlock_with(current)?.wrap(&fresh.kek),
             end_other_sessions,
         };
         let resp: enc_proto::ChangePassphraseResponse = self.api.put("/v1/me/passphrase", &req)?;
@@ -460,10 +522,12 @@ impl Account {
         generation: u32,
         access: &str,
         wrapped: &str,
-    ) -> String {
-        self.keys.sign_b64(&enc_crypto::vault_keys_message(
-            vault_id, member, generation, access, wrapped,
-        ))
+    ) -> Result<String> {
+        Ok(self
+            .account_keys()?
+            .sign_b64(&enc_crypto::vault_keys_message(
+                vault_id, member, generation, access, wrapped,
+            )))
     }
 
     /// Creates a vault (with a fresh random id unless `id` is given).
@@ -471,7 +535,7 @@ impl Account {
         let keys = VaultKeys::generate();
         let id = id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
         let wrapped_keys = keys.wrap_to(&self.keys.recipient())?;
-        let signature = self.sign_keys(&id, self.user(), 1, "write", &wrapped_keys);
+        let signature = self.sign_keys(&id, self.user(), 1, "write", &wrapped_keys)?;
         self.api.post(
             "/v1/vaults",
             &CreateVaultRequest {
@@ -514,7 +578,7 @@ impl Account {
             v.info.generation,
             right,
             &wrapped_keys,
-        );
+        )?;
         self.api.post_empty(
             &format!("/v1/vaults/{}/members", v.info.id),
             &AddMemberRequest {
@@ -555,7 +619,7 @@ impl Account {
                     generation,
                     &m.access,
                     &wrapped_keys,
-                ),
+                )?,
                 wrapped_keys,
             });
         }
@@ -584,7 +648,7 @@ impl Account {
         let wrapped = match &private {
             Some(k) => {
                 let kek = enc_crypto::kdf::ssh_kek(&*ssh_seed(k)?, self.user());
-                Some(self.keys.wrap(&kek))
+                Some(self.account_keys()?.wrap(&kek))
             }
             None => None,
         };

@@ -238,7 +238,9 @@ impl Account {
                 hash: receipt.hash.clone(),
                 version,
                 generation: v.keys.current_generation(),
-                signature: self.keys.sign_b64(&commit_message(&fields)),
+                // The single-object API from before trees has no field for a device's
+                // certificate: its versions stay signed by the account key, unlocked for it.
+                signature: self.account_keys()?.sign_b64(&commit_message(&fields)),
             };
             match self
                 .api

@@ -65,6 +65,40 @@ pub struct Link<'a> {
     pub last_counter: u64,
     /// See [`Link::last_counter`].
     pub last_entry: &'a str,
+    /// A revocation's end of the device's tree commits, per vault: the canonical text of
+    /// [`commit_ends_text`] (empty for none, and in an addition). A commit the device signed
+    /// past its vault's end, or in a vault not named, is not the device's.
+    pub commit_ends: &'a str,
+}
+
+/// The canonical text of a revocation's commit ends: `vault seq` lines, sorted by vault,
+/// joined by `\n`.
+pub fn commit_ends_text(ends: &[(String, u64)]) -> String {
+    let mut sorted: Vec<&(String, u64)> = ends.iter().collect();
+    sorted.sort();
+    sorted
+        .iter()
+        .map(|(vault, seq)| format!("{vault} {seq}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Parses [`commit_ends_text`]; `None` unless it is canonical (sorted, no vault twice, no
+/// seq of 0).
+pub fn parse_commit_ends(text: &str) -> Option<Vec<(String, u64)>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    let mut out = Vec::new();
+    for line in text.split('\n') {
+        let (vault, seq) = line.split_once(' ')?;
+        let seq: u64 = seq.parse().ok().filter(|s| *s > 0)?;
+        if vault.is_empty() || vault.len() > 64 || !vault.bytes().all(|b| b.is_ascii_graphic()) {
+            return None;
+        }
+        out.push((vault.to_string(), seq));
+    }
+    (commit_ends_text(&out) == text && out.windows(2).all(|w| w[0].0 != w[1].0)).then_some(out)
 }
 
 fn field(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -90,6 +124,11 @@ impl Link<'_> {
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(&self.created.to_be_bytes());
         out.extend_from_slice(&self.last_counter.to_be_bytes());
+        // Added after the first links were signed: present only when there is something to
+        // say, so those links' bytes (and hashes) stay what they were.
+        if !self.commit_ends.is_empty() {
+            field(&mut out, self.commit_ends.as_bytes());
+        }
         out
     }
 
@@ -334,6 +373,7 @@ mod tests {
             created: 5,
             last_counter: 0,
             last_entry: "",
+            commit_ends: "",
         };
         let sig = account.sign_b64(&link.message());
         verify_b64(&account.verifying_key_b64(), &link.message(), &sig).unwrap();
@@ -350,6 +390,10 @@ mod tests {
                 last_entry: "ab",
                 ..link.clone()
             },
+            Link {
+                commit_ends: "v 1",
+                ..link.clone()
+            },
         ] {
             assert!(verify_b64(&account.verifying_key_b64(), &other.message(), &sig).is_err());
         }
@@ -358,5 +402,20 @@ mod tests {
         assert!(key_fingerprint(&public).starts_with("SHA256:"));
         assert_eq!(LinkKind::parse("device-add"), Some(LinkKind::DeviceAdd));
         assert_eq!(EntryKind::parse("tombstone"), Some(EntryKind::Tombstone));
+    }
+
+    #[test]
+    fn commit_ends_are_canonical() {
+        let ends = vec![("b".to_string(), 3), ("a".to_string(), 7)];
+        let text = commit_ends_text(&ends);
+        assert_eq!(text, "a 7\nb 3");
+        assert_eq!(
+            parse_commit_ends(&text).unwrap(),
+            vec![("a".to_string(), 7), ("b".to_string(), 3)]
+        );
+        assert_eq!(parse_commit_ends("").unwrap(), vec![]);
+        for bad in ["b 3\na 7", "a 0", "a 1\na 2", "a", "a x", " 1", "a 1\n"] {
+            assert!(parse_commit_ends(bad).is_none(), "{bad:?}");
+        }
     }
 }

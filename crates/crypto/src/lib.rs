@@ -25,7 +25,7 @@ mod stream;
 pub mod tree;
 mod vault;
 
-pub use bundle::{UserKeys, verifying_key};
+pub use bundle::{HeldKeys, UserKeys, verifying_key};
 pub use error::CryptoError;
 pub use kdf::{AccountKeys, KdfParams};
 pub use sign::{

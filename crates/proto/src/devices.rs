@@ -34,6 +34,20 @@ pub struct AccountLink {
     /// That entry's id (empty: none).
     #[serde(default)]
     pub last_entry: String,
+    /// A revocation's end of the device's tree commits: `vault seq` lines sorted by vault
+    /// (empty: none). Signed only when not empty.
+    #[serde(default)]
+    pub commit_ends: String,
+}
+
+/// `GET /v1/account/keys`: the account's secret keys, wrapped under the key-encryption key
+/// the passphrase derives, for an act of the account (certifying or revoking a device,
+/// signing a vault's keys): devices keep no copy of the account's signing key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AccountKeysResponse {
+    /// The wrapped key bundle, base64 (as at login).
+    pub wrapped_keys: String,
 }
 
 /// `GET /v1/account/chain`.
@@ -101,6 +115,10 @@ pub struct RevokeDeviceRequest {
     /// That entry's id (empty for none).
     #[serde(default)]
     pub last_entry: String,
+    /// Where the device's tree commits end: `vault seq` lines sorted by vault (empty for
+    /// none), as `GET /v1/devices` shows them; commits after them are refused.
+    #[serde(default)]
+    pub commit_ends: String,
     /// Unix seconds.
     pub created: i64,
     /// The account key's signature over the link, base64.
@@ -157,6 +175,10 @@ pub struct DeviceInfo {
     /// Whether the calling session is this device's.
     #[serde(default)]
     pub current: bool,
+    /// Where the device's tree commits end now: `vault seq` lines sorted by vault (empty:
+    /// none). A revocation signs it.
+    #[serde(default)]
+    pub commit_ends: String,
 }
 
 /// The signed metadata of a backup upload (`POST /v1/backups`): every field is covered by

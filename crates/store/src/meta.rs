@@ -345,9 +345,11 @@ pub trait Devices: Send + Sync {
         device: DeviceRow,
         session_id: Option<&str>,
     ) -> Result<()>;
-    /// *Tenant scope.* Appends a `device-revoke` link, marks the device revoked and ends its
-    /// sessions and tokens, in one transaction. `Conflict` if the link is not the chain's
-    /// next; `NotFound` if the device is not the user's or is revoked already.
+    /// Appends a `device-revoke` link, marks the device revoked and ends its sessions and
+    /// tokens, in one transaction (system scope, for the ends of the device's commits in
+    /// every vault; every statement names the user). `Conflict` if the link is not the
+    /// chain's next, or the ends it names of the device's backups or commits are not where
+    /// they are; `NotFound` if the device is not the user's or is revoked already.
     async fn revoke_device(&self, link: AccountLinkRow, now: i64) -> Result<Revoked>;
     /// *Tenant scope.* Renames a device; false if the user has no such device.
     async fn rename_device(&self, user_id: &str, device_id: &str, name: &str) -> Result<bool>;
@@ -357,6 +359,17 @@ pub trait Devices: Send + Sync {
     async fn device(&self, user_id: &str, device_id: &str) -> Result<Option<DeviceRow>>;
     /// *Tenant scope.* Records that a device was used (kept to the minute).
     async fn touch_device(&self, user_id: &str, device_id: &str, now: i64) -> Result<()>;
+    /// *System scope* (a vault the user has left keeps the commits its devices signed). Where
+    /// each of the user's devices' tree commits end: `(device, vault, last seq)`, sorted.
+    async fn commit_ends(&self, user_id: &str) -> Result<Vec<(String, String, i64)>>;
+    /// *System scope.* The account chain of `user_id` as a reader of `vault_id` may see it:
+    /// only if the user is a member of the vault or signed one of its commits (`None`
+    /// otherwise, exactly as for a user that does not exist).
+    async fn signer_chain(
+        &self,
+        vault_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Vec<AccountLinkRow>>>;
 }
 
 /// Device backups: each device's signed chain of backups and tombstones (tenant scope).

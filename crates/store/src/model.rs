@@ -430,6 +430,8 @@ pub struct TreeCommitRow {
 pub struct NewTreeCommit {
     pub vault_id: String,
     pub user_id: String,
+    /// The device whose key signed it, with that key: appended only while the device stands.
+    pub device: Option<(String, String)>,
     pub seq: i64,
     pub hash: String,
     /// The head it was built on; empty for a vault's first commit.
@@ -487,6 +489,9 @@ pub struct AccountLinkRow {
     /// A revocation's end of the device's backup chain: its last entry (0 and empty: none).
     pub last_counter: i64,
     pub last_entry: String,
+    /// A revocation's end of the device's tree commits, per vault (`vault seq` lines, sorted;
+    /// empty: none).
+    pub commit_ends: String,
 }
 
 /// A device of a user: the key a link certified, and the link that revoked it, if one did.

@@ -317,11 +317,21 @@ impl Account {
             return Err(bad("is served under another hash".into()));
         }
         let user = &header.signer.user;
-        let key = self.trusted_key(user, &header.signer.key)?;
-        if key != header.signer.key {
-            return Err(bad(format!("names a key for {user} that is not theirs")));
+        let key = &header.signer.key;
+        match &header.signer.certificate {
+            // Signed by a device: its key certified by the user's account chain, and not
+            // revoked before this commit.
+            Some(device) => self
+                .check_device_signer(&v.info.id, user, device, key, info.seq)
+                .map_err(bad)?,
+            // Signed by the account key, as before devices signed.
+            None => {
+                if self.trusted_key(user, key)? != *key {
+                    return Err(bad(format!("names a key for {user} that is not theirs")));
+                }
+            }
         }
-        enc_crypto::verify_b64(&key, &header_bytes, &info.signature)
+        enc_crypto::verify_b64(key, &header_bytes, &info.signature)
             .map_err(|_| bad(format!("does not carry a valid signature of {user}")))?;
         Ok(Commit {
             seq: info.seq,

@@ -460,6 +460,7 @@ impl Account {
         if plan.is_empty() {
             return Ok(PushSummary::default());
         }
+        let (device_id, device_key) = self.device_key()?;
         let PushPlan {
             sources,
             base,
@@ -633,10 +634,12 @@ impl Account {
                 vault: v.info.signed_id.clone(),
                 seq,
                 prev: body.prev,
+                // This device signs, its id naming the certificate (the account chain's
+                // link that added its key).
                 signer: Signer {
                     user: self.user().to_string(),
-                    key: self.keys.verifying_key_b64(),
-                    certificate: None,
+                    key: device_key.public_b64(),
+                    certificate: Some(device_id.clone()),
                 },
                 body: Loc {
                     blob,
@@ -651,7 +654,7 @@ impl Account {
                 hold_for_test();
             }
             let message = header.message();
-            let signature = self.keys.sign_b64(&message);
+            let signature = device_key.sign_b64(&message);
             let req = TreeCommitRequest {
                 header: enc_crypto::b64(&message),
                 signature: signature.clone(),

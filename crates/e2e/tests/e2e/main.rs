@@ -16,5 +16,6 @@ mod restic;
 mod restic_protocol;
 mod schema;
 mod security;
+mod signing;
 mod trees;
 mod upgrade;

@@ -51,6 +51,7 @@ fn link_info(l: AccountLinkRow) -> AccountLink {
         signature: l.signature,
         last_counter: l.last_counter as u64,
         last_entry: l.last_entry,
+        commit_ends: l.commit_ends,
     }
 }
 
@@ -67,6 +68,7 @@ fn device_info(d: DeviceRow) -> DeviceInfo {
         sessions: Vec::new(),
         tokens: Vec::new(),
         current: false,
+        commit_ends: String::new(),
     }
 }
 
@@ -97,6 +99,7 @@ fn signed_link(s: &Session, link: &Link<'_>, signature: &str) -> ApiResult<Accou
         signature: signature.to_string(),
         last_counter: link.last_counter as i64,
         last_entry: link.last_entry.to_string(),
+        commit_ends: link.commit_ends.to_string(),
     })
 }
 
@@ -108,6 +111,52 @@ pub async fn chain(State(state): State<AppState>, s: Session) -> ApiResult<Json<
     Ok(Json(AccountChain {
         user_id: s.user.id.clone(),
         account_key: s.user.ed25519_public.clone().unwrap_or_default(),
+        links: links.into_iter().map(link_info).collect(),
+    }))
+}
+
+/// `GET /v1/account/keys`: the account's key bundle, wrapped as at login, for an act of the
+/// account (devices keep no copy of its signing key).
+#[utoipa::path(get, path = "/v1/account/keys",
+    responses((status = 200, body = AccountKeysResponse), (status = 401, body = ErrorBody)), tag = "devices")]
+pub async fn keys(
+    State(state): State<AppState>,
+    s: Session,
+) -> ApiResult<Json<AccountKeysResponse>> {
+    let user = state
+        .meta
+        .user_by_id(&s.user.id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(Json(AccountKeysResponse {
+        wrapped_keys: user.wrapped_keys.unwrap_or_default(),
+    }))
+}
+
+/// `GET /v1/vaults/{id}/chains/{user}`: the account chain of a member of the vault, or of
+/// the author of one of its commits, so that readers check the devices that signed them.
+#[utoipa::path(get, path = "/v1/vaults/{id}/chains/{user}",
+    responses((status = 200, body = AccountChain), (status = 404, body = ErrorBody)), tag = "devices")]
+pub async fn signer_chain(
+    State(state): State<AppState>,
+    s: Session,
+    Path((id, user)): Path<(String, String)>,
+) -> ApiResult<Json<AccountChain>> {
+    let v = crate::v1::vaults::access(&state, &s, &id).await?;
+    let not_found = || ApiError::NotFound("user in this vault");
+    let signer = state
+        .meta
+        .user_by_name(&user)
+        .await?
+        .ok_or_else(not_found)?;
+    let links = state
+        .meta
+        .signer_chain(&v.id, &signer.id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(AccountChain {
+        user_id: signer.id,
+        account_key: signer.ed25519_public.unwrap_or_default(),
         links: links.into_iter().map(link_info).collect(),
     }))
 }
@@ -146,6 +195,7 @@ pub async fn add(
         created: req.created,
         last_counter: 0,
         last_entry: "",
+        commit_ends: "",
     };
     let row = signed_link(&s, &link, &req.signature)?;
     let t = now();
@@ -224,6 +274,7 @@ pub async fn list(State(state): State<AppState>, s: Session) -> ApiResult<Json<V
     let devices = state.meta.devices(&s.user.id).await?;
     let sessions = state.meta.list_sessions(&s.user.id).await?;
     let tokens = state.meta.tokens_for(&s.user.id).await?;
+    let ends = state.meta.commit_ends(&s.user.id).await?;
     Ok(Json(
         devices
             .into_iter()
@@ -244,6 +295,12 @@ pub async fn list(State(state): State<AppState>, s: Session) -> ApiResult<Json<V
                     info.tokens.push(token.id.clone());
                 }
                 info.current = s.device_id.as_ref() == Some(&info.id);
+                let own: Vec<(String, u64)> = ends
+                    .iter()
+                    .filter(|(d, _, _)| *d == info.id)
+                    .map(|(_, v, seq)| (v.clone(), *seq as u64))
+                    .collect();
+                info.commit_ends = enc_crypto::device::commit_ends_text(&own);
                 info
             })
             .collect(),
@@ -310,6 +367,13 @@ pub async fn revoke(
             "prev: a link hash (64 hex digits)".into(),
         ));
     }
+    if req.commit_ends.len() > 1 << 20
+        || enc_crypto::device::parse_commit_ends(&req.commit_ends).is_none()
+    {
+        return Err(ApiError::BadRequest(
+            "commit_ends: `vault seq` lines sorted by vault, as GET /v1/devices shows them".into(),
+        ));
+    }
     // Another tenant's device answers like one that does not exist, before any signature
     // is looked at.
     if state.meta.device(&s.user.id, &id).await?.is_none() {
@@ -326,6 +390,7 @@ pub async fn revoke(
         created: req.created,
         last_counter: req.last_counter,
         last_entry: &req.last_entry,
+        commit_ends: &req.commit_ends,
     };
     let row = signed_link(&s, &link, &req.signature)?;
     let revoked = state

@@ -36,6 +36,7 @@ pub fn router<S>(state: AppState) -> Router<S> {
             get(auth::list_ssh_keys).post(auth::add_ssh_key),
         )
         .route("/account/chain", get(devices::chain))
+        .route("/account/keys", get(devices::keys))
         .route("/devices", get(devices::list).post(devices::add))
         .route("/devices/{id}/name", put(devices::rename))
         .route("/devices/{id}/revoke", post(devices::revoke))
@@ -71,6 +72,7 @@ pub fn router<S>(state: AppState) -> Router<S> {
         )
         .route("/vaults/{id}/blobs/{version_id}", get(objects::download))
         .route("/vaults/{id}/head", get(trees::head))
+        .route("/vaults/{id}/chains/{user}", get(devices::signer_chain))
         .route(
             "/vaults/{id}/commits",
             get(trees::commits).post(trees::commit),

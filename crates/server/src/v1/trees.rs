@@ -78,17 +78,34 @@ pub async fn commit(
     if h.vault != v.signed_id {
         return Err(bad("the commit is for another vault"));
     }
-    let key = s.user.ed25519_public.clone().unwrap_or_default();
-    if h.signer.user != s.user.name || h.signer.key != key {
-        return Err(bad("the commit's signer is not you with your signing key"));
+    // A commit is signed by the device that sends it: its key as the account chain certified
+    // it, named by the certificate (the device id). Devices hold no account signing key, and
+    // one signed by it is refused, so that a copy of that key left on an old device signs
+    // nothing new.
+    if h.signer.user != s.user.name {
+        return Err(bad("the commit's signer is not you"));
     }
-    if h.signer.certificate.is_some() {
+    let Some(device_id) = s.device_id.clone() else {
+        return Err(ApiError::Forbidden(
+            "this session has no device key to sign commits with: run `enc login` again".into(),
+        ));
+    };
+    if h.signer.certificate.as_deref() != Some(device_id.as_str()) {
         return Err(bad(
-            "device certificates are not accepted yet: sign with your account key",
+            "the commit must be signed by this session's device, named as its certificate",
         ));
     }
-    enc_crypto::verify_b64(&key, &header_bytes, &req.signature)
-        .map_err(|_| bad("commit signature does not verify with your key"))?;
+    let device = state
+        .meta
+        .device(&s.user.id, &device_id)
+        .await?
+        .filter(|d| d.revoked_seq.is_none())
+        .ok_or_else(|| ApiError::Forbidden("this device is revoked".into()))?;
+    if h.signer.key != device.public_key {
+        return Err(bad("the commit's key is not this device's certified key"));
+    }
+    enc_crypto::verify_b64(&device.public_key, &header_bytes, &req.signature)
+        .map_err(|_| bad("commit signature does not verify with this device's key"))?;
     if h.seq == 0 || h.seq > i64::MAX as u64 {
         return Err(bad("seq must be 1 or more"));
     }
@@ -109,6 +126,7 @@ pub async fn commit(
         .tree_append(NewTreeCommit {
             vault_id: v.id.clone(),
             user_id: s.user.id.clone(),
+            device: Some((device_id, device.public_key)),
             seq: h.seq as i64,
             hash,
             prev: h.prev.map(hex::encode).unwrap_or_default(),

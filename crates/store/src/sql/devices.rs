@@ -73,7 +73,7 @@ impl Devices for SqlMeta {
     }
 
     async fn revoke_device(&self, link: AccountLinkRow, now: i64) -> Result<Revoked> {
-        let mut tx = self.db.write(Scope::Tenant).await?;
+        let mut tx = self.db.write(Scope::System).await?;
         check_next(&mut tx, &link).await?;
         let done = tx
             .execute(
@@ -99,6 +99,22 @@ impl Devices for SqlMeta {
         if last.unwrap_or((0, String::new())) != (link.last_counter, link.last_entry.clone()) {
             return Err(StoreError::Conflict(
                 "the device's backup chain moved since the revocation was signed: sign it again",
+            ));
+        }
+        // And where its tree commits end, in every vault (a commit takes this lock too).
+        let ends: Vec<(String, i64)> = tx
+            .all(
+                q(
+                    "SELECT vault_id, MAX(seq) FROM tree_commits WHERE author_id = ? AND device_id = ? \
+                   GROUP BY vault_id ORDER BY vault_id",
+                )
+                .binds((&link.user_id, &link.device_id)),
+            )
+            .await?;
+        let ends: Vec<(String, u64)> = ends.into_iter().map(|(v, s)| (v, s as u64)).collect();
+        if enc_crypto::device::commit_ends_text(&ends) != link.commit_ends {
+            return Err(StoreError::Conflict(
+                "the device's tree commits moved since the revocation was signed: sign it again",
             ));
         }
         tx.execute(insert(&link, "")).await?;
@@ -166,5 +182,46 @@ impl Devices for SqlMeta {
             )
             .await?;
         Ok(())
+    }
+
+    async fn commit_ends(&self, user_id: &str) -> Result<Vec<(String, String, i64)>> {
+        self.db
+            .read_all(
+                Scope::System,
+                q("SELECT device_id, vault_id, MAX(seq) FROM tree_commits \
+                   WHERE author_id = ? AND device_id IS NOT NULL \
+                   GROUP BY device_id, vault_id ORDER BY device_id, vault_id")
+                .bind(user_id),
+            )
+            .await
+    }
+
+    async fn signer_chain(
+        &self,
+        vault_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Vec<AccountLinkRow>>> {
+        let mut tx = self.db.read(Scope::System).await?;
+        let related: Option<i64> = tx
+            .scalar(
+                q(
+                    "SELECT 1 WHERE EXISTS (SELECT 1 FROM vault_members WHERE vault_id = ? AND user_id = ?) \
+                   OR EXISTS (SELECT 1 FROM tree_commits WHERE vault_id = ? AND author_id = ?)",
+                )
+                .binds((vault_id, user_id, vault_id, user_id)),
+            )
+            .await?;
+        if related.is_none() {
+            return Ok(None);
+        }
+        let links = tx
+            .all(
+                q(format!(
+                    "SELECT {LINK_COLS} FROM account_links WHERE user_id = ? ORDER BY seq"
+                ))
+                .bind(user_id),
+            )
+            .await?;
+        Ok(Some(links))
     }
 }

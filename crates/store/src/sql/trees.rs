@@ -24,6 +24,26 @@ impl Trees for SqlMeta {
             )
             .await?;
         let (owner,) = writer.ok_or(StoreError::NotFound)?;
+        // A device signs only while it stands: its revocation takes this lock too and names
+        // where its commits end, so none lands after that end (the chain's lock before the
+        // vault's, always in this order).
+        if let Some((device, key)) = &c.device {
+            tx.lock(&format!("chain:{}", c.user_id)).await?;
+            let stands: Option<i64> = tx
+                .scalar(
+                    q(
+                        "SELECT 1 FROM devices WHERE user_id = ? AND id = ? AND public_key = ? \
+                       AND revoked_seq IS NULL",
+                    )
+                    .binds((&c.user_id, device, key)),
+                )
+                .await?;
+            if stands.is_none() {
+                return Err(StoreError::Conflict(
+                    "the device that signed the commit is revoked: log in again on it",
+                ));
+            }
+        }
         // Two pushes to one vault (on any replica) take turns here; the second finds the
         // head moved and is told so.
         tx.lock(&format!("tree:{}", c.vault_id)).await?;
@@ -120,10 +140,12 @@ impl Trees for SqlMeta {
         };
         tx.execute(
             q(format!(
-                "INSERT INTO tree_commits (vault_id, {COMMIT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO tree_commits (vault_id, device_id, {COMMIT_COLS}) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .binds((
                 &c.vault_id,
+                c.device.as_ref().map(|(d, _)| d.as_str()),
                 row.seq,
                 &row.hash,
                 &row.prev,

@@ -18,6 +18,7 @@ fn link(user: &str, seq: i64, prev: &str, kind: &str, device: &str) -> AccountLi
         signature: "sig".into(),
         last_counter: 0,
         last_entry: String::new(),
+        commit_ends: String::new(),
     }
 }
 

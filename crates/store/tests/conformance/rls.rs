@@ -67,6 +67,7 @@ async fn fill(meta: &Meta, u: &UserRow, vault: &str) {
         let appended = meta
             .tree_append(NewTreeCommit {
                 vault_id: vault.into(),
+                device: None,
                 user_id: id.clone(),
                 seq: 1,
                 hash: format!("c-{id}"),
@@ -122,6 +123,7 @@ async fn fill(meta: &Meta, u: &UserRow, vault: &str) {
             signature: "s".into(),
             last_counter: 0,
             last_entry: String::new(),
+            commit_ends: String::new(),
         };
         meta.add_device(link, device, None).await.expect("device");
         meta.put_backup(

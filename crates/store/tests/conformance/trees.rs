@@ -40,6 +40,7 @@ fn commit(
 ) -> NewTreeCommit {
     NewTreeCommit {
         vault_id: vault.into(),
+        device: None,
         user_id: u.id.clone(),
         seq,
         hash: format!("hash-{seq}-{}", uuid::Uuid::new_v4().simple()),

@@ -1,5 +1,5 @@
-//! The isolation matrix, continued for devices and device backups: another tenant's real ids
-//! answer exactly as made-up ones do.
+//! The isolation matrix, continued for devices, device backups and the account chains of a
+//! vault's signers: another tenant's real ids answer exactly as made-up ones do.
 
 use super::{Req, answer_like_made_up_ids, send};
 use crate::harness::*;
@@ -43,7 +43,19 @@ fn isolation_matrix_covers_devices_and_backups() {
         path,
         body: None,
     };
+    // A vault's signer chains: alice's vault, and alice's chain asked for through bob's.
+    let alice_vault = alice.vault_id("default");
+    let bob_vault = bob.vault_id("default");
+    let fake_vault = "22222222-2222-4222-8222-222222222222";
     let cases: Vec<(Req, Req)> = vec![
+        (
+            get(format!("/v1/vaults/{alice_vault}/chains/alice")),
+            get(format!("/v1/vaults/{fake_vault}/chains/alice")),
+        ),
+        (
+            get(format!("/v1/vaults/{bob_vault}/chains/alice")),
+            get(format!("/v1/vaults/{bob_vault}/chains/nobody-at-all")),
+        ),
         (
             get(format!("/v1/backups/{backup}")),
             get(format!("/v1/backups/{fake_backup}")),

@@ -1,0 +1,164 @@
+//! Who signs what (issue 16): devices keep no account signing key; tree commits are signed
+//! by the pushing device, which the server accepts only while it stands and readers check
+//! through the signer's account chain; a revoked device's commits count up to the end its
+//! revocation signed, and one forged with its stolen key after that end is refused.
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).expect("json")
+}
+
+fn get(server: &Server, user: &User, path: &str) -> Value {
+    http()
+        .get(format!("{}{path}", server.url))
+        .bearer_auth(user.token())
+        .send()
+        .expect("request")
+        .json()
+        .expect("json")
+}
+
+/// A byte string as a literal of the server's SQL engine.
+fn bytes_literal(server: &Server, bytes: &[u8]) -> String {
+    if server.pg.is_some() {
+        format!("'\\x{}'::bytea", hex::encode(bytes))
+    } else {
+        format!("X'{}'", hex::encode(bytes))
+    }
+}
+
+#[test]
+fn commits_are_signed_by_devices_and_a_revoked_device_signs_no_more() {
+    let server = Server::start();
+    let alice = server.user("alice", "admin");
+    let bob = server.user("bob", "user");
+
+    // The session file keeps the account's public key, never its signing key.
+    let session = json(&std::fs::read_to_string(alice.path("config/session.json")).expect("read"));
+    let held = json(session["keys"].as_str().expect("keys"));
+    assert!(held.get("ed25519").is_none(), "{held}");
+    assert!(held["ed25519_public"].is_string(), "{held}");
+
+    // Acts of the account need the passphrase again: none given, a wrong one.
+    let refused = alice
+        .cmd(&["vault", "create", "team"])
+        .env_remove("ENC_PASSPHRASE")
+        .output()
+        .expect("enc");
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("ENC_PASSPHRASE"), "{said}");
+    let refused = alice
+        .cmd(&["vault", "create", "team"])
+        .env("ENC_PASSPHRASE", "not the passphrase")
+        .output()
+        .expect("enc");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("wrong passphrase"), "{said}");
+    alice.ok(&["vault", "create", "team"]);
+    alice.ok(&["vault", "share", "team", "bob"]);
+
+    // A second device of alice pushes; bob checks its commit through alice's chain.
+    let phone = User::new(&server, "alice");
+    phone.ok(&["login"]);
+    std::fs::create_dir_all(phone.path("w")).expect("mkdir");
+    std::fs::write(phone.path("w/plan.txt"), b"from the phone\n").expect("write");
+    phone.ok(&["push", "w/.", "--vault", "team"]);
+    let me = get(&server, &phone, "/v1/me");
+    let phone_id = me["device_id"].as_str().expect("device").to_string();
+    let vault = alice.vault_id("team");
+
+    // Two devices may not answer to one name; a file that is no key certifies nothing.
+    let listed = json(&alice.ok(&["device", "ls", "--json"]));
+    let laptop_name = listed[0]["name"].as_str().expect("name").to_string();
+    let taken = alice.fail(&["device", "rename", &phone_id, &laptop_name]);
+    assert!(taken.contains("another device is named"), "{taken}");
+    std::fs::write(alice.path("not-a-key.pub"), "hello\n").expect("write");
+    let refused = alice.fail(&[
+        "device",
+        "add",
+        "--public-key",
+        "not-a-key.pub",
+        "--name",
+        "app",
+    ]);
+    assert!(refused.contains("public key must be"), "{refused}");
+    assert_eq!(
+        json(&alice.ok(&["device", "ls", "--json"]))
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    let commits = get(&server, &alice, &format!("/v1/vaults/{vault}/commits"));
+    let header = enc_crypto::unb64(commits["commits"][0]["header"].as_str().expect("header"))
+        .expect("base64");
+    let header = enc_crypto::tree::CommitHeader::decode(&header).expect("header");
+    assert_eq!(
+        header.signer.certificate.as_deref(),
+        Some(phone_id.as_str())
+    );
+    bob.ok(&["pull", "-o", "w", "--vault", "alice/team"]);
+    bob.assert_file("w/plan.txt", "from the phone\n");
+
+    // Revoked, the phone's commit still counts (its revocation signed where its commits
+    // end); the phone signs nothing more.
+    alice.ok(&["device", "revoke", &phone_id]);
+    let chain = get(&server, &alice, "/v1/account/chain");
+    let last = chain["links"]
+        .as_array()
+        .expect("links")
+        .last()
+        .expect("link");
+    assert_eq!(last["commit_ends"], format!("{vault} 1"), "{last}");
+    std::fs::write(phone.path("w/plan.txt"), b"after the revocation\n").expect("write");
+    phone.fail(&["push", "w/.", "--vault", "team"]);
+    std::fs::remove_dir_all(bob.path("w")).expect("rm");
+    bob.ok(&["pull", "-o", "w", "--vault", "alice/team"]);
+    bob.assert_file("w/plan.txt", "from the phone\n");
+
+    // A server holding the phone's stolen key forges commit 2 with it: refused by readers.
+    let stolen = json(&std::fs::read_to_string(phone.path("config/session.json")).expect("read"));
+    let key = enc_crypto::device::DeviceKey::from_secret_b64(
+        stolen["device_key"].as_str().expect("device key"),
+    )
+    .expect("key");
+    let head = &commits["commits"][0];
+    let mut forged = header.clone();
+    forged.seq = 2;
+    forged.prev = Some(
+        hex::decode(head["hash"].as_str().expect("hash"))
+            .expect("hex")
+            .try_into()
+            .expect("32 bytes"),
+    );
+    forged.adds = Vec::new();
+    forged.releases = Vec::new();
+    let message = forged.message();
+    let signature = enc_crypto::unb64(&key.sign_b64(&message)).expect("signature");
+    let hash = hex::encode(enc_crypto::tree::commit_hash(&message, &signature));
+    let author = server.operator_sql("SELECT id FROM users WHERE name = 'alice'");
+    server.operator_sql(&format!(
+        "INSERT INTO tree_commits (vault_id, device_id, seq, hash, prev, header, signature, \
+         author_id, created) VALUES ('{vault}', '{phone_id}', 2, '{hash}', '{}', {}, {}, '{}', 1)",
+        head["hash"].as_str().expect("hash"),
+        bytes_literal(&server, &message),
+        bytes_literal(&server, &signature),
+        author.trim(),
+    ));
+    let caught = bob.fail(&["pull", "-o", "forged", "--vault", "alice/team"]);
+    assert!(caught.contains("after its revocation"), "{caught}");
+
+    // And alice's own device signs on.
+    server.operator_sql(&format!(
+        "DELETE FROM tree_commits WHERE vault_id = '{vault}' AND seq = 2"
+    ));
+    std::fs::create_dir_all(alice.path("w")).expect("mkdir");
+    std::fs::write(alice.path("w/notes.txt"), b"from the laptop\n").expect("write");
+    alice.ok(&["push", "w/.", "--vault", "team"]);
+    std::fs::remove_dir_all(bob.path("w")).expect("rm");
+    bob.ok(&["pull", "-o", "w", "--vault", "alice/team"]);
+    bob.assert_file("w/notes.txt", "from the laptop\n");
+}
