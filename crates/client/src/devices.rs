@@ -28,8 +28,8 @@ pub struct Certified {
     pub revoked: Option<u64>,
     /// Where the revocation ended its backup chain: the last entry's counter and id.
     pub end: Option<(u64, String)>,
-    /// Where the revocation ended its tree commits: vault id → last seq.
-    pub commit_ends: BTreeMap<String, u64>,
+    /// Where the revocation ended its tree commits: vault id → last seq and its hash.
+    pub commit_ends: BTreeMap<String, (u64, String)>,
 }
 
 impl Certified {
@@ -116,6 +116,7 @@ pub fn verify_chain(
                     d.commit_ends = enc_crypto::device::parse_commit_ends(&l.commit_ends)
                         .ok_or_else(|| bad(format!("link {seq}'s commit ends are malformed")))?
                         .into_iter()
+                        .map(|(vault, seq, hash)| (vault, (seq, hash)))
                         .collect();
                 }
                 _ => return Err(bad(format!("link {seq} revokes no standing device"))),
@@ -457,33 +458,80 @@ impl Account {
         let ends = enc_crypto::device::parse_commit_ends(&d.commit_ends).ok_or_else(|| {
             ClientError::Integrity("the server lists malformed commit ends for the device".into())
         })?;
-        for (vault, seq) in ends {
-            let page: TreeCommits = match self.api.get(&format!(
-                "/v1/vaults/{vault}/commits?after={}&limit=1",
-                seq - 1
-            )) {
-                Ok(p) => p,
+        for (vault, seq, hash) in ends {
+            let wrong = || {
+                ClientError::Integrity(format!(
+                    "the server says device {} last committed to vault {vault} at {seq}, which it did not sign",
+                    d.id
+                ))
+            };
+            let head: TreeHead = match self.api.get(&format!("/v1/vaults/{vault}/head")) {
+                Ok(h) => h,
                 // A vault this account has left: its members check its commits themselves.
                 Err(e) if e.is_status(404) || e.is_status(403) => continue,
                 Err(e) => return Err(e),
             };
-            let signed_by_it = page.commits.first().is_some_and(|c| {
-                c.seq == seq
-                    && enc_crypto::unb64(&c.header)
-                        .ok()
-                        .and_then(|h| enc_crypto::tree::CommitHeader::decode(&h).ok())
-                        .is_some_and(|h| {
-                            h.signer.certificate.as_deref() == Some(d.id.as_str())
-                                && h.signer.key == d.public_key
-                        })
-            });
+            if head.head.is_none_or(|h| h.seq < seq) {
+                return Err(wrong());
+            }
+            let page: TreeCommits = self.api.get(&format!(
+                "/v1/vaults/{vault}/commits?after={}&limit=1",
+                seq - 1
+            ))?;
+            let c = page.commits.first().ok_or_else(wrong)?;
+            let header = enc_crypto::unb64(&c.header).map_err(|_| wrong())?;
+            let signature = enc_crypto::unb64(&c.signature).map_err(|_| wrong())?;
+            let decoded = enc_crypto::tree::CommitHeader::decode(&header).map_err(|_| wrong())?;
+            let signed_by_it = c.seq == seq
+                && c.hash == hash
+                && decoded.seq == seq
+                && decoded.signer.certificate.as_deref() == Some(d.id.as_str())
+                && decoded.signer.key == d.public_key
+                && hex::encode(enc_crypto::tree::commit_hash(&header, &signature)) == hash
+                && enc_crypto::verify_b64(&d.public_key, &header, &c.signature).is_ok();
             if !signed_by_it {
-                return Err(ClientError::Integrity(format!(
-                    "the server says device {} last committed to vault {vault} at {seq}, which it did not sign",
-                    d.id
-                )));
+                return Err(wrong());
             }
         }
+        Ok(())
+    }
+
+    /// The first commit of the vault this device has seen signed by a device, if any.
+    pub(crate) fn device_signed_since(&self, vault_id: &str) -> Result<Option<u64>> {
+        if let Some(s) = self
+            .device_signed
+            .lock()
+            .expect("not poisoned")
+            .get(vault_id)
+        {
+            return Ok(*s);
+        }
+        let config = self.profile.config()?;
+        let since = config
+            .pins
+            .get(&self.session.server)
+            .and_then(|p| p.device_signed.get(vault_id).copied());
+        self.device_signed
+            .lock()
+            .expect("not poisoned")
+            .insert(vault_id.to_string(), since);
+        Ok(since)
+    }
+
+    pub(crate) fn pin_device_signed(&self, vault_id: &str, seq: u64) -> Result<()> {
+        let mut config = self.profile.config()?;
+        let pins = config.pins.entry(self.session.server.clone()).or_default();
+        let s = pins
+            .device_signed
+            .entry(vault_id.to_string())
+            .or_insert(seq);
+        *s = (*s).min(seq);
+        let s = *s;
+        self.profile.save_config(&config)?;
+        self.device_signed
+            .lock()
+            .expect("not poisoned")
+            .insert(vault_id.to_string(), Some(s));
         Ok(())
     }
 
@@ -516,9 +564,10 @@ impl Account {
         Ok(verified)
     }
 
-    /// Whether `user`'s device `device_id` with `key` may have signed commit `seq` of vault
-    /// `vault_id`: certified by the user's account chain and standing, or revoked with that
-    /// commit at or before the end its revocation signed for the vault. `Err` with the
+    /// Whether `user`'s device `device_id` with `key` may have signed commit `seq` (with
+    /// `hash`) of vault `vault_id`: certified by the user's account chain and standing, or
+    /// revoked with that commit before the end its revocation signed for the vault, or that
+    /// end itself. `Err` with the
     /// reason otherwise.
     pub(crate) fn check_device_signer(
         &self,
@@ -527,6 +576,7 @@ impl Account {
         device_id: &str,
         key: &str,
         seq: u64,
+        hash: &str,
     ) -> std::result::Result<(), String> {
         let chain = self
             .signer_chain(vault_id, user)
@@ -536,10 +586,18 @@ impl Account {
                 "is signed by a device key {user}'s account chain does not certify"
             ));
         };
-        if d.revoked.is_some() && d.commit_ends.get(vault_id).is_none_or(|end| seq > *end) {
-            return Err(format!(
-                "is signed by {user}'s device {device_id} after its revocation"
-            ));
+        if d.revoked.is_some() {
+            // Up to the end its revocation signed for this vault, and that end is the very
+            // commit named there (no other history below it).
+            match d.commit_ends.get(vault_id) {
+                Some((end, _)) if seq < *end => {}
+                Some((end, end_hash)) if seq == *end && hash == end_hash => {}
+                _ => {
+                    return Err(format!(
+                        "is signed by {user}'s device {device_id} after its revocation"
+                    ));
+                }
+            }
         }
         Ok(())
     }

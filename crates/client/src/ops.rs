@@ -280,6 +280,8 @@ pub struct Account {
     unlocked: OnceLock<UserKeys>,
     /// Account chains of the signers met while verifying, by user name.
     pub(crate) signer_chains: Mutex<HashMap<String, Arc<crate::devices::VerifiedChain>>>,
+    /// Vault id → the first device-signed commit known (pinned in the profile).
+    pub(crate) device_signed: Mutex<HashMap<String, Option<u64>>>,
 }
 
 impl Account {
@@ -305,6 +307,7 @@ impl Account {
             unlock: None,
             unlocked: OnceLock::new(),
             signer_chains: Mutex::new(HashMap::new()),
+            device_signed: Mutex::new(HashMap::new()),
         })
     }
 

@@ -56,6 +56,10 @@ pub struct ServerPins {
     /// Device id → the newest entry of its backup chain this device has verified.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub device_heads: BTreeMap<String, HeadPin>,
+    /// Vault id → the first commit seen signed by a device: no later commit signed by an
+    /// account key counts (devices keep none since then; an old copy of one signs nothing).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub device_signed: BTreeMap<String, u64>,
 }
 
 /// A vault's newest verified commit.

@@ -71,32 +71,43 @@ pub struct Link<'a> {
     pub commit_ends: &'a str,
 }
 
-/// The canonical text of a revocation's commit ends: `vault seq` lines, sorted by vault,
-/// joined by `\n`.
-pub fn commit_ends_text(ends: &[(String, u64)]) -> String {
-    let mut sorted: Vec<&(String, u64)> = ends.iter().collect();
+/// One vault's end of a revoked device's commits: the vault (its id on the server), the
+/// last commit's sequence number and hash (hex).
+pub type CommitEnd = (String, u64, String);
+
+/// The canonical text of a revocation's commit ends: `vault seq hash` lines, sorted by
+/// vault, joined by `\n`.
+pub fn commit_ends_text(ends: &[CommitEnd]) -> String {
+    let mut sorted: Vec<&CommitEnd> = ends.iter().collect();
     sorted.sort();
     sorted
         .iter()
-        .map(|(vault, seq)| format!("{vault} {seq}"))
+        .map(|(vault, seq, hash)| format!("{vault} {seq} {hash}"))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
 /// Parses [`commit_ends_text`]; `None` unless it is canonical (sorted, no vault twice, no
-/// seq of 0).
-pub fn parse_commit_ends(text: &str) -> Option<Vec<(String, u64)>> {
+/// seq of 0, a hash of 64 lower-case hex digits).
+pub fn parse_commit_ends(text: &str) -> Option<Vec<CommitEnd>> {
     if text.is_empty() {
         return Some(Vec::new());
     }
     let mut out = Vec::new();
     for line in text.split('\n') {
-        let (vault, seq) = line.split_once(' ')?;
+        let mut parts = line.split(' ');
+        let (vault, seq, hash) = (parts.next()?, parts.next()?, parts.next()?);
         let seq: u64 = seq.parse().ok().filter(|s| *s > 0)?;
-        if vault.is_empty() || vault.len() > 64 || !vault.bytes().all(|b| b.is_ascii_graphic()) {
+        let graphic =
+            |t: &str| !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_graphic());
+        let hex = hash.len() == 64
+            && hash
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if parts.next().is_some() || !graphic(vault) || !hex {
             return None;
         }
-        out.push((vault.to_string(), seq));
+        out.push((vault.to_string(), seq, hash.to_string()));
     }
     (commit_ends_text(&out) == text && out.windows(2).all(|w| w[0].0 != w[1].0)).then_some(out)
 }
@@ -391,7 +402,7 @@ mod tests {
                 ..link.clone()
             },
             Link {
-                commit_ends: "v 1",
+                commit_ends: "v 1 x",
                 ..link.clone()
             },
         ] {
@@ -406,16 +417,34 @@ mod tests {
 
     #[test]
     fn commit_ends_are_canonical() {
-        let ends = vec![("b".to_string(), 3), ("a".to_string(), 7)];
+        let (h1, h2) = ("1".repeat(64), "f".repeat(64));
+        let ends = vec![
+            ("b".to_string(), 3, h1.clone()),
+            ("a".to_string(), 7, h2.clone()),
+        ];
         let text = commit_ends_text(&ends);
-        assert_eq!(text, "a 7\nb 3");
+        assert_eq!(text, format!("a 7 {h2}\nb 3 {h1}"));
         assert_eq!(
             parse_commit_ends(&text).unwrap(),
-            vec![("a".to_string(), 7), ("b".to_string(), 3)]
+            vec![
+                ("a".to_string(), 7, h2.clone()),
+                ("b".to_string(), 3, h1.clone())
+            ]
         );
         assert_eq!(parse_commit_ends("").unwrap(), vec![]);
-        for bad in ["b 3\na 7", "a 0", "a 1\na 2", "a", "a x", " 1", "a 1\n"] {
-            assert!(parse_commit_ends(bad).is_none(), "{bad:?}");
+        for bad in [
+            format!("b 3 {h1}\na 7 {h2}"),
+            format!("a 0 {h1}"),
+            format!("a 1 {h1}\na 2 {h2}"),
+            "a 1".into(),
+            format!("a x {h1}"),
+            format!(" 1 {h1}"),
+            format!("a 1 {h1}\n"),
+            format!("a 1 {h1} x"),
+            format!("a 1 {}", "F".repeat(64)),
+            "a 1 abc".into(),
+        ] {
+            assert!(parse_commit_ends(&bad).is_none(), "{bad:?}");
         }
     }
 }

@@ -34,7 +34,7 @@ pub struct AccountLink {
     /// That entry's id (empty: none).
     #[serde(default)]
     pub last_entry: String,
-    /// A revocation's end of the device's tree commits: `vault seq` lines sorted by vault
+    /// A revocation's end of the device's tree commits: `vault seq hash` lines sorted by vault
     /// (empty: none). Signed only when not empty.
     #[serde(default)]
     pub commit_ends: String,
@@ -115,7 +115,7 @@ pub struct RevokeDeviceRequest {
     /// That entry's id (empty for none).
     #[serde(default)]
     pub last_entry: String,
-    /// Where the device's tree commits end: `vault seq` lines sorted by vault (empty for
+    /// Where the device's tree commits end: `vault seq hash` lines sorted by vault (empty for
     /// none), as `GET /v1/devices` shows them; commits after them are refused.
     #[serde(default)]
     pub commit_ends: String,
@@ -175,7 +175,7 @@ pub struct DeviceInfo {
     /// Whether the calling session is this device's.
     #[serde(default)]
     pub current: bool,
-    /// Where the device's tree commits end now: `vault seq` lines sorted by vault (empty:
+    /// Where the device's tree commits end now: `vault seq hash` lines sorted by vault (empty:
     /// none). A revocation signs it.
     #[serde(default)]
     pub commit_ends: String,

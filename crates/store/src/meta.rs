@@ -360,11 +360,13 @@ pub trait Devices: Send + Sync {
     /// *Tenant scope.* Records that a device was used (kept to the minute).
     async fn touch_device(&self, user_id: &str, device_id: &str, now: i64) -> Result<()>;
     /// *System scope* (a vault the user has left keeps the commits its devices signed). Where
-    /// each of the user's devices' tree commits end: `(device, vault, last seq)`, sorted.
-    async fn commit_ends(&self, user_id: &str) -> Result<Vec<(String, String, i64)>>;
+    /// each of the user's devices' tree commits end: `(device, vault, last seq, its hash)`,
+    /// sorted.
+    async fn commit_ends(&self, user_id: &str) -> Result<Vec<(String, String, i64, String)>>;
     /// *System scope.* The account chain of `user_id` as a reader of `vault_id` may see it:
-    /// only if the user is a member of the vault or signed one of its commits (`None`
-    /// otherwise, exactly as for a user that does not exist).
+    /// only if the user signed one of the vault's commits (`None` otherwise, exactly as for
+    /// a user that does not exist). Membership alone shows nothing: a vault can be shared
+    /// with anyone, without their consent.
     async fn signer_chain(
         &self,
         vault_id: &str,

@@ -318,14 +318,22 @@ impl Account {
         }
         let user = &header.signer.user;
         let key = &header.signer.key;
+        let since = self.device_signed_since(&v.info.id)?;
         match &header.signer.certificate {
             // Signed by a device: its key certified by the user's account chain, and not
             // revoked before this commit.
             Some(device) => self
-                .check_device_signer(&v.info.id, user, device, key, info.seq)
+                .check_device_signer(&v.info.id, user, device, key, info.seq, &info.hash)
                 .map_err(bad)?,
-            // Signed by the account key, as before devices signed.
+            // Signed by the account key, as before devices signed; never after a commit a
+            // device signed (an old device's copy of the key signs nothing new).
             None => {
+                if since.is_some_and(|s| info.seq > s) {
+                    return Err(bad(format!(
+                        "is signed by {user}'s account key after devices began signing this vault's commits (at {})",
+                        since.unwrap_or_default()
+                    )));
+                }
                 if self.trusted_key(user, key)? != *key {
                     return Err(bad(format!("names a key for {user} that is not theirs")));
                 }
@@ -333,6 +341,9 @@ impl Account {
         }
         enc_crypto::verify_b64(key, &header_bytes, &info.signature)
             .map_err(|_| bad(format!("does not carry a valid signature of {user}")))?;
+        if header.signer.certificate.is_some() && since.is_none_or(|s| info.seq < s) {
+            self.pin_device_signed(&v.info.id, info.seq)?;
+        }
         Ok(Commit {
             seq: info.seq,
             hash,

@@ -30,6 +30,35 @@ fn bytes_literal(server: &Server, bytes: &[u8]) -> String {
     }
 }
 
+/// The account's whole key bundle, unwrapped with the passphrase as a client does.
+fn account_keys(server: &Server, user: &User) -> enc_crypto::UserKeys {
+    let pre: Value = http()
+        .post(format!("{}/v1/auth/prelogin", server.url))
+        .json(&serde_json::json!({"user": user.name}))
+        .send()
+        .expect("prelogin")
+        .json()
+        .expect("json");
+    let salt = enc_crypto::unb64(pre["salt"].as_str().expect("salt")).expect("base64");
+    let param = |k: &str| pre["kdf"][k].as_u64().expect("kdf") as u32;
+    let derived = enc_crypto::kdf::derive(
+        user.passphrase.as_bytes(),
+        &salt,
+        enc_crypto::KdfParams {
+            m_kib: param("m_kib"),
+            t: param("t"),
+            p: param("p"),
+        },
+    )
+    .expect("derive");
+    let wrapped = get(server, user, "/v1/account/keys");
+    enc_crypto::UserKeys::unwrap(
+        &derived.kek,
+        wrapped["wrapped_keys"].as_str().expect("wrapped"),
+    )
+    .expect("unwrap")
+}
+
 #[test]
 fn commits_are_signed_by_devices_and_a_revoked_device_signs_no_more() {
     let server = Server::start();
@@ -112,7 +141,12 @@ fn commits_are_signed_by_devices_and_a_revoked_device_signs_no_more() {
         .expect("links")
         .last()
         .expect("link");
-    assert_eq!(last["commit_ends"], format!("{vault} 1"), "{last}");
+    let first_hash = commits["commits"][0]["hash"].as_str().expect("hash");
+    assert_eq!(
+        last["commit_ends"],
+        format!("{vault} 1 {first_hash}"),
+        "{last}"
+    );
     std::fs::write(phone.path("w/plan.txt"), b"after the revocation\n").expect("write");
     phone.fail(&["push", "w/.", "--vault", "team"]);
     std::fs::remove_dir_all(bob.path("w")).expect("rm");
@@ -150,6 +184,29 @@ fn commits_are_signed_by_devices_and_a_revoked_device_signs_no_more() {
     ));
     let caught = bob.fail(&["pull", "-o", "forged", "--vault", "alice/team"]);
     assert!(caught.contains("after its revocation"), "{caught}");
+    server.operator_sql(&format!(
+        "DELETE FROM tree_commits WHERE vault_id = '{vault}' AND seq = 2"
+    ));
+
+    // Nor does the account key sign again once devices do: a copy of it left on a device
+    // of an earlier build (here unwrapped with the passphrase, as such a file held it).
+    let account = account_keys(&server, &alice);
+    let mut old_style = forged.clone();
+    old_style.signer.key = account.verifying_key_b64();
+    old_style.signer.certificate = None;
+    let message = old_style.message();
+    let signature = enc_crypto::unb64(&account.sign_b64(&message)).expect("signature");
+    let hash = hex::encode(enc_crypto::tree::commit_hash(&message, &signature));
+    server.operator_sql(&format!(
+        "INSERT INTO tree_commits (vault_id, seq, hash, prev, header, signature, author_id, \
+         created) VALUES ('{vault}', 2, '{hash}', '{}', {}, {}, '{}', 1)",
+        head["hash"].as_str().expect("hash"),
+        bytes_literal(&server, &message),
+        bytes_literal(&server, &signature),
+        author.trim(),
+    ));
+    let caught = bob.fail(&["pull", "-o", "forged", "--vault", "alice/team"]);
+    assert!(caught.contains("after devices began signing"), "{caught}");
 
     // And alice's own device signs on.
     server.operator_sql(&format!(

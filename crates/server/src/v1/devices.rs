@@ -133,8 +133,8 @@ pub async fn keys(
     }))
 }
 
-/// `GET /v1/vaults/{id}/chains/{user}`: the account chain of a member of the vault, or of
-/// the author of one of its commits, so that readers check the devices that signed them.
+/// `GET /v1/vaults/{id}/chains/{user}`: the account chain of the author of one of the
+/// vault's commits, so that readers check the devices that signed them.
 #[utoipa::path(get, path = "/v1/vaults/{id}/chains/{user}",
     responses((status = 200, body = AccountChain), (status = 404, body = ErrorBody)), tag = "devices")]
 pub async fn signer_chain(
@@ -295,10 +295,10 @@ pub async fn list(State(state): State<AppState>, s: Session) -> ApiResult<Json<V
                     info.tokens.push(token.id.clone());
                 }
                 info.current = s.device_id.as_ref() == Some(&info.id);
-                let own: Vec<(String, u64)> = ends
+                let own: Vec<_> = ends
                     .iter()
-                    .filter(|(d, _, _)| *d == info.id)
-                    .map(|(_, v, seq)| (v.clone(), *seq as u64))
+                    .filter(|(d, _, _, _)| *d == info.id)
+                    .map(|(_, v, seq, hash)| (v.clone(), *seq as u64, hash.clone()))
                     .collect();
                 info.commit_ends = enc_crypto::device::commit_ends_text(&own);
                 info
@@ -371,7 +371,8 @@ pub async fn revoke(
         || enc_crypto::device::parse_commit_ends(&req.commit_ends).is_none()
     {
         return Err(ApiError::BadRequest(
-            "commit_ends: `vault seq` lines sorted by vault, as GET /v1/devices shows them".into(),
+            "commit_ends: `vault seq hash` lines sorted by vault, as GET /v1/devices shows them"
+                .into(),
         ));
     }
     // Another tenant's device answers like one that does not exist, before any signature

@@ -92,6 +92,36 @@ async fn put_in(
 /// An item that passed the order check: its row, content, audit entry and quota.
 type Kept = (BackupRow, Option<Vec<u8>>, NewAudit, Option<i64>);
 
+/// Where many devices' chains of one user stand, in one statement: per device that exists,
+/// whether it stands, its last entry's counter and id, with the user's account chain length
+/// and last number on every row. A device not returned does not exist (for this user).
+async fn chain_states(
+    tx: &mut super::Tx,
+    user: &str,
+    devices: &[&str],
+) -> Result<Vec<(String, i64, i64, String, i64, i64)>> {
+    let mut out = Vec::with_capacity(devices.len());
+    for chunk in devices.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut stmt = q(format!(
+            "SELECT d.id, CAST(CASE WHEN d.revoked_seq IS NULL THEN 1 ELSE 0 END AS BIGINT), \
+               COALESCE((SELECT MAX(counter) FROM backups b \
+                         WHERE b.user_id = d.user_id AND b.device_id = d.id), 0), \
+               COALESCE((SELECT id FROM backups b WHERE b.user_id = d.user_id \
+                         AND b.device_id = d.id ORDER BY counter DESC LIMIT 1), ''), \
+               COALESCE((SELECT MAX(seq) FROM account_links WHERE user_id = ?), 0), \
+               COALESCE((SELECT MAX(seq) FROM backups WHERE user_id = ?), 0) \
+             FROM devices d WHERE d.user_id = ? AND d.id IN ({marks})"
+        ))
+        .binds((user, user, user));
+        for d in chunk {
+            stmt = stmt.bind(*d);
+        }
+        out.extend(tx.all::<(String, i64, i64, String, i64, i64)>(stmt).await?);
+    }
+    Ok(out)
+}
+
 /// Where a device's chain and its user's numbering stand inside a group commit.
 struct Head {
     standing: bool,
@@ -100,8 +130,8 @@ struct Head {
     links: i64,
 }
 
-/// A group commit's appends with as few statements as the batch allows: one look at each
-/// device's chain, one charge per user (per item only for a user whose quota is near), one
+/// A group commit's appends with as few statements as the batch allows: one look at the
+/// chains of each user's devices, one charge per user (per item only for a user whose quota is near), one
 /// claim of the blob reservations, one multi-row insert of the entries and one of their
 /// audit entries. Each item is decided on its own, in order, exactly as [`put_in`] would:
 /// a refused item changes nothing, and a device's later items in the batch, which named the
@@ -118,6 +148,39 @@ async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Resul
     }
     let mut heads: HashMap<(String, String), Head> = HashMap::new();
     let mut seqs: HashMap<String, i64> = HashMap::new();
+    // Every device's chain of each user in one statement (a device not found stands not).
+    for u in &users {
+        let mut devices: Vec<&str> = items
+            .iter()
+            .filter(|i| i.row.user_id == *u)
+            .map(|i| i.row.device_id.as_str())
+            .collect();
+        devices.sort_unstable();
+        devices.dedup();
+        for d in &devices {
+            heads.insert(
+                (u.clone(), d.to_string()),
+                Head {
+                    standing: false,
+                    counter: 0,
+                    id: String::new(),
+                    links: 0,
+                },
+            );
+        }
+        for (device, standing, counter, id, links, last) in chain_states(tx, u, &devices).await? {
+            seqs.entry(u.clone()).or_insert(last);
+            heads.insert(
+                (u.clone(), device),
+                Head {
+                    standing: standing > 0,
+                    counter,
+                    id,
+                    links,
+                },
+            );
+        }
+    }
     let mut out: Vec<Result<BackupRow>> = Vec::with_capacity(items.len());
     let mut kept: Vec<Kept> = Vec::new();
     // First pass: the order, against each device's chain as the batch extends it.
@@ -129,20 +192,6 @@ async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Resul
             audit,
         } = item;
         let k = (row.user_id.clone(), row.device_id.clone());
-        if !heads.contains_key(&k) {
-            let (standing, counter, id, links, last) =
-                chain_state(tx, &row.user_id, &row.device_id).await?;
-            seqs.entry(row.user_id.clone()).or_insert(last);
-            heads.insert(
-                k.clone(),
-                Head {
-                    standing: standing > 0,
-                    counter,
-                    id,
-                    links,
-                },
-            );
-        }
         let head = heads.get_mut(&k).expect("looked up above");
         if !head.standing {
             out.push(Err(StoreError::Conflict("the device is revoked")));

@@ -8,6 +8,15 @@ use crate::*;
 const LINK_COLS: &str = AccountLinkRow::COLS;
 const DEVICE_COLS: &str = DeviceRow::COLS;
 
+/// Where a user's devices' tree commits end, in every vault: `(device, vault, seq, hash)`
+/// of each device's last commit per vault, sorted; bound to the user and a device (or, with
+/// the device `NULL` twice, every device of the user).
+const ENDS: &str = "SELECT t.device_id, t.vault_id, t.seq, t.hash FROM tree_commits t \
+    WHERE t.author_id = ? AND t.device_id IS NOT NULL AND (? IS NULL OR t.device_id = ?) \
+    AND t.seq = (SELECT MAX(u.seq) FROM tree_commits u \
+                 WHERE u.vault_id = t.vault_id AND u.device_id = t.device_id) \
+    ORDER BY t.device_id, t.vault_id";
+
 /// Locks the user's chain and checks that `link` comes next.
 async fn check_next(tx: &mut super::Tx, link: &AccountLinkRow) -> Result<()> {
     tx.lock(&format!("chain:{}", link.user_id)).await?;
@@ -102,16 +111,13 @@ impl Devices for SqlMeta {
             ));
         }
         // And where its tree commits end, in every vault (a commit takes this lock too).
-        let ends: Vec<(String, i64)> = tx
-            .all(
-                q(
-                    "SELECT vault_id, MAX(seq) FROM tree_commits WHERE author_id = ? AND device_id = ? \
-                   GROUP BY vault_id ORDER BY vault_id",
-                )
-                .binds((&link.user_id, &link.device_id)),
-            )
+        let ends: Vec<(String, String, i64, String)> = tx
+            .all(q(ENDS).binds((&link.user_id, &link.device_id, &link.device_id)))
             .await?;
-        let ends: Vec<(String, u64)> = ends.into_iter().map(|(v, s)| (v, s as u64)).collect();
+        let ends: Vec<_> = ends
+            .into_iter()
+            .map(|(_, v, s, h)| (v, s as u64, h))
+            .collect();
         if enc_crypto::device::commit_ends_text(&ends) != link.commit_ends {
             return Err(StoreError::Conflict(
                 "the device's tree commits moved since the revocation was signed: sign it again",
@@ -184,14 +190,11 @@ impl Devices for SqlMeta {
         Ok(())
     }
 
-    async fn commit_ends(&self, user_id: &str) -> Result<Vec<(String, String, i64)>> {
+    async fn commit_ends(&self, user_id: &str) -> Result<Vec<(String, String, i64, String)>> {
         self.db
             .read_all(
                 Scope::System,
-                q("SELECT device_id, vault_id, MAX(seq) FROM tree_commits \
-                   WHERE author_id = ? AND device_id IS NOT NULL \
-                   GROUP BY device_id, vault_id ORDER BY device_id, vault_id")
-                .bind(user_id),
+                q(ENDS).binds((user_id, None::<&str>, None::<&str>)),
             )
             .await
     }
@@ -204,11 +207,8 @@ impl Devices for SqlMeta {
         let mut tx = self.db.read(Scope::System).await?;
         let related: Option<i64> = tx
             .scalar(
-                q(
-                    "SELECT 1 WHERE EXISTS (SELECT 1 FROM vault_members WHERE vault_id = ? AND user_id = ?) \
-                   OR EXISTS (SELECT 1 FROM tree_commits WHERE vault_id = ? AND author_id = ?)",
-                )
-                .binds((vault_id, user_id, vault_id, user_id)),
+                q("SELECT CAST(1 AS BIGINT) FROM tree_commits WHERE vault_id = ? AND author_id = ? LIMIT 1")
+                    .binds((vault_id, user_id)),
             )
             .await?;
         if related.is_none() {

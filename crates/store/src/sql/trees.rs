@@ -32,7 +32,7 @@ impl Trees for SqlMeta {
             let stands: Option<i64> = tx
                 .scalar(
                     q(
-                        "SELECT 1 FROM devices WHERE user_id = ? AND id = ? AND public_key = ? \
+                        "SELECT CAST(1 AS BIGINT) FROM devices WHERE user_id = ? AND id = ? AND public_key = ? \
                        AND revoked_seq IS NULL",
                     )
                     .binds((&c.user_id, device, key)),

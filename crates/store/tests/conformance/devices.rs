@@ -267,12 +267,15 @@ async fn devices_and_backups_append_in_order_and_revocation_ends_everything() {
                     item(entry(&u, "d2", 3, "tomb", t + 6)),
                     item(entry(&u, "d1", 3, "d1-2", t + 6)),
                     item(entry(&u, "d2", 4, "d2-3", t + 7)),
+                    // A device the user does not have stands nowhere.
+                    item(entry(&u, "ghost", 1, "", t + 7)),
                 ])
                 .await
                 .expect("batch");
             assert!(out[0].is_ok() && out[3].is_ok(), "{out:?}");
             assert!(matches!(out[1], Err(StoreError::Conflict(_))), "{out:?}");
             assert!(matches!(out[2], Err(StoreError::Conflict(_))), "{out:?}");
+            assert!(matches!(out[4], Err(StoreError::Conflict(_))), "{out:?}");
             assert_eq!(
                 meta.audit_list(None).await.expect("audit").len(),
                 audits + 2

@@ -43,9 +43,11 @@ fn isolation_matrix_covers_devices_and_backups() {
         path,
         body: None,
     };
-    // A vault's signer chains: alice's vault, and alice's chain asked for through bob's.
+    // A vault's signer chains: alice's vault, and alice's chain asked for through bob's,
+    // even once bob has shared it with her (which needs no consent of hers).
     let alice_vault = alice.vault_id("default");
     let bob_vault = bob.vault_id("default");
+    bob.ok(&["vault", "share", "default", "alice"]);
     let fake_vault = "22222222-2222-4222-8222-222222222222";
     let cases: Vec<(Req, Req)> = vec![
         (
