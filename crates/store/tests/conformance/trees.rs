@@ -266,3 +266,98 @@ async fn tree_commits_append_only_on_the_head_with_their_blobs() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn device_commits_need_a_standing_device_and_a_revocation_names_where_they_end() {
+    both(|meta| async move {
+        let (alice, vault) = user(&meta, "alice").await;
+        let (bob, bob_vault) = user(&meta, "bob").await;
+        let link = |seq: i64, prev: &str, kind: &str, ends: &str| AccountLinkRow {
+            user_id: alice.id.clone(),
+            seq,
+            hash: format!("link-{seq}"),
+            prev: prev.into(),
+            kind: kind.into(),
+            device_id: "d1".into(),
+            device_name: "laptop".into(),
+            device_key: "key-d1".into(),
+            created: now(),
+            signature: "sig".into(),
+            last_counter: 0,
+            last_entry: String::new(),
+            commit_ends: ends.into(),
+        };
+        tenant::scope(alice.id.clone(), async {
+            meta.add_device(
+                link(1, "", "device-add", ""),
+                DeviceRow {
+                    user_id: alice.id.clone(),
+                    id: "d1".into(),
+                    name: "laptop".into(),
+                    public_key: "key-d1".into(),
+                    created: now(),
+                    last_seen: now(),
+                    added_seq: 1,
+                    revoked_seq: None,
+                    revoked_at: None,
+                },
+                None,
+            )
+            .await
+            .expect("device");
+        })
+        .await;
+        let by = |device: &str, key: &str, seq: i64, prev: &str, add: &str| NewTreeCommit {
+            device: Some((device.into(), key.into())),
+            ..commit(&alice, &vault, seq, prev, &[add], &[], add)
+        };
+        uploaded(&meta, &alice, &vault, "p1", 10, 10).await;
+        // Another key than the certified one, or another device: refused, nothing changes.
+        for (device, key) in [("d1", "other-key"), ("d9", "key-d1")] {
+            let got = append(&meta, &alice, by(device, key, 1, "", "p1")).await;
+            assert!(matches!(got, Err(StoreError::Conflict(_))), "{got:?}");
+        }
+        let first = match append(&meta, &alice, by("d1", "key-d1", 1, "", "p1"))
+            .await
+            .expect("first")
+        {
+            TreeAppend::Appended(row) => row,
+            other => panic!("{other:?}"),
+        };
+        let ends = tenant::scope(alice.id.clone(), meta.commit_ends(&alice.id))
+            .await
+            .expect("ends");
+        assert_eq!(
+            ends,
+            vec![("d1".to_string(), vault.clone(), 1, first.hash.clone())]
+        );
+        // A signer's chain is shown to readers of a vault the signer committed to, only.
+        let chain = meta.signer_chain(&vault, &alice.id).await.expect("chain");
+        assert_eq!(chain.map(|c| c.len()), Some(1));
+        for (v, u) in [(&vault, &bob.id), (&bob_vault, &alice.id)] {
+            assert!(meta.signer_chain(v, u).await.expect("chain").is_none());
+        }
+        // A revocation must name where the device's commits end.
+        let right = format!("{vault} 1 {}", first.hash);
+        for wrong in [String::new(), format!("{vault} 1 {}", "0".repeat(64))] {
+            let got = tenant::scope(
+                alice.id.clone(),
+                meta.revoke_device(link(2, "link-1", "device-revoke", &wrong), now()),
+            )
+            .await;
+            assert!(matches!(got, Err(StoreError::Conflict(_))), "{got:?}");
+        }
+        tenant::scope(
+            alice.id.clone(),
+            meta.revoke_device(link(2, "link-1", "device-revoke", &right), now()),
+        )
+        .await
+        .expect("revoke");
+        // Revoked, the device appends nothing more.
+        uploaded(&meta, &alice, &vault, "p2", 10, 10).await;
+        let got = append(&meta, &alice, by("d1", "key-d1", 2, &first.hash, "p2")).await;
+        assert!(matches!(got, Err(StoreError::Conflict(_))), "{got:?}");
+        assert_eq!(head(&meta, &alice, &vault).await, Some(first));
+    })
+    .await;
+}
