@@ -321,11 +321,21 @@ impl Account {
     /// The account's whole key bundle, unwrapped in memory from the server's copy with
     /// `passphrase`, and checked against the keys this device holds.
     fn unlock_with(&self, passphrase: &str) -> Result<UserKeys> {
+        let wrong =
+            || ClientError::Usage("wrong passphrase: it does not unwrap your account keys".into());
         let derived = derive(&self.api, self.user(), passphrase)?;
-        let wrapped: AccountKeysResponse = self.api.get("/v1/account/keys")?;
-        let keys = UserKeys::unwrap(&derived.kek, &wrapped.wrapped_keys).map_err(|_| {
-            ClientError::Usage("wrong passphrase: it does not unwrap your account keys".into())
-        })?;
+        let wrapped: AccountKeysResponse = match self.api.post(
+            "/v1/account/keys",
+            &AccountKeysRequest {
+                auth_key: enc_crypto::b64(derived.auth_key.as_ref()),
+            },
+        ) {
+            Err(ClientError::Api { code, .. }) if code == "bad_credentials" => {
+                return Err(wrong());
+            }
+            other => other?,
+        };
+        let keys = UserKeys::unwrap(&derived.kek, &wrapped.wrapped_keys).map_err(|_| wrong())?;
         if keys.verifying_key_b64() != self.keys.verifying_key_b64()
             || keys.recipient() != self.keys.recipient()
         {

@@ -40,9 +40,20 @@ pub struct AccountLink {
     pub commit_ends: String,
 }
 
-/// `GET /v1/account/keys`: the account's secret keys, wrapped under the key-encryption key
-/// the passphrase derives, for an act of the account (certifying or revoking a device,
-/// signing a vault's keys): devices keep no copy of the account's signing key.
+/// `POST /v1/account/keys`: proves the passphrase (its auth key, checked and throttled like
+/// a login) for an act of the account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AccountKeysRequest {
+    /// The auth key the passphrase derives, base64 (as at login).
+    pub auth_key: String,
+}
+
+/// The answer to `POST /v1/account/keys`: the account's secret keys, wrapped under the
+/// key-encryption key the passphrase derives, for an act of the account (certifying or
+/// revoking a device, signing a vault's keys): devices keep no copy of the account's signing
+/// key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct AccountKeysResponse {

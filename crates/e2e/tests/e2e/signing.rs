@@ -51,7 +51,14 @@ fn account_keys(server: &Server, user: &User) -> enc_crypto::UserKeys {
         },
     )
     .expect("derive");
-    let wrapped = get(server, user, "/v1/account/keys");
+    let wrapped: Value = http()
+        .post(format!("{}/v1/account/keys", server.url))
+        .bearer_auth(user.token())
+        .json(&serde_json::json!({"auth_key": enc_crypto::b64(derived.auth_key.as_ref())}))
+        .send()
+        .expect("keys")
+        .json()
+        .expect("json");
     enc_crypto::UserKeys::unwrap(
         &derived.kek,
         wrapped["wrapped_keys"].as_str().expect("wrapped"),
@@ -87,6 +94,15 @@ fn commits_are_signed_by_devices_and_a_revoked_device_signs_no_more() {
         .expect("enc");
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("wrong passphrase"), "{said}");
+    // A session alone (say, a stolen one) gets no wrapped bundle to guess against offline.
+    let refused = http()
+        .post(format!("{}/v1/account/keys", server.url))
+        .bearer_auth(alice.token())
+        .json(&serde_json::json!({"auth_key": enc_crypto::b64(&[7u8; 32])}))
+        .send()
+        .expect("keys");
+    assert_eq!(refused.status(), 401);
+    assert!(!refused.text().expect("body").contains("wrapped"));
     alice.ok(&["vault", "create", "team"]);
     alice.ok(&["vault", "share", "team", "bob"]);
 

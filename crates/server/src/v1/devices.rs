@@ -115,24 +115,6 @@ pub async fn chain(State(state): State<AppState>, s: Session) -> ApiResult<Json<
     }))
 }
 
-/// `GET /v1/account/keys`: the account's key bundle, wrapped as at login, for an act of the
-/// account (devices keep no copy of its signing key).
-#[utoipa::path(get, path = "/v1/account/keys",
-    responses((status = 200, body = AccountKeysResponse), (status = 401, body = ErrorBody)), tag = "devices")]
-pub async fn keys(
-    State(state): State<AppState>,
-    s: Session,
-) -> ApiResult<Json<AccountKeysResponse>> {
-    let user = state
-        .meta
-        .user_by_id(&s.user.id)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    Ok(Json(AccountKeysResponse {
-        wrapped_keys: user.wrapped_keys.unwrap_or_default(),
-    }))
-}
-
 /// `GET /v1/vaults/{id}/chains/{user}`: the account chain of the author of one of the
 /// vault's commits, so that readers check the devices that signed them.
 #[utoipa::path(get, path = "/v1/vaults/{id}/chains/{user}",

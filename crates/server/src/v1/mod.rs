@@ -36,7 +36,7 @@ pub fn router<S>(state: AppState) -> Router<S> {
             get(auth::list_ssh_keys).post(auth::add_ssh_key),
         )
         .route("/account/chain", get(devices::chain))
-        .route("/account/keys", get(devices::keys))
+        .route("/account/keys", post(auth::account_keys))
         .route("/devices", get(devices::list).post(devices::add))
         .route("/devices/{id}/name", put(devices::rename))
         .route("/devices/{id}/revoke", post(devices::revoke))

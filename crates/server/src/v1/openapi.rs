@@ -18,7 +18,7 @@ use super::{audit, auth, backups, devices, objects, tokens, trees, users, vaults
         objects::list, objects::versions, objects::remove, objects::download, audit::list,
         users::set_quota, users::restic_repos, users::delete_restic_repo, tokens::create,
         tokens::list, tokens::revoke, auth::change_passphrase, trees::commit, trees::head,
-        trees::commits, trees::read, devices::chain, devices::keys, devices::signer_chain, devices::add, devices::list,
+        trees::commits, trees::read, devices::chain, auth::account_keys, devices::signer_chain, devices::add, devices::list,
         devices::rename, devices::revoke, backups::put, backups::list, backups::get,
         backups::content, backups::remove, backups::chain, backups::usage,
     ),

@@ -515,6 +515,25 @@ pub async fn login(
     }
 }
 
+/// Whether `key` is the session user's auth key: checked and counted like a login (throttled
+/// per user and address; a refusal while throttled is an error).
+async fn proves_passphrase(state: &AppState, s: &Session, key: Vec<u8>) -> ApiResult<bool> {
+    let user = &s.user;
+    let keys = throttle_keys(&*state.meta, &user.name, &s.client).await?;
+    attempt(state, &keys, &user.name, Some(user), &s.client).await?;
+    let stored = user
+        .auth_hash
+        .clone()
+        .unwrap_or_else(|| state.dummy_hash.clone());
+    let ok = verify_auth_key(state, key, stored).await;
+    if ok {
+        succeeded(&*state.meta, &keys, &user.name, &s.client).await?;
+    } else {
+        failed(&*state.meta, &keys, &user.name).await?;
+    }
+    Ok(ok)
+}
+
 /// `PUT /v1/me/passphrase`: proves the current passphrase (throttled like a login), then
 /// stores the new auth key's hash and key bundle; optionally ends every other session.
 #[utoipa::path(put, path = "/v1/me/passphrase", request_body = ChangePassphraseRequest,
@@ -535,14 +554,7 @@ pub async fn change_passphrase(
     enc_crypto::unb64(&req.new_wrapped_keys)
         .map_err(|_| ApiError::BadRequest("new_wrapped_keys is not base64".into()))?;
     let user = s.user.clone();
-    let keys = throttle_keys(&*state.meta, &user.name, &s.client).await?;
-    attempt(&state, &keys, &user.name, Some(&user), &s.client).await?;
-    let stored = user
-        .auth_hash
-        .clone()
-        .unwrap_or_else(|| state.dummy_hash.clone());
-    if !verify_auth_key(&state, current, stored).await {
-        failed(&*state.meta, &keys, &user.name).await?;
+    if !proves_passphrase(&state, &s, current).await? {
         state
             .audit(
                 &user.name,
@@ -555,7 +567,6 @@ pub async fn change_passphrase(
             .await;
         return Err(ApiError::BadCredentials);
     }
-    succeeded(&*state.meta, &keys, &user.name, &s.client).await?;
     let hash = hash_auth_key(&state, new).await?;
     let keep = req.end_other_sessions.then_some(s.session_id.as_str());
     let ended = state
@@ -574,6 +585,40 @@ pub async fn change_passphrase(
         .await;
     Ok(Json(ChangePassphraseResponse {
         ended_sessions: ended,
+    }))
+}
+
+/// `POST /v1/account/keys`: the account's key bundle, wrapped as at login, for an act of the
+/// account (devices keep no copy of its signing key), to a session that proves the
+/// passphrase again (checked and throttled like a login, and audited): a stolen session
+/// alone gets nothing to guess the passphrase against offline.
+#[utoipa::path(post, path = "/v1/account/keys", request_body = AccountKeysRequest,
+    responses((status = 200, body = AccountKeysResponse), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody)), tag = "devices")]
+pub async fn account_keys(
+    State(state): State<AppState>,
+    s: Session,
+    ApiJson(req): ApiJson<AccountKeysRequest>,
+) -> ApiResult<Json<AccountKeysResponse>> {
+    let key = decode_key(&req.auth_key)?;
+    let user = s.user.clone();
+    let ok = proves_passphrase(&state, &s, key).await?;
+    let outcome = if ok { "ok" } else { "failed" };
+    state
+        .audit(
+            &user.name,
+            Some(&user.id),
+            "account.unlock",
+            &user.name,
+            outcome,
+            &s.client,
+        )
+        .await;
+    if !ok {
+        return Err(ApiError::BadCredentials);
+    }
+    Ok(Json(AccountKeysResponse {
+        wrapped_keys: user.wrapped_keys.unwrap_or_default(),
     }))
 }
 
