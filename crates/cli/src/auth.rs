@@ -177,6 +177,13 @@ pub fn status(profile: &Profile, json: bool) -> anyhow::Result<()> {
     let acct = ui::account(profile)?;
     let me = acct.me()?;
     let key = enc_client::key_fingerprint(&acct.keys.verifying_key_b64());
+    // This device: its id and its own key's fingerprint (as `enc device ls` shows them).
+    let device_key = acct
+        .session
+        .device_key
+        .as_deref()
+        .and_then(|k| enc_crypto::device::DeviceKey::from_secret_b64(k).ok())
+        .map(|k| enc_client::key_fingerprint(&k.public_b64()));
     if json {
         let out = serde_json::json!({
             "server": acct.api.base(),
@@ -185,6 +192,8 @@ pub fn status(profile: &Profile, json: bool) -> anyhow::Result<()> {
             "session_id": me.session_id,
             "idle_timeout_secs": me.idle_timeout_secs,
             "key_fingerprint": key,
+            "device_id": me.device_id,
+            "device_key_fingerprint": device_key,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -196,6 +205,10 @@ pub fn status(profile: &Profile, json: bool) -> anyhow::Result<()> {
         me.session_id, me.idle_timeout_secs
     );
     println!("key:     {key} (others see this when they share with you)");
+    match (&me.device_id, &device_key) {
+        (Some(id), Some(fp)) => println!("device:  {id} (key {fp}; see `enc device ls`)"),
+        _ => println!("device:  none (a login from before devices: run `enc login` again)"),
+    }
     Ok(())
 }
 

@@ -96,7 +96,7 @@ enum Command {
     },
     /// End the session on the server and forget it on this device.
     Logout,
-    /// Show who you are logged in as, where, and whether the session is alive.
+    /// Show who you are logged in as, where, whether the session is alive, and this device.
     Status,
     #[command(flatten)]
     Tree(tree::TreeCmd),
@@ -282,7 +282,8 @@ enum KeyCmd {
         #[arg(long)]
         vault: Option<String>,
     },
-    /// Register an Ed25519 SSH public key for `enc login --ssh-key`.
+    /// Register an Ed25519 SSH public key for `enc login --ssh-key`. Asks for the passphrase
+    /// when it wraps your account keys to the key (see below).
     AddSsh {
         /// The public key file (e.g. ~/.ssh/id_ed25519.pub). When its private key lies next to
         /// it, your account keys are also wrapped to it, so logins with it need no passphrase.

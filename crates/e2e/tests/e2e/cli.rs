@@ -130,6 +130,13 @@ fn stdin_stdout_json_quiet_verbose_and_tables() {
         serde_json::from_str(&alice.ok(&["status", "--json"])).expect("status --json");
     assert_eq!(json["user"], "alice", "{json}");
     assert!(json["key_fingerprint"].as_str().is_some(), "{json}");
+    assert!(json["device_id"].as_str().is_some(), "{json}");
+    assert!(
+        json["device_key_fingerprint"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("SHA256:")),
+        "{json}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&alice.ok(&["key", "ls-ssh", "--json"])).expect("ls-ssh --json");
     assert!(json.as_array().is_some_and(|a| a.is_empty()), "{json}");
