@@ -30,6 +30,31 @@ fn bytes_literal(server: &Server, bytes: &[u8]) -> String {
     }
 }
 
+/// Puts `header`, signed by `sign`, into the vault's tree behind the server's back (as a
+/// malicious server would), `device` named as its signer on the server's side.
+fn slip_in(
+    server: &Server,
+    vault: &str,
+    author: &str,
+    device: Option<&str>,
+    header: &enc_crypto::tree::CommitHeader,
+    sign: impl Fn(&[u8]) -> String,
+) {
+    let message = header.message();
+    let signature = enc_crypto::unb64(&sign(&message)).expect("signature");
+    let hash = hex::encode(enc_crypto::tree::commit_hash(&message, &signature));
+    let prev = header.prev.map(hex::encode).unwrap_or_default();
+    let device = device.map_or_else(|| "NULL".to_string(), |d| format!("'{d}'"));
+    server.operator_sql(&format!(
+        "INSERT INTO tree_commits (vault_id, device_id, seq, hash, prev, header, signature, \
+         author_id, created) VALUES ('{vault}', {device}, {}, '{hash}', '{prev}', {}, {}, \
+         '{author}', 1)",
+        header.seq,
+        bytes_literal(server, &message),
+        bytes_literal(server, &signature),
+    ));
+}
+
 /// The account's whole key bundle, unwrapped with the passphrase as a client does.
 fn account_keys(server: &Server, user: &User) -> enc_crypto::UserKeys {
     let pre: Value = http()
@@ -186,18 +211,11 @@ fn commits_are_signed_by_devices_and_a_revoked_device_signs_no_more() {
     );
     forged.adds = Vec::new();
     forged.releases = Vec::new();
-    let message = forged.message();
-    let signature = enc_crypto::unb64(&key.sign_b64(&message)).expect("signature");
-    let hash = hex::encode(enc_crypto::tree::commit_hash(&message, &signature));
     let author = server.operator_sql("SELECT id FROM users WHERE name = 'alice'");
-    server.operator_sql(&format!(
-        "INSERT INTO tree_commits (vault_id, device_id, seq, hash, prev, header, signature, \
-         author_id, created) VALUES ('{vault}', '{phone_id}', 2, '{hash}', '{}', {}, {}, '{}', 1)",
-        head["hash"].as_str().expect("hash"),
-        bytes_literal(&server, &message),
-        bytes_literal(&server, &signature),
-        author.trim(),
-    ));
+    let author = author.trim();
+    slip_in(&server, &vault, author, Some(&phone_id), &forged, |m| {
+        key.sign_b64(m)
+    });
     let caught = bob.fail(&["pull", "-o", "forged", "--vault", "alice/team"]);
     assert!(caught.contains("after its revocation"), "{caught}");
     server.operator_sql(&format!(
@@ -210,17 +228,9 @@ fn commits_are_signed_by_devices_and_a_revoked_device_signs_no_more() {
     let mut old_style = forged.clone();
     old_style.signer.key = account.verifying_key_b64();
     old_style.signer.certificate = None;
-    let message = old_style.message();
-    let signature = enc_crypto::unb64(&account.sign_b64(&message)).expect("signature");
-    let hash = hex::encode(enc_crypto::tree::commit_hash(&message, &signature));
-    server.operator_sql(&format!(
-        "INSERT INTO tree_commits (vault_id, seq, hash, prev, header, signature, author_id, \
-         created) VALUES ('{vault}', 2, '{hash}', '{}', {}, {}, '{}', 1)",
-        head["hash"].as_str().expect("hash"),
-        bytes_literal(&server, &message),
-        bytes_literal(&server, &signature),
-        author.trim(),
-    ));
+    slip_in(&server, &vault, author, None, &old_style, |m| {
+        account.sign_b64(m)
+    });
     let caught = bob.fail(&["pull", "-o", "forged", "--vault", "alice/team"]);
     assert!(caught.contains("after devices began signing"), "{caught}");
 

@@ -7,27 +7,6 @@ use crate::*;
 
 const BACKUP_COLS: &str = BackupRow::COLS;
 
-/// Where a device's chain stands, in one statement: whether the device stands (1 or 0), its
-/// last entry's counter and id, the account chain's length and the user's last number.
-async fn chain_state(
-    tx: &mut super::Tx,
-    user: &str,
-    device: &str,
-) -> Result<(i64, i64, String, i64, i64)> {
-    tx.one(
-        q("SELECT \
-           (SELECT COUNT(*) FROM devices WHERE user_id = ? AND id = ? AND revoked_seq IS NULL), \
-           COALESCE((SELECT MAX(counter) FROM backups WHERE user_id = ? AND device_id = ?), 0), \
-           COALESCE((SELECT id FROM backups WHERE user_id = ? AND device_id = ? \
-                     ORDER BY counter DESC LIMIT 1), ''), \
-           COALESCE((SELECT MAX(seq) FROM account_links WHERE user_id = ?), 0), \
-           COALESCE((SELECT MAX(seq) FROM backups WHERE user_id = ?), 0)")
-        .binds((user, device, user, device))
-        .binds((user, device, user, user)),
-    )
-    .await
-}
-
 /// Locks the user's chains and checks that `row` comes next in its device's and that the
 /// device stands; numbers it after the user's last entry, and records the account chain's
 /// length (where the device's certificate and revocation are checked).
@@ -36,13 +15,13 @@ async fn check_next(tx: &mut super::Tx, row: &mut BackupRow) -> Result<()> {
     // before a revocation of its device, or sees it.
     tx.lock(&format!("chain:{}", row.user_id)).await?;
     tx.lock(&format!("backups:{}", row.user_id)).await?;
-    // One statement for everything the order depends on: whether the device stands, its
-    // last entry, the account chain's length and the user's last number.
-    let (standing, counter, hash, links, last) =
-        chain_state(tx, &row.user_id, &row.device_id).await?;
-    if standing == 0 {
+    // One statement for everything the order depends on (the group commit's, for one
+    // device): whether the device stands, its last entry, the account chain's length and the
+    // user's last number.
+    let state = chain_states(tx, &row.user_id, &[row.device_id.as_str()]).await?;
+    let Some((_, 1, counter, hash, links, last)) = state.into_iter().next() else {
         return Err(StoreError::Conflict("the device is revoked"));
-    }
+    };
     if row.counter != counter + 1 || row.prev != hash {
         return Err(StoreError::Conflict(
             "out of order: the entry is not the device's next (its counter and prev)",
@@ -124,7 +103,6 @@ async fn chain_states(
 
 /// Where a device's chain and its user's numbering stand inside a group commit.
 struct Head {
-    standing: bool,
     counter: i64,
     id: String,
     links: i64,
@@ -148,7 +126,7 @@ async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Resul
     }
     let mut heads: HashMap<(String, String), Head> = HashMap::new();
     let mut seqs: HashMap<String, i64> = HashMap::new();
-    // Every device's chain of each user in one statement (a device not found stands not).
+    // Every device's chain of each user in one statement; only standing devices have a head.
     for u in &users {
         let mut devices: Vec<&str> = items
             .iter()
@@ -157,28 +135,11 @@ async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Resul
             .collect();
         devices.sort_unstable();
         devices.dedup();
-        for d in &devices {
-            heads.insert(
-                (u.clone(), d.to_string()),
-                Head {
-                    standing: false,
-                    counter: 0,
-                    id: String::new(),
-                    links: 0,
-                },
-            );
-        }
         for (device, standing, counter, id, links, last) in chain_states(tx, u, &devices).await? {
             seqs.entry(u.clone()).or_insert(last);
-            heads.insert(
-                (u.clone(), device),
-                Head {
-                    standing: standing > 0,
-                    counter,
-                    id,
-                    links,
-                },
-            );
+            if standing > 0 {
+                heads.insert((u.clone(), device), Head { counter, id, links });
+            }
         }
     }
     let mut out: Vec<Result<BackupRow>> = Vec::with_capacity(items.len());
@@ -192,11 +153,10 @@ async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Resul
             audit,
         } = item;
         let k = (row.user_id.clone(), row.device_id.clone());
-        let head = heads.get_mut(&k).expect("looked up above");
-        if !head.standing {
+        let Some(head) = heads.get_mut(&k) else {
             out.push(Err(StoreError::Conflict("the device is revoked")));
             continue;
-        }
+        };
         if row.counter != head.counter + 1 || row.prev != head.id {
             out.push(Err(StoreError::Conflict(
                 "out of order: the entry is not the device's next (its counter and prev)",

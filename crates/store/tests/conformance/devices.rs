@@ -183,12 +183,7 @@ async fn devices_and_backups_append_in_order_and_revocation_ends_everything() {
             assert_eq!(page[0].id, "d1-1");
 
             // A tombstone deletes the content and gives the bytes back; it is an entry too.
-            let before = meta
-                .user_by_id(&u)
-                .await
-                .expect("user")
-                .expect("row")
-                .usage_bytes;
+            let before = usage(&meta, &u).await;
             let mut tomb = entry(&u, "d2", 2, "d2-1", t + 3);
             tomb.id = "tomb".into();
             tomb.kind = "tombstone".into();
@@ -197,12 +192,7 @@ async fn devices_and_backups_append_in_order_and_revocation_ends_everything() {
             meta.tombstone_backup(tomb.clone())
                 .await
                 .expect("tombstone");
-            let after = meta
-                .user_by_id(&u)
-                .await
-                .expect("user")
-                .expect("row")
-                .usage_bytes;
+            let after = usage(&meta, &u).await;
             assert_eq!(before - after, 10);
             assert_eq!(meta.backup_data(&u, "d1-1").await.expect("data"), None);
             assert!(
@@ -290,12 +280,7 @@ async fn devices_and_backups_append_in_order_and_revocation_ends_everything() {
             );
             // Near the quota the batch decides item by item: what fits is kept, the first
             // that does not is refused, and the device's later items with it.
-            let used = meta
-                .user_by_id(&u)
-                .await
-                .expect("user")
-                .expect("row")
-                .usage_bytes;
+            let used = usage(&meta, &u).await;
             let near = |row: BackupRow| NewBackup {
                 quota: Some(used + 15),
                 ..item(row)
@@ -311,12 +296,7 @@ async fn devices_and_backups_append_in_order_and_revocation_ends_everything() {
             assert!(out[0].is_ok(), "{out:?}");
             assert!(matches!(out[1], Err(StoreError::QuotaExceeded)), "{out:?}");
             assert!(matches!(out[2], Err(StoreError::Conflict(_))), "{out:?}");
-            let after = meta
-                .user_by_id(&u)
-                .await
-                .expect("user")
-                .expect("row")
-                .usage_bytes;
+            let after = usage(&meta, &u).await;
             assert_eq!(after, used + 10);
             let head = meta
                 .backup_head(&u, "d2")

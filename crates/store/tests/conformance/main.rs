@@ -118,6 +118,15 @@ fn now() -> i64 {
 }
 
 /// Invites and registers `name`; returns the user and their default vault's id.
+/// The bytes charged to a user.
+async fn usage(meta: &Meta, user_id: &str) -> i64 {
+    meta.user_by_id(user_id)
+        .await
+        .expect("user")
+        .expect("some")
+        .usage_bytes
+}
+
 async fn user(meta: &Meta, name: &str) -> (UserRow, String) {
     let id = uuid::Uuid::new_v4().to_string();
     meta.invite_user(NewInvitation {

@@ -60,14 +60,6 @@ async fn append(meta: &Meta, u: &UserRow, c: NewTreeCommit) -> Result<TreeAppend
     tenant::scope(u.id.clone(), meta.tree_append(c)).await
 }
 
-async fn usage(meta: &Meta, u: &UserRow) -> i64 {
-    meta.user_by_id(&u.id)
-        .await
-        .expect("user")
-        .expect("some")
-        .usage_bytes
-}
-
 async fn head(meta: &Meta, u: &UserRow, vault: &str) -> Option<TreeCommitRow> {
     tenant::scope(u.id.clone(), meta.tree_head(vault))
         .await
@@ -94,7 +86,7 @@ async fn tree_commits_append_only_on_the_head_with_their_blobs() {
             other => panic!("{other:?}"),
         };
         assert_eq!(head(&meta, &alice, &vault).await.as_ref(), Some(&first));
-        assert_eq!(usage(&meta, &alice).await, 150);
+        assert_eq!(usage(&meta, &alice.id).await, 150);
 
         // Not on the head: told which one it is, nothing changes.
         uploaded(&meta, &alice, &vault, "p3", 30, 30).await;
@@ -178,7 +170,7 @@ async fn tree_commits_append_only_on_the_head_with_their_blobs() {
         let got = append(&meta, &alice, over).await;
         assert!(matches!(got, Err(StoreError::QuotaExceeded)), "{got:?}");
         assert_eq!(head(&meta, &alice, &vault).await.as_ref(), Some(&first));
-        assert_eq!(usage(&meta, &alice).await, 180);
+        assert_eq!(usage(&meta, &alice.id).await, 180);
 
         // The next commit adds one blob and releases another: usage and collection follow.
         let second = match append(
@@ -193,7 +185,7 @@ async fn tree_commits_append_only_on_the_head_with_their_blobs() {
             other => panic!("{other:?}"),
         };
         assert_eq!(second.prev, first.hash);
-        assert_eq!(usage(&meta, &alice).await, 130);
+        assert_eq!(usage(&meta, &alice.id).await, 130);
         let due = meta.gc_pending(now() + 1, 100).await.expect("gc");
         assert!(due.contains(&"blob-p2".to_string()), "{due:?}");
         assert!(
@@ -258,7 +250,7 @@ async fn tree_commits_append_only_on_the_head_with_their_blobs() {
         tenant::scope(alice.id.clone(), meta.delete_vault(&vault))
             .await
             .expect("rm vault");
-        assert_eq!(usage(&meta, &alice).await, 0);
+        assert_eq!(usage(&meta, &alice.id).await, 0);
         let due = meta.gc_pending(now() + 1, 100).await.expect("gc");
         for key in ["blob-p1", "blob-p3", "blob-r1", "blob-r2", "blob-uncharged"] {
             assert!(due.contains(&key.to_string()), "{key}: {due:?}");
