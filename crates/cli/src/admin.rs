@@ -322,6 +322,7 @@ pub fn token(profile: &Profile, cmd: TokenCmd, json: bool) -> anyhow::Result<()>
         TokenCmd::Create {
             restic,
             mercury,
+            records,
             mode,
             expires,
             label,
@@ -334,8 +335,9 @@ pub fn token(profile: &Profile, cmd: TokenCmd, json: bool) -> anyhow::Result<()>
                 ),
                 None => None,
             };
-            let (kind, scope) = match (&restic, mercury) {
-                (Some(repo), false) => ("restic", repo.clone()),
+            let (kind, scope) = match (&restic, mercury, records) {
+                (Some(repo), false, false) => ("restic", repo.clone()),
+                (None, false, true) => ("records", String::new()),
                 _ => ("mercury", String::new()),
             };
             let made = acct.create_token(&enc_proto::CreateTokenRequest {
@@ -352,6 +354,11 @@ pub fn token(profile: &Profile, cmd: TokenCmd, json: bool) -> anyhow::Result<()>
                 .expires
                 .map_or_else(String::new, |e| format!(", expires {}", ui::time(e)));
             match restic {
+                None if records => ui::note!(
+                    "token {} ({}) for your records{expiry}; it is shown only this once.\nApps send it as `Authorization: Bearer TOKEN` to {base}/records.",
+                    made.info.id,
+                    made.info.mode,
+                ),
                 Some(repo) => ui::note!(
                     "token {} ({}) for restic repository {repo}{expiry}; it is shown only this once.\nrestic -r rest:{scheme}://{}:TOKEN@{host}/restic/{}/{repo}/ --cacert server.pem …  (server.pem from `enc-server cert export`)",
                     made.info.id,

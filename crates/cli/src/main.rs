@@ -7,6 +7,7 @@ mod devices;
 mod docs;
 mod objects;
 mod push;
+mod records;
 mod tree;
 mod ui;
 
@@ -129,8 +130,12 @@ enum Command {
     /// Change your passphrase.
     #[command(subcommand)]
     Passphrase(PassphraseCmd),
-    /// Access tokens for restic (the password of HTTP Basic) and Mercury/Hecate (the key):
-    /// create, list, revoke.
+    /// Records: a file sealed here under a fresh key that only you keep (the server's
+    /// /records format, so apps' keys open them too); put, get, rm.
+    #[command(subcommand)]
+    Record(records::RecordCmd),
+    /// Access tokens for restic (the password of HTTP Basic), Mercury/Hecate (the key) and
+    /// apps using /records: create, list, revoke.
     #[command(subcommand)]
     Token(TokenCmd),
     /// Your restic repositories on the server: list, remove.
@@ -339,7 +344,8 @@ enum TokenCmd {
     /// `restic -r rest:https://USER:TOKEN@HOST:8443/restic/USER/REPO/ --cacert server.pem init`
     /// (`enc-server cert export` prints the certificate).
     /// Mercury (Hecate): use it as the key, e.g. `AUTH TOKEN` on wss://HOST:8443/ws.
-    #[command(group(clap::ArgGroup::new("kind").required(true).args(["restic", "mercury"])))]
+    /// Records: an app's `Authorization: Bearer TOKEN` on /records.
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["restic", "mercury", "records"])))]
     Create {
         /// The restic repository the token reaches (created by `restic init`).
         #[arg(long, value_name = "REPO")]
@@ -347,6 +353,10 @@ enum TokenCmd {
         /// A token for Mercury (Hecate's WebSocket archive protocol): reaches your archives.
         #[arg(long)]
         mercury: bool,
+        /// A token for /records (the enc-server-go record routes): reaches your records
+        /// (mode full or read-only).
+        #[arg(long)]
+        records: bool,
         /// What the token may do: everything; append-only (restic: no deletes but of locks,
         /// config never rewritten); or read-only.
         #[arg(long, default_value = "full", value_parser = ["full", "append-only", "read-only"])]
@@ -509,6 +519,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             end_other_sessions,
         ),
         Command::Token(cmd) => admin::token(&profile, cmd, json),
+        Command::Record(cmd) => records::run(&profile, cmd, json),
         Command::Restic(cmd) => admin::restic(&profile, cmd, json),
         Command::Audit { all, verify } => admin::audit(&profile, all, verify, json),
         Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),

@@ -397,6 +397,27 @@ impl Api {
         })
     }
 
+    /// `GET` JSON, with one more header.
+    pub(crate) fn get_with<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        header: (&str, &str),
+    ) -> Result<T> {
+        let rb = self
+            .request(reqwest::Method::GET, path)
+            .header(header.0, header.1);
+        self.json(self.send(rb)?)
+    }
+
+    /// `DELETE`, with one more header.
+    pub(crate) fn delete_with(&self, path: &str, header: (&str, &str)) -> Result<()> {
+        let rb = self
+            .request(reqwest::Method::DELETE, path)
+            .header(header.0, header.1);
+        self.send(rb)?;
+        Ok(())
+    }
+
     /// `DELETE`.
     pub fn delete(&self, path: &str) -> Result<()> {
         self.send(self.request(reqwest::Method::DELETE, path))?;

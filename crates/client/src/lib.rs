@@ -11,6 +11,7 @@ mod direct;
 mod error;
 mod ops;
 mod profile;
+pub mod records;
 pub mod scan;
 mod tls;
 mod transfer;

@@ -11,6 +11,7 @@
 //!   to each member's age recipient.
 //! - [`commit_message`]: the exact bytes a device signs when it commits an object version.
 //! - [`device`]: the account chain of device keys, and device backups' signed entries.
+//! - [`record`]: records sealed under keys only their callers keep (`/records`).
 //! - [`tree`]: a vault tree's directory nodes and commits, in canonical bytes.
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,7 @@ mod bundle;
 pub mod device;
 mod error;
 pub mod kdf;
+pub mod record;
 mod seal;
 mod sign;
 mod stream;

@@ -42,6 +42,40 @@ pub struct Config {
     pub database_owner_url: Option<String>,
     /// Where blobs live.
     pub blob: BlobConfig,
+    /// Records (`/records`).
+    pub records: RecordsConfig,
+}
+
+/// Records: the enc-server-go record routes and `enc record`'s sealed ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordsConfig {
+    /// The routes that seal and open records in transit (the server sees their plaintext
+    /// while it handles them): off unless set. `enc record` seals on the client and works
+    /// either way.
+    pub enabled: bool,
+    /// Largest record (its plaintext).
+    #[serde(deserialize_with = "size")]
+    pub max_size: u64,
+    /// Largest request body of `/records` (a batch of up to 1,000 records, data in hex).
+    #[serde(deserialize_with = "size")]
+    pub max_batch_body: u64,
+    /// The pepper that pseudonymises user ids on the store (64 hex digits in a file), kept
+    /// outside the database. `ENC_RECORDS_PEPPER` takes precedence. Unset on the embedded
+    /// default: `<data_dir>/records.pepper`, made at first start; a scale-out deployment
+    /// (`database_url`) must give every replica the same one.
+    pub pepper_file: Option<PathBuf>,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_size: 64 << 10,
+            max_batch_body: 32 << 20,
+            pepper_file: None,
+        }
+    }
 }
 
 /// How the size a Mercury client declares is checked.
@@ -269,6 +303,7 @@ impl Default for Config {
             log: "info".into(),
             metrics: MetricsConfig::default(),
             mercury: MercuryConfig::default(),
+            records: RecordsConfig::default(),
             database_url: None,
             database_owner_url: None,
             blob: BlobConfig::default(),
@@ -331,6 +366,14 @@ impl Config {
         anyhow::ensure!(
             self.tls.cert.is_some() == self.tls.key.is_some(),
             "tls.cert and tls.key go together"
+        );
+        anyhow::ensure!(
+            (1..=16 << 20).contains(&self.records.max_size),
+            "records.max_size must be between 1 byte and 16MiB"
+        );
+        anyhow::ensure!(
+            self.records.max_batch_body >= 2 * self.records.max_size + 1024,
+            "records.max_batch_body must hold at least one record of records.max_size in hex"
         );
         self.listen
             .parse::<std::net::SocketAddr>()
@@ -492,6 +535,20 @@ uploads_per_hour = 100
 # size of its input before compression, so its archives can be larger than declared).
 # "exact": what arrives must match the size an UploadRequest declares.
 declared_size = "estimate"
+
+[records]
+# The enc-server-go record routes (POST /records, GET/DELETE /records/{id}, batch calls) seal
+# and open records on the server: the one place where enc-server sees plaintext, in memory,
+# while it handles the request (it keeps neither plaintext nor key). Off unless enabled.
+# `enc record put|get|rm` seals on the client and works either way.
+enabled = false
+# Largest record (plaintext), and largest request body (a batch of up to 1,000 records).
+max_size = "64KiB"
+max_batch_body = "32MiB"
+# The pepper (64 hex digits) that pseudonymises user ids on the store, outside the database;
+# ENC_RECORDS_PEPPER takes precedence. Unset: <data_dir>/records.pepper, made at first start.
+# Replicas of a scale-out deployment must share one: set it here or in the environment.
+# pepper_file = "/etc/enc/records.pepper"
 "#;
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

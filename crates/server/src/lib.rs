@@ -152,6 +152,7 @@ pub(crate) async fn open_state(config: Config) -> anyhow::Result<Server> {
     };
     let mercury = mercury::Mercury::load(&config.mercury)?;
     let secret = server_secret(&*meta, &config.data_dir).await?;
+    let records_pepper = rules::pepper::Pepper::load(&config)?;
     let dummy_hash = tokio::task::spawn_blocking(rules::credentials::dummy_hash).await?;
     let tls_fingerprint = if config.tls.insecure_http {
         String::new()
@@ -174,12 +175,15 @@ pub(crate) async fn open_state(config: Config) -> anyhow::Result<Server> {
         tls_fingerprint,
         backup_writer: state::backup_writer(meta.clone()),
         backup_tokens: Default::default(),
+        records_pepper,
+        records_tokens: Default::default(),
     }));
     {
         let weak = Arc::downgrade(&state.0);
         state.revocations.subscribe(move |_| {
             if let Some(s) = weak.upgrade() {
                 s.backup_tokens.clear();
+                s.records_tokens.clear();
             }
         });
     }
@@ -198,6 +202,7 @@ pub(crate) fn app(server: &Server) -> Router {
     let max_head = state.config.limits.max_header_size as usize;
     Router::<AppState>::new()
         .nest("/v1", v1::router(state.clone()))
+        .merge(v1::records::router(state.clone()))
         .merge(restic::router(server.restic.clone()))
         .merge(mercury::main_router(server.mercury.clone()))
         .route("/healthz", get(http::health::healthz))

@@ -48,6 +48,12 @@ pub struct Inner {
     /// revocation on this replica).
     pub backup_tokens:
         crate::rules::credentials::Verified<(enc_store::UserRow, enc_store::DeviceRow)>,
+    /// The pepper of records' owner pseudonyms (`None`: a scale-out deployment that names
+    /// none, whose records routes say so).
+    pub records_pepper: Option<crate::rules::pepper::Pepper>,
+    /// Verified `records` tokens with their user and whether they are read-only (emptied by
+    /// every revocation on this replica).
+    pub records_tokens: crate::rules::credentials::Verified<(enc_store::UserRow, bool)>,
 }
 
 /// The writer of device backups (see [`crate::rules::batch`]).

@@ -92,6 +92,7 @@ pub trait MetaStore:
     + Audit
     + Devices
     + Backups
+    + Records
     + 'static
 {
 }
@@ -111,6 +112,7 @@ impl<T> MetaStore for T where
         + Audit
         + Devices
         + Backups
+        + Records
         + 'static
 {
 }

@@ -325,6 +325,8 @@ pub trait Mercury: Send + Sync {
 pub trait Audit: Send + Sync {
     /// Appends an entry to the hash chain and returns it.
     async fn audit_append(&self, entry: NewAudit) -> Result<AuditRow>;
+    /// Appends entries to the hash chain in order, in one transaction.
+    async fn audit_append_many(&self, entries: Vec<NewAudit>) -> Result<()>;
     /// Entries in chain order; only those of `actor_id` if given.
     async fn audit_list(&self, actor_id: Option<&str>) -> Result<Vec<AuditRow>>;
 }
@@ -408,4 +410,31 @@ pub trait Backups: Send + Sync {
     async fn backup_chain(&self, user_id: &str, device_id: &str) -> Result<Vec<BackupRow>>;
     /// *System scope.* Backups accepted per day and classification (metadata only).
     async fn backup_usage(&self) -> Result<Vec<BackupUsageRow>>;
+}
+
+/// Records: values sealed under keys only their callers keep, stored under their owner's
+/// pseudonym (tenant scope, run inside [`crate::tenant::pseudonymous`] with that pseudonym:
+/// PostgreSQL's policy shows a transaction the rows of its pseudonym only).
+#[async_trait::async_trait]
+pub trait Records: Send + Sync {
+    /// *Tenant scope.* Stores new records, all or none, and charges `user_id` their sealed
+    /// bytes: `Some(id)`, with nothing stored, if the owner has a record with one of these
+    /// ids; `QuotaExceeded` if they do not fit.
+    async fn put_records(
+        &self,
+        user_id: &str,
+        rows: Vec<RecordRow>,
+        quota: Option<i64>,
+    ) -> Result<Option<String>>;
+    /// *Tenant scope.* The owner's records among these ids.
+    async fn records(&self, owner: &str, ids: &[String]) -> Result<Vec<RecordRow>>;
+    /// *Tenant scope.* Deletes the owner's records named by id whose key check matches (any
+    /// check for `None`: an admin's deletion), crediting their bytes to `user_id`: the ids
+    /// deleted.
+    async fn delete_records(
+        &self,
+        user_id: &str,
+        owner: &str,
+        targets: &[(String, Option<String>)],
+    ) -> Result<Vec<String>>;
 }

@@ -43,7 +43,7 @@ macro_rules! words {
 
 words! {
     /// The protocol an access token is for.
-    TokenKind { Restic = "restic", Mercury = "mercury", Backups = "backups" }
+    TokenKind { Restic = "restic", Mercury = "mercury", Backups = "backups", Records = "records" }
 }
 
 words! {
@@ -576,4 +576,21 @@ pub struct NewBackup {
     pub data: Option<Vec<u8>>,
     pub quota: Option<i64>,
     pub audit: NewAudit,
+}
+
+/// A record: its sealed bytes under its owner's pseudonym, and the check of its key's proof.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RecordRow {
+    /// HMAC-SHA256 of the user's id under the server's records pepper (hex).
+    pub owner: String,
+    /// The id its caller chose (hex, lower case).
+    pub id: String,
+    /// Version, nonce, AES-256-GCM ciphertext and tag (`enc_crypto::record`).
+    pub sealed: Vec<u8>,
+    /// SHA-256 of the proof of the key (hex).
+    pub key_check: String,
+    /// Bytes of `sealed`, charged to the user.
+    pub size: i64,
+    /// Unix seconds.
+    pub created: i64,
 }

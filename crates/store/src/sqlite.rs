@@ -22,8 +22,11 @@ pub async fn open(path: &Path) -> Result<SqlMeta> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
+    // No ping before a connection is handed out: it checks nothing a local file could
+    // lose, and costs a round trip to the connection's thread per transaction.
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
+        .test_before_acquire(false)
         .connect_with(opts)
         .await?;
     sqlx::migrate!("./migrations/sqlite").run(&pool).await?;

@@ -8,6 +8,7 @@ use std::future::Future;
 
 tokio::task_local! {
     static TENANT: String;
+    static PSEUDONYM: String;
 }
 
 /// Runs `work` on behalf of `user_id`.
@@ -18,4 +19,15 @@ pub async fn scope<F: Future>(user_id: String, work: F) -> F::Output {
 /// The user the current work runs for, if it runs inside [`scope`].
 pub fn current() -> Option<String> {
     TENANT.try_with(Clone::clone).ok()
+}
+
+/// Runs `work` under a pseudonym: the owner its records are kept under (inside a [`scope`]
+/// of the user it stands for).
+pub async fn pseudonymous<F: Future>(pseudonym: String, work: F) -> F::Output {
+    PSEUDONYM.scope(pseudonym, work).await
+}
+
+/// The pseudonym the current work runs under, if it runs inside [`pseudonymous`].
+pub fn pseudonym() -> Option<String> {
+    PSEUDONYM.try_with(Clone::clone).ok()
 }

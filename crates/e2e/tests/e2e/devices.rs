@@ -276,7 +276,7 @@ fn backups_round_trip_through_enc_and_the_server_cannot_alter_them() {
 }
 
 /// Whether python3 can import each module; like `have_tool`, a failure in CI.
-fn have_python_modules(modules: &[&str]) -> bool {
+pub(crate) fn have_python_modules(modules: &[&str]) -> bool {
     let ok = Command::new("python3")
         .args(["-c", &format!("import {}", modules.join(", "))])
         .output()

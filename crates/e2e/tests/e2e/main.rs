@@ -11,6 +11,7 @@ mod integrity;
 mod limits;
 mod mercury;
 mod readme;
+mod records;
 mod replicas;
 mod restic;
 mod restic_protocol;

@@ -38,6 +38,7 @@ fn readme_tour_restic_and_mercury_sections_run_as_written() {
         "## restic backups",
         "## Versioned directories",
         "## Devices and device backups",
+        "## Records",
         "## Hecate archives",
     ]
     .iter()

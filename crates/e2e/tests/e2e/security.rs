@@ -8,8 +8,23 @@ use crate::harness::*;
 mod bad_input;
 mod devices_isolation;
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every file of the server's data directory, and on PostgreSQL a dump of the database
+/// (the metadata lives outside the data directory there), as (what, bytes).
+pub(crate) fn stored_bytes(server: &Server) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    all_files(&server.data_dir, &mut files);
+    let mut stored: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
+        .collect();
+    if server.pg.is_some() {
+        stored.push(("the PostgreSQL database".into(), server.database_dump()));
+    }
+    stored
 }
 
 fn all_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
@@ -68,17 +83,8 @@ fn server_data_holds_no_plaintext_names_contents_or_keys() {
         serde_json::from_str(session["keys"].as_str().unwrap()).unwrap();
     let account_secret = account_keys["x25519"].as_str().unwrap().to_string();
 
-    let mut files = Vec::new();
-    all_files(&server.data_dir, &mut files);
-    assert!(files.len() >= 3);
-    let mut stored: Vec<(String, Vec<u8>)> = files
-        .iter()
-        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
-        .collect();
-    // On PostgreSQL the metadata lives outside the data directory: search all of it too.
-    if server.pg.is_some() {
-        stored.push(("the PostgreSQL database".into(), server.database_dump()));
-    }
+    let mut stored = stored_bytes(&server);
+    assert!(stored.len() >= 3);
     // And in the S3 bucket, every blob.
     if server.s3_prefix.is_some() {
         for (key, _) in server.blobs("") {

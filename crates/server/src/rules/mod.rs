@@ -9,6 +9,7 @@ pub mod batch;
 pub mod credentials;
 pub mod gc;
 pub mod ingest;
+pub mod pepper;
 pub mod policy;
 pub mod throttle;
 

@@ -13,6 +13,7 @@ pub mod backups;
 pub mod devices;
 pub mod objects;
 pub mod openapi;
+pub mod records;
 pub mod tokens;
 pub mod trees;
 pub mod users;

@@ -3,7 +3,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{audit, auth, backups, devices, objects, tokens, trees, users, vaults};
+use super::{audit, auth, backups, devices, objects, records, tokens, trees, users, vaults};
 
 /// The `/v1` API.
 #[derive(OpenApi)]
@@ -21,8 +21,10 @@ use super::{audit, auth, backups, devices, objects, tokens, trees, users, vaults
         trees::commits, trees::read, devices::chain, auth::account_keys, devices::signer_chain, devices::add, devices::list,
         devices::rename, devices::revoke, backups::put, backups::list, backups::get,
         backups::content, backups::remove, backups::chain, backups::usage,
+        records::create, records::read, records::remove, records::put_sealed, records::get_sealed,
+        records::batch::create, records::batch::read, records::batch::remove,
     ),
-    tags((name = "auth"), (name = "users"), (name = "vaults"), (name = "objects"), (name = "trees"), (name = "audit"), (name = "tokens"), (name = "restic"), (name = "devices"), (name = "backups"))
+    tags((name = "auth"), (name = "users"), (name = "vaults"), (name = "objects"), (name = "trees"), (name = "audit"), (name = "tokens"), (name = "restic"), (name = "devices"), (name = "backups"), (name = "records", description = "The enc-server-go record routes at /records (not under /v1). Authenticate with a session or a token of kind `records`."))
 )]
 pub struct ApiDoc;
 

@@ -72,6 +72,18 @@ pub async fn create(
             ));
         }
         TokenKind::Backups => {}
+        // A records token reaches the user's records; read-only reads only.
+        TokenKind::Records if !req.scope.is_empty() => {
+            return Err(ApiError::BadRequest(
+                "a records token reaches your records; leave the scope empty".into(),
+            ));
+        }
+        TokenKind::Records if req.mode == "append-only" => {
+            return Err(ApiError::BadRequest(
+                "a records token is full or read-only".into(),
+            ));
+        }
+        TokenKind::Records => {}
     }
     let mode: TokenMode = req
         .mode

@@ -3,7 +3,7 @@
 
 use enc_crypto::audit::{AuditFields, GENESIS, audit_hash};
 
-use super::{Scope, SqlMeta, q};
+use super::{Q, Scope, SqlMeta, q};
 use crate::*;
 
 const AUDIT_COLS: &str = "seq, ts, actor, action, target, outcome, client, prev_hash, hash";
@@ -12,15 +12,21 @@ const AUDIT_COLS: &str = "seq, ts, actor, action, target, outcome, client, prev_
 impl Audit for SqlMeta {
     async fn audit_append(&self, e: NewAudit) -> Result<AuditRow> {
         let mut tx = self.db.write(Scope::System).await?;
-        append_many_in(&mut tx, std::slice::from_ref(&e)).await?;
-        // Still under the chain's lock: the last entry is this one.
-        let row = tx
-            .one(q(format!(
-                "SELECT {AUDIT_COLS} FROM audit ORDER BY seq DESC LIMIT 1"
-            )))
-            .await?;
+        let head = head_in(&mut tx).await?;
+        let (stmts, last) = appends(head, std::slice::from_ref(&e));
+        tx.execute_all(stmts).await?;
         tx.commit().await?;
-        Ok(row)
+        last.ok_or(StoreError::NotFound)
+    }
+
+    async fn audit_append_many(&self, entries: Vec<NewAudit>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.write(Scope::System).await?;
+        let head = head_in(&mut tx).await?;
+        tx.execute_all(appends(head, &entries).0).await?;
+        tx.commit().await
     }
 
     async fn audit_list(&self, actor_id: Option<&str>) -> Result<Vec<AuditRow>> {
@@ -36,21 +42,24 @@ impl Audit for SqlMeta {
     }
 }
 
-/// Appends entries to the chain in order, inside a transaction of the caller's (in system
-/// scope: the chain's end must be seen whoever's it is), under the chain's lock: one read of
-/// the chain's end and one insert per 64 entries.
-pub(crate) async fn append_many_in(tx: &mut super::Tx, entries: &[NewAudit]) -> Result<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
+/// Takes the chain's lock and reads its end: the last entry's number and hash (0 and the
+/// genesis hash before the first entry). The chain is appended strictly in order, inside a
+/// transaction in system scope (its end must be seen whoever's it is), by [`appends`].
+pub(crate) async fn head_in(tx: &mut super::Tx) -> Result<(i64, String)> {
     tx.lock("audit").await?;
-    let last: Option<(i64, String)> = tx
-        .opt(q("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
-        .await?;
-    let (mut seq, mut prev_hash) = match last {
-        Some((s, h)) => (s, h),
-        None => (0, GENESIS.to_string()),
-    };
+    let last: Option<(i64, String)> = tx.opt(q(HEAD)).await?;
+    Ok(last.unwrap_or_else(|| (0, GENESIS.to_string())))
+}
+
+/// The chain's end as one row.
+const HEAD: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+
+/// The inserts that append `entries` after `head` (as [`head_in`] read it, under the
+/// chain's lock), one per 64 entries, and the last entry appended.
+pub(crate) fn appends(head: (i64, String), entries: &[NewAudit]) -> (Vec<Q>, Option<AuditRow>) {
+    let (mut seq, mut prev_hash) = head;
+    let mut stmts = Vec::new();
+    let mut last = None;
     for chunk in entries.chunks(64) {
         let marks = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
         let mut stmt = q(format!(
@@ -83,9 +92,19 @@ pub(crate) async fn append_many_in(tx: &mut super::Tx, entries: &[NewAudit]) -> 
                 &prev_hash,
                 &hash,
             ));
-            prev_hash = hash;
+            last = Some(AuditRow {
+                seq,
+                ts: e.ts,
+                actor: e.actor.clone(),
+                action: e.action.clone(),
+                target: e.target.clone(),
+                outcome: e.outcome.clone(),
+                client: e.client.clone(),
+                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+                hash,
+            });
         }
-        tx.execute(stmt).await?;
+        stmts.push(stmt);
     }
-    Ok(())
+    (stmts, last)
 }

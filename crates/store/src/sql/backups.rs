@@ -19,7 +19,7 @@ async fn check_next(tx: &mut super::Tx, row: &mut BackupRow) -> Result<()> {
     // device): whether the device stands, its last entry, the account chain's length and the
     // user's last number.
     let state = chain_states(tx, &row.user_id, &[row.device_id.as_str()]).await?;
-    let Some((_, 1, counter, hash, links, last)) = state.into_iter().next() else {
+    let Some((_, 1, counter, hash, links, last, _, _)) = state.into_iter().next() else {
         return Err(StoreError::Conflict("the device is revoked"));
     };
     if row.counter != counter + 1 || row.prev != hash {
@@ -71,14 +71,16 @@ async fn put_in(
 /// An item that passed the order check: its row, content, audit entry and quota.
 type Kept = (BackupRow, Option<Vec<u8>>, NewAudit, Option<i64>);
 
+/// Where a device's chain stands, as [`chain_states`] reads it: the device, whether it
+/// stands, its last entry's counter and id, its user's account chain length and last
+/// number, and the audit chain's last number and hash.
+type ChainState = (String, i64, i64, String, i64, i64, i64, String);
+
 /// Where many devices' chains of one user stand, in one statement: per device that exists,
 /// whether it stands, its last entry's counter and id, with the user's account chain length
-/// and last number on every row. A device not returned does not exist (for this user).
-async fn chain_states(
-    tx: &mut super::Tx,
-    user: &str,
-    devices: &[&str],
-) -> Result<Vec<(String, i64, i64, String, i64, i64)>> {
+/// and last number and the audit chain's end on every row (the caller holds the audit
+/// chain's lock). A device not returned does not exist (for this user).
+async fn chain_states(tx: &mut super::Tx, user: &str, devices: &[&str]) -> Result<Vec<ChainState>> {
     let mut out = Vec::with_capacity(devices.len());
     for chunk in devices.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(", ");
@@ -89,14 +91,16 @@ async fn chain_states(
                COALESCE((SELECT id FROM backups b WHERE b.user_id = d.user_id \
                          AND b.device_id = d.id ORDER BY counter DESC LIMIT 1), ''), \
                COALESCE((SELECT MAX(seq) FROM account_links WHERE user_id = ?), 0), \
-               COALESCE((SELECT MAX(seq) FROM backups WHERE user_id = ?), 0) \
+               COALESCE((SELECT MAX(seq) FROM backups WHERE user_id = ?), 0), \
+               COALESCE((SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), 0), \
+               COALESCE((SELECT hash FROM audit ORDER BY seq DESC LIMIT 1), '') \
              FROM devices d WHERE d.user_id = ? AND d.id IN ({marks})"
         ))
         .binds((user, user, user));
         for d in chunk {
             stmt = stmt.bind(*d);
         }
-        out.extend(tx.all::<(String, i64, i64, String, i64, i64)>(stmt).await?);
+        out.extend(tx.all::<ChainState>(stmt).await?);
     }
     Ok(out)
 }
@@ -124,6 +128,10 @@ async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Resul
         tx.lock(&format!("chain:{u}")).await?;
         tx.lock(&format!("backups:{u}")).await?;
     }
+    // The audit chain's end is read with the devices' chains: its lock now (taken last
+    // everywhere, so in the same order as every other transaction's).
+    tx.lock("audit").await?;
+    let mut audit_head: Option<(i64, String)> = None;
     let mut heads: HashMap<(String, String), Head> = HashMap::new();
     let mut seqs: HashMap<String, i64> = HashMap::new();
     // Every device's chain of each user in one statement; only standing devices have a head.
@@ -135,7 +143,10 @@ async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Resul
             .collect();
         devices.sort_unstable();
         devices.dedup();
-        for (device, standing, counter, id, links, last) in chain_states(tx, u, &devices).await? {
+        for (device, standing, counter, id, links, last, audit_seq, audit_hash) in
+            chain_states(tx, u, &devices).await?
+        {
+            audit_head.get_or_insert((audit_seq, audit_hash));
             seqs.entry(u.clone()).or_insert(last);
             if standing > 0 {
                 heads.insert((u.clone(), device), Head { counter, id, links });
@@ -234,14 +245,13 @@ async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Resul
         rows.push((row, data));
         audits.push(audit);
     }
-    let claims: Vec<&String> = rows
+    // The writes in one round trip where the engine allows: the claims of the blob
+    // reservations, the entries, their audit entries.
+    let mut writes: Vec<super::Q> = rows
         .iter()
         .filter_map(|(r, _)| r.blob_key.as_ref())
+        .map(|key| q("DELETE FROM blob_gc WHERE blob_key = ?").bind(key))
         .collect();
-    for key in claims {
-        tx.execute(q("DELETE FROM blob_gc WHERE blob_key = ?").bind(key))
-            .await?;
-    }
     let cols = BACKUP_COLS;
     let per_row = vec!["?"; cols.split(',').count() + 1].join(", ");
     for chunk in rows.chunks(32) {
@@ -252,9 +262,17 @@ async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Resul
         for (row, data) in chunk {
             stmt = row.bind_row(stmt).bind(data.clone());
         }
-        tx.execute(stmt).await?;
+        writes.push(stmt);
     }
-    super::audit::append_many_in(tx, &audits).await?;
+    if !audits.is_empty() {
+        // Read under the audit lock with the chains (a kept entry means a device was found).
+        let head = match audit_head {
+            Some((0, _)) | None => (0, enc_crypto::audit::GENESIS.to_string()),
+            Some(h) => h,
+        };
+        writes.extend(super::audit::appends(head, &audits).0);
+    }
+    tx.execute_all(writes).await?;
     Ok(out)
 }
 

@@ -227,11 +227,20 @@ async fn pg_begin(pool: &PgPool, scope: Scope) -> Result<sqlx::Transaction<'stat
         (Scope::Tenant | Scope::Caller, Some(t)) => (t, "off"),
         (Scope::Tenant, None) => (String::new(), "off"),
     };
-    sqlx::query("SELECT set_config('app.user_id', $1, true), set_config('app.system', $2, true)")
-        .bind(user)
-        .bind(system)
-        .execute(&mut *tx)
-        .await?;
+    // The records' owner only alongside its user (a pseudonym is never a scope of its own).
+    let pseudonym = match scope {
+        Scope::System => String::new(),
+        _ => crate::tenant::pseudonym().unwrap_or_default(),
+    };
+    sqlx::query(
+        "SELECT set_config('app.user_id', $1, true), set_config('app.system', $2, true), \
+         set_config('app.pseudonym', $3, true)",
+    )
+    .bind(user)
+    .bind(system)
+    .bind(pseudonym)
+    .execute(&mut *tx)
+    .await?;
     Ok(tx)
 }
 
@@ -414,6 +423,33 @@ impl Tx {
             .execute(conn)
             .await?
             .rows_affected()))
+    }
+
+    /// Runs changing statements in order, whose counts of changed rows do not matter: on
+    /// SQLite as one string of statements, so one round trip to the connection's thread for
+    /// all of them (each round trip wakes two threads); on PostgreSQL one after the other.
+    pub(crate) async fn execute_all(&mut self, qs: Vec<Q>) -> Result<()> {
+        if let Open::Sqlite { .. } = self.open
+            && qs.len() > 1
+        {
+            let mut sql = String::new();
+            let mut args = Vec::new();
+            for q in qs {
+                sql.push_str(&q.text().0);
+                sql.push_str(";\n");
+                args.extend(q.args);
+            }
+            self.execute(Q {
+                sql: Text(sql.into()),
+                args,
+            })
+            .await?;
+            return Ok(());
+        }
+        for q in qs {
+            self.execute(q).await?;
+        }
+        Ok(())
     }
 
     /// The rows a changing statement returns (`… RETURNING`).

@@ -10,6 +10,7 @@ mod audit;
 mod backups;
 mod devices;
 mod mercury;
+mod records;
 mod restic;
 mod restic_batch;
 mod throttle;

@@ -14,6 +14,7 @@ use sqlx::Connection as _;
 
 mod devices;
 mod engines;
+mod records;
 mod rls;
 mod trees;
 
