@@ -32,10 +32,11 @@ pub const RECORD_KEY_LEN: usize = 32;
 pub struct RecordKey([u8; RECORD_KEY_LEN]);
 
 impl RecordKey {
-    /// A fresh random key.
+    /// A fresh random key (from the thread's CSPRNG, seeded and reseeded by the OS: no
+    /// system call per key).
     pub fn generate() -> Self {
         let mut k = [0u8; RECORD_KEY_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut k);
+        rand::thread_rng().fill_bytes(&mut k);
         Self(k)
     }
 
@@ -98,7 +99,7 @@ fn aad(id: &str) -> Vec<u8> {
 /// Seals `plaintext` as record `id` under `key` (a random nonce each time).
 pub fn seal_record(key: &RecordKey, id: &str, plaintext: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    rand::thread_rng().fill_bytes(&mut nonce);
     let mut out = Vec::with_capacity(plaintext.len() + RECORD_OVERHEAD);
     out.push(RECORD_VERSION);
     out.extend_from_slice(&nonce);

@@ -426,8 +426,12 @@ pub trait Records: Send + Sync {
         rows: Vec<RecordRow>,
         quota: Option<i64>,
     ) -> Result<Option<String>>;
-    /// *Tenant scope.* The owner's records among these ids.
-    async fn records(&self, owner: &str, ids: &[String]) -> Result<Vec<RecordRow>>;
+    /// *Tenant scope.* The owner's records among these `(id, key check)` pairs whose check
+    /// matches: an unknown id and a wrong check cost the same lookup and both return nothing.
+    async fn records(&self, owner: &str, wanted: &[(String, String)]) -> Result<Vec<RecordRow>>;
+    /// *System scope.* Deletes every record of `owner` (the pseudonym of a user being
+    /// removed): how many.
+    async fn erase_records(&self, owner: &str) -> Result<u64>;
     /// *Tenant scope.* Deletes the owner's records named by id whose key check matches (any
     /// check for `None`: an admin's deletion), crediting their bytes to `user_id`: the ids
     /// deleted.

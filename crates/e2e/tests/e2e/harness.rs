@@ -308,10 +308,15 @@ impl Server {
         std::fs::write(&cfg, config).expect("write config");
         let mut all = vec!["--config".to_string(), cfg.display().to_string()];
         all.extend(args.iter().map(|s| s.to_string()));
-        let envs = envs
+        let mut envs: Vec<(String, String)> = envs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        // A scale-out deployment names its records pepper (every replica the same one).
+        if pg.is_some() && !envs.iter().any(|(k, _)| k == "ENC_RECORDS_PEPPER") {
+            let pepper = hex::encode(rand::random::<[u8; 32]>());
+            envs.push(("ENC_RECORDS_PEPPER".into(), pepper));
+        }
         let mut s = Self::unstarted(tmp, cfg, all, envs, pg, s3_prefix);
         s.spawn("127.0.0.1:0");
         assert_eq!(

@@ -38,29 +38,6 @@ fn ok_of(out: std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// An app opening record `id` with `key` through the server's route.
-fn open_via_app(
-    server: &Server,
-    ca: &str,
-    token: &str,
-    id: &str,
-    key: &str,
-) -> std::process::Output {
-    python(&[
-        "open",
-        "--url",
-        &server.url,
-        "--cafile",
-        ca,
-        "--token",
-        token,
-        "--id",
-        id,
-        "--key",
-        key,
-    ])
-}
-
 fn token(u: &User, mode: &str) -> String {
     u.ok(&["token", "create", "--records", "--mode", mode])
         .trim()
@@ -128,8 +105,15 @@ fn the_go_clients_requests_work_over_tls_with_a_token_and_leave_no_plaintext_or_
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("open: 404"));
     // Its owner opens it.
-    let opened = ok_of(open_via_app(&server, &ca, &full, id, key));
-    assert!(opened.contains(&marker));
+    let (st, opened) = app(
+        &server,
+        &full,
+        "GET",
+        &format!("/records/{id}?key={key}"),
+        None,
+    );
+    assert_eq!(st, 200);
+    assert!(opened["data"].as_str().unwrap().contains(&marker));
 
     // Nothing of the plaintext or of any key on disk (the WAL and free pages included), nor
     // in the database on PostgreSQL; the audit log names records by id and pseudonym only.
@@ -155,26 +139,75 @@ fn the_go_clients_requests_work_over_tls_with_a_token_and_leave_no_plaintext_or_
             !bytes.windows(32).any(|w| raws.contains(w)),
             "{what} holds a key (raw)"
         );
-        assert!(
-            !contains(bytes, format!("record {id} of alice").as_bytes()),
-            "{what} names the owner of a record"
-        );
     }
-    let audit = alice.ok(&["audit", "--json"]);
-    assert!(
-        !audit.contains("record."),
-        "records' entries are not in alice's own trail"
-    );
+    // The audit log has an entry per record call, naming the record and its pseudonym,
+    // never the user (nor the client address, which other entries of hers carry), and its
+    // chain still verifies.
+    let admin = server.user("root", "admin");
+    let all: Value = serde_json::from_str(&admin.ok(&["audit", "--all", "--json"])).unwrap();
+    let records: Vec<&Value> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["action"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("record."))
+        })
+        .collect();
+    assert!(records.len() > 2000, "{} records entries", records.len());
+    let alice_id = server.operator_sql("SELECT id FROM users WHERE name = 'alice'");
+    for e in &records {
+        let text = e.to_string();
+        assert!(
+            !text.contains("alice") && !text.contains(&alice_id),
+            "a records entry names its user: {text}"
+        );
+        assert_eq!(e["client"], "", "{text}");
+    }
+    assert!(records.iter().any(|e| {
+        e["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with(&format!("record {id} of ")))
+    }));
+    admin.ok(&["audit", "--all", "--verify"]);
+}
+
+/// An app calling the server's routes with a token (reqwest, over TLS): status and body.
+fn app(
+    server: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut rb = http()
+        .request(m, format!("{}{path}", server.url))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let resp = rb.send().expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
 }
 
 #[test]
 fn enc_record_seals_on_the_client_and_keys_open_records_through_either_path() {
-    if !have_python_modules(&["requests"]) {
-        return;
-    }
-    let server = Server::start_with(ENABLED, &[]);
+    // A role "viewer" without WriteVaults, besides the built-in ones.
+    let policy = tempfile::tempdir().unwrap();
+    let file = policy.path().join("policy.toml");
+    std::fs::write(
+        &file,
+        "[roles.admin]\npermissions = [\"manage_users\", \"read_all_audit\", \"write_vaults\", \
+         \"share_vaults\"]\n[roles.user]\npermissions = [\"write_vaults\", \"share_vaults\"]\n\
+         [roles.viewer]\npermissions = []\n",
+    )
+    .unwrap();
+    let config = format!("policy_file = \"{}\"\n{ENABLED}", file.display());
+    let server = Server::start_with(&config, &[]);
     let alice = server.user("alice", "user");
-    let ca = cafile(&server, &alice);
     let tok = token(&alice, "full");
     std::fs::write(alice.path("note.txt"), "sealed here, opened there").unwrap();
 
@@ -183,26 +216,24 @@ fn enc_record_seals_on_the_client_and_keys_open_records_through_either_path() {
     let (id, key) = line.trim().split_once(' ').expect("ID KEY");
     assert_eq!(id, "c0ffee");
     assert_eq!(key.len(), 64);
-    let opened = ok_of(open_via_app(&server, &ca, &tok, id, key));
-    assert_eq!(opened, "sealed here, opened there");
+    let (st, opened) = app(
+        &server,
+        &tok,
+        "GET",
+        &format!("/records/{id}?key={key}"),
+        None,
+    );
+    assert_eq!(st, 200, "{opened}");
+    assert_eq!(opened["data"], "sealed here, opened there");
     alice.ok(&["record", "get", id, "--key", key, "-o", "back.txt"]);
     alice.assert_file("back.txt", "sealed here, opened there");
 
     // Sealed by the server; enc record opens it (the key from a file, or the environment).
-    let key2 = ok_of(python(&[
-        "create",
-        "--url",
-        &server.url,
-        "--cafile",
-        &ca,
-        "--token",
-        &tok,
-        "--id",
-        "0badc0de",
-        "--data",
-        "from an app",
-    ]));
-    std::fs::write(alice.path("key2"), key2.trim()).unwrap();
+    let body = serde_json::json!({ "id": "0badc0de", "data": hex::encode("from an app") });
+    let (st, made) = app(&server, &tok, "POST", "/records", Some(body));
+    assert_eq!(st, 201, "{made}");
+    let key2 = made["key"].as_str().unwrap().to_string();
+    std::fs::write(alice.path("key2"), &key2).unwrap();
     alice.ok(&[
         "record",
         "get",
@@ -215,7 +246,7 @@ fn enc_record_seals_on_the_client_and_keys_open_records_through_either_path() {
     alice.assert_file("app.txt", "from an app");
     let out = alice
         .cmd(&["record", "get", "0badc0de"])
-        .env("ENC_RECORD_KEY", key2.trim())
+        .env("ENC_RECORD_KEY", &key2)
         .output()
         .unwrap();
     assert_eq!(out.stdout, b"from an app");
@@ -257,54 +288,71 @@ fn enc_record_seals_on_the_client_and_keys_open_records_through_either_path() {
             .fail(&["record", "get", id, "--key", key])
             .contains("no record")
     );
-    let out = open_via_app(&server, &ca, &tok, id, key);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("open: 404"));
+    let (st, _) = app(
+        &server,
+        &tok,
+        "GET",
+        &format!("/records/{id}?key={key}"),
+        None,
+    );
+    assert_eq!(st, 404);
 
-    // An admin deletes a user's record without its key; others may not.
+    // An admin deletes a user's record without its key, from a login session only: not
+    // with an app's token (even the admin's), and not as another user.
     let admin = server.user("root", "admin");
     let bob = server.user("bob", "user");
+    let path = "/records/0badc0de?user=alice";
     assert_eq!(
-        status(
-            &server,
-            &token(&bob, "full"),
-            "DELETE",
-            "/records/0badc0de?user=alice"
-        ),
+        app(&server, &token(&bob, "full"), "DELETE", path, None).0,
         403
     );
+    assert_eq!(app(&server, &bob.token(), "DELETE", path, None).0, 403);
     assert_eq!(
-        status(
-            &server,
-            &token(&admin, "full"),
-            "DELETE",
-            "/records/0badc0de?user=alice"
-        ),
-        202
+        app(&server, &token(&admin, "full"), "DELETE", path, None).0,
+        403
     );
+    assert_eq!(app(&server, &admin.token(), "DELETE", path, None).0, 202);
     assert!(
         alice
             .fail(&["record", "get", "0badc0de", "--key-file", "key2"])
             .contains("no record")
     );
+
+    // A role without WriteVaults stores nothing.
+    let guest = server.user("guest", "viewer");
+    let body = serde_json::json!({ "id": "01", "data": "00" });
+    assert_eq!(
+        app(&server, &guest.token(), "POST", "/records", Some(body)).0,
+        403
+    );
+
+    // Removing a user removes their records (kept under a pseudonym the store cannot tie to
+    // them, nothing else would).
+    std::fs::write(bob.path("b"), "bob's").unwrap();
+    bob.ok(&["record", "put", "b"]);
+    let count = || server.operator_sql("SELECT COUNT(*) FROM records");
+    assert_eq!(count(), "1");
+    admin.ok(&["user", "rm", "bob", "--yes"]);
+    assert_eq!(count(), "0");
 }
 
 #[test]
 fn the_routes_that_see_plaintext_are_off_by_default_and_enc_record_still_works() {
-    if !have_python_modules(&["requests"]) {
-        return;
-    }
     let server = Server::start();
     let alice = server.user("alice", "user");
-    let ca = cafile(&server, &alice);
-    python_ok(&[
-        "disabled",
-        "--url",
-        &server.url,
-        "--cafile",
-        &ca,
-        "--token",
-        &token(&alice, "full"),
-    ]);
+    let tok = token(&alice, "full");
+    let body = serde_json::json!({ "id": "0a", "key": "", "data": "00" });
+    let (st, e) = app(&server, &tok, "POST", "/records", Some(body));
+    assert_eq!(st, 403, "{e}");
+    assert!(e.to_string().contains("enc record"), "{e}");
+    let (st, _) = app(
+        &server,
+        &tok,
+        "GET",
+        &format!("/records/0a?key={}", "00".repeat(32)),
+        None,
+    );
+    assert_eq!(st, 403);
     std::fs::write(alice.path("n"), "still sealed on the client").unwrap();
     let line = alice.ok(&["record", "put", "n"]);
     let (id, key) = line.trim().split_once(' ').unwrap();
@@ -313,7 +361,7 @@ fn the_routes_that_see_plaintext_are_off_by_default_and_enc_record_still_works()
     // The records' bytes count against the quota and come back on deletion.
     let admin = server.user("root", "admin");
     let before = usage(&admin, "alice");
-    assert!(before >= 26, "a record is charged: {before}");
+    assert!(before >= 26 + 29, "a record is charged: {before}");
     alice.ok(&["record", "rm", id, "--key", key]);
     assert_eq!(
         usage(&admin, "alice"),
@@ -331,15 +379,4 @@ fn usage(admin: &User, name: &str) -> u64 {
         .find(|u| u["name"] == name)
         .and_then(|u| u["usage_bytes"].as_u64())
         .unwrap_or_else(|| panic!("usage of {name} in {users}"))
-}
-
-fn status(server: &Server, token: &str, method: &str, path: &str) -> u16 {
-    let c = http();
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    c.request(m, format!("{}{path}", server.url))
-        .bearer_auth(token)
-        .send()
-        .unwrap()
-        .status()
-        .as_u16()
 }

@@ -100,6 +100,16 @@ pub async fn delete_user(
         return Err(ApiError::Conflict("you cannot remove yourself".into()));
     }
     state.revocations.revoke(None);
+    // Their records first: stored under a pseudonym the store cannot tie to them, nothing
+    // else would ever delete them.
+    if let (Some(pepper), Some(user)) =
+        (&state.records_pepper, state.meta.user_by_name(&name).await?)
+    {
+        state
+            .meta
+            .erase_records(&pepper.pseudonym(&user.id))
+            .await?;
+    }
     state.meta.delete_user(&name).await.map_err(|e| match e {
         enc_store::StoreError::NotFound => ApiError::NotFound("user"),
         other => other.into(),

@@ -19,10 +19,12 @@ CREATE TABLE records (
 CREATE FUNCTION enc_pseudonym() RETURNS TEXT LANGUAGE sql STABLE
     AS $$ SELECT NULLIF(current_setting('app.pseudonym', true), '') $$;
 
--- A caller sees only the records of their own pseudonym.
+-- A caller sees only the records of their own pseudonym, and only inside a tenant's scope
+-- (the pseudonym is set with the user it stands for, never alone).
 ALTER TABLE records ENABLE ROW LEVEL SECURITY;
 ALTER TABLE records FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant ON records USING (enc_system() OR owner = enc_pseudonym());
+CREATE POLICY tenant ON records
+    USING (enc_system() OR (enc_user() IS NOT NULL AND owner = enc_pseudonym()));
 GRANT SELECT, INSERT, DELETE ON records TO enc_app;
 
 ALTER TABLE access_tokens DROP CONSTRAINT access_tokens_kind_check;

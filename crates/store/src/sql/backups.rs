@@ -78,12 +78,19 @@ type ChainState = (String, i64, i64, String, i64, i64, i64, String);
 
 /// Where many devices' chains of one user stand, in one statement: per device that exists,
 /// whether it stands, its last entry's counter and id, with the user's account chain length
-/// and last number and the audit chain's end on every row (the caller holds the audit
-/// chain's lock). A device not returned does not exist (for this user).
+/// and last number on every row, and on SQLite (whose write transactions run one at a time,
+/// so nothing else appends meanwhile) the audit chain's end (0 and empty on PostgreSQL, where
+/// the group commit reads it under the chain's lock). A device not returned does not exist
+/// (for this user).
 async fn chain_states(tx: &mut super::Tx, user: &str, devices: &[&str]) -> Result<Vec<ChainState>> {
     let mut out = Vec::with_capacity(devices.len());
     for chunk in devices.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(", ");
+        let audit_end = tx.pick(
+            "COALESCE((SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), 0), \
+             COALESCE((SELECT hash FROM audit ORDER BY seq DESC LIMIT 1), '')",
+            "CAST(0 AS BIGINT), ''",
+        );
         let mut stmt = q(format!(
             "SELECT d.id, CAST(CASE WHEN d.revoked_seq IS NULL THEN 1 ELSE 0 END AS BIGINT), \
                COALESCE((SELECT MAX(counter) FROM backups b \
@@ -91,9 +98,7 @@ async fn chain_states(tx: &mut super::Tx, user: &str, devices: &[&str]) -> Resul
                COALESCE((SELECT id FROM backups b WHERE b.user_id = d.user_id \
                          AND b.device_id = d.id ORDER BY counter DESC LIMIT 1), ''), \
                COALESCE((SELECT MAX(seq) FROM account_links WHERE user_id = ?), 0), \
-               COALESCE((SELECT MAX(seq) FROM backups WHERE user_id = ?), 0), \
-               COALESCE((SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), 0), \
-               COALESCE((SELECT hash FROM audit ORDER BY seq DESC LIMIT 1), '') \
+               COALESCE((SELECT MAX(seq) FROM backups WHERE user_id = ?), 0), {audit_end} \
              FROM devices d WHERE d.user_id = ? AND d.id IN ({marks})"
         ))
         .binds((user, user, user));
@@ -128,9 +133,6 @@ async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Resul
         tx.lock(&format!("chain:{u}")).await?;
         tx.lock(&format!("backups:{u}")).await?;
     }
-    // The audit chain's end is read with the devices' chains: its lock now (taken last
-    // everywhere, so in the same order as every other transaction's).
-    tx.lock("audit").await?;
     let mut audit_head: Option<(i64, String)> = None;
     let mut heads: HashMap<(String, String), Head> = HashMap::new();
     let mut seqs: HashMap<String, i64> = HashMap::new();
@@ -265,8 +267,10 @@ async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Resul
         writes.push(stmt);
     }
     if !audits.is_empty() {
-        // Read under the audit lock with the chains (a kept entry means a device was found).
+        // SQLite: read with the chains (a kept entry means a device was found), in this
+        // transaction that runs alone. PostgreSQL: now, under the audit chain's lock.
         let head = match audit_head {
+            _ if !tx.serialised() => super::audit::head_in(tx).await?,
             Some((0, _)) | None => (0, enc_crypto::audit::GENESIS.to_string()),
             Some(h) => h,
         };

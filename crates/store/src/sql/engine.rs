@@ -410,6 +410,12 @@ impl Tx {
         }
     }
 
+    /// Whether write transactions run one at a time (SQLite's): what one reads stays true
+    /// until it commits, with no lock of its own.
+    pub(crate) fn serialised(&self) -> bool {
+        matches!(self.open, Open::Sqlite { .. })
+    }
+
     /// A row-locking clause (`FOR UPDATE …`) on PostgreSQL, where concurrent transactions
     /// read the same row; nothing on SQLite, whose write transactions never run at once.
     pub(crate) fn locking(&self, clause: &'static str) -> &'static str {

@@ -7,6 +7,24 @@ use crate::*;
 
 const RECORD_COLS: &str = "owner, id, sealed, key_check, size, created";
 
+/// The first of these records' ids that their owner already has, if any.
+async fn taken(tx: &mut super::Tx, rows: &[RecordRow]) -> Result<Option<String>> {
+    for chunk in rows.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut stmt = q(format!(
+            "SELECT id FROM records WHERE owner = ? AND id IN ({marks}) LIMIT 1"
+        ))
+        .bind(&chunk[0].owner);
+        for r in chunk {
+            stmt = stmt.bind(&r.id);
+        }
+        if let Some(id) = tx.scalar::<String>(stmt).await? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
 #[async_trait::async_trait]
 impl Records for SqlMeta {
     async fn put_records(
@@ -20,59 +38,58 @@ impl Records for SqlMeta {
         }
         let mut tx = self.db.write(Scope::Tenant).await?;
         // An id taken refuses the whole call before anything changes.
-        for chunk in rows.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let mut stmt = q(format!(
-                "SELECT id FROM records WHERE owner = ? AND id IN ({marks}) LIMIT 1"
-            ))
-            .bind(&chunk[0].owner);
-            for r in chunk {
-                stmt = stmt.bind(&r.id);
-            }
-            if let Some(id) = tx.scalar::<String>(stmt).await? {
-                return Ok(Some(id));
-            }
+        if let Some(id) = taken(&mut tx, &rows).await? {
+            return Ok(Some(id));
         }
         let total: i64 = rows.iter().map(|r| r.size).sum();
         charge(&mut tx, user_id, total, quota).await?;
-        let mut writes = Vec::new();
+        // A concurrent call may have taken an id since the check (PostgreSQL): nothing is
+        // inserted twice, and the call is refused as if the check had seen it.
+        let mut inserted = 0;
         for chunk in rows.chunks(64) {
             let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             let mut stmt = q(format!(
-                "INSERT INTO records ({RECORD_COLS}) VALUES {values}"
+                "INSERT INTO records ({RECORD_COLS}) VALUES {values} ON CONFLICT DO NOTHING"
             ));
             for r in chunk {
-                stmt = stmt.binds((
-                    &r.owner,
-                    &r.id,
-                    r.sealed.clone(),
-                    &r.key_check,
-                    r.size,
-                    r.created,
-                ));
+                stmt = stmt.binds((&r.owner, &r.id, &r.sealed, &r.key_check, r.size, r.created));
             }
-            writes.push(stmt);
+            inserted += tx.execute(stmt).await?;
         }
-        tx.execute_all(writes).await?;
+        if inserted != rows.len() as u64 {
+            // Dropped without a commit: nothing of this call stays.
+            let id = taken(&mut tx, &rows).await?;
+            return Ok(Some(id.unwrap_or_else(|| rows[0].id.clone())));
+        }
         tx.commit().await?;
         Ok(None)
     }
 
-    async fn records(&self, owner: &str, ids: &[String]) -> Result<Vec<RecordRow>> {
+    async fn records(&self, owner: &str, wanted: &[(String, String)]) -> Result<Vec<RecordRow>> {
         let mut tx = self.db.read(Scope::Tenant).await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
+        let mut out = Vec::with_capacity(wanted.len());
+        for chunk in wanted.chunks(400) {
+            let pairs = vec!["(?, ?)"; chunk.len()].join(", ");
             let mut stmt = q(format!(
-                "SELECT {RECORD_COLS} FROM records WHERE owner = ? AND id IN ({marks})"
+                "SELECT {RECORD_COLS} FROM records \
+                 WHERE owner = ? AND (id, key_check) IN (VALUES {pairs})"
             ))
             .bind(owner);
-            for id in chunk {
-                stmt = stmt.bind(id);
+            for (id, check) in chunk {
+                stmt = stmt.binds((id, check));
             }
             out.extend(tx.all::<RecordRow>(stmt).await?);
         }
         Ok(out)
+    }
+
+    async fn erase_records(&self, owner: &str) -> Result<u64> {
+        let mut tx = self.db.write(Scope::System).await?;
+        let n = tx
+            .execute(q("DELETE FROM records WHERE owner = ?").bind(owner))
+            .await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn delete_records(

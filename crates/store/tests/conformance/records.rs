@@ -43,10 +43,12 @@ async fn records_are_stored_all_or_none_and_deleted_only_with_their_check() {
                 meta.put_records(&alice.id, again, None).await.unwrap(),
                 Some("02".to_string())
             );
-            let found = meta
-                .records(pa, &["01".into(), "02".into(), "03".into()])
-                .await
-                .unwrap();
+            let wanted = [("01", "c1"), ("02", "c2"), ("03", "c3"), ("02", "cx")];
+            let wanted: Vec<(String, String)> = wanted
+                .iter()
+                .map(|(i, c)| (i.to_string(), c.to_string()))
+                .collect();
+            let found = meta.records(pa, &wanted).await.unwrap();
             let mut ids: Vec<&str> = found.iter().map(|r| r.id.as_str()).collect();
             ids.sort();
             assert_eq!(ids, ["01", "02"]);
@@ -61,7 +63,8 @@ async fn records_are_stored_all_or_none_and_deleted_only_with_their_check() {
                 meta.put_records(&alice.id, big, Some(100)).await,
                 Err(StoreError::QuotaExceeded)
             ));
-            assert!(meta.records(pa, &["04".into()]).await.unwrap().is_empty());
+            let four = [("04".to_string(), "c4".to_string())];
+            assert!(meta.records(pa, &four).await.unwrap().is_empty());
         })
         .await;
         // Bob's pseudonym has the same ids free, and sees none of alice's.
@@ -72,7 +75,11 @@ async fn records_are_stored_all_or_none_and_deleted_only_with_their_check() {
                     .unwrap(),
                 None
             );
-            let mine = meta.records(pb, &["01".into(), "02".into()]).await.unwrap();
+            let wanted = [
+                ("01".to_string(), "b1".to_string()),
+                ("01".into(), "c1".into()),
+            ];
+            let mine = meta.records(pb, &wanted).await.unwrap();
             assert_eq!(mine.len(), 1);
             assert_eq!(mine[0].key_check, "b1");
         })
@@ -100,6 +107,11 @@ async fn records_are_stored_all_or_none_and_deleted_only_with_their_check() {
         .await;
         assert_eq!(usage(&meta, &alice.id).await, 0);
         assert_eq!(usage(&meta, &bob.id).await, 40);
+        // A removed user's records go with the pseudonym, in system scope.
+        assert_eq!(meta.erase_records(pb).await.unwrap(), 1);
+        let gone = [("01".to_string(), "b1".to_string())];
+        let left = as_owner(&bob, pb, async { meta.records(pb, &gone).await.unwrap() }).await;
+        assert!(left.is_empty());
     })
     .await;
 }
@@ -122,17 +134,27 @@ async fn postgres_shows_a_transaction_only_its_own_pseudonyms_records() {
     }
     // Alice's scope with bob's pseudonym named in the query still sees only her own.
     let seen = as_owner(&alice, "pa", async {
-        meta.records("pb", &["01".into()]).await.unwrap()
+        meta.records("pb", &[("01".into(), "c".into())])
+            .await
+            .unwrap()
     })
     .await;
     assert!(seen.is_empty(), "alice's scope sees bob's records");
     let mut c = sqlx::PgConnection::connect(&db.app_url).await.unwrap();
     for (settings, want) in [
         ("SELECT set_config('app.system', 'on', true)", 2),
-        ("SELECT set_config('app.pseudonym', 'pa', true)", 1),
+        ("SELECT set_config('app.pseudonym', 'pa', true)", 0),
         (
             &format!("SELECT set_config('app.user_id', '{}', true)", alice.id) as &str,
             0,
+        ),
+        (
+            &format!(
+                "SELECT set_config('app.user_id', '{}', true), \
+                 set_config('app.pseudonym', 'pa', true)",
+                alice.id
+            ) as &str,
+            1,
         ),
         ("SELECT 1", 0),
     ] {

@@ -117,7 +117,7 @@ pub async fn create(
     ApiJson(req): ApiJson<NewRecords>,
 ) -> ApiResult<(StatusCode, Json<CreatedRecords>)> {
     c.may_see_plaintext(&state)?;
-    c.may_write()?;
+    c.may_write(&state)?;
     check_count(req.records.len())?;
     let ids = ids_of(req.records.iter().map(|r| r.id.as_str()))?;
     let mut rows = Vec::with_capacity(ids.len());
@@ -159,20 +159,35 @@ pub async fn read(
             record_key(k)
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    let found = state.meta.records(&c.pseudonym, &ids).await?;
+    let wanted: Vec<(String, String)> = ids
+        .iter()
+        .zip(&keys)
+        .map(|(id, key)| (id.clone(), key.check(id)))
+        .collect();
+    let found = state.meta.records(&c.pseudonym, &wanted).await?;
+    // The answer is bounded as the request is: at most a quarter of the largest body in
+    // plaintext (it goes out twice, as text and as hex).
+    let total: i64 = found.iter().map(|r| r.size).sum();
+    let cap = state.config.records.max_batch_body / 4;
+    if total.max(0) as u64 > cap {
+        return Err(ApiError::TooLarge(format!(
+            "these records hold more than {cap} bytes: ask for fewer in one call"
+        )));
+    }
     let by_id: std::collections::HashMap<&str, &enc_store::RecordRow> =
         found.iter().map(|r| (r.id.as_str(), r)).collect();
     let mut out = Vec::with_capacity(ids.len());
-    let (mut ok, mut missing) = (Vec::new(), Vec::new());
+    let mut outcomes = Vec::with_capacity(ids.len());
     for (id, key) in ids.iter().zip(&keys) {
         match open(by_id.get(id.as_str()).copied(), id, key) {
             Some(plain) => {
-                ok.push(id.as_str());
+                outcomes.push((id.as_str(), "ok"));
                 out.push(ReadResult {
                     record: Some(OpenedRecord {
                         id: id.clone(),
                         key: key.to_hex(),
-                        data: String::from_utf8_lossy(&plain).into_owned(),
+                        // Text only when it is text (enc's own call: `data_hex` is exact).
+                        data: String::from_utf8(plain.clone()).unwrap_or_default(),
                         data_hex: hex::encode(&plain),
                     }),
                     id: None,
@@ -180,7 +195,7 @@ pub async fn read(
                 });
             }
             None => {
-                missing.push(id.as_str());
+                outcomes.push((id.as_str(), "not found"));
                 out.push(ReadResult {
                     record: None,
                     id: Some(id.clone()),
@@ -189,8 +204,7 @@ pub async fn read(
             }
         }
     }
-    c.audit(&state, "record.get", &ok, "ok").await;
-    c.audit(&state, "record.get", &missing, "not found").await;
+    c.audit_each(&state, "record.get", &outcomes).await;
     Ok(Json(ReadResults { records: out }))
 }
 
@@ -204,7 +218,7 @@ pub async fn remove(
     c: Caller,
     ApiJson(req): ApiJson<RecordRefs>,
 ) -> ApiResult<Json<DeletedRecords>> {
-    c.may_write()?;
+    c.may_write(&state)?;
     check_count(req.records.len())?;
     let ids = ids_of(req.records.iter().map(|r| r.id.as_str()))?;
     let mut targets = Vec::with_capacity(ids.len());
@@ -235,13 +249,14 @@ pub async fn remove(
         .delete_records(&c.user.id, &c.pseudonym, &targets)
         .await?;
     let gone: std::collections::HashSet<&str> = deleted.iter().map(String::as_str).collect();
-    let (ok, missing): (Vec<&str>, Vec<&str>) = ids
+    let outcomes: Vec<(&str, &str)> = ids
         .iter()
-        .map(String::as_str)
-        .partition(|id| gone.contains(id));
-    c.audit(&state, "record.delete", &ok, "ok").await;
-    c.audit(&state, "record.delete", &missing, "not found")
-        .await;
+        .map(|id| {
+            let id = id.as_str();
+            (id, if gone.contains(id) { "ok" } else { "not found" })
+        })
+        .collect();
+    c.audit_each(&state, "record.delete", &outcomes).await;
     Ok(Json(DeletedRecords {
         records: ids
             .iter()

@@ -23,13 +23,24 @@ pub struct Caller {
     pub client: String,
     /// A read-only token reads only.
     read_only: bool,
+    /// Authenticated by a login session (not an app's token).
+    session: bool,
 }
 
 impl Caller {
-    /// Refuses a read-only token.
-    pub fn may_write(&self) -> ApiResult<()> {
+    /// Refuses a read-only token, and a role that may not store data.
+    pub fn may_write(&self, state: &AppState) -> ApiResult<()> {
         if self.read_only {
             return Err(ApiError::Forbidden("this token is read-only".into()));
+        }
+        if !state
+            .policy
+            .allows(&self.user.role, Permission::WriteVaults)
+        {
+            return Err(ApiError::Forbidden(format!(
+                "role {} may not do this (WriteVaults needed)",
+                self.user.role
+            )));
         }
         Ok(())
     }
@@ -46,9 +57,10 @@ impl Caller {
         ))
     }
 
-    /// Whether the caller administers users.
+    /// Whether the caller administers users, from a login session (an app's token never
+    /// reaches another user's records, whoever made it).
     pub fn is_admin(&self, state: &AppState) -> bool {
-        !self.read_only
+        self.session
             && state
                 .policy
                 .allows(&self.user.role, Permission::ManageUsers)
@@ -56,17 +68,25 @@ impl Caller {
 
     /// Appends one audit entry per record (its id, the owner's pseudonym, the outcome).
     pub async fn audit(&self, state: &AppState, action: &str, ids: &[&str], outcome: &str) {
+        let each: Vec<(&str, &str)> = ids.iter().map(|id| (*id, outcome)).collect();
+        self.audit_each(state, action, &each).await;
+    }
+
+    /// Appends one audit entry per record and outcome, in one transaction. The entries name
+    /// no user and carry no client address (which other entries of the user carry, and
+    /// would link the pseudonym back to them).
+    pub async fn audit_each(&self, state: &AppState, action: &str, outcomes: &[(&str, &str)]) {
         let t = crate::rules::now();
-        let entries = ids
+        let entries = outcomes
             .iter()
-            .map(|id| enc_store::NewAudit {
+            .map(|(id, outcome)| enc_store::NewAudit {
                 ts: t,
                 actor: format!("records:{}", &self.pseudonym[..16]),
                 actor_id: None,
                 action: action.into(),
                 target: format!("record {id} of {}", self.pseudonym),
-                outcome: outcome.into(),
-                client: self.client.clone(),
+                outcome: (*outcome).into(),
+                client: String::new(),
             })
             .collect();
         if let Err(e) = state.meta.audit_append_many(entries).await {
@@ -115,15 +135,23 @@ async fn authenticate(parts: &mut Parts, state: &AppState) -> ApiResult<Caller> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
-    let (user, read_only) = match token {
-        Some(t) if t.starts_with("enc_") => token_caller(state, &t, &client).await?,
-        _ => (Session::from_request_parts(parts, state).await?.user, false),
+    let (user, read_only, session) = match token {
+        Some(t) if t.starts_with("enc_") => {
+            let (user, read_only) = token_caller(state, &t, &client).await?;
+            (user, read_only, false)
+        }
+        _ => (
+            Session::from_request_parts(parts, state).await?.user,
+            false,
+            true,
+        ),
     };
     Ok(Caller {
         pseudonym: pepper.pseudonym(&user.id),
         user,
         client,
         read_only,
+        session,
     })
 }
 

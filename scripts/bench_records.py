@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Records (/records): one call per record against batch calls, on one enc-server, in one run.
+
+COUNT records of 1 KiB (hex in JSON, as enc-server-go's client sends them), over TLS, with the
+release build (`crates/e2e/examples/records_load.rs`):
+- single: at concurrency 16, each record created (`POST /records`) then read back with its
+  key (`GET /records/{id}`, `X-Record-Key`): two calls per record;
+- batch: the same number of records in calls of 1,000 (`POST /records/batch`, then
+  `POST /records/batch/get`).
+Each record's plaintext is checked on the way back. Reports records/s (create + get of a
+record counted once), p50/p99 call latency and the server's CPU seconds, and the ratio batch
+/ single, alternating the order over --runs rounds, each on a fresh data directory.
+
+Usage: scripts/bench_records.py [--count 1000] [--runs 2] [--workdir DIR]
+Builds the release binaries first.
+"""
+import argparse, json, os, shutil, subprocess, sys, tempfile
+from benchlib import make_cert, sh, cpu_seconds, free_port, wait_port, mean
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release")
+LOAD = os.path.join(BIN, "examples", "records_load")
+
+
+class Server:
+    def __init__(self, work, cert):
+        self.work = work
+        self.data = os.path.join(work, "enc-data")
+        self.port = free_port()
+        conf = os.path.join(work, "enc.toml")
+        with open(conf, "w") as f:
+            f.write("[records]\nenabled = true\n")
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, "enc-server"), "--config", conf, "--data-dir", self.data,
+             "--listen", f"127.0.0.1:{self.port}", "--log", "warn", "--tls-cert", cert[0],
+             "--tls-key", cert[1]], stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+        self.url = f"https://127.0.0.1:{self.port}"
+        tok = sh(os.path.join(BIN, "enc-server"), "--data-dir", self.data, "user", "create", "bench",
+                 capture_output=True, text=True).stdout.strip()
+        fp = sh(os.path.join(BIN, "enc-server"), "--data-dir", self.data, "--tls-cert", cert[0],
+                "--tls-key", cert[1], "cert", "fingerprint", capture_output=True, text=True).stdout.strip()
+        env = dict(os.environ, ENC_CONFIG_DIR=os.path.join(work, "enc-cfg"), ENC_SERVER=self.url,
+                   ENC_USER="bench", ENC_PASSPHRASE="benchmark passphrase", ENC_FINGERPRINT=fp)
+        sh(os.path.join(BIN, "enc"), "register", "--token", tok, env=env, capture_output=True)
+        self.token = sh(os.path.join(BIN, "enc"), "token", "create", "--records", env=env,
+                        capture_output=True, text=True).stdout.strip()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def run_path(srv, which, count):
+    args = [LOAD, srv.url, srv.token, str(count), "1024"]
+    args += ["single", "16"] if which == "single" else ["batch"]
+    c0 = cpu_seconds(srv.proc.pid)
+    r = json.loads(sh(*args, capture_output=True, text=True).stdout)
+    r["cpu_s"] = cpu_seconds(srv.proc.pid) - c0
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--workdir", default=None)
+    a = ap.parse_args()
+    sh("cargo", "build", "--release", "--bins", "-p", "enc-server", "-p", "enc-cli", cwd=ROOT)
+    sh("cargo", "build", "--release", "-p", "enc-e2e", "--example", "records_load", cwd=ROOT)
+    work = tempfile.mkdtemp(prefix="enc-bench-records-", dir=a.workdir)
+    try:
+        cert = make_cert(work)
+        results = {"single": [], "batch": []}
+        for run in range(a.runs):
+            order = ["single", "batch"] if run % 2 == 0 else ["batch", "single"]
+            for which in order:
+                srv = Server(tempfile.mkdtemp(dir=work), cert)
+                try:
+                    r = run_path(srv, which, a.count)
+                finally:
+                    srv.stop()
+                if r["failed"]:
+                    sys.exit(f"{which}: {r['failed']} records failed")
+                results[which].append(r)
+                print(f"run {run + 1} {which:7} {r['records_per_sec']:9.0f} records/s  "
+                      f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
+                      f"server CPU {r['cpu_s']:6.2f} s", flush=True)
+        print()
+        print(f"{a.count} records of 1 KiB created and read back (TLS, one enc-server per path and"
+              f" run), mean of {a.runs} runs:")
+        print(f"{'path':40} {'records/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU s':>7}")
+        for which, label in (("single", "one call each, concurrency 16"),
+                             ("batch", "batch calls of 1,000")):
+            rs = results[which]
+            print(f"{label:40} {mean([r['records_per_sec'] for r in rs]):10.0f}"
+                  f" {mean([r['p50_ms'] for r in rs]):8.2f} {mean([r['p99_ms'] for r in rs]):8.2f}"
+                  f" {mean([r['cpu_s'] for r in rs]):7.2f}")
+        ratio = mean([r["records_per_sec"] for r in results["batch"]]) / mean(
+            [r["records_per_sec"] for r in results["single"]])
+        print(f"batch / single records/s: {ratio:.1f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
