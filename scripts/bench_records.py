@@ -11,7 +11,7 @@ Each record's plaintext is checked on the way back. Reports records/s (create + 
 record counted once), p50/p99 call latency and the server's CPU seconds, and the ratio batch
 / single, alternating the order over --runs rounds, each on a fresh data directory.
 
-Usage: scripts/bench_records.py [--count 1000] [--runs 2] [--workdir DIR]
+Usage: scripts/bench_records.py [--count 5000] [--runs 2] [--workdir DIR]
 Builds the release binaries first.
 """
 import argparse, json, os, shutil, subprocess, sys, tempfile
@@ -62,7 +62,7 @@ def run_path(srv, which, count):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--count", type=int, default=5000)
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--workdir", default=None)
     a = ap.parse_args()

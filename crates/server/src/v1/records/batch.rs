@@ -188,7 +188,7 @@ pub async fn read(
                         key: key.to_hex(),
                         // Text only when it is text (enc's own call: `data_hex` is exact).
                         data: String::from_utf8(plain.clone()).unwrap_or_default(),
-                        data_hex: hex::encode(&plain),
+                        data_hex: super::hex::encode(&plain),
                     }),
                     id: None,
                     error: None,

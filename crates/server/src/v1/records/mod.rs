@@ -19,6 +19,7 @@
 
 pub mod batch;
 mod caller;
+mod hex;
 
 use axum::Json;
 use axum::Router;
@@ -173,7 +174,7 @@ pub(crate) fn plaintext(state: &AppState, id: &str, data: &str) -> ApiResult<Vec
             "record {id}: larger than the server's limit of {max} bytes"
         )));
     }
-    hex::decode(data).map_err(|_| ApiError::BadRequest(format!("record {id}: data must be hex")))
+    hex::decode(data).ok_or_else(|| ApiError::BadRequest(format!("record {id}: data must be hex")))
 }
 
 /// Seals a new record: its row (under the caller's pseudonym) and its key.
