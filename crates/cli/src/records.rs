@@ -44,8 +44,8 @@ pub enum RecordCmd {
 /// Where the record's key comes from.
 #[derive(Debug, clap::Args)]
 pub struct KeyArgs {
-    /// The key (64 hex digits); visible to other users of this machine in its process
-    /// list: prefer --key-file or ENC_RECORD_KEY.
+    /// The key (64 hex digits). On the command line it is visible to other users of this
+    /// machine (their process list): prefer --key-file or the environment.
     #[arg(
         long,
         value_name = "HEX",

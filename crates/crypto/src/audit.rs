@@ -23,20 +23,103 @@ pub struct AuditFields<'a> {
     pub outcome: &'a str,
     /// Keyed hash of the client address.
     pub client: &'a str,
+    /// An entry of version 2: the commitments its hash covers instead of the actor, target
+    /// and client; `None` for version 1 (which hashes them in clear).
+    pub sealing: Option<Sealing<'a>>,
 }
 
-/// `SHA-256(prev_hash ‖ length-prefixed fields)`, hex.
+/// What a version-2 entry's hash covers in place of its actor, target and client:
+/// commitments ([`commitment`]) that stay when those are redacted (an erased user's name
+/// leaves the log; the chain still verifies).
+#[derive(Clone, Copy)]
+pub struct Sealing<'a> {
+    /// The salt of the commitments; `None` once the entry is redacted.
+    pub salt: Option<&'a str>,
+    pub actor: &'a str,
+    pub target: &'a str,
+    pub client: &'a str,
+}
+
+/// The commitment to one field of an entry: `SHA-256("enc audit field\0" ‖ name ‖ 0 ‖ salt
+/// ‖ 0 ‖ value)`, hex. Without the salt (random per entry, deleted with the value) it reveals
+/// nothing of a guessable value such as a user name.
+pub fn commitment(field: &str, salt: &str, value: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"enc audit field\0");
+    for part in [field, salt] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.update(value.as_bytes());
+    hex(&h.finalize())
+}
+
+/// A fresh salt for an entry's commitments (16 random bytes, hex).
+pub fn new_salt() -> String {
+    let mut raw = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
+    hex(&raw)
+}
+
+/// The commitments of a new version-2 entry's actor, target and client, with `salt`.
+pub fn seal_fields(salt: &str, actor: &str, target: &str, client: &str) -> [String; 3] {
+    [
+        commitment("actor", salt, actor),
+        commitment("target", salt, target),
+        commitment("client", salt, client),
+    ]
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
+}
+
+/// `SHA-256(prev_hash ‖ length-prefixed fields)`, hex: version 1 over the fields in clear,
+/// version 2 over the actor's, target's and client's commitments.
 pub fn audit_hash(prev_hash: &str, f: &AuditFields<'_>) -> String {
     let mut h = Sha256::new();
-    h.update(b"enc audit v1\0");
+    let fields = match &f.sealing {
+        None => {
+            h.update(b"enc audit v1\0");
+            [f.actor, f.action, f.target, f.outcome, f.client]
+        }
+        Some(s) => {
+            h.update(b"enc audit v2\0");
+            [s.actor, f.action, s.target, f.outcome, s.client]
+        }
+    };
     h.update(prev_hash.as_bytes());
     h.update(f.seq.to_be_bytes());
     h.update(f.ts.to_be_bytes());
-    for s in [f.actor, f.action, f.target, f.outcome, f.client] {
+    for s in fields {
         h.update((s.len() as u64).to_be_bytes());
         h.update(s.as_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&h.finalize())
+}
+
+/// Whether a version-2 entry's clear fields are those its commitments name (always true of
+/// a redacted one, whose clear fields are gone, and of a version-1 entry).
+fn opens(f: &AuditFields<'_>) -> bool {
+    match &f.sealing {
+        Some(Sealing {
+            salt: Some(salt),
+            actor,
+            target,
+            client,
+        }) => {
+            commitment("actor", salt, f.actor) == *actor
+                && commitment("target", salt, f.target) == *target
+                && commitment("client", salt, f.client) == *client
+        }
+        _ => true,
+    }
 }
 
 /// One entry as stored or served: its fields and the two hashes.
@@ -59,7 +142,7 @@ pub fn verify_chain<'a>(
     let mut prev = GENESIS.to_string();
     for (i, e) in entries.into_iter().enumerate() {
         let chained = !from_genesis || (e.fields.seq == i as i64 + 1 && e.prev_hash == prev);
-        if !chained || audit_hash(e.prev_hash, &e.fields) != e.hash {
+        if !chained || !opens(&e.fields) || audit_hash(e.prev_hash, &e.fields) != e.hash {
             return Err(e.fields.seq);
         }
         prev = e.hash.to_string();
@@ -84,6 +167,7 @@ mod tests {
                 target: &target,
                 outcome: "ok",
                 client: "c",
+                sealing: None,
             };
             let h = audit_hash(&prev, &f);
             out.push((seq, target.clone(), prev.clone(), h.clone()));
@@ -103,6 +187,7 @@ mod tests {
                     target,
                     outcome: "ok",
                     client: "c",
+                    sealing: None,
                 },
                 prev_hash: prev,
                 hash,
@@ -124,5 +209,92 @@ mod tests {
         // Without the whole chain, a gap is not an error, an edit still is.
         assert_eq!(check(&gapped, false), Ok(()));
         assert_eq!(check(&edited, false), Err(3));
+    }
+
+    /// A version-2 entry: (actor, target, client, salt, commitments, prev, hash).
+    struct V2 {
+        actor: String,
+        target: String,
+        client: String,
+        salt: Option<String>,
+        commits: [String; 3],
+        prev: String,
+        hash: String,
+    }
+
+    fn fields(seq: i64, e: &V2) -> AuditFields<'_> {
+        AuditFields {
+            seq,
+            ts: 7,
+            actor: &e.actor,
+            action: "user.login",
+            target: &e.target,
+            outcome: "ok",
+            client: &e.client,
+            sealing: Some(Sealing {
+                salt: e.salt.as_deref(),
+                actor: &e.commits[0],
+                target: &e.commits[1],
+                client: &e.commits[2],
+            }),
+        }
+    }
+
+    fn verify_v2(rows: &[V2]) -> Result<(), i64> {
+        verify_chain(
+            rows.iter().enumerate().map(|(i, e)| ChainEntry {
+                fields: fields(i as i64 + 1, e),
+                prev_hash: &e.prev,
+                hash: &e.hash,
+            }),
+            true,
+        )
+    }
+
+    #[test]
+    fn a_redacted_entry_still_verifies_and_an_edited_one_does_not() {
+        let mut prev = GENESIS.to_string();
+        let mut rows = Vec::new();
+        for (i, who) in ["alice", "bob", "alice"].iter().enumerate() {
+            let salt = new_salt();
+            let mut e = V2 {
+                actor: who.to_string(),
+                target: format!("vault of {who}"),
+                client: "c1".into(),
+                commits: seal_fields(&salt, who, &format!("vault of {who}"), "c1"),
+                salt: Some(salt),
+                prev: prev.clone(),
+                hash: String::new(),
+            };
+            e.hash = audit_hash(&prev, &fields(i as i64 + 1, &e));
+            prev = e.hash.clone();
+            rows.push(e);
+        }
+        assert_eq!(verify_v2(&rows), Ok(()));
+        // An edit of a clear field with its salt still there breaks the chain there.
+        let mut edited = std::mem::take(&mut rows);
+        edited[1].actor = "mallory".into();
+        assert_eq!(verify_v2(&edited), Err(2));
+        edited[1].actor = "bob".into();
+        // Redaction: alice's entries lose actor, target, client and salt; all verify.
+        for e in edited.iter_mut().filter(|e| e.actor == "alice") {
+            e.actor.clear();
+            e.target.clear();
+            e.client.clear();
+            e.salt = None;
+        }
+        assert_eq!(verify_v2(&edited), Ok(()));
+        // A commitment changed is a broken hash, redacted or not.
+        edited[0].commits[0] = commitment("actor", "x", "eve");
+        assert_eq!(verify_v2(&edited), Err(1));
+    }
+
+    #[test]
+    fn commitments_differ_by_field_salt_and_value() {
+        let c = commitment("actor", "s", "alice");
+        assert_ne!(c, commitment("target", "s", "alice"));
+        assert_ne!(c, commitment("actor", "t", "alice"));
+        assert_ne!(c, commitment("actor", "s", "alicf"));
+        assert_eq!(c.len(), 64);
     }
 }

@@ -540,6 +540,17 @@ pub struct AuditEntry {
     pub prev_hash: String,
     /// Hash of this entry.
     pub hash: String,
+    /// Version 2: the salt of the commitments below (absent once the entry is redacted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+    /// Version 2: the commitments to the actor, target and client that the hash covers
+    /// (absent: version 1, whose hash covers those fields in clear).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_commit: Option<String>,
 }
 
 /// `GET /v1/audit` answer.

@@ -327,6 +327,12 @@ pub trait Audit: Send + Sync {
     async fn audit_append(&self, entry: NewAudit) -> Result<AuditRow>;
     /// Appends entries to the hash chain in order, in one transaction.
     async fn audit_append_many(&self, entries: Vec<NewAudit>) -> Result<()>;
+    /// Redacts a user from the chain: every version-2 entry they acted in, or whose target
+    /// names them (`needles`: their name and id), loses its actor, target, client and salt,
+    /// keeping the commitments its hash covers, so the chain still verifies. Returns how
+    /// many entries were redacted and how many version-1 entries name them (which cannot
+    /// be redacted without breaking the chain).
+    async fn audit_redact(&self, user_id: &str, needles: &[&str]) -> Result<(u64, u64)>;
     /// Entries in chain order; only those of `actor_id` if given.
     async fn audit_list(&self, actor_id: Option<&str>) -> Result<Vec<AuditRow>>;
 }

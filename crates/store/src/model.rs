@@ -296,6 +296,12 @@ pub struct AuditRow {
     pub client: String,
     pub prev_hash: String,
     pub hash: String,
+    /// Version 2: the salt of the commitments (`None` once redacted, or in version 1).
+    pub salt: Option<String>,
+    /// Version 2: the commitments the hash covers (`None`: version 1).
+    pub actor_commit: Option<String>,
+    pub target_commit: Option<String>,
+    pub client_commit: Option<String>,
 }
 
 /// An access token for a protocol that cannot hold a session (stored as a hash).

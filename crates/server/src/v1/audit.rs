@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use enc_crypto::audit::{AuditFields, ChainEntry, verify_chain};
+use enc_crypto::audit::{AuditFields, ChainEntry, Sealing, verify_chain};
 use enc_proto::{AuditEntry, AuditResponse};
 use enc_store::AuditRow;
 use serde::Deserialize;
@@ -21,6 +21,16 @@ pub struct AuditQuery {
     pub all: bool,
 }
 
+/// A version-2 entry's commitments (all three, or it is taken as version 1).
+fn sealing_of(r: &AuditRow) -> Option<Sealing<'_>> {
+    Some(Sealing {
+        salt: r.salt.as_deref(),
+        actor: r.actor_commit.as_deref()?,
+        target: r.target_commit.as_deref()?,
+        client: r.client_commit.as_deref()?,
+    })
+}
+
 /// Whether each entry's hash is right and chains to the one before, from the genesis.
 pub fn chain_intact(rows: &[AuditRow]) -> bool {
     verify_chain(
@@ -33,6 +43,7 @@ pub fn chain_intact(rows: &[AuditRow]) -> bool {
                 target: &r.target,
                 outcome: &r.outcome,
                 client: &r.client,
+                sealing: sealing_of(r),
             },
             prev_hash: &r.prev_hash,
             hash: &r.hash,
@@ -75,6 +86,10 @@ pub async fn list(
                 client: r.client,
                 prev_hash: r.prev_hash,
                 hash: r.hash,
+                salt: r.salt,
+                actor_commit: r.actor_commit,
+                target_commit: r.target_commit,
+                client_commit: r.client_commit,
             })
             .collect(),
         chain_verified: verified,

@@ -1,12 +1,13 @@
 //! The audit log: one hash chain for the whole deployment (system scope), appended strictly
 //! in order; on PostgreSQL appends from every replica take turns under one advisory lock.
 
-use enc_crypto::audit::{AuditFields, GENESIS, audit_hash};
+use enc_crypto::audit::{AuditFields, GENESIS, Sealing, audit_hash, new_salt, seal_fields};
 
 use super::{Q, Scope, SqlMeta, q};
 use crate::*;
 
-const AUDIT_COLS: &str = "seq, ts, actor, action, target, outcome, client, prev_hash, hash";
+const AUDIT_COLS: &str = "seq, ts, actor, action, target, outcome, client, prev_hash, hash, \
+     salt, actor_commit, target_commit, client_commit";
 
 #[async_trait::async_trait]
 impl Audit for SqlMeta {
@@ -27,6 +28,38 @@ impl Audit for SqlMeta {
         let head = head_in(&mut tx).await?;
         tx.execute_all(appends(head, &entries).0).await?;
         tx.commit().await
+    }
+
+    async fn audit_redact(&self, user_id: &str, needles: &[&str]) -> Result<(u64, u64)> {
+        let mut tx = self.db.write(Scope::System).await?;
+        tx.lock("audit").await?;
+        let contains = tx.pick("instr(target, ?) > 0", "strpos(target, ?) > 0");
+        let mut names = String::from("(actor_id = ?");
+        for _ in needles {
+            names.push_str(&format!(" OR actor = ? OR {contains}"));
+        }
+        names.push(')');
+        let bind = |mut stmt: super::Q| {
+            stmt = stmt.bind(user_id);
+            for n in needles {
+                stmt = stmt.binds((*n, *n));
+            }
+            stmt
+        };
+        let redacted = tx
+            .execute(bind(q(format!(
+                "UPDATE audit SET actor = '', target = '', client = '', actor_id = NULL, \
+                 salt = NULL WHERE actor_commit IS NOT NULL AND {names}"
+            ))))
+            .await?;
+        let left: Option<i64> = tx
+            .scalar(bind(q(format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM audit \
+                 WHERE actor_commit IS NULL AND {names}"
+            ))))
+            .await?;
+        tx.commit().await?;
+        Ok((redacted, left.unwrap_or(0) as u64))
     }
 
     async fn audit_list(&self, actor_id: Option<&str>) -> Result<Vec<AuditRow>> {
@@ -61,13 +94,16 @@ pub(crate) fn appends(head: (i64, String), entries: &[NewAudit]) -> (Vec<Q>, Opt
     let mut stmts = Vec::new();
     let mut last = None;
     for chunk in entries.chunks(64) {
-        let marks = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let marks = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
         let mut stmt = q(format!(
             "INSERT INTO audit (seq, ts, actor, actor_id, action, target, outcome, client, \
-             prev_hash, hash) VALUES {marks}"
+             prev_hash, hash, salt, actor_commit, target_commit, client_commit) VALUES {marks}"
         ));
         for e in chunk {
             seq += 1;
+            // Version 2: the hash covers commitments, so the values can be redacted.
+            let salt = new_salt();
+            let [ac, tc, cc] = seal_fields(&salt, &e.actor, &e.target, &e.client);
             let hash = audit_hash(
                 &prev_hash,
                 &AuditFields {
@@ -78,6 +114,12 @@ pub(crate) fn appends(head: (i64, String), entries: &[NewAudit]) -> (Vec<Q>, Opt
                     target: &e.target,
                     outcome: &e.outcome,
                     client: &e.client,
+                    sealing: Some(Sealing {
+                        salt: Some(&salt),
+                        actor: &ac,
+                        target: &tc,
+                        client: &cc,
+                    }),
                 },
             );
             stmt = stmt.binds((
@@ -92,6 +134,7 @@ pub(crate) fn appends(head: (i64, String), entries: &[NewAudit]) -> (Vec<Q>, Opt
                 &prev_hash,
                 &hash,
             ));
+            stmt = stmt.binds((&salt, &ac, &tc, &cc));
             last = Some(AuditRow {
                 seq,
                 ts: e.ts,
@@ -102,6 +145,10 @@ pub(crate) fn appends(head: (i64, String), entries: &[NewAudit]) -> (Vec<Q>, Opt
                 client: e.client.clone(),
                 prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
                 hash,
+                salt: Some(salt),
+                actor_commit: Some(ac),
+                target_commit: Some(tc),
+                client_commit: Some(cc),
             });
         }
         stmts.push(stmt);

@@ -12,6 +12,7 @@ use enc_store::*;
 use enc_store::{postgres, sqlite};
 use sqlx::Connection as _;
 
+mod audit;
 mod devices;
 mod engines;
 mod records;
