@@ -1,6 +1,7 @@
 //! `enc`: the command-line client. A thin shell over `enc_client`: parse, call, print.
 #![forbid(unsafe_code)]
 
+mod account;
 mod admin;
 mod auth;
 mod devices;
@@ -130,6 +131,9 @@ enum Command {
     /// Change your passphrase.
     #[command(subcommand)]
     Passphrase(PassphraseCmd),
+    /// Your account as a whole: export everything it can read.
+    #[command(subcommand)]
+    Account(account::AccountCmd),
     /// Records: a file sealed here under a fresh key that only you keep (the server's
     /// /records format, so apps' keys open them too); put, get, rm.
     #[command(subcommand)]
@@ -520,6 +524,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Command::Token(cmd) => admin::token(&profile, cmd, json),
         Command::Record(cmd) => records::run(&profile, cmd, json),
+        Command::Account(cmd) => account::run(&profile, cmd, json),
         Command::Restic(cmd) => admin::restic(&profile, cmd, json),
         Command::Audit { all, verify } => admin::audit(&profile, all, verify, json),
         Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),

@@ -9,6 +9,7 @@ pub mod backups;
 pub mod devices;
 mod direct;
 mod error;
+pub mod export;
 mod ops;
 mod profile;
 pub mod records;

@@ -39,6 +39,7 @@ fn readme_tour_restic_and_mercury_sections_run_as_written() {
         "## Versioned directories",
         "## Devices and device backups",
         "## Records",
+        "## Leaving enc",
         "## Hecate archives",
     ]
     .iter()

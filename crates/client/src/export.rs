@@ -1,0 +1,249 @@
+//! `enc account export DIR`: what the account can read, decrypted and verified as every
+//! other command does (signed trees and versions, device chains, content hashes), written
+//! under one new directory with `manifest.json`: what each file is, its size and SHA-256.
+//!
+//! Layout: `vaults/OWNER/NAME/…` (a vault's tree as `enc pull` writes it, or its objects from
+//! before trees), `backups/DEVICE/COUNTER-CLASS` (decrypted with the account key; an app's
+//! backup, which is its own ciphertext, as stored). What it cannot export is listed in the
+//! manifest with the way to get it: restic repositories (restic's own encryption: `restic
+//! copy` reads them with a token) and records (their keys are the caller's alone).
+
+use std::io::{Read as _, Seek as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::ops::Account;
+use crate::transfer::{Progress, PullOptions};
+use crate::tree::TreePullOptions;
+use crate::{ClientError, Result};
+
+/// The manifest written as `manifest.json`.
+#[derive(Debug, Serialize)]
+pub struct Manifest {
+    pub format: &'static str,
+    pub server: String,
+    pub user: String,
+    pub exported_at: i64,
+    pub vaults: Vec<ExportedVault>,
+    pub backups: Vec<ExportedBackup>,
+    /// What is the account's but not in this directory, and how to get it.
+    pub not_exported: Vec<String>,
+    /// Every file written, with its size and SHA-256 (hex).
+    pub files: Vec<ExportedFile>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExportedVault {
+    pub owner: String,
+    pub name: String,
+    pub id: String,
+    /// `tree` (its head commit, hex) or `objects`.
+    pub kind: String,
+    pub commit: Option<String>,
+    pub dir: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExportedBackup {
+    pub id: String,
+    pub device: String,
+    pub counter: u64,
+    pub classification: String,
+    pub created: i64,
+    /// `decrypted` (yours) or `as stored` (an app's own ciphertext).
+    pub content: &'static str,
+    pub file: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExportedFile {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+const AGE_HEADER: &[u8] = b"age-encryption.org/v1\n";
+
+fn relative(dir: &Path, p: &Path) -> String {
+    p.strip_prefix(dir)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> ClientError {
+    ClientError::io(what)
+}
+
+impl Account {
+    /// Exports everything this account can read into `dir`, which must not exist or be
+    /// empty; returns the manifest (also written as `dir/manifest.json`).
+    pub fn export(&self, dir: &Path, progress: &dyn Progress) -> Result<Manifest> {
+        if let Ok(mut entries) = std::fs::read_dir(dir)
+            && entries.next().is_some()
+        {
+            return Err(ClientError::Usage(format!(
+                "{} is not empty: export into a new directory",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let mut manifest = Manifest {
+            format: "enc export v1",
+            server: self.api.base().to_string(),
+            user: self.user().to_string(),
+            exported_at: crate::devices::unix_now(),
+            vaults: Vec::new(),
+            backups: Vec::new(),
+            not_exported: Vec::new(),
+            files: Vec::new(),
+        };
+        for info in self.vaults()? {
+            let spec = format!("{}/{}", info.owner, info.name);
+            let v = self.vault(Some(&spec))?;
+            let vdir = dir.join("vaults").join(&info.owner).join(&info.name);
+            std::fs::create_dir_all(&vdir).map_err(io(format!("creating {}", vdir.display())))?;
+            let head = self.tree_head(&v)?;
+            let (kind, commit) = match head {
+                Some(c) => {
+                    let plan = self.tree_pull_plan(
+                        &v,
+                        &TreePullOptions {
+                            path: None,
+                            dest: &vdir,
+                            force: false,
+                            at: None,
+                            delete: false,
+                        },
+                    )?;
+                    self.tree_pull(&v, plan, progress)?;
+                    ("tree", Some(hex::encode(c.hash)))
+                }
+                None => {
+                    for (name, _) in self.list(&v)? {
+                        let dest = vdir.join(&name);
+                        let opts = PullOptions {
+                            version: None,
+                            raw: false,
+                            dest: &dest,
+                        };
+                        self.pull(&v, &name, &opts, progress)?;
+                    }
+                    ("objects", None)
+                }
+            };
+            manifest.vaults.push(ExportedVault {
+                owner: info.owner.clone(),
+                name: info.name.clone(),
+                id: info.id.clone(),
+                kind: kind.into(),
+                commit,
+                dir: relative(dir, &vdir),
+            });
+        }
+        for b in self.backup_list(None, None, None)? {
+            let bdir = dir.join("backups").join(&b.device);
+            std::fs::create_dir_all(&bdir).map_err(io(format!("creating {}", bdir.display())))?;
+            let path = bdir.join(format!("{}-{}", b.counter, b.classification));
+            let content = self.export_backup(&b.id, &path)?;
+            manifest.backups.push(ExportedBackup {
+                id: b.id.clone(),
+                device: b.device.clone(),
+                counter: b.counter,
+                classification: b.classification.clone(),
+                created: b.created,
+                content,
+                file: relative(dir, &path),
+            });
+        }
+        for r in self.restic_repos()? {
+            manifest.not_exported.push(format!(
+                "restic repository {} ({} files, {} bytes): restic's own encryption; copy it \
+                 with `restic copy` using a read-only token (`enc token create --restic {} \
+                 --mode read-only`)",
+                r.name, r.objects, r.bytes, r.name
+            ));
+        }
+        manifest.not_exported.push(
+            "records: only their keys open them, and the keys are yours alone; read each with \
+             `enc record get ID --key-file FILE`"
+                .into(),
+        );
+        manifest.files = hash_tree(dir)?;
+        let text = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| ClientError::Usage(format!("writing the manifest: {e}")))?;
+        let path = dir.join("manifest.json");
+        std::fs::write(&path, text).map_err(io(format!("writing {}", path.display())))?;
+        Ok(manifest)
+    }
+
+    /// One backup, verified: decrypted if it is an age file to the account key (yours), else
+    /// as stored (an app's own ciphertext).
+    fn export_backup(&self, id: &str, path: &Path) -> Result<&'static str> {
+        let mut stored = tempfile::tempfile().map_err(io("a temporary file".into()))?;
+        self.backup_get(id, &mut stored, true)?;
+        stored
+            .rewind()
+            .map_err(io("reading the backup back".into()))?;
+        let mut head = vec![0u8; AGE_HEADER.len()];
+        let n = stored
+            .read(&mut head)
+            .map_err(io("reading the backup back".into()))?;
+        stored
+            .rewind()
+            .map_err(io("reading the backup back".into()))?;
+        let mut out =
+            std::fs::File::create(path).map_err(io(format!("creating {}", path.display())))?;
+        let content = if head[..n] == *AGE_HEADER {
+            enc_crypto::decrypt_stream(&[&self.keys.x25519], stored, 2, |chunk| {
+                out.write_all(chunk)
+            })
+            .map_err(|e| {
+                ClientError::Integrity(format!(
+                    "backup {id} does not decrypt with your account key ({e:?})"
+                ))
+            })?;
+            "decrypted"
+        } else {
+            std::io::copy(&mut stored, &mut out)
+                .map_err(io(format!("writing {}", path.display())))?;
+            "as stored"
+        };
+        out.sync_all()
+            .map_err(io(format!("writing {}", path.display())))?;
+        Ok(content)
+    }
+}
+
+/// Every file under `dir` (links not followed), with its size and SHA-256, sorted by path.
+fn hash_tree(dir: &Path) -> Result<Vec<ExportedFile>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(io(format!("reading {}", d.display())))? {
+            let entry = entry.map_err(io(format!("reading {}", d.display())))?;
+            let kind = entry
+                .file_type()
+                .map_err(io(format!("reading {}", d.display())))?;
+            let path = entry.path();
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() {
+                let mut f = std::fs::File::open(&path)
+                    .map_err(io(format!("reading {}", path.display())))?;
+                let mut h = Sha256::new();
+                let size = std::io::copy(&mut f, &mut h)
+                    .map_err(io(format!("reading {}", path.display())))?;
+                out.push(ExportedFile {
+                    path: relative(dir, &path),
+                    size,
+                    sha256: hex::encode(h.finalize()),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}

@@ -1,0 +1,78 @@
+//! `enc account export`: everything an account can read, decrypted and verified, under one
+//! directory with a manifest whose sizes and SHA-256s match the files.
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+#[test]
+fn an_account_exports_its_vaults_and_backups_with_a_manifest() {
+    let server = Server::start();
+    let alice = server.user("alice", "user");
+    let bob = server.user("bob", "user");
+    // A vault tree (a subdirectory, a symlink), a vault of objects from before trees, a
+    // vault shared by bob, and a backup.
+    std::fs::create_dir_all(alice.path("proj/src")).unwrap();
+    std::fs::write(alice.path("proj/README"), "read me").unwrap();
+    std::fs::write(alice.path("proj/src/main.rs"), "fn main() {}").unwrap();
+    std::os::unix::fs::symlink("README", alice.path("proj/LINK")).unwrap();
+    alice.ok(&["push", "proj"]);
+    alice.ok(&["vault", "create", "old"]);
+    std::fs::write(alice.path("notes.txt"), "an object").unwrap();
+    alice.ok(&["object", "push", "notes.txt", "--vault", "old"]);
+    bob.ok(&["vault", "create", "team"]);
+    std::fs::write(bob.path("plan.txt"), "bob's plan").unwrap();
+    bob.ok(&["push", "plan.txt", "--vault", "team"]);
+    bob.ok(&["vault", "share", "team", "alice"]);
+    std::fs::write(alice.path("report.pdf"), vec![42u8; 100_000]).unwrap();
+    let backup = alice.ok(&["backup", "put", "report.pdf", "--class", "Confidential"]);
+
+    let printed = alice.ok(&["account", "export", "out"]);
+    assert!(printed.trim().ends_with("out/manifest.json"), "{printed}");
+    alice.assert_file("out/vaults/alice/default/proj/README", "read me");
+    alice.assert_file("out/vaults/alice/default/proj/src/main.rs", "fn main() {}");
+    let link = std::fs::read_link(alice.path("out/vaults/alice/default/proj/LINK")).unwrap();
+    assert_eq!(link.to_str(), Some("README"));
+    alice.assert_file("out/vaults/alice/old/notes.txt", "an object");
+    alice.assert_file("out/vaults/bob/team/plan.txt", "bob's plan");
+
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(alice.path("out/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["user"], "alice");
+    let vaults = m["vaults"].as_array().unwrap();
+    assert_eq!(vaults.len(), 3, "{vaults:?}");
+    let kinds: Vec<(&str, &str)> = vaults
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v["kind"].as_str().unwrap()))
+        .collect();
+    assert!(kinds.contains(&("default", "tree")) && kinds.contains(&("old", "objects")));
+    let b = &m["backups"][0];
+    assert_eq!(b["id"].as_str(), Some(backup.trim()));
+    assert_eq!(b["content"], "decrypted");
+    assert_eq!(b["classification"], "Confidential");
+    alice.assert_file(
+        &format!("out/{}", b["file"].as_str().unwrap()),
+        vec![42u8; 100_000],
+    );
+    // Every file is in the manifest with its true size and SHA-256, and nothing else is.
+    let files = m["files"].as_array().unwrap();
+    assert!(files.len() >= 5, "{files:?}");
+    for f in files {
+        let bytes =
+            std::fs::read(alice.path(&format!("out/{}", f["path"].as_str().unwrap()))).unwrap();
+        assert_eq!(f["size"].as_u64(), Some(bytes.len() as u64));
+        assert_eq!(f["sha256"].as_str(), Some(sha256_hex(&bytes).as_str()));
+    }
+    assert!(
+        m["not_exported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with("records"))
+    );
+
+    // Never into a directory that holds something.
+    let e = alice.fail(&["account", "export", "out"]);
+    assert!(e.contains("not empty"), "{e}");
+}
