@@ -265,6 +265,22 @@ impl Bar {
         Self(bar)
     }
 
+    /// Work of unknown size: bytes so far and the rate, on a terminal without `-q`.
+    pub fn open_ended(label: &str) -> Self {
+        let bar = if !quiet() && std::io::stderr().is_terminal() {
+            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            b.set_style(
+                ProgressStyle::with_template("{msg} {spinner} {bytes} {bytes_per_sec}")
+                    .expect("valid template"),
+            );
+            b.set_message(label.to_string());
+            b
+        } else {
+            ProgressBar::hidden()
+        };
+        Self(bar)
+    }
+
     pub fn finish(&self) {
         self.0.finish_and_clear();
     }

@@ -397,6 +397,31 @@ impl Api {
         })
     }
 
+    /// `GET` with HTTP Basic credentials (a restic token) into `out`, at most `max` bytes;
+    /// with `accept`, that `Accept` header. The bytes written.
+    pub(crate) fn get_basic_to(
+        &self,
+        path: &str,
+        (user, password): (&str, &str),
+        accept: Option<&str>,
+        out: &mut impl std::io::Write,
+        max: u64,
+    ) -> Result<u64> {
+        use std::io::Read as _;
+        let mut rb = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .basic_auth(user, Some(password));
+        if let Some(a) = accept {
+            rb = rb.header(reqwest::header::ACCEPT, a);
+        }
+        let resp = self.send(rb)?;
+        std::io::copy(&mut resp.take(max), out).map_err(|e| ClientError::Transport {
+            server: self.base.clone(),
+            detail: format!("reading the answer: {e}"),
+        })
+    }
+
     /// `GET` JSON, with one more header.
     pub(crate) fn get_with<T: DeserializeOwned>(
         &self,

@@ -5,8 +5,10 @@
 //! Layout: `vaults/OWNER/NAME/…` (a vault's tree as `enc pull` writes it, or its objects from
 //! before trees), `backups/DEVICE/COUNTER-CLASS` (decrypted with the account key; an app's
 //! backup, which is its own ciphertext, as stored). What it cannot export is listed in the
-//! manifest with the way to get it: restic repositories (restic's own encryption: `restic
-//! copy` reads them with a token) and records (their keys are the caller's alone).
+//! manifest with the way to get it: records (their keys are the caller's alone) and Mercury
+//! archives. restic repositories are copied as stored under `restic/NAME`, in the layout of
+//! a local repository (`restic -r DIR` opens it with the repository's password), each file
+//! checked against the SHA-256 restic names it by.
 
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -28,6 +30,9 @@ pub struct Manifest {
     pub exported_at: i64,
     pub vaults: Vec<ExportedVault>,
     pub backups: Vec<ExportedBackup>,
+    /// restic repositories, copied as stored (restic's own encryption): each directory is a
+    /// repository `restic -r DIR` opens with its password.
+    pub restic: Vec<ExportedRepo>,
     /// What is the account's but not in this directory, and how to get it.
     pub not_exported: Vec<String>,
     /// Every file written, with its size and SHA-256 (hex).
@@ -55,6 +60,13 @@ pub struct ExportedBackup {
     /// `decrypted` (yours) or `as stored` (an app's own ciphertext).
     pub content: &'static str,
     pub file: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExportedRepo {
+    pub name: String,
+    pub files: usize,
+    pub dir: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -97,6 +109,7 @@ impl Account {
             exported_at: crate::devices::unix_now(),
             vaults: Vec::new(),
             backups: Vec::new(),
+            restic: Vec::new(),
             not_exported: Vec::new(),
             files: Vec::new(),
         };
@@ -159,16 +172,22 @@ impl Account {
             });
         }
         for r in self.restic_repos()? {
-            manifest.not_exported.push(format!(
-                "restic repository {} ({} files, {} bytes): restic's own encryption; copy it \
-                 with `restic copy` using a read-only token (`enc token create --restic {} \
-                 --mode read-only`)",
-                r.name, r.objects, r.bytes, r.name
-            ));
+            let rdir = dir.join("restic").join(&r.name);
+            let files = self.export_restic(&r.name, &rdir, progress)?;
+            manifest.restic.push(ExportedRepo {
+                name: r.name.clone(),
+                files,
+                dir: relative(dir, &rdir),
+            });
         }
         manifest.not_exported.push(
             "records: only their keys open them, and the keys are yours alone; read each with \
              `enc record get ID --key-file FILE`"
+                .into(),
+        );
+        manifest.not_exported.push(
+            "Mercury (Hecate) archives: download them with Hecate's client and a token from \
+             `enc token create --mercury`"
                 .into(),
         );
         manifest.files = hash_tree(dir)?;
@@ -177,6 +196,97 @@ impl Account {
         let path = dir.join("manifest.json");
         std::fs::write(&path, text).map_err(io(format!("writing {}", path.display())))?;
         Ok(manifest)
+    }
+
+    /// A restic repository copied file by file through the restic protocol (a read-only
+    /// token made for the copy and revoked after it), in the layout of a local repository,
+    /// so `restic -r DIR` opens it with the repository's password. The files copied.
+    fn export_restic(&self, repo: &str, rdir: &Path, progress: &dyn Progress) -> Result<usize> {
+        let made = self.create_token(&enc_proto::CreateTokenRequest {
+            kind: "restic".into(),
+            scope: repo.into(),
+            mode: "read-only".into(),
+            expires_in: Some(86_400),
+            label: "enc account export".into(),
+        })?;
+        let copied = self.copy_restic(repo, rdir, (self.user(), &made.token), progress);
+        let revoked = self.revoke_token(&made.info.id);
+        let n = copied?;
+        revoked?;
+        Ok(n)
+    }
+
+    fn copy_restic(
+        &self,
+        repo: &str,
+        rdir: &Path,
+        login: (&str, &str),
+        progress: &dyn Progress,
+    ) -> Result<usize> {
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            name: String,
+            size: u64,
+        }
+        const V2: &str = "application/vnd.x.restic.rest.v2";
+        let base = format!("/restic/{}/{repo}", self.user());
+        // Each file's size and SHA-256 as written (restic names its files by the latter).
+        let fetch = |path: &str, dest: &Path, max: u64| -> Result<(u64, String)> {
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(io(format!("creating {}", parent.display())))?;
+            }
+            let f =
+                std::fs::File::create(dest).map_err(io(format!("creating {}", dest.display())))?;
+            let mut out = Hashed(f, Sha256::new());
+            let n = self.api.get_basic_to(path, login, None, &mut out, max)?;
+            out.0
+                .sync_all()
+                .map_err(io(format!("writing {}", dest.display())))?;
+            progress.advance(n);
+            Ok((n, hex::encode(out.1.finalize())))
+        };
+        fetch(&format!("{base}/config"), &rdir.join("config"), 1 << 20)?;
+        let mut files = 1;
+        for kind in ["keys", "snapshots", "index", "data"] {
+            let mut listing = Vec::new();
+            self.api.get_basic_to(
+                &format!("{base}/{kind}/"),
+                login,
+                Some(V2),
+                &mut listing,
+                1 << 30,
+            )?;
+            let listed: Vec<Listed> = serde_json::from_slice(&listing).map_err(|e| {
+                ClientError::Integrity(format!("the listing of {repo}/{kind} is not restic's: {e}"))
+            })?;
+            for l in listed {
+                if l.name.is_empty() || !l.name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ClientError::Integrity(format!(
+                        "{repo}/{kind} lists a file named {:?}",
+                        l.name
+                    )));
+                }
+                // A local repository keeps data files under the first two digits of their name.
+                let dest = match kind {
+                    "data" => rdir
+                        .join(kind)
+                        .join(&l.name[..2.min(l.name.len())])
+                        .join(&l.name),
+                    _ => rdir.join(kind).join(&l.name),
+                };
+                let (n, hash) = fetch(&format!("{base}/{kind}/{}", l.name), &dest, l.size + 1)?;
+                if n != l.size || hash != l.name.to_ascii_lowercase() {
+                    return Err(ClientError::Integrity(format!(
+                        "{repo}/{kind}/{} is not the file restic stored (its size or SHA-256 \
+                         differ from its name and listing)",
+                        l.name
+                    )));
+                }
+                files += 1;
+            }
+        }
+        Ok(files)
     }
 
     /// One backup, verified: decrypted if it is an age file to the account key (yours), else
@@ -214,6 +324,21 @@ impl Account {
         out.sync_all()
             .map_err(io(format!("writing {}", path.display())))?;
         Ok(content)
+    }
+}
+
+/// A file being written and the SHA-256 of what went into it.
+struct Hashed(std::fs::File, Sha256);
+
+impl std::io::Write for Hashed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
 

@@ -26,6 +26,19 @@ fn an_account_exports_its_vaults_and_backups_with_a_manifest() {
     bob.ok(&["vault", "share", "team", "alice"]);
     std::fs::write(alice.path("report.pdf"), vec![42u8; 100_000]).unwrap();
     let backup = alice.ok(&["backup", "put", "report.pdf", "--class", "Confidential"]);
+    // A restic repository with a snapshot.
+    let restic = have_tool("restic").then(|| {
+        let repo = crate::restic::Repo::new(
+            &server,
+            &alice,
+            "laptop",
+            &restic_token(&alice, "laptop", "full"),
+            alice.dir.path(),
+        );
+        repo.ok(&["init"]);
+        repo.ok(&["backup", &alice.path("proj").display().to_string()]);
+        repo
+    });
 
     let printed = alice.ok(&["account", "export", "out"]);
     assert!(printed.trim().ends_with("out/manifest.json"), "{printed}");
@@ -71,6 +84,38 @@ fn an_account_exports_its_vaults_and_backups_with_a_manifest() {
             .iter()
             .any(|n| n.as_str().unwrap().starts_with("records"))
     );
+
+    // The restic repository, copied as stored, opens locally with its password, checks
+    // whole, and restores what was backed up; the export's token is revoked.
+    if restic.is_some() {
+        assert_eq!(m["restic"][0]["name"], "laptop");
+        let local = alice.path("out/restic/laptop");
+        let restic_local = |args: &[&str]| {
+            let out = std::process::Command::new("restic")
+                .args(["-r", &local.display().to_string(), "--no-cache"])
+                .args(args)
+                .env("RESTIC_PASSWORD", "restic repository password")
+                .output()
+                .expect("restic");
+            assert!(
+                out.status.success(),
+                "restic {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        restic_local(&["check", "--read-data"]);
+        let target = alice.path("restored");
+        restic_local(&[
+            "restore",
+            "latest",
+            "--target",
+            &target.display().to_string(),
+        ]);
+        let restored = target.join(alice.path("proj").strip_prefix("/").unwrap());
+        assert_eq!(std::fs::read(restored.join("README")).unwrap(), b"read me");
+        let tokens = alice.ok(&["token", "ls", "--json"]);
+        assert!(!tokens.contains("enc account export"), "{tokens}");
+    }
 
     // Never into a directory that holds something.
     let e = alice.fail(&["account", "export", "out"]);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::harness::*;
 
 /// One restic repository on the server, as one token sees it.
-struct Repo {
+pub(crate) struct Repo {
     url_base: String,
     user: String,
     repo: String,
@@ -18,7 +18,7 @@ struct Repo {
 }
 
 impl Repo {
-    fn new(server: &Server, user: &User, repo: &str, token: &str, tmp: &Path) -> Self {
+    pub(crate) fn new(server: &Server, user: &User, repo: &str, token: &str, tmp: &Path) -> Self {
         let cacert = tmp.join("server.pem");
         if !cacert.exists() {
             let out = server.admin_cmd(&["cert", "export"]);
@@ -69,7 +69,7 @@ impl Repo {
         self.cmd(args).output().expect("running restic")
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
