@@ -37,6 +37,14 @@ pub struct Manifest {
     pub not_exported: Vec<String>,
     /// Every file written, with its size and SHA-256 (hex).
     pub files: Vec<ExportedFile>,
+    /// Every symbolic link written (a vault tree's), with its target.
+    pub links: Vec<ExportedLink>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExportedLink {
+    pub path: String,
+    pub target: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,7 +109,15 @@ impl Account {
                 dir.display()
             )));
         }
-        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        // Only this user may read what lands here (it is decrypted).
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io(format!("creating {}", dir.display())))?;
+        }
         let mut manifest = Manifest {
             format: "enc export v1",
             server: self.api.base().to_string(),
@@ -112,11 +128,16 @@ impl Account {
             restic: Vec::new(),
             not_exported: Vec::new(),
             files: Vec::new(),
+            links: Vec::new(),
         };
         for info in self.vaults()? {
             let spec = format!("{}/{}", info.owner, info.name);
             let v = self.vault(Some(&spec))?;
-            let vdir = dir.join("vaults").join(&info.owner).join(&info.name);
+            // Names come from the server: each must be one plain path component.
+            let vdir = dir
+                .join("vaults")
+                .join(component(&info.owner, "an owner's name")?)
+                .join(component(&info.name, "a vault name")?);
             std::fs::create_dir_all(&vdir).map_err(io(format!("creating {}", vdir.display())))?;
             let head = self.tree_head(&v)?;
             let (kind, commit) = match head {
@@ -157,22 +178,21 @@ impl Account {
             });
         }
         for b in self.backup_list(None, None, None)? {
-            let bdir = dir.join("backups").join(&b.device);
-            std::fs::create_dir_all(&bdir).map_err(io(format!("creating {}", bdir.display())))?;
-            let path = bdir.join(format!("{}-{}", b.counter, b.classification));
-            let content = self.export_backup(&b.id, &path)?;
+            let (info, content, path) = self.export_backup(&b.id, &dir.join("backups"))?;
             manifest.backups.push(ExportedBackup {
-                id: b.id.clone(),
-                device: b.device.clone(),
-                counter: b.counter,
-                classification: b.classification.clone(),
-                created: b.created,
+                id: info.id.clone(),
+                device: info.device.clone(),
+                counter: info.counter,
+                classification: info.classification.clone(),
+                created: info.created,
                 content,
                 file: relative(dir, &path),
             });
         }
         for r in self.restic_repos()? {
-            let rdir = dir.join("restic").join(&r.name);
+            let rdir = dir
+                .join("restic")
+                .join(component(&r.name, "a repository name")?);
             let files = self.export_restic(&r.name, &rdir, progress)?;
             manifest.restic.push(ExportedRepo {
                 name: r.name.clone(),
@@ -190,7 +210,7 @@ impl Account {
              `enc token create --mercury`"
                 .into(),
         );
-        manifest.files = hash_tree(dir)?;
+        (manifest.files, manifest.links) = hash_tree(dir)?;
         let text = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| ClientError::Usage(format!("writing the manifest: {e}")))?;
         let path = dir.join("manifest.json");
@@ -206,7 +226,7 @@ impl Account {
             kind: "restic".into(),
             scope: repo.into(),
             mode: "read-only".into(),
-            expires_in: Some(86_400),
+            expires_in: Some(3600),
             label: "enc account export".into(),
         })?;
         let copied = self.copy_restic(repo, rdir, (self.user(), &made.token), progress);
@@ -236,8 +256,7 @@ impl Account {
                 std::fs::create_dir_all(parent)
                     .map_err(io(format!("creating {}", parent.display())))?;
             }
-            let f =
-                std::fs::File::create(dest).map_err(io(format!("creating {}", dest.display())))?;
+            let f = create_new(dest)?;
             let mut out = Hashed(f, Sha256::new());
             let n = self.api.get_basic_to(path, login, None, &mut out, max)?;
             out.0
@@ -246,7 +265,18 @@ impl Account {
             progress.advance(n);
             Ok((n, hex::encode(out.1.finalize())))
         };
-        fetch(&format!("{base}/config"), &rdir.join("config"), 1 << 20)?;
+        const CONFIG_MAX: u64 = 1 << 20;
+        if fetch(
+            &format!("{base}/config"),
+            &rdir.join("config"),
+            CONFIG_MAX + 1,
+        )?
+        .0 > CONFIG_MAX
+        {
+            return Err(ClientError::Integrity(format!(
+                "{repo}'s config is larger than any restic writes"
+            )));
+        }
         let mut files = 1;
         for kind in ["keys", "snapshots", "index", "data"] {
             let mut listing = Vec::new();
@@ -261,7 +291,13 @@ impl Account {
                 ClientError::Integrity(format!("the listing of {repo}/{kind} is not restic's: {e}"))
             })?;
             for l in listed {
-                if l.name.is_empty() || !l.name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                // restic names its files by their SHA-256: 64 lower-case hex digits.
+                if l.name.len() != 64
+                    || !l
+                        .name
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                {
                     return Err(ClientError::Integrity(format!(
                         "{repo}/{kind} lists a file named {:?}",
                         l.name
@@ -275,7 +311,11 @@ impl Account {
                         .join(&l.name),
                     _ => rdir.join(kind).join(&l.name),
                 };
-                let (n, hash) = fetch(&format!("{base}/{kind}/{}", l.name), &dest, l.size + 1)?;
+                let (n, hash) = fetch(
+                    &format!("{base}/{kind}/{}", l.name),
+                    &dest,
+                    l.size.saturating_add(1),
+                )?;
                 if n != l.size || hash != l.name.to_ascii_lowercase() {
                     return Err(ClientError::Integrity(format!(
                         "{repo}/{kind}/{} is not the file restic stored (its size or SHA-256 \
@@ -289,11 +329,25 @@ impl Account {
         Ok(files)
     }
 
-    /// One backup, verified: decrypted if it is an age file to the account key (yours), else
-    /// as stored (an app's own ciphertext).
-    fn export_backup(&self, id: &str, path: &Path) -> Result<&'static str> {
+    /// One backup, verified, under `bdir/DEVICE/COUNTER-CLASS` (from the verified entry):
+    /// decrypted if it is an age file to the account key (yours), else as stored (an app's
+    /// own ciphertext).
+    fn export_backup(
+        &self,
+        id: &str,
+        bdir: &Path,
+    ) -> Result<(enc_proto::BackupInfo, &'static str, PathBuf)> {
         let mut stored = tempfile::tempfile().map_err(io("a temporary file".into()))?;
-        self.backup_get(id, &mut stored, true)?;
+        let info = self.backup_get(id, &mut stored, true)?;
+        if !["Internal", "Confidential", "Restricted"].contains(&info.classification.as_str()) {
+            return Err(ClientError::Integrity(format!(
+                "backup {id} has the classification {:?}",
+                info.classification
+            )));
+        }
+        let ddir = bdir.join(component(&info.device, "a device id")?);
+        std::fs::create_dir_all(&ddir).map_err(io(format!("creating {}", ddir.display())))?;
+        let path = ddir.join(format!("{}-{}", info.counter, info.classification));
         stored
             .rewind()
             .map_err(io("reading the backup back".into()))?;
@@ -304,8 +358,7 @@ impl Account {
         stored
             .rewind()
             .map_err(io("reading the backup back".into()))?;
-        let mut out =
-            std::fs::File::create(path).map_err(io(format!("creating {}", path.display())))?;
+        let mut out = create_new(&path)?;
         let content = if head[..n] == *AGE_HEADER {
             enc_crypto::decrypt_stream(&[&self.keys.x25519], stored, 2, |chunk| {
                 out.write_all(chunk)
@@ -323,8 +376,35 @@ impl Account {
         };
         out.sync_all()
             .map_err(io(format!("writing {}", path.display())))?;
-        Ok(content)
+        Ok((info, content, path))
     }
+}
+
+/// A name the server gave, checked to be one plain path component (no separator, not `.`
+/// or `..`, no leading dot, no control character), so nothing lands outside the export.
+fn component<'a>(name: &'a str, what: &str) -> Result<&'a str> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '+'));
+    if ok {
+        Ok(name)
+    } else {
+        Err(ClientError::Integrity(format!(
+            "the server named {what} {name:?}, which is no plain file name: nothing exported under it"
+        )))
+    }
+}
+
+/// A new file: never an existing one, nor through a link planted in the way.
+fn create_new(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io(format!("creating {}", path.display())))
 }
 
 /// A file being written and the SHA-256 of what went into it.
@@ -342,9 +422,11 @@ impl std::io::Write for Hashed {
     }
 }
 
-/// Every file under `dir` (links not followed), with its size and SHA-256, sorted by path.
-fn hash_tree(dir: &Path) -> Result<Vec<ExportedFile>> {
+/// Every file under `dir` with its size and SHA-256, and every link with its target (links
+/// not followed), sorted by path.
+fn hash_tree(dir: &Path) -> Result<(Vec<ExportedFile>, Vec<ExportedLink>)> {
     let mut out = Vec::new();
+    let mut links = Vec::new();
     let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).map_err(io(format!("reading {}", d.display())))? {
@@ -355,6 +437,13 @@ fn hash_tree(dir: &Path) -> Result<Vec<ExportedFile>> {
             let path = entry.path();
             if kind.is_dir() {
                 stack.push(path);
+            } else if kind.is_symlink() {
+                let target =
+                    std::fs::read_link(&path).map_err(io(format!("reading {}", path.display())))?;
+                links.push(ExportedLink {
+                    path: relative(dir, &path),
+                    target: target.to_string_lossy().into_owned(),
+                });
             } else if kind.is_file() {
                 let mut f = std::fs::File::open(&path)
                     .map_err(io(format!("reading {}", path.display())))?;
@@ -370,5 +459,6 @@ fn hash_tree(dir: &Path) -> Result<Vec<ExportedFile>> {
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+    links.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((out, links))
 }

@@ -104,10 +104,14 @@ pub fn audit_hash(prev_hash: &str, f: &AuditFields<'_>) -> String {
     hex(&h.finalize())
 }
 
-/// Whether a version-2 entry's clear fields are those its commitments name (always true of
-/// a redacted one, whose clear fields are gone, and of a version-1 entry).
+/// Whether a version-2 entry's clear fields are those its commitments name; a redacted one
+/// (no salt) must show none (else a server could show any text there); a version-1 entry's
+/// are its hash's own.
 fn opens(f: &AuditFields<'_>) -> bool {
     match &f.sealing {
+        Some(Sealing { salt: None, .. }) => {
+            f.actor.is_empty() && f.target.is_empty() && f.client.is_empty()
+        }
         Some(Sealing {
             salt: Some(salt),
             actor,
@@ -284,6 +288,10 @@ mod tests {
             e.salt = None;
         }
         assert_eq!(verify_v2(&edited), Ok(()));
+        // A redacted entry that shows text again (any text: nothing can check it) is refused.
+        edited[0].actor = "alice".into();
+        assert_eq!(verify_v2(&edited), Err(1));
+        edited[0].actor.clear();
         // A commitment changed is a broken hash, redacted or not.
         edited[0].commits[0] = commitment("actor", "x", "eve");
         assert_eq!(verify_v2(&edited), Err(1));

@@ -77,6 +77,10 @@ fn an_account_exports_its_vaults_and_backups_with_a_manifest() {
         assert_eq!(f["size"].as_u64(), Some(bytes.len() as u64));
         assert_eq!(f["sha256"].as_str(), Some(sha256_hex(&bytes).as_str()));
     }
+    let links = m["links"].as_array().unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!(links[0]["path"], "vaults/alice/default/proj/LINK");
+    assert_eq!(links[0]["target"], "README");
     assert!(
         m["not_exported"]
             .as_array()
@@ -120,4 +124,11 @@ fn an_account_exports_its_vaults_and_backups_with_a_manifest() {
     // Never into a directory that holds something.
     let e = alice.fail(&["account", "export", "out"]);
     assert!(e.contains("not empty"), "{e}");
+
+    // A server that names a vault like a path does not get the export to write outside its
+    // directory.
+    server.operator_sql("UPDATE vaults SET name = '../../escape' WHERE name = 'old'");
+    let e = alice.fail(&["account", "export", "out2"]);
+    assert!(e.contains("no plain file name"), "{e}");
+    assert!(!alice.path("escape").exists() && !alice.dir.path().join("../escape").exists());
 }

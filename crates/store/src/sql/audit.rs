@@ -31,6 +31,12 @@ impl Audit for SqlMeta {
     }
 
     async fn audit_redact(&self, user_id: &str, needles: &[&str]) -> Result<(u64, u64)> {
+        // An empty needle is in every target.
+        if user_id.is_empty() || needles.iter().any(|n| n.is_empty()) {
+            return Err(StoreError::Conflict(
+                "redaction needs a user id and non-empty names",
+            ));
+        }
         let mut tx = self.db.write(Scope::System).await?;
         tx.lock("audit").await?;
         let contains = tx.pick("instr(target, ?) > 0", "strpos(target, ?) > 0");
