@@ -14,40 +14,12 @@ Usage: scripts/bench_backups.py [--count 10000] [--runs 2] [--workdir DIR]
 Builds the release binaries first. Needs restic on the PATH (to initialise the repository).
 """
 import argparse, json, os, shutil, subprocess, sys, tempfile
-from benchlib import make_cert, sh, cpu_seconds, free_port, wait_port, mean
+from benchlib import EncServer, make_cert, sh, cpu_seconds, mean
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release")
 EXAMPLES = os.path.join(BIN, "examples")
 DEVICES = 16
-
-
-class Server:
-    def __init__(self, work, cert):
-        self.work = work
-        self.data = os.path.join(work, "enc-data")
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, "enc-server"), "--data-dir", self.data, "--listen",
-             f"127.0.0.1:{self.port}", "--log", "warn", "--tls-cert", cert[0], "--tls-key", cert[1]],
-            stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-        self.url = f"https://127.0.0.1:{self.port}"
-        tok = sh(os.path.join(BIN, "enc-server"), "--data-dir", self.data, "user", "create", "bench",
-                 capture_output=True, text=True).stdout.strip()
-        fp = sh(os.path.join(BIN, "enc-server"), "--data-dir", self.data, "--tls-cert", cert[0],
-                "--tls-key", cert[1], "cert", "fingerprint", capture_output=True, text=True).stdout.strip()
-        self.env = dict(os.environ, ENC_CONFIG_DIR=os.path.join(work, "enc-cfg"), ENC_SERVER=self.url,
-                        ENC_USER="bench", ENC_PASSPHRASE="benchmark passphrase", ENC_FINGERPRINT=fp)
-        self.enc("register", "--token", tok)
-
-    def enc(self, *args):
-        return sh(os.path.join(BIN, "enc"), *args, env=self.env, capture_output=True,
-                  text=True).stdout
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
 
 
 def restic_path(srv, cert, count):
@@ -102,7 +74,7 @@ def main():
         for run in range(a.runs):
             order = ["backups", "restic"] if run % 2 == 0 else ["restic", "backups"]
             for which in order:
-                srv = Server(tempfile.mkdtemp(dir=work), cert)
+                srv = EncServer(BIN, tempfile.mkdtemp(dir=work), cert)
                 try:
                     r = backups_path(srv, a.count) if which == "backups" else restic_path(srv, cert, a.count)
                 finally:

@@ -15,40 +15,12 @@ Usage: scripts/bench_records.py [--count 5000] [--runs 2] [--workdir DIR]
 Builds the release binaries first.
 """
 import argparse, json, os, shutil, subprocess, sys, tempfile
-from benchlib import make_cert, sh, cpu_seconds, free_port, wait_port, mean
+from benchlib import EncServer, make_cert, sh, cpu_seconds, mean
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release")
 LOAD = os.path.join(BIN, "examples", "records_load")
-
-
-class Server:
-    def __init__(self, work, cert):
-        self.work = work
-        self.data = os.path.join(work, "enc-data")
-        self.port = free_port()
-        conf = os.path.join(work, "enc.toml")
-        with open(conf, "w") as f:
-            f.write("[records]\nenabled = true\n")
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, "enc-server"), "--config", conf, "--data-dir", self.data,
-             "--listen", f"127.0.0.1:{self.port}", "--log", "warn", "--tls-cert", cert[0],
-             "--tls-key", cert[1]], stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-        self.url = f"https://127.0.0.1:{self.port}"
-        tok = sh(os.path.join(BIN, "enc-server"), "--data-dir", self.data, "user", "create", "bench",
-                 capture_output=True, text=True).stdout.strip()
-        fp = sh(os.path.join(BIN, "enc-server"), "--data-dir", self.data, "--tls-cert", cert[0],
-                "--tls-key", cert[1], "cert", "fingerprint", capture_output=True, text=True).stdout.strip()
-        env = dict(os.environ, ENC_CONFIG_DIR=os.path.join(work, "enc-cfg"), ENC_SERVER=self.url,
-                   ENC_USER="bench", ENC_PASSPHRASE="benchmark passphrase", ENC_FINGERPRINT=fp)
-        sh(os.path.join(BIN, "enc"), "register", "--token", tok, env=env, capture_output=True)
-        self.token = sh(os.path.join(BIN, "enc"), "token", "create", "--records", env=env,
-                        capture_output=True, text=True).stdout.strip()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
+RECORDS_ON = "[records]\nenabled = true\n"
 
 
 def run_path(srv, which, count):
@@ -75,7 +47,8 @@ def main():
         for run in range(a.runs):
             order = ["single", "batch"] if run % 2 == 0 else ["batch", "single"]
             for which in order:
-                srv = Server(tempfile.mkdtemp(dir=work), cert)
+                srv = EncServer(BIN, tempfile.mkdtemp(dir=work), cert, config=RECORDS_ON)
+                srv.token = srv.enc("token", "create", "--records").strip()
                 try:
                     r = run_path(srv, which, a.count)
                 finally:

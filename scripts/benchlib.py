@@ -60,3 +60,43 @@ def make_cert(work):
        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return cert
+
+
+class EncServer:
+    """A release enc-server on a fresh data directory under `work`, over TLS with `cert`
+    (make_cert's pair), with a registered user `bench`; `config` is the text of a TOML
+    configuration file, if any. `enc(...)` runs the CLI as that user."""
+
+    def __init__(self, bin_dir, work, cert, config=None):
+        self.bin = bin_dir
+        self.work = work
+        self.data = os.path.join(work, "enc-data")
+        self.port = free_port()
+        args = [os.path.join(bin_dir, "enc-server")]
+        if config is not None:
+            path = os.path.join(work, "enc.toml")
+            with open(path, "w") as f:
+                f.write(config)
+            args += ["--config", path]
+        self.proc = subprocess.Popen(
+            args + ["--data-dir", self.data, "--listen", f"127.0.0.1:{self.port}", "--log", "warn",
+                    "--tls-cert", cert[0], "--tls-key", cert[1]],
+            stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+        self.url = f"https://127.0.0.1:{self.port}"
+        server = os.path.join(bin_dir, "enc-server")
+        tok = sh(server, "--data-dir", self.data, "user", "create", "bench",
+                 capture_output=True, text=True).stdout.strip()
+        fp = sh(server, "--data-dir", self.data, "--tls-cert", cert[0], "--tls-key", cert[1],
+                "cert", "fingerprint", capture_output=True, text=True).stdout.strip()
+        self.env = dict(os.environ, ENC_CONFIG_DIR=os.path.join(work, "enc-cfg"), ENC_SERVER=self.url,
+                        ENC_USER="bench", ENC_PASSPHRASE="benchmark passphrase", ENC_FINGERPRINT=fp)
+        self.enc("register", "--token", tok)
+
+    def enc(self, *args):
+        return sh(os.path.join(self.bin, "enc"), *args, env=self.env, capture_output=True,
+                  text=True).stdout
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()

@@ -21,12 +21,12 @@ pub enum ChainCheck {
 /// Recomputes entry hashes; with `full`, also that they chain from the genesis without gaps.
 /// A version-2 entry's commitments (all three, or it is taken as version 1).
 fn sealing_of(e: &AuditEntry) -> Option<enc_crypto::audit::Sealing<'_>> {
-    Some(enc_crypto::audit::Sealing {
-        salt: e.salt.as_deref(),
-        actor: e.actor_commit.as_deref()?,
-        target: e.target_commit.as_deref()?,
-        client: e.client_commit.as_deref()?,
-    })
+    enc_crypto::audit::Sealing::stored(
+        e.salt.as_deref(),
+        e.actor_commit.as_deref(),
+        e.target_commit.as_deref(),
+        e.client_commit.as_deref(),
+    )
 }
 
 pub fn check_chain(entries: &[AuditEntry], full: bool) -> ChainCheck {

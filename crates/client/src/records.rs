@@ -19,16 +19,11 @@ struct Sealed {
 
 /// A record id as the server takes it: 1–128 bytes in hex, in lower case.
 pub fn record_id(id: &str) -> Result<String> {
-    let ok = !id.is_empty()
-        && id.len() <= 256
-        && id.len().is_multiple_of(2)
-        && id.bytes().all(|b| b.is_ascii_hexdigit());
-    if !ok {
-        return Err(ClientError::Usage(format!(
+    enc_crypto::record::record_id(id).ok_or_else(|| {
+        ClientError::Usage(format!(
             "record id {id:?}: 1 to 128 bytes in hex (an even number of hex digits)"
-        )));
-    }
-    Ok(id.to_ascii_lowercase())
+        ))
+    })
 }
 
 /// A fresh random record id (16 bytes, hex).

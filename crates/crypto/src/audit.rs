@@ -40,6 +40,24 @@ pub struct Sealing<'a> {
     pub client: &'a str,
 }
 
+impl<'a> Sealing<'a> {
+    /// A stored entry's sealing: all three commitments present (version 2), else `None`
+    /// (version 1).
+    pub fn stored(
+        salt: Option<&'a str>,
+        actor: Option<&'a str>,
+        target: Option<&'a str>,
+        client: Option<&'a str>,
+    ) -> Option<Self> {
+        Some(Self {
+            salt,
+            actor: actor?,
+            target: target?,
+            client: client?,
+        })
+    }
+}
+
 /// The commitment to one field of an entry: `SHA-256("enc audit field\0" ‖ name ‖ 0 ‖ salt
 /// ‖ 0 ‖ value)`, hex. Without the salt (random per entry, deleted with the value) it reveals
 /// nothing of a guessable value such as a user name.
@@ -71,13 +89,7 @@ pub fn seal_fields(salt: &str, actor: &str, target: &str, client: &str) -> [Stri
 }
 
 fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
-    }
-    out
+    hex::encode(bytes)
 }
 
 /// `SHA-256(prev_hash ‖ length-prefixed fields)`, hex: version 1 over the fields in clear,

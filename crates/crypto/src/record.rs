@@ -27,6 +27,16 @@ pub const RECORD_OVERHEAD: usize = 1 + NONCE_LEN + 16;
 /// Bytes of a record key.
 pub const RECORD_KEY_LEN: usize = 32;
 
+/// A record id as stored: 1–128 bytes in hex (as enc-server-go's client sends ids), in lower
+/// case; `None` for anything else. The one rule of the server and `enc record`.
+pub fn record_id(id: &str) -> Option<String> {
+    let ok = !id.is_empty()
+        && id.len() <= 256
+        && id.len().is_multiple_of(2)
+        && id.bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then(|| id.to_ascii_lowercase())
+}
+
 /// A record's key: 256 random bits, returned to its caller once and kept by no server.
 #[derive(Clone, zeroize::ZeroizeOnDrop)]
 pub struct RecordKey([u8; RECORD_KEY_LEN]);

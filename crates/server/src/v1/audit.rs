@@ -23,12 +23,12 @@ pub struct AuditQuery {
 
 /// A version-2 entry's commitments (all three, or it is taken as version 1).
 fn sealing_of(r: &AuditRow) -> Option<Sealing<'_>> {
-    Some(Sealing {
-        salt: r.salt.as_deref(),
-        actor: r.actor_commit.as_deref()?,
-        target: r.target_commit.as_deref()?,
-        client: r.client_commit.as_deref()?,
-    })
+    Sealing::stored(
+        r.salt.as_deref(),
+        r.actor_commit.as_deref(),
+        r.target_commit.as_deref(),
+        r.client_commit.as_deref(),
+    )
 }
 
 /// Whether each entry's hash is right and chains to the one before, from the genesis.

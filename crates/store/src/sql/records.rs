@@ -7,24 +7,6 @@ use crate::*;
 
 const RECORD_COLS: &str = "owner, id, sealed, key_check, size, created";
 
-/// The first of these records' ids that their owner already has, if any.
-async fn taken(tx: &mut super::Tx, rows: &[RecordRow]) -> Result<Option<String>> {
-    for chunk in rows.chunks(500) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let mut stmt = q(format!(
-            "SELECT id FROM records WHERE owner = ? AND id IN ({marks}) LIMIT 1"
-        ))
-        .bind(&chunk[0].owner);
-        for r in chunk {
-            stmt = stmt.bind(&r.id);
-        }
-        if let Some(id) = tx.scalar::<String>(stmt).await? {
-            return Ok(Some(id));
-        }
-    }
-    Ok(None)
-}
-
 #[async_trait::async_trait]
 impl Records for SqlMeta {
     async fn put_records(
@@ -37,30 +19,31 @@ impl Records for SqlMeta {
             return Ok(None);
         }
         let mut tx = self.db.write(Scope::Tenant).await?;
-        // An id taken refuses the whole call before anything changes.
-        if let Some(id) = taken(&mut tx, &rows).await? {
-            return Ok(Some(id));
-        }
-        let total: i64 = rows.iter().map(|r| r.size).sum();
-        charge(&mut tx, user_id, total, quota).await?;
-        // A concurrent call may have taken an id since the check (PostgreSQL): nothing is
-        // inserted twice, and the call is refused as if the check had seen it.
-        let mut inserted = 0;
+        // An id taken (before, or by a concurrent call on PostgreSQL) is not inserted again:
+        // then the whole call is refused, naming it, and its transaction dropped.
+        let mut inserted = std::collections::HashSet::with_capacity(rows.len());
         for chunk in rows.chunks(64) {
             let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             let mut stmt = q(format!(
-                "INSERT INTO records ({RECORD_COLS}) VALUES {values} ON CONFLICT DO NOTHING"
+                "INSERT INTO records ({RECORD_COLS}) VALUES {values} \
+                 ON CONFLICT DO NOTHING RETURNING id"
             ));
             for r in chunk {
                 stmt = stmt.binds((&r.owner, &r.id, &r.sealed, &r.key_check, r.size, r.created));
             }
-            inserted += tx.execute(stmt).await?;
+            inserted.extend(
+                tx.returning::<(String,)>(stmt)
+                    .await?
+                    .into_iter()
+                    .map(|(id,)| id),
+            );
         }
-        if inserted != rows.len() as u64 {
-            // Dropped without a commit: nothing of this call stays.
-            let id = taken(&mut tx, &rows).await?;
-            return Ok(Some(id.unwrap_or_else(|| rows[0].id.clone())));
+        if let Some(r) = rows.iter().find(|r| !inserted.contains(&r.id)) {
+            return Ok(Some(r.id.clone()));
         }
+        // The charge last: a refusal drops the transaction, so nothing of the call stays.
+        let total: i64 = rows.iter().map(|r| r.size).sum();
+        charge(&mut tx, user_id, total, quota).await?;
         tx.commit().await?;
         Ok(None)
     }

@@ -29,12 +29,15 @@ fn verifies(rows: &[AuditRow]) -> Result<(), i64> {
                 target: &r.target,
                 outcome: &r.outcome,
                 client: &r.client,
-                sealing: Some(Sealing {
-                    salt: r.salt.as_deref(),
-                    actor: r.actor_commit.as_deref().expect("version 2"),
-                    target: r.target_commit.as_deref().expect("version 2"),
-                    client: r.client_commit.as_deref().expect("version 2"),
-                }),
+                sealing: Some(
+                    Sealing::stored(
+                        r.salt.as_deref(),
+                        r.actor_commit.as_deref(),
+                        r.target_commit.as_deref(),
+                        r.client_commit.as_deref(),
+                    )
+                    .expect("version 2"),
+                ),
             },
             prev_hash: &r.prev_hash,
             hash: &r.hash,

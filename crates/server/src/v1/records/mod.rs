@@ -123,17 +123,9 @@ pub(crate) fn not_found() -> ApiError {
 
 /// A record id: 1–128 bytes in hex, in lower case.
 pub(crate) fn record_id(id: &str) -> ApiResult<String> {
-    let ok = !id.is_empty()
-        && id.len() <= 256
-        && id.len().is_multiple_of(2)
-        && id.bytes().all(|b| b.is_ascii_hexdigit());
-    if ok {
-        Ok(id.to_ascii_lowercase())
-    } else {
-        Err(ApiError::BadRequest(
-            "id: 1 to 128 bytes in hex (an even number of hex digits)".into(),
-        ))
-    }
+    enc_crypto::record::record_id(id).ok_or_else(|| {
+        ApiError::BadRequest("id: 1 to 128 bytes in hex (an even number of hex digits)".into())
+    })
 }
 
 /// A record key: 64 hex digits.
