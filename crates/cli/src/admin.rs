@@ -186,12 +186,18 @@ pub fn user(profile: &Profile, cmd: UserCmd, json: bool) -> anyhow::Result<()> {
                 ui::table(&["NAME", "ROLE", "STATE", "USED", "QUOTA"], &rows);
             }
         }
-        UserCmd::Rm { name, yes } => {
-            if !yes && !ui::confirm(&format!("Remove user {name} and everything they own?"))? {
+        UserCmd::Rm { name, erase, yes } => {
+            let what = if erase { "Erase" } else { "Remove" };
+            if !yes && !ui::confirm(&format!("{what} user {name} and everything they own?"))? {
                 bail!("not removed (pass --yes to confirm without a terminal)");
             }
-            acct.remove_user(&name)?;
-            ui::note!("removed user {name}");
+            if erase {
+                let job = acct.erase_user(&name)?;
+                crate::account::follow(&acct.api, &job, json)?;
+            } else {
+                acct.remove_user(&name)?;
+                ui::note!("removed user {name}");
+            }
         }
         UserCmd::SetRole { name, role } => {
             acct.set_role(&name, &role)?;

@@ -315,10 +315,18 @@ enum UserCmd {
     },
     /// List users with role, state, usage and quota.
     Ls,
-    /// Remove a user and everything they own.
+    /// Remove a user and everything they own. With --erase, every trace of them leaves the
+    /// server: their vaults, backups, restic repositories, Mercury archives, records,
+    /// devices, tokens and keys, their membership of others' vaults, and their name from
+    /// the audit log (one tombstone entry keeps their id); what they wrote into others'
+    /// vaults stays there, attributed to an erased user. Waits for the job and reports what
+    /// it removed.
     Rm {
         /// The user.
         name: String,
+        /// Erase instead of remove (see above).
+        #[arg(long)]
+        erase: bool,
         /// Do not ask for confirmation.
         #[arg(long, short)]
         yes: bool,

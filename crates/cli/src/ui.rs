@@ -281,9 +281,36 @@ impl Bar {
         Self(bar)
     }
 
+    /// A spinner with a changing message (the step a job is at), on a terminal without
+    /// `-q`.
+    pub fn steps(label: &str) -> Self {
+        let bar = if !quiet() && std::io::stderr().is_terminal() {
+            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            b.set_style(
+                ProgressStyle::with_template("{prefix} {spinner} {msg}").expect("valid template"),
+            );
+            b.set_prefix(label.to_string());
+            b.enable_steady_tick(std::time::Duration::from_millis(120));
+            b
+        } else {
+            ProgressBar::hidden()
+        };
+        Self(bar)
+    }
+
+    /// Shows `msg` beside the label.
+    pub fn set_message(&self, msg: &str) {
+        self.0.set_message(msg.to_string());
+    }
+
     pub fn finish(&self) {
         self.0.finish_and_clear();
     }
+}
+
+/// `--passphrase-file`, as given on the command line.
+pub fn passphrase_file() -> Option<&'static Path> {
+    PASSPHRASE_FILE.get().and_then(|f| f.as_deref())
 }
 
 impl enc_client::Progress for Bar {

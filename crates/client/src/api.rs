@@ -131,6 +131,12 @@ impl Api {
         self
     }
 
+    /// The same connection without credentials.
+    pub fn anonymous(mut self) -> Self {
+        self.token = None;
+        self
+    }
+
     /// The pinned certificate fingerprint (empty for plain HTTP).
     pub fn pinned_fingerprint(&self) -> &str {
         self.pinned.as_deref().unwrap_or("")
@@ -464,12 +470,19 @@ pub(crate) fn query(pairs: &[(&str, &str)]) -> String {
         out.push(if i == 0 { '?' } else { '&' });
         out.push_str(k);
         out.push('=');
-        for b in v.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                out.push(b as char);
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
+        out.push_str(&encode(v));
+    }
+    out
+}
+
+/// `v` percent-encoded (all but unreserved characters), for a query value or a path segment.
+pub(crate) fn encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
     }
     out

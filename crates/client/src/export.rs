@@ -5,8 +5,9 @@
 //! Layout: `vaults/OWNER/NAME/…` (a vault's tree as `enc pull` writes it, or its objects from
 //! before trees), `backups/DEVICE/COUNTER-CLASS` (decrypted with the account key; an app's
 //! backup, which is its own ciphertext, as stored). What it cannot export is listed in the
-//! manifest with the way to get it: records (their keys are the caller's alone) and Mercury
-//! archives. restic repositories are copied as stored under `restic/NAME`, in the layout of
+//! manifest with the way to get it: records (their keys are the caller's alone). Mercury
+//! (Hecate) archives are copied as stored under `mercury/NAME` (Hecate's own ciphertext).
+//! restic repositories are copied as stored under `restic/NAME`, in the layout of
 //! a local repository (`restic -r DIR` opens it with the repository's password), each file
 //! checked against the SHA-256 restic names it by.
 
@@ -33,12 +34,22 @@ pub struct Manifest {
     /// restic repositories, copied as stored (restic's own encryption): each directory is a
     /// repository `restic -r DIR` opens with its password.
     pub restic: Vec<ExportedRepo>,
+    /// Mercury (Hecate) archives, as stored (Hecate's own encryption).
+    pub mercury: Vec<ExportedArchive>,
     /// What is the account's but not in this directory, and how to get it.
     pub not_exported: Vec<String>,
     /// Every file written, with its size and SHA-256 (hex).
     pub files: Vec<ExportedFile>,
     /// Every symbolic link written (a vault tree's), with its target.
     pub links: Vec<ExportedLink>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExportedArchive {
+    pub name: String,
+    pub size: u64,
+    pub created: i64,
+    pub file: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -126,6 +137,7 @@ impl Account {
             vaults: Vec::new(),
             backups: Vec::new(),
             restic: Vec::new(),
+            mercury: Vec::new(),
             not_exported: Vec::new(),
             files: Vec::new(),
             links: Vec::new(),
@@ -205,17 +217,52 @@ impl Account {
              `enc record get ID --key-file FILE`"
                 .into(),
         );
-        manifest.not_exported.push(
-            "Mercury (Hecate) archives: download them with Hecate's client and a token from \
-             `enc token create --mercury`"
-                .into(),
-        );
+        let archives: Vec<enc_proto::MercuryArchive> = self.api.get("/v1/mercury/archives")?;
+        for a in archives {
+            let path = dir.join("mercury").join(archive_name(&a.name)?);
+            self.export_archive(&a, &path, progress)?;
+            manifest.mercury.push(ExportedArchive {
+                file: relative(dir, &path),
+                name: a.name,
+                size: a.size,
+                created: a.created,
+            });
+        }
         (manifest.files, manifest.links) = hash_tree(dir)?;
         let text = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| ClientError::Usage(format!("writing the manifest: {e}")))?;
         let path = dir.join("manifest.json");
         std::fs::write(&path, text).map_err(io(format!("writing {}", path.display())))?;
         Ok(manifest)
+    }
+
+    /// One Mercury archive, as stored, at `path` (created new): all of it, or an error.
+    fn export_archive(
+        &self,
+        a: &enc_proto::MercuryArchive,
+        path: &Path,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(io(format!("creating {}", parent.display())))?;
+        }
+        let mut f = create_new(path)?;
+        let n = self.api.get_to(
+            &format!("/v1/mercury/archives/{}", crate::api::encode(&a.name)),
+            &mut f,
+            a.size.saturating_add(1),
+        )?;
+        f.sync_all()
+            .map_err(io(format!("writing {}", path.display())))?;
+        progress.advance(n);
+        if n != a.size {
+            return Err(ClientError::Integrity(format!(
+                "the Mercury archive {:?} came with {n} bytes; the server lists {}",
+                a.name, a.size
+            )));
+        }
+        Ok(())
     }
 
     /// A restic repository copied file by file through the restic protocol (a read-only
@@ -382,6 +429,25 @@ impl Account {
 
 /// A name the server gave, checked to be one plain path component (no separator, not `.`
 /// or `..`, no leading dot, no control character), so nothing lands outside the export.
+/// A Mercury archive's name as one path component: Hecate's names may hold spaces and most
+/// punctuation, but never `/`, `\`, `..` or control characters (the server's own rule), and
+/// it is not `.`.
+fn archive_name(name: &str) -> Result<&str> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && !name.contains(['/', '\\'])
+        && !name.contains("..")
+        && !name.chars().any(char::is_control);
+    if ok {
+        Ok(name)
+    } else {
+        Err(ClientError::Integrity(format!(
+            "the server named an archive {name:?}, which is no plain file name: nothing exported under it"
+        )))
+    }
+}
+
 fn component<'a>(name: &'a str, what: &str) -> Result<&'a str> {
     let ok = !name.is_empty()
         && name.len() <= 255

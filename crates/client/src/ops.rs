@@ -47,7 +47,7 @@ fn prelogin(api: &Api, user: &str) -> Result<(Vec<u8>, KdfParams)> {
     Ok((enc_crypto::unb64(&pre.salt)?, kdf_params(&pre.kdf)))
 }
 
-fn derive(api: &Api, user: &str, passphrase: &str) -> Result<enc_crypto::AccountKeys> {
+pub(crate) fn derive(api: &Api, user: &str, passphrase: &str) -> Result<enc_crypto::AccountKeys> {
     let (salt, kdf) = prelogin(api, user)?;
     Ok(enc_crypto::kdf::derive(passphrase.as_bytes(), &salt, kdf)?)
 }

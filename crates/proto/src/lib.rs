@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 
 mod devices;
+mod erasure;
 pub use devices::*;
+pub use erasure::*;
 
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;

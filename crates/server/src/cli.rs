@@ -467,6 +467,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     let gc = tokio::spawn(crate::rules::gc::run(state.clone(), cancel.clone()));
+    tokio::spawn(crate::rules::erasure::resume(state.clone(), cancel.clone()));
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!(
         "enc-server listening on {scheme}://{}",

@@ -93,6 +93,7 @@ pub trait MetaStore:
     + Devices
     + Backups
     + Records
+    + Erasures
     + 'static
 {
 }
@@ -113,6 +114,7 @@ impl<T> MetaStore for T where
         + Devices
         + Backups
         + Records
+        + Erasures
         + 'static
 {
 }

@@ -40,7 +40,8 @@ pub trait Users: Send + Sync {
     async fn list_users(&self) -> Result<Vec<UserRow>>;
     /// Sets (or with `None` clears) a user's own quota in bytes.
     async fn set_quota(&self, name: &str, quota: Option<i64>) -> Result<()>;
-    /// Deletes a user with everything they own; queues their blobs for deletion.
+    /// Deletes a user with everything they own; queues their blobs for deletion. `Conflict`
+    /// while they are being erased (the erasure removes them).
     async fn delete_user(&self, name: &str) -> Result<()>;
     /// Changes a user's role.
     async fn set_role(&self, name: &str, role: &str) -> Result<()>;
@@ -447,4 +448,39 @@ pub trait Records: Send + Sync {
         owner: &str,
         targets: &[(String, Option<String>)],
     ) -> Result<Vec<String>>;
+}
+
+/// Erasure jobs (system scope): a user's every trace taken off the server in
+/// [`ERASURE_STEPS`], each step one transaction that also records the next.
+#[async_trait::async_trait]
+pub trait Erasures: Send + Sync {
+    /// Starts erasing `user_id` (job id `id`; `pseudonym`: their records' owner): in one
+    /// transaction, their sessions, tokens and SSH keys are deleted and their passphrase
+    /// and invitation stop working, so nothing they held acts again. `Conflict` if a job for
+    /// them exists, or if they signed vault-tree commits in vaults others own (those commits
+    /// name them in signed bytes: erasing them would make those vaults' history
+    /// unverifiable); `NotFound` without such a user.
+    async fn erasure_begin(
+        &self,
+        id: &str,
+        user_id: &str,
+        by_admin: bool,
+        pseudonym: Option<&str>,
+    ) -> Result<ErasureRow>;
+    /// The job `id`.
+    async fn erasure(&self, id: &str) -> Result<Option<ErasureRow>>;
+    /// Jobs not done, oldest first.
+    async fn erasures_pending(&self) -> Result<Vec<ErasureRow>>;
+    /// Runs step `step` of job `id` (a name of [`ERASURE_STEPS`]) if it is the job's next,
+    /// and moves the job on, in one transaction. The `account` step runs every earlier step
+    /// again before it deletes the user (whatever a request in flight wrote after its step
+    /// is taken too). The job as it stands after.
+    async fn erasure_step(&self, id: &str, step: &str) -> Result<ErasureRow>;
+    /// Whether blobs queued for collection at or before `at` remain.
+    async fn blobs_queued_before(&self, at: i64) -> Result<u64>;
+    /// Makes deleted rows unrecoverable from the database's files where the engine lets it:
+    /// SQLite rebuilds the database (`VACUUM`: no free page or gap in a page keeps an old
+    /// row, whenever it was deleted) and empties its write-ahead log. Nothing on PostgreSQL,
+    /// whose dead rows stay in its files until their space is reused (no dump shows them).
+    async fn compact(&self) -> Result<()>;
 }

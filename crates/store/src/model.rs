@@ -386,6 +386,11 @@ pub struct MercuryFileRow {
     pub created: i64,
 }
 
+/// The Mercury space of an enc user's own archives (`mercury_files.space`).
+pub fn mercury_user_space(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+
 /// A name reservation for a Mercury upload.
 #[derive(Debug, Clone)]
 pub struct MercuryReservation {
@@ -599,4 +604,74 @@ pub struct RecordRow {
     pub size: i64,
     /// Unix seconds.
     pub created: i64,
+}
+
+/// An erasure job: the steps of [`ERASURE_STEPS`] run in order, each committed together with
+/// the number of the next, so a restart resumes at the first one not done.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ErasureRow {
+    /// Random (hex): the caller's handle on the job, and how the server's records name the
+    /// erased user once their id is gone (`label`).
+    pub id: String,
+    /// The user being erased; `None` once their row is deleted (the audit chain's tombstone
+    /// entry keeps the id).
+    pub user_id: Option<String>,
+    /// What the user's authorship in others' vaults is attributed to from now on.
+    pub label: String,
+    /// Their records' owner pseudonym, taken at the start (`None` without a records pepper);
+    /// emptied with `user_id`.
+    pub pseudonym: Option<String>,
+    /// The index in [`ERASURE_STEPS`] of the next step to run.
+    pub step: i64,
+    /// `what=n` pairs, space-separated: what the steps done so far removed.
+    pub counts: String,
+    /// 1 when an admin asked, 0 when the user did.
+    pub by_admin: i64,
+    /// Unix seconds.
+    pub started: i64,
+    pub finished: Option<i64>,
+}
+
+/// The steps of an erasure, in the order they run. Each is one transaction that also moves
+/// the job to the next, so a step is done exactly once; the last (`collect`) is the server's:
+/// it deletes the queued blobs and compacts the database.
+pub const ERASURE_STEPS: [&str; 11] = [
+    "records",
+    "backups",
+    "mercury",
+    "restic",
+    "vaults",
+    "elsewhere",
+    "credentials",
+    "audit",
+    "account",
+    "collect",
+    "done",
+];
+
+impl ErasureRow {
+    /// The name of the next step.
+    pub fn next_step(&self) -> &'static str {
+        ERASURE_STEPS
+            .get(self.step.max(0) as usize)
+            .copied()
+            .unwrap_or("done")
+    }
+
+    /// Whether every step is done.
+    pub fn is_done(&self) -> bool {
+        self.next_step() == "done"
+    }
+
+    /// The counts as pairs, in the order the steps recorded them (a name ending in
+    /// `_left_naming` counts what could not be removed).
+    pub fn count_pairs(&self) -> Vec<(String, u64)> {
+        self.counts
+            .split_whitespace()
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect()
+    }
 }

@@ -21,6 +21,9 @@ pub async fn open(path: &Path) -> Result<SqlMeta> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
+        // Deleted rows are overwritten with zeros, not left in free pages (an erased
+        // user's rows must not be readable from the file).
+        .pragma("secure_delete", "ON")
         .busy_timeout(Duration::from_secs(10));
     // No ping before a connection is handed out: it checks nothing a local file could
     // lose, and costs a round trip to the connection's thread per transaction.

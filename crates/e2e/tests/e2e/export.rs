@@ -40,6 +40,20 @@ fn an_account_exports_its_vaults_and_backups_with_a_manifest() {
         repo
     });
 
+    // A Mercury (Hecate) archive, its name with a space as Hecate's allow.
+    let token = alice
+        .ok(&["token", "create", "--mercury", "--label", "hecate"])
+        .trim()
+        .to_string();
+    random_file(&alice.path("week 1.hecate"), 300_000);
+    let mercury = crate::erasure::mercury_upload(
+        &server,
+        &token,
+        "week 1.hecate",
+        &alice.path("week 1.hecate"),
+        alice.dir.path(),
+    );
+
     let printed = alice.ok(&["account", "export", "out"]);
     assert!(printed.trim().ends_with("out/manifest.json"), "{printed}");
     alice.assert_file("out/vaults/alice/default/proj/README", "read me");
@@ -76,6 +90,30 @@ fn an_account_exports_its_vaults_and_backups_with_a_manifest() {
             std::fs::read(alice.path(&format!("out/{}", f["path"].as_str().unwrap()))).unwrap();
         assert_eq!(f["size"].as_u64(), Some(bytes.len() as u64));
         assert_eq!(f["sha256"].as_str(), Some(sha256_hex(&bytes).as_str()));
+    }
+    if mercury {
+        // Bob gets for alice's archive exactly what he gets for none, and lists nothing.
+        let bob_get = |path: &str| {
+            let r = http()
+                .get(format!("{}{path}", server.url))
+                .bearer_auth(bob.token())
+                .send()
+                .expect("GET");
+            (r.status(), r.text().expect("body"))
+        };
+        assert_eq!(
+            bob_get("/v1/mercury/archives/week%201.hecate"),
+            bob_get("/v1/mercury/archives/no%20such.hecate")
+        );
+        assert_eq!(bob_get("/v1/mercury/archives/week%201.hecate").0, 404);
+        assert_eq!(bob_get("/v1/mercury/archives").1, "[]");
+        let a = &m["mercury"][0];
+        assert_eq!(a["name"], "week 1.hecate");
+        assert_eq!(a["size"], 300_000);
+        assert!(same_file(
+            &alice.path("week 1.hecate"),
+            &alice.path(&format!("out/{}", a["file"].as_str().unwrap()))
+        ));
     }
     let links = m["links"].as_array().unwrap();
     assert_eq!(links.len(), 1, "{links:?}");

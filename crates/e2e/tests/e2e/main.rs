@@ -6,6 +6,7 @@ mod harness;
 mod basics;
 mod cli;
 mod devices;
+mod erasure;
 mod export;
 mod hardening;
 mod integrity;

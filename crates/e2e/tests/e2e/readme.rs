@@ -1,6 +1,6 @@
-//! The README's five-minute tour, restic, vault-tree, device and Mercury sections, run as written by a
-//! shell on a fresh directory, substituting only the port (8443, which may be taken) and the
-//! configuration directory.
+//! The README's five-minute tour, restic, vault-tree, device, records, export, erasure and
+//! Mercury sections, run as written by a shell on a fresh directory, substituting only the
+//! port (8443, which may be taken) and the configuration directory.
 
 use std::path::Path;
 use std::process::Command;
@@ -39,7 +39,8 @@ fn readme_tour_restic_and_mercury_sections_run_as_written() {
         "## Versioned directories",
         "## Devices and device backups",
         "## Records",
-        "## Leaving enc",
+        "## Leaving enc: export",
+        "## Leaving enc: erasure",
         "## Hecate archives",
     ]
     .iter()
@@ -82,6 +83,10 @@ fn readme_tour_restic_and_mercury_sections_run_as_written() {
     assert_eq!(read("copy.pdf"), "quarterly figures\n");
     assert_eq!(read("report-again.pdf"), "revised figures\n");
     assert_eq!(read("bobs-plan.txt"), "the plan\n");
+    assert!(
+        stdout.contains("account\t1") && stdout.contains("memberships"),
+        "enc account delete's report: {stdout}"
+    );
     assert_eq!(read("report-backup.pdf"), "revised figures\n");
     assert!(
         stdout.contains("snapshot") && stdout.contains("saved"),

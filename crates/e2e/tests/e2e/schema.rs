@@ -31,7 +31,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
         .args(["--tls-verify", "false"])
         .args([
             "--exclude-path-regex",
-            r"^/v1/(auth/logout|sessions/\{id\}|users/\{name\})$",
+            r"^/v1/(auth/logout|sessions/\{id\}|users/\{name\}|me/erase)$",
         ])
         .args(["--max-examples", "15", "--seed", "1", "--workers", "1"])
         .args(["--request-timeout", "30", "--no-color"])

@@ -334,7 +334,7 @@ impl std::fmt::Display for Space {
     /// The stored form: `user:<id>`, `client:<id>` or `psk`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Space::User(id) => write!(f, "user:{id}"),
+            Space::User(id) => f.write_str(&enc_store::mercury_user_space(id)),
             Space::Client(id) => write!(f, "client:{id}"),
             Space::Preshared => f.write_str("psk"),
         }

@@ -23,13 +23,14 @@ pub fn kick(state: &AppState) {
     }
     let state = state.clone();
     tokio::spawn(async move {
-        sweep(&state).await;
+        let _ = sweep(&state).await;
         state.gc_running.store(false, Ordering::Release);
     });
 }
 
-/// One pass: expire stale uploads, delete queued blobs.
-pub async fn sweep(state: &AppState) {
+/// One pass: expire stale uploads, delete queued blobs. How many deletions failed (they are
+/// retried on a later pass), or `None` if the queue could not be read or updated.
+pub async fn sweep(state: &AppState) -> Option<usize> {
     let idle = state.config.session_idle_timeout.as_secs() as i64;
     if let Err(e) = state.meta.prune(crate::rules::now(), idle).await {
         tracing::warn!(error = %e, "pruning sessions and throttle entries failed");
@@ -43,13 +44,14 @@ pub async fn sweep(state: &AppState) {
     {
         tracing::warn!(error = %e, "expiring uploads failed");
     }
+    let mut failures = 0;
     loop {
         let keys = match state.meta.gc_pending(crate::rules::now(), 256).await {
-            Ok(k) if k.is_empty() => return,
+            Ok(k) if k.is_empty() => return Some(failures),
             Ok(k) => k,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the blob queue failed");
-                return;
+                return None;
             }
         };
         let mut done = Vec::with_capacity(keys.len());
@@ -70,6 +72,7 @@ pub async fn sweep(state: &AppState) {
                 }
             }
         }
+        failures += failed.len();
         if !failed.is_empty() {
             // To the back of the queue, so one bad key does not stall the rest.
             if let Err(e) = state
@@ -81,11 +84,11 @@ pub async fn sweep(state: &AppState) {
             }
         }
         if done.is_empty() {
-            return;
+            return Some(failures);
         }
         if let Err(e) = state.meta.gc_done(&done).await {
             tracing::warn!(error = %e, "updating the blob queue failed");
-            return;
+            return None;
         }
     }
 }
@@ -93,7 +96,7 @@ pub async fn sweep(state: &AppState) {
 /// Runs [`sweep`] now and then every minute until cancelled.
 pub async fn run(state: AppState, cancel: CancellationToken) {
     loop {
-        sweep(&state).await;
+        let _ = sweep(&state).await;
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(60)) => {}

@@ -1,5 +1,5 @@
 //! Rules every protocol shares: credentials, throttling, roles and quotas, the upload path,
-//! group commit and the collector.
+//! group commit, the collector and erasure jobs.
 
 use base64::Engine as _;
 use rand::RngCore;
@@ -7,6 +7,7 @@ use sha2::Digest as _;
 
 pub mod batch;
 pub mod credentials;
+pub mod erasure;
 pub mod gc;
 pub mod ingest;
 pub mod pepper;

@@ -7,10 +7,12 @@ use axum::routing::{delete, get, post, put};
 
 use crate::state::AppState;
 
+pub mod archives;
 pub mod audit;
 pub mod auth;
 pub mod backups;
 pub mod devices;
+pub mod erasure;
 pub mod objects;
 pub mod openapi;
 pub mod records;
@@ -30,6 +32,10 @@ pub fn router<S>(state: AppState) -> Router<S> {
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::me))
         .route("/me/passphrase", put(auth::change_passphrase))
+        .route("/me/erase", post(erasure::erase_me))
+        .route("/erasures/{id}", get(erasure::status))
+        .route("/mercury/archives", get(archives::list))
+        .route("/mercury/archives/{name}", get(archives::download))
         .route("/sessions", get(auth::list_sessions))
         .route("/sessions/{id}", delete(auth::revoke_session))
         .route(

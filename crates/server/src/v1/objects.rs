@@ -434,10 +434,19 @@ pub async fn download(
         .version(&v.id, &version_id)
         .await?
         .ok_or(ApiError::NotFound("object"))?;
-    let stream = state.blobs.read(&row.blob_key).await.map_err(|e| match e {
-        enc_store::StoreError::NotFound => {
-            ApiError::Internal(format!("blob {} missing", row.blob_key))
-        }
+    let mut resp = blob_response(&state, &row.blob_key, row.size.max(0) as u64).await?;
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&row.hash) {
+        h.insert("x-enc-hash", v);
+    }
+    Ok(resp)
+}
+
+/// A blob streamed as `application/octet-stream` of `size` bytes (a missing blob is the
+/// server's fault: 500, logged).
+pub(crate) async fn blob_response(state: &AppState, key: &str, size: u64) -> ApiResult<Response> {
+    let stream = state.blobs.read(key).await.map_err(|e| match e {
+        enc_store::StoreError::NotFound => ApiError::Internal(format!("blob {key} missing")),
         other => other.into(),
     })?;
     let mut resp = Body::from_stream(stream).into_response();
@@ -446,9 +455,6 @@ pub async fn download(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(row.size as u64));
-    if let Ok(v) = HeaderValue::from_str(&row.hash) {
-        h.insert("x-enc-hash", v);
-    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     Ok(resp)
 }

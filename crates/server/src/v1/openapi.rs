@@ -3,7 +3,10 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{audit, auth, backups, devices, objects, records, tokens, trees, users, vaults};
+use super::{
+    archives, audit, auth, backups, devices, erasure, objects, records, tokens, trees, users,
+    vaults,
+};
 
 /// The `/v1` API.
 #[derive(OpenApi)]
@@ -23,8 +26,9 @@ use super::{audit, auth, backups, devices, objects, records, tokens, trees, user
         backups::content, backups::remove, backups::chain, backups::usage,
         records::create, records::read, records::remove, records::put_sealed, records::get_sealed,
         records::batch::create, records::batch::read, records::batch::remove,
+        erasure::erase_me, erasure::status, archives::list, archives::download,
     ),
-    tags((name = "auth"), (name = "users"), (name = "vaults"), (name = "objects"), (name = "trees"), (name = "audit"), (name = "tokens"), (name = "restic"), (name = "devices"), (name = "backups"), (name = "records", description = "The enc-server-go record routes at /records (not under /v1). Authenticate with a session or a token of kind `records`."))
+    tags((name = "auth"), (name = "users"), (name = "vaults"), (name = "objects"), (name = "trees"), (name = "audit"), (name = "tokens"), (name = "restic"), (name = "devices"), (name = "backups"), (name = "mercury", description = "Your Mercury (Hecate) archives over HTTPS, as stored, for export; Hecate's clients use the WebSocket protocol."), (name = "records", description = "The enc-server-go record routes at /records (not under /v1). Authenticate with a session or a token of kind `records`."))
 )]
 pub struct ApiDoc;
 

@@ -3,10 +3,11 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse as _, Response};
 use enc_proto::*;
 
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::json::ApiJson;
+use crate::http::json::{ApiJson, ApiQuery};
 use crate::rules::policy::Permission;
 use crate::state::AppState;
 use crate::v1::auth::{Session, invite};
@@ -88,23 +89,51 @@ pub async fn list_users(
     ))
 }
 
-/// `DELETE /v1/users/{name}`: removes a user and everything they own.
-#[utoipa::path(delete, path = "/v1/users/{name}", responses((status = 204), (status = 404, body = ErrorBody)), tag = "users")]
+/// `DELETE /v1/users/{name}`: removes a user and everything they own (204); with
+/// `?erase=true`, erases them (202 with the job): the audit log's entries about them lose
+/// their name too, and the job reports what it removed (`GET /v1/erasures/{id}`).
+#[utoipa::path(delete, path = "/v1/users/{name}", params(RemoveUserQuery),
+    responses((status = 204), (status = 202, body = ErasureInfo), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)), tag = "users")]
 pub async fn delete_user(
     State(state): State<AppState>,
     s: Session,
     Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
+    ApiQuery(query): ApiQuery<RemoveUserQuery>,
+) -> ApiResult<Response> {
     require_permission(&state, &s, Permission::ManageUsers)?;
     if name == s.user.name {
-        return Err(ApiError::Conflict("you cannot remove yourself".into()));
+        return Err(ApiError::Conflict(if query.erase {
+            "you cannot erase yourself here: run `enc account delete`".into()
+        } else {
+            "you cannot remove yourself".into()
+        }));
+    }
+    let user = state
+        .meta
+        .user_by_name(&name)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    if query.erase {
+        let job = crate::v1::erasure::start(&state, &user.id, true).await?;
+        // Named by the job's label: the name leaves the log with the user.
+        state
+            .audit(
+                &s.user.name,
+                Some(&s.user.id),
+                "user.erase",
+                &job.label,
+                "started",
+                &s.client,
+            )
+            .await;
+        let body = Json(crate::v1::erasure::info(&job));
+        return Ok((StatusCode::ACCEPTED, body).into_response());
     }
     state.revocations.revoke(None);
     // Their records first: stored under a pseudonym the store cannot tie to them, nothing
     // else would ever delete them.
-    if let (Some(pepper), Some(user)) =
-        (&state.records_pepper, state.meta.user_by_name(&name).await?)
-    {
+    if let Some(pepper) = &state.records_pepper {
         state
             .meta
             .erase_records(&pepper.pseudonym(&user.id))
@@ -125,7 +154,7 @@ pub async fn delete_user(
         )
         .await;
     crate::rules::gc::kick(&state);
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `PUT /v1/users/{name}/role`.

@@ -156,6 +156,14 @@ impl Users for SqlMeta {
             .scalar(q("SELECT id FROM users WHERE name = ?").bind(name))
             .await?
             .ok_or(StoreError::NotFound)?;
+        let erasing: Option<String> = tx
+            .scalar(q("SELECT id FROM erasures WHERE user_id = ?").bind(&id))
+            .await?;
+        if erasing.is_some() {
+            return Err(StoreError::Conflict(
+                "this user is being erased; the erasure removes them when it finishes",
+            ));
+        }
         let now = unix_now();
         // Everything the user's rows reference goes on the collection queue with them.
         queue_blobs_of(&mut tx, "v.owner_id = ?", &id, now).await?;

@@ -31,41 +31,10 @@ impl Audit for SqlMeta {
     }
 
     async fn audit_redact(&self, user_id: &str, needles: &[&str]) -> Result<(u64, u64)> {
-        // An empty needle is in every target.
-        if user_id.is_empty() || needles.iter().any(|n| n.is_empty()) {
-            return Err(StoreError::Conflict(
-                "redaction needs a user id and non-empty names",
-            ));
-        }
         let mut tx = self.db.write(Scope::System).await?;
-        tx.lock("audit").await?;
-        let contains = tx.pick("instr(target, ?) > 0", "strpos(target, ?) > 0");
-        let mut names = String::from("(actor_id = ?");
-        for _ in needles {
-            names.push_str(&format!(" OR actor = ? OR {contains}"));
-        }
-        names.push(')');
-        let bind = |mut stmt: super::Q| {
-            stmt = stmt.bind(user_id);
-            for n in needles {
-                stmt = stmt.binds((*n, *n));
-            }
-            stmt
-        };
-        let redacted = tx
-            .execute(bind(q(format!(
-                "UPDATE audit SET actor = '', target = '', client = '', actor_id = NULL, \
-                 salt = NULL WHERE actor_commit IS NOT NULL AND {names}"
-            ))))
-            .await?;
-        let left: Option<i64> = tx
-            .scalar(bind(q(format!(
-                "SELECT CAST(COUNT(*) AS BIGINT) FROM audit \
-                 WHERE actor_commit IS NULL AND {names}"
-            ))))
-            .await?;
+        let done = redact_in(&mut tx, user_id, needles).await?;
         tx.commit().await?;
-        Ok((redacted, left.unwrap_or(0) as u64))
+        Ok(done)
     }
 
     async fn audit_list(&self, actor_id: Option<&str>) -> Result<Vec<AuditRow>> {
@@ -79,6 +48,53 @@ impl Audit for SqlMeta {
         };
         tx.all(query).await
     }
+}
+
+/// Empties the actor, target and client (and deletes the salt) of every version-2 entry
+/// `user_id` acted in or whose actor or target names one of `needles` (as a whole word:
+/// targets are words separated by spaces, `/`, `:`, `=` or `,`, so redacting `al` leaves
+/// `alice` alone); the commitments stay, so the chain still verifies. How many it redacted,
+/// and how many entries of version 1 (whose hash covers the values) name them still.
+pub(crate) async fn redact_in(
+    tx: &mut super::Tx,
+    user_id: &str,
+    needles: &[&str],
+) -> Result<(u64, u64)> {
+    if user_id.is_empty() || needles.iter().any(|n| n.trim().is_empty()) {
+        return Err(StoreError::Conflict(
+            "redaction needs a user id and non-empty names",
+        ));
+    }
+    tx.lock("audit").await?;
+    let words = "(' ' || replace(replace(replace(replace(target, '/', ' '), ':', ' '), \
+                 '=', ' '), ',', ' ') || ' ')";
+    let contains = tx.pick("instr({w}, ?) > 0", "strpos({w}, ?) > 0");
+    let contains = contains.replace("{w}", words);
+    let mut names = String::from("(actor_id = ?");
+    for _ in needles {
+        names.push_str(&format!(" OR actor = ? OR {contains}"));
+    }
+    names.push(')');
+    let bind = |mut stmt: super::Q| {
+        stmt = stmt.bind(user_id);
+        for n in needles {
+            stmt = stmt.binds((*n, format!(" {n} ")));
+        }
+        stmt
+    };
+    let redacted = tx
+        .execute(bind(q(format!(
+            "UPDATE audit SET actor = '', target = '', client = '', actor_id = NULL, \
+             salt = NULL WHERE actor_commit IS NOT NULL AND {names}"
+        ))))
+        .await?;
+    let left: Option<i64> = tx
+        .scalar(bind(q(format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM audit \
+             WHERE actor_commit IS NULL AND {names}"
+        ))))
+        .await?;
+    Ok((redacted, left.unwrap_or(0) as u64))
 }
 
 /// Takes the chain's lock and reads its end: the last entry's number and hash (0 and the

@@ -185,6 +185,32 @@ impl Db {
         self.read(scope).await?.opt(q).await
     }
 
+    /// SQLite: rebuilds the database file under the write lock, so no free page and no gap
+    /// in a page keeps a row deleted before `secure_delete` was on. PostgreSQL: nothing.
+    pub(crate) async fn vacuum(&self) -> Result<()> {
+        let Pool::Sqlite { pool, write_lock } = &self.pool else {
+            return Ok(());
+        };
+        let _writing = write_lock.lock().await;
+        sqlx::query("VACUUM").execute(pool).await?;
+        Ok(())
+    }
+
+    /// SQLite: copies the write-ahead log into the database and truncates it, under the
+    /// write lock, so what was deleted (overwritten in the database's pages, as
+    /// `secure_delete` has it) survives in no frame of the log: `true` when it was all
+    /// copied (a reader may hold back the last frames; try again). PostgreSQL: nothing.
+    pub(crate) async fn checkpoint(&self) -> Result<bool> {
+        let Pool::Sqlite { pool, write_lock } = &self.pool else {
+            return Ok(true);
+        };
+        let _writing = write_lock.lock().await;
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(pool)
+            .await?;
+        Ok(busy == 0)
+    }
+
     /// A transaction that may write.
     pub(crate) async fn write(&self, scope: Scope) -> Result<Tx> {
         self.begin(scope, true).await

@@ -9,6 +9,7 @@ mod accounts;
 mod audit;
 mod backups;
 mod devices;
+mod erasure;
 mod mercury;
 mod records;
 mod restic;
@@ -119,7 +120,7 @@ pub(crate) async fn queue_blobs_of(
     filter: &'static str,
     arg: &str,
     now: i64,
-) -> Result<()> {
+) -> Result<u64> {
     let from = format!(
         "ve.blob_key FROM versions ve JOIN objects ob ON ve.object_id = ob.id \
          JOIN vaults v ON v.id = ob.vault_id WHERE {filter}"
@@ -129,17 +130,16 @@ pub(crate) async fn queue_blobs_of(
 
 /// Queues for collection at `now` the blob keys of `SELECT {from}` (`from` is built from
 /// constants and has a `WHERE`, which SQLite needs before an upsert's `ON CONFLICT`; `args`
-/// are its placeholders' values); a key already queued keeps its time.
+/// are its placeholders' values); a key already queued keeps its time. How many it queued.
 pub(crate) async fn queue_selected(
     tx: &mut Tx,
     now: i64,
     from: &str,
     args: impl Args,
-) -> Result<()> {
+) -> Result<u64> {
     let sql =
         format!("INSERT INTO blob_gc (queued, blob_key) SELECT ?, {from} ON CONFLICT DO NOTHING");
-    tx.execute(q(sql).bind(now).binds(args)).await?;
-    Ok(())
+    tx.execute(q(sql).bind(now).binds(args)).await
 }
 
 /// Changes a user's usage by `delta` bytes. Growth is refused with `QuotaExceeded` (and

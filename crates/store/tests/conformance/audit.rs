@@ -67,6 +67,12 @@ async fn a_redacted_user_leaves_the_chain_verifiable() {
         assert_eq!(before.len(), 4);
         assert_eq!(verifies(&before), Ok(()));
 
+        // A name is matched as a whole word: redacting "al" leaves alice's entries alone.
+        let (al, _) = user(&meta, "al").await;
+        assert_eq!(
+            meta.audit_redact(&al.id, &["al", &al.id]).await.unwrap(),
+            (0, 0)
+        );
         let (redacted, left) = meta
             .audit_redact(&alice.id, &["alice", &alice.id])
             .await

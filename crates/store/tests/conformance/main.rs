@@ -15,6 +15,7 @@ use sqlx::Connection as _;
 mod audit;
 mod devices;
 mod engines;
+mod erasure;
 mod records;
 mod rls;
 mod trees;

@@ -256,7 +256,7 @@ async fn verify_auth_key(state: &AppState, key: Vec<u8>, stored: String) -> bool
     .unwrap_or(false)
 }
 
-fn decode_key(b64: &str) -> ApiResult<Vec<u8>> {
+pub(crate) fn decode_key(b64: &str) -> ApiResult<Vec<u8>> {
     let key = enc_crypto::unb64(b64)
         .map_err(|_| ApiError::BadRequest("auth_key is not base64".into()))?;
     if key.len() != 32 {
@@ -517,7 +517,11 @@ pub async fn login(
 
 /// Whether `key` is the session user's auth key: checked and counted like a login (throttled
 /// per user and address; a refusal while throttled is an error).
-async fn proves_passphrase(state: &AppState, s: &Session, key: Vec<u8>) -> ApiResult<bool> {
+pub(crate) async fn proves_passphrase(
+    state: &AppState,
+    s: &Session,
+    key: Vec<u8>,
+) -> ApiResult<bool> {
     let user = &s.user;
     let keys = throttle_keys(&*state.meta, &user.name, &s.client).await?;
     attempt(state, &keys, &user.name, Some(user), &s.client).await?;
