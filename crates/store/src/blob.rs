@@ -205,6 +205,20 @@ pub fn sweep_local_staging(dir: &std::path::Path) -> std::io::Result<u64> {
     Ok(removed)
 }
 
+/// Removes the empty directories of `key`'s path below `root`, deepest first; stops at the
+/// first that is not empty (or not there).
+fn prune_empty(root: &std::path::Path, key: &str) {
+    if key.split('/').any(|c| c == ".." || c.is_empty()) {
+        return;
+    }
+    let mut dir = root.join(key);
+    while dir.pop() && dir.starts_with(root) && dir != root {
+        if std::fs::remove_dir(&dir).is_err() {
+            break;
+        }
+    }
+}
+
 fn path(key: &str) -> StorePath {
     StorePath::from(key)
 }
@@ -373,7 +387,18 @@ impl BlobStore for ObjectBlobs {
 
     async fn delete(&self, key: &str) -> Result<()> {
         match self.store.delete(&path(key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Ok(()) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => {
+                // Gone already (a crash between the file and its directories, or someone's
+                // hand): the directories above it, which may be named by a user's id, go
+                // when empty, as they would have with the file.
+                if let Some(root) = &self.local_root {
+                    let root = root.clone();
+                    let key = key.to_string();
+                    let _ = tokio::task::spawn_blocking(move || prune_empty(&root, &key)).await;
+                }
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -204,8 +204,29 @@ fn an_erased_user_leaves_nothing_and_a_killed_erasure_finishes() {
         .expect("restic GET");
     assert_eq!(tries.status(), 401);
     server.kill9();
+    // On the local disk, one of her blobs cannot be deleted for a while (a directory stands
+    // where the file was): the job must wait at `collect`, not report done.
+    let stuck = server.s3_prefix.is_none().then(|| {
+        let key = hers.iter().next().expect("a blob of hers");
+        let path = server.data_dir.join("objects").join(key);
+        std::fs::remove_file(&path).expect("remove blob");
+        std::fs::create_dir_all(path.join("in-the-way")).expect("mkdir");
+        path
+    });
     server.set_env("ENC_TEST_PAUSE_ERASURE_AT", None);
     server.restart();
+    if let Some(path) = stuck {
+        let waiting = wait_job(&server, &job, |j| j["step"] == "collect");
+        assert_eq!(waiting["state"], "running");
+        std::thread::sleep(Duration::from_secs(6));
+        let still = wait_job(&server, &job, |_| true);
+        assert_eq!(
+            (still["state"].as_str(), still["step"].as_str()),
+            (Some("running"), Some("collect")),
+            "a blob could not be deleted, yet the job went on"
+        );
+        std::fs::remove_dir_all(&path).expect("clear the way");
+    }
     let done = wait_job(&server, &job, |j| j["state"] == "done");
     let removed = &done["removed"];
     for (what, at_least) in [
