@@ -33,7 +33,10 @@ pub struct AuditFields<'a> {
 /// leaves the log; the chain still verifies).
 #[derive(Clone, Copy)]
 pub struct Sealing<'a> {
-    /// The salt of the commitments; `None` once the entry is redacted.
+    /// The salts of the commitments (not covered by the hash): one salt for all three
+    /// fields, or (since per-field redaction) three joined by `.`, in the order actor,
+    /// target, client, each emptied with its field when that field is redacted; `None` once
+    /// every field is.
     pub salt: Option<&'a str>,
     pub actor: &'a str,
     pub target: &'a str,
@@ -59,8 +62,8 @@ impl<'a> Sealing<'a> {
 }
 
 /// The commitment to one field of an entry: `SHA-256("enc audit field\0" ‖ name ‖ 0 ‖ salt
-/// ‖ 0 ‖ value)`, hex. Without the salt (random per entry, deleted with the value) it reveals
-/// nothing of a guessable value such as a user name.
+/// ‖ 0 ‖ value)`, hex. Without the salt (random, deleted with the value) it reveals nothing
+/// of a guessable value such as a user name.
 pub fn commitment(field: &str, salt: &str, value: &str) -> String {
     let mut h = Sha256::new();
     h.update(b"enc audit field\0");
@@ -72,19 +75,32 @@ pub fn commitment(field: &str, salt: &str, value: &str) -> String {
     hex(&h.finalize())
 }
 
-/// A fresh salt for an entry's commitments (16 random bytes, hex).
+/// Fresh salts for a new entry's commitments: three of 16 random bytes, hex, joined by `.`
+/// (actor, target, client), so each field can be redacted alone.
 pub fn new_salt() -> String {
-    let mut raw = [0u8; 16];
+    let mut raw = [0u8; 48];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
-    hex(&raw)
+    raw.chunks(16).map(hex).collect::<Vec<_>>().join(".")
 }
 
-/// The commitments of a new version-2 entry's actor, target and client, with `salt`.
+/// The three fields' salts of a stored salt: one shared salt (the first entries of version
+/// 2) or three joined by `.` (an empty one: that field is redacted).
+pub fn field_salts(salt: &str) -> [&str; 3] {
+    let mut parts = salt.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(a), Some(t), Some(c), None) => [a, t, c],
+        _ => [salt; 3],
+    }
+}
+
+/// The commitments of a new entry's actor, target and client, with `salt` (see
+/// [`new_salt`]).
 pub fn seal_fields(salt: &str, actor: &str, target: &str, client: &str) -> [String; 3] {
+    let [sa, st, sc] = field_salts(salt);
     [
-        commitment("actor", salt, actor),
-        commitment("target", salt, target),
-        commitment("client", salt, client),
+        commitment("actor", sa, actor),
+        commitment("target", st, target),
+        commitment("client", sc, client),
     ]
 }
 
@@ -116,26 +132,31 @@ pub fn audit_hash(prev_hash: &str, f: &AuditFields<'_>) -> String {
     hex(&h.finalize())
 }
 
-/// Whether a version-2 entry's clear fields are those its commitments name; a redacted one
-/// (no salt) must show none (else a server could show any text there); a version-1 entry's
-/// are its hash's own.
+/// Whether a version-2 entry's clear fields are those its commitments name; a redacted field
+/// (its salt gone) must show nothing (else a server could show any text there); a version-1
+/// entry's are its hash's own.
 fn opens(f: &AuditFields<'_>) -> bool {
-    match &f.sealing {
-        Some(Sealing { salt: None, .. }) => {
-            f.actor.is_empty() && f.target.is_empty() && f.client.is_empty()
+    let Some(s) = &f.sealing else {
+        return true;
+    };
+    let salts = match s.salt {
+        Some(salt) => field_salts(salt),
+        None => ["", "", ""],
+    };
+    [
+        ("actor", f.actor, s.actor),
+        ("target", f.target, s.target),
+        ("client", f.client, s.client),
+    ]
+    .iter()
+    .zip(salts)
+    .all(|((field, value, commit), salt)| {
+        if salt.is_empty() {
+            value.is_empty()
+        } else {
+            commitment(field, salt, value) == *commit
         }
-        Some(Sealing {
-            salt: Some(salt),
-            actor,
-            target,
-            client,
-        }) => {
-            commitment("actor", salt, f.actor) == *actor
-                && commitment("target", salt, f.target) == *target
-                && commitment("client", salt, f.client) == *client
-        }
-        _ => true,
-    }
+    })
 }
 
 /// One entry as stored or served: its fields and the two hashes.
@@ -307,6 +328,33 @@ mod tests {
         // A commitment changed is a broken hash, redacted or not.
         edited[0].commits[0] = commitment("actor", "x", "eve");
         assert_eq!(verify_v2(&edited), Err(1));
+    }
+
+    #[test]
+    fn one_field_can_be_redacted_alone() {
+        let salt = new_salt();
+        let mut e = V2 {
+            actor: "bob".into(),
+            target: "vault v2 shared with alice".into(),
+            client: "c1".into(),
+            commits: seal_fields(&salt, "bob", "vault v2 shared with alice", "c1"),
+            salt: Some(salt.clone()),
+            prev: GENESIS.into(),
+            hash: String::new(),
+        };
+        e.hash = audit_hash(GENESIS, &fields(1, &e));
+        let mut rows = vec![e];
+        assert_eq!(verify_v2(&rows), Ok(()));
+        // Alice leaves the target; bob stays the actor, still checked.
+        let [sa, _, sc] = field_salts(&salt);
+        rows[0].salt = Some(format!("{sa}..{sc}"));
+        rows[0].target.clear();
+        assert_eq!(verify_v2(&rows), Ok(()));
+        rows[0].actor = "mallory".into();
+        assert_eq!(verify_v2(&rows), Err(1));
+        rows[0].actor = "bob".into();
+        rows[0].target = "anything".into();
+        assert_eq!(verify_v2(&rows), Err(1));
     }
 
     #[test]

@@ -50,11 +50,14 @@ impl Audit for SqlMeta {
     }
 }
 
-/// Empties the actor, target and client (and deletes the salt) of every version-2 entry
-/// `user_id` acted in or whose actor or target names one of `needles` (as a whole word:
-/// targets are words separated by spaces, `/`, `:`, `=` or `,`, so redacting `al` leaves
-/// `alice` alone); the commitments stay, so the chain still verifies. How many it redacted,
-/// and how many entries of version 1 (whose hash covers the values) name them still.
+/// Redacts `user_id` from the audit log: in every version-2 entry they acted in (`actor_id`,
+/// or an actor among `needles`) the actor and client are emptied, and in every one whose
+/// target names one of `needles` as a whole word (targets are words separated by spaces,
+/// `/`, `:`, `=` or `,`, so redacting `al` leaves `alice` alone) the target is; each emptied
+/// field's salt goes with it, its commitment stays, so the chain still verifies and the
+/// fields that name others keep verifying (an entry of the first version-2 format, with one
+/// salt for all three, is emptied whole). How many it redacted, and how many entries of
+/// version 1 (whose hash covers the values) name them still.
 pub(crate) async fn redact_in(
     tx: &mut super::Tx,
     user_id: &str,
@@ -66,35 +69,70 @@ pub(crate) async fn redact_in(
         ));
     }
     tx.lock("audit").await?;
-    let words = "(' ' || replace(replace(replace(replace(target, '/', ' '), ':', ' '), \
-                 '=', ' '), ',', ' ') || ' ')";
-    let contains = tx.pick("instr({w}, ?) > 0", "strpos({w}, ?) > 0");
-    let contains = contains.replace("{w}", words);
+    // Candidates by SQL (a superset: the words are checked again below).
+    let contains = tx.pick("instr(target, ?) > 0", "strpos(target, ?) > 0");
     let mut names = String::from("(actor_id = ?");
     for _ in needles {
         names.push_str(&format!(" OR actor = ? OR {contains}"));
     }
     names.push(')');
-    let bind = |mut stmt: super::Q| {
-        stmt = stmt.bind(user_id);
-        for n in needles {
-            stmt = stmt.binds((*n, format!(" {n} ")));
+    let mut stmt = q(format!(
+        "SELECT seq, actor, actor_id, target, salt, actor_commit FROM audit WHERE {names}"
+    ))
+    .bind(user_id);
+    for n in needles {
+        stmt = stmt.binds((*n, *n));
+    }
+    type Candidate = (
+        i64,
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Candidate> = tx.all(stmt).await?;
+    let (mut redacted, mut left) = (0u64, 0u64);
+    for (seq, actor, actor_id, target, salt, commit) in rows {
+        let by = actor_id.as_deref() == Some(user_id) || needles.contains(&actor.as_str());
+        let about = target
+            .split([' ', '/', ':', '=', ','])
+            .any(|w| needles.contains(&w));
+        if !by && !about {
+            continue;
         }
-        stmt
-    };
-    let redacted = tx
-        .execute(bind(q(format!(
-            "UPDATE audit SET actor = '', target = '', client = '', actor_id = NULL, \
-             salt = NULL WHERE actor_commit IS NOT NULL AND {names}"
-        ))))
+        if commit.is_none() {
+            left += 1;
+            continue;
+        }
+        let Some(salt) = salt else {
+            continue; // redacted whole already
+        };
+        let [sa, st, sc] = enc_crypto::audit::field_salts(&salt);
+        let whole = !salt.contains('.');
+        let (ra, rt) = (by || whole, about || whole);
+        let parts = [
+            if ra { "" } else { sa },
+            if rt { "" } else { st },
+            if ra { "" } else { sc },
+        ];
+        let salt = (!parts.iter().all(|p| p.is_empty())).then(|| parts.join("."));
+        tx.execute(
+            q(
+                "UPDATE audit SET actor = ?, actor_id = ?, target = ?, client = \
+               CASE WHEN ? THEN '' ELSE client END, salt = ? WHERE seq = ?",
+            )
+            .bind(if ra { String::new() } else { actor })
+            .bind(if ra { None } else { actor_id })
+            .bind(if rt { String::new() } else { target })
+            .bind(ra)
+            .bind(salt)
+            .bind(seq),
+        )
         .await?;
-    let left: Option<i64> = tx
-        .scalar(bind(q(format!(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM audit \
-             WHERE actor_commit IS NULL AND {names}"
-        ))))
-        .await?;
-    Ok((redacted, left.unwrap_or(0) as u64))
+        redacted += 1;
+    }
+    Ok((redacted, left))
 }
 
 /// Takes the chain's lock and reads its end: the last entry's number and hash (0 and the

@@ -88,6 +88,12 @@ async fn a_redacted_user_leaves_the_chain_verifiable() {
                 );
             }
         }
+        // Bob's entry that named her as its target keeps its actor (checked still): only
+        // the field that named her went.
+        assert_eq!(
+            (after[1].actor.as_str(), after[1].target.as_str()),
+            ("bob", "")
+        );
         // Bob's own entry that did not name her is as it was.
         assert_eq!(after[3].actor, "bob");
         assert_eq!(after[3].target, "vault v3");
