@@ -427,8 +427,6 @@ impl Account {
     }
 }
 
-/// A name the server gave, checked to be one plain path component (no separator, not `.`
-/// or `..`, no leading dot, no control character), so nothing lands outside the export.
 /// A Mercury archive's name as one path component: Hecate's names may hold spaces and most
 /// punctuation, but never `/`, `\`, `..` or control characters (the server's own rule), and
 /// it is not `.`.
@@ -448,6 +446,8 @@ fn archive_name(name: &str) -> Result<&str> {
     }
 }
 
+/// A name the server gave, checked to be one plain path component (no separator, not `.`
+/// or `..`, no leading dot, no control character), so nothing lands outside the export.
 fn component<'a>(name: &'a str, what: &str) -> Result<&'a str> {
     let ok = !name.is_empty()
         && name.len() <= 255

@@ -154,7 +154,10 @@ fn opens(f: &AuditFields<'_>) -> bool {
         if salt.is_empty() {
             value.is_empty()
         } else {
-            commitment(field, salt, value) == *commit
+            // A salt is 16 bytes in lower-case hex: nothing of a value can pass for one.
+            salt.len() == 32
+                && salt.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                && commitment(field, salt, value) == *commit
         }
     })
 }

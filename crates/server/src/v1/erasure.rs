@@ -20,12 +20,12 @@ use crate::state::AppState;
 pub(crate) fn info(job: &ErasureRow) -> ErasureInfo {
     let (mut removed, mut left) = (BTreeMap::new(), BTreeMap::new());
     for (what, n) in job.count_pairs() {
-        let into = if what.ends_with("_left_naming") {
-            &mut left
+        if what.ends_with("_left_naming") {
+            // Counted again when the account step repeats the steps: the last count holds.
+            left.insert(what, n);
         } else {
-            &mut removed
-        };
-        *into.entry(what).or_insert(0) += n;
+            *removed.entry(what).or_insert(0) += n;
+        }
     }
     ErasureInfo {
         id: job.id.clone(),
@@ -86,7 +86,7 @@ pub async fn erase_me(
             .list_users()
             .await?
             .into_iter()
-            .filter(|u| u.id != s.user.id && u.state == "active")
+            .filter(|u| u.id != s.user.id && u.state == "active" && u.auth_hash.is_some())
             .any(|u| state.policy.allows(&u.role, Permission::ManageUsers));
         if !others {
             return Err(ApiError::Conflict(

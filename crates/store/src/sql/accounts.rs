@@ -152,8 +152,10 @@ impl Users for SqlMeta {
 
     async fn delete_user(&self, name: &str) -> Result<()> {
         let mut tx = self.db.write(Scope::System).await?;
+        // Locked (PostgreSQL), so an erasure starting at this moment is seen, or waits.
+        let lock = tx.locking("FOR UPDATE");
         let id: String = tx
-            .scalar(q("SELECT id FROM users WHERE name = ?").bind(name))
+            .scalar(q(format!("SELECT id FROM users WHERE name = ? {lock}")).bind(name))
             .await?
             .ok_or(StoreError::NotFound)?;
         let erasing: Option<String> = tx

@@ -52,8 +52,8 @@ impl Audit for SqlMeta {
 
 /// Redacts `user_id` from the audit log: in every version-2 entry they acted in (`actor_id`,
 /// or an actor among `needles`) the actor and client are emptied, and in every one whose
-/// target names one of `needles` as a whole word (targets are words separated by spaces,
-/// `/`, `:`, `=` or `,`, so redacting `al` leaves `alice` alone) the target is; each emptied
+/// target names one of `needles` where a name stands ([`named_in`]: whole words only, so
+/// redacting `al` leaves `alice` alone) the target is; each emptied
 /// field's salt goes with it, its commitment stays, so the chain still verifies and the
 /// fields that name others keep verifying (an entry of the first version-2 format, with one
 /// salt for all three, is emptied whole). How many it redacted, and how many entries of
@@ -69,8 +69,11 @@ pub(crate) async fn redact_in(
         ));
     }
     tx.lock("audit").await?;
-    // Candidates by SQL (a superset: the words are checked again below).
-    let contains = tx.pick("instr(target, ?) > 0", "strpos(target, ?) > 0");
+    // Candidates by SQL (a superset: where the name stands is checked again below).
+    let contains = tx.pick(
+        "instr(' ' || target || ' ', ?) > 0",
+        "strpos(' ' || target || ' ', ?) > 0",
+    );
     let mut names = String::from("(actor_id = ?");
     for _ in needles {
         names.push_str(&format!(" OR actor = ? OR {contains}"));
@@ -81,7 +84,7 @@ pub(crate) async fn redact_in(
     ))
     .bind(user_id);
     for n in needles {
-        stmt = stmt.binds((*n, *n));
+        stmt = stmt.binds((*n, format!(" {n} ")));
     }
     type Candidate = (
         i64,
@@ -95,9 +98,7 @@ pub(crate) async fn redact_in(
     let (mut redacted, mut left) = (0u64, 0u64);
     for (seq, actor, actor_id, target, salt, commit) in rows {
         let by = actor_id.as_deref() == Some(user_id) || needles.contains(&actor.as_str());
-        let about = target
-            .split([' ', '/', ':', '=', ','])
-            .any(|w| needles.contains(&w));
+        let about = named_in(&target).any(|w| needles.contains(&w));
         if !by && !about {
             continue;
         }
@@ -133,6 +134,22 @@ pub(crate) async fn redact_in(
         redacted += 1;
     }
     Ok((redacted, left))
+}
+
+/// The words of an audit target where the server's templates put a user's name or id: the
+/// first word (`NAME`, `NAME role=…`, `ID`), and the word after `with`, `from`, `of` or
+/// `user` (`VAULT with NAME (right)`, `VAULT from NAME`, `record ID of PSEUDONYM`). Never a
+/// word of a template itself, nor a value after `=`: erasing a user named `admin` leaves
+/// `alice role=admin` alone.
+fn named_in(target: &str) -> impl Iterator<Item = &str> {
+    let words: Vec<&str> = target.split(' ').collect();
+    let first = words.first().copied();
+    let after = words
+        .windows(2)
+        .filter(|w| matches!(w[0], "with" | "from" | "of" | "user"))
+        .map(|w| w[1])
+        .collect::<Vec<_>>();
+    first.into_iter().chain(after)
 }
 
 /// Takes the chain's lock and reads its end: the last entry's number and hash (0 and the

@@ -20,8 +20,11 @@ impl Erasures for SqlMeta {
         pseudonym: Option<&str>,
     ) -> Result<ErasureRow> {
         let mut tx = self.db.write(Scope::System).await?;
+        // The user's row locked (PostgreSQL): a plain removal racing this start waits, then
+        // sees the job and refuses.
+        let lock = tx.locking("FOR UPDATE");
         let found: Option<String> = tx
-            .scalar(q("SELECT id FROM users WHERE id = ?").bind(user_id))
+            .scalar(q(format!("SELECT id FROM users WHERE id = ? {lock}")).bind(user_id))
             .await?;
         if found.is_none() {
             return Err(StoreError::NotFound);

@@ -67,8 +67,12 @@ async fn a_redacted_user_leaves_the_chain_verifiable() {
         assert_eq!(before.len(), 4);
         assert_eq!(verifies(&before), Ok(()));
 
-        // A name is matched as a whole word: redacting "al" leaves alice's entries alone.
+        // A name is matched as a whole word where names stand: redacting "al" leaves
+        // alice's entries alone, and a template's value that happens to be the name too.
         let (al, _) = user(&meta, "al").await;
+        meta.audit_append(entry("root", None, "carol role=al"))
+            .await
+            .unwrap();
         assert_eq!(
             meta.audit_redact(&al.id, &["al", &al.id]).await.unwrap(),
             (0, 0)
@@ -97,6 +101,7 @@ async fn a_redacted_user_leaves_the_chain_verifiable() {
         // Bob's own entry that did not name her is as it was.
         assert_eq!(after[3].actor, "bob");
         assert_eq!(after[3].target, "vault v3");
+        assert_eq!(after[4].target, "carol role=al");
         assert!(meta.audit_list(Some(&alice.id)).await.unwrap().is_empty());
         // An edit after the redaction is still caught.
         let mut edited = after.clone();
