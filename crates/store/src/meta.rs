@@ -476,8 +476,8 @@ pub trait Erasures: Send + Sync {
     /// again before it deletes the user (whatever a request in flight wrote after its step
     /// is taken too). The job as it stands after.
     async fn erasure_step(&self, id: &str, step: &str) -> Result<ErasureRow>;
-    /// Whether blobs queued for collection at or before `at` remain.
-    async fn blobs_queued_before(&self, at: i64) -> Result<u64>;
+    /// How many blobs job `id` queued are not deleted yet.
+    async fn erasure_blobs_left(&self, id: &str) -> Result<u64>;
     /// Makes deleted rows unrecoverable from the database's files where the engine lets it:
     /// SQLite rebuilds the database (`VACUUM`: no free page or gap in a page keeps an old
     /// row, whenever it was deleted) and empties its write-ahead log. Nothing on PostgreSQL,

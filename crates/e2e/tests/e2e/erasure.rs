@@ -206,11 +206,17 @@ fn an_erased_user_leaves_nothing_and_a_killed_erasure_finishes() {
     server.kill9();
     // On the local disk, one of her blobs cannot be deleted for a while (a directory stands
     // where the file was): the job must wait at `collect`, not report done.
+    // Someone else's queued blob that can never be deleted does not hold her job.
     let stuck = server.s3_prefix.is_none().then(|| {
         let key = hers.iter().next().expect("a blob of hers");
         let path = server.data_dir.join("objects").join(key);
         std::fs::remove_file(&path).expect("remove blob");
         std::fs::create_dir_all(path.join("in-the-way")).expect("mkdir");
+        let never = server.data_dir.join("objects/blobs/someone-else/stuck");
+        std::fs::create_dir_all(never.join("in-the-way")).expect("mkdir");
+        server.operator_sql(
+            "INSERT INTO blob_gc (blob_key, queued) VALUES ('blobs/someone-else/stuck', 0)",
+        );
         path
     });
     server.set_env("ENC_TEST_PAUSE_ERASURE_AT", None);

@@ -136,7 +136,7 @@ async fn step(
         return Ok(None);
     }
     if next == "collect" {
-        collect(state).await?;
+        collect(state, id).await?;
     }
     let job = state.meta.erasure_step(id, next).await?;
     if next == "credentials" || next == "account" {
@@ -145,15 +145,15 @@ async fn step(
     Ok(Some(job))
 }
 
-/// Deletes every blob queued so far (the erased user's among them), then has the database
-/// forget deleted rows' bytes. An error, to be retried, while the blob store refuses any.
-async fn collect(state: &AppState) -> Result<(), StoreError> {
-    let before = crate::rules::now();
-    let failed = crate::rules::gc::sweep(state).await;
-    let left = state.meta.blobs_queued_before(before).await?;
-    if failed != Some(0) || left > 0 {
+/// Deletes the queued blobs (the job's among them), then has the database forget deleted
+/// rows' bytes. An error, to be retried, while any of the job's blobs is left (the store
+/// refused it); others' blobs the store refuses do not hold the job.
+async fn collect(state: &AppState, id: &str) -> Result<(), StoreError> {
+    crate::rules::gc::sweep(state).await;
+    let left = state.meta.erasure_blobs_left(id).await?;
+    if left > 0 {
         return Err(StoreError::Conflict(
-            "blobs queued for deletion remain (the blob store refused some); retrying",
+            "blobs of the erased user are left (the blob store refused them); retrying",
         ));
     }
     state.meta.compact().await

@@ -23,14 +23,13 @@ pub fn kick(state: &AppState) {
     }
     let state = state.clone();
     tokio::spawn(async move {
-        let _ = sweep(&state).await;
+        sweep(&state).await;
         state.gc_running.store(false, Ordering::Release);
     });
 }
 
-/// One pass: expire stale uploads, delete queued blobs. How many deletions failed (they are
-/// retried on a later pass), or `None` if the queue could not be read or updated.
-pub async fn sweep(state: &AppState) -> Option<usize> {
+/// One pass: expire stale uploads, delete queued blobs.
+pub async fn sweep(state: &AppState) {
     let idle = state.config.session_idle_timeout.as_secs() as i64;
     if let Err(e) = state.meta.prune(crate::rules::now(), idle).await {
         tracing::warn!(error = %e, "pruning sessions and throttle entries failed");
@@ -44,14 +43,13 @@ pub async fn sweep(state: &AppState) -> Option<usize> {
     {
         tracing::warn!(error = %e, "expiring uploads failed");
     }
-    let mut failures = 0;
     loop {
         let keys = match state.meta.gc_pending(crate::rules::now(), 256).await {
-            Ok(k) if k.is_empty() => return Some(failures),
+            Ok(k) if k.is_empty() => return,
             Ok(k) => k,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the blob queue failed");
-                return None;
+                return;
             }
         };
         let mut done = Vec::with_capacity(keys.len());
@@ -72,7 +70,6 @@ pub async fn sweep(state: &AppState) -> Option<usize> {
                 }
             }
         }
-        failures += failed.len();
         if !failed.is_empty() {
             // To the back of the queue, so one bad key does not stall the rest.
             if let Err(e) = state
@@ -84,11 +81,11 @@ pub async fn sweep(state: &AppState) -> Option<usize> {
             }
         }
         if done.is_empty() {
-            return Some(failures);
+            return;
         }
         if let Err(e) = state.meta.gc_done(&done).await {
             tracing::warn!(error = %e, "updating the blob queue failed");
-            return None;
+            return;
         }
     }
 }
@@ -96,7 +93,7 @@ pub async fn sweep(state: &AppState) -> Option<usize> {
 /// Runs [`sweep`] now and then every minute until cancelled.
 pub async fn run(state: AppState, cancel: CancellationToken) {
     loop {
-        let _ = sweep(&state).await;
+        sweep(&state).await;
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(60)) => {}

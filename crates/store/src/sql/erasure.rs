@@ -5,7 +5,7 @@
 //! server's `collect` step deletes them and compacts the database before the job is done.
 
 use super::audit::{appends, head_in, redact_in};
-use super::{Scope, SqlMeta, Tx, charge, q, queue_at, unix_now};
+use super::{Scope, SqlMeta, Tx, charge, q, unix_now};
 use crate::*;
 
 const COLS: &str = "id, user_id, label, pseudonym, step, counts, by_admin, started, finished";
@@ -183,12 +183,12 @@ impl Erasures for SqlMeta {
         Ok(job)
     }
 
-    async fn blobs_queued_before(&self, at: i64) -> Result<u64> {
+    async fn erasure_blobs_left(&self, id: &str) -> Result<u64> {
         let n: Option<i64> = self
             .db
             .read(Scope::System)
             .await?
-            .scalar(q("SELECT CAST(COUNT(*) AS BIGINT) FROM blob_gc WHERE queued <= ?").bind(at))
+            .scalar(q("SELECT CAST(COUNT(*) AS BIGINT) FROM blob_gc WHERE erasure = ?").bind(id))
             .await?;
         Ok(n.unwrap_or(0) as u64)
     }
@@ -232,6 +232,7 @@ async fn run_step(
             let blobs = requeue(
                 tx,
                 now,
+                &job.id,
                 "blob_key FROM backups WHERE user_id = ? AND blob_key IS NOT NULL",
                 (user,),
             )
@@ -242,11 +243,12 @@ async fn run_step(
             // Blobs reserved by uploads that never finished (queued for later, in case).
             let reserved = format!("backups/{user}/");
             tx.execute(
-                q("UPDATE blob_gc SET queued = ? \
-                   WHERE substr(blob_key, 1, CAST(? AS INTEGER)) = ? AND queued > ?")
-                .bind(now)
-                .binds(prefix(&reserved))
-                .bind(now),
+                q("UPDATE blob_gc SET erasure = ?, \
+                   queued = CASE WHEN queued > ? THEN ? ELSE queued END \
+                   WHERE substr(blob_key, 1, CAST(? AS INTEGER)) = ?")
+                .bind(&job.id)
+                .binds((now, now))
+                .binds(prefix(&reserved)),
             )
             .await?;
             vec![("backups", n), ("blobs", blobs)]
@@ -255,6 +257,7 @@ async fn run_step(
             let blobs = requeue(
                 tx,
                 now,
+                &job.id,
                 "blob_key FROM mercury_files WHERE user_id = ?",
                 (user,),
             )
@@ -268,6 +271,7 @@ async fn run_step(
             let blobs = requeue(
                 tx,
                 now,
+                &job.id,
                 "o.blob_key FROM restic_objects o JOIN restic_repos r ON r.id = o.repo_id \
                  WHERE r.user_id = ? AND o.data IS NULL",
                 (user,),
@@ -297,7 +301,7 @@ async fn run_step(
                 "b.blob_key FROM tree_blobs b JOIN vaults v ON v.id = b.vault_id \
                  WHERE v.owner_id = ?",
             ] {
-                blobs += requeue(tx, now, from, (user,)).await?;
+                blobs += requeue(tx, now, &job.id, from, (user,)).await?;
             }
             let versions: Option<i64> = tx
                 .scalar(one("SELECT CAST(COUNT(*) AS BIGINT) FROM versions ve \
@@ -332,7 +336,13 @@ async fn run_step(
                 .await?;
             for (id, blob_key, owner, charged) in &pending {
                 charge(tx, owner, -charged, None).await?;
-                queue_at(tx, blob_key, now).await?;
+                tx.execute(
+                    q(format!(
+                        "INSERT INTO blob_gc (queued, erasure, blob_key) VALUES (?, ?, ?) {UPSERT}"
+                    ))
+                    .binds((now, &job.id, blob_key)),
+                )
+                .await?;
                 tx.execute(q("DELETE FROM uploads WHERE id = ?").bind(id))
                     .await?;
             }
@@ -446,15 +456,24 @@ async fn run_step(
     })
 }
 
-/// Queues for collection now the blob keys of `SELECT {from}` (a constant with a `WHERE`;
-/// `args` its values); a key queued for later (a reservation's) is moved to now. How many.
-async fn requeue(tx: &mut Tx, now: i64, from: &str, args: impl super::Args) -> Result<u64> {
-    let sql = format!(
-        "INSERT INTO blob_gc (queued, blob_key) SELECT ?, {from} ON CONFLICT (blob_key) \
-         DO UPDATE SET queued = CASE WHEN excluded.queued < blob_gc.queued \
-         THEN excluded.queued ELSE blob_gc.queued END"
-    );
-    tx.execute(q(sql).bind(now).binds(args)).await
+/// What queueing a key the erasure's way does to a key already queued: it is due now (a
+/// reservation's later time moved), and it is the job's.
+const UPSERT: &str = "ON CONFLICT (blob_key) DO UPDATE SET erasure = excluded.erasure, \
+     queued = CASE WHEN excluded.queued < blob_gc.queued THEN excluded.queued \
+     ELSE blob_gc.queued END";
+
+/// Queues for collection now, as job `job`'s, the blob keys of `SELECT {from}` (a constant
+/// with a `WHERE`; `args` its values). How many.
+async fn requeue(
+    tx: &mut Tx,
+    now: i64,
+    job: &str,
+    from: &str,
+    args: impl super::Args,
+) -> Result<u64> {
+    let sql =
+        format!("INSERT INTO blob_gc (queued, erasure, blob_key) SELECT ?, ?, {from} {UPSERT}");
+    tx.execute(q(sql).bind(now).bind(job).binds(args)).await
 }
 
 /// `(length, prefix)` for a `substr(key, 1, CAST(? AS INTEGER)) = ?` test.
