@@ -6,7 +6,7 @@
 //! nothing of the user is left in the data directory, the database or the bucket.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use enc_store::{ErasureRow, StoreError};
@@ -23,7 +23,7 @@ const PAUSE_VAR: &str = "ENC_TEST_PAUSE_ERASURE_AT";
 const CACHES_FORGET: Duration = Duration::from_secs(3);
 
 /// Jobs this process is driving (a job is driven by one task per process at a time).
-static DRIVING: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+static DRIVING: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
 
 /// Starts erasing `user_id`: their credentials stop working at once (on this replica now,
 /// on others within the credential cache's time), and the job runs in the background.
@@ -80,19 +80,14 @@ pub async fn resume(state: AppState, cancel: CancellationToken) {
 async fn drive(state: &AppState, id: &str, cancel: &CancellationToken) {
     {
         let mut driving = DRIVING.lock().expect("not poisoned");
-        if !driving
-            .get_or_insert_with(HashSet::new)
-            .insert(id.to_string())
-        {
+        if !driving.insert(id.to_string()) {
             return;
         }
     }
     struct Release<'a>(&'a str);
     impl Drop for Release<'_> {
         fn drop(&mut self) {
-            if let Some(d) = DRIVING.lock().expect("not poisoned").as_mut() {
-                d.remove(self.0);
-            }
+            DRIVING.lock().expect("not poisoned").remove(self.0);
         }
     }
     let _release = Release(id);

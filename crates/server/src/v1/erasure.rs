@@ -49,7 +49,6 @@ pub(crate) async fn start(
         .await
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::NotFound("user"),
-            StoreError::Conflict(m) => ApiError::Conflict(m.into()),
             other => other.into(),
         })
 }

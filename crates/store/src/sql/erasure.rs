@@ -8,6 +8,14 @@ use super::audit::{appends, head_in, redact_in};
 use super::{Scope, SqlMeta, Tx, charge, q, unix_now};
 use crate::*;
 
+/// What a user acts with, deleted when the erasure starts (and again with the devices):
+/// `(what the report calls it, table)`.
+const CREDENTIALS: [(&str, &str); 3] = [
+    ("sessions", "sessions"),
+    ("tokens", "access_tokens"),
+    ("ssh_keys", "ssh_keys"),
+];
+
 const COLS: &str = "id, user_id, label, pseudonym, step, counts, by_admin, started, finished";
 
 #[async_trait::async_trait]
@@ -52,11 +60,7 @@ impl Erasures for SqlMeta {
             ));
         }
         let mut counts = Vec::new();
-        for (what, table) in [
-            ("sessions", "sessions"),
-            ("tokens", "access_tokens"),
-            ("ssh_keys", "ssh_keys"),
-        ] {
+        for (what, table) in CREDENTIALS {
             let n = tx
                 .execute(q(format!("DELETE FROM {table} WHERE user_id = ?")).bind(user_id))
                 .await?;
@@ -370,7 +374,7 @@ async fn run_step(
                 .scalar(one("SELECT name FROM users WHERE id = ?"))
                 .await?
                 .ok_or(StoreError::NotFound)?;
-            for table in ["sessions", "access_tokens", "ssh_keys"] {
+            for (_, table) in CREDENTIALS {
                 tx.execute(q(format!("DELETE FROM {table} WHERE user_id = ?")).bind(user))
                     .await?;
             }
