@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use enc_crypto::UserKeys;
-use enc_crypto::device::{DeviceKey, Link, LinkKind};
+use enc_crypto::device::{DeviceKey, Link, LinkKind, LinkVersion};
+use enc_crypto::tree::Account as Signer;
 use enc_proto::*;
 
 use crate::ops::{Account, host_name};
@@ -54,7 +55,11 @@ fn bad(what: String) -> ClientError {
     ClientError::Integrity(format!("the account chain is not valid: {what}"))
 }
 
-/// Verifies a chain of `user_id` from its first link against `account_key` (base64).
+/// Verifies a chain of `user_id` from its first link against `account_key` (base64). A
+/// version-1 link signs the user id and the device's name; a version-2 link signs the
+/// account key and the name's commitment, and the name is shown only when its salt proves
+/// it (another user's chain, or an erased user's, shows none). `user_id` is empty for a
+/// chain an erasure kept, which has version-2 links only.
 pub fn verify_chain(
     user_id: &str,
     account_key: &str,
@@ -75,13 +80,31 @@ pub fn verify_chain(
         let seq = i as u64 + 1;
         let kind = LinkKind::parse(&l.kind)
             .ok_or_else(|| bad(format!("link {seq} is of kind {:?}", l.kind)))?;
+        let (version, account, device_name) = match l.version {
+            1 if !user_id.is_empty() => (LinkVersion::V1, user_id, l.device_name.as_str()),
+            2 => {
+                let shown = !l.name_salt.is_empty() || !l.device_name.is_empty();
+                let proven = shown
+                    && enc_crypto::device::is_name_salt(&l.name_salt)
+                    && enc_crypto::device::name_commitment(&l.name_salt, &l.device_name)
+                        == l.name_commitment;
+                if shown && !proven {
+                    return Err(bad(format!(
+                        "link {seq} shows a device name its commitment does not match"
+                    )));
+                }
+                (LinkVersion::V2, account_key, l.name_commitment.as_str())
+            }
+            v => return Err(bad(format!("link {seq} is of version {v}"))),
+        };
         let link = Link {
-            user_id,
+            version,
+            account,
             seq: l.seq,
             prev: &l.prev,
             kind,
             device_id: &l.device_id,
-            device_name: &l.device_name,
+            device_name,
             device_key: &l.device_key,
             created: l.created,
             last_counter: l.last_counter,
@@ -141,7 +164,8 @@ pub(crate) fn fetch_chain(
     pin_chain(profile, server, user_id, account_key, &chain)
 }
 
-/// Verifies `chain` and pins it (see [`fetch_chain`]).
+/// Verifies `chain` (which the user id signs, in its version-1 links) and pins it under
+/// the user id and under its account key (see [`fetch_chain`]).
 fn pin_chain(
     profile: &Profile,
     server: &str,
@@ -149,10 +173,41 @@ fn pin_chain(
     account_key: &str,
     chain: &AccountChain,
 ) -> Result<VerifiedChain> {
+    let by_key = format!("key:{account_key}");
+    let by_id = if user_id.starts_with("key:") {
+        ""
+    } else {
+        user_id
+    };
+    pin_chain_as(
+        profile,
+        server,
+        &[by_id, &by_key],
+        &[by_id, &by_key],
+        user_id,
+        account_key,
+        chain,
+    )
+}
+
+/// Verifies `chain` against everything seen under each of `check` (a rollback or another
+/// history is refused), and pins it under each of `update`.
+fn pin_chain_as(
+    profile: &Profile,
+    server: &str,
+    check: &[&str],
+    update: &[&str],
+    user_id: &str,
+    account_key: &str,
+    chain: &AccountChain,
+) -> Result<VerifiedChain> {
     let verified = verify_chain(user_id, account_key, chain)?;
     let mut config = profile.config()?;
     let pins = config.pins.entry(server.to_string()).or_default();
-    if let Some(seen) = pins.chains.get(user_id) {
+    for pin in check.iter().filter(|p| !p.is_empty()) {
+        let Some(seen) = pins.chains.get(*pin) else {
+            continue;
+        };
         let at = seen
             .seq
             .checked_sub(1)
@@ -164,18 +219,20 @@ fn pin_chain(
             )));
         }
     }
-    if pins
-        .chains
-        .get(user_id)
-        .is_none_or(|s| s.seq < verified.len)
-    {
-        pins.chains.insert(
-            user_id.to_string(),
-            HeadPin {
-                seq: verified.len,
-                hash: verified.head.clone(),
-            },
-        );
+    let mut changed = false;
+    for pin in update.iter().filter(|p| !p.is_empty()) {
+        if pins.chains.get(*pin).is_none_or(|s| s.seq < verified.len) {
+            pins.chains.insert(
+                pin.to_string(),
+                HeadPin {
+                    seq: verified.len,
+                    hash: verified.head.clone(),
+                },
+            );
+            changed = true;
+        }
+    }
+    if changed {
         profile.save_config(&config)?;
     }
     Ok(verified)
@@ -184,20 +241,23 @@ fn pin_chain(
 /// The signature of the chain's next `device-add` link for a new device key.
 fn add_request(
     keys: &UserKeys,
-    user_id: &str,
     chain: &VerifiedChain,
     device_id: &str,
     name: &str,
     device_key: &str,
 ) -> AddDeviceRequest {
     let created = unix_now();
+    let account = keys.verifying_key_b64();
+    let name_salt = enc_crypto::device::new_name_salt();
+    let commitment = enc_crypto::device::name_commitment(&name_salt, name);
     let link = Link {
-        user_id,
+        version: LinkVersion::V2,
+        account: &account,
         seq: chain.len + 1,
         prev: &chain.head,
         kind: LinkKind::DeviceAdd,
         device_id,
-        device_name: name,
+        device_name: &commitment,
         device_key,
         created,
         last_counter: 0,
@@ -209,6 +269,8 @@ fn add_request(
         prev: chain.head.clone(),
         device_id: device_id.to_string(),
         device_name: name.to_string(),
+        version: 2,
+        name_salt,
         device_key: device_key.to_string(),
         created,
         signature: keys.sign_b64(&link.message()),
@@ -255,14 +317,7 @@ pub(crate) fn certify_this_device(
     } else {
         name
     };
-    let mut req = add_request(
-        keys,
-        &me.user_id,
-        &chain,
-        &device_id,
-        &name,
-        &device.public_b64(),
-    );
+    let mut req = add_request(keys, &chain, &device_id, &name, &device.public_b64());
     req.bind_session = true;
     let _: AddDeviceResponse = api.post("/v1/devices", &req)?;
     fetch_chain(
@@ -383,10 +438,9 @@ impl Account {
     /// of kind `backups`.
     pub fn add_device(&self, public_key: &str, name: &str) -> Result<(DeviceInfo, String)> {
         let chain = self.account_chain()?;
-        let (user_id, _) = self.ids()?;
         let device_id = uuid::Uuid::new_v4().to_string();
         let keys = self.account_keys()?;
-        let mut req = add_request(keys, &user_id, &chain, &device_id, name, public_key);
+        let mut req = add_request(keys, &chain, &device_id, name, public_key);
         req.issue_token = true;
         let resp: AddDeviceResponse = self.api.post("/v1/devices", &req)?;
         self.account_chain()?;
@@ -406,7 +460,6 @@ impl Account {
             )));
         }
         let chain = self.account_chain()?;
-        let (user_id, _) = self.ids()?;
         // The revocation signs where the device's backup chain ends, so that no entry the
         // server shows after it counts, whatever it claims.
         let entries = self.backup_chain(&chain, &d.id)?;
@@ -417,8 +470,10 @@ impl Account {
         // end, or in a vault not named, does not count.
         self.check_commit_ends(&d)?;
         let created = unix_now();
+        let account = self.keys.verifying_key_b64();
         let link = Link {
-            user_id: &user_id,
+            version: LinkVersion::V2,
+            account: &account,
             seq: chain.len + 1,
             prev: &chain.head,
             kind: LinkKind::DeviceRevoke,
@@ -434,6 +489,7 @@ impl Account {
         let resp: RevokeDeviceResponse = self.api.post(
             &format!("/v1/devices/{}/revoke", d.id),
             &RevokeDeviceRequest {
+                version: 2,
                 seq: link.seq,
                 prev: chain.head.clone(),
                 last_counter,
@@ -535,55 +591,103 @@ impl Account {
         Ok(())
     }
 
-    /// `user`'s account chain, verified and pinned, as a reader of `vault_id` sees it (their
-    /// own chain for this account); kept for the rest of the process.
-    pub(crate) fn signer_chain(&self, vault_id: &str, user: &str) -> Result<Arc<VerifiedChain>> {
-        if let Some(c) = self.signer_chains.lock().expect("not poisoned").get(user) {
+    /// The account chain of a commit's signer, verified and pinned, as a reader of
+    /// `vault_id` sees it (this account's own for itself); kept for the rest of the process.
+    /// A version-1 signer is found by name, a version-2 one by its account key: its chain
+    /// is pinned under the key, and it verifies against that key, whoever the server says
+    /// holds it (a user, or none, after an erasure).
+    pub(crate) fn signer_chain(
+        &self,
+        vault_id: &str,
+        signer: &Signer,
+    ) -> Result<Arc<VerifiedChain>> {
+        let cache_key = match signer {
+            Signer::Name(user) => format!("user:{user}"),
+            Signer::Key(key) => format!("key:{key}"),
+        };
+        if let Some(c) = self
+            .signer_chains
+            .lock()
+            .expect("not poisoned")
+            .get(&cache_key)
+        {
             return Ok(c.clone());
         }
-        let verified = if user == self.user() {
-            self.account_chain()?
-        } else {
-            let chain: AccountChain = self
-                .api
-                .get(&format!("/v1/vaults/{vault_id}/chains/{user}"))?;
-            let key = self.trusted_key(user, &chain.account_key)?;
-            pin_chain(
-                &self.profile,
-                &self.session.server,
-                &chain.user_id,
-                &key,
-                &chain,
-            )?
+        let verified = match signer {
+            Signer::Name(user) if user == self.user() => self.account_chain()?,
+            Signer::Key(key) if *key == self.keys.verifying_key_b64() => self.account_chain()?,
+            Signer::Name(user) => {
+                let chain: AccountChain = self
+                    .api
+                    .get(&format!("/v1/vaults/{vault_id}/chains/{user}"))?;
+                let key = self.trusted_key(user, &chain.account_key)?;
+                pin_chain(
+                    &self.profile,
+                    &self.session.server,
+                    &chain.user_id,
+                    &key,
+                    &chain,
+                )?
+            }
+            Signer::Key(key) => {
+                let raw = enc_crypto::unb64(key).map_err(|_| {
+                    ClientError::Integrity("a commit names a malformed account key".into())
+                })?;
+                let chain: AccountChain = self.api.get(&format!(
+                    "/v1/vaults/{vault_id}/signers/{}",
+                    hex::encode(raw)
+                ))?;
+                if chain.account_key != *key {
+                    return Err(bad("the server sends another account's chain".into()));
+                }
+                // Pinned under the key. The user id the server names (signed only by
+                // version-1 links) is checked against what this device saw under it, and
+                // never pinned from here: a server could name anyone's.
+                let by_id = if chain.user_id.starts_with("key:") {
+                    ""
+                } else {
+                    chain.user_id.as_str()
+                };
+                pin_chain_as(
+                    &self.profile,
+                    &self.session.server,
+                    &[by_id, &cache_key],
+                    &[&cache_key],
+                    &chain.user_id,
+                    key,
+                    &chain,
+                )?
+            }
         };
         let verified = Arc::new(verified);
         self.signer_chains
             .lock()
             .expect("not poisoned")
-            .insert(user.to_string(), verified.clone());
+            .insert(cache_key, verified.clone());
         Ok(verified)
     }
 
-    /// Whether `user`'s device `device_id` with `key` may have signed commit `seq` (with
-    /// `hash`) of vault `vault_id`: certified by the user's account chain and standing, or
+    /// Whether `signer`'s device `device_id` with `key` may have signed commit `seq` (with
+    /// `hash`) of vault `vault_id`: certified by the signer's account chain and standing, or
     /// revoked with that commit before the end its revocation signed for the vault, or that
-    /// end itself. `Err` with the
-    /// reason otherwise.
+    /// end itself. `Err` with the reason otherwise; `who` names the signer in it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn check_device_signer(
         &self,
         vault_id: &str,
-        user: &str,
+        signer: &Signer,
+        who: &str,
         device_id: &str,
         key: &str,
         seq: u64,
         hash: &str,
     ) -> std::result::Result<(), String> {
         let chain = self
-            .signer_chain(vault_id, user)
+            .signer_chain(vault_id, signer)
             .map_err(|e| format!("has a signer whose account chain cannot be checked ({e})"))?;
         let Some(d) = chain.devices.get(device_id).filter(|d| d.key == key) else {
             return Err(format!(
-                "is signed by a device key {user}'s account chain does not certify"
+                "is signed by a device key {who}'s account chain does not certify"
             ));
         };
         if d.revoked.is_some() {
@@ -594,7 +698,7 @@ impl Account {
                 Some((end, end_hash)) if seq == *end && hash == end_hash => {}
                 _ => {
                     return Err(format!(
-                        "is signed by {user}'s device {device_id} after its revocation"
+                        "is signed by {who}'s device {device_id} after its revocation"
                     ));
                 }
             }

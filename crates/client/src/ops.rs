@@ -463,6 +463,50 @@ impl Account {
 
     /// `user`'s Ed25519 key: our own from the key bundle; for others the key pinned on first
     /// sight, and an error if the server now presents a different one.
+    /// The name to show for the account key `key` that signed a version-2 commit, which
+    /// the server says is `claimed`'s (its word: the header names no one). The name this
+    /// device has pinned to the key wins, and a server naming another user for it is
+    /// refused; a name the device has not seen is pinned to the key (trust on first use, as
+    /// keys always were). The server may say the author was erased or removed (`(erased
+    /// …)`, `(removed)`: it cannot be checked); a key this device knows keeps its name
+    /// beside that. `Err` with the reason.
+    pub(crate) fn author_of_key(
+        &self,
+        key: &str,
+        claimed: &str,
+    ) -> std::result::Result<String, String> {
+        if key == self.keys.verifying_key_b64() {
+            return Ok(self.user().to_string());
+        }
+        let config = self.profile.config().map_err(|e| e.to_string())?;
+        let known = config
+            .pins
+            .get(&self.session.server)
+            .and_then(|p| p.keys.iter().find(|(_, k)| *k == key))
+            .map(|(name, _)| name.clone());
+        let valid_name = enc_proto::is_user_name(claimed);
+        let erased = claimed.len() == 21
+            && claimed.starts_with("(erased ")
+            && claimed.ends_with(')')
+            && claimed[8..20].bytes().all(|b| b.is_ascii_hexdigit());
+        match known {
+            Some(name) if valid_name && name != claimed => Err(format!(
+                "is signed by the account key this device knows as {name}'s, which the server says is {claimed}'s"
+            )),
+            Some(name) if erased || claimed == "(removed)" => Ok(format!("{name} {claimed}")),
+            Some(name) => Ok(name),
+            None if valid_name => match self.trusted_key(claimed, key) {
+                Ok(k) if k == key => Ok(claimed.to_string()),
+                Ok(_) => Err(format!(
+                    "is signed by an account key the server says is {claimed}'s, whose key is pinned otherwise"
+                )),
+                Err(e) => Err(e.to_string()),
+            },
+            None if erased || claimed == "(removed)" => Ok(claimed.to_string()),
+            None => Ok("(unknown)".to_string()),
+        }
+    }
+
     pub fn trusted_key(&self, user: &str, presented: &str) -> Result<String> {
         if user == self.user() {
             return Ok(self.keys.verifying_key_b64());

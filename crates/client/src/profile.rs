@@ -49,7 +49,8 @@ pub struct ServerPins {
     /// not say which directories mirror which vault.
     #[serde(default)]
     pub synced: BTreeMap<String, String>,
-    /// User id → the newest account chain link this device has verified (a server may
+    /// User id, or `key:` and the account key → the newest account chain link this device
+    /// has verified of that account (a server may
     /// never show it a shorter chain, or another one).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub chains: BTreeMap<String, HeadPin>,

@@ -39,12 +39,26 @@ impl LinkKind {
     }
 }
 
+/// The version of an account chain's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkVersion {
+    /// `enc account link v1`: signs the user id and the device's name. Still read, no longer
+    /// written.
+    V1,
+    /// `enc account link v2`: signs the account key and a salted commitment to the device's
+    /// name, so a chain kept after its user's erasure names no one (the salt and the name are
+    /// deleted, the commitment stays).
+    V2,
+}
+
 /// One link of a user's account chain, as signed by the account's Ed25519 key. A device's
 /// certificate is the `device-add` link that names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link<'a> {
-    /// The account's user id (not its name, which an erasure may free for someone else).
-    pub user_id: &'a str,
+    pub version: LinkVersion,
+    /// Whose chain: the user id in V1 (not the name, which an erasure may free for someone
+    /// else), the account's Ed25519 public key (base64) in V2.
+    pub account: &'a str,
     /// 1 for the first link, then one more each.
     pub seq: u64,
     /// The previous link's hash (empty for the first).
@@ -53,7 +67,8 @@ pub struct Link<'a> {
     pub kind: LinkKind,
     /// The device it is about (a UUID the client chose).
     pub device_id: &'a str,
-    /// The device's name when it was certified (empty in a revocation).
+    /// The device's name when it was certified in V1, its [`name_commitment`] in V2 (empty
+    /// in a revocation).
     pub device_name: &'a str,
     /// The device's Ed25519 public key, base64 (empty in a revocation).
     pub device_key: &'a str,
@@ -69,6 +84,30 @@ pub struct Link<'a> {
     /// [`commit_ends_text`] (empty for none, and in an addition). A commit the device signed
     /// past its vault's end, or in a vault not named, is not the device's.
     pub commit_ends: &'a str,
+}
+
+/// A fresh salt for a device name's commitment: 16 random bytes, hex.
+pub fn new_name_salt() -> String {
+    let mut raw = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
+    hex::encode(raw)
+}
+
+/// The commitment a V2 link signs instead of a device's name: SHA-256 of the domain, the
+/// salt and the name, length-prefixed, hex. Without the salt it reveals nothing of the name.
+pub fn name_commitment(salt: &str, name: &str) -> String {
+    let mut out = b"enc device name\0".to_vec();
+    field(&mut out, salt.as_bytes());
+    field(&mut out, name.as_bytes());
+    hex::encode(Sha256::digest(out))
+}
+
+/// Whether `salt` is what [`new_name_salt`] makes: 32 lower-case hex digits.
+pub fn is_name_salt(salt: &str) -> bool {
+    salt.len() == 32
+        && salt
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// One vault's end of a revoked device's commits: the vault (its id on the server), the
@@ -120,9 +159,14 @@ fn field(out: &mut Vec<u8>, bytes: &[u8]) {
 impl Link<'_> {
     /// The canonical bytes the account key signs.
     pub fn message(&self) -> Vec<u8> {
-        let mut out = b"enc account link v1\0".to_vec();
+        let v2 = self.version == LinkVersion::V2;
+        let mut out = if v2 {
+            b"enc account link v2\0".to_vec()
+        } else {
+            b"enc account link v1\0".to_vec()
+        };
         for f in [
-            self.user_id,
+            self.account,
             self.prev,
             self.kind.as_str(),
             self.device_id,
@@ -132,9 +176,16 @@ impl Link<'_> {
         ] {
             field(&mut out, f.as_bytes());
         }
+        if v2 {
+            // Always a field of its own in version 2.
+            field(&mut out, self.commit_ends.as_bytes());
+        }
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(&self.created.to_be_bytes());
         out.extend_from_slice(&self.last_counter.to_be_bytes());
+        if v2 {
+            return out;
+        }
         // Added after the first links were signed: present only when there is something to
         // say, so those links' bytes (and hashes) stay what they were.
         if !self.commit_ends.is_empty() {
@@ -374,7 +425,8 @@ mod tests {
         let device = DeviceKey::generate();
         let public = device.public_b64();
         let link = Link {
-            user_id: "u",
+            version: LinkVersion::V1,
+            account: "u",
             seq: 1,
             prev: "",
             kind: LinkKind::DeviceAdd,
@@ -405,9 +457,30 @@ mod tests {
                 commit_ends: "v 1 x",
                 ..link.clone()
             },
+            Link {
+                version: LinkVersion::V2,
+                ..link.clone()
+            },
         ] {
             assert!(verify_b64(&account.verifying_key_b64(), &other.message(), &sig).is_err());
         }
+        // V2 signs the account key and a commitment to the name, never the name.
+        let salt = new_name_salt();
+        assert!(is_name_salt(&salt) && !is_name_salt("AB") && salt != new_name_salt());
+        let commitment = name_commitment(&salt, "laptop");
+        assert_ne!(commitment, name_commitment(&salt, "laptop2"));
+        assert_ne!(commitment, name_commitment(&new_name_salt(), "laptop"));
+        let account_key = account.verifying_key_b64();
+        let v2 = Link {
+            version: LinkVersion::V2,
+            account: &account_key,
+            device_name: &commitment,
+            ..link.clone()
+        };
+        let m = v2.message();
+        assert!(m.starts_with(b"enc account link v2\0"));
+        assert!(!m.windows(6).any(|w| w == b"laptop"));
+        assert_ne!(v2.hash(), link.hash());
         let again = DeviceKey::from_secret_b64(&device.secret_b64()).unwrap();
         assert_eq!(again.public_b64(), public);
         assert!(key_fingerprint(&public).starts_with("SHA256:"));

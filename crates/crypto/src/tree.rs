@@ -19,6 +19,7 @@ const MAX_BLOB_ID: usize = 128;
 
 const NODE_MAGIC: &[u8] = b"enc tree node v1\0";
 const HEADER_MAGIC: &[u8] = b"enc tree commit v1\0";
+const HEADER_MAGIC_V2: &[u8] = b"enc tree commit v2\0";
 const BODY_MAGIC: &[u8] = b"enc tree body v1\0";
 
 /// A 32-byte hash (a content id or a ciphertext hash).
@@ -203,15 +204,26 @@ fn check_loc(loc: &Loc) -> Result<(), CryptoError> {
     }
 }
 
-/// Who signed a commit: the account, the key that signed, and (from the devices issue on)
-/// the certificate the account's key gave that device key. `None` today: the account key
-/// signs itself.
+/// The account that signed a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Account {
+    /// Version 1: the user's name, in the signed bytes, where an erasure could not take it
+    /// out without breaking the vault's history. Still read, no longer written.
+    Name(String),
+    /// Version 2: the account's Ed25519 public key (base64). Its chain is found by the key,
+    /// and neither names the user, so the commit outlives an erasure of its author.
+    Key(String),
+}
+
+/// Who signed a commit: the account, the key that signed, and the certificate the account's
+/// key gave that device key (the device id). A version-1 header may have no certificate (the
+/// account key signed itself, before devices); a version-2 header always has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signer {
-    pub user: String,
+    pub account: Account,
     /// The Ed25519 public key that made the signature (base64).
     pub key: String,
-    /// The device certificate, once devices exist.
+    /// The device certificate.
     pub certificate: Option<String>,
 }
 
@@ -237,11 +249,15 @@ pub struct CommitHeader {
 impl CommitHeader {
     /// The canonical bytes the signer signs.
     pub fn message(&self) -> Vec<u8> {
-        let mut w = Writer::new(HEADER_MAGIC);
+        let (magic, account) = match &self.signer.account {
+            Account::Name(name) => (HEADER_MAGIC, name),
+            Account::Key(key) => (HEADER_MAGIC_V2, key),
+        };
+        let mut w = Writer::new(magic);
         w.str(&self.vault);
         w.u64(self.seq);
         w.opt_hash(self.prev.as_ref());
-        w.str(&self.signer.user);
+        w.str(account);
         w.str(&self.signer.key);
         w.opt_str(self.signer.certificate.as_deref());
         w.loc(&self.body);
@@ -257,15 +273,26 @@ impl CommitHeader {
 
     /// Reads what [`CommitHeader::message`] wrote, refusing anything else.
     pub fn decode(bytes: &[u8]) -> Result<Self, CryptoError> {
-        let mut r = Reader::new(bytes, HEADER_MAGIC)?;
+        let v2 = bytes.starts_with(HEADER_MAGIC_V2);
+        let mut r = Reader::new(bytes, if v2 { HEADER_MAGIC_V2 } else { HEADER_MAGIC })?;
         let vault = r.str(MAX_BLOB_ID)?;
         let seq = r.u64()?;
         let prev = r.opt_hash()?;
+        let account = if v2 {
+            Account::Key(r.str(MAX_BLOB_ID)?)
+        } else {
+            Account::Name(r.str(MAX_ENTRY_NAME)?)
+        };
         let signer = Signer {
-            user: r.str(MAX_ENTRY_NAME)?,
+            account,
             key: r.str(MAX_BLOB_ID)?,
             certificate: r.opt_str(MAX_LINK_TARGET)?,
         };
+        if v2 && signer.certificate.is_none() {
+            return Err(CryptoError::Malformed(
+                "a version-2 commit is signed by a device, named by its certificate",
+            ));
+        }
         let body = r.loc()?;
         let body_hash = r.hash()?;
         let mut lists = [Vec::new(), Vec::new()];
@@ -634,7 +661,7 @@ mod tests {
             seq,
             prev: (seq > 1).then_some([9; 32]),
             signer: Signer {
-                user: "alice".into(),
+                account: Account::Name("alice".into()),
                 key: "a2V5".into(),
                 certificate: None,
             },
@@ -670,6 +697,21 @@ mod tests {
             other.prev = Some([8; 32]);
             assert!(CommitBody::decode(&body.encode(), &other).is_err());
         }
+        // Version 2 names the account by its key, and always has a device certificate.
+        let mut h = header(2);
+        h.signer.account = Account::Key("YWNjb3VudA==".into());
+        assert!(
+            CommitHeader::decode(&h.message()).is_err(),
+            "no certificate"
+        );
+        h.signer.certificate = Some("device-1".into());
+        assert!(h.message().starts_with(b"enc tree commit v2\0"));
+        assert_eq!(CommitHeader::decode(&h.message()).expect("v2"), h);
+        assert_ne!(h.message(), {
+            let mut v1 = h.clone();
+            v1.signer.account = Account::Name("YWNjb3VudA==".into());
+            v1.message()
+        });
         // A first commit with a parent, or a later one without, is refused.
         let mut h = header(1);
         h.prev = Some([1; 32]);

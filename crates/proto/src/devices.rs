@@ -6,10 +6,15 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "openapi")]
 use utoipa::{IntoParams, ToSchema};
 
-/// One link of the account chain, as the account key signed it (`enc account link v1`).
+/// One link of the account chain, as the account key signed it (`enc account link v1` or
+/// `v2`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct AccountLink {
+    /// 1: signs the user id and the device's name; 2: signs the account key and
+    /// `name_commitment`.
+    #[serde(default = "one")]
+    pub version: u32,
     /// 1, 2, … in order.
     pub seq: u64,
     /// SHA-256 (hex) of the signed message: what the next link names as `prev`.
@@ -20,8 +25,17 @@ pub struct AccountLink {
     pub kind: String,
     /// The device the link is about.
     pub device_id: String,
-    /// The device's name when certified (empty in a revocation).
+    /// The device's name when certified (empty in a revocation, and where the server does
+    /// not show it: another user's chain, or an erased user's).
     pub device_name: String,
+    /// Version 2: the salt of the name's commitment (32 hex digits; empty where the name is
+    /// not shown).
+    #[serde(default)]
+    pub name_salt: String,
+    /// Version 2: the commitment to the device's name that the link signs (hex; empty in a
+    /// revocation).
+    #[serde(default)]
+    pub name_commitment: String,
     /// The device's Ed25519 public key, base64 (empty in a revocation).
     pub device_key: String,
     /// Unix seconds, as the signer's clock said.
@@ -61,11 +75,16 @@ pub struct AccountKeysResponse {
     pub wrapped_keys: String,
 }
 
-/// `GET /v1/account/chain`.
+fn one() -> u32 {
+    1
+}
+
+/// `GET /v1/account/chain`, and a vault's signers' chains.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct AccountChain {
-    /// The account's user id (signed into every link and backup).
+    /// The account's user id (signed into every version-1 link and every backup); empty for
+    /// the chain of an erased user, which has only version-2 links.
     pub user_id: String,
     /// The account's Ed25519 public key, base64, that signs the links.
     pub account_key: String,
@@ -86,6 +105,13 @@ pub struct AddDeviceRequest {
     pub device_id: String,
     /// 1–64 printable characters.
     pub device_name: String,
+    /// The link's version: 2 (signing the account key and the name's commitment) is the only
+    /// one the server takes now.
+    #[serde(default = "one")]
+    pub version: u32,
+    /// The salt of the name's commitment: 32 hex digits.
+    #[serde(default)]
+    pub name_salt: String,
     /// Ed25519 public key, base64 (32 bytes).
     pub device_key: String,
     /// Unix seconds.
@@ -116,6 +142,9 @@ pub struct AddDeviceResponse {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RevokeDeviceRequest {
+    /// The link's version: 2 is the only one the server takes now.
+    #[serde(default = "one")]
+    pub version: u32,
     /// The chain's next sequence number.
     pub seq: u64,
     /// The chain's last link's hash.

@@ -327,6 +327,17 @@ pub struct SetQuotaRequest {
 /// A user quota of this many bytes means no limit at all (it overrides the role's default).
 pub const UNLIMITED_QUOTA: u64 = i64::MAX as u64;
 
+/// Whether `name` is a user name: 1–64 of `a-z 0-9 . _ -`, starting with a letter or digit
+/// (so no label the server writes in a name's place, `(erased …)` or `(removed)`, is one).
+pub fn is_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
 /// Public keys of a user, for sharing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -655,6 +666,11 @@ pub struct TreeCommitInfo {
     pub signature: String,
     /// When the server accepted it (Unix seconds; the server's word, not signed).
     pub created: i64,
+    /// Who pushed it, as the server knows them: a user's name, or the label of an erased
+    /// user. The server's word: a reader checks it against the key a version-2 header signs
+    /// with (the key pinned for that name).
+    #[serde(default)]
+    pub author: String,
 }
 
 /// `GET /v1/vaults/{id}/head`: the newest commit, if the vault has one.

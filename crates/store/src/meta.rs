@@ -381,6 +381,14 @@ pub trait Devices: Send + Sync {
         vault_id: &str,
         user_id: &str,
     ) -> Result<Option<Vec<AccountLinkRow>>>;
+    /// *System scope.* The account chain whose key `account_key` signed one of `vault_id`'s
+    /// version-2 commits (`None` otherwise): the living signer's own, with their user id, or
+    /// the chain an erasure kept under the key (user id `None`, names empty).
+    async fn signer_chain_by_key(
+        &self,
+        vault_id: &str,
+        account_key: &str,
+    ) -> Result<Option<(Option<String>, Vec<AccountLinkRow>)>>;
 }
 
 /// Device backups: each device's signed chain of backups and tombstones (tenant scope).

@@ -441,6 +441,9 @@ pub struct TreeCommitRow {
 pub struct NewTreeCommit {
     pub vault_id: String,
     pub user_id: String,
+    /// A version-2 header's account key (base64), by which readers find the signer's chain;
+    /// `None` for version 1.
+    pub signer_key: Option<String>,
     /// The device whose key signed it, with that key: appended only while the device stands.
     pub device: Option<(String, String)>,
     pub seq: i64,
@@ -493,10 +496,16 @@ pub struct AccountLinkRow {
     /// `device-add` or `device-revoke`.
     pub kind: String,
     pub device_id: String,
+    /// The name the device was certified with (a V2 link signs its commitment instead).
     pub device_name: String,
     pub device_key: String,
     pub created: i64,
     pub signature: String,
+    /// 1 or 2 (`enc account link v1`, `v2`).
+    pub version: i64,
+    /// V2: the salt of the name's commitment, and the commitment the link signs.
+    pub name_salt: String,
+    pub name_commitment: String,
     /// A revocation's end of the device's backup chain: its last entry (0 and empty: none).
     pub last_counter: i64,
     pub last_entry: String,

@@ -16,7 +16,7 @@ mod upload;
 use std::collections::{BTreeMap, HashMap};
 
 use enc_crypto::tree::{
-    CommitBody, CommitHeader, Entry, Hash, Kind, Loc, Node, Piece, commit_hash,
+    Account as Signs, CommitBody, CommitHeader, Entry, Hash, Kind, Loc, Node, Piece, commit_hash,
 };
 use enc_proto::{ReadRange, ReadRequest, TreeCommitInfo, TreeCommits, TreeHead};
 
@@ -52,6 +52,9 @@ pub struct Commit {
     pub header: CommitHeader,
     /// When the server says it accepted it (Unix seconds; the server's word, not signed).
     pub created: i64,
+    /// Who signed it: the name a version-1 header signs, or for version 2 the name this
+    /// device has pinned to its account key (see `Account::author_of_key`).
+    pub author: String,
 }
 
 impl Commit {
@@ -316,14 +319,28 @@ impl Account {
         if hex::encode(hash) != info.hash {
             return Err(bad("is served under another hash".into()));
         }
-        let user = &header.signer.user;
         let key = &header.signer.key;
         let since = self.device_signed_since(&v.info.id)?;
+        let author = match &header.signer.account {
+            Signs::Name(user) => user.clone(),
+            // Version 2 names the account by its key; the name shown is the one pinned for
+            // it, or the server's (pinned from now on), or an erased user's label.
+            Signs::Key(account) => self.author_of_key(account, &info.author).map_err(bad)?,
+        };
+        let user = &author;
         match &header.signer.certificate {
-            // Signed by a device: its key certified by the user's account chain, and not
+            // Signed by a device: its key certified by the signer's account chain, and not
             // revoked before this commit.
             Some(device) => self
-                .check_device_signer(&v.info.id, user, device, key, info.seq, &info.hash)
+                .check_device_signer(
+                    &v.info.id,
+                    &header.signer.account,
+                    user,
+                    device,
+                    key,
+                    info.seq,
+                    &info.hash,
+                )
                 .map_err(bad)?,
             // Signed by the account key, as before devices signed; never after a commit a
             // device signed (an old device's copy of the key signs nothing new).
@@ -349,6 +366,7 @@ impl Account {
             hash,
             header,
             created: info.created,
+            author,
         })
     }
 
@@ -745,7 +763,7 @@ impl Account {
             .into_iter()
             .zip(bodies)
             .map(|(commit, body)| LogEntry {
-                author: commit.header.signer.user.clone(),
+                author: commit.author.clone(),
                 host: body.host,
                 time_ns: body.time_ns,
                 paths: body.changes.into_iter().map(|c| c.path).collect(),

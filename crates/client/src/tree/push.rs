@@ -10,7 +10,9 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use enc_crypto::tree::{Change, CommitBody, CommitHeader, Entry, Hash, Kind, Loc, Piece, Signer};
+use enc_crypto::tree::{
+    Account as Signs, Change, CommitBody, CommitHeader, Entry, Hash, Kind, Loc, Piece, Signer,
+};
 use enc_proto::{TreeCommitInfo, TreeCommitRequest};
 
 use super::merge::apply;
@@ -636,8 +638,10 @@ impl Account {
                 prev: body.prev,
                 // This device signs, its id naming the certificate (the account chain's
                 // link that added its key).
+                // The account is named by its key (version 2), not by the user's name, so
+                // the commit outlives an erasure of its author.
                 signer: Signer {
-                    user: self.user().to_string(),
+                    account: Signs::Key(self.keys.verifying_key_b64()),
                     key: device_key.public_b64(),
                     certificate: Some(device_id.clone()),
                 },
@@ -676,6 +680,7 @@ impl Account {
                         hash,
                         header,
                         created: info.created,
+                        author: self.user().to_string(),
                     };
                     self.remember_head(v, &commit)?;
                     // After a rebase the commit also holds the other push's changes, which

@@ -115,15 +115,34 @@ fn an_erased_user_leaves_nothing_and_a_killed_erasure_finishes() {
     let bob = server.user("bob", "user");
     let zelda = server.user(NAME, "user");
 
-    // Bob's vault tree, shared with her (she reads it), and his vault of objects from
-    // before trees, where she writes a version.
+    // A device of hers certified under a name that is hers too: the chain kept for her
+    // commits must not keep it.
+    std::fs::write(
+        zelda.path("app.pub"),
+        enc_crypto::device::DeviceKey::generate().public_b64(),
+    )
+    .unwrap();
+    let app_name = format!("{NAME}-phone");
+    zelda.ok(&[
+        "device",
+        "add",
+        "--public-key",
+        "app.pub",
+        "--name",
+        &app_name,
+    ]);
+    // Bob's vault tree, shared with her: she pulls it and pushes a file into it (a tree
+    // commit in a vault she does not own); and his vault of objects from before trees,
+    // where she writes a version.
     bob.ok(&["vault", "create", "team"]);
     std::fs::write(bob.path("plan.txt"), "bob's plan").unwrap();
     bob.ok(&["push", "plan.txt", "--vault", "team"]);
-    bob.ok(&["vault", "share", "team", NAME, "--read-only"]);
+    bob.ok(&["vault", "share", "team", NAME]);
     bob.ok(&["vault", "create", "old"]);
     bob.ok(&["vault", "share", "old", NAME]);
     zelda.ok(&["pull", "--vault", "bob/team", "-o", "from-bob"]);
+    std::fs::write(zelda.path("review.txt"), "zelda's review of the plan").unwrap();
+    zelda.ok(&["push", "review.txt", "--vault", "bob/team"]);
     std::fs::write(zelda.path("note.txt"), "zelda's note for bob").unwrap();
     zelda.ok(&["object", "push", "note.txt", "--vault", "bob/old"]);
     let kept = blob_keys(&server);
@@ -195,6 +214,10 @@ fn an_erased_user_leaves_nothing_and_a_killed_erasure_finishes() {
     assert!(refused.contains("already running"), "{refused}");
     let refused = root.fail(&["user", "rm", "--yes", NAME]);
     assert!(refused.contains("being erased"), "{refused}");
+    // Her chain has left `account_links` for `kept_links` (the `credentials` step), her
+    // row is still there: readers of bob's vault still check her commit meanwhile.
+    bob.ok(&["pull", "--vault", "team", "-o", "during"]);
+    bob.assert_file("during/review.txt", "zelda's review of the plan");
     // Her restic client keeps trying with its old token: refused, throttled and audited
     // under her name, all of which the rest of the job takes away.
     let tries = http()
@@ -242,7 +265,8 @@ fn an_erased_user_leaves_nothing_and_a_killed_erasure_finishes() {
         ("memberships", 2),
         ("versions_kept_in_others_vaults", 1),
         ("sessions", 1),
-        ("devices", 1),
+        ("devices", 2),
+        ("account_links_kept_nameless", 2),
         ("audit_entries_redacted", 5),
         ("account", 1),
     ] {
@@ -295,9 +319,26 @@ fn an_erased_user_leaves_nothing_and_a_killed_erasure_finishes() {
         "user.erased"
     );
 
-    // Bob's vaults still verify, her note among them, attributed to the erasure's label.
+    // Bob's vaults still verify, her note and her commit among them, attributed to the
+    // erasure's label: on his device, and on a new one that checks her kept chain from its
+    // first link (by her account key: no name, no id).
     bob.ok(&["pull", "--vault", "team", "-o", "again"]);
     bob.assert_file("again/plan.txt", "bob's plan");
+    bob.assert_file("again/review.txt", "zelda's review of the plan");
+    let log = bob.ok(&["log", "--vault", "team"]);
+    assert!(log.contains(&label), "{log}");
+    let fresh = User::new(&server, "bob");
+    fresh.ok(&["login"]);
+    fresh.ok(&["pull", "--vault", "team", "-o", "fresh"]);
+    fresh.assert_file("fresh/review.txt", "zelda's review of the plan");
+    assert!(
+        server
+            .operator_sql("SELECT COUNT(*) FROM kept_links")
+            .parse::<u64>()
+            .unwrap()
+            >= 2,
+        "her chain is kept for her commits"
+    );
     bob.ok(&[
         "object",
         "pull",
@@ -334,8 +375,9 @@ fn an_erased_user_leaves_nothing_and_a_killed_erasure_finishes() {
 }
 
 /// The CLI's two ways: a user erases their own account with the passphrase (a wrong one
-/// changes nothing), an admin with `enc user rm --erase`; a user who signed commits in a
-/// vault someone else owns is refused with the reason, and nothing changes.
+/// changes nothing), an admin with `enc user rm --erase`; a user who pushed into a vault
+/// someone else owns is erased too, their commit left there verifiable, unless their chain
+/// is of the format that names them (version 1), which is refused with the reason.
 #[test]
 fn the_cli_erases_an_account_or_says_why_not() {
     let server = Server::start();
@@ -355,6 +397,43 @@ fn the_cli_erases_an_account_or_says_why_not() {
         String::from_utf8_lossy(&out.stderr)
     );
     eve.ok(&["pull", "a.txt", "-o", "back", "--force"]);
+    // Bad input: a malformed auth key, an erase flag that is not a boolean, an extra field,
+    // an erasure id that is not one. Each a 4xx with a message; nothing changes.
+    let c = http();
+    let me = c
+        .post(format!("{}/v1/me/erase", server.url))
+        .bearer_auth(eve.token());
+    for body in [
+        serde_json::json!({"auth_key": "not base64 !"}),
+        serde_json::json!({"auth_key": "AAAA"}),
+        serde_json::json!({"auth_key": 7}),
+        serde_json::json!({"auth_key": "AAAA", "user": "root"}),
+    ] {
+        let r = me.try_clone().unwrap().json(&body).send().expect("POST");
+        assert!(
+            matches!(r.status().as_u16(), 400 | 401 | 422),
+            "{body}: {}",
+            r.status()
+        );
+        assert!(r.text().unwrap().contains("\"message\""), "{body}");
+    }
+    let r = c
+        .delete(format!(
+            "{}/v1/users/eve-erases-herself?erase=maybe",
+            server.url
+        ))
+        .bearer_auth(root.token())
+        .send()
+        .expect("DELETE");
+    assert_eq!(r.status(), 400);
+    for id in ["not-hex", "zz".repeat(16).as_str(), "ab"] {
+        let r = c
+            .get(format!("{}/v1/erasures/{id}", server.url))
+            .send()
+            .expect("GET");
+        assert_eq!(r.status(), 404, "{id}");
+    }
+    eve.ok(&["pull", "a.txt", "-o", "back", "--force"]);
 
     let report = eve.ok(&["account", "delete", "--yes"]);
     assert!(report.contains("vaults\t1"), "{report}");
@@ -363,19 +442,59 @@ fn the_cli_erases_an_account_or_says_why_not() {
     let users = root.ok(&["user", "ls"]);
     assert!(!users.contains("eve-erases-herself"), "{users}");
 
-    // Carol pushed into bob's vault: her signed commits name her, so erasing her is refused.
+    // Carol pushed into bob's vault and erases herself: her commit stays, verified, under
+    // the erasure's label.
     let bob = server.user("bob", "user");
     let carol = server.user("carol", "user");
     bob.ok(&["vault", "create", "team"]);
     bob.ok(&["vault", "share", "team", "carol"]);
     std::fs::write(carol.path("c.txt"), "carol's").unwrap();
     carol.ok(&["push", "c.txt", "--vault", "bob/team"]);
-    let refused = root.fail(&["user", "rm", "--erase", "--yes", "carol"]);
+    let log = bob.ok(&["log", "--vault", "team"]);
+    assert!(log.contains("carol"), "{log}");
+    let report = carol.ok(&["account", "delete", "--yes"]);
+    assert!(report.contains("account_links_kept_nameless"), "{report}");
+    bob.ok(&["pull", "--vault", "team", "-o", "t", "--force"]);
+    bob.assert_file("t/c.txt", "carol's");
+    // Bob's device knew her key, and keeps her name beside the server's word; a new device
+    // of his sees the label only.
+    let log = bob.ok(&["log", "--vault", "team"]);
+    assert!(log.contains("carol (erased "), "{log}");
+    let fresh = User::new(&server, "bob");
+    fresh.ok(&["login"]);
+    let log = fresh.ok(&["log", "--vault", "team"]);
+    assert!(log.contains("(erased ") && !log.contains("carol"), "{log}");
+
+    // A chain with a link of version 1 (from before this format) signs the user's id and
+    // device names: erasing a user whose commits in others' vaults depend on it is refused,
+    // with the reason, and nothing changes.
+    let frank = server.user("frank", "user");
+    bob.ok(&["vault", "share", "team", "frank"]);
+    std::fs::write(frank.path("f.txt"), "frank's").unwrap();
+    frank.ok(&["push", "f.txt", "--vault", "bob/team"]);
+    server.operator_sql(
+        "UPDATE account_links SET version = 1 \
+         WHERE user_id = (SELECT id FROM users WHERE name = 'frank')",
+    );
+    let refused = root.fail(&["user", "rm", "--erase", "--yes", "frank"]);
     assert!(
-        refused.contains("signed commits in vaults others own"),
+        refused.contains("version 1") && refused.contains("vaults others own"),
         "{refused}"
     );
-    carol.ok(&["vault", "ls"]);
+    frank.ok(&["vault", "ls"]);
+    server.operator_sql(
+        "UPDATE account_links SET version = 2 \
+         WHERE user_id = (SELECT id FROM users WHERE name = 'frank')",
+    );
+    // The server's word on who signed a commit of version 2 is checked against the key this
+    // device has seen for that name: a server that gives frank's commit to bob is refused.
+    bob.ok(&["log", "--vault", "team"]);
+    server.operator_sql(
+        "UPDATE tree_commits SET author_id = (SELECT id FROM users WHERE name = 'bob') \
+         WHERE author_id = (SELECT id FROM users WHERE name = 'frank')",
+    );
+    let caught = bob.fail(&["log", "--vault", "team"]);
+    assert!(caught.contains("knows as frank's"), "{caught}");
 
     // Dave, who wrote nowhere else, is erased by the admin's command, which reports.
     let dave = server.user("dave", "user");

@@ -45,10 +45,15 @@ fn slip_in(
     let hash = hex::encode(enc_crypto::tree::commit_hash(&message, &signature));
     let prev = header.prev.map(hex::encode).unwrap_or_default();
     let device = device.map_or_else(|| "NULL".to_string(), |d| format!("'{d}'"));
+    // As the server stores a commit of version 2: with the account key it names.
+    let signer_key = match &header.signer.account {
+        enc_crypto::tree::Account::Key(k) => format!("'{k}'"),
+        enc_crypto::tree::Account::Name(_) => "NULL".to_string(),
+    };
     server.operator_sql(&format!(
-        "INSERT INTO tree_commits (vault_id, device_id, seq, hash, prev, header, signature, \
-         author_id, created) VALUES ('{vault}', {device}, {}, '{hash}', '{prev}', {}, {}, \
-         '{author}', 1)",
+        "INSERT INTO tree_commits (vault_id, device_id, signer_key, seq, hash, prev, header, \
+         signature, author_id, created) VALUES ('{vault}', {device}, {signer_key}, {}, \
+         '{hash}', '{prev}', {}, {}, '{author}', 1)",
         header.seq,
         bytes_literal(server, &message),
         bytes_literal(server, &signature),
@@ -226,6 +231,7 @@ fn commits_are_signed_by_devices_and_a_revoked_device_signs_no_more() {
     // of an earlier build (here unwrapped with the passphrase, as such a file held it).
     let account = account_keys(&server, &alice);
     let mut old_style = forged.clone();
+    old_style.signer.account = enc_crypto::tree::Account::Name("alice".into());
     old_style.signer.key = account.verifying_key_b64();
     old_style.signer.certificate = None;
     slip_in(&server, &vault, author, None, &old_style, |m| {
@@ -233,6 +239,32 @@ fn commits_are_signed_by_devices_and_a_revoked_device_signs_no_more() {
     });
     let caught = bob.fail(&["pull", "-o", "forged", "--vault", "alice/team"]);
     assert!(caught.contains("after devices began signing"), "{caught}");
+    // The server itself takes no commit of version 1 (it names its signer), nor a link of
+    // version 1 (it signs the user id and the device's name), from anyone.
+    let message = old_style.message();
+    let refused = http()
+        .post(format!("{}/v1/vaults/{vault}/commits", server.url))
+        .bearer_auth(alice.token())
+        .json(&serde_json::json!({
+            "header": enc_crypto::b64(&message),
+            "signature": account.sign_b64(&message),
+        }))
+        .send()
+        .expect("POST commit");
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().unwrap().contains("version 2"));
+    let refused = http()
+        .post(format!("{}/v1/devices", server.url))
+        .bearer_auth(alice.token())
+        .json(&serde_json::json!({
+            "version": 1, "seq": 9, "prev": "", "device_id": "11111111-1111-4111-8111-111111111111",
+            "device_name": "old", "device_key": enc_crypto::device::DeviceKey::generate().public_b64(),
+            "created": 1, "signature": "AAAA",
+        }))
+        .send()
+        .expect("POST device");
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().unwrap().contains("version 2"));
 
     // And alice's own device signs on.
     server.operator_sql(&format!(

@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use enc_crypto::device::{Link, LinkKind};
+use enc_crypto::device::{Link, LinkKind, LinkVersion};
 use enc_proto::*;
 use enc_store::{AccessTokenRow, AccountLinkRow, DeviceRow, TokenKind, TokenMode};
 
@@ -40,12 +40,15 @@ pub(crate) fn check_device_id(id: &str) -> ApiResult<()> {
 
 fn link_info(l: AccountLinkRow) -> AccountLink {
     AccountLink {
+        version: l.version as u32,
         seq: l.seq as u64,
         hash: l.hash,
         prev: l.prev,
         kind: l.kind,
         device_id: l.device_id,
         device_name: l.device_name,
+        name_salt: l.name_salt,
+        name_commitment: l.name_commitment,
         device_key: l.device_key,
         created: l.created,
         signature: l.signature,
@@ -72,8 +75,33 @@ fn device_info(d: DeviceRow) -> DeviceInfo {
     }
 }
 
-/// Verifies `link`'s signature by the caller's account key, and returns the row to store.
-fn signed_link(s: &Session, link: &Link<'_>, signature: &str) -> ApiResult<AccountLinkRow> {
+/// The one version of link the server takes now: 2, which signs the account key and a
+/// commitment to the device's name (a chain of them outlives an erasure, naming no one).
+fn check_version(version: u32) -> ApiResult<()> {
+    if version == 2 {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(
+            "account links of version 1 sign your user id and the device's name; this server \
+             takes version 2 only: upgrade enc"
+                .into(),
+        ))
+    }
+}
+
+/// The caller's account key (base64), which a version-2 link names.
+fn account_key(s: &Session) -> String {
+    s.user.ed25519_public.clone().unwrap_or_default()
+}
+
+/// Verifies `link`'s signature by the caller's account key, and returns the row to store;
+/// `name` is the device's name and its commitment's salt (empty in a revocation).
+fn signed_link(
+    s: &Session,
+    link: &Link<'_>,
+    name: (&str, &str),
+    signature: &str,
+) -> ApiResult<AccountLinkRow> {
     if link.seq == 0 || link.seq > i64::MAX as u64 {
         return Err(ApiError::BadRequest("seq must be 1 or more".into()));
     }
@@ -93,10 +121,13 @@ fn signed_link(s: &Session, link: &Link<'_>, signature: &str) -> ApiResult<Accou
         prev: link.prev.to_string(),
         kind: link.kind.as_str().to_string(),
         device_id: link.device_id.to_string(),
-        device_name: link.device_name.to_string(),
+        device_name: name.0.to_string(),
         device_key: link.device_key.to_string(),
         created: link.created,
         signature: signature.to_string(),
+        version: 2,
+        name_salt: name.1.to_string(),
+        name_commitment: link.device_name.to_string(),
         last_counter: link.last_counter as i64,
         last_entry: link.last_entry.to_string(),
         commit_ends: link.commit_ends.to_string(),
@@ -139,7 +170,48 @@ pub async fn signer_chain(
     Ok(Json(AccountChain {
         user_id: signer.id,
         account_key: signer.ed25519_public.unwrap_or_default(),
-        links: links.into_iter().map(link_info).collect(),
+        links: links.into_iter().map(nameless).collect(),
+    }))
+}
+
+/// A link as another user sees it: a version-2 link without the device's name and salt
+/// (its signed commitment is enough to check it). A version-1 link signs the name itself.
+fn nameless(l: AccountLinkRow) -> AccountLink {
+    let v2 = l.version == 2;
+    let mut link = link_info(l);
+    if v2 {
+        link.device_name.clear();
+        link.name_salt.clear();
+    }
+    link
+}
+
+/// `GET /v1/vaults/{id}/signers/{key}`: the account chain of the account key (hex of its
+/// 32 bytes) that signed one of the vault's version-2 commits, so that readers check the
+/// devices that signed them; the chain an erasure kept, if its user was erased.
+#[utoipa::path(get, path = "/v1/vaults/{id}/signers/{key}",
+    responses((status = 200, body = AccountChain), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)), tag = "devices")]
+pub async fn signer_chain_by_key(
+    State(state): State<AppState>,
+    s: Session,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<Json<AccountChain>> {
+    let raw = hex::decode(&key)
+        .ok()
+        .filter(|k| k.len() == 32 && key.len() == 64)
+        .ok_or_else(|| ApiError::BadRequest("key: an Ed25519 public key, 64 hex digits".into()))?;
+    let v = crate::v1::vaults::access(&state, &s, &id).await?;
+    let account_key = enc_crypto::b64(&raw);
+    let (user_id, links) = state
+        .meta
+        .signer_chain_by_key(&v.id, &account_key)
+        .await?
+        .ok_or(ApiError::NotFound("signer of this vault"))?;
+    Ok(Json(AccountChain {
+        user_id: user_id.unwrap_or_default(),
+        account_key,
+        links: links.into_iter().map(nameless).collect(),
     }))
 }
 
@@ -166,20 +238,34 @@ pub async fn add(
             "this session has a device already; log in again for another".into(),
         ));
     }
+    check_version(req.version)?;
+    if !enc_crypto::device::is_name_salt(&req.name_salt) {
+        return Err(ApiError::BadRequest(
+            "name_salt: 32 lower-case hex digits".into(),
+        ));
+    }
+    let commitment = enc_crypto::device::name_commitment(&req.name_salt, &req.device_name);
+    let account = account_key(&s);
     let link = Link {
-        user_id: &s.user.id,
+        version: LinkVersion::V2,
+        account: &account,
         seq: req.seq,
         prev: &req.prev,
         kind: LinkKind::DeviceAdd,
         device_id: &req.device_id,
-        device_name: &req.device_name,
+        device_name: &commitment,
         device_key: &req.device_key,
         created: req.created,
         last_counter: 0,
         last_entry: "",
         commit_ends: "",
     };
-    let row = signed_link(&s, &link, &req.signature)?;
+    let row = signed_link(
+        &s,
+        &link,
+        (&req.device_name, &req.name_salt),
+        &req.signature,
+    )?;
     let t = now();
     let device = DeviceRow {
         user_id: s.user.id.clone(),
@@ -362,8 +448,11 @@ pub async fn revoke(
     if state.meta.device(&s.user.id, &id).await?.is_none() {
         return Err(ApiError::NotFound("device"));
     }
+    check_version(req.version)?;
+    let account = account_key(&s);
     let link = Link {
-        user_id: &s.user.id,
+        version: LinkVersion::V2,
+        account: &account,
         seq: req.seq,
         prev: &req.prev,
         kind: LinkKind::DeviceRevoke,
@@ -375,7 +464,7 @@ pub async fn revoke(
         last_entry: &req.last_entry,
         commit_ends: &req.commit_ends,
     };
-    let row = signed_link(&s, &link, &req.signature)?;
+    let row = signed_link(&s, &link, ("", ""), &req.signature)?;
     let revoked = state
         .meta
         .revoke_device(row, now())

@@ -81,6 +81,10 @@ pub fn router<S>(state: AppState) -> Router<S> {
         .route("/vaults/{id}/head", get(trees::head))
         .route("/vaults/{id}/chains/{user}", get(devices::signer_chain))
         .route(
+            "/vaults/{id}/signers/{key}",
+            get(devices::signer_chain_by_key),
+        )
+        .route(
             "/vaults/{id}/commits",
             get(trees::commits).post(trees::commit),
         )

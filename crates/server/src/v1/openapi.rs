@@ -21,7 +21,7 @@ use super::{
         objects::list, objects::versions, objects::remove, objects::download, audit::list,
         users::set_quota, users::restic_repos, users::delete_restic_repo, tokens::create,
         tokens::list, tokens::revoke, auth::change_passphrase, trees::commit, trees::head,
-        trees::commits, trees::read, devices::chain, auth::account_keys, devices::signer_chain, devices::add, devices::list,
+        trees::commits, trees::read, devices::chain, auth::account_keys, devices::signer_chain, devices::signer_chain_by_key, devices::add, devices::list,
         devices::rename, devices::revoke, backups::put, backups::list, backups::get,
         backups::content, backups::remove, backups::chain, backups::usage,
         records::create, records::read, records::remove, records::put_sealed, records::get_sealed,

@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use enc_crypto::tree::CommitHeader;
+use enc_crypto::tree::{Account, CommitHeader};
 use enc_proto::*;
 use enc_store::{NewTreeCommit, StoreError, TreeAppend, TreeCommitRow};
 use futures::StreamExt as _;
@@ -34,14 +34,39 @@ const MAX_RANGES: usize = 10_000;
 /// Longest header accepted, in bytes (its lists of blob ids are what grows).
 const MAX_HEADER: usize = 4 << 20;
 
-fn commit_info(c: TreeCommitRow) -> TreeCommitInfo {
+fn commit_info(c: TreeCommitRow, author: String) -> TreeCommitInfo {
     TreeCommitInfo {
         seq: c.seq as u64,
         hash: c.hash,
         header: B64.encode(&c.header),
         signature: B64.encode(&c.signature),
         created: c.created,
+        author,
     }
+}
+
+/// The commits as the API shows them, each with its author's name: a user's, an erased
+/// user's label (what the erasure put in place of the id), or `(removed)` for a user
+/// removed since.
+async fn commit_infos(
+    state: &AppState,
+    rows: Vec<TreeCommitRow>,
+) -> ApiResult<Vec<TreeCommitInfo>> {
+    let mut names: std::collections::HashMap<String, String> = Default::default();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = row.author_id.clone();
+        if !names.contains_key(&id) {
+            let name = match state.meta.user_by_id(&id).await? {
+                Some(u) => u.name,
+                None if id.starts_with("(erased ") => id.clone(),
+                None => "(removed)".to_string(),
+            };
+            names.insert(id.clone(), name);
+        }
+        out.push(commit_info(row, names[&id].clone()));
+    }
+    Ok(out)
 }
 
 /// `POST /v1/vaults/{id}/commits`: appends a signed commit on top of the vault's head.
@@ -82,8 +107,21 @@ pub async fn commit(
     // it, named by the certificate (the device id). Devices hold no account signing key, and
     // one signed by it is refused, so that a copy of that key left on an old device signs
     // nothing new.
-    if h.signer.user != s.user.name {
-        return Err(bad("the commit's signer is not you"));
+    // Version 2 names the signer by the account key (version 1, by the name, which an
+    // erasure could not take out of the vault's history: no longer taken).
+    let Some(account_key) = s.user.ed25519_public.clone() else {
+        return Err(ApiError::Forbidden(
+            "this account has no signing key: register it first".into(),
+        ));
+    };
+    match &h.signer.account {
+        Account::Key(k) if *k == account_key => {}
+        Account::Key(_) => return Err(bad("the commit's signer is not you")),
+        Account::Name(_) => {
+            return Err(bad(
+                "commits of version 1 name their signer; this server takes version 2 only: upgrade enc",
+            ));
+        }
     }
     let Some(device_id) = s.device_id.clone() else {
         return Err(ApiError::Forbidden(
@@ -126,6 +164,7 @@ pub async fn commit(
         .tree_append(NewTreeCommit {
             vault_id: v.id.clone(),
             user_id: s.user.id.clone(),
+            signer_key: Some(account_key),
             device: Some((device_id, device.public_key)),
             seq: h.seq as i64,
             hash,
@@ -170,7 +209,10 @@ pub async fn commit(
         )
         .await;
     crate::rules::gc::kick(&state);
-    Ok((StatusCode::CREATED, Json(commit_info(row))))
+    Ok((
+        StatusCode::CREATED,
+        Json(commit_info(row, s.user.name.clone())),
+    ))
 }
 
 /// `GET /v1/vaults/{id}/head`: the vault's newest commit (`null` before the first).
@@ -183,7 +225,9 @@ pub async fn head(
     let v = access(&state, &s, &id).await?;
     let head = state.meta.tree_head(&v.id).await?;
     Ok(Json(TreeHead {
-        head: head.map(commit_info),
+        head: commit_infos(&state, head.into_iter().collect())
+            .await?
+            .pop(),
     }))
 }
 
@@ -210,7 +254,7 @@ pub async fn commits(
     let limit = q.limit.unwrap_or(MAX_LISTED).clamp(1, MAX_LISTED) as i64;
     let rows = state.meta.tree_commits(&v.id, after, limit).await?;
     Ok(Json(TreeCommits {
-        commits: rows.into_iter().map(commit_info).collect(),
+        commits: commit_infos(&state, rows).await?,
     }))
 }
 

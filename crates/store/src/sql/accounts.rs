@@ -104,6 +104,15 @@ impl Users for SqlMeta {
             )
             .await?
             .ok_or(StoreError::NotFound)?;
+        // An account key names one account: commits and chains are found by it.
+        let taken: Option<String> = tx
+            .scalar(q("SELECT id FROM users WHERE ed25519_public = ?").bind(&reg.ed25519_public))
+            .await?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict(
+                "that account signing key is another account's: generate new keys",
+            ));
+        }
         tx.execute(
             q(
                 "UPDATE users SET state = 'active', invite_hash = NULL, invite_expires = NULL, \

@@ -224,4 +224,97 @@ impl Devices for SqlMeta {
             .await?;
         Ok(Some(links))
     }
+
+    async fn signer_chain_by_key(
+        &self,
+        vault_id: &str,
+        account_key: &str,
+    ) -> Result<Option<(Option<String>, Vec<AccountLinkRow>)>> {
+        let mut tx = self.db.read(Scope::System).await?;
+        let author: Option<String> = tx
+            .scalar(
+                q("SELECT author_id FROM tree_commits WHERE vault_id = ? AND signer_key = ? LIMIT 1")
+                    .binds((vault_id, account_key)),
+            )
+            .await?;
+        let Some(author) = author else {
+            return Ok(None);
+        };
+        // The author's own chain while they are a user with that key (a commit's key is the
+        // key of the session's user when the server took it).
+        let living: Option<String> = tx
+            .scalar(
+                q("SELECT id FROM users WHERE id = ? AND ed25519_public = ?")
+                    .binds((&author, account_key)),
+            )
+            .await?;
+        if let Some(user_id) = &living {
+            let links: Vec<AccountLinkRow> = tx
+                .all(
+                    q(format!(
+                        "SELECT {LINK_COLS} FROM account_links WHERE user_id = ? ORDER BY seq"
+                    ))
+                    .bind(user_id),
+                )
+                .await?;
+            // Empty while an erasure runs, between its `credentials` step (which moved the
+            // chain to `kept_links`) and its `account` step (which deletes the user).
+            if !links.is_empty() {
+                return Ok(Some((living, links)));
+            }
+        }
+        let kept: Vec<KeptLink> = tx
+            .all(
+                q(format!(
+                    "SELECT {KEPT_COLS} FROM kept_links WHERE account_key = ? ORDER BY seq"
+                ))
+                .bind(account_key),
+            )
+            .await?;
+        if kept.is_empty() {
+            return Ok(None);
+        }
+        let links = kept
+            .into_iter()
+            .map(|k| AccountLinkRow {
+                user_id: String::new(),
+                seq: k.seq,
+                hash: k.hash,
+                prev: k.prev,
+                kind: k.kind,
+                device_id: k.device_id,
+                device_name: String::new(),
+                device_key: k.device_key,
+                created: k.created,
+                signature: k.signature,
+                version: 2,
+                name_salt: String::new(),
+                name_commitment: k.name_commitment,
+                last_counter: k.last_counter,
+                last_entry: k.last_entry,
+                commit_ends: k.commit_ends,
+            })
+            .collect();
+        Ok(Some((None, links)))
+    }
+}
+
+/// The columns of a link an erasure keeps: all but the user id, the name and its salt.
+pub(super) const KEPT_COLS: &str = "seq, hash, prev, kind, device_id, name_commitment, \
+     device_key, created, signature, last_counter, last_entry, commit_ends";
+
+#[derive(sqlx::FromRow)]
+struct KeptLink {
+    seq: i64,
+    hash: String,
+    prev: String,
+    kind: String,
+    device_id: String,
+    name_commitment: String,
+    device_key: String,
+    created: i64,
+    signature: String,
+    last_counter: i64,
+    last_entry: String,
+    commit_ends: String,
 }

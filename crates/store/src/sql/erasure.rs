@@ -5,6 +5,7 @@
 //! server's `collect` step deletes them and compacts the database before the job is done.
 
 use super::audit::{appends, head_in, redact_in};
+use super::devices::KEPT_COLS;
 use super::{Scope, SqlMeta, Tx, charge, q, unix_now};
 use crate::*;
 
@@ -45,18 +46,24 @@ impl Erasures for SqlMeta {
                 "this user's erasure is already running",
             ));
         }
-        let signed_elsewhere: Option<i64> = tx
+        // What they signed into others' vaults stays, and must stay verifiable without
+        // naming them: a version-1 header names them, and a chain with a version-1 link signs
+        // their id and their devices' names.
+        let named_elsewhere: Option<i64> = tx
             .scalar(
-                q("SELECT CAST(COUNT(*) AS BIGINT) FROM tree_commits c \
-                   JOIN vaults v ON v.id = c.vault_id WHERE c.author_id = ? AND v.owner_id <> ?")
-                .binds((user_id, user_id)),
+                q(format!(
+                    "SELECT CAST(COUNT(*) AS BIGINT) FROM tree_commits c {ELSEWHERE} \
+                     AND (c.signer_key IS NULL OR EXISTS \
+                     (SELECT 1 FROM account_links l WHERE l.user_id = ? AND l.version = 1))"
+                ))
+                .binds((user_id, user_id, user_id)),
             )
             .await?;
-        if signed_elsewhere.unwrap_or(0) > 0 {
+        if named_elsewhere.unwrap_or(0) > 0 {
             return Err(StoreError::Conflict(
-                "this user signed commits in vaults others own, whose signed history names them; \
-                 erasing them would leave those vaults unverifiable (not supported yet: the \
-                 vaults' owners can remove the user instead)",
+                "this user signed commits in vaults others own in the format from before \
+                 erasure was possible (version 1), which names them: erasing them would leave \
+                 those vaults unverifiable. The vaults' owners can remove the user instead",
             ));
         }
         let mut counts = Vec::new();
@@ -399,10 +406,33 @@ async fn run_step(
             let devices = tx
                 .execute(one("DELETE FROM devices WHERE user_id = ?"))
                 .await?;
+            // The commits they signed into others' vaults stay verifiable: their chain stays
+            // under the account key, without their id, their devices' names or the names'
+            // salts (the start refused a chain with links that sign those).
+            let kept = tx
+                .execute(
+                    q(format!(
+                        "INSERT INTO kept_links (account_key, {KEPT_COLS}) \
+                         SELECT u.ed25519_public, l.seq, l.hash, l.prev, l.kind, l.device_id, \
+                         l.name_commitment, l.device_key, l.created, l.signature, \
+                         l.last_counter, l.last_entry, l.commit_ends \
+                         FROM account_links l JOIN users u ON u.id = l.user_id \
+                         WHERE l.user_id = ? AND l.version = 2 AND EXISTS \
+                         (SELECT 1 FROM tree_commits c {ELSEWHERE} \
+                          AND c.signer_key = u.ed25519_public) \
+                         ON CONFLICT (account_key, seq) DO NOTHING"
+                    ))
+                    .binds((user, user, user)),
+                )
+                .await?;
             let links = tx
                 .execute(one("DELETE FROM account_links WHERE user_id = ?"))
                 .await?;
-            vec![("devices", devices), ("account_links", links)]
+            vec![
+                ("devices", devices),
+                ("account_links", links),
+                ("account_links_kept_nameless", kept),
+            ]
         }
         "audit" => {
             let name: String = tx
@@ -424,12 +454,15 @@ async fn run_step(
             ]
         }
         "account" => {
-            // Commits a push in flight at the start signed into others' vaults: they name
-            // the user in signed bytes, and stay (counted, so the report says so).
+            // Version-1 commits in others' vaults name the user in signed bytes. The start
+            // refuses a user who has any, and the server takes no more of them, so this count
+            // is a last check: they would stay, and the report would say so.
             let named: Option<i64> = tx
                 .scalar(
-                    q("SELECT CAST(COUNT(*) AS BIGINT) FROM tree_commits c \
-                       JOIN vaults v ON v.id = c.vault_id WHERE c.author_id = ? AND v.owner_id <> ?")
+                    q(format!(
+                        "SELECT CAST(COUNT(*) AS BIGINT) FROM tree_commits c {ELSEWHERE} \
+                         AND c.signer_key IS NULL"
+                    ))
                     .binds((user, user)),
                 )
                 .await?;
@@ -459,6 +492,10 @@ async fn run_step(
         _ => return Err(StoreError::Conflict("unknown erasure step")),
     })
 }
+
+/// Commits (`c`) a user (the first `?`) signed in vaults another owns (the second `?`).
+const ELSEWHERE: &str =
+    "JOIN vaults v ON v.id = c.vault_id WHERE c.author_id = ? AND v.owner_id <> ?";
 
 /// What queueing a key the erasure's way does to a key already queued: it is due now (a
 /// reservation's later time moved), and it is the job's.

@@ -80,7 +80,7 @@ stored! {
     );
     crate::AccountLinkRow => "account_links" (
         user_id, seq, hash, prev, kind, device_id, device_name, device_key, created, signature,
-        last_counter, last_entry, commit_ends,
+        version, name_salt, name_commitment, last_counter, last_entry, commit_ends,
     );
     crate::DeviceRow => "devices" (
         user_id, id, name, public_key, created, last_seen, added_seq, revoked_seq, revoked_at,

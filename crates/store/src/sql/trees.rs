@@ -140,12 +140,13 @@ impl Trees for SqlMeta {
         };
         tx.execute(
             q(format!(
-                "INSERT INTO tree_commits (vault_id, device_id, {COMMIT_COLS}) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO tree_commits (vault_id, device_id, signer_key, {COMMIT_COLS}) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .binds((
                 &c.vault_id,
                 c.device.as_ref().map(|(d, _)| d.as_str()),
+                &c.signer_key,
                 row.seq,
                 &row.hash,
                 &row.prev,

@@ -22,6 +22,11 @@ impl Collection for SqlMeta {
         .await?;
         tx.execute(q("DELETE FROM rate_events WHERE at < ?").bind(now - 86_400))
             .await?;
+        // A chain an erasure kept is needed while a commit it signed is (in a vault that
+        // may be deleted since).
+        tx.execute(q("DELETE FROM kept_links WHERE NOT EXISTS \
+             (SELECT 1 FROM tree_commits c WHERE c.signer_key = kept_links.account_key)"))
+            .await?;
         tx.execute(q("DELETE FROM ssh_challenges WHERE expires < ?").bind(now))
             .await?;
         tx.commit().await

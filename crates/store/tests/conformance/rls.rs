@@ -68,6 +68,7 @@ async fn fill(meta: &Meta, u: &UserRow, vault: &str) {
             .tree_append(NewTreeCommit {
                 vault_id: vault.into(),
                 device: None,
+                signer_key: None,
                 user_id: id.clone(),
                 seq: 1,
                 hash: format!("c-{id}"),
@@ -121,6 +122,9 @@ async fn fill(meta: &Meta, u: &UserRow, vault: &str) {
             device_key: "k".into(),
             created: now(),
             signature: "s".into(),
+            version: 2,
+            name_salt: String::new(),
+            name_commitment: String::new(),
             last_counter: 0,
             last_entry: String::new(),
             commit_ends: String::new(),
@@ -289,6 +293,36 @@ async fn postgres_row_level_security_shows_a_tenant_only_its_own_rows() {
         let unset = visible(&db.app_url, table, owner, "").await;
         assert!(unset.is_empty(), "{table}: with no tenant set, {unset:?}");
     }
+    // The chains an erasure keeps (no user's: under an account key) are the system's only.
+    let mut c = sqlx::PgConnection::connect(&db.app_url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql(
+        "BEGIN; SELECT set_config('app.system', 'on', true); \
+         INSERT INTO kept_links (account_key, seq, hash, prev, kind, device_id, \
+         name_commitment, device_key, created, signature, last_counter, last_entry, \
+         commit_ends) VALUES ('k', 1, 'h', '', 'device-add', 'd', 'c', 'dk', 1, 's', 0, '', ''); \
+         COMMIT",
+    )
+    .execute(&mut c)
+    .await
+    .expect("insert as the system");
+    let scoped = visible(
+        &db.app_url,
+        "kept_links",
+        "account_key",
+        &format!("SELECT set_config('app.user_id', '{}', true)", alice.id),
+    )
+    .await;
+    assert!(scoped.is_empty(), "a tenant sees kept links: {scoped:?}");
+    let all = visible(
+        &db.app_url,
+        "kept_links",
+        "account_key",
+        "SELECT set_config('app.system', 'on', true)",
+    )
+    .await;
+    assert_eq!(all, vec![Some("k".to_string())]);
     // The role cannot turn the policies off.
     let mut c = sqlx::PgConnection::connect(&db.app_url)
         .await

@@ -4,7 +4,14 @@
 use super::*;
 
 /// A finished upload of `size` bytes by `u` to `vault`, charged `charged` while it streamed.
-async fn uploaded(meta: &Meta, u: &UserRow, vault: &str, id: &str, size: i64, charged: i64) {
+pub(super) async fn uploaded(
+    meta: &Meta,
+    u: &UserRow,
+    vault: &str,
+    id: &str,
+    size: i64,
+    charged: i64,
+) {
     tenant::scope(u.id.clone(), async {
         meta.create_upload(
             UploadRow {
@@ -29,7 +36,7 @@ async fn uploaded(meta: &Meta, u: &UserRow, vault: &str, id: &str, size: i64, ch
 }
 
 /// A commit of `u` on `prev` (`seq` after it), its body at the start of `body`.
-fn commit(
+pub(super) fn commit(
     u: &UserRow,
     vault: &str,
     seq: i64,
@@ -41,6 +48,7 @@ fn commit(
     NewTreeCommit {
         vault_id: vault.into(),
         device: None,
+        signer_key: None,
         user_id: u.id.clone(),
         seq,
         hash: format!("hash-{seq}-{}", uuid::Uuid::new_v4().simple()),
@@ -56,7 +64,7 @@ fn commit(
     }
 }
 
-async fn append(meta: &Meta, u: &UserRow, c: NewTreeCommit) -> Result<TreeAppend> {
+pub(super) async fn append(meta: &Meta, u: &UserRow, c: NewTreeCommit) -> Result<TreeAppend> {
     tenant::scope(u.id.clone(), meta.tree_append(c)).await
 }
 
@@ -275,6 +283,9 @@ async fn device_commits_need_a_standing_device_and_a_revocation_names_where_they
             device_key: "key-d1".into(),
             created: now(),
             signature: "sig".into(),
+            version: 2,
+            name_salt: String::new(),
+            name_commitment: String::new(),
             last_counter: 0,
             last_entry: String::new(),
             commit_ends: ends.into(),

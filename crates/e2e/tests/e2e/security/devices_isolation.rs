@@ -37,7 +37,8 @@ fn isolation_matrix_covers_devices_and_backups() {
     let fake_device = "11111111-1111-4111-8111-111111111111";
     let fake_cursor = "MTIzLjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw";
     let tomb = "device=X&created=1&counter=1&prev=&signature=AAAA";
-    let revoke = serde_json::json!({"seq": 2, "prev": "", "created": 1, "signature": "AAAA"});
+    let revoke =
+        serde_json::json!({"version": 2, "seq": 2, "prev": "", "created": 1, "signature": "AAAA"});
     let get = |path: String| Req {
         method: "GET",
         path,
@@ -49,7 +50,36 @@ fn isolation_matrix_covers_devices_and_backups() {
     let bob_vault = bob.vault_id("default");
     bob.ok(&["vault", "share", "default", "alice"]);
     let fake_vault = "22222222-2222-4222-8222-222222222222";
+    // Signers by account key: alice's key (she signed a commit in her own vault) asked for
+    // through her vault, and through bob's, where she signed nothing.
+    std::fs::write(alice.path("t.txt"), "alice's tree").expect("write");
+    alice.ok(&["push", "t.txt"]);
+    let chain: serde_json::Value = serde_json::from_str(
+        &send(
+            &server,
+            &at,
+            &Req {
+                method: "GET",
+                path: "/v1/account/chain".into(),
+                body: None,
+            },
+        )
+        .1,
+    )
+    .expect("json");
+    let alice_key = hex::encode(
+        enc_crypto::unb64(chain["account_key"].as_str().expect("key")).expect("base64"),
+    );
+    let fake_key = "cd".repeat(32);
     let cases: Vec<(Req, Req)> = vec![
+        (
+            get(format!("/v1/vaults/{alice_vault}/signers/{alice_key}")),
+            get(format!("/v1/vaults/{fake_vault}/signers/{alice_key}")),
+        ),
+        (
+            get(format!("/v1/vaults/{bob_vault}/signers/{alice_key}")),
+            get(format!("/v1/vaults/{bob_vault}/signers/{fake_key}")),
+        ),
         (
             get(format!("/v1/vaults/{alice_vault}/chains/alice")),
             get(format!("/v1/vaults/{fake_vault}/chains/alice")),

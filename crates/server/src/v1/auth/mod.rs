@@ -132,13 +132,7 @@ impl FromRequestParts<AppState> for Session {
 
 /// Checks a user name: 1–64 of `a-z 0-9 . _ -`, starting with a letter or digit.
 pub fn validate_user_name(name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    if ok {
+    if enc_proto::is_user_name(name) {
         Ok(())
     } else {
         Err(ApiError::BadRequest(format!(
