@@ -291,18 +291,47 @@ fn an_erased_user_leaves_nothing_and_a_killed_erasure_finishes() {
     let survived: Vec<&String> = hers.intersection(&left).collect();
     assert!(survived.is_empty(), "her blobs survived: {survived:?}");
     assert!(kept.is_subset(&left), "bob's blobs went with hers");
-    let mut id_seen = 0;
+    let mut id_seen = Vec::new();
     for (what, bytes) in stored_bytes(&server) {
         assert!(
             !contains(&bytes, NAME.as_bytes()),
             "{what} still holds her name"
         );
-        id_seen += bytes
+        let n = bytes
             .windows(id.len())
             .filter(|w| *w == id.as_bytes())
             .count();
+        if n > 0 {
+            id_seen.push((what, n));
+        }
     }
-    assert_eq!(id_seen, 1, "her id must survive in the tombstone only");
+    assert_eq!(
+        id_seen.iter().map(|(_, n)| n).sum::<usize>(),
+        1,
+        "her id must survive in the tombstone only: {id_seen:?}"
+    );
+    // Her clients keep trying after the erasure (a restic cron, a login, an SSH login): a
+    // name no account has is written down as a keyed hash, so hers does not come back.
+    let tries = http()
+        .get(format!("{}/restic/{NAME}/laptop/config", server.url))
+        .basic_auth(NAME, Some(&restic_token_value))
+        .send()
+        .expect("restic GET");
+    assert_eq!(tries.status(), 401);
+    zelda.fail(&["login"]);
+    let challenge = http()
+        .post(format!("{}/v1/auth/ssh/challenge", server.url))
+        .json(&serde_json::json!({"user": NAME}))
+        .send()
+        .expect("challenge");
+    assert_eq!(challenge.status(), 200);
+
+    for (what, bytes) in stored_bytes(&server) {
+        assert!(
+            !contains(&bytes, NAME.as_bytes()),
+            "{what} holds her name again"
+        );
+    }
     let mut paths = Vec::new();
     walk(&server.data_dir, &mut paths);
     for p in paths {

@@ -137,8 +137,13 @@ async fn check(
 }
 
 async fn refuse(state: &AppState, user_name: Option<&str>, client: &str) -> Refusal {
+    let user = match user_name {
+        Some(name) => state.meta.user_by_name(name).await.ok().flatten(),
+        None => None,
+    };
+    let who = user_name.map(|n| crate::rules::throttle::claimed(state, n, user.as_ref()));
     let mut keys = vec![format!("token-ip:{client}")];
-    if let Some(name) = user_name {
+    if let Some(name) = &who {
         keys.push(format!("token-user:{name}"));
     }
     if let Err(ApiError::TooManyAttempts(secs)) = check_throttle(&*state.meta, &keys).await {
@@ -150,16 +155,12 @@ async fn refuse(state: &AppState, user_name: Option<&str>, client: &str) -> Refu
             tracing::warn!(error = %e, "counting a failed token attempt failed");
         }
     }
-    let user = match user_name {
-        Some(name) => state.meta.user_by_name(name).await.ok().flatten(),
-        None => None,
-    };
     state
         .audit(
-            user_name.unwrap_or("-"),
+            who.as_deref().unwrap_or("-"),
             user.as_ref().map(|u| u.id.as_str()),
             "token.auth",
-            user_name.unwrap_or("token"),
+            who.as_deref().unwrap_or("token"),
             "denied",
             client,
         )

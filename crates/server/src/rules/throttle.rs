@@ -97,6 +97,21 @@ pub(crate) fn client_key(client: &str) -> String {
 /// How long an address an account logged in from stays known to the throttle.
 pub(crate) const KNOWN_ADDRESS_SECS: i64 = 90 * 24 * 3600;
 
+/// How a name a request claims is written down (throttle keys, audit entries): as given
+/// when an account has it, else as a keyed hash (`?` and 32 hex digits, which no user name
+/// is). So a name that was erased does not come back into the database through its former
+/// owner's clients trying it, repeated tries of one name still count and correlate, and an
+/// admin reading the log sees that a name no account has was tried, not which.
+pub(crate) fn claimed(state: &AppState, name: &str, user: Option<&UserRow>) -> String {
+    match user {
+        Some(u) => u.name.clone(),
+        None => format!(
+            "?{}",
+            state.keyed_hash("claimed user name", name.as_bytes())
+        ),
+    }
+}
+
 pub(crate) fn account_key(user: &str) -> String {
     format!("user:{user}")
 }

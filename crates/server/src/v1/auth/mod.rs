@@ -385,9 +385,11 @@ pub async fn register(
     // Cheap checks before the expensive hash: the address's throttle, then the invitation
     // (checked again atomically when the account is written).
     let ckey = [client_key(&client)];
-    gate(&state, &ckey, &req.user, None, &client).await?;
+    let named = state.meta.user_by_name(&req.user).await?;
+    let who = claimed(&state, &req.user, named.as_ref());
+    gate(&state, &ckey, &who, None, &client).await?;
     let expected = token_hash(&req.invitation);
-    let invited = state.meta.user_by_name(&req.user).await?.filter(|u| {
+    let invited = named.filter(|u| {
         u.state == "invited"
             && u.invite_expires.unwrap_or(0) > now()
             && u.invite_hash
@@ -396,7 +398,7 @@ pub async fn register(
     });
     let Some(invited) = invited else {
         record_failure(&*state.meta, &ckey).await?;
-        return Err(deny_registration(&state, &req.user, &client).await);
+        return Err(deny_registration(&state, &who, &client).await);
     };
     let auth_hash = hash_auth_key(&state, key).await?;
     let user = state
@@ -471,11 +473,12 @@ pub async fn login(
         record_failure(&*state.meta, &[client_key(&client)]).await?;
         return Err(ApiError::BadCredentials);
     }
-    let keys = throttle_keys(&*state.meta, &req.user, &client).await?;
     let user = state.meta.user_by_name(&req.user).await?;
+    let who = claimed(&state, &req.user, user.as_ref());
+    let keys = throttle_keys(&*state.meta, &who, &client).await?;
     // Counted before the slow check, atomically with the gate, so concurrent guesses cannot
     // slip past it.
-    attempt(&state, &keys, &req.user, user.as_ref(), &client).await?;
+    attempt(&state, &keys, &who, user.as_ref(), &client).await?;
     let stored = user
         .as_ref()
         .and_then(|u| u.auth_hash.clone())
@@ -483,7 +486,7 @@ pub async fn login(
     let ok = verify_auth_key(&state, key, stored).await;
     match user {
         Some(user) if ok && user.state == "active" => {
-            succeeded(&*state.meta, &keys, &req.user, &client).await?;
+            succeeded(&*state.meta, &keys, &who, &client).await?;
             state
                 .audit(
                     &user.name,
@@ -499,10 +502,10 @@ pub async fn login(
             ))
         }
         user => {
-            failed(&*state.meta, &keys, &req.user).await?;
+            failed(&*state.meta, &keys, &who).await?;
             let id = user.as_ref().map(|u| u.id.as_str());
             state
-                .audit(&req.user, id, "login.failure", &req.user, "failed", &client)
+                .audit(&who, id, "login.failure", &who, "failed", &client)
                 .await;
             Err(ApiError::BadCredentials)
         }

@@ -16,9 +16,15 @@ pub async fn ssh_challenge(
     let mut challenge = vec![0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut challenge);
     let id = uuid::Uuid::new_v4().to_string();
+    let user = state.meta.user_by_name(&req.user).await?;
     state
         .meta
-        .put_challenge(&id, &req.user, &challenge, now() + 120)
+        .put_challenge(
+            &id,
+            &claimed(&state, &req.user, user.as_ref()),
+            &challenge,
+            now() + 120,
+        )
         .await?;
     Ok(Json(SshChallengeResponse {
         id,
@@ -46,12 +52,13 @@ pub async fn ssh_login(
     }
     // A signature cannot be guessed: an SSH login is gated on this account from this address
     // and on the address, never on failures against the account from elsewhere.
-    let keys = vec![pair_key(&req.user, &client), client_key(&client)];
     let user = state.meta.user_by_name(&req.user).await?;
-    attempt(&state, &keys, &req.user, user.as_ref(), &client).await?;
+    let who = claimed(&state, &req.user, user.as_ref());
+    let keys = vec![pair_key(&who, &client), client_key(&client)];
+    attempt(&state, &keys, &who, user.as_ref(), &client).await?;
     let challenge = state
         .meta
-        .take_challenge(&req.id, &req.user, now())
+        .take_challenge(&req.id, &who, now())
         .await?
         .map(|c| enc_crypto::ssh_login_message(&state.tls_fingerprint, &req.user, &req.id, &c));
     let sig = ssh_key::SshSig::from_pem(req.signature.as_bytes()).ok();
@@ -68,7 +75,7 @@ pub async fn ssh_login(
     }
     match (user, matched) {
         (Some(user), Some(key)) if user.state == "active" => {
-            succeeded(&*state.meta, &keys, &req.user, &client).await?;
+            succeeded(&*state.meta, &keys, &who, &client).await?;
             state
                 .audit(
                     &user.name,
@@ -84,17 +91,10 @@ pub async fn ssh_login(
             ))
         }
         (user, _) => {
-            failed(&*state.meta, &keys, &req.user).await?;
+            failed(&*state.meta, &keys, &who).await?;
             let id = user.as_ref().map(|u| u.id.as_str());
             state
-                .audit(
-                    &req.user,
-                    id,
-                    "login.ssh.failure",
-                    &req.user,
-                    "failed",
-                    &client,
-                )
+                .audit(&who, id, "login.ssh.failure", &who, "failed", &client)
                 .await;
             Err(ApiError::BadCredentials)
         }
