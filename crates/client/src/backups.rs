@@ -307,11 +307,22 @@ impl Account {
         }
         let io = || ClientError::io("keeping the download in a temporary file");
         let mut file = tempfile::tempfile().map_err(io())?;
-        let size = self.api.get_to(
-            &format!("/v1/backups/{id}/content"),
-            &mut file,
-            info.size + 1,
-        )?;
+        let size = self
+            .api
+            .get_to(
+                &format!("/v1/backups/{id}/content"),
+                &mut file,
+                info.size + 1,
+            )
+            .map_err(|e| match e {
+                ClientError::Api { .. } | ClientError::Transport { .. } => {
+                    ClientError::Integrity(format!(
+                        "backup {id}: the server cannot give its stored content ({e}); its \
+                         admin's `enc-server scrub` lists what is damaged there"
+                    ))
+                }
+                other => other,
+            })?;
         file.rewind().map_err(io())?;
         let mut hasher = Sha256::new();
         std::io::copy(&mut (&file), &mut hasher).map_err(io())?;

@@ -108,6 +108,16 @@ pub enum Command {
     /// role's grants), connecting as the schema owner: --database-owner-url, else
     /// --database-url. The embedded SQLite database migrates itself at start.
     Migrate,
+    /// Check every blob the metadata references: that it is in the blob store and of the
+    /// size recorded. Each damaged one is printed with whose it is and what it holds (a
+    /// vault's tree blob or object version, a restic file, a Mercury archive, a backup), as
+    /// the server knows them without any key; exits 1 if any is. It only reads, so it runs
+    /// beside a serving server.
+    Scrub {
+        /// One JSON object per damaged blob instead of tab-separated lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `enc-server user …`.
@@ -227,6 +237,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Cert(cmd)) => cert(&config, cmd),
         Some(Command::HashPassword) => hash_password(),
         Some(Command::Migrate) => migrate(&config).await,
+        Some(Command::Scrub { json }) => {
+            require_server_state(&config)?;
+            crate::scrub::scrub(&config, json).await
+        }
         None if cli.validate => {
             if let (Some(c), Some(k)) = (&config.tls.cert, &config.tls.key) {
                 crate::http::tls::server_config(c, k)?;

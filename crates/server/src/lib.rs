@@ -18,6 +18,7 @@ mod http;
 mod mercury;
 mod restic;
 mod rules;
+mod scrub;
 mod state;
 mod v1;
 
@@ -117,10 +118,11 @@ pub(crate) struct Server {
     pub mercury: mercury::MercuryState,
 }
 
-/// Opens everything the handlers need.
-pub(crate) async fn open_state(config: Config) -> anyhow::Result<Server> {
-    let meta = open_meta(&config).await?;
-    let blobs: enc_store::Blobs = match config.blob.s3()? {
+/// Opens the blob store: the S3 bucket when one is configured, else `objects/` under the
+/// data directory, whose staging files (uploads a crash interrupted) are removed first when
+/// `sweep` (never while a server may be running on it).
+pub(crate) async fn open_blobs(config: &Config, sweep: bool) -> anyhow::Result<enc_store::Blobs> {
+    Ok(match config.blob.s3()? {
         Some(s3) => {
             let blobs = enc_store::blob::ObjectBlobs::s3(&s3).context("configuring S3")?;
             // Multipart uploads a crash left open are never visible; the bucket's lifecycle
@@ -131,21 +133,29 @@ pub(crate) async fn open_state(config: Config) -> anyhow::Result<Server> {
             let blob_dir = config.data_dir.join("objects");
             let blobs = enc_store::blob::ObjectBlobs::local(&blob_dir)
                 .context("opening the blob directory")?;
-            // Nothing is in flight yet: staging files are leftovers of a crash.
-            let swept = tokio::task::spawn_blocking(move || {
-                enc_store::blob::sweep_local_staging(&blob_dir)
-            })
-            .await?
-            .context("removing interrupted uploads")?;
-            if swept > 0 {
-                tracing::info!(
-                    files = swept,
-                    "removed staging files of uploads interrupted by a crash"
-                );
+            if sweep {
+                // Nothing is in flight yet: staging files are leftovers of a crash.
+                let swept = tokio::task::spawn_blocking(move || {
+                    enc_store::blob::sweep_local_staging(&blob_dir)
+                })
+                .await?
+                .context("removing interrupted uploads")?;
+                if swept > 0 {
+                    tracing::info!(
+                        files = swept,
+                        "removed staging files of uploads interrupted by a crash"
+                    );
+                }
             }
             Arc::new(blobs)
         }
-    };
+    })
+}
+
+/// Opens everything the handlers need.
+pub(crate) async fn open_state(config: Config) -> anyhow::Result<Server> {
+    let meta = open_meta(&config).await?;
+    let blobs = open_blobs(&config, true).await?;
     let policy = match &config.policy_file {
         Some(p) => Policy::from_file(p)?,
         None => Policy::default(),

@@ -45,6 +45,8 @@ pub trait BlobStore: Send + Sync + 'static {
     ) -> Result<BlobStream>;
     /// Deletes a blob; deleting a missing blob succeeds.
     async fn delete(&self, key: &str) -> Result<()>;
+    /// A blob's size as stored, `None` if there is no blob at `key`.
+    async fn size(&self, key: &str) -> Result<Option<u64>>;
     /// Checks that the store answers (a write, a read and a delete of a probe blob).
     async fn ping(&self) -> Result<()>;
 }
@@ -399,6 +401,14 @@ impl BlobStore for ObjectBlobs {
                 }
                 Ok(())
             }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>> {
+        match self.store.head(&path(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }

@@ -234,6 +234,10 @@ pub trait Collection: Send + Sync {
     async fn queue_blob(&self, key: &str, at: i64) -> Result<()>;
     /// Marks queued blobs as deleted.
     async fn gc_done(&self, keys: &[String]) -> Result<()>;
+    /// *System scope.* Every blob the metadata references (committed object versions, tree
+    /// blobs, restic files, stored Mercury archives, backups' content), with its size and
+    /// whose it is, in key order after `after`: what `enc-server scrub` checks.
+    async fn blob_refs(&self, after: &str, limit: i64) -> Result<Vec<BlobRef>>;
 }
 
 /// Access tokens for restic and Mercury; each method names its scope.

@@ -615,6 +615,21 @@ pub struct RecordRow {
     pub created: i64,
 }
 
+/// A blob the metadata references, as `enc-server scrub` reports it: what the server knows
+/// of it without any key.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct BlobRef {
+    pub blob_key: String,
+    /// The size the metadata records.
+    pub size: i64,
+    /// Whose it is: a user's name, or a Mercury space (`client:ID`, `psk`).
+    pub owner: String,
+    /// What it holds, as the server names it (`vault team tree blob ID`, `restic laptop
+    /// data/ID`, `mercury archive NAME`, `backup ID of device ID`, `vault team object ID
+    /// version N`).
+    pub what: String,
+}
+
 /// An erasure job: the steps of [`ERASURE_STEPS`] run in order, each committed together with
 /// the number of the next, so a restart resumes at the first one not done.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -3,6 +3,7 @@
 //! the chain of signed commits; the tree a commit names, read level by level in batches and
 //! checked piece by piece; the history. Push and pull live in their own files.
 
+mod damage;
 mod edit;
 mod import;
 mod merge;

@@ -514,7 +514,7 @@ impl Account {
             users[*i].push(f);
         }
         let wants: Vec<Want<'_>> = unique.iter().map(|p| Want::from(*p)).collect();
-        self.read_pieces_par(v, &wants, |i, plain| {
+        let read = self.read_pieces_par(v, &wants, |i, plain| {
             for &f in &users[i] {
                 let (local, e, _) = small[f];
                 write_file(local, e, |mut out| {
@@ -524,7 +524,11 @@ impl Account {
                 progress.advance(plain.len() as u64);
             }
             Ok(())
-        })?;
+        });
+        if let Err(e) = read {
+            let files: Vec<_> = small.iter().map(|(l, _, p)| (l.display(), *p)).collect();
+            return Err(self.name_unreadable(v, &files, e));
+        }
         for (_, e, _) in &small {
             if let Kind::File { size, .. } = e.kind {
                 summary.files += 1;
@@ -784,7 +788,7 @@ impl Account {
                 .unwrap_or_else(|_| Err(ClientError::Usage("download thread panicked".into())));
             (fetched, consumed, hasher, read)
         });
-        fetched?;
+        fetched.map_err(|e| super::damage::unreadable(what, e))?;
         let t = consumed?;
         if read != piece.loc.len || hasher.finalize().as_bytes() != &piece.chash {
             return Err(ClientError::Integrity(format!(

@@ -27,18 +27,7 @@ fn an_account_exports_its_vaults_and_backups_with_a_manifest() {
     std::fs::write(alice.path("report.pdf"), vec![42u8; 100_000]).unwrap();
     let backup = alice.ok(&["backup", "put", "report.pdf", "--class", "Confidential"]);
     // A restic repository with a snapshot.
-    let restic = have_tool("restic").then(|| {
-        let repo = crate::restic::Repo::new(
-            &server,
-            &alice,
-            "laptop",
-            &restic_token(&alice, "laptop", "full"),
-            alice.dir.path(),
-        );
-        repo.ok(&["init"]);
-        repo.ok(&["backup", &alice.path("proj").display().to_string()]);
-        repo
-    });
+    let restic = crate::restic::Repo::with_snapshot(&server, &alice, "laptop", "proj");
 
     // A Mercury (Hecate) archive, its name with a space as Hecate's allow.
     let token = alice

@@ -620,6 +620,18 @@ impl Server {
         std::fs::write(self.data_dir.join("objects").join(key), data).expect("write blob");
     }
 
+    /// Deletes a blob behind the server's back, as a failing disk or an operator would.
+    pub fn delete_blob(&self, key: &str) {
+        if let Some(store) = self.s3() {
+            use object_store::ObjectStoreExt as _;
+            runtime()
+                .block_on(store.delete(&object_store::path::Path::from(key)))
+                .expect("delete");
+            return;
+        }
+        std::fs::remove_file(self.data_dir.join("objects").join(key)).expect("remove blob");
+    }
+
     /// Waits until a vault upload is streaming: its row exists (made before the first byte)
     /// and its size is not recorded yet. Works on every backend, S3 included, where an open
     /// multipart upload is not listed. Also returns once `client` (the pushing process) has

@@ -8,6 +8,7 @@ mod cli;
 mod devices;
 mod erasure;
 mod export;
+mod faults;
 mod hardening;
 mod integrity;
 mod limits;

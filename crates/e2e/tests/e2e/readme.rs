@@ -1,5 +1,5 @@
-//! The README's five-minute tour, restic, vault-tree, device, records, export, erasure and
-//! Mercury sections, run as written by a shell on a fresh directory, substituting only the
+//! The README's five-minute tour, restic, vault-tree, device, records, export, erasure,
+//! scrub and Mercury sections, run as written by a shell on a fresh directory, substituting only the
 //! port (8443, which may be taken) and the configuration directory.
 
 use std::path::Path;
@@ -41,6 +41,7 @@ fn readme_tour_restic_and_mercury_sections_run_as_written() {
         "## Records",
         "## Leaving enc: export",
         "## Leaving enc: erasure",
+        "## Checking the storage",
         "## Hecate archives",
     ]
     .iter()

@@ -36,6 +36,28 @@ impl Repo {
     }
 
     /// The same repository through another token.
+    /// Repository `repo` of `user` with a full token, initialised, holding one snapshot of
+    /// `dir` (a directory of the user's); `None` without restic (outside CI).
+    pub(crate) fn with_snapshot(
+        server: &Server,
+        user: &User,
+        repo: &str,
+        dir: &str,
+    ) -> Option<Self> {
+        have_tool("restic").then(|| {
+            let r = Self::new(
+                server,
+                user,
+                repo,
+                &restic_token(user, repo, "full"),
+                user.dir.path(),
+            );
+            r.ok(&["init"]);
+            r.ok(&["backup", &user.path(dir).display().to_string()]);
+            r
+        })
+    }
+
     fn with_token(&self, token: &str) -> Self {
         Self {
             token: token.to_string(),
@@ -80,7 +102,7 @@ impl Repo {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn fail(&self, args: &[&str]) -> String {
+    pub(crate) fn fail(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             !out.status.success(),

@@ -50,6 +50,10 @@ pub enum ApiError {
     /// A dependency is down (503).
     #[error("{0}")]
     Unavailable(String),
+    /// Stored data the metadata references is missing from the blob store (500, code
+    /// `damaged`): the server's storage lost it.
+    #[error("{0}")]
+    Damaged(String),
 }
 
 impl ApiError {
@@ -67,6 +71,7 @@ impl ApiError {
             Self::TooManyUploads(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
             Self::QuotaExceeded(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Damaged(_) => (StatusCode::INTERNAL_SERVER_ERROR, "damaged"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }

@@ -288,7 +288,7 @@ pub async fn read(
         .collect();
     let max = state.config.limits.max_object_size;
     let mut total = 0u64;
-    let mut plan: Vec<(String, std::ops::Range<u64>)> = Vec::with_capacity(req.ranges.len());
+    let mut plan: Vec<(String, std::ops::Range<u64>, &str)> = Vec::with_capacity(req.ranges.len());
     for r in &req.ranges {
         let Some((key, size)) = blobs.get(&r.blob) else {
             return Err(ApiError::NotFound("blob"));
@@ -308,16 +308,34 @@ pub async fn read(
         }
         // Ranges that continue the one before in the same blob are read as one.
         match plan.last_mut() {
-            Some((k, range)) if k.as_str() == key.as_str() && range.end == r.offset => {
+            Some((k, range, _)) if k.as_str() == key.as_str() && range.end == r.offset => {
                 range.end = end
             }
-            _ => plan.push((key.clone(), r.offset..end)),
+            _ => plan.push((key.clone(), r.offset..end, r.blob.as_str())),
         }
     }
-    // One range after the other; a blob that fails mid-way ends the body early, which the
+    // The first range is opened before the answer starts, so that a blob the store has lost
+    // is an error the client can name; a later one that fails ends the body early, which the
     // client sees as a short read (it knows every range's length).
     let blobs = state.blobs.clone();
-    let stream = futures::stream::iter(plan)
+    let mut plan = plan.into_iter();
+    let (first_key, first_range, first_id) = plan.next().expect("at least one range");
+    let first = match blobs.read_range(&first_key, Some(first_range)).await {
+        Ok(s) => s,
+        Err(StoreError::NotFound) => {
+            tracing::error!(
+                blob = first_key,
+                "a vault's blob is missing from the blob store"
+            );
+            return Err(ApiError::Damaged(format!(
+                "blob {first_id} of this vault is missing from the server's storage (an admin's \
+                 `enc-server scrub` lists what is damaged)"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let rest: Vec<(String, std::ops::Range<u64>)> = plan.map(|(k, r, _)| (k, r)).collect();
+    let stream = futures::stream::iter(rest)
         .then(move |(key, range)| {
             let blobs = blobs.clone();
             async move {
@@ -328,6 +346,7 @@ pub async fn read(
             }
         })
         .flatten();
+    let stream = first.chain(stream);
     let mut resp = Body::from_stream(stream).into_response();
     let h = resp.headers_mut();
     h.insert(

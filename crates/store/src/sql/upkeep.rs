@@ -98,4 +98,35 @@ impl Collection for SqlMeta {
         }
         tx.commit().await
     }
+
+    async fn blob_refs(&self, after: &str, limit: i64) -> Result<Vec<BlobRef>> {
+        let stmt = q(format!(
+            "SELECT blob_key, size, owner, what FROM ({BLOB_REFS}) r \
+             WHERE blob_key > ? ORDER BY blob_key LIMIT ?"
+        ))
+        .binds((after, limit));
+        self.db.read_all(Scope::System, stmt).await
+    }
 }
+
+/// Every blob the metadata references, with its recorded size, whose it is and what it is
+/// (the parts of `BlobRef`). Uploads in flight and queued blobs are not references.
+const BLOB_REFS: &str = "\
+    SELECT ve.blob_key AS blob_key, ve.size AS size, u.name AS owner, \
+        'vault ' || v.name || ' object ' || ob.id || ' version ' || CAST(ve.version AS TEXT) AS what \
+    FROM versions ve JOIN objects ob ON ob.id = ve.object_id JOIN vaults v ON v.id = ob.vault_id \
+        JOIN users u ON u.id = v.owner_id WHERE ve.blob_key <> '' \
+    UNION ALL \
+    SELECT b.blob_key, b.size, u.name, 'vault ' || v.name || ' tree blob ' || b.id \
+    FROM tree_blobs b JOIN vaults v ON v.id = b.vault_id JOIN users u ON u.id = v.owner_id \
+    UNION ALL \
+    SELECT o.blob_key, o.size, u.name, 'restic ' || r.name || ' ' || o.kind || '/' || o.name \
+    FROM restic_objects o JOIN restic_repos r ON r.id = o.repo_id JOIN users u ON u.id = r.user_id \
+        WHERE o.blob_key <> '' \
+    UNION ALL \
+    SELECT m.blob_key, m.size, COALESCE(u.name, m.space), 'mercury archive ' || m.name \
+    FROM mercury_files m LEFT JOIN users u ON u.id = m.user_id WHERE m.state = 'stored' \
+    UNION ALL \
+    SELECT k.blob_key, k.size, u.name, 'backup ' || k.id || ' of device ' || k.device_id \
+    FROM backups k JOIN users u ON u.id = k.user_id \
+        WHERE k.blob_key IS NOT NULL AND k.blob_key <> '' AND k.deleted IS NULL";
