@@ -315,12 +315,16 @@ impl Account {
                 info.size + 1,
             )
             .map_err(|e| match e {
-                ClientError::Api { .. } | ClientError::Transport { .. } => {
-                    ClientError::Integrity(format!(
-                        "backup {id}: the server cannot give its stored content ({e}); its \
-                         admin's `enc-server scrub` lists what is damaged there"
-                    ))
-                }
+                ClientError::Api { ref code, .. } if code == "damaged" => ClientError::Integrity(
+                    format!("backup {id}: the server's storage has lost its content ({e})"),
+                ),
+                ClientError::Transport { server, detail } => ClientError::Transport {
+                    server,
+                    detail: format!(
+                        "{detail} (while reading backup {id}; if it happens again, the server's \
+                         storage may be damaged)"
+                    ),
+                },
                 other => other,
             })?;
         file.rewind().map_err(io())?;

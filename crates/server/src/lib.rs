@@ -14,6 +14,8 @@
 
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod mercury;
 mod restic;

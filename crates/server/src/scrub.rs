@@ -32,14 +32,18 @@ struct Damage {
 /// Checks every referenced blob; prints each damaged one (a tab-separated line, or with
 /// `json` one JSON object per line) and a summary on stderr. `Err` when any is damaged.
 pub(crate) async fn scrub(config: &Config, json: bool) -> anyhow::Result<()> {
-    let meta = crate::open_meta(config).await?;
-    let blobs = crate::open_blobs(config, false).await?;
+    // Only reads: no migration, even with an owner's URL configured.
+    let config = Config {
+        database_owner_url: None,
+        ..config.clone()
+    };
+    let meta = crate::open_meta(&config).await?;
+    let blobs = crate::open_blobs(&config, false).await?;
     let (mut checked, mut bytes, mut damaged) = (0u64, 0u64, 0u64);
-    let mut after = String::new();
-    loop {
-        let page = meta.blob_refs(&after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.blob_key.clone();
+    let mut cursor = Some(String::new());
+    while let Some(at) = cursor {
+        let (page, next) = meta.blob_refs(&at, PAGE).await?;
+        cursor = next;
         let results: Vec<_> = futures::stream::iter(page)
             .map(|r| {
                 let blobs = blobs.clone();

@@ -70,12 +70,7 @@ pub fn backup_writer(meta: Meta) -> BackupWriter {
             let n = items.len();
             match meta.put_backups(items).await {
                 Ok(results) => results,
-                Err(e) => {
-                    let msg = e.to_string();
-                    (0..n)
-                        .map(|_| Err(enc_store::StoreError::Batch(msg.clone())))
-                        .collect()
-                }
+                Err(e) => (0..n).map(|_| Err(e.for_each_of_batch())).collect(),
             }
         }
     })

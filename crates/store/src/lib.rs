@@ -54,9 +54,70 @@ pub enum StoreError {
     /// The blob store failed.
     #[error("blob store: {0}")]
     Blob(#[from] object_store::Error),
+    /// The storage under the store is full (what a batch's other items are told when
+    /// [`StoreError::is_full`] of its failure).
+    #[error("the storage is full")]
+    Full,
 }
 
 impl StoreError {
+    /// Whether the storage under the server is full (a disk or a filesystem quota: SQLite's
+    /// `SQLITE_FULL`, PostgreSQL's `disk_full`, a blob write's `ENOSPC` or `EDQUOT`): nothing
+    /// was stored, and writing again once there is room will work.
+    pub fn is_full(&self) -> bool {
+        fn io_full(mut e: Option<&(dyn std::error::Error + 'static)>) -> bool {
+            while let Some(err) = e {
+                if let Some(io) = err.downcast_ref::<std::io::Error>()
+                    && (io.kind() == std::io::ErrorKind::StorageFull
+                        || io.kind() == std::io::ErrorKind::QuotaExceeded
+                        || matches!(io.raw_os_error(), Some(28 | 122)))
+                {
+                    return true;
+                }
+                e = err.source();
+            }
+            false
+        }
+        match self {
+            Self::Full => true,
+            Self::Database(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("13" | "53100"))
+            }
+            Self::Database(e) => io_full(Some(e)),
+            Self::Blob(e) => io_full(Some(e)),
+            _ => false,
+        }
+    }
+
+    /// What each item of a batch that failed with this error is told (the error itself
+    /// cannot be shared): that the storage is full, or this error's text.
+    pub fn for_each_of_batch(&self) -> Self {
+        if self.is_full() {
+            Self::Full
+        } else {
+            Self::Batch(self.to_string())
+        }
+    }
+
+    /// Whether a blob ended before the range read from it (cut short behind the store's
+    /// back: the metadata records it longer).
+    pub fn is_short(&self) -> bool {
+        let mut e: Option<&(dyn std::error::Error + 'static)> = match self {
+            Self::Blob(e) => Some(e),
+            _ => None,
+        };
+        while let Some(err) = e {
+            if err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
+            {
+                return true;
+            }
+            e = err.source();
+        }
+        false
+    }
+
     /// A failure of the local blob directory (`NotFound` for a missing file).
     pub(crate) fn local(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         let source = e.into();

@@ -236,8 +236,10 @@ pub trait Collection: Send + Sync {
     async fn gc_done(&self, keys: &[String]) -> Result<()>;
     /// *System scope.* Every blob the metadata references (committed object versions, tree
     /// blobs, restic files, stored Mercury archives, backups' content), with its size and
-    /// whose it is, in key order after `after`: what `enc-server scrub` checks.
-    async fn blob_refs(&self, after: &str, limit: i64) -> Result<Vec<BlobRef>>;
+    /// whose it is: what `enc-server scrub` checks. A page of at most `limit` from `cursor`
+    /// (empty: the start), and the cursor of the next page (`None`: that was the last). A
+    /// page may be short, even empty, before the last.
+    async fn blob_refs(&self, cursor: &str, limit: i64) -> Result<(Vec<BlobRef>, Option<String>)>;
 }
 
 /// Access tokens for restic and Mercury; each method names its scope.

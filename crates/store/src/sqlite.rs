@@ -30,6 +30,12 @@ pub async fn open(path: &Path) -> Result<SqlMeta> {
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .test_before_acquire(false)
+        // A COMMIT that fails (a full disk) may leave SQLite's transaction rolled back while
+        // sqlx still counts it open, and every later transaction on that connection would
+        // fail: such a connection is closed instead of handed out again.
+        .before_acquire(|conn, _| {
+            Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+        })
         .connect_with(opts)
         .await?;
     sqlx::migrate!("./migrations/sqlite").run(&pool).await?;

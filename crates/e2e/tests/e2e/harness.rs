@@ -357,6 +357,20 @@ impl Server {
         s
     }
 
+    /// A server with the embedded default (SQLite and local blobs, whatever
+    /// `ENC_TEST_BACKEND` says) in the data directory `data`, which the caller made (a small
+    /// filesystem mounted there, say).
+    pub fn start_in(data: &Path) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cfg = tmp.path().join("enc-server.toml");
+        std::fs::write(&cfg, "").expect("write config");
+        let args = vec!["--config".to_string(), cfg.display().to_string()];
+        let mut s = Self::unstarted(tmp, cfg, args, Vec::new(), None, None);
+        s.data_dir = data.to_path_buf();
+        s.spawn("127.0.0.1:0");
+        s
+    }
+
     /// A server with the default configuration.
     pub fn start() -> Self {
         Self::start_with("", &[])

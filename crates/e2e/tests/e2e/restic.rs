@@ -35,7 +35,6 @@ impl Repo {
         }
     }
 
-    /// The same repository through another token.
     /// Repository `repo` of `user` with a full token, initialised, holding one snapshot of
     /// `dir` (a directory of the user's); `None` without restic (outside CI).
     pub(crate) fn with_snapshot(
@@ -58,6 +57,7 @@ impl Repo {
         })
     }
 
+    /// The same repository through another token.
     fn with_token(&self, token: &str) -> Self {
         Self {
             token: token.to_string(),

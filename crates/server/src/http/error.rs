@@ -54,6 +54,11 @@ pub enum ApiError {
     /// `damaged`): the server's storage lost it.
     #[error("{0}")]
     Damaged(String),
+    /// The storage under the server is full (507, code `storage_full`): nothing was stored.
+    #[error(
+        "the server's storage is full: nothing was stored; try again once its admin has made room"
+    )]
+    StorageFull,
 }
 
 impl ApiError {
@@ -72,6 +77,7 @@ impl ApiError {
             Self::QuotaExceeded(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Damaged(_) => (StatusCode::INTERNAL_SERVER_ERROR, "damaged"),
+            Self::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
@@ -117,6 +123,10 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => Self::Conflict(m.to_string()),
             StoreError::QuotaExceeded => {
                 Self::QuotaExceeded("storage quota exceeded; free space or ask an admin".into())
+            }
+            full if full.is_full() => {
+                tracing::error!(error = %full, "the server's storage is full");
+                Self::StorageFull
             }
             other => Self::Internal(other.to_string()),
         }

@@ -45,22 +45,18 @@ impl Conn {
 
     /// Text dialect.
     pub(super) async fn on_command(&mut self, line: &str) -> Step {
-        let (verb, arg) = match line.split_once(' ') {
-            Some((v, a)) => (v, Some(a)),
-            None => (line, None),
-        };
-        match (verb, arg) {
-            ("PING", None) => self.send_text("PONG".into()).await,
-            ("AUTH", Some(key)) => {
+        match command(line) {
+            Ok(Command::Ping) => self.send_text("PONG".into()).await,
+            Ok(Command::Auth(key)) => {
                 let key = key.to_string();
                 self.authenticate(&key).await?;
                 self.send_text("OK".into()).await
             }
-            ("NAME", Some(name)) => {
+            Ok(Command::Name(name)) => {
                 let accepted = self.start_upload(name, None).await?;
                 self.send_text(format!("ACCEPT {accepted}")).await
             }
-            ("DATA", None) => {
+            Ok(Command::Data) => {
                 self.principal()?;
                 match &mut self.upload {
                     Some(u) if !u.receiving => {
@@ -75,7 +71,7 @@ impl Conn {
                     .into()),
                 }
             }
-            ("END", None) => {
+            Ok(Command::End) => {
                 self.principal()?;
                 let receiving = self.upload.as_ref().is_some_and(|u| u.receiving);
                 match receiving {
@@ -90,27 +86,24 @@ impl Conn {
                     .into()),
                 }
             }
-            ("LIST", None) => {
+            Ok(Command::List) => {
                 let names: Vec<String> = self.list().await?.into_iter().map(|f| f.name).collect();
                 for n in names {
                     self.send_text(n).await?;
                 }
                 self.send_text("END".into()).await
             }
-            ("GET", Some(name)) => {
+            Ok(Command::Get(name)) => {
                 let name = name.to_string();
                 self.download(&name).await
             }
-            _ => {
-                let shown: String = verb.chars().take(32).collect();
-                Err(Fail::new(
-                    Code::InvalidRequest,
-                    format!(
-                        "Invalid command {shown:?}: commands are AUTH, NAME, DATA, END, LIST, GET, PING"
-                    ),
-                )
-                .into())
-            }
+            Err(shown) => Err(Fail::new(
+                Code::InvalidRequest,
+                format!(
+                    "Invalid command {shown:?}: commands are AUTH, NAME, DATA, END, LIST, GET, PING"
+                ),
+            )
+            .into()),
         }
     }
 

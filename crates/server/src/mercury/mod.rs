@@ -50,6 +50,7 @@ mod dispatch;
 mod transfer;
 mod wire;
 
+pub(crate) use wire::parse_for_fuzzing;
 use wire::*;
 
 /// Largest binary frame accepted, and largest chunk sent: 1 MiB.
@@ -395,6 +396,13 @@ impl Fail {
 impl From<StoreError> for Fail {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "mercury storage failure");
+        if e.is_full() {
+            return Fail::new(
+                Code::ServerError,
+                "the server's storage is full: nothing was stored; try again once its admin has made room",
+            )
+            .closing();
+        }
         Fail::new(Code::ServerError, "storage error").closing()
     }
 }

@@ -185,10 +185,78 @@ pub(super) fn candidates(name: &str, now: i64) -> Vec<String> {
     ]
 }
 
+/// A command of the text dialect.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Command<'a> {
+    Ping,
+    Auth(&'a str),
+    Name(&'a str),
+    Data,
+    End,
+    List,
+    Get(&'a str),
+}
+
+/// Parses one frame of the text dialect: a verb, and an argument after the first space for
+/// those that take one. `Err` with the verb as a refusal may show it (32 characters at most).
+pub(super) fn command(line: &str) -> Result<Command<'_>, String> {
+    let (verb, arg) = match line.split_once(' ') {
+        Some((v, a)) => (v, Some(a)),
+        None => (line, None),
+    };
+    Ok(match (verb, arg) {
+        ("PING", None) => Command::Ping,
+        ("AUTH", Some(key)) => Command::Auth(key),
+        ("NAME", Some(name)) => Command::Name(name),
+        ("DATA", None) => Command::Data,
+        ("END", None) => Command::End,
+        ("LIST", None) => Command::List,
+        ("GET", Some(name)) => Command::Get(name),
+        _ => return Err(verb.chars().take(32).collect()),
+    })
+}
+
 pub(super) fn detect(first: &str) -> Dialect {
     if first.trim_start().starts_with('{') {
         Dialect::Json
     } else {
         Dialect::Text
+    }
+}
+
+/// One frame of either dialect on arbitrary input (`fuzzing`), through the parsers the
+/// connection uses, with what must hold: `parse_bytes` agrees with serde on every array serde
+/// reads, and every name an accepted name may be stored under is itself acceptable.
+pub(crate) fn parse_for_fuzzing(frame: &str) {
+    match detect(frame) {
+        Dialect::Text => {
+            if let Ok(Command::Name(name) | Command::Get(name)) =
+                command(frame.trim_end_matches(['\r', '\n']))
+            {
+                stored_names(name);
+            }
+        }
+        Dialect::Json => {
+            let Ok(msg) = serde_json::from_str::<In<'_>>(frame) else {
+                return;
+            };
+            if let Some(raw) = msg.data {
+                let ours = parse_bytes(raw.get());
+                if let Ok(theirs) = serde_json::from_str::<Vec<u8>>(raw.get()) {
+                    assert_eq!(ours.as_ref().ok(), Some(&theirs), "data {}", raw.get());
+                }
+            }
+            if let Some(name) = &msg.name {
+                stored_names(name);
+            }
+        }
+    }
+}
+
+fn stored_names(name: &str) {
+    if check_name(name).is_ok() {
+        for c in candidates(name, 1_700_000_000) {
+            assert!(check_name(&c).is_ok(), "{name:?} may be stored as {c:?}");
+        }
     }
 }

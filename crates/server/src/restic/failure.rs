@@ -79,6 +79,14 @@ impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::QuotaExceeded => quota_failure(),
+            full if full.is_full() => {
+                tracing::error!(error = %full, "the server's storage is full");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "the server's storage is full: nothing was stored; try again once its admin has made room",
+                )
+                .closing()
+            }
             other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         }
     }

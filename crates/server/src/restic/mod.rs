@@ -121,6 +121,23 @@ fn basic(headers: &HeaderMap) -> Option<(String, String)> {
     Some((user.to_string(), token.to_string()))
 }
 
+/// What the routes make of a request before any I/O, on arbitrary input (`fuzzing`): the
+/// path's user, repository and file, the Basic credentials, and the range of an object of
+/// `size` bytes, with what must hold of each.
+pub(crate) fn parse_for_fuzzing(path: &str, headers: &HeaderMap, size: u64) {
+    if let Some((_user, repo, rest)) = split(path) {
+        let named = validate_repo_name(repo).is_ok();
+        if let Ok(Target::Object(_, name)) = target(rest) {
+            assert!(name.len() == 64 && !name.contains('/'), "{name:?}");
+        }
+        let _ = named;
+    }
+    let _ = basic(headers);
+    if let Ok(Some(r)) = range::range(headers, size) {
+        assert!(r.start < r.end && r.end <= size, "{r:?} of {size}");
+    }
+}
+
 /// An authenticated request on one repository.
 struct Ctx {
     state: Restic,

@@ -56,12 +56,7 @@ pub fn restic_writer(
                         })
                         .collect()
                 }
-                Err(e) => {
-                    let msg = e.to_string();
-                    (0..n)
-                        .map(|_| Err(enc_store::StoreError::Batch(msg.clone())))
-                        .collect()
-                }
+                Err(e) => (0..n).map(|_| Err(e.for_each_of_batch())).collect(),
             }
         }
     })

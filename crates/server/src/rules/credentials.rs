@@ -157,10 +157,11 @@ async fn refuse(state: &AppState, user_name: Option<&str>, client: &str) -> Refu
     }
     state
         .audit(
-            who.as_deref().unwrap_or("-"),
+            who.as_deref().map_or("-", crate::rules::throttle::audited),
             user.as_ref().map(|u| u.id.as_str()),
             "token.auth",
-            who.as_deref().unwrap_or("token"),
+            who.as_deref()
+                .map_or("token", crate::rules::throttle::audited),
             "denied",
             client,
         )

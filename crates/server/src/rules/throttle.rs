@@ -43,6 +43,7 @@ pub(crate) async fn throttled(
     wait: i64,
 ) -> ApiError {
     let id = user.map(|u| u.id.as_str());
+    let name = audited(name);
     state
         .audit(name, id, "login.throttled", name, "denied", client)
         .await;
@@ -97,19 +98,28 @@ pub(crate) fn client_key(client: &str) -> String {
 /// How long an address an account logged in from stays known to the throttle.
 pub(crate) const KNOWN_ADDRESS_SECS: i64 = 90 * 24 * 3600;
 
-/// How a name a request claims is written down (throttle keys, audit entries): as given
-/// when an account has it, else as a keyed hash (`?` and 32 hex digits, which no user name
-/// is). So a name that was erased does not come back into the database through its former
-/// owner's clients trying it, repeated tries of one name still count and correlate, and an
-/// admin reading the log sees that a name no account has was tried, not which.
+/// How a name a request claims is counted (throttle keys): as given when an account has it,
+/// else as a keyed hash (`?` and 32 hex digits, which no user name is), so that a name that
+/// was erased does not come back into the database through its former owner's clients
+/// trying it, and the tries of one unknown name still count together (as a known name's do:
+/// no answer tells the two apart). Audit entries name it through [`audited`].
 pub(crate) fn claimed(state: &AppState, name: &str, user: Option<&UserRow>) -> String {
     match user {
-        Some(u) => u.name.clone(),
-        None => format!(
+        // A user being erased (no passphrase, no invitation) is one no more.
+        Some(u) if u.auth_hash.is_some() || u.invite_hash.is_some() => u.name.clone(),
+        _ => format!(
             "?{}",
             state.keyed_hash("claimed user name", name.as_bytes())
         ),
     }
+}
+
+/// How an audit entry names `who` (a [`claimed`] name): a name no account has as a bare
+/// `?`. The keyed hash counts a name's tries in the throttle, which forgets it a day after
+/// the last; in the log it would stay, and whoever holds the database (the key is there)
+/// could confirm a guessed name against it.
+pub(crate) fn audited(who: &str) -> &str {
+    if who.starts_with('?') { "?" } else { who }
 }
 
 pub(crate) fn account_key(user: &str) -> String {

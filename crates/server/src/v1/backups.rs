@@ -582,7 +582,13 @@ pub async fn content(
         .ok_or(ApiError::NotFound("backup"))?;
     let body = match &row.blob_key {
         Some(key) => Body::from_stream(state.blobs.read(key).await.map_err(|e| match e {
-            StoreError::NotFound => ApiError::Internal(format!("blob {key} missing")),
+            StoreError::NotFound => {
+                tracing::error!(blob = key, "a backup's blob is missing from the blob store");
+                ApiError::Damaged(format!(
+                    "backup {id}'s content is missing from the server's storage (an admin's \
+                     `enc-server scrub` lists what is damaged)"
+                ))
+            }
             other => other.into(),
         })?),
         // A tombstone may have landed since the row was read: then there is nothing to send.

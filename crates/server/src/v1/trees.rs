@@ -322,14 +322,11 @@ pub async fn read(
     let (first_key, first_range, first_id) = plan.next().expect("at least one range");
     let first = match blobs.read_range(&first_key, Some(first_range)).await {
         Ok(s) => s,
-        Err(StoreError::NotFound) => {
-            tracing::error!(
-                blob = first_key,
-                "a vault's blob is missing from the blob store"
-            );
+        Err(e) if matches!(e, StoreError::NotFound) || e.is_short() => {
+            tracing::error!(blob = first_key, error = %e, "a vault's blob is missing or cut short");
             return Err(ApiError::Damaged(format!(
-                "blob {first_id} of this vault is missing from the server's storage (an admin's \
-                 `enc-server scrub` lists what is damaged)"
+                "blob {first_id} of this vault is missing from the server's storage, or cut \
+                 short (an admin's `enc-server scrub` lists what is damaged)"
             )));
         }
         Err(e) => return Err(e.into()),

@@ -214,56 +214,11 @@ impl Sessions for SqlMeta {
         now: i64,
         idle_secs: i64,
     ) -> Result<SessionLookup> {
-        let mut tx = self.db.read(Scope::System).await?;
-        loop {
-            let session: Option<SessionRow> = tx
-                .opt(
-                    q(format!(
-                        "SELECT {SESSION_COLS} FROM sessions WHERE token_hash = ?"
-                    ))
-                    .bind(token_hash),
-                )
-                .await?;
-            let Some(mut session) = session else {
-                return Ok(SessionLookup::Unknown);
-            };
-            let expired = session.last_seen + idle_secs < now;
-            // Refresh only when the stored time is stale, so reads do not all become writes.
-            let stale = session.last_seen < now;
-            if (expired || stale) && !tx.can_write() {
-                drop(tx);
-                tx = self.db.write(Scope::System).await?;
-                continue;
-            }
-            if expired {
-                tx.execute(q("DELETE FROM sessions WHERE id = ?").bind(&session.id))
-                    .await?;
-                tx.commit().await?;
-                return Ok(SessionLookup::Expired);
-            }
-            if stale {
-                tx.execute(
-                    q("UPDATE sessions SET last_seen = ? WHERE id = ? AND last_seen < ?").binds((
-                        now,
-                        &session.id,
-                        now,
-                    )),
-                )
-                .await?;
-                session.last_seen = now;
-            }
-            // In this transaction: a second pooled connection per request could exhaust the
-            // pool.
-            let user: Option<UserRow> = tx
-                .opt(
-                    q(format!("SELECT {USER_COLS} FROM users WHERE id = ?")).bind(&session.user_id),
-                )
-                .await?;
-            tx.commit().await?;
-            return Ok(match user {
-                Some(user) => SessionLookup::Valid(Box::new((session, user))),
-                None => SessionLookup::Unknown,
-            });
+        match self.touch_or_expire(token_hash, now, idle_secs).await {
+            // A full disk: the session is looked up without its refresh (tried again by the
+            // next request), so that reads keep working while writes cannot.
+            Err(e) if e.is_full() => self.look_up_session(token_hash, now, idle_secs).await,
+            other => other,
         }
     }
 
@@ -372,5 +327,98 @@ impl Sessions for SqlMeta {
             .await?;
         tx.commit().await?;
         Ok(challenge)
+    }
+}
+
+impl SqlMeta {
+    /// [`Sessions::touch_session`]: the lookup, with the refresh or the deletion it calls for.
+    async fn touch_or_expire(
+        &self,
+        token_hash: &str,
+        now: i64,
+        idle_secs: i64,
+    ) -> Result<SessionLookup> {
+        let mut tx = self.db.read(Scope::System).await?;
+        loop {
+            let session: Option<SessionRow> = tx
+                .opt(
+                    q(format!(
+                        "SELECT {SESSION_COLS} FROM sessions WHERE token_hash = ?"
+                    ))
+                    .bind(token_hash),
+                )
+                .await?;
+            let Some(mut session) = session else {
+                return Ok(SessionLookup::Unknown);
+            };
+            let expired = session.last_seen + idle_secs < now;
+            // Refresh only when the stored time is stale, so reads do not all become writes.
+            let stale = session.last_seen < now;
+            if (expired || stale) && !tx.can_write() {
+                drop(tx);
+                tx = self.db.write(Scope::System).await?;
+                continue;
+            }
+            if expired {
+                tx.execute(q("DELETE FROM sessions WHERE id = ?").bind(&session.id))
+                    .await?;
+                tx.commit().await?;
+                return Ok(SessionLookup::Expired);
+            }
+            if stale {
+                tx.execute(
+                    q("UPDATE sessions SET last_seen = ? WHERE id = ? AND last_seen < ?").binds((
+                        now,
+                        &session.id,
+                        now,
+                    )),
+                )
+                .await?;
+                session.last_seen = now;
+            }
+            // In this transaction: a second pooled connection per request could exhaust the
+            // pool.
+            let user: Option<UserRow> = tx
+                .opt(
+                    q(format!("SELECT {USER_COLS} FROM users WHERE id = ?")).bind(&session.user_id),
+                )
+                .await?;
+            tx.commit().await?;
+            return Ok(match user {
+                Some(user) => SessionLookup::Valid(Box::new((session, user))),
+                None => SessionLookup::Unknown,
+            });
+        }
+    }
+
+    /// A session and its user, read only (not refreshed, an expired one not deleted).
+    async fn look_up_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+        idle_secs: i64,
+    ) -> Result<SessionLookup> {
+        let mut tx = self.db.read(Scope::System).await?;
+        let session: Option<SessionRow> = tx
+            .opt(
+                q(format!(
+                    "SELECT {SESSION_COLS} FROM sessions WHERE token_hash = ?"
+                ))
+                .bind(token_hash),
+            )
+            .await?;
+        let Some(session) = session else {
+            return Ok(SessionLookup::Unknown);
+        };
+        if session.last_seen + idle_secs < now {
+            return Ok(SessionLookup::Expired);
+        }
+        let user: Option<UserRow> = tx
+            .opt(q(format!("SELECT {USER_COLS} FROM users WHERE id = ?")).bind(&session.user_id))
+            .await?;
+        Ok(match user {
+            Some(user) => SessionLookup::Valid(Box::new((session, user))),
+            None => SessionLookup::Unknown,
+        })
     }
 }

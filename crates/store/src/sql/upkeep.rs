@@ -99,34 +99,111 @@ impl Collection for SqlMeta {
         tx.commit().await
     }
 
-    async fn blob_refs(&self, after: &str, limit: i64) -> Result<Vec<BlobRef>> {
-        let stmt = q(format!(
-            "SELECT blob_key, size, owner, what FROM ({BLOB_REFS}) r \
-             WHERE blob_key > ? ORDER BY blob_key LIMIT ?"
-        ))
-        .binds((after, limit));
-        self.db.read_all(Scope::System, stmt).await
+    async fn blob_refs(&self, cursor: &str, limit: i64) -> Result<(Vec<BlobRef>, Option<String>)> {
+        let mut parts = cursor.split('\u{1f}');
+        let source: usize = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let after: Vec<String> = parts.map(str::to_string).collect();
+        let Some((keys, from)) = BLOB_SOURCES.get(source) else {
+            return Ok((Vec::new(), None));
+        };
+        let cols = keys.join(", ");
+        let named: Vec<String> = (0..3)
+            .map(|n| match keys.get(n) {
+                Some(k) => format!("{k} AS k{n}"),
+                None => format!("'' AS k{n}"),
+            })
+            .collect();
+        let start = if after.len() == keys.len() {
+            let marks = vec!["?"; keys.len()].join(", ");
+            format!("AND ({cols}) > ({marks})")
+        } else {
+            String::new()
+        };
+        let mut stmt = q(format!(
+            "SELECT {from} {start} ORDER BY {cols} LIMIT ?",
+            from = from.replace("{KEYS}", &named.join(", "))
+        ));
+        if !start.is_empty() {
+            for k in &after {
+                stmt = stmt.bind(k);
+            }
+        }
+        let rows: Vec<BlobRefRow> = self.db.read_all(Scope::System, stmt.bind(limit)).await?;
+        let next = match rows.last() {
+            Some(r) if rows.len() as i64 == limit => {
+                let k = [&r.k0, &r.k1, &r.k2];
+                let mut c = source.to_string();
+                for key in k.iter().take(keys.len()) {
+                    c.push('\u{1f}');
+                    c.push_str(key);
+                }
+                Some(c)
+            }
+            _ => (source + 1 < BLOB_SOURCES.len()).then(|| (source + 1).to_string()),
+        };
+        let refs = rows
+            .into_iter()
+            .map(|r| BlobRef {
+                blob_key: r.blob_key,
+                size: r.size,
+                owner: r.owner,
+                what: r.what,
+            })
+            .collect();
+        Ok((refs, next))
     }
 }
 
-/// Every blob the metadata references, with its recorded size, whose it is and what it is
-/// (the parts of `BlobRef`). Uploads in flight and queued blobs are not references.
-const BLOB_REFS: &str = "\
-    SELECT ve.blob_key AS blob_key, ve.size AS size, u.name AS owner, \
-        'vault ' || v.name || ' object ' || ob.id || ' version ' || CAST(ve.version AS TEXT) AS what \
-    FROM versions ve JOIN objects ob ON ob.id = ve.object_id JOIN vaults v ON v.id = ob.vault_id \
-        JOIN users u ON u.id = v.owner_id WHERE ve.blob_key <> '' \
-    UNION ALL \
-    SELECT b.blob_key, b.size, u.name, 'vault ' || v.name || ' tree blob ' || b.id \
-    FROM tree_blobs b JOIN vaults v ON v.id = b.vault_id JOIN users u ON u.id = v.owner_id \
-    UNION ALL \
-    SELECT o.blob_key, o.size, u.name, 'restic ' || r.name || ' ' || o.kind || '/' || o.name \
-    FROM restic_objects o JOIN restic_repos r ON r.id = o.repo_id JOIN users u ON u.id = r.user_id \
-        WHERE o.blob_key <> '' \
-    UNION ALL \
-    SELECT m.blob_key, m.size, COALESCE(u.name, m.space), 'mercury archive ' || m.name \
-    FROM mercury_files m LEFT JOIN users u ON u.id = m.user_id WHERE m.state = 'stored' \
-    UNION ALL \
-    SELECT k.blob_key, k.size, u.name, 'backup ' || k.id || ' of device ' || k.device_id \
-    FROM backups k JOIN users u ON u.id = k.user_id \
-        WHERE k.blob_key IS NOT NULL AND k.blob_key <> '' AND k.deleted IS NULL";
+/// A row of a [`BLOB_SOURCES`] query: the reference and the row's primary key.
+#[derive(sqlx::FromRow)]
+struct BlobRefRow {
+    blob_key: String,
+    size: i64,
+    owner: String,
+    what: String,
+    k0: String,
+    k1: String,
+    k2: String,
+}
+
+/// Every blob the metadata references, table by table: each table's primary key (what a
+/// page continues after, so that every page is a range of an index, whatever the table's
+/// size), and the rest of the query (`{KEYS}` stands for the key columns named `k0`…`k2`).
+/// Uploads in flight and queued blobs are not references.
+const BLOB_SOURCES: [(&[&str], &str); 5] = [
+    (
+        &["ve.id"],
+        "ve.blob_key AS blob_key, ve.size AS size, u.name AS owner, \
+         'vault ' || v.name || ' object ' || ob.id || ' version ' || CAST(ve.version AS TEXT) AS what, {KEYS} \
+         FROM versions ve JOIN objects ob ON ob.id = ve.object_id \
+         JOIN vaults v ON v.id = ob.vault_id JOIN users u ON u.id = v.owner_id \
+         WHERE ve.blob_key <> ''",
+    ),
+    (
+        &["b.vault_id", "b.id"],
+        "b.blob_key AS blob_key, b.size AS size, u.name AS owner, \
+         'vault ' || v.name || ' tree blob ' || b.id AS what, {KEYS} \
+         FROM tree_blobs b JOIN vaults v ON v.id = b.vault_id JOIN users u ON u.id = v.owner_id \
+         WHERE 1 = 1",
+    ),
+    (
+        &["o.repo_id", "o.kind", "o.name"],
+        "o.blob_key AS blob_key, o.size AS size, u.name AS owner, \
+         'restic ' || r.name || ' ' || o.kind || '/' || o.name AS what, {KEYS} \
+         FROM restic_objects o JOIN restic_repos r ON r.id = o.repo_id \
+         JOIN users u ON u.id = r.user_id WHERE o.blob_key <> ''",
+    ),
+    (
+        &["m.space", "m.name"],
+        "m.blob_key AS blob_key, m.size AS size, COALESCE(u.name, m.space) AS owner, \
+         'mercury archive ' || m.name AS what, {KEYS} \
+         FROM mercury_files m LEFT JOIN users u ON u.id = m.user_id WHERE m.state = 'stored'",
+    ),
+    (
+        &["k.user_id", "k.id"],
+        "k.blob_key AS blob_key, k.size AS size, u.name AS owner, \
+         'backup ' || k.id || ' of device ' || k.device_id AS what, {KEYS} \
+         FROM backups k JOIN users u ON u.id = k.user_id \
+         WHERE k.blob_key IS NOT NULL AND k.blob_key <> '' AND k.deleted IS NULL",
+    ),
+];

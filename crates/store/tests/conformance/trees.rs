@@ -364,3 +364,57 @@ async fn device_commits_need_a_standing_device_and_a_revocation_names_where_they
     })
     .await;
 }
+
+/// `blob_refs` pages through every referenced blob, each once, whatever the page size, with
+/// whose it is and what it holds.
+#[tokio::test]
+async fn blob_refs_page_through_every_referenced_blob_once() {
+    both(|meta| async move {
+        let (alice, vault) = user(&meta, "alice").await;
+        let (bob, bob_vault) = user(&meta, "bob").await;
+        for (u, v, ids) in [
+            (&alice, &vault, ["a1", "a2", "a3"]),
+            (&bob, &bob_vault, ["b1", "b2", "b3"]),
+        ] {
+            for id in ids {
+                uploaded(&meta, u, v, id, 10, 10).await;
+            }
+            let c = commit(u, v, 1, "", &ids, &[], ids[0]);
+            assert!(matches!(
+                append(&meta, u, c).await.expect("append"),
+                TreeAppend::Appended(_)
+            ));
+        }
+        let all = |limit: i64| {
+            let meta = meta.clone();
+            async move {
+                let mut out = Vec::new();
+                let mut cursor = Some(String::new());
+                while let Some(at) = cursor {
+                    let (page, next) = meta.blob_refs(&at, limit).await.expect("page");
+                    assert!(page.len() as i64 <= limit);
+                    out.extend(page);
+                    cursor = next;
+                }
+                out
+            }
+        };
+        let one = all(1).await;
+        let many = all(1000).await;
+        let keys: Vec<&str> = one.iter().map(|r| r.blob_key.as_str()).collect();
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 6, "{keys:?}");
+        assert_eq!(keys.len(), 6, "each once: {keys:?}");
+        assert_eq!(one, many);
+        let a1 = one.iter().find(|r| r.blob_key == "blob-a1").expect("a1");
+        assert_eq!((a1.owner.as_str(), a1.size), ("alice", 10));
+        assert!(
+            a1.what.starts_with("vault default tree blob "),
+            "{}",
+            a1.what
+        );
+    })
+    .await;
+}

@@ -428,7 +428,7 @@ pub async fn register(
     let user = match user {
         Ok(u) => u,
         Err(enc_store::StoreError::NotFound) => {
-            return Err(deny_registration(&state, &req.user, &client).await);
+            return Err(deny_registration(&state, &who, &client).await);
         }
         Err(e) => return Err(e.into()),
     };
@@ -451,7 +451,14 @@ pub async fn register(
 /// Audits a refused registration and says what to do.
 async fn deny_registration(state: &AppState, user: &str, client: &str) -> ApiError {
     state
-        .audit(user, None, "user.register", user, "denied", client)
+        .audit(
+            audited(user),
+            None,
+            "user.register",
+            audited(user),
+            "denied",
+            client,
+        )
         .await;
     ApiError::Forbidden("invitation is invalid, used or expired; ask an admin for a new one".into())
 }
@@ -505,7 +512,14 @@ pub async fn login(
             failed(&*state.meta, &keys, &who).await?;
             let id = user.as_ref().map(|u| u.id.as_str());
             state
-                .audit(&who, id, "login.failure", &who, "failed", &client)
+                .audit(
+                    audited(&who),
+                    id,
+                    "login.failure",
+                    audited(&who),
+                    "failed",
+                    &client,
+                )
                 .await;
             Err(ApiError::BadCredentials)
         }

@@ -94,7 +94,14 @@ pub async fn ssh_login(
             failed(&*state.meta, &keys, &who).await?;
             let id = user.as_ref().map(|u| u.id.as_str());
             state
-                .audit(&who, id, "login.ssh.failure", &who, "failed", &client)
+                .audit(
+                    audited(&who),
+                    id,
+                    "login.ssh.failure",
+                    audited(&who),
+                    "failed",
+                    &client,
+                )
                 .await;
             Err(ApiError::BadCredentials)
         }
