@@ -745,6 +745,21 @@ mod tests {
         assert_eq!(c[0], "backup.hecate");
         assert_eq!(c[1], "backup-1700000000.hecate");
         assert!(c[2].starts_with("backup-") && c[2].ends_with(".hecate") && c[2].len() == 50);
+        // Found by the fuzz target `mercury_frame`: an extension of nearly 255 bytes made
+        // the second and third names longer than any name may be.
+        for long_ext in [
+            format!("a.{}", "e".repeat(250)),
+            format!("baup-202,,.hecate{}", "J".repeat(230)),
+            format!(".{}", "x".repeat(254)),
+        ] {
+            assert!(check_name(&long_ext).is_ok());
+            for n in candidates(&long_ext, 1_700_000_000) {
+                assert!(
+                    check_name(&n).is_ok(),
+                    "{long_ext:?} may be stored as {n:?}"
+                );
+            }
+        }
         let long = format!("{}.hecate", "é".repeat(120));
         for n in candidates(&long, 1) {
             assert!(n.len() <= 255 && check_name(&n).is_ok() && n.ends_with(".hecate"));

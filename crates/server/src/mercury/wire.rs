@@ -167,6 +167,13 @@ pub(super) fn candidates(name: &str, now: i64) -> Vec<String> {
         _ => (name, ""),
     };
     let with = |suffix: String| {
+        // An extension too long to keep beside the suffix is shortened as part of the name
+        // (else the name would pass 255 bytes, and no request could name it again).
+        let (base, ext) = if suffix.len() + ext.len() > 255 {
+            (name, "")
+        } else {
+            (base, ext)
+        };
         let room = 255usize.saturating_sub(suffix.len() + ext.len());
         let mut b = base;
         while b.len() > room {
