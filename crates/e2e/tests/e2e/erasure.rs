@@ -234,14 +234,17 @@ fn an_erased_user_leaves_nothing_and_a_killed_erasure_finishes() {
     // row is still there: readers of bob's vault still check her commit meanwhile.
     bob.ok(&["pull", "--vault", "team", "-o", "during"]);
     bob.assert_file("during/review.txt", "zelda's review of the plan");
-    // Her restic client keeps trying with its old token: refused, throttled and audited
-    // under her name, all of which the rest of the job takes away.
-    let tries = http()
-        .get(format!("{}/restic/{NAME}/laptop/config", server.url))
-        .basic_auth(NAME, Some(&restic_token_value))
-        .send()
-        .expect("restic GET");
-    assert_eq!(tries.status(), 401);
+    // Her restic client keeps trying with its old token: refused, and counted under a
+    // keyed hash of her name (her row, being erased, is no account any more).
+    let restic_tries = |server: &Server| {
+        let tries = http()
+            .get(format!("{}/restic/{NAME}/laptop/config", server.url))
+            .basic_auth(NAME, Some(&restic_token_value))
+            .send()
+            .expect("restic GET");
+        assert_eq!(tries.status(), 401);
+    };
+    restic_tries(&server);
     server.kill9();
     // On the local disk, one of her blobs cannot be deleted for a while (a directory stands
     // where the file was): the job must wait at `collect`, not report done.
@@ -328,12 +331,7 @@ fn an_erased_user_leaves_nothing_and_a_killed_erasure_finishes() {
     );
     // Her clients keep trying after the erasure (a restic cron, a login, an SSH login): a
     // name no account has is written down as a keyed hash, so hers does not come back.
-    let tries = http()
-        .get(format!("{}/restic/{NAME}/laptop/config", server.url))
-        .basic_auth(NAME, Some(&restic_token_value))
-        .send()
-        .expect("restic GET");
-    assert_eq!(tries.status(), 401);
+    restic_tries(&server);
     zelda.fail(&["login"]);
     let challenge: Value = http()
         .post(format!("{}/v1/auth/ssh/challenge", server.url))

@@ -1,7 +1,7 @@
 //! Accounts: the server secret, users, sessions, SSH keys and login challenges.
 
 use super::{
-    SESSION_COLS, Scope, SqlMeta, Stored, USER_COLS, insert, insert_vault, q, queue_blobs_of,
+    SESSION_COLS, Scope, SqlMeta, Stored, Tx, USER_COLS, insert, insert_vault, q, queue_blobs_of,
     queue_selected, unix_now,
 };
 use crate::*;
@@ -340,15 +340,7 @@ impl SqlMeta {
     ) -> Result<SessionLookup> {
         let mut tx = self.db.read(Scope::System).await?;
         loop {
-            let session: Option<SessionRow> = tx
-                .opt(
-                    q(format!(
-                        "SELECT {SESSION_COLS} FROM sessions WHERE token_hash = ?"
-                    ))
-                    .bind(token_hash),
-                )
-                .await?;
-            let Some(mut session) = session else {
+            let Some(mut session) = session_by_token(&mut tx, token_hash).await? else {
                 return Ok(SessionLookup::Unknown);
             };
             let expired = session.last_seen + idle_secs < now;
@@ -378,16 +370,9 @@ impl SqlMeta {
             }
             // In this transaction: a second pooled connection per request could exhaust the
             // pool.
-            let user: Option<UserRow> = tx
-                .opt(
-                    q(format!("SELECT {USER_COLS} FROM users WHERE id = ?")).bind(&session.user_id),
-                )
-                .await?;
+            let found = with_user(&mut tx, session).await?;
             tx.commit().await?;
-            return Ok(match user {
-                Some(user) => SessionLookup::Valid(Box::new((session, user))),
-                None => SessionLookup::Unknown,
-            });
+            return Ok(found);
         }
     }
 
@@ -399,26 +384,33 @@ impl SqlMeta {
         idle_secs: i64,
     ) -> Result<SessionLookup> {
         let mut tx = self.db.read(Scope::System).await?;
-        let session: Option<SessionRow> = tx
-            .opt(
-                q(format!(
-                    "SELECT {SESSION_COLS} FROM sessions WHERE token_hash = ?"
-                ))
-                .bind(token_hash),
-            )
-            .await?;
-        let Some(session) = session else {
+        let Some(session) = session_by_token(&mut tx, token_hash).await? else {
             return Ok(SessionLookup::Unknown);
         };
         if session.last_seen + idle_secs < now {
             return Ok(SessionLookup::Expired);
         }
-        let user: Option<UserRow> = tx
-            .opt(q(format!("SELECT {USER_COLS} FROM users WHERE id = ?")).bind(&session.user_id))
-            .await?;
-        Ok(match user {
-            Some(user) => SessionLookup::Valid(Box::new((session, user))),
-            None => SessionLookup::Unknown,
-        })
+        with_user(&mut tx, session).await
     }
+}
+
+async fn session_by_token(tx: &mut Tx, token_hash: &str) -> Result<Option<SessionRow>> {
+    tx.opt(
+        q(format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE token_hash = ?"
+        ))
+        .bind(token_hash),
+    )
+    .await
+}
+
+/// `session` with its user: valid, or unknown when the user is gone.
+async fn with_user(tx: &mut Tx, session: SessionRow) -> Result<SessionLookup> {
+    let user: Option<UserRow> = tx
+        .opt(q(format!("SELECT {USER_COLS} FROM users WHERE id = ?")).bind(&session.user_id))
+        .await?;
+    Ok(match user {
+        Some(user) => SessionLookup::Valid(Box::new((session, user))),
+        None => SessionLookup::Unknown,
+    })
 }
