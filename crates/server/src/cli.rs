@@ -117,6 +117,12 @@ pub enum Command {
         /// One JSON object per damaged blob instead of tab-separated lines.
         #[arg(long)]
         json: bool,
+        /// Also list the blob store and report each blob nothing references, holds or
+        /// reserves (space a crash left for the collector, or a bug). Keeps every referenced
+        /// key in memory; on a live server, an upload that starts meanwhile may be reported,
+        /// so confirm with a second run.
+        #[arg(long)]
+        unreferenced: bool,
     },
 }
 
@@ -237,9 +243,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Cert(cmd)) => cert(&config, cmd),
         Some(Command::HashPassword) => hash_password(),
         Some(Command::Migrate) => migrate(&config).await,
-        Some(Command::Scrub { json }) => {
+        Some(Command::Scrub { json, unreferenced }) => {
             require_server_state(&config)?;
-            crate::scrub::scrub(&config, json).await
+            crate::scrub::scrub(&config, json, unreferenced).await
         }
         None if cli.validate => {
             if let (Some(c), Some(k)) = (&config.tls.cert, &config.tls.key) {

@@ -287,6 +287,11 @@ pub struct Limits {
     pub upload_expiry: Duration,
     /// `/v1` uploads one user may have streamed or streaming but not committed.
     pub max_pending_uploads: u32,
+    /// How long an upload's blob is reserved while it streams (restic, Mercury, device
+    /// backups, `/v1`): after a crash, the collector deletes a blob whose reservation is
+    /// this old and that nothing references. An upload that outlasts it is refused.
+    #[serde(deserialize_with = "duration")]
+    pub reservation: Duration,
 }
 
 impl Default for Config {
@@ -324,6 +329,7 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(30),
             upload_expiry: Duration::from_secs(3600),
             max_pending_uploads: 256,
+            reservation: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -350,6 +356,10 @@ impl Config {
         anyhow::ensure!(
             self.limits.max_pending_uploads >= 1,
             "limits.max_pending_uploads must be at least 1"
+        );
+        anyhow::ensure!(
+            self.limits.reservation >= Duration::from_secs(1),
+            "limits.reservation must be at least 1s"
         );
         anyhow::ensure!(
             self.limits.idle_timeout >= Duration::from_secs(1),
@@ -489,6 +499,10 @@ shutdown_grace = "30s"
 upload_expiry = "1h"
 # Uploads one user may have streamed or streaming but not yet committed.
 max_pending_uploads = 256
+# How long an upload's blob is reserved while it streams. After a crash, the collector
+# deletes a blob nothing references once its reservation is this old; an upload still
+# streaming after this long is refused (the client sends it again).
+reservation = "24h"
 
 [blob]
 # Blobs (ciphertext) in an S3-compatible bucket instead of <data_dir>/objects, so replicas share

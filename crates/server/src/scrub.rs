@@ -2,7 +2,8 @@
 //! (that it is there, and of the size recorded), each damaged one reported with whose it is
 //! and what it holds, as the server knows them without any key. It only reads, so it runs
 //! beside a serving server (a blob deleted between the listing and the check, by a prune in
-//! flight, may then be reported; run it again to confirm).
+//! flight, may then be reported; run it again to confirm). With `--unreferenced` it also
+//! lists the blob store and reports each blob that nothing references, holds or reserves.
 
 use futures::StreamExt as _;
 use serde::Serialize;
@@ -16,7 +17,8 @@ const IN_FLIGHT: usize = 16;
 /// One damaged blob.
 #[derive(Debug, Serialize)]
 struct Damage {
-    /// `missing`, `size` (another size than recorded) or `unreadable`.
+    /// `missing`, `size` (another size than recorded), `unreadable`, or `unreferenced` (no
+    /// damage: stored, and nothing references or holds it).
     problem: &'static str,
     /// What was found instead: the stored size, or the store's error.
     found: String,
@@ -31,7 +33,9 @@ struct Damage {
 
 /// Checks every referenced blob; prints each damaged one (a tab-separated line, or with
 /// `json` one JSON object per line) and a summary on stderr. `Err` when any is damaged.
-pub(crate) async fn scrub(config: &Config, json: bool) -> anyhow::Result<()> {
+/// With `unreferenced`, each blob stored that nothing references or holds is printed too
+/// (problem `unreferenced`); those are space to reclaim, not damage.
+pub(crate) async fn scrub(config: &Config, json: bool, unreferenced: bool) -> anyhow::Result<()> {
     // Only reads: no migration, even with an owner's URL configured.
     let config = Config {
         database_owner_url: None,
@@ -40,6 +44,7 @@ pub(crate) async fn scrub(config: &Config, json: bool) -> anyhow::Result<()> {
     let meta = crate::open_meta(&config).await?;
     let blobs = crate::open_blobs(&config, false).await?;
     let (mut checked, mut bytes, mut damaged) = (0u64, 0u64, 0u64);
+    let mut known = std::collections::HashSet::new();
     let mut cursor = Some(String::new());
     while let Some(at) = cursor {
         let (page, next) = meta.blob_refs(&at, PAGE).await?;
@@ -57,6 +62,9 @@ pub(crate) async fn scrub(config: &Config, json: bool) -> anyhow::Result<()> {
             .await;
         for (r, got) in results {
             checked += 1;
+            if unreferenced {
+                known.insert(r.blob_key.clone());
+            }
             bytes += r.size.max(0) as u64;
             let (problem, found) = match got {
                 Ok(Some(n)) if n == r.size as u64 => continue,
@@ -65,34 +73,77 @@ pub(crate) async fn scrub(config: &Config, json: bool) -> anyhow::Result<()> {
                 Err(e) => ("unreadable", e.to_string()),
             };
             damaged += 1;
-            let d = Damage {
-                problem,
-                found,
-                size: r.size,
-                owner: r.owner,
-                what: r.what,
-                blob_key: r.blob_key,
-            };
-            if json {
-                println!("{}", serde_json::to_string(&d)?);
-            } else {
-                let found = if d.found.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", d.found)
-                };
-                println!(
-                    "{}{found}\t{}\t{}\t{} bytes\t{}",
-                    d.problem, d.owner, d.what, d.size, d.blob_key
-                );
-            }
+            report(
+                &Damage {
+                    problem,
+                    found,
+                    size: r.size,
+                    owner: r.owner,
+                    what: r.what,
+                    blob_key: r.blob_key,
+                },
+                json,
+            )?;
         }
     }
     eprintln!("scrub: {checked} blobs ({bytes} bytes) checked, {damaged} damaged");
+    if unreferenced {
+        let mut after = String::new();
+        loop {
+            let held = meta.held_blobs(&after, PAGE).await?;
+            let Some(last) = held.last() else { break };
+            after = last.clone();
+            known.extend(held);
+        }
+        let (mut listed, mut loose, mut loose_bytes) = (0u64, 0u64, 0u64);
+        let mut stored = blobs.list();
+        while let Some(item) = stored.next().await {
+            let (key, size) = item?;
+            listed += 1;
+            // The readiness probe's blob, written and deleted by each `/readyz`.
+            if known.contains(&key) || key.starts_with("health/") {
+                continue;
+            }
+            loose += 1;
+            loose_bytes += size;
+            report(
+                &Damage {
+                    problem: "unreferenced",
+                    found: String::new(),
+                    size: size as i64,
+                    owner: String::new(),
+                    what: String::new(),
+                    blob_key: key,
+                },
+                json,
+            )?;
+        }
+        eprintln!(
+            "scrub: {listed} blobs stored, {loose} ({loose_bytes} bytes) that nothing references or holds"
+        );
+    }
     anyhow::ensure!(
         damaged == 0,
         "{damaged} damaged blob(s): restore them from a copy of the blob store, or have their \
          owners push or back up again"
     );
+    Ok(())
+}
+
+/// Prints one line: tab-separated, or a JSON object.
+fn report(d: &Damage, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(d)?);
+    } else {
+        let found = if d.found.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", d.found)
+        };
+        println!(
+            "{}{found}\t{}\t{}\t{} bytes\t{}",
+            d.problem, d.owner, d.what, d.size, d.blob_key
+        );
+    }
     Ok(())
 }

@@ -49,6 +49,9 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn size(&self, key: &str) -> Result<Option<u64>>;
     /// Checks that the store answers (a write, a read and a delete of a probe blob).
     async fn ping(&self) -> Result<()>;
+    /// Every blob stored, with its size, in no particular order (finished ones only: an
+    /// unfinished write is not listed).
+    fn list(&self) -> futures::stream::BoxStream<'static, Result<(String, u64)>>;
 }
 
 /// An unfinished blob.
@@ -168,7 +171,15 @@ impl ObjectBlobs {
             .with_region(&s.region)
             .with_access_key_id(&s.access_key_id)
             .with_secret_access_key(&s.secret_access_key)
-            .with_virtual_hosted_style_request(!s.path_style);
+            .with_virtual_hosted_style_request(!s.path_style)
+            // A store that stops answering is told to the client within about 15 s (a 503),
+            // not after object_store's default of ten retries over up to three minutes; a
+            // restart of a few seconds is still ridden out.
+            .with_retry(object_store::RetryConfig {
+                backoff: object_store::BackoffConfig::default(),
+                max_retries: 6,
+                retry_timeout: std::time::Duration::from_secs(15),
+            });
         if let Some(e) = &s.endpoint {
             b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
         }
@@ -411,6 +422,17 @@ impl BlobStore for ObjectBlobs {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn list(&self) -> futures::stream::BoxStream<'static, Result<(String, u64)>> {
+        use futures::StreamExt as _;
+        self.store
+            .list(None)
+            .map(|m| {
+                let m = m?;
+                Ok((m.location.to_string(), m.size))
+            })
+            .boxed()
     }
 
     async fn ping(&self) -> Result<()> {

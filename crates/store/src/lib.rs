@@ -58,6 +58,10 @@ pub enum StoreError {
     /// [`StoreError::is_full`] of its failure).
     #[error("the storage is full")]
     Full,
+    /// The database or the blob store does not answer (what a batch's other items are told
+    /// when [`StoreError::is_unavailable`] of its failure).
+    #[error("the storage does not answer")]
+    Unavailable,
 }
 
 impl StoreError {
@@ -89,11 +93,69 @@ impl StoreError {
         }
     }
 
+    /// Whether the database or the blob store did not answer: a connection refused, cut or
+    /// timed out, a pool with no connection to give within its timeout, PostgreSQL shutting
+    /// down or refusing connections. Nothing this failure interrupted was acknowledged;
+    /// trying again once the storage is back will work.
+    pub fn is_unavailable(&self) -> bool {
+        fn io_unavailable(mut e: Option<&(dyn std::error::Error + 'static)>) -> bool {
+            use object_store::client::{HttpError, HttpErrorKind};
+            use std::io::ErrorKind as K;
+            while let Some(err) = e {
+                if let Some(http) = err.downcast_ref::<HttpError>()
+                    && matches!(
+                        http.kind(),
+                        HttpErrorKind::Connect
+                            | HttpErrorKind::Timeout
+                            | HttpErrorKind::Interrupted
+                            | HttpErrorKind::Request
+                    )
+                {
+                    return true;
+                }
+                if let Some(io) = err.downcast_ref::<std::io::Error>()
+                    && matches!(
+                        io.kind(),
+                        K::ConnectionRefused
+                            | K::ConnectionReset
+                            | K::ConnectionAborted
+                            | K::BrokenPipe
+                            | K::NotConnected
+                            | K::TimedOut
+                    )
+                {
+                    return true;
+                }
+                e = err.source();
+            }
+            false
+        }
+        match self {
+            Self::Unavailable => true,
+            Self::Database(
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_),
+            ) => true,
+            // Class 08: connection exceptions; 57P01–57P03: the server shutting down, crashed
+            // or starting; 53300: too many connections.
+            Self::Database(sqlx::Error::Database(db)) => db.code().is_some_and(|c| {
+                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+            }),
+            Self::Blob(e) => io_unavailable(Some(e)),
+            _ => false,
+        }
+    }
+
     /// What each item of a batch that failed with this error is told (the error itself
-    /// cannot be shared): that the storage is full, or this error's text.
+    /// cannot be shared): that the storage is full or does not answer, or this error's text.
     pub fn for_each_of_batch(&self) -> Self {
         if self.is_full() {
             Self::Full
+        } else if self.is_unavailable() {
+            Self::Unavailable
         } else {
             Self::Batch(self.to_string())
         }

@@ -240,6 +240,10 @@ pub trait Collection: Send + Sync {
     /// (empty: the start), and the cursor of the next page (`None`: that was the last). A
     /// page may be short, even empty, before the last.
     async fn blob_refs(&self, cursor: &str, limit: i64) -> Result<(Vec<BlobRef>, Option<String>)>;
+    /// *System scope.* Blob keys held without a reference: queued for collection (deleted
+    /// soon, or reserved by an upload in flight) or an upload's not yet committed. Those
+    /// after `after` in key order, at most `limit`.
+    async fn held_blobs(&self, after: &str, limit: i64) -> Result<Vec<String>>;
 }
 
 /// Access tokens for restic and Mercury; each method names its scope.

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 mod blobs;
 mod clients;
+mod services;
 pub use clients::*;
+pub use services::*;
 
 pub use enc_testkit::{garage, have_tool};
 
@@ -287,23 +289,8 @@ impl Server {
         let s3_prefix = (backend == Backend::PostgresS3).then(|| {
             let g = garage();
             let prefix = format!("server-{}", hex::encode(rand::random::<[u8; 8]>()));
-            let creds = tmp.path().join("s3.toml");
-            std::fs::write(
-                &creds,
-                format!(
-                    "access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
-                    g.key_id, g.secret
-                ),
-            )
-            .expect("credentials");
             // A table of its own, at the end of the test's configuration.
-            config.push_str(&format!(
-                "\n[blob]\nurl = \"s3://{}/{prefix}\"\nendpoint = \"{}\"\nregion = \"garage\"\n\
-                 path_style = true\ncredentials_file = \"{}\"\n",
-                g.bucket,
-                g.endpoint,
-                creds.display()
-            ));
+            config.push_str(&services::garage_blob_config(g, tmp.path(), &prefix));
             prefix
         });
         std::fs::write(&cfg, config).expect("write config");

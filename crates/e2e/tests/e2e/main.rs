@@ -13,6 +13,7 @@ mod hardening;
 mod integrity;
 mod limits;
 mod mercury;
+mod outages;
 mod readme;
 mod records;
 mod replicas;

@@ -83,6 +83,11 @@ impl ApiError {
     }
 }
 
+/// What every protocol says when the database or the blob store does not answer (a 503, or
+/// Mercury's `ServerError`). Whether a write whose answer this replaces took effect is not
+/// known, so it does not say "nothing was stored".
+pub const STORAGE_UNAVAILABLE: &str = "the server's storage is not answering (its database or blob store is down or restarting); try again in a moment";
+
 /// The JSON error response for a status, code and message (also used outside handlers).
 pub fn error_response(status: StatusCode, code: &str, message: String) -> Response {
     let body = ErrorBody {
@@ -106,6 +111,10 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        if let Self::Unavailable(_) = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if let Self::TooManyAttempts(secs) = self {
             resp.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -127,6 +136,10 @@ impl From<StoreError> for ApiError {
             full if full.is_full() => {
                 tracing::error!(error = %full, "the server's storage is full");
                 Self::StorageFull
+            }
+            down if down.is_unavailable() => {
+                tracing::error!(error = %down, "the server's storage does not answer");
+                Self::Unavailable(STORAGE_UNAVAILABLE.into())
             }
             other => Self::Internal(other.to_string()),
         }

@@ -41,6 +41,9 @@ impl Conn {
                         )
                         .await);
                 }
+                Err(crate::rules::credentials::Refusal::Unavailable) => {
+                    return Err(enc_store::StoreError::Unavailable.into());
+                }
                 // verify counted and audited the failure.
                 Err(crate::rules::credentials::Refusal::Denied) => {
                     return Err(self

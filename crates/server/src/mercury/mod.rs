@@ -60,9 +60,6 @@ pub const CHUNK: usize = 1 << 20;
 /// a byte) plus room for the envelope.
 const MAX_TEXT: usize = 4 * CHUNK + (64 << 10);
 
-/// An upload's name and blob stay reserved this long; after a crash the collector frees them.
-const RESERVATION_SECS: i64 = 24 * 3600;
-
 /// How long a connection over the limit may take to say which dialect it speaks.
 const REFUSAL_WAIT: Duration = Duration::from_secs(10);
 
@@ -402,6 +399,9 @@ impl From<StoreError> for Fail {
                 "the server's storage is full: nothing was stored; try again once its admin has made room",
             )
             .closing();
+        }
+        if e.is_unavailable() {
+            return Fail::new(Code::ServerError, crate::http::error::STORAGE_UNAVAILABLE).closing();
         }
         Fail::new(Code::ServerError, "storage error").closing()
     }

@@ -98,7 +98,7 @@ impl Conn {
                 blob_key: blob_key.clone(),
                 user_id,
                 now,
-                until: now + RESERVATION_SECS,
+                until: now + state.config.limits.reservation.as_secs() as i64,
             })
             .await?;
         let Some(accepted) = reserved else {

@@ -87,6 +87,16 @@ impl From<StoreError> for Failure {
                 )
                 .closing()
             }
+            down if down.is_unavailable() => {
+                tracing::error!(error = %down, "the server's storage does not answer");
+                let mut f = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    crate::http::error::STORAGE_UNAVAILABLE,
+                )
+                .closing();
+                f.retry_after = Some(5);
+                f
+            }
             other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         }
     }

@@ -46,9 +46,6 @@ const V2: &str = "application/vnd.x.restic.rest.v2";
 
 use crate::rules::ingest::{Hash, Ingest, Limits, MAX_DRAIN, Refused, drain};
 
-/// An upload's blob stays reserved this long; after a crash the collector deletes it then.
-const RESERVATION_SECS: i64 = 24 * 3600;
-
 /// Files up to this size keep their bytes in their database row instead of a blob: locks,
 /// keys, snapshots, small indexes and trees. Their one durable write is the group commit
 /// they share with concurrent uploads, where a blob costs a reservation and two `fsync`s of
@@ -270,6 +267,7 @@ async fn serve(state: Restic, req: Request) -> Outcome {
     {
         Ok(login) => login,
         Err(Refusal::Denied) => return Err(unauthorized()),
+        Err(Refusal::Unavailable) => return Err(StoreError::Unavailable.into()),
         Err(Refusal::Throttled(secs)) => {
             let mut f = Failure::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -570,7 +568,7 @@ async fn write(
             .writes
             .submit(ResticWrite::Reserve(
                 blob_key.clone(),
-                crate::rules::now() + RESERVATION_SECS,
+                crate::rules::now() + state.config.limits.reservation.as_secs() as i64,
             ))
             .await
             .unwrap_or_else(|| Err(StoreError::Batch("server shutting down".into())))?;

@@ -43,6 +43,9 @@ pub enum Refusal {
     Denied,
     /// Too many failures from this user name or address; retry after this many seconds.
     Throttled(u64),
+    /// The storage did not answer: nothing is known of the credentials (a 503, never a 401
+    /// that would tell a client its token is wrong).
+    Unavailable,
 }
 
 /// The id embedded in a token, if it has the right shape.
@@ -86,6 +89,10 @@ pub async fn verify(
             Ok((user, row))
         }
         Ok(None) => Err(refuse(state, user_name, client).await),
+        Err(e) if e.is_unavailable() => {
+            tracing::error!(error = %e, "token lookup failed: the storage does not answer");
+            Err(Refusal::Unavailable)
+        }
         Err(e) => {
             tracing::error!(error = %e, "token lookup failed");
             Err(Refusal::Denied)

@@ -11,10 +11,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
 
-/// Uploads still streaming after this many seconds are a crash's leftovers (a live one is
-/// released when its connection ends), as are Mercury reservations this old.
-const STREAMING_TTL: i64 = 24 * 3600;
-
 /// Asks the collector to run soon (unless a pass is already running).
 pub fn kick(state: &AppState) {
     use std::sync::atomic::Ordering;
@@ -38,7 +34,12 @@ pub async fn sweep(state: &AppState) {
     let now = crate::rules::now();
     if let Err(e) = state
         .meta
-        .expire_uploads(now - completed, now - STREAMING_TTL)
+        // Uploads still streaming after their reservation are a crash's leftovers (a live one
+        // is released when its connection ends), as are Mercury reservations as old.
+        .expire_uploads(
+            now - completed,
+            now - state.config.limits.reservation.as_secs() as i64,
+        )
         .await
     {
         tracing::warn!(error = %e, "expiring uploads failed");

@@ -41,6 +41,8 @@ pub enum BackupsToken {
     Valid(Box<UserRow>, Box<enc_store::DeviceRow>),
     /// Refused (wrong, revoked, expired; or its device is revoked) or throttled.
     Refused(Option<u64>),
+    /// The storage did not answer.
+    Unavailable,
 }
 
 /// Verifies a bearer token of kind `backups` for the middleware, and that its device stands.
@@ -64,7 +66,11 @@ pub async fn look_up_token(state: &AppState, token: &str, client: &str) -> Backu
                     Ok(_) => BackupsToken::Refused(None),
                     Err(e) => {
                         tracing::error!(error = %e, "looking a token's device up failed");
-                        return BackupsToken::Refused(None);
+                        return if e.is_unavailable() {
+                            BackupsToken::Unavailable
+                        } else {
+                            BackupsToken::Refused(None)
+                        };
                     }
                 }
             }
@@ -72,6 +78,7 @@ pub async fn look_up_token(state: &AppState, token: &str, client: &str) -> Backu
         },
         Err(Refusal::Throttled(secs)) => return BackupsToken::Refused(Some(secs)),
         Err(Refusal::Denied) => return BackupsToken::Refused(None),
+        Err(Refusal::Unavailable) => return BackupsToken::Unavailable,
     };
     if let BackupsToken::Valid(user, device) = &found {
         state
@@ -108,6 +115,7 @@ impl FromRequestParts<AppState> for Device {
                 }),
                 BackupsToken::Refused(Some(secs)) => Err(ApiError::TooManyAttempts(secs)),
                 BackupsToken::Refused(None) => Err(ApiError::Unauthenticated),
+                BackupsToken::Unavailable => Err(StoreError::Unavailable.into()),
             };
         }
         let s = Session::from_request_parts(parts, state).await?;
@@ -314,7 +322,10 @@ pub async fn put(
     let mut ingest = match &blob_key {
         Some(key) => {
             // Reserved before the first byte: after a crash the collector deletes it.
-            state.meta.queue_blob(key, t + 86_400).await?;
+            state
+                .meta
+                .queue_blob(key, t + state.config.limits.reservation.as_secs() as i64)
+                .await?;
             Ingest::to_blob(&state.blobs, key, Hash::Sha256, limits).await?
         }
         None => Ingest::to_memory(Hash::Sha256, limits),

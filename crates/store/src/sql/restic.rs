@@ -47,6 +47,34 @@ async fn unqueue_many(tx: &mut Tx, keys: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// For each file, whether it has a blob whose reservation is gone or due: the collector takes
+/// only keys whose time has come, so a reservation still in the future keeps its blob.
+async fn lapsed(tx: &mut Tx, puts: &[NewResticObject]) -> Result<Vec<bool>> {
+    let keys: Vec<&str> = puts
+        .iter()
+        .filter(|o| o.data.is_none())
+        .map(|o| o.blob_key.as_str())
+        .collect();
+    let now = unix_now();
+    let mut reserved = std::collections::HashSet::new();
+    for chunk in keys.chunks(256) {
+        let list = vec!["?"; chunk.len()].join(", ");
+        let mut query = q(format!(
+            "SELECT blob_key FROM blob_gc WHERE queued > ? AND blob_key IN ({list})"
+        ))
+        .bind(now);
+        for key in chunk {
+            query = query.bind(*key);
+        }
+        let rows: Vec<(String,)> = tx.all(query).await?;
+        reserved.extend(rows.into_iter().map(|(k,)| k));
+    }
+    Ok(puts
+        .iter()
+        .map(|o| o.data.is_none() && !reserved.contains(&o.blob_key))
+        .collect())
+}
+
 #[async_trait::async_trait]
 impl Restic for SqlMeta {
     async fn restic_repo(&self, user_id: &str, name: &str) -> Result<Option<ResticRepoRow>> {
@@ -153,10 +181,32 @@ impl Restic for SqlMeta {
     ) -> Result<Vec<Result<PutOutcome>>> {
         let mut tx = self.db.write(Scope::System).await?;
         queue_many(&mut tx, &reserve).await?;
-        let out = super::restic_batch::put_many(&mut tx, &puts).await?;
-        unqueue_many(&mut tx, &super::restic_batch::stored_blobs(&puts, &out)).await?;
+        // A file whose blob's reservation has lapsed (the collector may be deleting the blob)
+        // is refused, not recorded; its blob stays queued.
+        let lapsed = lapsed(&mut tx, &puts).await?;
+        let mut out: Vec<Option<Result<PutOutcome>>> = Vec::with_capacity(puts.len());
+        let mut live = Vec::with_capacity(puts.len());
+        for (o, lapsed) in puts.into_iter().zip(lapsed) {
+            if lapsed {
+                out.push(Some(Err(StoreError::Conflict(
+                    "the upload outlasted its reservation (limits.reservation); send it again",
+                ))));
+            } else {
+                out.push(None);
+                live.push(o);
+            }
+        }
+        let done = super::restic_batch::put_many(&mut tx, &live).await?;
+        unqueue_many(&mut tx, &super::restic_batch::stored_blobs(&live, &done)).await?;
         tx.commit().await?;
-        Ok(out)
+        let mut done = done.into_iter();
+        Ok(out
+            .into_iter()
+            .map(|r| {
+                r.or_else(|| done.next())
+                    .unwrap_or(Err(StoreError::Batch("file left out of its batch".into())))
+            })
+            .collect())
     }
 
     async fn restic_delete(

@@ -152,6 +152,20 @@ impl Collection for SqlMeta {
             .collect();
         Ok((refs, next))
     }
+
+    async fn held_blobs(&self, after: &str, limit: i64) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = self
+            .db
+            .read_all(
+                Scope::System,
+                q("SELECT k FROM (SELECT blob_key AS k FROM blob_gc \
+                   UNION SELECT blob_key AS k FROM uploads) held \
+                   WHERE k > ? ORDER BY k LIMIT ?")
+                .binds((after, limit)),
+            )
+            .await?;
+        Ok(rows.into_iter().map(|(k,)| k).collect())
+    }
 }
 
 /// A row of a [`BLOB_SOURCES`] query: the reference and the row's primary key.

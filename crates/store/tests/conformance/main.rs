@@ -526,6 +526,28 @@ async fn restic_and_mercury_records() {
         assert!(matches!(out[0], Ok(PutOutcome::Stored)));
         assert!(matches!(out[1], Err(StoreError::QuotaExceeded)));
         assert!(matches!(out[2], Ok(PutOutcome::Existed)));
+        // A file whose reservation's time has come (the collector may be deleting its blob)
+        // is refused, not recorded, and its blob stays queued and held.
+        let out = meta
+            .restic_write_batch(
+                vec![("restic-late".into(), now() - 1)],
+                vec![obj("late", 10)],
+            )
+            .await
+            .expect("batch");
+        assert!(matches!(out[0], Err(StoreError::Conflict(_))), "{out:?}");
+        let held = meta.held_blobs("", 1000).await.expect("held");
+        assert!(held.contains(&"restic-late".to_string()), "{held:?}");
+        assert!(held.contains(&"restic-b".to_string()), "{held:?}");
+        assert!(!held.contains(&"restic-a".to_string()), "{held:?}");
+        let after = meta.held_blobs("restic-b", 1000).await.expect("held");
+        assert!(!after.contains(&"restic-b".to_string()), "{after:?}");
+        assert!(
+            meta.gc_pending(now(), 1000)
+                .await
+                .expect("pending")
+                .contains(&"restic-late".to_string())
+        );
         tenant::scope(bob_id.clone(), async {
             let list = meta.restic_list("r1", "data").await.expect("list");
             assert_eq!(list.len(), 1);

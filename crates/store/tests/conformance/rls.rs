@@ -172,7 +172,8 @@ async fn fill(meta: &Meta, u: &UserRow, vault: &str) {
     .await;
     let out = meta
         .restic_write_batch(
-            vec![],
+            // Reserved first, as every upload of a blob is.
+            vec![(format!("r-{id}"), now() + 3600)],
             vec![NewResticObject {
                 repo_id: format!("repo-{id}"),
                 user_id: id.clone(),

@@ -81,7 +81,8 @@ pub async fn session_scope(
         let found = crate::v1::backups::look_up_token(&state, token, &client).await;
         let tenant = match &found {
             crate::v1::backups::BackupsToken::Valid(user, _) => Some(user.id.clone()),
-            crate::v1::backups::BackupsToken::Refused(_) => None,
+            crate::v1::backups::BackupsToken::Refused(_)
+            | crate::v1::backups::BackupsToken::Unavailable => None,
         };
         req.extensions_mut().insert(found);
         return match tenant {
@@ -89,8 +90,12 @@ pub async fn session_scope(
             None => next.run(req).await,
         };
     }
-    let Ok(found) = look_up_session(&state, token).await else {
-        return next.run(req).await;
+    let found = match look_up_session(&state, token).await {
+        Ok(found) => found,
+        // The storage does not answer: say so now, rather than have the handler's extractor
+        // wait for it a second time.
+        Err(e @ ApiError::Unavailable(_)) => return axum::response::IntoResponse::into_response(e),
+        Err(_) => return next.run(req).await,
     };
     let tenant = match &found {
         SessionLookup::Valid(v) => Some(v.1.id.clone()),

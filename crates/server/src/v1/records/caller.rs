@@ -170,6 +170,7 @@ async fn token_caller(state: &AppState, token: &str, client: &str) -> ApiResult<
         }
         Err(Refusal::Throttled(secs)) => Err(ApiError::TooManyAttempts(secs)),
         Err(Refusal::Denied) => Err(ApiError::Unauthenticated),
+        Err(Refusal::Unavailable) => Err(enc_store::StoreError::Unavailable.into()),
     }
 }
 
