@@ -23,7 +23,7 @@ blob that nothing references. Exit 0 only if all of it holds.
 
 Needs restic, python3's websockets, and the binaries built (`cargo build --bins`). Everything
 runs on loopback under a temporary directory, and stops by itself."""
-import argparse, hashlib, json, os, random, shutil, signal, subprocess, sys, tempfile, time
+import argparse, atexit, hashlib, json, os, random, shutil, signal, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MERCURY_CLIENT = os.path.join(ROOT, "crates/e2e/tests/mercury_client.py")
@@ -66,6 +66,11 @@ class Server:
 
     def base(self):
         return [self.bin, "--config", self.cfg, "--data-dir", self.data]
+
+    def stop_on_exit(self):
+        """Whatever way the script ends, the server goes with it."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
 
     def start(self):
         listen = f"127.0.0.1:{self.port}"
@@ -267,6 +272,7 @@ def main():
     work = tempfile.mkdtemp(prefix="enc-crash-loop-")
     print(f"crash_loop: {a.trials} trials, seed {seed}, work {work}", flush=True)
     server = Server(a.bin_dir, work)
+    atexit.register(server.stop_on_exit)
     server.start()
     load = Load(server, a.bin_dir, work, rng)
     acked = {"enc": 0, "restic": 0, "mercury": 0}
@@ -279,6 +285,8 @@ def main():
                                    stderr=subprocess.PIPE, text=True)
             for kind, (cmd, cwd, _) in jobs.items()
         }
+        for proc in procs.values():
+            atexit.register(lambda p=proc: p.poll() is None and p.kill())
         delay = rng.uniform(0.05, 1.5)
         time.sleep(delay)
         server.kill9()
@@ -294,6 +302,8 @@ def main():
                 load.record(kind, out, jobs[kind][2])
             else:
                 failed[kind] += 1
+                said = (err.strip().splitlines() or ["(nothing on stderr)"])[-1][:160]
+                print(f"  {kind} cut off: {said}", flush=True)
         names = [n for n in load.pushed if n == f"trial{trial:03}"]
         if trial % 10 == 0 or trial == a.trials:
             names = list(load.pushed)

@@ -26,7 +26,7 @@ that nothing failed).
 
 Uses the built binaries (`cargo build --release --bins`); Python's requests, websockets and
 cryptography. Everything on loopback under a temporary directory; it stops by itself."""
-import argparse, asyncio, hashlib, io, json, os, random, shutil, subprocess, sys, tempfile
+import argparse, asyncio, atexit, hashlib, io, json, os, random, shutil, subprocess, sys, tempfile
 import threading, time, types
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +41,19 @@ V2 = "application/vnd.x.restic.rest.v2"
 
 def fail(msg):
     sys.exit(f"soak: FAILED: {msg}")
+
+
+class Pinned(requests.Session):
+    """A session that checks the server against its certificate on every request (a
+    session-wide `verify` loses to REQUESTS_CA_BUNDLE)."""
+
+    def __init__(self, cafile):
+        super().__init__()
+        self.cafile = cafile
+
+    def request(self, method, url, **kw):
+        kw["verify"] = self.cafile
+        return super().request(method, url, **kw)
 
 
 class Stats:
@@ -103,6 +116,7 @@ class Setup:
         else:
             fail(f"enc-server did not start; see {self.log.name}")
         threading.Thread(target=self._drain, daemon=True).start()
+        atexit.register(lambda: self.proc.poll() is None and self.proc.kill())
         self.env = dict(os.environ, ENC_CONFIG_DIR=os.path.join(work, "enc-config"),
                         ENC_PASSPHRASE="soak passphrase, long enough 42")
         token = self.admin("user", "create", "soak", "--role", "admin")
@@ -151,9 +165,8 @@ class Setup:
 
 
 def restic_client(s, stats, rng, until, think):
-    http = requests.Session()
+    http = Pinned(s.cafile)
     http.auth = ("soak", s.restic_token)
-    http.verify = s.cafile
     base = f"{s.url}/restic/soak/soak"
     mine = []
     while time.time() < until:
@@ -180,9 +193,8 @@ def restic_client(s, stats, rng, until, think):
 
 
 def records_client(s, stats, rng, until, think):
-    http = requests.Session()
+    http = Pinned(s.cafile)
     http.headers["Authorization"] = f"Bearer {s.records_token}"
-    http.verify = s.cafile
     mine = []
     n = 0
     while time.time() < until:
@@ -201,12 +213,12 @@ def records_client(s, stats, rng, until, think):
             rid, key, data = rng.choice(mine)
             r = timed(stats, "records GET", lambda: http.get(
                 f"{s.url}/records/{rid}", headers={"X-Record-Key": key}, timeout=60), 200)
-            if r and bytes.fromhex(r.json()["data"]) != data:
+            if r and bytes.fromhex(r.json()["data_hex"]) != data:
                 stats.error("records GET", f"{rid}: other bytes came back")
         else:
             rid, key, _ = mine.pop(rng.randrange(len(mine)))
             timed(stats, "records DELETE", lambda: http.delete(
-                f"{s.url}/records/{rid}", headers={"X-Record-Key": key}, timeout=60), 200, 204)
+                f"{s.url}/records/{rid}", headers={"X-Record-Key": key}, timeout=60), 202)
         time.sleep(rng.uniform(0, 2 * think))
 
 
@@ -218,7 +230,7 @@ def backups_client_loop(app, stats, rng, until, think):
             body = rng.randbytes(rng.randint(100, 100_000))
             began = time.monotonic()
             try:
-                params, _ = app.signed_put(body, "documents", created=int(time.time()))
+                params, _ = app.signed_put(body, "Internal", created=int(time.time()))
                 r = app.post(params, body)
             except Exception as e:  # noqa: BLE001
                 stats.error("backups POST", e)
@@ -268,6 +280,14 @@ def mercury_client_loop(s, stats, rng, until, think, work):
         time.sleep(rng.uniform(0, 2 * think))
 
 
+def guarded(stats, kind, loop):
+    """Runs a client's loop; a client that stops on an exception is an error."""
+    try:
+        loop()
+    except Exception as e:  # noqa: BLE001
+        stats.error(f"{kind} client", f"stopped: {type(e).__name__}: {e}")
+
+
 def reading(pid):
     with open(f"/proc/{pid}/status") as f:
         rss = int(next(l for l in f if l.startswith("VmRSS:")).split()[1]) / 1024
@@ -311,7 +331,7 @@ def main():
             "backups": lambda rng=rng, k=k: backups_client_loop(apps[k], stats, rng, until, a.think),
             "mercury": lambda rng=rng: mercury_client_loop(s, stats, rng, until, a.think, work),
         }[kind]
-        t = threading.Thread(target=target, daemon=True)
+        t = threading.Thread(target=guarded, args=(stats, kind, target), daemon=True)
         t.start()
         threads.append(t)
     samples = []
@@ -329,7 +349,9 @@ def main():
     stuck = sum(t.is_alive() for t in threads)
     s.proc.terminate()
     s.proc.wait()
-    warm = [x for x in samples if x[0] >= a.minutes * 60 / 5]
+    warm = [x for x in samples if x[0] >= a.minutes * 60 / 5] or samples
+    if not warm:
+        fail("the run was too short to take a single reading")
     fifth = max(1, len(warm) // 5)
     first, last = warm[:fifth], warm[-fifth:]
     growth = {}

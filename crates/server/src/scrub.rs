@@ -45,6 +45,24 @@ pub(crate) async fn scrub(config: &Config, json: bool, unreferenced: bool) -> an
     let blobs = crate::open_blobs(&config, false).await?;
     let (mut checked, mut bytes, mut damaged) = (0u64, 0u64, 0u64);
     let mut known = std::collections::HashSet::new();
+    // With `unreferenced`: the store is listed first, then what is held, then what is
+    // referenced, so a blob written while this runs is either not listed or known by the
+    // time it is compared (an upload reserves its blob before writing it, and its commit
+    // references it before taking the reservation back).
+    let mut stored = Vec::new();
+    if unreferenced {
+        let mut listing = blobs.list();
+        while let Some(item) = listing.next().await {
+            stored.push(item?);
+        }
+        let mut after = String::new();
+        loop {
+            let held = meta.held_blobs(&after, PAGE).await?;
+            let Some(last) = held.last() else { break };
+            after = last.clone();
+            known.extend(held);
+        }
+    }
     let mut cursor = Some(String::new());
     while let Some(at) = cursor {
         let (page, next) = meta.blob_refs(&at, PAGE).await?;
@@ -88,20 +106,15 @@ pub(crate) async fn scrub(config: &Config, json: bool, unreferenced: bool) -> an
     }
     eprintln!("scrub: {checked} blobs ({bytes} bytes) checked, {damaged} damaged");
     if unreferenced {
-        let mut after = String::new();
-        loop {
-            let held = meta.held_blobs(&after, PAGE).await?;
-            let Some(last) = held.last() else { break };
-            after = last.clone();
-            known.extend(held);
-        }
         let (mut listed, mut loose, mut loose_bytes) = (0u64, 0u64, 0u64);
-        let mut stored = blobs.list();
-        while let Some(item) = stored.next().await {
-            let (key, size) = item?;
+        for (key, size) in stored {
             listed += 1;
             // The readiness probe's blob, written and deleted by each `/readyz`.
             if known.contains(&key) || key.starts_with("health/") {
+                continue;
+            }
+            // Deleted since the listing (the collector, a prune): not left over.
+            if blobs.size(&key).await? != Some(size) {
                 continue;
             }
             loose += 1;

@@ -95,8 +95,10 @@ impl StoreError {
 
     /// Whether the database or the blob store did not answer: a connection refused, cut or
     /// timed out, a pool with no connection to give within its timeout, PostgreSQL shutting
-    /// down or refusing connections. Nothing this failure interrupted was acknowledged;
-    /// trying again once the storage is back will work.
+    /// down or refusing connections. Whether a write it interrupted took effect is not known
+    /// (a `COMMIT` may have landed before its answer was lost), so a blob it would have
+    /// referenced keeps its reservation instead of being released. Trying again once the
+    /// storage is back will work.
     pub fn is_unavailable(&self) -> bool {
         fn io_unavailable(mut e: Option<&(dyn std::error::Error + 'static)>) -> bool {
             use object_store::client::{HttpError, HttpErrorKind};
@@ -136,13 +138,24 @@ impl StoreError {
                 sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed
-                | sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_),
+                | sqlx::Error::Io(_),
             ) => true,
-            // Class 08: connection exceptions; 57P01–57P03: the server shutting down, crashed
-            // or starting; 53300: too many connections.
+            // Connection exceptions (class 08, but not 08P01, a protocol violation: a bug that
+            // trying again would not mend); 57P01–57P03: the server shutting down, crashed or
+            // starting; 53300: too many connections.
             Self::Database(sqlx::Error::Database(db)) => db.code().is_some_and(|c| {
-                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+                matches!(
+                    c.as_ref(),
+                    "08000"
+                        | "08001"
+                        | "08003"
+                        | "08004"
+                        | "08006"
+                        | "57P01"
+                        | "57P02"
+                        | "57P03"
+                        | "53300"
+                )
             }),
             Self::Blob(e) => io_unavailable(Some(e)),
             _ => false,

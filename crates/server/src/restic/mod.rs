@@ -669,7 +669,10 @@ async fn write(
             Ok(StatusCode::OK.into_response())
         }
         Err(e) => {
-            if !blob_key.is_empty() {
+            // A storage that stopped answering may have committed the file before its answer
+            // was lost: the blob keeps its reservation (the commit took it back if it landed,
+            // the collector deletes it once due if not).
+            if !blob_key.is_empty() && !e.is_unavailable() {
                 let _ = state.meta.queue_blob(&blob_key, crate::rules::now()).await;
             }
             crate::rules::gc::kick(state);

@@ -1,6 +1,8 @@
 //! Group commit: requests that arrive while a database write is in flight are gathered and
 //! written together in the next transaction, so concurrent uploads share one commit to disk
-//! (one `fsync`) instead of queueing for one each.
+//! (one `fsync`) instead of queueing for one each. When a batch finds the storage not
+//! answering, the items queued behind it are told so at once instead of each batch waiting
+//! out the database pool's timeout in turn.
 
 use std::future::Future;
 
@@ -11,12 +13,27 @@ const MAX_BATCH: usize = 128;
 
 type Job<T, R> = (T, oneshot::Sender<R>);
 
+/// A batch item's result that can say the storage did not answer.
+pub trait Outcome: Sized {
+    /// `Some` (a result of its own for each item queued behind) when this is such a failure.
+    fn unavailable(&self) -> Option<Self>;
+}
+
+impl<T> Outcome for Result<T, enc_store::StoreError> {
+    fn unavailable(&self) -> Option<Self> {
+        match self {
+            Err(e) if e.is_unavailable() => Some(Err(enc_store::StoreError::Unavailable)),
+            _ => None,
+        }
+    }
+}
+
 /// Submits items to a writer task that handles them in batches.
 pub struct Batcher<T, R> {
     tx: mpsc::Sender<Job<T, R>>,
 }
 
-impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
+impl<T: Send + 'static, R: Outcome + Send + 'static> Batcher<T, R> {
     /// Spawns the writer task; `write` gets a batch and returns one result per item, in order.
     pub fn new<F, Fut>(write: F) -> Self
     where
@@ -35,8 +52,16 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                 }
                 let (items, replies): (Vec<T>, Vec<oneshot::Sender<R>>) = jobs.into_iter().unzip();
                 let results = write(items).await;
+                let down = results.iter().find_map(Outcome::unavailable);
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(r);
+                }
+                if let Some(down) = down {
+                    while let Ok((_, reply)) = rx.try_recv() {
+                        if let Some(r) = down.unavailable() {
+                            let _ = reply.send(r);
+                        }
+                    }
                 }
             }
         });

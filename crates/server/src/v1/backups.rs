@@ -423,7 +423,11 @@ pub async fn put(
     match written {
         Ok(stored) => Ok((StatusCode::CREATED, Json(info(stored)))),
         Err(e) => {
-            release(&blob_key).await;
+            // Unless the storage stopped answering: then the commit may have landed, and the
+            // reservation decides (taken back if it did, collected once due if not).
+            if !e.is_unavailable() {
+                release(&blob_key).await;
+            }
             Err(store_refusal(e))
         }
     }

@@ -41,13 +41,10 @@ async fn put_in(
     quota: Option<i64>,
 ) -> Result<BackupRow> {
     check_next(tx, &mut row).await?;
-    if let Some(key) = &row.blob_key {
-        let reserved: Option<(String,)> = tx
-            .opt(q("SELECT blob_key FROM blob_gc WHERE blob_key = ?").bind(key))
-            .await?;
-        if reserved.is_none() {
-            return Err(StoreError::Conflict("the upload's reservation expired"));
-        }
+    if let Some(key) = &row.blob_key
+        && !super::still_reserved(tx, key).await?
+    {
+        return Err(StoreError::Conflict("the upload's reservation expired"));
     }
     charge(tx, &row.user_id, row.size, quota).await?;
     if let Some(key) = &row.blob_key {
@@ -176,16 +173,13 @@ async fn put_many(tx: &mut super::Tx, items: Vec<NewBackup>) -> Result<Vec<Resul
             )));
             continue;
         }
-        if let Some(key) = &row.blob_key {
-            let reserved: Option<(String,)> = tx
-                .opt(q("SELECT blob_key FROM blob_gc WHERE blob_key = ?").bind(key))
-                .await?;
-            if reserved.is_none() {
-                out.push(Err(StoreError::Conflict(
-                    "the upload's reservation expired",
-                )));
-                continue;
-            }
+        if let Some(key) = &row.blob_key
+            && !super::still_reserved(tx, key).await?
+        {
+            out.push(Err(StoreError::Conflict(
+                "the upload's reservation expired",
+            )));
+            continue;
         }
         head.counter = row.counter;
         head.id = row.id.clone();

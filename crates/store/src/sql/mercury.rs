@@ -60,6 +60,11 @@ impl Mercury for SqlMeta {
                 return Err(StoreError::QuotaExceeded);
             }
         }
+        if !super::still_reserved(&mut tx, &c.blob_key).await? {
+            return Err(StoreError::Conflict(
+                "the upload outlasted its reservation (limits.reservation); send it again",
+            ));
+        }
         tx.execute(q("DELETE FROM blob_gc WHERE blob_key = ?").bind(&c.blob_key))
             .await?;
         tx.commit().await

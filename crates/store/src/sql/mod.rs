@@ -194,6 +194,22 @@ pub(crate) async fn credit_versions_of(tx: &mut Tx, filter: &'static str, arg: &
     Ok(())
 }
 
+/// Whether a blob's reservation still holds, locked until the transaction ends: its time is
+/// still to come (the collector claims due ones, and may have deleted the blob of one it
+/// claimed). A write that would reference the blob is refused if not.
+pub(crate) async fn still_reserved(tx: &mut Tx, key: &str) -> Result<bool> {
+    let lock = tx.locking("FOR UPDATE");
+    let row: Option<(String,)> = tx
+        .opt(
+            q(format!(
+                "SELECT blob_key FROM blob_gc WHERE blob_key = ? AND queued > ? {lock}"
+            ))
+            .binds((key, unix_now())),
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Queues a blob for deletion at `at`; a key already queued keeps the earlier time.
 pub(crate) async fn queue_at(tx: &mut Tx, key: &str, at: i64) -> Result<()> {
     tx.execute(

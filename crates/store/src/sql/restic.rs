@@ -47,8 +47,9 @@ async fn unqueue_many(tx: &mut Tx, keys: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// For each file, whether it has a blob whose reservation is gone or due: the collector takes
-/// only keys whose time has come, so a reservation still in the future keeps its blob.
+/// For each file, whether it has a blob whose reservation is gone or due: the collector
+/// claims only keys whose time has come (`gc_pending`), so a reservation still in the future
+/// keeps its blob.
 async fn lapsed(tx: &mut Tx, puts: &[NewResticObject]) -> Result<Vec<bool>> {
     let keys: Vec<&str> = puts
         .iter()
@@ -56,11 +57,13 @@ async fn lapsed(tx: &mut Tx, puts: &[NewResticObject]) -> Result<Vec<bool>> {
         .map(|o| o.blob_key.as_str())
         .collect();
     let now = unix_now();
+    let lock = tx.locking("FOR UPDATE");
     let mut reserved = std::collections::HashSet::new();
     for chunk in keys.chunks(256) {
         let list = vec!["?"; chunk.len()].join(", ");
+        // Locked until the commit, so the collector cannot claim one in between.
         let mut query = q(format!(
-            "SELECT blob_key FROM blob_gc WHERE queued > ? AND blob_key IN ({list})"
+            "SELECT blob_key FROM blob_gc WHERE queued > ? AND blob_key IN ({list}) {lock}"
         ))
         .bind(now);
         for key in chunk {

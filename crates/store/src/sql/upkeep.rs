@@ -65,14 +65,35 @@ impl Collection for SqlMeta {
     }
 
     async fn gc_pending(&self, now: i64, limit: i64) -> Result<Vec<String>> {
-        let mut tx = self.db.read(Scope::System).await?;
+        // Claimed in a transaction of its own before any blob is deleted: `queued` turns
+        // negative (still due, so a crash in the middle of the deletion retries it). A commit
+        // that claims a reservation back takes only a row whose time is still to come
+        // (`claim_reserved`), so it never records a blob this is deleting; the row lock
+        // orders the two on PostgreSQL, the write lock on SQLite.
+        let mut tx = self.db.write(Scope::System).await?;
+        let lock = tx.locking("FOR UPDATE");
         let keys: Vec<(String,)> = tx
             .all(
-                q("SELECT blob_key FROM blob_gc WHERE queued <= ? ORDER BY queued LIMIT ?")
-                    .binds((now, limit)),
+                q(format!(
+                    "SELECT blob_key FROM blob_gc WHERE queued <= ? ORDER BY queued LIMIT ? {lock}"
+                ))
+                .binds((now, limit)),
             )
             .await?;
-        Ok(keys.into_iter().map(|(k,)| k).collect())
+        let keys: Vec<String> = keys.into_iter().map(|(k,)| k).collect();
+        for chunk in keys.chunks(256) {
+            let list = vec!["?"; chunk.len()].join(", ");
+            let mut query = q(format!(
+                "UPDATE blob_gc SET queued = ? WHERE blob_key IN ({list})"
+            ))
+            .bind(-now.max(1));
+            for k in chunk {
+                query = query.bind(k);
+            }
+            tx.execute(query).await?;
+        }
+        tx.commit().await?;
+        Ok(keys)
     }
 
     async fn gc_retry_later(&self, keys: &[String], now: i64) -> Result<()> {
