@@ -6,11 +6,14 @@ CLIENTS threads (default 200) share the load, each a client of one kind, each pa
 think time between its operations:
 - restic (40 %): `POST /data/<sha256>` (mostly small files the server keeps in its database,
   some larger ones in the blob store), `GET` of one of its own back (bytes compared), the
-  `data/` listing (REST v2), `DELETE` of an old one;
+  `data/` listing (REST v2), `DELETE` of one; each keeps at most KEEP (40) files, deleting
+  its oldest past that, so the repository reaches a steady size as a deployment's working
+  set does;
 - records (20 %): `POST /records` as enc-server-go's apps send it, `GET` with the key (bytes
-  compared), `DELETE`;
+  compared), `DELETE` (at most KEEP records each, the same way);
 - device backups (20 %): a device of its own (`enc device add`), each entry signed with
-  Ed25519 in its chain (`POST /v1/backups`), the listing, and the content back (compared);
+  Ed25519 in its chain (`POST /v1/backups`, the chain's head kept by the client as an app
+  keeps it), the listing, and the content back (compared);
 - Mercury (20 %): an archive uploaded over the WebSocket (JSON dialect, as Hecate's client
   does), downloaded back (compared).
 
@@ -26,7 +29,7 @@ that nothing failed).
 
 Uses the built binaries (`cargo build --release --bins`); Python's requests, websockets and
 cryptography. Everything on loopback under a temporary directory; it stops by itself."""
-import argparse, asyncio, atexit, hashlib, io, json, os, random, shutil, subprocess, sys, tempfile
+import argparse, asyncio, atexit, base64, hashlib, io, json, os, random, shutil, subprocess, sys, tempfile
 import threading, time, types
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,6 +39,7 @@ import backups_client  # noqa: E402
 import mercury_client  # noqa: E402
 
 SAMPLE = 5  # seconds between two readings of the server's memory and descriptors
+KEEP = 40  # files a restic or records client keeps: past it, each write deletes its oldest
 V2 = "application/vnd.x.restic.rest.v2"
 
 
@@ -171,7 +175,10 @@ def restic_client(s, stats, rng, until, think):
     mine = []
     while time.time() < until:
         roll = rng.random()
-        if roll < 0.55 or not mine:
+        if len(mine) >= KEEP or (mine and roll >= 0.9):
+            name, _ = mine.pop(0 if len(mine) >= KEEP else rng.randrange(len(mine)))
+            timed(stats, "restic DELETE data", lambda: http.delete(f"{base}/data/{name}", timeout=60), 200)
+        elif roll < 0.55 or not mine:
             size = rng.randint(40_000, 160_000) if rng.random() < 0.15 else rng.randint(200, 30_000)
             body = rng.randbytes(size)
             name = hashlib.sha256(body).hexdigest()
@@ -183,12 +190,9 @@ def restic_client(s, stats, rng, until, think):
             r = timed(stats, "restic GET data", lambda: http.get(f"{base}/data/{name}", timeout=60), 200)
             if r and r.content != body:
                 stats.error("restic GET data", f"{name}: other bytes came back")
-        elif roll < 0.9:
+        else:
             timed(stats, "restic list data", lambda: http.get(
                 f"{base}/data/", headers={"Accept": V2}, timeout=60), 200)
-        else:
-            name, _ = mine.pop(rng.randrange(len(mine)))
-            timed(stats, "restic DELETE data", lambda: http.delete(f"{base}/data/{name}", timeout=60), 200)
         time.sleep(rng.uniform(0, 2 * think))
 
 
@@ -199,7 +203,11 @@ def records_client(s, stats, rng, until, think):
     n = 0
     while time.time() < until:
         roll = rng.random()
-        if roll < 0.5 or not mine:
+        if len(mine) >= KEEP or (mine and roll >= 0.85):
+            rid, key, _ = mine.pop(0 if len(mine) >= KEEP else rng.randrange(len(mine)))
+            timed(stats, "records DELETE", lambda: http.delete(
+                f"{s.url}/records/{rid}", headers={"X-Record-Key": key}, timeout=60), 202)
+        elif roll < 0.5 or not mine:
             n += 1
             rid = f"{threading.get_ident():x}-{n}".encode().hex()
             data = rng.randbytes(rng.randint(16, 4096))
@@ -209,37 +217,38 @@ def records_client(s, stats, rng, until, think):
                 timeout=60), 201)
             if r:
                 mine.append((rid, r.json()["key"], data))
-        elif roll < 0.85:
+        else:
             rid, key, data = rng.choice(mine)
             r = timed(stats, "records GET", lambda: http.get(
                 f"{s.url}/records/{rid}", headers={"X-Record-Key": key}, timeout=60), 200)
             if r and bytes.fromhex(r.json()["data_hex"]) != data:
                 stats.error("records GET", f"{rid}: other bytes came back")
-        else:
-            rid, key, _ = mine.pop(rng.randrange(len(mine)))
-            timed(stats, "records DELETE", lambda: http.delete(
-                f"{s.url}/records/{rid}", headers={"X-Record-Key": key}, timeout=60), 202)
         time.sleep(rng.uniform(0, 2 * think))
 
 
 def backups_client_loop(app, stats, rng, until, think):
+    # The head of the device's chain is kept here, as an app keeps it (one chain read at
+    # start), so each entry costs one signed POST.
+    chain = app.chain()
+    last = chain["entries"][-1] if chain["entries"] else None
+    counter, prev = (last["counter"] if last else 0), (last["id"] if last else "")
     mine = []
     while time.time() < until:
         roll = rng.random()
         if roll < 0.5 or not mine:
             body = rng.randbytes(rng.randint(100, 100_000))
-            began = time.monotonic()
-            try:
-                params, _ = app.signed_put(body, "Internal", created=int(time.time()))
-                r = app.post(params, body)
-            except Exception as e:  # noqa: BLE001
-                stats.error("backups POST", e)
-            else:
-                if r.status_code in (200, 201):
-                    stats.ok("backups POST (chain + POST)", time.monotonic() - began)
-                    mine.append((r.json()["id"], body))
-                else:
-                    stats.error("backups POST", f"{r.status_code} {r.text[:200]}")
+            created = int(time.time())
+            digest = hashlib.sha256(body).hexdigest()
+            msg = backups_client.message(chain["user_id"], chain["server_id"], app.device,
+                                         "backup", prev, "Internal", digest, "", counter + 1,
+                                         len(body), created)
+            params = {"device": app.device, "classification": "Internal", "created": created,
+                      "counter": counter + 1, "prev": prev, "size": len(body), "hash": digest,
+                      "signature": base64.b64encode(app.key.sign(msg)).decode()}
+            r = timed(stats, "backups POST", lambda: app.post(params, body), 200, 201)
+            if r:
+                counter, prev = counter + 1, r.json()["id"]
+                mine.append((prev, body))
         elif roll < 0.8:
             bid, body = rng.choice(mine)
             r = timed(stats, "backups GET content", lambda: app.get(f"/v1/backups/{bid}/content"), 200)
@@ -307,6 +316,9 @@ def main():
     ap.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "release"))
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--json", help="also write the summary here")
+    ap.add_argument("--only", choices=["restic", "records", "backups", "mercury"],
+                    help="every client of this one kind (to find which protocol a change in "
+                         "memory comes from)")
     a = ap.parse_args()
     seed = a.seed if a.seed is not None else random.randrange(1 << 32)
     work = tempfile.mkdtemp(prefix="enc-soak-")
@@ -317,7 +329,8 @@ def main():
     kinds = []
     for k in range(a.clients):
         f = k / a.clients
-        kinds.append("restic" if f < 0.4 else "records" if f < 0.6 else "backups" if f < 0.8 else "mercury")
+        kinds.append(a.only or ("restic" if f < 0.4 else "records" if f < 0.6
+                                else "backups" if f < 0.8 else "mercury"))
     apps = {k: s.device(k) for k, kind in enumerate(kinds) if kind == "backups"}
     began = time.time()
     until = began + a.minutes * 60
