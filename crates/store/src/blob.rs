@@ -172,13 +172,13 @@ impl ObjectBlobs {
             .with_access_key_id(&s.access_key_id)
             .with_secret_access_key(&s.secret_access_key)
             .with_virtual_hosted_style_request(!s.path_style)
-            // A store that stops answering is told to the client within about 15 s (a 503),
-            // not after object_store's default of ten retries over up to three minutes; a
-            // restart of a few seconds is still ridden out.
+            // A store that refuses connections is told to the client after six retries (about
+            // 6 s of back-off; a 503), not object_store's ten (about a minute); a restart of a
+            // few seconds is still ridden out. The three minutes in which a retry may start
+            // stay the default: a long streamed read that meets a timeout is resumed.
             .with_retry(object_store::RetryConfig {
-                backoff: object_store::BackoffConfig::default(),
                 max_retries: 6,
-                retry_timeout: std::time::Duration::from_secs(15),
+                ..object_store::RetryConfig::default()
             });
         if let Some(e) = &s.endpoint {
             b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
