@@ -266,9 +266,8 @@ def main():
     a = p.parse_args()
     seed = a.seed if a.seed is not None else random.randrange(1 << 32)
     rng = random.Random(seed)
-    for tool in ("restic",):
-        if shutil.which(tool) is None:
-            fail(f"{tool} is not installed (apt-get install {tool})")
+    if shutil.which("restic") is None:
+        fail("restic is not installed (apt-get install restic)")
     work = tempfile.mkdtemp(prefix="enc-crash-loop-")
     print(f"crash_loop: {a.trials} trials, seed {seed}, work {work}", flush=True)
     server = Server(a.bin_dir, work)

@@ -69,26 +69,20 @@ impl StoreError {
     /// `SQLITE_FULL`, PostgreSQL's `disk_full`, a blob write's `ENOSPC` or `EDQUOT`): nothing
     /// was stored, and writing again once there is room will work.
     pub fn is_full(&self) -> bool {
-        fn io_full(mut e: Option<&(dyn std::error::Error + 'static)>) -> bool {
-            while let Some(err) = e {
-                if let Some(io) = err.downcast_ref::<std::io::Error>()
-                    && (io.kind() == std::io::ErrorKind::StorageFull
-                        || io.kind() == std::io::ErrorKind::QuotaExceeded
-                        || matches!(io.raw_os_error(), Some(28 | 122)))
-                {
-                    return true;
-                }
-                e = err.source();
-            }
-            false
-        }
+        let io_full = |e: &(dyn std::error::Error + 'static)| {
+            any_io(e, |io| {
+                io.kind() == std::io::ErrorKind::StorageFull
+                    || io.kind() == std::io::ErrorKind::QuotaExceeded
+                    || matches!(io.raw_os_error(), Some(28 | 122))
+            })
+        };
         match self {
             Self::Full => true,
             Self::Database(sqlx::Error::Database(db)) => {
                 matches!(db.code().as_deref(), Some("13" | "53100"))
             }
-            Self::Database(e) => io_full(Some(e)),
-            Self::Blob(e) => io_full(Some(e)),
+            Self::Database(e) => io_full(e),
+            Self::Blob(e) => io_full(e),
             _ => false,
         }
     }
@@ -100,38 +94,31 @@ impl StoreError {
     /// referenced keeps its reservation instead of being released. Trying again once the
     /// storage is back will work.
     pub fn is_unavailable(&self) -> bool {
-        fn io_unavailable(mut e: Option<&(dyn std::error::Error + 'static)>) -> bool {
+        let io_unavailable = |e: &(dyn std::error::Error + 'static)| {
             use object_store::client::{HttpError, HttpErrorKind};
             use std::io::ErrorKind as K;
-            while let Some(err) = e {
-                if let Some(http) = err.downcast_ref::<HttpError>()
-                    && matches!(
+            any_cause(e, |err| {
+                err.downcast_ref::<HttpError>().is_some_and(|http| {
+                    matches!(
                         http.kind(),
                         HttpErrorKind::Connect
                             | HttpErrorKind::Timeout
                             | HttpErrorKind::Interrupted
                             | HttpErrorKind::Request
                     )
-                {
-                    return true;
-                }
-                if let Some(io) = err.downcast_ref::<std::io::Error>()
-                    && matches!(
-                        io.kind(),
-                        K::ConnectionRefused
-                            | K::ConnectionReset
-                            | K::ConnectionAborted
-                            | K::BrokenPipe
-                            | K::NotConnected
-                            | K::TimedOut
-                    )
-                {
-                    return true;
-                }
-                e = err.source();
-            }
-            false
-        }
+                })
+            }) || any_io(e, |io| {
+                matches!(
+                    io.kind(),
+                    K::ConnectionRefused
+                        | K::ConnectionReset
+                        | K::ConnectionAborted
+                        | K::BrokenPipe
+                        | K::NotConnected
+                        | K::TimedOut
+                )
+            })
+        };
         match self {
             Self::Unavailable => true,
             Self::Database(
@@ -157,7 +144,7 @@ impl StoreError {
                         | "53300"
                 )
             }),
-            Self::Blob(e) => io_unavailable(Some(e)),
+            Self::Blob(e) => io_unavailable(e),
             _ => false,
         }
     }
@@ -177,20 +164,10 @@ impl StoreError {
     /// Whether a blob ended before the range read from it (cut short behind the store's
     /// back: the metadata records it longer).
     pub fn is_short(&self) -> bool {
-        let mut e: Option<&(dyn std::error::Error + 'static)> = match self {
-            Self::Blob(e) => Some(e),
-            _ => None,
-        };
-        while let Some(err) = e {
-            if err
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
-            {
-                return true;
-            }
-            e = err.source();
+        match self {
+            Self::Blob(e) => any_io(e, |io| io.kind() == std::io::ErrorKind::UnexpectedEof),
+            _ => false,
         }
-        false
     }
 
     /// A failure of the local blob directory (`NotFound` for a missing file).
@@ -204,6 +181,28 @@ impl StoreError {
             }),
         }
     }
+}
+
+/// Whether `e` or any error it was caused by satisfies `pred`.
+fn any_cause(
+    e: &(dyn std::error::Error + 'static),
+    pred: impl Fn(&(dyn std::error::Error + 'static)) -> bool,
+) -> bool {
+    let mut at = Some(e);
+    while let Some(err) = at {
+        if pred(err) {
+            return true;
+        }
+        at = err.source();
+    }
+    false
+}
+
+/// Whether `e` or any error it was caused by is an I/O error satisfying `pred`.
+fn any_io(e: &(dyn std::error::Error + 'static), pred: impl Fn(&std::io::Error) -> bool) -> bool {
+    any_cause(e, |err| {
+        err.downcast_ref::<std::io::Error>().is_some_and(&pred)
+    })
 }
 
 /// Shorthand.

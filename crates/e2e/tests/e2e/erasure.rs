@@ -64,6 +64,19 @@ pub(crate) fn mercury_upload(
     true
 }
 
+/// Checks that a Mercury upload was refused (the client exits 3) with a message containing
+/// `words`; what the client said.
+pub(crate) fn assert_mercury_refused(out: &std::process::Output, words: &str) -> String {
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(said.contains(words), "{said}");
+    said
+}
+
 /// The same upload, whatever comes of it (the client prints a refusal and exits 3); `None`
 /// without Python's `websockets`, outside CI.
 pub(crate) fn mercury_try_upload(

@@ -96,13 +96,22 @@ impl ResticLoad {
         }
     }
 
-    /// Stops the loop; every answer it got and every body acknowledged.
-    fn finish(mut self) -> (Vec<Answer>, Vec<Vec<u8>>) {
+    /// Once the storage is back: waits until the server is ready and twenty more bodies are
+    /// acknowledged, stops the loop, and checks every answer it got ([`check_load`]).
+    fn after_recovery(mut self, server: &Server, user: &str, token: &str) {
+        wait_ready(server);
+        self.wait_acked(20);
         self.stop.store(true, Ordering::SeqCst);
         self.thread.take().expect("running").join().expect("load");
         let answers = std::mem::take(&mut *self.answers.lock().unwrap());
         let acked = std::mem::take(&mut *self.acked.lock().unwrap());
-        (answers, acked)
+        eprintln!(
+            "restic's POSTs: {} answered 200, {} a 503, the slowest in {:?}",
+            acked.len(),
+            answers.iter().filter(|a| a.status == Some(503)).count(),
+            answers.iter().map(|a| a.took).max().unwrap_or_default()
+        );
+        check_load(server, user, token, &answers, &acked);
     }
 
     /// Waits until `more` further bodies have been acknowledged (a 200), for a minute at
@@ -238,17 +247,7 @@ fn postgres_restarting_under_load_is_a_503_and_the_server_recovers() {
     std::thread::sleep(Duration::from_secs(2));
 
     pg.start_again();
-    wait_ready(&server);
-    eprintln!("ready again");
-    load.wait_acked(20);
-    let (answers, acked) = load.finish();
-    eprintln!(
-        "restic's POSTs: {} answered 200, {} a 503, the slowest in {:?}",
-        acked.len(),
-        answers.iter().filter(|a| a.status == Some(503)).count(),
-        answers.iter().map(|a| a.took).max().unwrap_or_default()
-    );
-    check_load(&server, "alice", &token, &answers, &acked);
+    load.after_recovery(&server, "alice", &token);
     alice.ok(&["push", "b.txt"]);
     alice.ok(&["pull", "a.txt", "-o", "a-back.txt"]);
     alice.assert_file("a-back.txt", "pushed before the outage");
@@ -324,33 +323,14 @@ fn garage_stopping_during_uploads_is_a_503_and_the_server_recovers() {
         alice.dir.path(),
     );
     if let Some(out) = &mercury {
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        eprintln!(
-            "mercury upload: {} after {:?}: {said}",
-            out.status,
-            began.elapsed()
-        );
-        assert_eq!(out.status.code(), Some(3), "{said}");
-        assert!(said.contains("not answering"), "{said}");
+        let said = crate::erasure::assert_mercury_refused(out, "not answering");
+        eprintln!("mercury upload refused after {:?}: {said}", began.elapsed());
     }
     assert!(began.elapsed() < Duration::from_secs(90));
 
     garage.start();
     garage.wait_for_s3();
-    wait_ready(&server);
-    load.wait_acked(20);
-    let (answers, acked) = load.finish();
-    eprintln!(
-        "restic's POSTs: {} answered 200, {} a 503, the slowest in {:?}",
-        acked.len(),
-        answers.iter().filter(|a| a.status == Some(503)).count(),
-        answers.iter().map(|a| a.took).max().unwrap_or_default()
-    );
-    check_load(&server, "alice", &token, &answers, &acked);
+    load.after_recovery(&server, "alice", &token);
     alice.ok(&["push", "big.bin"]);
     alice.ok(&["pull", "big.bin", "-o", "big-back.bin"]);
     assert!(same_file(
