@@ -335,6 +335,19 @@ fn server_configuration_commands() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown field"));
+    // A collector's horizon shorter than a second is refused, saying which setting.
+    std::fs::write(&cfg, "[limits]\nreservation = \"0s\"\n").unwrap();
+    let short = Command::new(bin("enc-server"))
+        .args(["--validate", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+    let said = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        said.contains("limits.reservation must be at least 1s"),
+        "{said}"
+    );
     // Environment overrides the file, flags override the environment.
     std::fs::write(&cfg, "session_idle_timeout = \"5s\"\n").unwrap();
     let env_bad = Command::new(bin("enc-server"))
