@@ -2,7 +2,11 @@
 # Runs the fuzz targets in fuzz/ (cargo-fuzz, libFuzzer, `--sanitizer none` so stable Rust
 # builds them): each for SECONDS (default 30), all of them or those named.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET…]
+#   scripts/fuzz.sh [--dev] [--build-only] [SECONDS] [TARGET…]
+#
+# --dev builds the targets unoptimised (cargo-fuzz's `--dev`): about half the build time and
+# far fewer executions a second; CI's short runs use it, the recorded long runs do not.
+# --build-only installs cargo-fuzz if missing and builds the targets, running none.
 #
 # Each run starts from the committed seeds (fuzz/seeds/TARGET) and the corpus earlier runs
 # grew (fuzz/corpus/TARGET, not committed); a crash leaves its input in
@@ -10,17 +14,28 @@
 # seconds, corpus size. cargo-fuzz is installed if missing.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
+profile=()
+if [ "${1:-}" = --dev ]; then
+  profile=(--dev)
+  shift
+fi
+build_only=
+if [ "${1:-}" = --build-only ]; then
+  build_only=1
+  shift
+fi
 secs=${1:-30}
 shift || true
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cargo fuzz list); fi
 [ -d seeds/client_decode ] || (cd .. && cargo build -q --bin enc-server && cargo run -q -p enc-e2e --example fuzz_seeds -- fuzz/seeds)
-cargo fuzz build --sanitizer none
+cargo fuzz build "${profile[@]}" --sanitizer none
+[ -z "$build_only" ] || exit 0
 failed=0
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   log=$(mktemp)
-  if cargo fuzz run --sanitizer none "$t" "corpus/$t" "seeds/$t" -- \
+  if cargo fuzz run "${profile[@]}" --sanitizer none "$t" "corpus/$t" "seeds/$t" -- \
       -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1; then
     status=ok
   else

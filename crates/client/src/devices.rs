@@ -670,7 +670,9 @@ impl Account {
     /// Whether `signer`'s device `device_id` with `key` may have signed commit `seq` (with
     /// `hash`) of vault `vault_id`: certified by the signer's account chain and standing, or
     /// revoked with that commit before the end its revocation signed for the vault, or that
-    /// end itself. `Err` with the reason otherwise; `who` names the signer in it.
+    /// end itself. Otherwise `bad` of the reason (`who` names the signer in it); or, when the
+    /// chain could not be fetched at all (the server unreachable or failing, the session
+    /// gone, a local file), that error as it is: nothing was found wrong with the chain.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn check_device_signer(
         &self,
@@ -681,14 +683,21 @@ impl Account {
         key: &str,
         seq: u64,
         hash: &str,
-    ) -> std::result::Result<(), String> {
-        let chain = self
-            .signer_chain(vault_id, signer)
-            .map_err(|e| format!("has a signer whose account chain cannot be checked ({e})"))?;
+        bad: impl Fn(String) -> ClientError,
+    ) -> Result<()> {
+        let chain = self.signer_chain(vault_id, signer).map_err(|e| {
+            if not_about_the_chain(&e) {
+                e
+            } else {
+                bad(format!(
+                    "has a signer whose account chain cannot be checked ({e})"
+                ))
+            }
+        })?;
         let Some(d) = chain.devices.get(device_id).filter(|d| d.key == key) else {
-            return Err(format!(
+            return Err(bad(format!(
                 "is signed by a device key {who}'s account chain does not certify"
-            ));
+            )));
         };
         if d.revoked.is_some() {
             // Up to the end its revocation signed for this vault, and that end is the very
@@ -697,13 +706,29 @@ impl Account {
                 Some((end, _)) if seq < *end => {}
                 Some((end, end_hash)) if seq == *end && hash == end_hash => {}
                 _ => {
-                    return Err(format!(
+                    return Err(bad(format!(
                         "is signed by {who}'s device {device_id} after its revocation"
-                    ));
+                    )));
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a failure to fetch a signer's chain says nothing of the chain: the server not
+/// reached, or failing (5xx, `unavailable` while its storage restarts), the session gone, the
+/// pinned certificate not presented, or a local file. Anything else (a chain refused, or
+/// that does not verify) is the vault's integrity at stake.
+fn not_about_the_chain(e: &ClientError) -> bool {
+    match e {
+        ClientError::Transport { .. }
+        | ClientError::SessionExpired
+        | ClientError::NotLoggedIn
+        | ClientError::FingerprintMismatch { .. }
+        | ClientError::Io { .. } => true,
+        ClientError::Api { status, .. } => *status >= 500,
+        _ => false,
     }
 }
 
@@ -735,4 +760,33 @@ pub fn parse_public_key(text: &str) -> Result<String> {
         )
     })?;
     Ok(b64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chain that could not be fetched keeps the failure's own kind (the crash loop saw a
+    /// server restarting worded as "integrity error"); a chain refused stays an integrity
+    /// matter.
+    #[test]
+    fn only_failures_about_the_chain_are_integrity() {
+        let api = |status: u16| ClientError::Api {
+            status,
+            code: "x".into(),
+            message: "x".into(),
+        };
+        let transport = ClientError::Transport {
+            server: "https://127.0.0.1:1".into(),
+            detail: "connection refused".into(),
+        };
+        assert!(not_about_the_chain(&transport));
+        assert!(not_about_the_chain(&api(503)));
+        assert!(not_about_the_chain(&ClientError::SessionExpired));
+        assert!(!not_about_the_chain(&api(404)));
+        assert!(!not_about_the_chain(&api(403)));
+        assert!(!not_about_the_chain(&ClientError::Integrity(
+            "forged".into()
+        )));
+    }
 }

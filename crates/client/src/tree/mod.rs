@@ -332,17 +332,16 @@ impl Account {
         match &header.signer.certificate {
             // Signed by a device: its key certified by the signer's account chain, and not
             // revoked before this commit.
-            Some(device) => self
-                .check_device_signer(
-                    &v.info.id,
-                    &header.signer.account,
-                    user,
-                    device,
-                    key,
-                    info.seq,
-                    &info.hash,
-                )
-                .map_err(bad)?,
+            Some(device) => self.check_device_signer(
+                &v.info.id,
+                &header.signer.account,
+                user,
+                device,
+                key,
+                info.seq,
+                &info.hash,
+                bad,
+            )?,
             // Signed by the account key, as before devices signed; never after a commit a
             // device signed (an old device's copy of the key signs nothing new).
             None => {

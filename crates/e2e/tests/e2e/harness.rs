@@ -33,7 +33,10 @@ pub fn bin_dir() -> &'static Path {
             .to_string();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--bins", "-p", "enc-server", "-p", "enc-cli"]);
+        // The whole workspace with its examples: the features `cargo test --workspace`
+        // resolves (dev-dependencies' included), so the libraries it built for the tests are
+        // the binaries' own and only the two `main`s are compiled here.
+        cmd.args(["build", "--workspace", "--bins", "--examples"]);
         if profile == "release" {
             cmd.arg("--release");
         }

@@ -47,9 +47,13 @@ pub enum ApiError {
     /// Anything else (500); the detail is logged only.
     #[error("internal error")]
     Internal(String),
-    /// A dependency is down (503).
+    /// A dependency is down (503, with `Retry-After`).
     #[error("{0}")]
     Unavailable(String),
+    /// A feature this server is not set up for (503, code `unavailable`, no `Retry-After`:
+    /// asking again changes nothing until its admin sets it up).
+    #[error("{0}")]
+    NotConfigured(String),
     /// Stored data the metadata references is missing from the blob store (500, code
     /// `damaged`): the server's storage lost it.
     #[error("{0}")]
@@ -78,7 +82,9 @@ impl ApiError {
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Damaged(_) => (StatusCode::INTERNAL_SERVER_ERROR, "damaged"),
             Self::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Unavailable(_) | Self::NotConfigured(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
         }
     }
 }
@@ -162,3 +168,20 @@ impl From<JsonRejection> for ApiError {
 
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A storage outage asks the client to come back (`Retry-After`); a feature the server
+    /// is not set up for is the same 503 without it, since asking again changes nothing.
+    #[test]
+    fn only_an_outage_says_when_to_retry() {
+        let down = ApiError::Unavailable(STORAGE_UNAVAILABLE.into()).into_response();
+        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(down.headers()[header::RETRY_AFTER], "5");
+        let unset = ApiError::NotConfigured("records have no pepper".into()).into_response();
+        assert_eq!(unset.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(unset.headers().get(header::RETRY_AFTER).is_none());
+    }
+}

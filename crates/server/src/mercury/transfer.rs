@@ -202,7 +202,7 @@ impl Conn {
             .mercury_commit(MercuryCommit {
                 space: space.clone(),
                 name: name.clone(),
-                blob_key,
+                blob_key: blob_key.clone(),
                 size: size as i64,
                 user: user.clone(),
                 space_limit: limit.map(|l| l.min(i64::MAX as u64) as i64),
@@ -229,6 +229,13 @@ impl Conn {
             }
             Err(e) => {
                 let _ = state.meta.mercury_abort(&space, &name).await;
+                if matches!(e, StoreError::NotFound | StoreError::Conflict(_)) {
+                    // Nothing was stored: the reservation ran out while the bytes streamed
+                    // (its name expired, its blob perhaps collected before the last bytes
+                    // landed). The key is queued again, or what was written since would be
+                    // left with nothing to collect it.
+                    let _ = state.meta.queue_blob(&blob_key, crate::rules::now()).await;
+                }
                 crate::rules::gc::kick(&state);
                 match e {
                     StoreError::QuotaExceeded => {

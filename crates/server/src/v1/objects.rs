@@ -123,7 +123,7 @@ pub async fn upload(
         })?;
     // From here on, however the request ends (an error, a refusal, a dropped connection),
     // the upload is released unless it completes.
-    let mut pending = Pending::new(&state, &s.user.id, &upload_id);
+    let mut pending = Pending::new(&state, &s.user.id, &upload_id, &blob_key);
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|l| l.to_str().ok()?.parse::<u64>().ok());
@@ -212,15 +212,17 @@ struct Pending {
     state: AppState,
     user_id: String,
     upload_id: String,
+    blob_key: String,
     done: bool,
 }
 
 impl Pending {
-    fn new(state: &AppState, user_id: &str, upload_id: &str) -> Self {
+    fn new(state: &AppState, user_id: &str, upload_id: &str, blob_key: &str) -> Self {
         Self {
             state: state.clone(),
             user_id: user_id.to_string(),
             upload_id: upload_id.to_string(),
+            blob_key: blob_key.to_string(),
             done: false,
         }
     }
@@ -253,12 +255,18 @@ impl Drop for Pending {
         let state = self.state.clone();
         let user_id = std::mem::take(&mut self.user_id);
         let upload_id = std::mem::take(&mut self.upload_id);
+        let blob_key = std::mem::take(&mut self.blob_key);
         tokio::spawn(enc_store::tenant::scope(user_id, async move {
-            match state
-                .meta
-                .release_upload(&upload_id, crate::rules::now())
-                .await
-            {
+            let now = crate::rules::now();
+            // Released, or already gone: an upload that outlasted its reservation was expired
+            // while its bytes streamed (its blob queued, perhaps collected before the last
+            // bytes landed), so its key is queued again. Nothing references it: only a
+            // completed upload's receipt names it to a commit.
+            let released = match state.meta.release_upload(&upload_id, now).await {
+                Ok(()) => state.meta.queue_blob(&blob_key, now).await,
+                Err(e) => Err(e),
+            };
+            match released {
                 Ok(()) => crate::rules::gc::kick(&state),
                 Err(e) => tracing::warn!(error = %e, "releasing an unfinished upload failed"),
             }

@@ -282,7 +282,7 @@ pub async fn remove_as_admin(
         ));
     }
     let Some(pepper) = &state.records_pepper else {
-        return Err(ApiError::Unavailable("records have no pepper".into()));
+        return Err(ApiError::NotConfigured("records have no pepper".into()));
     };
     let user = state
         .meta

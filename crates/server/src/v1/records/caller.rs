@@ -122,7 +122,7 @@ pub async fn scope(
 
 async fn authenticate(parts: &mut Parts, state: &AppState) -> ApiResult<Caller> {
     let Some(pepper) = &state.records_pepper else {
-        return Err(ApiError::Unavailable(
+        return Err(ApiError::NotConfigured(
             "records need a pepper shared by every replica: set [records] pepper_file or \
              ENC_RECORDS_PEPPER"
                 .into(),
