@@ -15,27 +15,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 profile=()
-if [ "${1:-}" = --dev ]; then
-  profile=(--dev)
-  shift
-fi
 build_only=
-if [ "${1:-}" = --build-only ]; then
-  build_only=1
+while [ $# -gt 0 ]; do
+  case $1 in
+    --dev) profile=(--dev) ;;
+    --build-only) build_only=1 ;;
+    *) break ;;
+  esac
   shift
-fi
+done
 secs=${1:-30}
 shift || true
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cargo fuzz list); fi
 [ -d seeds/client_decode ] || (cd .. && cargo build -q --bin enc-server && cargo run -q -p enc-e2e --example fuzz_seeds -- fuzz/seeds)
-cargo fuzz build "${profile[@]}" --sanitizer none
+cargo fuzz build ${profile[@]+"${profile[@]}"} --sanitizer none
 [ -z "$build_only" ] || exit 0
 failed=0
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   log=$(mktemp)
-  if cargo fuzz run "${profile[@]}" --sanitizer none "$t" "corpus/$t" "seeds/$t" -- \
+  if cargo fuzz run ${profile[@]+"${profile[@]}"} --sanitizer none "$t" "corpus/$t" "seeds/$t" -- \
       -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1; then
     status=ok
   else

@@ -685,14 +685,19 @@ impl Account {
         hash: &str,
         bad: impl Fn(String) -> ClientError,
     ) -> Result<()> {
-        let chain = self.signer_chain(vault_id, signer).map_err(|e| {
-            if not_about_the_chain(&e) {
-                e
-            } else {
-                bad(format!(
-                    "has a signer whose account chain cannot be checked ({e})"
-                ))
+        let chain = self.signer_chain(vault_id, signer).map_err(|e| match e {
+            ClientError::Transport { server, detail } if not_about_the_chain_transport(&detail) => {
+                ClientError::Transport {
+                    server,
+                    detail: format!(
+                        "{detail} (while fetching the account chain that signed commit {seq})"
+                    ),
+                }
             }
+            e if not_about_the_chain(&e) => e,
+            e => bad(format!(
+                "has a signer whose account chain cannot be checked ({e})"
+            )),
         })?;
         let Some(d) = chain.devices.get(device_id).filter(|d| d.key == key) else {
             return Err(bad(format!(
@@ -722,14 +727,20 @@ impl Account {
 /// that does not verify) is the vault's integrity at stake.
 fn not_about_the_chain(e: &ClientError) -> bool {
     match e {
-        ClientError::Transport { .. }
-        | ClientError::SessionExpired
+        ClientError::Transport { detail, .. } => not_about_the_chain_transport(detail),
+        ClientError::SessionExpired
         | ClientError::NotLoggedIn
         | ClientError::FingerprintMismatch { .. }
         | ClientError::Io { .. } => true,
         ClientError::Api { status, .. } => *status >= 500,
         _ => false,
     }
+}
+
+/// A transport failure, unless it is an answer that does not decode: that one is the server's
+/// doing, not the network's.
+fn not_about_the_chain_transport(detail: &str) -> bool {
+    !detail.starts_with("unexpected answer")
 }
 
 /// Seconds since the Unix epoch.
@@ -781,6 +792,11 @@ mod tests {
             detail: "connection refused".into(),
         };
         assert!(not_about_the_chain(&transport));
+        let garbled = ClientError::Transport {
+            server: "https://127.0.0.1:1".into(),
+            detail: "unexpected answer: expected value at line 1 column 1".into(),
+        };
+        assert!(!not_about_the_chain(&garbled));
         assert!(not_about_the_chain(&api(503)));
         assert!(not_about_the_chain(&ClientError::SessionExpired));
         assert!(!not_about_the_chain(&api(404)));

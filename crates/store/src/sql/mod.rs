@@ -210,15 +210,22 @@ pub(crate) async fn still_reserved(tx: &mut Tx, key: &str) -> Result<bool> {
     Ok(row.is_some())
 }
 
-/// Queues a blob for deletion at `at`; a key already queued keeps the earlier time.
+/// Queues a blob for deletion at `at`; a key already queued keeps the earlier time. A key the
+/// collector has claimed (`queued` < 0: its deletion under way) and that is queued again for
+/// now or earlier is queued anew, so that deletion's end (`gc_done`) leaves it queued: what
+/// landed under the key meanwhile (an upload that outlasted its reservation) is collected on
+/// a later pass. A reservation for later never re-arms a claimed key.
 pub(crate) async fn queue_at(tx: &mut Tx, key: &str, at: i64) -> Result<()> {
     tx.execute(
         q(
             "INSERT INTO blob_gc (blob_key, queued) VALUES (?, ?) ON CONFLICT (blob_key) DO UPDATE \
-           SET queued = CASE WHEN excluded.queued < blob_gc.queued \
-           THEN excluded.queued ELSE blob_gc.queued END",
+           SET queued = CASE \
+             WHEN blob_gc.queued < 0 AND excluded.queued >= 0 AND excluded.queued <= ? \
+             THEN excluded.queued \
+             WHEN excluded.queued < blob_gc.queued THEN excluded.queued \
+             ELSE blob_gc.queued END",
         )
-        .binds((key, at)),
+        .binds((key, at, unix_now())),
     )
     .await?;
     Ok(())

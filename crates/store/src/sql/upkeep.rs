@@ -113,8 +113,9 @@ impl Collection for SqlMeta {
 
     async fn gc_done(&self, keys: &[String]) -> Result<()> {
         let mut tx = self.db.write(Scope::System).await?;
+        // Only a claim: a key queued again while it was deleted stays queued (`queue_at`).
         for k in keys {
-            tx.execute(q("DELETE FROM blob_gc WHERE blob_key = ?").bind(k))
+            tx.execute(q("DELETE FROM blob_gc WHERE blob_key = ? AND queued < 0").bind(k))
                 .await?;
         }
         tx.commit().await

@@ -373,6 +373,26 @@ async fn versions_quota_and_collection() {
                 .expect("gc")
                 .is_empty()
         );
+        // A key queued again while the collector deletes it (an upload that outlasted its
+        // reservation, its blob landing meanwhile) stays queued once that deletion is done;
+        // a reservation for later does not re-arm a claimed key.
+        meta.queue_blob("late", now()).await.expect("queue");
+        let claimed = meta.gc_pending(now() + 1, 100).await.expect("gc");
+        assert_eq!(claimed, ["late"]);
+        meta.queue_blob("late", now()).await.expect("queue again");
+        meta.gc_done(&claimed).await.expect("done");
+        let again = meta.gc_pending(now() + 1, 100).await.expect("gc");
+        assert_eq!(again, ["late"]);
+        meta.queue_blob("late", now() + 3600)
+            .await
+            .expect("reserve");
+        meta.gc_done(&again).await.expect("done");
+        assert!(
+            meta.gc_pending(now() + 1, 100)
+                .await
+                .expect("gc")
+                .is_empty()
+        );
     })
     .await;
 }
